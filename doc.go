@@ -1,0 +1,31 @@
+// Package madang is an embeddable SDK for mobile game backends, with reference
+// servers built from it.
+//
+// It packages what a studio running a live mobile RPG learned the hard way: a
+// stateless web game server behind an L4 load balancer, a realtime server for
+// chat, notices, raids and PvP, MySQL game databases sharded by user key, Redis
+// for sessions and rankings, replay-safe requests, and cheap but effective
+// anti-cheat checks.
+//
+// Each package is useful on its own:
+//
+//   - protocol: the wire format (a JSON envelope in a binary frame, LZ4 above
+//     150 bytes, XOR obfuscation or AES-GCM authenticated frames), result
+//     codes, the transport-agnostic Handler/Middleware chain, the HTTP adapter
+//     and a Go client. Server time is stamped on every response.
+//   - session: login sessions (one per user, kick, revoke), per-user cache and
+//     rankings on Redis, routed by user key. (planned)
+//   - shard: user keys over many MySQL game databases through a directory
+//     table; a database added to the directory takes new users. (planned)
+//   - idempotency: a retried request returns the stored result instead of
+//     running twice. (planned)
+//   - realtime: a websocket hub for chat, notices, events and raid/PvP rooms
+//     across nodes. (planned)
+//   - anticheat: speed-hack clock drift, stat bounds, APK signatures, receipts,
+//     hack log and blocks. (planned)
+//
+// The layering rule: protocol imports nothing of madang; session, shard,
+// idempotency and anticheat import only protocol and internal packages; data
+// they need from each other travels in protocol.Principal or through small
+// interfaces the caller injects.
+package madang

@@ -1,0 +1,298 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// HTTP content types and headers of the protocol (docs/PROTOCOL.md).
+const (
+	// ContentTypeFrame is the content type of binary frames.
+	ContentTypeFrame = "application/vnd.madang.frame"
+	// ContentTypeJSON is the content type of plain JSON (development mode).
+	ContentTypeJSON = "application/json"
+	// HeaderIdempotencyKey carries a request id when the envelope has none.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// DefaultHTTPPath is where the example servers mount the adapter.
+	DefaultHTTPPath = "/v1/rpc"
+)
+
+// HTTPConfig configures an HTTPHandler. The zero value serves frames with the
+// default Codec, refuses plain JSON and cannot open authenticated frames.
+type HTTPConfig struct {
+	// Codec must be a RoleServer codec. Default: NewCodec(Config{}).
+	Codec *Codec
+	// Keys resolves the keys of authenticated frames. Nil: authenticated
+	// frames are refused with CodeUnauthorized. If it also implements
+	// CounterGuard, each frame's counter is checked here.
+	Keys KeyResolver
+	// AllowPlainJSON accepts a bare JSON envelope (a body starting with '{')
+	// and answers in plain JSON, so curl works. For development only.
+	AllowPlainJSON bool
+	// RequireAuthenticated refuses plain and XOR frames with CodeUnauthorized.
+	RequireAuthenticated bool
+	// HandlerTimeout bounds each request's context. 0: no bound beyond the
+	// client's connection.
+	HandlerTimeout time.Duration
+	// Logger receives handler panics and internal errors. Nil: silent.
+	Logger *slog.Logger
+	// Now is the server clock. Default time.Now.
+	Now func() time.Time
+}
+
+// HTTPHandler serves the protocol over HTTP POST: one frame in the request
+// body, one frame in the response body. See docs/PROTOCOL.md for statuses.
+type HTTPHandler struct {
+	h    Handler
+	cfg  HTTPConfig
+	pool sync.Pool // *[]byte buffers for bodies and frames
+}
+
+// maxPooledBuffer keeps rare huge buffers out of the pool.
+const maxPooledBuffer = 64 << 10
+
+// NewHTTPHandler returns an http.Handler that decodes each request, runs h
+// through Dispatch and encodes the response in the request's mode.
+func NewHTTPHandler(h Handler, cfg HTTPConfig) (*HTTPHandler, error) {
+	if h == nil {
+		return nil, errors.New("protocol: nil handler")
+	}
+	if cfg.Codec == nil {
+		c, err := NewCodec(Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Codec = c
+	}
+	if cfg.Codec.Role() != RoleServer {
+		return nil, errors.New("protocol: HTTP handler needs a RoleServer codec")
+	}
+	if cfg.RequireAuthenticated && cfg.AllowPlainJSON {
+		return nil, errors.New("protocol: RequireAuthenticated and AllowPlainJSON contradict each other")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &HTTPHandler{h: h, cfg: cfg}
+	s.pool.New = func() any { b := make([]byte, 0, 4096); return &b }
+	return s, nil
+}
+
+func (s *HTTPHandler) getBuf() *[]byte { return s.pool.Get().(*[]byte) }
+
+func (s *HTTPHandler) putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuffer {
+		*b = (*b)[:0]
+		s.pool.Put(b)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST a madang frame", http.StatusMethodNotAllowed)
+		return
+	}
+	received := s.cfg.Now()
+	limit := s.cfg.Codec.MaxFrameSize()
+	if r.ContentLength > int64(limit) {
+		s.fail(w, false, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, r.ContentLength, limit))
+		return
+	}
+	inBuf := s.getBuf()
+	defer s.putBuf(inBuf)
+	in, err := readLimited(r.Body, *inBuf, limit)
+	*inBuf = in[:0]
+	if err != nil {
+		s.fail(w, false, err)
+		return
+	}
+
+	req := &Request{ReceivedAt: received, RemoteAddr: r.RemoteAddr}
+	plain := isPlainJSON(in)
+	var keys *Keys
+	if plain {
+		if !s.cfg.AllowPlainJSON {
+			s.fail(w, false, &Error{Code: CodeBadFrame, Message: "protocol: plain JSON is not accepted; send a frame"})
+			return
+		}
+		req.PlainJSON = true
+		err = DecodeRequest(in, req)
+	} else {
+		keys, err = s.decodeFrame(r.Context(), in, req)
+	}
+	if err != nil {
+		s.fail(w, plain, err)
+		return
+	}
+	if k := r.Header.Get(HeaderIdempotencyKey); k != "" {
+		if len(k) > MaxRequestIDLen {
+			s.fail(w, plain, fmt.Errorf("%w: %s longer than %d bytes", ErrEnvelope, HeaderIdempotencyKey, MaxRequestIDLen))
+			return
+		}
+		req.IdempotencyKey = k
+		if req.RequestID == "" {
+			req.RequestID = k
+		}
+	}
+
+	ctx := r.Context()
+	if s.cfg.HandlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandlerTimeout)
+		defer cancel()
+	}
+	resp := Dispatch(ctx, s.h, req, s.cfg.Logger)
+	resp.ServerTime = s.cfg.Now().UnixMilli()
+	s.write(w, http.StatusOK, req.PlainJSON, req.Mode, keys, resp)
+}
+
+// decodeFrame opens a frame into req and returns the keys it used.
+func (s *HTTPHandler) decodeFrame(ctx context.Context, in []byte, req *Request) (*Keys, error) {
+	h, err := ParseHeader(in)
+	if err != nil {
+		return nil, err
+	}
+	mode := ModeOf(h.Flags)
+	if s.cfg.RequireAuthenticated && mode != ModeAuthenticated {
+		return nil, &Error{Code: CodeUnauthorized, Message: "protocol: authenticated frames required"}
+	}
+	var keys *Keys
+	if mode == ModeAuthenticated {
+		if s.cfg.Keys == nil {
+			return nil, ErrNoKeys
+		}
+		if keys, err = s.cfg.Keys.ResolveKeys(ctx, h.KeyID); err != nil {
+			return nil, err
+		}
+	}
+	bodyBuf := s.getBuf()
+	defer s.putBuf(bodyBuf)
+	body, h, err := s.cfg.Codec.AppendDecode(*bodyBuf, in, keys)
+	*bodyBuf = body[:0]
+	if err != nil {
+		return nil, err
+	}
+	if mode == ModeAuthenticated {
+		if g, ok := s.cfg.Keys.(CounterGuard); ok {
+			if err := g.AcceptCounter(ctx, h.KeyID, h.Counter); err != nil {
+				return nil, err
+			}
+		}
+		req.KeyID = append([]byte(nil), h.KeyID...)
+		req.Counter = h.Counter
+	}
+	req.Mode = mode
+	// DecodeRequest copies what it keeps, so the pooled body can be reused.
+	return keys, DecodeRequest(body, req)
+}
+
+// fail answers a request that never reached the handler: an unprotected
+// server frame (or plain JSON) with the error's code and an HTTP error status.
+func (s *HTTPHandler) fail(w http.ResponseWriter, plain bool, err error) {
+	code, msg, _ := publicError(err)
+	if code == CodeInternal || code == CodeUnavailable {
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.Error("protocol: request refused", "err", err)
+		}
+	}
+	resp := &Response{Code: code, Message: msg, ServerTime: s.cfg.Now().UnixMilli()}
+	s.write(w, httpStatusFor(code), plain, ModePlain, nil, resp)
+}
+
+// httpStatusFor maps a code refused before dispatch to an HTTP status.
+func httpStatusFor(c Code) int {
+	switch c {
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnauthorized, CodeReplayed:
+		return http.StatusUnauthorized
+	case CodeInternal:
+		return http.StatusInternalServerError
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+func (s *HTTPHandler) write(w http.ResponseWriter, status int, plain bool, mode Mode, keys *Keys, resp *Response) {
+	jsonBuf := s.getBuf()
+	defer s.putBuf(jsonBuf)
+	body := AppendResponse(*jsonBuf, resp)
+	*jsonBuf = body[:0]
+	out, contentType := body, ContentTypeJSON
+	if !plain {
+		frameBuf := s.getBuf()
+		defer s.putBuf(frameBuf)
+		frame, err := s.cfg.Codec.AppendEncode(*frameBuf, body, EncodeOptions{Mode: mode, Keys: keys})
+		*frameBuf = frame[:0]
+		if err != nil {
+			// Only a response larger than the limits gets here; say so
+			// without leaking the payload.
+			if s.cfg.Logger != nil {
+				s.cfg.Logger.Error("protocol: encode response", "err", err)
+			}
+			small := &Response{Seq: resp.Seq, RequestID: resp.RequestID, Code: CodeInternal, Message: CodeInternal.String(), ServerTime: resp.ServerTime}
+			frame, err = s.cfg.Codec.AppendEncode((*frameBuf)[:0], AppendResponse(nil, small), EncodeOptions{Mode: mode, Keys: keys})
+			if err != nil {
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+			*frameBuf = frame[:0]
+		}
+		out, contentType = frame, ContentTypeFrame
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// readLimited reads all of r into buf, failing with ErrFrameTooLarge past
+// limit bytes.
+func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return buf, fmt.Errorf("%w: limit %d", ErrFrameTooLarge, limit)
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, fmt.Errorf("%w: limit %d", ErrFrameTooLarge, limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, &Error{Code: CodeBadRequest, Message: "protocol: reading request body failed", Err: err}
+		}
+	}
+}
+
+// isPlainJSON reports whether a body is a bare JSON object rather than a
+// frame: frames start with the version byte, never '{' or white space.
+func isPlainJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
