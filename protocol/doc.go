@@ -1,0 +1,53 @@
+// Package protocol is madang's wire format and request pipeline: what every
+// other package and both transports (HTTP and websocket) share.
+//
+// # Frames
+//
+// A message travels as a binary frame: a version byte, a flag byte, a
+// big-endian body length, optional header fields, then the body (see
+// docs/PROTOCOL.md for every byte). The body is a JSON envelope that is:
+//
+//   - LZ4-compressed (raw block format) when it is at least
+//     Config.CompressThreshold bytes (150 by default) and compression makes the
+//     frame smaller;
+//   - then either XORed with a shared key (ModeXOR — obfuscation against casual
+//     inspection, not security), or sealed with AES-256-GCM (ModeAuthenticated)
+//     using keys derived by HKDF-SHA256 from a per-session secret.
+//
+// Client frames in authenticated mode carry the session's key id and a 64-bit
+// counter in the clear; the nonce is built from the counter and the header is
+// the additional data, so a frame cannot be altered, cut short or moved to
+// another session. A CounterGuard (the session store in a real server, a
+// Keyring in tests) refuses counters at or below the last accepted, so a
+// captured frame cannot be replayed. Server frames use random nonces.
+//
+// Decoding never trusts a length before checking it: frame size and declared
+// decompressed size are limited (Config.MaxFrameSize, Config.MaxBodySize)
+// before anything is allocated. AppendEncode and AppendDecode write into the
+// caller's buffers and do not allocate in steady state.
+//
+// # Envelope and result codes
+//
+// A Request carries the command, a sequence number, a request id that stays
+// the same across retries (for idempotency), the client's raw clock, the
+// session token and a JSON payload. A Response carries the sequence number,
+// request id, a result Code from one stable table, a message, the server's
+// clock (on every response) and the payload. A Push is a server-initiated
+// message for realtime.
+//
+// # Handlers
+//
+// A Handler serves one decoded Request; Middleware wraps handlers
+// (authentication fills Request.Principal, then anti-cheat, idempotency, ...);
+// a Mux routes by command; Typed adapts typed functions. Dispatch runs a
+// handler the way every transport must: panics recovered, errors mapped to
+// codes without leaking internals. HTTPHandler serves the chain over HTTP POST;
+// the realtime package runs the same chain for websocket commands.
+//
+// # Client
+//
+// Client is a Go client for tests, bots and the load tool: it numbers
+// requests, re-sends a request whose reply was lost with the same request id
+// (sealed again with a new counter), and estimates the server clock offset
+// while always sending its raw clock.
+package protocol
