@@ -28,13 +28,13 @@ type HTTPTransport struct {
 	// Header is added to every request (for example an Idempotency-Key
 	// set by a test).
 	Header http.Header
+	// MaxReplySize bounds how much of a reply is read; a longer reply is
+	// cut there and then fails to decode. Default DefaultMaxFrameSize.
+	MaxReplySize int
 }
 
-// maxReplySize bounds how much of a reply HTTPTransport reads.
-const maxReplySize = DefaultMaxFrameSize + 1
-
-// TransportError is a lost reply: a network error or a 5xx status without a
-// protocol frame. The request may have run on the server.
+// TransportError is a lost reply: a network error, or an error status without
+// a protocol frame. The request may have run on the server.
 type TransportError struct {
 	Status int // HTTP status, 0 for a network error
 	Err    error
@@ -49,8 +49,9 @@ func (e *TransportError) Error() string {
 
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// RoundTrip implements Transport. 4xx replies carry a frame with the refusal
-// code and are returned as replies; other non-2xx replies are TransportErrors.
+// RoundTrip implements Transport. Every reply that carries a frame (2xx, and
+// the server's refusals with 4xx or 5xx statuses) is returned as a reply;
+// other non-2xx replies (a proxy's error page) are TransportErrors.
 func (t *HTTPTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(frame))
 	if err != nil {
@@ -69,11 +70,15 @@ func (t *HTTPTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, er
 		return nil, &TransportError{Err: err}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplySize))
+	limit := t.MaxReplySize
+	if limit <= 0 {
+		limit = DefaultMaxFrameSize
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, &TransportError{Err: err}
 	}
-	if resp.StatusCode/100 == 2 || (resp.StatusCode/100 == 4 && resp.Header.Get("Content-Type") == ContentTypeFrame) {
+	if resp.StatusCode/100 == 2 || resp.Header.Get("Content-Type") == ContentTypeFrame {
 		return body, nil
 	}
 	return nil, &TransportError{Status: resp.StatusCode, Err: errors.New(http.StatusText(resp.StatusCode))}
@@ -136,16 +141,16 @@ type clockSample struct {
 
 // NewClient returns a Client for cfg.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	if cfg.Transport == nil {
-		if cfg.URL == "" {
-			return nil, errors.New("protocol: client needs a Transport or a URL")
-		}
-		cfg.Transport = &HTTPTransport{URL: cfg.URL}
+	if cfg.Transport == nil && cfg.URL == "" {
+		return nil, errors.New("protocol: client needs a Transport or a URL")
 	}
 	cfg.Codec.Role = RoleClient
 	codec, err := NewCodec(cfg.Codec)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &HTTPTransport{URL: cfg.URL, MaxReplySize: codec.MaxFrameSize()}
 	}
 	if cfg.Mode == ModeXOR && cfg.Codec.XORKey == nil {
 		return nil, errNoXORKey
@@ -166,12 +171,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 // SetSession sets the session token sent in every envelope and, when keys is
-// not nil, switches to authenticated frames with those keys (the counter
-// starts again at 1). Pass "" and nil to log out.
+// not nil, switches to authenticated frames with those keys. New keys start
+// the counter again at 1; the same keys keep it, because the server refuses
+// counters it has already passed. Pass "" and nil to log out.
 func (c *Client) SetSession(token string, keys *Keys) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.token, c.keys, c.counter = token, keys, 0
+	if keys != c.keys {
+		c.counter = 0
+	}
+	c.token, c.keys = token, keys
 }
 
 // Token returns the current session token.
@@ -314,7 +323,13 @@ func (c *Client) send(ctx context.Context, req *Request) (*Response, error) {
 	if ModeOf(h.Flags) != opts.Mode && resp.Code == CodeOK {
 		return nil, fmt.Errorf("protocol: reply in mode %v to a %v request", ModeOf(h.Flags), opts.Mode)
 	}
-	if resp.Seq != req.Seq && resp.Seq != 0 {
+	// A push, or a success that does not answer this request's sequence
+	// number, is not this request's reply: refusing it stops a captured
+	// frame sealed with the same keys from passing for the answer.
+	if IsPush(body) {
+		return nil, errors.New("protocol: reply is a push, not a response")
+	}
+	if resp.Seq != req.Seq && (resp.Seq != 0 || resp.Code == CodeOK) {
 		return nil, fmt.Errorf("protocol: reply for seq %d to request seq %d", resp.Seq, req.Seq)
 	}
 	if resp.ServerTime != 0 {

@@ -231,3 +231,73 @@ func TestHTTPTransportStatuses(t *testing.T) {
 		t.Fatalf("502: %v", err)
 	}
 }
+
+// sealedTransport answers every request with a body sealed with the session
+// keys, as a captured server frame would be.
+type sealedTransport struct {
+	codec *Codec
+	keys  *Keys
+	body  []byte
+}
+
+func (s sealedTransport) RoundTrip(context.Context, []byte) ([]byte, error) {
+	return s.codec.Encode(s.body, EncodeOptions{Mode: ModeAuthenticated, Keys: s.keys})
+}
+
+func TestClientRefusesRepliesThatDoNotAnswer(t *testing.T) {
+	keys := testKeys(t)
+	server := mustCodec(t, Config{})
+	for name, body := range map[string][]byte{
+		"push":       AppendPush(nil, &Push{Topic: "chat", ServerTime: 1, Payload: json.RawMessage(`999`)}),
+		"no seq":     []byte(`{"stime":1,"payload":999}`),
+		"other seq":  AppendResponse(nil, &Response{Seq: 77, ServerTime: 1, Payload: json.RawMessage(`999`)}),
+		"not a json": []byte(`999`),
+	} {
+		c, _ := NewClient(ClientConfig{Transport: sealedTransport{server, keys, body}, MaxAttempts: 1})
+		c.SetSession("", keys)
+		var out int
+		if _, err := c.Call(context.Background(), "add", nil, &out); err == nil || out == 999 {
+			t.Errorf("%s: accepted as the reply (err %v, out %d)", name, err, out)
+		}
+	}
+}
+
+func TestClientKeepsCounterForSameKeys(t *testing.T) {
+	keyring := NewKeyring()
+	srv, rec := clientServer(t, 0, keyring)
+	keys := testKeys(t)
+	keyring.Add(keys)
+	c, _ := NewClient(ClientConfig{URL: srv.URL})
+	c.SetSession("", keys)
+	if _, err := c.Call(context.Background(), "add", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.SetSession("renewed-token", keys) // same keys: the counter goes on
+	if _, err := c.Call(context.Background(), "add", nil, nil); err != nil {
+		t.Fatalf("after SetSession with the same keys: %v", err)
+	}
+	if got := rec.all(); got[1].Counter != 2 {
+		t.Fatalf("counter %d after re-setting the same keys, want 2", got[1].Counter)
+	}
+}
+
+// A refusal the server sends with a 5xx status is a reply with a code, not a
+// lost reply.
+func TestClientReadsServerRefusalOn5xx(t *testing.T) {
+	m := NewMux()
+	h, _ := NewHTTPHandler(m, HTTPConfig{Keys: failingResolver{}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c, _ := NewClient(ClientConfig{URL: srv.URL, MaxAttempts: 1})
+	c.SetSession("", testKeys(t))
+	_, err := c.Call(context.Background(), "x", nil, nil)
+	if CodeOf(err) != CodeUnavailable {
+		t.Fatalf("err %v (code %v), want the server's CodeUnavailable", err, CodeOf(err))
+	}
+}
+
+type failingResolver struct{}
+
+func (failingResolver) ResolveKeys(context.Context, []byte) (*Keys, error) {
+	return nil, &Error{Code: CodeUnavailable, Message: "session store unavailable"}
+}

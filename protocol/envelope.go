@@ -95,8 +95,9 @@ type Response struct {
 }
 
 // Push is a server-initiated message (realtime): chat, notices, events,
-// room snapshots. A server message is a Push exactly when it has a non-empty
-// "push" member.
+// room snapshots. A server message is a Push when its JSON begins with the
+// "push" member, as AppendPush writes it (see IsPush); a Response never has
+// one.
 type Push struct {
 	// Topic says what the push is ("chat", "notice", "kick", ...).
 	Topic string `json:"push"`
