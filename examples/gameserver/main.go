@@ -1,0 +1,45 @@
+// Command gameserver is madang's reference mobile game server.
+//
+//	go run ./examples/gameserver
+//
+// starts it on embedded defaults (no Redis, no MySQL) on 127.0.0.1:8080.
+// Flags and MADANG_* environment variables switch it to real backends; run
+// it with -h for the list. The server's logic lives in package server; this
+// main only wires signals, flags and output.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/madang-io/madang/examples/gameserver/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "gameserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the configuration, starts the server and blocks until ctx is
+// done and the server has shut down.
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	cfg, err := server.ParseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return srv.ListenAndServe(ctx, out)
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+)
+
+func startServer(t *testing.T, cfg Config) (base string) {
+	t.Helper()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	srv, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- srv.Serve(ctx, ln, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("server did not shut down")
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func TestServerAnswersFramesAndPlainJSON(t *testing.T) {
+	base := startServer(t, Config{Dev: true, XORKey: "k"})
+	c, err := protocol.NewClient(protocol.ClientConfig{URL: base + protocol.DefaultHTTPPath, Codec: protocol.Config{XORKey: []byte("k")}, Mode: protocol.ModeXOR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int64
+	before := time.Now().UnixMilli()
+	if _, err := c.Call(context.Background(), "sys.time", nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["server_ms"] < before || got["client_ms"] < before {
+		t.Fatalf("sys.time: %v", got)
+	}
+
+	resp, err := http.Post(base+protocol.DefaultHTTPPath, "application/json", strings.NewReader(`{"cmd":"sys.time","seq":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"server_ms"`) {
+		t.Fatalf("plain JSON: %d %s", resp.StatusCode, body)
+	}
+
+	resp, err = http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), protocol.DefaultHTTPPath) {
+		t.Fatalf("index: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServerRefusesPlainJSONOutsideDev(t *testing.T) {
+	base := startServer(t, Config{Dev: false})
+	resp, err := http.Post(base+protocol.DefaultHTTPPath, "application/json", strings.NewReader(`{"cmd":"sys.time"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain JSON outside dev: %d", resp.StatusCode)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{"MADANG_ADDR": "127.0.0.1:9000", "MADANG_DEV": "0"}
+	cfg, err := ParseConfig([]string{"-data", "/tmp/x"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9000" || cfg.Dev || cfg.DataDir != "/tmp/x" || cfg.XORKey != DefaultXORKey {
+		t.Fatalf("%+v", cfg)
+	}
+	cfg, err = ParseConfig([]string{"-addr", ":1"}, func(string) string { return "" })
+	if err != nil || cfg.Addr != ":1" || !cfg.Dev || cfg.DataDir != DefaultDataDir {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	for _, bad := range [][]string{{"-nope"}, {"extra"}, {"-log-level", "loud"}, {"-xor-key", ""}, {"-h"}} {
+		if _, err := ParseConfig(bad, func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
