@@ -1,0 +1,134 @@
+package anticheat_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/testdb"
+)
+
+func TestCompareVersions(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want int
+	}{
+		{"10.0.0", "9.0.0", 1},
+		{"1.2", "1.2.0.0", 0},
+		{"1.02.3", "1.2.3", 0},
+		{"1.2.3.4", "1.2.3.5", -1},
+		{"1.10.0.0", "1.9.9.9", 1},
+		{"latest", "999.0.0.0", 1},
+		{"1.0", "LATEST", -1},
+		{"latest", "latest", 0},
+	}
+	for _, c := range cases {
+		got, err := anticheat.CompareVersions(c.a, c.b)
+		if err != nil || got != c.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, %v; want %d", c.a, c.b, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "1..2", "1.2.3.4.5", "a.b", "-1.0", "+1.0", "1.2.", strings.Repeat("1", 40), "1.9999999999"} {
+		if _, err := anticheat.CompareVersions(bad, "1.0"); !errors.Is(err, anticheat.ErrBadVersion) {
+			t.Errorf("%q: %v", bad, err)
+		}
+		if _, err := anticheat.CompareVersions("latest", bad); !errors.Is(err, anticheat.ErrBadVersion) {
+			t.Errorf("latest vs %q: %v", bad, err)
+		}
+	}
+	if v, _ := anticheat.CanonicalVersion("01.2"); v != "1.2.0.0" {
+		t.Fatalf("canonical %q", v)
+	}
+}
+
+const (
+	md5A  = "0123456789abcdef0123456789abcdef"
+	md5B  = "fedcba9876543210fedcba9876543210"
+	certO = "1111111111111111111111111111111111111111111111111111111111111111"
+	certN = "2222222222222222222222222222222222222222222222222222222222222222"
+	certX = "9999999999999999999999999999999999999999999999999999999999999999"
+)
+
+func testRegistry(t *testing.T, store anticheat.SignatureStore) {
+	ctx := context.Background()
+	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Clock: clock.NewFake(t0)})
+	check := func(version string, p anticheat.Presented, want anticheat.SignatureResult) {
+		t.Helper()
+		got, err := r.Check(ctx, version, p)
+		if err != nil || got != want {
+			t.Fatalf("Check(%q, %+v) = %v, %v; want %v", version, p, got, err, want)
+		}
+	}
+	check("1.0.0.0", anticheat.Presented{APKMD5: md5A}, anticheat.SignatureUnknownVersion)
+	if err := r.Set(ctx, "1.0.0.0", strings.ToUpper(md5A)); err != nil {
+		t.Fatal(err)
+	}
+	// Colon-separated upper-case digests as keytool prints them.
+	colon := strings.ToUpper(certN[:2]) + ":" + certN[2:]
+	if err := r.Set(ctx, "2.0", "", certO, colon); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(ctx, "latest", md5B); err != nil {
+		t.Fatal(err)
+	}
+	check("1.0.0.0", anticheat.Presented{APKMD5: md5A}, anticheat.SignatureOK)
+	check("1.0", anticheat.Presented{APKMD5: strings.ToUpper(md5A)}, anticheat.SignatureOK)
+	check("1.0.0.0", anticheat.Presented{APKMD5: md5B}, anticheat.SignatureMismatch)
+	check("1.0.0.0", anticheat.Presented{}, anticheat.SignatureMismatch)
+	check("1.0.0.0", anticheat.Presented{CertSHA256: []string{certO}}, anticheat.SignatureMismatch) // nothing comparable
+	check("2.0.0.0", anticheat.Presented{CertSHA256: []string{certN}}, anticheat.SignatureOK)
+	check("2.0.0.0", anticheat.Presented{CertSHA256: []string{certO, certN}}, anticheat.SignatureOK)
+	check("2.0.0.0", anticheat.Presented{APKMD5: md5A, CertSHA256: []string{certN}}, anticheat.SignatureOK) // md5 not registered
+	check("2.0.0.0", anticheat.Presented{CertSHA256: []string{certN, certX}}, anticheat.SignatureMismatch)
+	check("3.0.0.0", anticheat.Presented{APKMD5: md5B}, anticheat.SignatureOK) // latest
+	check("3.0.0.0", anticheat.Presented{APKMD5: md5A}, anticheat.SignatureMismatch)
+	list, err := r.List(ctx)
+	if err != nil || len(list) != 3 || list[0].Version != "latest" || list[1].Version != "2.0.0.0" || list[2].Version != "1.0.0.0" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if list[1].CertSHA256[1] != certN || !list[1].UpdatedAt.Equal(t0) {
+		t.Fatalf("entry %+v", list[1])
+	}
+	// The talk's tool: "0" deletes.
+	if err := r.Set(ctx, "latest", "0"); err != nil {
+		t.Fatal(err)
+	}
+	check("3.0.0.0", anticheat.Presented{APKMD5: md5B}, anticheat.SignatureUnknownVersion)
+	if err := r.Delete(ctx, "1.0.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	check("1.0.0.0", anticheat.Presented{APKMD5: md5A}, anticheat.SignatureUnknownVersion)
+}
+
+func TestRegistryMemory(t *testing.T) { testRegistry(t, anticheat.NewMemoryStore(anticheat.MemoryConfig{})) }
+
+func TestRegistrySQL(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testRegistry(t, newSQLStore(t, b)) })
+	}
+}
+
+func TestRegistryForceClose(t *testing.T) {
+	f := clock.NewFake(t0)
+	var asked int64
+	r := anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{
+		Clock: f, ForceCloseMin: time.Minute, ForceCloseMax: 3 * time.Minute,
+		Rand: func(n int64) int64 { asked = n; return n / 2 },
+	})
+	fc := r.ForceCloseAt()
+	if asked != int64(2*time.Minute)+1 || !fc.At.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("asked %d, at %v", asked, fc.At)
+	}
+	// The default random source stays in the window.
+	r = anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{Clock: f})
+	for range 100 {
+		d := r.ForceCloseAt().At.Sub(t0)
+		if d < time.Minute || d > 10*time.Minute {
+			t.Fatalf("delay %v outside the default window", d)
+		}
+	}
+}

@@ -1,0 +1,416 @@
+package anticheat
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/sqldialect"
+)
+
+// SQLConfig configures a SQLStore. The zero value works.
+type SQLConfig struct {
+	// Dialect of the database. Default: sqldialect.Of(db).
+	Dialect sqldialect.Dialect
+	// TablePrefix is prepended to the table names (signatures, events,
+	// counters, blocks, redemptions). Default "anticheat_". Letters, digits
+	// and '_' only.
+	TablePrefix string
+	// Clock dates rows without a time. Default clock.Real.
+	Clock clock.Clock
+}
+
+// SQLStore is a Store on MySQL/MariaDB or SQLite through database/sql. Put
+// it in the common database (not a user shard): redemptions must be unique
+// across all game databases. Call CreateTables once at start-up.
+type SQLStore struct {
+	db  *sql.DB
+	d   sqldialect.Dialect
+	cfg SQLConfig
+	t   struct{ sigs, events, counters, blocks, reds string }
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns a store on db.
+func NewSQLStore(db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
+	if db == nil {
+		return nil, errors.New("anticheat: nil *sql.DB")
+	}
+	if cfg.Dialect == nil {
+		d, err := sqldialect.Of(db)
+		if err != nil {
+			return nil, fmt.Errorf("anticheat: %w", err)
+		}
+		cfg.Dialect = d
+	}
+	if cfg.TablePrefix == "" {
+		cfg.TablePrefix = "anticheat_"
+	}
+	for _, c := range cfg.TablePrefix {
+		if !(c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return nil, fmt.Errorf("anticheat: invalid table prefix %q", cfg.TablePrefix)
+		}
+	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	s := &SQLStore{db: db, d: cfg.Dialect, cfg: cfg}
+	p := cfg.TablePrefix
+	s.t.sigs, s.t.events, s.t.counters, s.t.blocks, s.t.reds = p+"signatures", p+"events", p+"counters", p+"blocks", p+"redemptions"
+	return s, nil
+}
+
+// bin is a case-sensitive string column of at most n bytes.
+func (s *SQLStore) bin(n int) string {
+	if s.d.Name() == "mysql" {
+		return fmt.Sprintf("VARBINARY(%d)", n)
+	}
+	return "TEXT"
+}
+
+// CreateTables creates the tables and indexes if they do not exist.
+func (s *SQLStore) CreateTables(ctx context.Context) error {
+	my := s.d.Name() == "mysql"
+	suffix := ""
+	if my {
+		suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+	}
+	text := func(n int) string {
+		if my {
+			return fmt.Sprintf("VARCHAR(%d)", n)
+		}
+		return "TEXT"
+	}
+	type index struct{ name, table, cols string }
+	idx := []index{
+		{s.t.events + "_user", s.t.events, "user_key, id"},
+		{s.t.events + "_at", s.t.events, "at_ms"},
+	}
+	eventIdx := ""
+	if my {
+		for _, i := range idx {
+			eventIdx += fmt.Sprintf(", INDEX %s (%s)", i.name, i.cols)
+		}
+	}
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (version %s NOT NULL PRIMARY KEY, apk_md5 %s NOT NULL, cert_sha256 %s NOT NULL, updated_ms BIGINT NOT NULL)%s`,
+			s.t.sigs, s.bin(32), s.bin(32), s.bin(16*65), suffix),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (id %s, user_key BIGINT NOT NULL, kind %s NOT NULL, reason %s NOT NULL, detail %s NOT NULL, client_version %s NOT NULL, at_ms BIGINT NOT NULL, day BIGINT NOT NULL%s)%s`,
+			s.t.events, s.d.AutoIncrementPK(), s.bin(MaxKindLen), s.bin(2*MaxKindLen), text(MaxDetailLen), s.bin(maxVersionLen), eventIdx, suffix),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (user_key BIGINT NOT NULL, kind %s NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (user_key, kind))%s`,
+			s.t.counters, s.bin(MaxKindLen), suffix),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (user_key BIGINT NOT NULL PRIMARY KEY, until_ms BIGINT NOT NULL, reason %s NOT NULL, at_ms BIGINT NOT NULL)%s`,
+			s.t.blocks, text(MaxBlockReasonLen), suffix),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (store %s NOT NULL, transaction_id %s NOT NULL, user_key BIGINT NOT NULL, product_id %s NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (store, transaction_id))%s`,
+			s.t.reds, s.bin(MaxStoreLen), s.bin(MaxTransactionIDLen), s.bin(MaxProductIDLen), suffix),
+	}
+	if !my {
+		for _, i := range idx {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", i.name, i.table, i.cols))
+		}
+	}
+	for _, q := range stmts {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("anticheat: create tables: %w", err)
+		}
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMs(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// PutSignature implements SignatureStore.
+func (s *SQLStore) PutSignature(ctx context.Context, e SignatureEntry) error {
+	q := fmt.Sprintf("INSERT INTO %s (version, apk_md5, cert_sha256, updated_ms) VALUES (?, ?, ?, ?)", s.t.sigs) +
+		s.d.Upsert([]string{"version"}, "apk_md5", "cert_sha256", "updated_ms")
+	if _, err := s.db.ExecContext(ctx, q, e.Version, e.APKMD5, strings.Join(e.CertSHA256, ","), ms(e.UpdatedAt)); err != nil {
+		return fmt.Errorf("anticheat: put signature: %w", err)
+	}
+	return nil
+}
+
+// DeleteSignature implements SignatureStore.
+func (s *SQLStore) DeleteSignature(ctx context.Context, version string) error {
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE version = ?", s.t.sigs), version); err != nil {
+		return fmt.Errorf("anticheat: delete signature: %w", err)
+	}
+	return nil
+}
+
+func scanSig(sc interface{ Scan(...any) error }) (SignatureEntry, error) {
+	var e SignatureEntry
+	var certs string
+	var upd int64
+	if err := sc.Scan(&e.Version, &e.APKMD5, &certs, &upd); err != nil {
+		return e, err
+	}
+	if certs != "" {
+		e.CertSHA256 = strings.Split(certs, ",")
+	}
+	e.UpdatedAt = fromMs(upd)
+	return e, nil
+}
+
+// GetSignature implements SignatureStore.
+func (s *SQLStore) GetSignature(ctx context.Context, version string) (SignatureEntry, bool, error) {
+	row := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT version, apk_md5, cert_sha256, updated_ms FROM %s WHERE version = ?", s.t.sigs), version)
+	e, err := scanSig(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SignatureEntry{}, false, nil
+	}
+	if err != nil {
+		return SignatureEntry{}, false, fmt.Errorf("anticheat: get signature: %w", err)
+	}
+	return e, true, nil
+}
+
+// ListSignatures implements SignatureStore.
+func (s *SQLStore) ListSignatures(ctx context.Context) ([]SignatureEntry, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT version, apk_md5, cert_sha256, updated_ms FROM %s", s.t.sigs))
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+	}
+	defer rows.Close()
+	var out []SignatureEntry
+	for rows.Next() {
+		e, err := scanSig(rows)
+		if err != nil {
+			return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+	}
+	return out, nil
+}
+
+// incrementClause is the upsert clause that adds one to n.
+func (s *SQLStore) incrementClause() string {
+	if s.d.Name() == "mysql" {
+		return " ON DUPLICATE KEY UPDATE n = n + 1"
+	}
+	return " ON CONFLICT(user_key, kind) DO UPDATE SET n = n + 1"
+}
+
+// Record implements Log. It runs in one transaction, retried on deadlock.
+func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
+	if err := checkEvent(&e); err != nil {
+		return 0, 0, err
+	}
+	if e.At.IsZero() {
+		e.At = s.cfg.Clock.Now()
+	}
+	var kindN, total int64
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		kindN, total, err = s.record(ctx, e)
+		if err == nil || !sqldialect.IsRetryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("anticheat: record event: %w", err)
+	}
+	return kindN, total, nil
+}
+
+func (s *SQLStore) record(ctx context.Context, e Event) (kindN, total int64, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	at := ms(e.At)
+	if _, err = tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (user_key, kind, reason, detail, client_version, at_ms, day) VALUES (?, ?, ?, ?, ?, ?, ?)", s.t.events),
+		e.UserKey, string(e.Kind), string(e.Reason), e.Detail, e.ClientVersion, at, utcDay(e.At).Unix()); err != nil {
+		return 0, 0, err
+	}
+	if _, err = tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (user_key, kind, n) VALUES (?, ?, 1)", s.t.counters)+s.incrementClause(), e.UserKey, string(e.Kind)); err != nil {
+		return 0, 0, err
+	}
+	if err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT n FROM %s WHERE user_key = ? AND kind = ?", s.t.counters), e.UserKey, string(e.Kind)).Scan(&kindN); err != nil {
+		return 0, 0, err
+	}
+	if err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT COALESCE(SUM(n), 0) FROM %s WHERE user_key = ?", s.t.counters), e.UserKey).Scan(&total); err != nil {
+		return 0, 0, err
+	}
+	return kindN, total, tx.Commit()
+}
+
+// UserCounts implements Log.
+func (s *SQLStore) UserCounts(ctx context.Context, userKey int64) (map[Kind]int64, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT kind, n FROM %s WHERE user_key = ?", s.t.counters), userKey)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: user counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[Kind]int64)
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, fmt.Errorf("anticheat: user counts: %w", err)
+		}
+		out[Kind(k)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("anticheat: user counts: %w", err)
+	}
+	return out, nil
+}
+
+// UserEvents implements Log.
+func (s *SQLStore) UserEvents(ctx context.Context, userKey int64, limit int) ([]Event, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT id, user_key, kind, reason, detail, client_version, at_ms FROM %s WHERE user_key = ? ORDER BY id DESC LIMIT ?", s.t.events), userKey, limit)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: user events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var kind, reason string
+		var at int64
+		if err := rows.Scan(&e.ID, &e.UserKey, &kind, &reason, &e.Detail, &e.ClientVersion, &at); err != nil {
+			return nil, fmt.Errorf("anticheat: user events: %w", err)
+		}
+		e.Kind, e.Reason, e.At = Kind(kind), Reason(reason), fromMs(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("anticheat: user events: %w", err)
+	}
+	return out, nil
+}
+
+// DailyCounts implements Log.
+func (s *SQLStore) DailyCounts(ctx context.Context, from, to time.Time) ([]DayCount, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT day, kind, COUNT(*) FROM %s WHERE at_ms >= ? AND at_ms < ? GROUP BY day, kind ORDER BY day, kind", s.t.events), ms(from), ms(to))
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+	}
+	defer rows.Close()
+	var out []DayCount
+	for rows.Next() {
+		var day, n int64
+		var kind string
+		if err := rows.Scan(&day, &kind, &n); err != nil {
+			return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+		}
+		out = append(out, DayCount{Day: time.Unix(day, 0).UTC(), Kind: Kind(kind), Count: n})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+	}
+	return out, nil
+}
+
+// TopOffenders implements Log.
+func (s *SQLStore) TopOffenders(ctx context.Context, since time.Time, limit int) ([]Offender, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT user_key, COUNT(*) AS c FROM %s WHERE at_ms >= ? GROUP BY user_key ORDER BY c DESC, user_key LIMIT ?", s.t.events), ms(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+	}
+	defer rows.Close()
+	var out []Offender
+	for rows.Next() {
+		var o Offender
+		if err := rows.Scan(&o.UserKey, &o.Count); err != nil {
+			return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+	}
+	return out, nil
+}
+
+// PutBlock implements Blocks.
+func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
+	if b.At.IsZero() {
+		b.At = s.cfg.Clock.Now()
+	}
+	var until int64
+	if !b.Permanent() {
+		until = ms(b.Until)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (user_key, until_ms, reason, at_ms) VALUES (?, ?, ?, ?)", s.t.blocks) +
+		s.d.Upsert([]string{"user_key"}, "until_ms", "reason", "at_ms")
+	if _, err := s.db.ExecContext(ctx, q, b.UserKey, until, truncate(b.Reason, MaxBlockReasonLen), ms(b.At)); err != nil {
+		return fmt.Errorf("anticheat: put block: %w", err)
+	}
+	return nil
+}
+
+// DeleteBlock implements Blocks.
+func (s *SQLStore) DeleteBlock(ctx context.Context, userKey int64) error {
+	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE user_key = ?", s.t.blocks), userKey); err != nil {
+		return fmt.Errorf("anticheat: delete block: %w", err)
+	}
+	return nil
+}
+
+// GetBlock implements Blocks.
+func (s *SQLStore) GetBlock(ctx context.Context, userKey int64, now time.Time) (Block, bool, error) {
+	var until, at int64
+	b := Block{UserKey: userKey}
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT until_ms, reason, at_ms FROM %s WHERE user_key = ?", s.t.blocks), userKey).Scan(&until, &b.Reason, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Block{}, false, nil
+	}
+	if err != nil {
+		return Block{}, false, fmt.Errorf("anticheat: get block: %w", err)
+	}
+	b.At = fromMs(at)
+	if until != 0 {
+		b.Until = fromMs(until)
+		if !now.Before(b.Until) {
+			return Block{}, false, nil
+		}
+	}
+	return b, true, nil
+}
+
+// Redeem implements Redemptions: INSERT IGNORE on the (store,
+// transaction_id) primary key, then read back the stored row.
+func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, error) {
+	if err := checkRedemption(&r); err != nil {
+		return Redemption{}, false, err
+	}
+	if r.At.IsZero() {
+		r.At = s.cfg.Clock.Now()
+	}
+	res, err := s.db.ExecContext(ctx, fmt.Sprintf("%s %s (store, transaction_id, user_key, product_id, at_ms) VALUES (?, ?, ?, ?, ?)", s.d.InsertIgnore(), s.t.reds),
+		r.Store, r.TransactionID, r.UserKey, r.ProductID, ms(r.At))
+	if err != nil {
+		return Redemption{}, false, fmt.Errorf("anticheat: redeem: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return r, true, nil
+	}
+	old := Redemption{Store: r.Store, TransactionID: r.TransactionID}
+	var at int64
+	if err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT user_key, product_id, at_ms FROM %s WHERE store = ? AND transaction_id = ?", s.t.reds), r.Store, r.TransactionID).
+		Scan(&old.UserKey, &old.ProductID, &at); err != nil {
+		return Redemption{}, false, fmt.Errorf("anticheat: redeem: read back: %w", err)
+	}
+	old.At = fromMs(at)
+	return old, false, nil
+}
