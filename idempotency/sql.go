@@ -1,0 +1,383 @@
+package idempotency
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/madang-io/madang/internal/sqldialect"
+	"github.com/madang-io/madang/protocol"
+)
+
+// SQLConfig configures a SQLStore. The zero value works.
+type SQLConfig struct {
+	// Config holds the common settings. Lease is not used: an in-flight SQL
+	// key is an uncommitted row, which disappears with its transaction.
+	// InFlight: duplicates always wait on the row's unique index; with
+	// AnswerInFlight on MariaDB the wait is bounded to one second (the
+	// smallest innodb_lock_wait_timeout), with Wait to WaitTimeout rounded
+	// up to seconds; a timed-out wait answers CodeInFlight. On MySQL, set
+	// innodb_lock_wait_timeout in the DSN instead. SQLite serialises writers
+	// (busy_timeout bounds the wait, in the DSN).
+	Config
+	// Table is the table's name. Default "idempotency_keys". Letters,
+	// digits and underscores only.
+	Table string
+	// DB returns the database a Do call for scope runs on: the user's game
+	// database (inject the shard router here; the store never imports
+	// shard). Default: the *sql.DB given to NewSQLStore.
+	DB func(ctx context.Context, scope Scope) (*sql.DB, error)
+	// Dialect overrides the dialect found from the *sql.DB's driver.
+	Dialect sqldialect.Dialect
+	// MariaDB says the MySQL dialect talks to MariaDB, whose SET STATEMENT
+	// bounds the key row's lock wait without changing the session. Default:
+	// asked once (SELECT VERSION()) by NewSQLStore.
+	MariaDB *bool
+}
+
+// SQLStore keeps idempotency records in the game's own database, written in
+// the same transaction as the game's changes: the result commits exactly
+// when the changes do, so a request runs exactly once even if the process
+// dies between commit and reply.
+//
+// DoTx works in a transaction the caller owns; Do opens one itself (on
+// SQLConfig.DB) and hands it to the function through TxFrom. Either way the
+// store adds two statements to the transaction: an INSERT of the key row
+// first (a concurrent duplicate blocks on the primary key until this
+// transaction ends) and an UPDATE with the result at the end; a replay is an
+// INSERT that fails plus a SELECT. Create the table on every database with
+// Migrate; delete expired rows with Purge.
+type SQLStore struct {
+	db      *sql.DB
+	cfg     SQLConfig
+	dialect sqldialect.Dialect
+	c       counters
+
+	insert, selectRow, update, reset, deleteRow, purge string
+}
+
+var _ Doer = (*SQLStore)(nil)
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// NewSQLStore returns a SQLStore whose default database is db.
+func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
+	if db == nil {
+		return nil, errors.New("idempotency: nil *sql.DB")
+	}
+	cfg.Config = cfg.Config.withDefaults()
+	if cfg.Table == "" {
+		cfg.Table = "idempotency_keys"
+	}
+	if !tableName.MatchString(cfg.Table) {
+		return nil, fmt.Errorf("idempotency: invalid table name %q", cfg.Table)
+	}
+	d := cfg.Dialect
+	if d == nil {
+		var err error
+		if d, err = sqldialect.Of(db); err != nil {
+			return nil, fmt.Errorf("idempotency: %w", err)
+		}
+	}
+	s := &SQLStore{db: db, cfg: cfg, dialect: d}
+	if cfg.DB == nil {
+		s.cfg.DB = func(context.Context, Scope) (*sql.DB, error) { return db, nil }
+	}
+	mariadb := false
+	if d.Name() == "mysql" {
+		if cfg.MariaDB != nil {
+			mariadb = *cfg.MariaDB
+		} else {
+			var v string
+			if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+				return nil, fmt.Errorf("idempotency: server version: %w", err)
+			}
+			mariadb = strings.Contains(strings.ToLower(v), "mariadb")
+		}
+	}
+	t := cfg.Table
+	s.insert = "INSERT INTO " + t + " (user_key, command, request_id, fingerprint, done, expires_at) VALUES (?, ?, ?, ?, 0, ?)"
+	if mariadb {
+		wait := 1
+		if cfg.InFlight == Wait {
+			wait = int((cfg.WaitTimeout + time.Second - 1) / time.Second)
+		}
+		s.insert = fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout=%d FOR %s", wait, s.insert)
+	}
+	where := " WHERE user_key = ? AND command = ? AND request_id = ?"
+	// A shared locking read: it sees the latest committed row whatever the
+	// transaction read before, and shares the lock the failed INSERT took
+	// (FOR UPDATE would deadlock two concurrent replays).
+	shared := ""
+	if d.Name() == "mysql" {
+		shared = " LOCK IN SHARE MODE"
+	}
+	s.selectRow = "SELECT fingerprint, done, code, message, payload, expires_at FROM " + t + where + shared
+	s.update = "UPDATE " + t + " SET done = 1, code = ?, message = ?, payload = ?" + where
+	s.reset = "UPDATE " + t + " SET fingerprint = ?, done = 0, code = 0, message = NULL, payload = NULL, expires_at = ?" + where
+	s.deleteRow = "DELETE FROM " + t + where
+	s.purge = "DELETE FROM " + t + " WHERE expires_at < ?"
+	return s, nil
+}
+
+// Migrate creates the table on db if it does not exist. Run it on every
+// game database.
+func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
+	var ddl string
+	if s.dialect.Name() == "mysql" {
+		ddl = `CREATE TABLE IF NOT EXISTS ` + s.cfg.Table + ` (
+  user_key BIGINT NOT NULL,
+  command VARBINARY(64) NOT NULL,
+  request_id VARBINARY(128) NOT NULL,
+  fingerprint BINARY(32) NOT NULL,
+  done TINYINT NOT NULL DEFAULT 0,
+  code INT NOT NULL DEFAULT 0,
+  message BLOB NULL,
+  payload MEDIUMBLOB NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (user_key, command, request_id),
+  KEY ` + s.cfg.Table + `_expires (expires_at)
+) ENGINE=InnoDB`
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("idempotency: migrate: %w", err)
+		}
+		return nil
+	}
+	ddl = `CREATE TABLE IF NOT EXISTS ` + s.cfg.Table + ` (
+  user_key INTEGER NOT NULL,
+  command BLOB NOT NULL,
+  request_id BLOB NOT NULL,
+  fingerprint BLOB NOT NULL,
+  done INTEGER NOT NULL DEFAULT 0,
+  code INTEGER NOT NULL DEFAULT 0,
+  message BLOB NULL,
+  payload BLOB NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (user_key, command, request_id)
+)`
+	if _, err := db.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("idempotency: migrate: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS `+s.cfg.Table+`_expires ON `+s.cfg.Table+` (expires_at)`); err != nil {
+		return fmt.Errorf("idempotency: migrate: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes the rows of db whose retention ended and returns how many.
+// Until purged, an expired row is treated as absent (its key runs again).
+func (s *SQLStore) Purge(ctx context.Context, db *sql.DB) (int64, error) {
+	r, err := db.ExecContext(ctx, s.purge, s.cfg.Clock.Now().UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: purge: %w", err)
+	}
+	return r.RowsAffected()
+}
+
+// Stats returns the store's counters.
+func (s *SQLStore) Stats() Stats { return s.c.snapshot() }
+
+// TxOutcome is the answer of DoTx.
+type TxOutcome struct {
+	Outcome
+	stored bool // the result was written to the key row
+	hooks  *hooks
+	log   func(context.Context, *hooks)
+}
+
+// Committed runs the after-commit hooks registered by the function (see
+// AfterCommit). Call it once, after the transaction committed; on a replay
+// or a rollback it does nothing useful (there are no hooks, or they must not
+// run: don't call it).
+func (o TxOutcome) Committed(ctx context.Context) {
+	if o.hooks != nil && o.log != nil {
+		o.log(ctx, o.hooks)
+	}
+}
+
+type txKey struct{}
+
+// TxFrom returns the transaction of the SQLStore.Do call whose function got
+// ctx, or nil.
+func TxFrom(ctx context.Context) *sql.Tx {
+	tx, _ := ctx.Value(txKey{}).(*sql.Tx)
+	return tx
+}
+
+// DoTx runs fn at most once for (scope, key) inside tx, which the caller
+// owns. The first statement inserts the key row, so a concurrent duplicate
+// blocks until tx ends; fn then runs (do the game's writes in tx; TxFrom(ctx)
+// returns tx as well), and its result is written to the key row in tx.
+//
+// After DoTx returns without error, commit tx and then call
+// TxOutcome.Committed to run the after-commit hooks. If Replay is set nothing
+// was written: commit or roll back, as you like. On an error, roll back: a
+// retryable error from fn is returned as is (DoTx also deletes the key row,
+// so even a commit would leave the key free); a definitive error from fn is
+// stored and returned as the Outcome, and the writes fn made before failing
+// commit with it — a function that fails definitively must not leave
+// partial writes (return Retryable(err) instead if it did).
+func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string, fp Fingerprint, fn Func) (TxOutcome, error) {
+	if tx == nil {
+		return TxOutcome{}, errors.New("idempotency: nil *sql.Tx")
+	}
+	ctx = context.WithValue(ctx, txKey{}, tx)
+	if key == "" {
+		if s.cfg.RequireKey {
+			return TxOutcome{}, ErrMissingKey
+		}
+		s.c.noKey.Add(1)
+		fctx, h := withHooks(ctx)
+		res, err := fn(fctx)
+		if err != nil {
+			if IsRetryable(err) {
+				return TxOutcome{}, retryErr(err)
+			}
+			res = ResultOf(err)
+		}
+		out := s.outcome(Outcome{Result: res}, h)
+		out.stored = !retryableCode(res.Code)
+		return out, nil
+	}
+	if err := checkKey(scope, key); err != nil {
+		return TxOutcome{}, err
+	}
+	now := s.cfg.Clock.Now()
+	expires := now.Add(s.cfg.Retention).UnixMilli()
+	args := []any{scope.UserKey, scope.Command, key}
+	_, err := tx.ExecContext(ctx, s.insert, scope.UserKey, scope.Command, key, fp[:], expires)
+	switch {
+	case err == nil:
+	case sqldialect.IsDuplicateKey(err):
+		out, replay, err := s.existing(ctx, tx, scope, key, fp, now, expires, args)
+		if err != nil || replay {
+			return TxOutcome{Outcome: out}, err
+		}
+	case sqldialect.IsLockWaitTimeout(err):
+		s.c.inFlight.Add(1)
+		return TxOutcome{}, errInFlight(s.cfg.RetryAfter)
+	default:
+		return TxOutcome{}, storeError("insert key", err)
+	}
+
+	fctx, h := withHooks(ctx)
+	res, panicked, err := runFunc(fctx, fn)
+	release := func() {
+		s.c.released.Add(1)
+		// Best effort: the caller rolls back anyway; this only matters if it
+		// commits, and fails harmlessly if the transaction is already dead.
+		_, _ = tx.ExecContext(context.WithoutCancel(ctx), s.deleteRow, args...)
+	}
+	if panicked != nil {
+		release()
+		panic(panicked)
+	}
+	if err != nil {
+		if IsRetryable(err) {
+			release()
+			return TxOutcome{}, retryErr(err)
+		}
+		res = ResultOf(err)
+	} else if retryableCode(res.Code) {
+		release()
+		return TxOutcome{Outcome: Outcome{Result: res}}, nil
+	}
+	if err := checkResult(&res); err != nil {
+		release()
+		return TxOutcome{}, err
+	}
+	payload := res.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	if _, err := tx.ExecContext(ctx, s.update, int64(res.Code), res.Message, payload, scope.UserKey, scope.Command, key); err != nil {
+		return TxOutcome{}, storeError("store result", err)
+	}
+	s.c.executed.Add(1)
+	out := s.outcome(Outcome{Result: res}, h)
+	out.stored = true
+	return out, nil
+}
+
+func (s *SQLStore) outcome(o Outcome, h *hooks) TxOutcome {
+	return TxOutcome{Outcome: o, hooks: h, log: func(ctx context.Context, h *hooks) { h.run(ctx, s.cfg.Logger) }}
+}
+
+// existing handles a key whose row is committed: replay it, refuse a
+// mismatch, or take over an expired row. replay reports whether out is final.
+func (s *SQLStore) existing(ctx context.Context, tx *sql.Tx, scope Scope, key string, fp Fingerprint, now time.Time, expires int64, args []any) (out Outcome, replay bool, err error) {
+	var (
+		gotFP     []byte
+		done      int
+		code      int64
+		msg, pl   []byte
+		expiresAt int64
+	)
+	if err := tx.QueryRowContext(ctx, s.selectRow, args...).Scan(&gotFP, &done, &code, &msg, &pl, &expiresAt); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			// Deleted between our INSERT and SELECT (Purge): try again.
+			return Outcome{}, true, errInFlight(s.cfg.RetryAfter)
+		}
+		return Outcome{}, true, storeError("read key", err)
+	}
+	if expiresAt <= now.UnixMilli() {
+		if _, err := tx.ExecContext(ctx, s.reset, fp[:], expires, scope.UserKey, scope.Command, key); err != nil {
+			return Outcome{}, true, storeError("reuse expired key", err)
+		}
+		return Outcome{}, false, nil
+	}
+	if string(gotFP) != string(fp[:]) {
+		s.c.reused.Add(1)
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.WarnContext(ctx, "idempotency: request id reused with another payload", "user", scope.UserKey, "cmd", scope.Command, "rid", key)
+		}
+		return Outcome{}, true, ErrKeyReused
+	}
+	if done != 1 {
+		// Only a caller that committed after a failure leaves this; the row
+		// has no result, so nothing can be replayed.
+		return Outcome{}, true, &protocol.Error{Code: protocol.CodeInternal, Message: protocol.CodeInternal.String(), Err: errors.New("idempotency: key row without a result (transaction committed after a failure?)")}
+	}
+	s.c.replayed.Add(1)
+	logReplay(ctx, s.cfg.Config, scope, key, protocol.Code(code))
+	res := Result{Code: protocol.Code(code), Message: string(msg)}
+	if len(pl) > 0 {
+		res.Payload = pl
+	}
+	return Outcome{Result: res, Replay: true}, true, nil
+}
+
+// Do runs fn at most once for (scope, key) in a transaction of its own on
+// SQLConfig.DB(scope): it begins the transaction, runs DoTx (fn gets the
+// transaction from TxFrom(ctx)), commits, and runs the after-commit hooks.
+//
+// If the commit fails or its answer is lost, Do cannot know whether it
+// committed: it returns a CodeTimeout error, and a retry with the same key
+// gets the stored result if it did.
+func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerprint, fn Func) (Outcome, error) {
+	db, err := s.cfg.DB(ctx, scope)
+	if err != nil {
+		return Outcome{}, storeError("pick database", err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return Outcome{}, storeError("begin transaction", err)
+	}
+	defer tx.Rollback() // after a commit: a harmless sql.ErrTxDone; after a panic: needed
+	out, err := s.DoTx(ctx, tx, scope, key, fp, fn)
+	if err != nil || !out.stored {
+		return out.Outcome, err
+	}
+	if err := tx.Commit(); err != nil {
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "err", err)
+		}
+		return Outcome{}, &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: fmt.Errorf("idempotency: commit: %w", err)}
+	}
+	out.Committed(ctx)
+	return out.Outcome, nil
+}
