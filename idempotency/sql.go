@@ -186,7 +186,7 @@ type TxOutcome struct {
 	Outcome
 	stored bool // the result was written to the key row
 	hooks  *hooks
-	log   func(context.Context, *hooks)
+	log    func(context.Context, *hooks)
 }
 
 // Committed runs the after-commit hooks registered by the function (see
