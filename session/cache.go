@@ -1,0 +1,424 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheConfig configures a UserCache. The zero value works.
+type CacheConfig struct {
+	// Prefix starts every Redis key and channel of the cache; no braces.
+	// Default "madang:". The memory cache ignores it.
+	Prefix string
+	// DefaultTTL is used when a call passes ttl <= 0. Default 10 minutes.
+	DefaultTTL time.Duration
+	// MaxKeyLen bounds cache keys; longer ones get ErrInvalid. Default 200.
+	MaxKeyLen int
+	// MaxValueLen bounds values; larger ones get ErrInvalid. Default 1 MiB.
+	MaxValueLen int
+	// VersionRefresh is how often the Redis cache re-reads the global
+	// version, a safety net for reset messages lost while its pub/sub
+	// connection was down. Default 1 minute.
+	VersionRefresh time.Duration
+	// JanitorInterval is how often the memory cache drops expired entries.
+	// Default 1 minute.
+	JanitorInterval time.Duration
+	// Clock is the memory cache's time source (Redis expires cache entries
+	// itself, in real time). Default: the real clock.
+	Clock clock.Clock
+	// Logger receives backend failures. Nil: silent.
+	Logger *slog.Logger
+}
+
+func (c CacheConfig) withDefaults() CacheConfig {
+	if c.Prefix == "" {
+		c.Prefix = "madang:"
+	}
+	if c.DefaultTTL <= 0 {
+		c.DefaultTTL = 10 * time.Minute
+	}
+	if c.MaxKeyLen <= 0 {
+		c.MaxKeyLen = 200
+	}
+	if c.MaxValueLen <= 0 {
+		c.MaxValueLen = 1 << 20
+	}
+	if c.VersionRefresh <= 0 {
+		c.VersionRefresh = time.Minute
+	}
+	if c.JanitorInterval <= 0 {
+		c.JanitorInterval = time.Minute
+	}
+	c.Clock = clock.Or(c.Clock)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// UserCache is a per-user key/value cache with TTLs: data derived from a
+// user's game database (profile, inventory summary) kept close to the game
+// servers. Fetch fills a miss once per process however many requests ask
+// at the same time (singleflight). ResetAll empties the whole cache at once
+// (after a game data change) by bumping a global version that is part of
+// every key: no key is scanned or deleted, old entries just expire. Safe for
+// concurrent use.
+type UserCache struct {
+	cfg CacheConfig
+	b   cacheBackend
+	sf  singleflight.Group
+}
+
+type cacheBackend interface {
+	get(ctx context.Context, uk int64, key string) ([]byte, bool, error)
+	set(ctx context.Context, uk int64, key string, val []byte, ttl time.Duration) error
+	del(ctx context.Context, uk int64, key string) error
+	version() int64
+	reset(ctx context.Context) (int64, error)
+	close()
+}
+
+// NewMemoryCache returns a cache kept in this process; one janitor goroutine
+// drops expired entries until Close.
+func NewMemoryCache(cfg CacheConfig) *UserCache {
+	cfg = cfg.withDefaults()
+	m := &memCache{clk: cfg.Clock, entries: make(map[memCacheKey]memCacheEntry)}
+	m.jan = startJanitor(cfg.JanitorInterval, m.sweep)
+	return &UserCache{cfg: cfg, b: m}
+}
+
+// NewRedisCache returns a cache on the router's nodes: each user's entries
+// on the user's node (no fallback during a migration: a moved user just
+// misses once). It reads the global version from the router's first node
+// and subscribes to resets there; Close stops that goroutine.
+func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache, error) {
+	if r == nil {
+		return nil, errors.New("session: nil router")
+	}
+	cfg = cfg.withDefaults()
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("session: prefix %q contains a brace", cfg.Prefix)
+	}
+	rc := &redisCache{
+		r: r, prefix: cfg.Prefix, verKey: cfg.Prefix + "cache:version",
+		ch: cfg.Prefix + "cache:reset", log: cfg.Logger,
+		quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	global := r.Nodes()[0]
+	if err := rc.refresh(ctx, global); err != nil {
+		return nil, unavailable("cache version", err)
+	}
+	rc.ps = global.Subscribe(ctx, rc.ch)
+	if _, err := rc.ps.Receive(ctx); err != nil {
+		_ = rc.ps.Close()
+		return nil, unavailable("cache subscribe", err)
+	}
+	go rc.run(global, cfg.VersionRefresh)
+	return &UserCache{cfg: cfg, b: rc}, nil
+}
+
+// Close stops the cache's goroutine and waits for it. Redis clients stay
+// open.
+func (c *UserCache) Close() error {
+	c.b.close()
+	return nil
+}
+
+// Version returns the cache version this process uses now.
+func (c *UserCache) Version() int64 { return c.b.version() }
+
+func (c *UserCache) check(uk int64, key string) error {
+	if uk <= 0 {
+		return fmt.Errorf("%w: user key %d", ErrInvalid, uk)
+	}
+	if key == "" || len(key) > c.cfg.MaxKeyLen {
+		return fmt.Errorf("%w: cache key of %d bytes, want 1..%d", ErrInvalid, len(key), c.cfg.MaxKeyLen)
+	}
+	return nil
+}
+
+// Get returns the value of the user's key, or ErrCacheMiss.
+func (c *UserCache) Get(ctx context.Context, userKey int64, key string) ([]byte, error) {
+	if err := c.check(userKey, key); err != nil {
+		return nil, err
+	}
+	v, ok, err := c.b.get(ctx, userKey, key)
+	if err != nil {
+		return nil, unavailable("cache get", err)
+	}
+	if !ok {
+		return nil, ErrCacheMiss
+	}
+	return v, nil
+}
+
+// Set stores val for the user's key for ttl (DefaultTTL when ttl <= 0).
+func (c *UserCache) Set(ctx context.Context, userKey int64, key string, val []byte, ttl time.Duration) error {
+	if err := c.check(userKey, key); err != nil {
+		return err
+	}
+	if len(val) > c.cfg.MaxValueLen {
+		return fmt.Errorf("%w: value of %d bytes, limit %d", ErrInvalid, len(val), c.cfg.MaxValueLen)
+	}
+	if ttl <= 0 {
+		ttl = c.cfg.DefaultTTL
+	}
+	if err := c.b.set(ctx, userKey, key, val, ttl); err != nil {
+		return unavailable("cache set", err)
+	}
+	return nil
+}
+
+// Delete removes the user's key (after the game changed the data behind
+// it).
+func (c *UserCache) Delete(ctx context.Context, userKey int64, key string) error {
+	if err := c.check(userKey, key); err != nil {
+		return err
+	}
+	if err := c.b.del(ctx, userKey, key); err != nil {
+		return unavailable("cache delete", err)
+	}
+	return nil
+}
+
+// Fetch returns the cached value of the user's key or, on a miss, calls fill
+// once for all concurrent callers in this process, caches its result for
+// ttl and returns it. An error from fill is returned and nothing is cached.
+// If the cache backend fails, Fetch still returns fill's value (the cache
+// is an optimisation) and logs the failure. fill runs with the context of
+// the caller that started it.
+func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl time.Duration, fill func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+	v, err := c.Get(ctx, userKey, key)
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, ErrInvalid):
+		return nil, err
+	case !errors.Is(err, ErrCacheMiss):
+		c.cfg.Logger.Warn("session: cache get failed; filling", "user", userKey, "key", key, "err", err)
+	}
+	sfKey := strconv.FormatInt(c.b.version(), 10) + ":" + strconv.FormatInt(userKey, 10) + ":" + key
+	out, err, _ := c.sf.Do(sfKey, func() (any, error) {
+		v, err := fill(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Set(ctx, userKey, key, v, ttl); err != nil {
+			c.cfg.Logger.Warn("session: cache set failed", "user", userKey, "key", key, "err", err)
+		}
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.([]byte), nil
+}
+
+// ResetAll empties the cache of every user on every node by bumping the
+// global version. This process uses the new version at once; other
+// processes switch when the reset message reaches them (normally
+// milliseconds; at worst CacheConfig.VersionRefresh).
+func (c *UserCache) ResetAll(ctx context.Context) error {
+	if _, err := c.b.reset(ctx); err != nil {
+		return unavailable("cache reset", err)
+	}
+	return nil
+}
+
+// raiseTo sets v to n if n is larger.
+func raiseTo(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Memory backend.
+
+type memCacheKey struct {
+	uk  int64
+	key string
+}
+
+type memCacheEntry struct {
+	val []byte
+	exp time.Time
+}
+
+type memCache struct {
+	clk clock.Clock
+	jan *janitor
+	ver atomic.Int64
+
+	mu      sync.Mutex
+	entries map[memCacheKey]memCacheEntry
+}
+
+func (m *memCache) get(_ context.Context, uk int64, key string) ([]byte, bool, error) {
+	k := memCacheKey{uk, key}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[k]
+	if !ok {
+		return nil, false, nil
+	}
+	if !m.clk.Now().Before(e.exp) {
+		delete(m.entries, k)
+		return nil, false, nil
+	}
+	return append([]byte(nil), e.val...), true, nil
+}
+
+func (m *memCache) set(_ context.Context, uk int64, key string, val []byte, ttl time.Duration) error {
+	e := memCacheEntry{val: append([]byte(nil), val...), exp: m.clk.Now().Add(ttl)}
+	m.mu.Lock()
+	m.entries[memCacheKey{uk, key}] = e
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memCache) del(_ context.Context, uk int64, key string) error {
+	m.mu.Lock()
+	delete(m.entries, memCacheKey{uk, key})
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memCache) version() int64 { return m.ver.Load() }
+
+// reset: in one process the version bump and dropping every entry are the
+// same thing; the version is kept so Version reports resets like Redis does.
+func (m *memCache) reset(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.entries)
+	return m.ver.Add(1), nil
+}
+
+func (m *memCache) sweep() {
+	now := m.clk.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, e := range m.entries {
+		if !now.Before(e.exp) {
+			delete(m.entries, k)
+		}
+	}
+}
+
+func (m *memCache) close() { m.jan.stop() }
+
+// ---------------------------------------------------------------------------
+// Redis backend.
+
+type redisCache struct {
+	r              *Router
+	prefix, verKey string
+	ch             string
+	log            *slog.Logger
+	ver            atomic.Int64
+	ps             *redis.PubSub
+	quit, done     chan struct{}
+	once           sync.Once
+}
+
+func (c *redisCache) key(uk int64, key string) string {
+	return c.prefix + "{u:" + strconv.FormatInt(uk, 10) + "}:c:" + strconv.FormatInt(c.ver.Load(), 10) + ":" + key
+}
+
+func (c *redisCache) get(ctx context.Context, uk int64, key string) ([]byte, bool, error) {
+	v, err := c.r.Node(uk).Get(ctx, c.key(uk, key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+func (c *redisCache) set(ctx context.Context, uk int64, key string, val []byte, ttl time.Duration) error {
+	return c.r.Node(uk).Set(ctx, c.key(uk, key), val, ttl).Err()
+}
+
+func (c *redisCache) del(ctx context.Context, uk int64, key string) error {
+	return c.r.Node(uk).Del(ctx, c.key(uk, key)).Err()
+}
+
+func (c *redisCache) version() int64 { return c.ver.Load() }
+
+func (c *redisCache) refresh(ctx context.Context, global redis.UniversalClient) error {
+	n, err := global.Get(ctx, c.verKey).Int64()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	raiseTo(&c.ver, n)
+	return nil
+}
+
+// resetScript bumps the version and announces it in one step.
+var resetScript = redis.NewScript(`
+local v = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], v)
+return v
+`)
+
+func (c *redisCache) reset(ctx context.Context) (int64, error) {
+	n, err := resetScript.Run(ctx, c.r.Nodes()[0], []string{c.verKey}, c.ch).Int64()
+	if err != nil {
+		return 0, err
+	}
+	raiseTo(&c.ver, n)
+	return n, nil
+}
+
+func (c *redisCache) run(global redis.UniversalClient, every time.Duration) {
+	defer close(c.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	msgs := c.ps.Channel()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+				raiseTo(&c.ver, n)
+			}
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := c.refresh(ctx, global); err != nil {
+				c.log.Warn("session: cache version refresh", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (c *redisCache) close() {
+	c.once.Do(func() {
+		close(c.quit)
+		_ = c.ps.Close()
+	})
+	<-c.done
+}

@@ -1,0 +1,326 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+)
+
+// MemoryStore is a Store kept in one process: a real single-node backend for
+// development servers, tests and single-instance games. Expiry is computed
+// from Config.Clock on every access (lazy) and one janitor goroutine removes
+// ended sessions every Config.JanitorInterval; Close stops it.
+type MemoryStore struct {
+	cfg  Config
+	subs subscribers
+	jan  *janitor
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[string]*memSession        // by key id
+	tokens   map[string]string             // token → key id
+	users    map[int64]map[string]struct{} // user key → key ids
+}
+
+type memSession struct {
+	s     Session
+	ended byte      // 0 live, stateKicked, stateRevoked
+	exp   time.Time // live: expiry; ended: when the tombstone goes
+}
+
+// Session states, shared with the Redis scripts.
+const (
+	stateKicked  = 'k'
+	stateRevoked = 'r'
+)
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns a MemoryStore and starts its janitor.
+func NewMemoryStore(cfg Config) *MemoryStore {
+	m := &MemoryStore{
+		cfg:      cfg.withDefaults(),
+		sessions: make(map[string]*memSession),
+		tokens:   make(map[string]string),
+		users:    make(map[int64]map[string]struct{}),
+	}
+	m.jan = startJanitor(m.cfg.JanitorInterval, m.sweep)
+	return m
+}
+
+// Close implements Store.
+func (m *MemoryStore) Close() error {
+	m.mu.Lock()
+	already := m.closed
+	m.closed = true
+	m.mu.Unlock()
+	if !already {
+		m.jan.stop()
+		m.subs.clear()
+	}
+	return nil
+}
+
+// Len returns the number of sessions held, live or tombstoned (for tests and
+// stats).
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// status returns the error for e at now (nil: live) and whether e is gone
+// for good and may be deleted.
+func (m *MemoryStore) status(e *memSession, now time.Time) (error, bool) {
+	switch e.ended {
+	case stateKicked:
+		return ErrKicked, !now.Before(e.exp)
+	case stateRevoked:
+		return ErrRevoked, !now.Before(e.exp)
+	}
+	if now.Before(e.exp) {
+		return nil, false
+	}
+	return ErrExpired, !now.Before(e.exp.Add(m.cfg.Tombstone))
+}
+
+// removeLocked deletes a session and its indexes.
+func (m *MemoryStore) removeLocked(id string, e *memSession) {
+	delete(m.sessions, id)
+	delete(m.tokens, e.s.Token)
+	if ids := m.users[e.s.UserKey]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(m.users, e.s.UserKey)
+		}
+	}
+}
+
+func (m *MemoryStore) sweep() {
+	now := m.cfg.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, e := range m.sessions {
+		if _, gone := m.status(e, now); gone {
+			m.removeLocked(id, e)
+		}
+	}
+}
+
+// Create implements Store.
+func (m *MemoryStore) Create(_ context.Context, n NewSession) (*Session, error) {
+	if err := n.validate(); err != nil {
+		return nil, err
+	}
+	token, id, secret := newToken(n.UserKey)
+	now := m.cfg.Clock.Now()
+	s := Session{
+		Token: token, ID: id, UserKey: n.UserKey, ShardID: n.ShardID,
+		ClientVersion: n.ClientVersion, Platform: n.Platform, DeviceID: n.DeviceID,
+		Country: n.Country, Language: n.Language,
+		Created: now, LastSeen: now, Secret: secret, Attrs: cloneAttrs(n.Attrs),
+	}
+	var kicked []Event
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	ids := m.users[n.UserKey]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		m.users[n.UserKey] = ids
+	}
+	if !m.cfg.AllowMultiple {
+		for old := range ids {
+			e := m.sessions[old]
+			if err, _ := m.status(e, now); err == nil {
+				m.endLocked(e, stateKicked, now)
+				kicked = append(kicked, Event{Kind: EventKicked, UserKey: n.UserKey, SessionID: old})
+			}
+		}
+	}
+	m.sessions[id] = &memSession{s: s, exp: now.Add(m.cfg.TTL)}
+	m.tokens[token] = id
+	ids[id] = struct{}{}
+	m.mu.Unlock()
+	for _, ev := range kicked {
+		m.subs.emit(ev)
+	}
+	out := copySession(&s)
+	return out, nil
+}
+
+func (m *MemoryStore) endLocked(e *memSession, state byte, now time.Time) {
+	e.ended = state
+	e.exp = now.Add(m.cfg.Tombstone)
+	e.s.Secret = nil
+	e.s.Attrs = nil
+}
+
+// Get implements Store.
+func (m *MemoryStore) Get(_ context.Context, token string) (*Session, error) {
+	if _, _, err := split(token, false); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.tokens[token]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return m.touchLocked(id, false, 0)
+}
+
+// GetFrame implements Store.
+func (m *MemoryStore) GetFrame(_ context.Context, keyID string, counter uint64) (*Session, error) {
+	if _, _, err := split(keyID, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.touchLocked(keyID, true, counter)
+}
+
+func (m *MemoryStore) touchLocked(id string, frame bool, counter uint64) (*Session, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	e := m.sessions[id]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	now := m.cfg.Clock.Now()
+	err, gone := m.status(e, now)
+	if gone {
+		m.removeLocked(id, e)
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if frame {
+		if counter <= e.s.Counter {
+			return nil, fmt.Errorf("session: counter %d, last accepted %d: %w", counter, e.s.Counter, protocol.ErrReplayed)
+		}
+		e.s.Counter = counter
+	}
+	out := copySession(&e.s)
+	e.s.LastSeen = now
+	e.exp = now.Add(m.cfg.TTL)
+	return out, nil
+}
+
+// Secret implements Store.
+func (m *MemoryStore) Secret(_ context.Context, keyID string) ([]byte, error) {
+	if _, _, err := split(keyID, true); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	e := m.sessions[keyID]
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	if err, _ := m.status(e, m.cfg.Clock.Now()); err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), e.s.Secret...), nil
+}
+
+// Revoke implements Store.
+func (m *MemoryStore) Revoke(_ context.Context, keyID string) error {
+	uk, _, err := split(keyID, true)
+	if err != nil {
+		return nil // nothing to revoke
+	}
+	now := m.cfg.Clock.Now()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	e := m.sessions[keyID]
+	live := e != nil
+	if live {
+		err, _ := m.status(e, now)
+		live = err == nil
+	}
+	if live {
+		m.endLocked(e, stateRevoked, now)
+	}
+	m.mu.Unlock()
+	if live {
+		m.subs.emit(Event{Kind: EventRevoked, UserKey: uk, SessionID: keyID})
+	}
+	return nil
+}
+
+// RevokeUser implements Store.
+func (m *MemoryStore) RevokeUser(_ context.Context, userKey int64) error {
+	now := m.cfg.Clock.Now()
+	var evs []Event
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	for id := range m.users[userKey] {
+		e := m.sessions[id]
+		if err, _ := m.status(e, now); err == nil {
+			m.endLocked(e, stateRevoked, now)
+			evs = append(evs, Event{Kind: EventRevoked, UserKey: userKey, SessionID: id})
+		}
+	}
+	m.mu.Unlock()
+	for _, ev := range evs {
+		m.subs.emit(ev)
+	}
+	return nil
+}
+
+// Subscribe implements Store.
+func (m *MemoryStore) Subscribe(fn func(Event)) (cancel func()) { return m.subs.add(fn) }
+
+func copySession(s *Session) *Session {
+	out := *s
+	out.Secret = append([]byte(nil), s.Secret...)
+	out.Attrs = cloneAttrs(s.Attrs)
+	return &out
+}
+
+// janitor runs fn every interval on one goroutine until stop.
+type janitor struct {
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func startJanitor(every time.Duration, fn func()) *janitor {
+	j := &janitor{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-j.quit:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
+	return j
+}
+
+func (j *janitor) stop() {
+	j.once.Do(func() { close(j.quit) })
+	<-j.done
+}

@@ -1,0 +1,488 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore is a Store in Redis, shared by every server node. Keys (P is
+// Config.Prefix, U the user key; all keys of a user share the hash tag
+// {u:U}, so every script touches one slot):
+//
+//	P{u:U}:s:<sid>    hash: the session (fields below), or its tombstone
+//	P{u:U}:t:<rand>   string: the token's random part → sid
+//	P{u:U}:u          set: the user's sids (for kicks and RevokeUser)
+//	P session:events  pub/sub channel of kicks and revocations
+//
+// Expiry is logical: the hash holds the expiry time computed from
+// Config.Clock, checked by the scripts; Redis TTLs (expiry plus
+// Config.Tombstone) only collect garbage. Each call is one script (one round
+// trip) on the user's node, plus one on the previous node while a Router
+// migration is under way and the first missed.
+type RedisStore struct {
+	cfg    Config
+	router *Router
+	ch     string
+	subs   subscribers
+
+	mu     sync.Mutex
+	closed bool
+	ps     []*redis.PubSub
+	wg     sync.WaitGroup
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a store over the router's nodes.
+func NewRedisStore(r *Router, cfg Config) (*RedisStore, error) {
+	if r == nil {
+		return nil, errors.New("session: nil router")
+	}
+	cfg = cfg.withDefaults()
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("session: prefix %q contains a brace", cfg.Prefix)
+	}
+	return &RedisStore{cfg: cfg, router: r, ch: cfg.Prefix + "session:events"}, nil
+}
+
+// Close implements Store: it ends the pub/sub subscriptions and waits for
+// their goroutines. The Redis clients stay open.
+func (s *RedisStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	ps := s.ps
+	s.ps = nil
+	s.mu.Unlock()
+	for _, p := range ps {
+		_ = p.Close()
+	}
+	s.wg.Wait()
+	s.subs.clear()
+	return nil
+}
+
+func (s *RedisStore) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *RedisStore) userPrefix(uk int64) string {
+	return s.cfg.Prefix + "{u:" + strconv.FormatInt(uk, 10) + "}:"
+}
+
+// Session hash fields, in the order the get script returns them.
+const (
+	fState = iota
+	fExp
+	fUser
+	fShard
+	fVersion
+	fPlatform
+	fDevice
+	fCountry
+	fLanguage
+	fCreated
+	fLastSeen
+	fSecret
+	fCounter
+	fAttrs
+	fToken
+	nFields
+)
+
+// endAllLua ends the live sessions of the user set KEYS[1] with state
+// ARGV[1], publishing an event for each. ARGV: 1 state, 2 now ms, 3 tombstone
+// ms, 4 tombstone end ms, 5 user prefix, 6 channel, 7 user key. Returns the
+// number ended.
+const endAllLua = `
+local function endAll(uset, state, now, tomb, tombEnd, up, ch, uk)
+  local n = 0
+  for _, sid in ipairs(redis.call('SMEMBERS', uset)) do
+    local hk = up .. 's:' .. sid
+    local f = redis.call('HMGET', hk, 'st', 'exp', 'tk')
+    if not f[2] then
+      redis.call('SREM', uset, sid)
+    elseif not f[1] and now < tonumber(f[2]) then
+      redis.call('HSET', hk, 'st', state, 'exp', tombEnd)
+      redis.call('HDEL', hk, 'sec', 'a')
+      redis.call('PEXPIRE', hk, tomb)
+      redis.call('PEXPIRE', up .. 't:' .. f[3], tomb)
+      redis.call('PUBLISH', ch, state .. ' ' .. uk .. '.' .. sid)
+      n = n + 1
+    end
+  end
+  return n
+end
+`
+
+var endAllScript = redis.NewScript(endAllLua + `
+return endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+`)
+
+// createScript: KEYS 1 user set, 2 session hash, 3 token index. ARGV 1-7 as
+// endAll (state 'k'; ARGV[1] is ” when multiple sessions are allowed), 8
+// ttl+tombstone ms, 9 sid, then field/value pairs.
+var createScript = redis.NewScript(endAllLua + `
+local kicked = 0
+if ARGV[1] ~= '' then
+  kicked = endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+end
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+redis.call('SET', KEYS[3], ARGV[9], 'PX', ARGV[8])
+redis.call('SADD', KEYS[1], ARGV[9])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[8]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+end
+return kicked
+`)
+
+// getScript validates a session and slides it. KEYS: 1 user set, 2 the
+// session hash (modes f, s) or the token index (mode t). ARGV: 1 mode (t
+// token, f frame, s secret peek), 2 now ms, 3 new expiry ms, 4 tombstone ms,
+// 5 ttl+tombstone ms, 6 user prefix, 7 counter (mode f). Returns {status} or
+// {0, fields, sid}; {5, last} for a replayed counter. Status: 0 ok, 1 not
+// found, 2 expired, 3 kicked, 4 revoked, 5 replayed.
+var getScript = redis.NewScript(`
+local mode = ARGV[1]
+local hk = KEYS[2]
+local sid = nil
+if mode == 't' then
+  sid = redis.call('GET', KEYS[2])
+  if not sid then return {1} end
+  hk = ARGV[6] .. 's:' .. sid
+end
+local f = redis.call('HMGET', hk, 'st', 'exp', 'uk', 'sh', 'cv', 'pf', 'dv', 'co', 'la', 'cr', 'ls', 'sec', 'ctr', 'a', 'tk')
+if not f[2] then return {1} end
+local now = tonumber(ARGV[2])
+local exp = tonumber(f[2])
+if f[1] then
+  if now >= exp then return {1} end
+  if f[1] == 'k' then return {3} end
+  return {4}
+end
+if now >= exp + tonumber(ARGV[4]) then return {1} end
+if now >= exp then return {2} end
+if mode == 's' then return {0, f, ''} end
+if mode == 'f' then
+  local c = ARGV[7]
+  local last = f[13] or '0'
+  if #c < #last or (#c == #last and c <= last) then return {5, last} end
+  redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', ARGV[3])
+else
+  redis.call('HSET', hk, 'ls', ARGV[2], 'exp', ARGV[3])
+end
+redis.call('PEXPIRE', hk, ARGV[5])
+redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[15], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {0, f, sid or ''}
+`)
+
+// revokeScript: KEYS 1 session hash. ARGV 1 now ms, 2 tombstone ms, 3
+// tombstone end ms, 4 user prefix, 5 channel, 6 key id. Returns 1 if it
+// revoked a live session.
+var revokeScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'st', 'exp', 'tk')
+if not f[2] or f[1] or tonumber(ARGV[1]) >= tonumber(f[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'r', 'exp', ARGV[3])
+redis.call('HDEL', KEYS[1], 'sec', 'a')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', ARGV[4] .. 't:' .. f[3], ARGV[2])
+redis.call('PUBLISH', ARGV[5], 'r ' .. ARGV[6])
+return 1
+`)
+
+func ms(t time.Time) string        { return strconv.FormatInt(t.UnixMilli(), 10) }
+func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// Create implements Store.
+func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error) {
+	if err := n.validate(); err != nil {
+		return nil, err
+	}
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	token, id, secret := newToken(n.UserKey)
+	_, tokRand, _ := split(token, false)
+	_, sid, _ := split(id, true)
+	now := s.cfg.Clock.Now()
+	attrs := ""
+	if len(n.Attrs) > 0 {
+		b, err := json.Marshal(n.Attrs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: attributes: %v", ErrInvalid, err)
+		}
+		attrs = string(b)
+	}
+	up := s.userPrefix(n.UserKey)
+	state := "k"
+	if s.cfg.AllowMultiple {
+		state = ""
+	}
+	end := s.endArgs(state, now, n.UserKey)
+	args := append(end,
+		msDur(s.cfg.TTL+s.cfg.Tombstone), sid,
+		"exp", ms(now.Add(s.cfg.TTL)), "uk", strconv.FormatInt(n.UserKey, 10),
+		"sh", strconv.Itoa(n.ShardID), "cv", n.ClientVersion, "pf", n.Platform,
+		"dv", n.DeviceID, "co", n.Country, "la", n.Language,
+		"cr", ms(now), "ls", ms(now), "sec", string(secret), "ctr", "0", "a", attrs, "tk", tokRand)
+	keys := []string{up + "u", up + "s:" + sid, up + "t:" + tokRand}
+	if err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Err(); err != nil {
+		return nil, unavailable("create", err)
+	}
+	if old := s.router.Moving(n.UserKey); old != nil && !s.cfg.AllowMultiple {
+		// The user may still have a session on the node of the previous
+		// layout: kick it there too.
+		if err := endAllScript.Run(ctx, old, []string{up + "u"}, end...).Err(); err != nil {
+			return nil, unavailable("create: kick on the previous node", err)
+		}
+	}
+	return &Session{
+		Token: token, ID: id, UserKey: n.UserKey, ShardID: n.ShardID,
+		ClientVersion: n.ClientVersion, Platform: n.Platform, DeviceID: n.DeviceID,
+		Country: n.Country, Language: n.Language,
+		Created: time.UnixMilli(now.UnixMilli()), LastSeen: time.UnixMilli(now.UnixMilli()),
+		Secret: secret, Attrs: cloneAttrs(n.Attrs),
+	}, nil
+}
+
+// endArgs are the ARGV of endAll.
+func (s *RedisStore) endArgs(state string, now time.Time, uk int64) []any {
+	return []any{state, ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)),
+		s.userPrefix(uk), s.ch, strconv.FormatInt(uk, 10)}
+}
+
+// Get implements Store.
+func (s *RedisStore) Get(ctx context.Context, token string) (*Session, error) {
+	uk, rand, err := split(token, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.get(ctx, uk, "t", "t:"+rand, 0)
+}
+
+// GetFrame implements Store.
+func (s *RedisStore) GetFrame(ctx context.Context, keyID string, counter uint64) (*Session, error) {
+	uk, sid, err := split(keyID, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.get(ctx, uk, "f", "s:"+sid, counter)
+}
+
+// Secret implements Store.
+func (s *RedisStore) Secret(ctx context.Context, keyID string) ([]byte, error) {
+	uk, sid, err := split(keyID, true)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.get(ctx, uk, "s", "s:"+sid, 0)
+	if err != nil {
+		return nil, err
+	}
+	return sess.Secret, nil
+}
+
+func (s *RedisStore) get(ctx context.Context, uk int64, mode, key string, counter uint64) (*Session, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	sess, err := s.getOn(ctx, s.router.Node(uk), uk, mode, key, counter)
+	if errors.Is(err, ErrNotFound) {
+		if old := s.router.Moving(uk); old != nil {
+			return s.getOn(ctx, old, uk, mode, key, counter)
+		}
+	}
+	return sess, err
+}
+
+func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, key string, counter uint64) (*Session, error) {
+	now := s.cfg.Clock.Now()
+	up := s.userPrefix(uk)
+	res, err := getScript.Run(ctx, c, []string{up + "u", up + key},
+		mode, ms(now), ms(now.Add(s.cfg.TTL)), msDur(s.cfg.Tombstone),
+		msDur(s.cfg.TTL+s.cfg.Tombstone), up, strconv.FormatUint(counter, 10)).Slice()
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	if len(res) == 0 {
+		return nil, unavailable("get", errors.New("empty script reply"))
+	}
+	status, _ := res[0].(int64)
+	switch status {
+	case 0:
+	case 1:
+		return nil, ErrNotFound
+	case 2:
+		return nil, ErrExpired
+	case 3:
+		return nil, ErrKicked
+	case 4:
+		return nil, ErrRevoked
+	case 5:
+		last := ""
+		if len(res) > 1 {
+			last, _ = res[1].(string)
+		}
+		return nil, fmt.Errorf("session: counter %d, last accepted %s: %w", counter, last, protocol.ErrReplayed)
+	default:
+		return nil, unavailable("get", fmt.Errorf("script status %d", status))
+	}
+	if len(res) != 3 {
+		return nil, unavailable("get", fmt.Errorf("script reply of %d elements", len(res)))
+	}
+	f, _ := res[1].([]any)
+	sid, _ := res[2].(string)
+	if sid == "" { // modes f and s: the sid is in the key
+		sid = strings.TrimPrefix(key, "s:")
+	}
+	sess, err := decodeSession(f, uk, sid)
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	if mode == "f" {
+		sess.Counter = counter
+	}
+	return sess, nil
+}
+
+func decodeSession(f []any, uk int64, sid string) (*Session, error) {
+	if len(f) != nFields {
+		return nil, fmt.Errorf("session hash of %d fields", len(f))
+	}
+	str := func(i int) string { v, _ := f[i].(string); return v }
+	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
+	u := strconv.FormatInt(uk, 10)
+	s := &Session{
+		Token: u + "." + str(fToken), ID: u + "." + sid, UserKey: uk,
+		ShardID:       int(num(fShard)),
+		ClientVersion: str(fVersion), Platform: str(fPlatform), DeviceID: str(fDevice),
+		Country: str(fCountry), Language: str(fLanguage),
+		Created: time.UnixMilli(num(fCreated)), LastSeen: time.UnixMilli(num(fLastSeen)),
+		Secret: []byte(str(fSecret)),
+	}
+	s.Counter, _ = strconv.ParseUint(str(fCounter), 10, 64)
+	if a := str(fAttrs); a != "" {
+		if err := json.Unmarshal([]byte(a), &s.Attrs); err != nil {
+			return nil, fmt.Errorf("attributes: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Revoke implements Store.
+func (s *RedisStore) Revoke(ctx context.Context, keyID string) error {
+	uk, sid, err := split(keyID, true)
+	if err != nil {
+		return nil // nothing to revoke
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	now := s.cfg.Clock.Now()
+	up := s.userPrefix(uk)
+	for _, c := range s.homes(uk) {
+		err := revokeScript.Run(ctx, c, []string{up + "s:" + sid},
+			ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)), up, s.ch, keyID).Err()
+		if err != nil {
+			return unavailable("revoke", err)
+		}
+	}
+	return nil
+}
+
+// RevokeUser implements Store.
+func (s *RedisStore) RevokeUser(ctx context.Context, userKey int64) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	args := s.endArgs("r", s.cfg.Clock.Now(), userKey)
+	for _, c := range s.homes(userKey) {
+		if err := endAllScript.Run(ctx, c, []string{s.userPrefix(userKey) + "u"}, args...).Err(); err != nil {
+			return unavailable("revoke user", err)
+		}
+	}
+	return nil
+}
+
+// homes returns the user's node and, during a migration, the previous one.
+func (s *RedisStore) homes(uk int64) []redis.UniversalClient {
+	if old := s.router.Moving(uk); old != nil {
+		return []redis.UniversalClient{s.router.Node(uk), old}
+	}
+	return []redis.UniversalClient{s.router.Node(uk)}
+}
+
+// Subscribe implements Store. The first call subscribes to the events
+// channel on every node of the router; events published while a node's
+// subscription is reconnecting are lost (go-redis resubscribes by itself).
+func (s *RedisStore) Subscribe(fn func(Event)) (cancel func()) {
+	cancel = s.subs.add(fn)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.ps != nil {
+		return cancel
+	}
+	for _, n := range s.router.Nodes() {
+		ps := n.Subscribe(context.Background(), s.ch)
+		// Wait for the confirmation so events published after Subscribe
+		// returns are seen.
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := ps.Receive(ctx); err != nil {
+			s.cfg.Logger.Warn("session: subscribe to events", "err", err)
+		}
+		stop()
+		s.ps = append(s.ps, ps)
+		s.wg.Add(1)
+		go s.listen(ps)
+	}
+	return cancel
+}
+
+func (s *RedisStore) listen(ps *redis.PubSub) {
+	defer s.wg.Done()
+	for m := range ps.Channel() {
+		ev, ok := parseEvent(m.Payload)
+		if !ok {
+			s.cfg.Logger.Warn("session: malformed event", "payload", m.Payload)
+			continue
+		}
+		s.subs.emit(ev)
+	}
+}
+
+// parseEvent decodes "<k|r> <keyID>".
+func parseEvent(p string) (Event, bool) {
+	kind, id, ok := strings.Cut(p, " ")
+	if !ok {
+		return Event{}, false
+	}
+	uk, _, err := split(id, true)
+	if err != nil {
+		return Event{}, false
+	}
+	switch kind {
+	case "k":
+		return Event{Kind: EventKicked, UserKey: uk, SessionID: id}, true
+	case "r":
+		return Event{Kind: EventRevoked, UserKey: uk, SessionID: id}, true
+	}
+	return Event{}, false
+}

@@ -1,0 +1,43 @@
+package sessiontest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
+)
+
+// NewStore returns a memory store for a game test, closed when the test
+// ends. clk may be nil (real time) or a *clock.Fake to move expiry by hand.
+func NewStore(t testing.TB, clk clock.Clock) *session.MemoryStore {
+	t.Helper()
+	s := session.NewMemoryStore(session.Config{Clock: clk})
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// Login creates a session for userKey (platform "test", country "KR",
+// language "ko", no shard) or fails the test.
+func Login(t testing.TB, s session.Store, userKey int64) *session.Session {
+	t.Helper()
+	sess, err := s.Create(context.Background(), session.NewSession{
+		UserKey: userKey, Platform: "test", Country: "KR", Language: "ko",
+	})
+	if err != nil {
+		t.Fatalf("sessiontest: login %d: %v", userKey, err)
+	}
+	return sess
+}
+
+// Request returns a request for cmd with payload (raw JSON, may be empty)
+// that carries sess's token, ready for a handler chain with
+// session.Middleware.
+func Request(sess *session.Session, cmd string, payload string) *protocol.Request {
+	req := &protocol.Request{Command: cmd, Token: sess.Token}
+	if payload != "" {
+		req.Payload = []byte(payload)
+	}
+	return req
+}
