@@ -104,7 +104,9 @@ func testRegistry(t *testing.T, store anticheat.SignatureStore) {
 	check("1.0.0.0", anticheat.Presented{APKMD5: md5A}, anticheat.SignatureUnknownVersion)
 }
 
-func TestRegistryMemory(t *testing.T) { testRegistry(t, anticheat.NewMemoryStore(anticheat.MemoryConfig{})) }
+func TestRegistryMemory(t *testing.T) {
+	testRegistry(t, anticheat.NewMemoryStore(anticheat.MemoryConfig{}))
+}
 
 func TestRegistrySQL(t *testing.T) {
 	for _, b := range testdb.Backends() {
