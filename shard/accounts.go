@@ -1,0 +1,119 @@
+package shard
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/madang-io/madang/internal/sqldialect"
+)
+
+// Identity is a login identity: the platform that vouches for the player
+// ("google", "apple", "guest", a publisher's id) and the player's id there.
+type Identity struct {
+	Platform string // 1..MaxPlatformLen bytes of UTF-8
+	ID       string // 1..MaxIdentityIDLen bytes of UTF-8
+}
+
+// Limits of an Identity, fixed by the shard_accounts columns.
+const (
+	MaxPlatformLen   = 32
+	MaxIdentityIDLen = 191
+)
+
+func (id Identity) validate() error {
+	if id.Platform == "" || len(id.Platform) > MaxPlatformLen || !utf8.ValidString(id.Platform) {
+		return invalidf("identity platform must be 1..%d bytes of UTF-8", MaxPlatformLen)
+	}
+	if id.ID == "" || len(id.ID) > MaxIdentityIDLen || !utf8.ValidString(id.ID) {
+		return invalidf("identity id must be 1..%d bytes of UTF-8", MaxIdentityIDLen)
+	}
+	return nil
+}
+
+// Accounts maps login identities to user keys (the shard_accounts table of
+// the common database) and allocates a key, through its SQLDirectory, for
+// an identity seen for the first time.
+type Accounts struct {
+	dir *SQLDirectory
+	// Retries is how many times Register runs again after a deadlock or
+	// busy database (sqldialect.IsRetryable); 0 means 3.
+	Retries int
+}
+
+// NewAccounts returns the accounts of dir's common database.
+func NewAccounts(dir *SQLDirectory) *Accounts { return &Accounts{dir: dir} }
+
+// Lookup returns id's user key; ok is false when id never registered.
+func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok bool, err error) {
+	if err := id.validate(); err != nil {
+		return 0, false, err
+	}
+	err = a.dir.db.QueryRowContext(ctx, "SELECT user_key FROM shard_accounts WHERE platform = ? AND external_id = ?", id.Platform, id.ID).Scan(&userKey)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("shard: lookup account: %w", err)
+	}
+	return userKey, true, nil
+}
+
+// Register returns id's user key, allocating one (SQLDirectory.Allocate's
+// policy) the first time id is seen; created reports whether it did.
+//
+// The allocation and the account row are written in one transaction of the
+// common database. When two first logins of the same identity race, the
+// loser's INSERT hits the unique key, its transaction rolls back (so its
+// allocation and user_count increment vanish) and it returns the winner's
+// key: both get the same user key.
+func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, created bool, err error) {
+	if err := id.validate(); err != nil {
+		return 0, false, err
+	}
+	retries := a.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	for attempt := 0; ; attempt++ {
+		key, ok, err := a.Lookup(ctx, id)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			return key, false, nil
+		}
+		key, err = a.registerTx(ctx, id)
+		switch {
+		case err == nil:
+			return key, true, nil
+		case (sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err)) && attempt < retries:
+			// Lost the race (the next Lookup finds the winner's key), or
+			// a deadlock/busy database: run again.
+			continue
+		}
+		return 0, false, err
+	}
+}
+
+func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
+	tx, err := a.dir.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("shard: register: %w", err)
+	}
+	defer tx.Rollback()
+	key, _, err := a.dir.allocate(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO shard_accounts (platform, external_id, user_key, created_at) VALUES (?, ?, ?, ?)",
+		id.Platform, id.ID, key, a.dir.now()); err != nil {
+		return 0, fmt.Errorf("shard: register: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("shard: register: %w", err)
+	}
+	return key, nil
+}

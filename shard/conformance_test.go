@@ -1,0 +1,13 @@
+package shard_test
+
+import (
+	"testing"
+
+	"github.com/madang-io/madang/shard/shardtest"
+)
+
+func TestConformance(t *testing.T) {
+	for _, b := range shardtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { shardtest.RunConformance(t, b) })
+	}
+}

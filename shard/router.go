@@ -1,0 +1,717 @@
+package shard
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/madang-io/madang/internal/sqldialect"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+)
+
+// Config configures a Router. Only Directory is required.
+type Config struct {
+	// Directory lists the game databases. Required.
+	Directory Directory
+	// Open opens a connection pool. Default sql.Open. Mains that use SQLite
+	// import the driver themselves; this package imports none but
+	// go-sql-driver/mysql.
+	Open func(driver, dsn string) (*sql.DB, error)
+	// DSNTemplate forms the DSN of a database whose directory row has no
+	// dsn: {host}, {port} and {db} are replaced by the row's host, port and
+	// db_name, e.g. "game:secret@tcp({host}:{port})/{db}?parseTime=true".
+	// Default "" (every row must then carry its dsn).
+	DSNTemplate string
+	// MaxOpenConns is each pool's connection limit (one pool per primary and
+	// per replica). Default 16.
+	MaxOpenConns int
+	// MaxIdleConns is each pool's idle connection limit. Default 8.
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections older than this. Default 30 min;
+	// negative means no limit.
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes connections idle longer than this. Default
+	// 5 min; negative means no limit.
+	ConnMaxIdleTime time.Duration
+	// RefreshInterval is how often the Router polls Directory.Version and
+	// reloads the routing table when it changed. Default 5 s; negative
+	// disables polling (Refresh still works). A key the table does not know
+	// also triggers a reload, at most once per RefreshInterval (or once per
+	// second when polling is disabled), so a key just allocated on a
+	// database just added routes at once.
+	RefreshInterval time.Duration
+	// TxRetries is how many times Tx runs fn again after a deadlock, lock
+	// wait timeout or busy database (sqldialect.IsRetryable). Default 3
+	// (4 attempts in all); negative means no retry.
+	TxRetries int
+	// TxBackoff is the wait before the first retry, doubled for each next
+	// one, with up to 50% random jitter added. Default 10 ms.
+	TxBackoff time.Duration
+	// ForEachConcurrency bounds how many databases ForEach works on at
+	// once. Default 4.
+	ForEachConcurrency int
+	// SlowThreshold: a Tx that takes longer (all attempts) counts as slow
+	// in Stats. Default 200 ms.
+	SlowThreshold time.Duration
+	// Schema, when set, is the game databases' migration set: a database
+	// whose schema_migrations is behind it (or dirty) is refused with
+	// ErrSchemaBehind when its pool is opened. Default nil (no check).
+	Schema *Migrations
+	// Logger receives refresh failures and pool events. Default nil: silent.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Open == nil {
+		c.Open = sql.Open
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = 16
+	}
+	if c.MaxIdleConns <= 0 {
+		c.MaxIdleConns = 8
+	}
+	if c.ConnMaxLifetime == 0 {
+		c.ConnMaxLifetime = 30 * time.Minute
+	}
+	if c.ConnMaxIdleTime == 0 {
+		c.ConnMaxIdleTime = 5 * time.Minute
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 5 * time.Second
+	}
+	if c.TxRetries == 0 {
+		c.TxRetries = 3
+	} else if c.TxRetries < 0 {
+		c.TxRetries = 0
+	}
+	if c.TxBackoff <= 0 {
+		c.TxBackoff = 10 * time.Millisecond
+	}
+	if c.ForEachConcurrency <= 0 {
+		c.ForEachConcurrency = 4
+	}
+	if c.SlowThreshold <= 0 {
+		c.SlowThreshold = 200 * time.Millisecond
+	}
+}
+
+// Router routes user keys to game databases: it caches the directory as a
+// sorted table of key ranges (lookup is a binary search, no allocation) and
+// keeps one lazily opened connection pool per database and replica.
+//
+// While the directory cannot be read, the Router keeps serving the table it
+// last loaded. A game database that is down fails only its own users'
+// calls. Close stops the refresh goroutine and closes every pool; the
+// caller's directory database is not the Router's and stays open.
+type Router struct {
+	cfg      Config
+	log      *slog.Logger
+	table    atomic.Pointer[table]
+	mu       sync.Mutex // serialises reloads
+	sf       singleflight.Group
+	lastMiss atomic.Int64 // unix ns of the last reload caused by a miss
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   atomic.Bool
+}
+
+// table is one immutable routing snapshot.
+type table struct {
+	version string
+	firsts  []int64 // sorted FirstKey of each entry
+	lasts   []int64
+	nodes   []*node // parallel to firsts
+	byID    []*node // sorted by database id
+}
+
+// node is a database of one table snapshot; pool is shared between
+// snapshots while the connection settings stay the same.
+type node struct {
+	info Database
+	pool *pool
+}
+
+// pool holds the lazily opened connection pools of one database and its
+// counters.
+type pool struct {
+	driver   string
+	primary  string
+	replicas []string
+
+	mu                                 sync.Mutex
+	db                                 atomic.Pointer[sql.DB]
+	reps                               atomic.Pointer[[]*sql.DB]
+	rr                                 atomic.Uint64
+	closed                             bool
+	txs, retries, txErrors, slow, errs atomic.Uint64
+}
+
+func (p *pool) sameAs(driver, primary string, replicas []string) bool {
+	return p.driver == driver && p.primary == primary && slices.Equal(p.replicas, replicas)
+}
+
+// NewRouter loads the directory (failing if it cannot) and starts polling
+// it. Close the Router when done.
+func NewRouter(ctx context.Context, cfg Config) (*Router, error) {
+	if cfg.Directory == nil {
+		return nil, invalidf("Config.Directory is nil")
+	}
+	cfg.setDefaults()
+	r := &Router{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if err := r.reload(ctx, true); err != nil {
+		return nil, err
+	}
+	if cfg.RefreshInterval < 0 {
+		close(r.done)
+		r.cancel = func() {}
+		return r, nil
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go r.poll(pctx)
+	return r, nil
+}
+
+func (r *Router) poll(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.reload(ctx, false); err != nil && ctx.Err() == nil {
+				r.log.Warn("shard: directory refresh failed; keeping the cached routing table", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh reloads the routing table now if the directory's version changed.
+// On error the previous table stays in use.
+func (r *Router) Refresh(ctx context.Context) error { return r.reload(ctx, false) }
+
+func (r *Router) reload(ctx context.Context, force bool) error {
+	if r.closed.Load() {
+		return &Error{Kind: ErrClosed}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.table.Load()
+	ver, err := r.cfg.Directory.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("shard: refresh: %w", err)
+	}
+	if !force && old != nil && ver == old.version {
+		return nil
+	}
+	dbs, err := r.cfg.Directory.Databases(ctx)
+	if err != nil {
+		return fmt.Errorf("shard: refresh: %w", err)
+	}
+	if err := ValidateDirectory(dbs); err != nil {
+		return fmt.Errorf("shard: refresh: %w", err)
+	}
+	oldPools := map[int]*pool{}
+	if old != nil {
+		for _, n := range old.byID {
+			oldPools[n.info.ID] = n.pool
+		}
+	}
+	t := &table{version: ver}
+	kept := map[*pool]bool{}
+	for _, d := range dbs {
+		primary, replicas, err := d.DSNs(r.cfg.DSNTemplate)
+		if err != nil {
+			return fmt.Errorf("shard: refresh: %w", err)
+		}
+		p := oldPools[d.ID]
+		if p == nil || !p.sameAs(d.Driver, primary, replicas) {
+			p = &pool{driver: d.Driver, primary: primary, replicas: replicas}
+		}
+		kept[p] = true
+		t.byID = append(t.byID, &node{info: d, pool: p})
+	}
+	slices.SortFunc(t.byID, func(a, b *node) int { return a.info.ID - b.info.ID })
+	t.nodes = slices.Clone(t.byID)
+	slices.SortFunc(t.nodes, func(a, b *node) int { return cmpInt64(a.info.FirstKey, b.info.FirstKey) })
+	for _, n := range t.nodes {
+		t.firsts = append(t.firsts, n.info.FirstKey)
+		t.lasts = append(t.lasts, n.info.LastKey)
+	}
+	r.table.Store(t)
+	for _, p := range oldPools {
+		if !kept[p] {
+			p.close()
+		}
+	}
+	if old != nil {
+		r.log.Info("shard: routing table reloaded", "version", ver, "databases", len(dbs))
+	}
+	return nil
+}
+
+// find is the binary search over the table: no allocation.
+func (t *table) find(key int64) *node {
+	lo, hi := 0, len(t.firsts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.firsts[m] <= key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 || key > t.lasts[lo-1] {
+		return nil
+	}
+	return t.nodes[lo-1]
+}
+
+// LookupID returns the id of the database owning userKey in the cached
+// table, without I/O or allocation; ok is false for an unknown key.
+func (r *Router) LookupID(userKey int64) (dbID int, ok bool) {
+	if n := r.table.Load().find(userKey); n != nil {
+		return n.info.ID, true
+	}
+	return 0, false
+}
+
+// Lookup returns the directory entry of the database owning userKey. A key
+// the cached table does not know triggers one directory reload (rate
+// limited, see Config.RefreshInterval) before it fails with ErrUnknownKey.
+func (r *Router) Lookup(ctx context.Context, userKey int64) (Database, error) {
+	n, err := r.node(ctx, userKey)
+	if err != nil {
+		return Database{}, err
+	}
+	return n.info, nil
+}
+
+func (r *Router) node(ctx context.Context, userKey int64) (*node, error) {
+	if r.closed.Load() {
+		return nil, &Error{Kind: ErrClosed}
+	}
+	if n := r.table.Load().find(userKey); n != nil {
+		return n, nil
+	}
+	if userKey > 0 && r.missReloadAllowed() {
+		_, _, _ = r.sf.Do("miss", func() (any, error) { return nil, r.reload(ctx, false) })
+		if n := r.table.Load().find(userKey); n != nil {
+			return n, nil
+		}
+	}
+	return nil, &Error{Kind: ErrUnknownKey, UserKey: userKey}
+}
+
+func (r *Router) missReloadAllowed() bool {
+	every := r.cfg.RefreshInterval
+	if every < 0 {
+		every = time.Second
+	}
+	now := time.Now().UnixNano()
+	last := r.lastMiss.Load()
+	return now-last >= int64(every) && r.lastMiss.CompareAndSwap(last, now)
+}
+
+// DB returns the connection pool of userKey's primary database, opening it
+// on first use. Errors: ErrUnknownKey, ErrReadOnly, ErrUnavailable (the
+// database could not be opened or pinged), ErrSchemaBehind (Config.Schema).
+func (r *Router) DB(ctx context.Context, userKey int64) (*sql.DB, error) {
+	n, err := r.node(ctx, userKey)
+	if err != nil {
+		return nil, err
+	}
+	if n.info.State == StateReadOnly {
+		n.pool.errs.Add(1)
+		return nil, &Error{Kind: ErrReadOnly, UserKey: userKey, DBID: n.info.ID}
+	}
+	db, err := r.primary(ctx, n)
+	if err != nil {
+		n.pool.errs.Add(1)
+		return nil, withKey(err, userKey)
+	}
+	return db, nil
+}
+
+// ReadDB returns a pool of one of userKey's database replicas (round robin)
+// when the directory lists replicas, otherwise the primary's pool. Reads
+// from a replica may lag the primary.
+func (r *Router) ReadDB(ctx context.Context, userKey int64) (*sql.DB, error) {
+	n, err := r.node(ctx, userKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(n.pool.replicas) == 0 {
+		db, err := r.primary(ctx, n)
+		if err != nil {
+			n.pool.errs.Add(1)
+			return nil, withKey(err, userKey)
+		}
+		return db, nil
+	}
+	reps, err := r.replicas(n)
+	if err != nil {
+		n.pool.errs.Add(1)
+		return nil, withKey(err, userKey)
+	}
+	return reps[n.pool.rr.Add(1)%uint64(len(reps))], nil
+}
+
+func withKey(err error, key int64) error {
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.UserKey = key
+		return &c
+	}
+	return err
+}
+
+func (r *Router) openPool(driver, dsn string) (*sql.DB, error) {
+	db, err := r.cfg.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(r.cfg.MaxOpenConns)
+	db.SetMaxIdleConns(min(r.cfg.MaxIdleConns, r.cfg.MaxOpenConns))
+	db.SetConnMaxLifetime(max(r.cfg.ConnMaxLifetime, 0))
+	db.SetConnMaxIdleTime(max(r.cfg.ConnMaxIdleTime, 0))
+	return db, nil
+}
+
+// primary returns n's primary pool, opening, pinging and (with
+// Config.Schema) checking it on first use. A failed open is not cached: the
+// next call tries again.
+func (r *Router) primary(ctx context.Context, n *node) (*sql.DB, error) {
+	p := n.pool
+	if db := p.db.Load(); db != nil {
+		return db, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if db := p.db.Load(); db != nil {
+		return db, nil
+	}
+	if p.closed {
+		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
+	}
+	db, err := r.openPool(p.driver, p.primary)
+	if err != nil {
+		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: err}
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: err}
+	}
+	if r.cfg.Schema != nil {
+		st, err := Status(ctx, db, *r.cfg.Schema)
+		if err != nil {
+			db.Close()
+			return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: err}
+		}
+		if !st.UpToDate() {
+			db.Close()
+			return nil, &Error{Kind: ErrSchemaBehind, DBID: n.info.ID,
+				Err: fmt.Errorf("source %q pending %v dirty %v", st.Source, st.Pending, st.Dirty)}
+		}
+	}
+	p.db.Store(db)
+	r.log.Debug("shard: opened pool", "db_id", n.info.ID)
+	return db, nil
+}
+
+func (r *Router) replicas(n *node) ([]*sql.DB, error) {
+	p := n.pool
+	if reps := p.reps.Load(); reps != nil {
+		return *reps, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if reps := p.reps.Load(); reps != nil {
+		return *reps, nil
+	}
+	if p.closed {
+		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
+	}
+	reps := make([]*sql.DB, 0, len(p.replicas))
+	for _, dsn := range p.replicas {
+		db, err := r.openPool(p.driver, dsn)
+		if err != nil {
+			for _, o := range reps {
+				o.Close()
+			}
+			return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: err}
+		}
+		reps = append(reps, db)
+	}
+	p.reps.Store(&reps)
+	return reps, nil
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if db := p.db.Swap(nil); db != nil {
+		db.Close()
+	}
+	if reps := p.reps.Swap(nil); reps != nil {
+		for _, db := range *reps {
+			db.Close()
+		}
+	}
+}
+
+// Tx runs fn in a transaction on userKey's primary database and commits it
+// when fn returns nil (rolls back otherwise, returning fn's error as is).
+//
+// Retries: when beginning, fn or the commit fails with a deadlock, lock wait
+// timeout or busy database (sqldialect.IsRetryable), the transaction is
+// rolled back and fn runs again from the start, at most Config.TxRetries
+// more times, waiting Config.TxBackoff (doubling, with jitter) in between.
+// So fn must not have effects outside the transaction. A database that
+// cannot be reached gives ErrUnavailable.
+func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	db, err := r.DB(ctx, userKey)
+	if err != nil {
+		return err
+	}
+	n := r.table.Load().find(userKey)
+	var p *pool
+	if n != nil {
+		p = n.pool
+	} else {
+		p = &pool{} // the table changed under us; count nowhere
+	}
+	start := time.Now()
+	p.txs.Add(1)
+	backoff := r.cfg.TxBackoff
+	for attempt := 0; ; attempt++ {
+		err = runTx(ctx, db, fn)
+		if err == nil || !sqldialect.IsRetryable(err) || attempt >= r.cfg.TxRetries || ctx.Err() != nil {
+			break
+		}
+		p.retries.Add(1)
+		wait := backoff + time.Duration(rand.Int64N(int64(backoff)/2+1))
+		backoff *= 2
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+		case <-tm.C:
+		}
+	}
+	if time.Since(start) > r.cfg.SlowThreshold {
+		p.slow.Add(1)
+	}
+	if err != nil {
+		p.txErrors.Add(1)
+		var be beginError
+		if errors.As(err, &be) {
+			id := 0
+			if n != nil {
+				id = n.info.ID
+			}
+			return &Error{Kind: ErrUnavailable, UserKey: userKey, DBID: id, Err: be.err}
+		}
+	}
+	return err
+}
+
+// beginError marks a failed BeginTx: the database is unreachable or busy.
+type beginError struct{ err error }
+
+func (e beginError) Error() string { return "begin: " + e.err.Error() }
+func (e beginError) Unwrap() error { return e.err }
+
+func runTx(ctx context.Context, db *sql.DB, fn func(context.Context, *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return beginError{err}
+	}
+	done := false
+	defer func() {
+		if !done {
+			tx.Rollback() // fn panicked: release the connection, let the panic go on
+		}
+	}()
+	if err := fn(ctx, tx); err != nil {
+		done = true
+		tx.Rollback()
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("shard: commit: %w", err)
+	}
+	return nil
+}
+
+// Databases returns the cached directory entries, sorted by id.
+func (r *Router) Databases() []Database {
+	t := r.table.Load()
+	out := make([]Database, len(t.byID))
+	for i, n := range t.byID {
+		out[i] = n.info
+	}
+	return out
+}
+
+// ForEach calls fn for every database in the cached directory with its
+// primary pool, at most Config.ForEachConcurrency at once (errgroup). The
+// first error cancels the context of the others and is returned; a database
+// that cannot be opened is such an error.
+func (r *Router) ForEach(ctx context.Context, fn func(ctx context.Context, d Database, db *sql.DB) error) error {
+	if r.closed.Load() {
+		return &Error{Kind: ErrClosed}
+	}
+	t := r.table.Load()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.ForEachConcurrency)
+	for _, n := range t.byID {
+		g.Go(func() error {
+			db, err := r.primary(gctx, n)
+			if err != nil {
+				return err
+			}
+			return fn(gctx, n.info, db)
+		})
+	}
+	return g.Wait()
+}
+
+// MigrateAll applies m to every game database (ForEach's concurrency) and
+// returns each database's outcome; err is the first failure, if any. Apply
+// DirectoryMigrations to the common database yourself with Migrate.
+func (r *Router) MigrateAll(ctx context.Context, m Migrations) ([]DatabaseStatus, error) {
+	return r.schemaAll(ctx, m, true)
+}
+
+// SchemaStatus returns every game database's migration state for m.
+func (r *Router) SchemaStatus(ctx context.Context, m Migrations) ([]DatabaseStatus, error) {
+	return r.schemaAll(ctx, m, false)
+}
+
+// DatabaseStatus is one database's migration outcome.
+type DatabaseStatus struct {
+	DBID    int
+	Applied []int64 // versions applied by this run (MigrateAll)
+	Status  SchemaStatus
+	Err     error
+}
+
+func (r *Router) schemaAll(ctx context.Context, m Migrations, apply bool) ([]DatabaseStatus, error) {
+	t := r.table.Load()
+	out := make([]DatabaseStatus, len(t.byID))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.ForEachConcurrency)
+	for i, n := range t.byID {
+		out[i].DBID = n.info.ID
+		g.Go(func() error {
+			// The schema check would refuse a database that is behind,
+			// which is what this is for: open it without the check.
+			db, err := r.cfg.Open(n.pool.driver, n.pool.primary)
+			if err != nil {
+				out[i].Err = err
+				return nil
+			}
+			defer db.Close()
+			if apply {
+				out[i].Applied, out[i].Err = Migrate(gctx, db, m)
+			}
+			if out[i].Err == nil {
+				out[i].Status, out[i].Err = Status(gctx, db, m)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, s := range out {
+		if s.Err != nil {
+			return out, fmt.Errorf("shard: db %d: %w", s.DBID, s.Err)
+		}
+	}
+	return out, nil
+}
+
+// DBStats is one database's counters for metrics.
+type DBStats struct {
+	ID    int
+	Name  string
+	State State
+	// Open reports whether the primary pool has been opened.
+	Open bool
+	// Pool is the primary pool's sql.DBStats (connections in use and idle,
+	// WaitCount and WaitDuration for a free connection, closes).
+	Pool sql.DBStats
+	// Replicas holds each replica pool's stats once opened.
+	Replicas []sql.DBStats
+	// Txs counts Tx calls, TxRetries their retries, TxErrors the calls that
+	// returned an error, SlowTxs the calls longer than
+	// Config.SlowThreshold; Errors counts DB, ReadDB and Tx calls refused
+	// with an error of this package (unavailable, read-only, schema).
+	Txs, TxRetries, TxErrors, SlowTxs, Errors uint64
+}
+
+// Stats returns per-database counters, sorted by id. Counters of a database
+// whose connection settings changed restart from zero.
+func (r *Router) Stats() []DBStats {
+	t := r.table.Load()
+	out := make([]DBStats, 0, len(t.byID))
+	for _, n := range t.byID {
+		p := n.pool
+		s := DBStats{ID: n.info.ID, Name: n.info.Name, State: n.info.State,
+			Txs: p.txs.Load(), TxRetries: p.retries.Load(), TxErrors: p.txErrors.Load(), SlowTxs: p.slow.Load(), Errors: p.errs.Load()}
+		if db := p.db.Load(); db != nil {
+			s.Open, s.Pool = true, db.Stats()
+		}
+		if reps := p.reps.Load(); reps != nil {
+			for _, db := range *reps {
+				s.Replicas = append(s.Replicas, db.Stats())
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close stops the refresh goroutine, waits for it, and closes every pool.
+// Calls after Close return ErrClosed.
+func (r *Router) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.table.Load().byID {
+		n.pool.close()
+	}
+	return nil
+}
+
+// String describes the router for logs.
+func (r *Router) String() string {
+	t := r.table.Load()
+	ids := make([]string, len(t.byID))
+	for i, n := range t.byID {
+		ids[i] = fmt.Sprint(n.info.ID)
+	}
+	return "shard.Router{" + strings.Join(ids, ",") + "}"
+}

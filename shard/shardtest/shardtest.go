@@ -1,0 +1,132 @@
+// Package shardtest helps test code that uses package shard: static
+// directories, game databases created for one test (SQLite files in
+// t.TempDir(), or random MariaDB databases dropped afterwards), and a
+// conformance suite (RunConformance) that checks the directory, allocator,
+// accounts, router and migrations against a real backend.
+//
+// It imports the SQLite driver (through internal/testdb), so only tests and
+// mains may import it.
+package shardtest
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard"
+)
+
+// KeySpan is the size of the key range Range gives each database: the
+// talk's layout, gamedb01 from 10000000, gamedb02 from 20000000, ...
+const KeySpan = 10_000_000
+
+// Range returns the talk's key range of database id: id*KeySpan through
+// id*KeySpan+KeySpan-1.
+func Range(id int) (first, last int64) {
+	first = int64(id) * KeySpan
+	return first, first + KeySpan - 1
+}
+
+// Static returns a static directory over dbs, failing t when they are
+// invalid.
+func Static(t testing.TB, dbs ...shard.Database) *shard.StaticDirectory {
+	t.Helper()
+	d, err := shard.NewStaticDirectory(dbs)
+	if err != nil {
+		t.Fatalf("shardtest: static directory: %v", err)
+	}
+	return d
+}
+
+// Backend is a database family the suite runs against.
+type Backend struct {
+	// Name is "sqlite" or "mariadb".
+	Name string
+	// Driver is the database/sql driver name.
+	Driver string
+	// NewDSN creates a fresh, empty database for the test and returns its
+	// DSN; it is removed when the test ends. It skips the test when the
+	// backend is not configured.
+	NewDSN func(t testing.TB) string
+	// BrokenDSN returns a DSN that cannot be opened (a closed port, a path
+	// in a removed directory), for "database down" tests.
+	BrokenDSN func(t testing.TB) string
+}
+
+// SQLite is the embedded backend: database files in t.TempDir() with
+// testdb.SQLiteDSN (WAL, busy timeout, _txlock=immediate).
+func SQLite() Backend {
+	return Backend{
+		Name:   "sqlite",
+		Driver: "sqlite",
+		NewDSN: func(t testing.TB) string {
+			return testdb.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))
+		},
+		BrokenDSN: func(t testing.TB) string {
+			return testdb.SQLiteDSN(filepath.Join(t.TempDir(), "removed", "db.sqlite"))
+		},
+	}
+}
+
+// MariaDB creates random databases on the MADANG_MYSQL_DSN server (skipping
+// the test when it is unset, failing in CI).
+func MariaDB() Backend {
+	return Backend{
+		Name:   "mariadb",
+		Driver: "mysql",
+		NewDSN: func(t testing.TB) string { return testdb.MySQL(t) },
+		BrokenDSN: func(t testing.TB) string {
+			// Port 1 (tcpmux) is closed on any sane test machine.
+			return "root@tcp(127.0.0.1:1)/madang_down?timeout=2s"
+		},
+	}
+}
+
+// Backends returns SQLite and MariaDB.
+func Backends() []Backend { return []Backend{SQLite(), MariaDB()} }
+
+// Open opens dsn with the backend's driver, closed when the test ends.
+func (b Backend) Open(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(b.Driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Database creates a fresh game database and returns its directory entry:
+// id, the talk's key range for id (Range), db_name "gamedbNN", the
+// backend's driver and an explicit DSN.
+func (b Backend) Database(t testing.TB, id int) shard.Database {
+	t.Helper()
+	first, last := Range(id)
+	return shard.Database{
+		ID: id, ServerID: 1, WorldID: 1,
+		Name:     fmt.Sprintf("gamedb%02d", id),
+		Driver:   b.Driver,
+		DSN:      b.NewDSN(t),
+		FirstKey: first, LastKey: last,
+		Description: "shardtest",
+	}
+}
+
+// Databases creates n fresh game databases with ids 1..n (see Database).
+func (b Backend) Databases(t testing.TB, n int) []shard.Database {
+	t.Helper()
+	out := make([]shard.Database, n)
+	for i := range out {
+		out[i] = b.Database(t, i+1)
+	}
+	return out
+}
+
+// SQLiteDatabases creates n SQLite game databases in t.TempDir(), ids 1..n.
+func SQLiteDatabases(t testing.TB, n int) []shard.Database { return SQLite().Databases(t, n) }
+
+// MySQLDatabases creates n random MariaDB databases, ids 1..n, dropped when
+// the test ends; it skips the test when MADANG_MYSQL_DSN is unset.
+func MySQLDatabases(t testing.TB, n int) []shard.Database { return MariaDB().Databases(t, n) }
