@@ -1,0 +1,229 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestBoardMemory(t *testing.T) {
+	sessiontest.RunBoardTests(t, func(t *testing.T, clk sessiontest.BoardClock) session.BoardStore {
+		return session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
+	})
+}
+
+func newBoardRedisStore(t *testing.T, clients ...redis.UniversalClient) *session.BoardRedisStore {
+	t.Helper()
+	s, err := session.NewBoardRedisStore(clients, session.BoardRedisConfig{Prefix: testredis.Prefix(t, clients[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBoardRedis(t *testing.T) {
+	c := testredis.Client(t)
+	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
+		return newBoardRedisStore(t, c)
+	})
+}
+
+func TestBoardRedisCluster(t *testing.T) {
+	c := testredis.Cluster(t)
+	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
+		return newBoardRedisStore(t, c)
+	})
+}
+
+// TestBoardMemoryDropsExpiredSeasons checks that the memory store frees a
+// season after its TTL (the suite sees only that reads come back empty).
+func TestBoardMemoryDropsExpiredSeasons(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
+	b, err := session.NewBoard(store, "drop", session.BoardConfig{Clock: clk, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for day := 0; day < 3; day++ {
+		if err := b.Submit(ctx, 1, 1, session.ScoreBest); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(24 * time.Hour)
+	}
+	// Days 1 and 2 ended more than an hour ago; the next write sweeps them.
+	if err := b.Submit(ctx, 1, 1, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.Seasons(); n != 1 {
+		t.Fatalf("%d seasons kept, want 1", n)
+	}
+}
+
+// TestBoardRedisSetsTTL checks the Redis key's TTL: season end + retention.
+func TestBoardRedisSetsTTL(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Client(t)
+	prefix := testredis.Prefix(t, c)
+	store, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)) // 2 h before the day ends
+	b, err := session.NewBoard(store, "ttl", session.BoardConfig{Clock: clk, Retention: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Submit(ctx, 1, 1, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := c.PTTL(ctx, prefix+"{b:ttl}:d20261125").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl > 5*time.Hour || ttl < 5*time.Hour-time.Minute {
+		t.Fatalf("TTL %v, want 5h", ttl)
+	}
+}
+
+// TestBoardRedisNodeChoice checks that a board's commands all go to the
+// client BoardNodeIndex names, with two clients told apart by a hook.
+func TestBoardRedisNodeChoice(t *testing.T) {
+	ctx := context.Background()
+	addr := testredis.Client(t).Options().Addr
+	var clients []redis.UniversalClient
+	counts := make([]int, 2)
+	for i := range 2 {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		c.AddHook(boardCountHook{n: &counts[i]})
+		clients = append(clients, c)
+	}
+	store := newBoardRedisStore(t, clients...)
+	for _, name := range []string{"alpha", "beta", "gamma", "delta"} {
+		counts[0], counts[1] = 0, 0
+		b, err := session.NewBoard(store, name, session.BoardConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Submit(ctx, 1, 1, session.ScoreBest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Rank(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		want := session.BoardNodeIndex(name, 2)
+		if counts[want] < 2 || counts[1-want] != 0 {
+			t.Fatalf("board %q: calls per client %v, want all on %d", name, counts, want)
+		}
+	}
+}
+
+type boardCountHook struct{ n *int }
+
+func (h boardCountHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h boardCountHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { *h.n++; return next(ctx, cmd) }
+}
+func (h boardCountHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { *h.n++; return next(ctx, cmds) }
+}
+
+func TestBoardNodeIndex(t *testing.T) {
+	// 32-bit FNV-1a of "alpha" is 0x...; the rule must never change, so
+	// compare against the hash computed by hand from its definition.
+	fnv := func(s string) uint32 {
+		h := uint32(2166136261)
+		for i := 0; i < len(s); i++ {
+			h ^= uint32(s[i])
+			h *= 16777619
+		}
+		return h
+	}
+	for _, name := range []string{"alpha", "weekly-pvp", "x"} {
+		for _, n := range []int{2, 3, 7} {
+			if got, want := session.BoardNodeIndex(name, n), int(fnv(name)%uint32(n)); got != want {
+				t.Fatalf("BoardNodeIndex(%q, %d) = %d, want %d", name, n, got, want)
+			}
+		}
+	}
+	if session.BoardNodeIndex("alpha", 1) != 0 || session.BoardNodeIndex("alpha", 0) != 0 {
+		t.Fatal("one node")
+	}
+}
+
+// TestBoardRedisCorruptValue: a value no Board wrote (an infinity) is
+// reported as ErrScoreRange, not decoded into a wrong score.
+func TestBoardRedisCorruptValue(t *testing.T) {
+	ctx := context.Background()
+	c := testredis.Client(t)
+	prefix := testredis.Prefix(t, c)
+	store, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	b, err := session.NewBoard(store, "corrupt", session.BoardConfig{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ZAdd(ctx, prefix+"{b:corrupt}:d20261125", redis.Z{Score: 1e300, Member: "5"})
+	if _, err := b.Rank(ctx, 5); !errors.Is(err, session.ErrScoreRange) {
+		t.Fatalf("Rank of a corrupt value: %v", err)
+	}
+	if err := b.Submit(ctx, 5, 1, session.ScoreIncr); !errors.Is(err, session.ErrScoreRange) {
+		t.Fatalf("Incr of a corrupt value: %v", err)
+	}
+}
+
+func TestScoreEncodeDecode(t *testing.T) {
+	for _, c := range []struct{ score, slot int64 }{
+		{0, 0}, {1, 0}, {-1, 0}, {session.ScoreMax, 0}, {session.ScoreMin, session.ScoreTimeSlots - 1},
+		{session.ScoreMax, session.ScoreTimeSlots - 1}, {-12345, 777}, {987654321, 4000000},
+	} {
+		v, err := session.ScoreEncode(c.score, c.slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if float64(int64(v)) != v || v >= 1<<53 || v <= -(1<<53) {
+			t.Fatalf("encode(%d, %d) = %v: not an exact integer below 2^53", c.score, c.slot, v)
+		}
+		s, sl, err := session.ScoreDecode(v)
+		if err != nil || s != c.score || sl != c.slot {
+			t.Fatalf("decode(encode(%d, %d)) = %d, %d, %v", c.score, c.slot, s, sl, err)
+		}
+		// Order: a higher score beats any slot; an earlier slot beats a later.
+		if c.slot > 0 {
+			earlier, _ := session.ScoreEncode(c.score, c.slot-1)
+			if earlier <= v {
+				t.Fatalf("earlier slot does not rank higher at %+v", c)
+			}
+		}
+		if c.score < session.ScoreMax {
+			higher, _ := session.ScoreEncode(c.score+1, session.ScoreTimeSlots-1)
+			if higher <= v {
+				t.Fatalf("higher score does not rank higher at %+v", c)
+			}
+		}
+	}
+	for _, bad := range []struct{ score, slot int64 }{
+		{session.ScoreMax + 1, 0}, {session.ScoreMin - 1, 0}, {0, -1}, {0, session.ScoreTimeSlots},
+	} {
+		if _, err := session.ScoreEncode(bad.score, bad.slot); err == nil {
+			t.Fatalf("encode(%d, %d) accepted", bad.score, bad.slot)
+		}
+	}
+	nan := 0.0
+	for _, v := range []float64{nan / nan, 1 / nan, -1 / nan, 0.5, 1 << 53, -(1 << 53), 1e300} {
+		if _, _, err := session.ScoreDecode(v); !errors.Is(err, session.ErrScoreRange) {
+			t.Fatalf("decode(%v): %v", v, err)
+		}
+	}
+}
