@@ -1,0 +1,211 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/session/sessiontest"
+)
+
+// whoami is a handler that answers with the caller's Principal.
+var whoami = protocol.Typed(func(_ context.Context, req *protocol.Request, _ struct{}) (*protocol.Principal, error) {
+	if req.Principal == nil {
+		return nil, errors.New("no principal")
+	}
+	return req.Principal, nil
+})
+
+func TestMiddlewareCodes(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	store := session.NewMemoryStore(session.Config{Clock: clk, TTL: time.Minute, Tombstone: time.Hour})
+	defer store.Close()
+	mux := protocol.NewMux()
+	mux.Handle("whoami", whoami)
+	mux.HandleFunc("login", func(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
+		if req.Principal != nil {
+			t.Error("public command got a principal")
+		}
+		return nil, nil
+	})
+	h := protocol.Chain(mux, session.Middleware(store, session.MiddlewareConfig{Public: []string{"login"}}))
+	ctx := context.Background()
+	call := func(req *protocol.Request) *protocol.Response { return protocol.Dispatch(ctx, h, req, nil) }
+
+	if resp := call(&protocol.Request{Command: "login"}); resp.Code != protocol.CodeOK {
+		t.Fatalf("public command: %v %s", resp.Code, resp.Message)
+	}
+	if resp := call(&protocol.Request{Command: "whoami"}); resp.Code != protocol.CodeUnauthorized {
+		t.Fatalf("no token: %v", resp.Code)
+	}
+	s := sessiontest.Login(t, store, 77)
+	resp := call(sessiontest.Request(s, "whoami", ""))
+	if resp.Code != protocol.CodeOK || string(resp.Payload) == "" {
+		t.Fatalf("valid token: %v %s", resp.Code, resp.Message)
+	}
+	req := sessiontest.Request(s, "whoami", "")
+	call(req)
+	if p := req.Principal; p == nil || p.UserKey != 77 || p.SessionID != s.ID || p.Country != "KR" {
+		t.Fatalf("principal %+v", p)
+	}
+	// Key id + counter: accepted once, then replayed.
+	frame := &protocol.Request{Command: "whoami", KeyID: []byte(s.ID), Counter: 1}
+	if resp := call(frame); resp.Code != protocol.CodeOK {
+		t.Fatalf("frame: %v %s", resp.Code, resp.Message)
+	}
+	if resp := call(&protocol.Request{Command: "whoami", KeyID: []byte(s.ID), Counter: 1}); resp.Code != protocol.CodeReplayed {
+		t.Fatalf("replayed frame: %v", resp.Code)
+	}
+	if resp := call(&protocol.Request{Command: "whoami", Token: "1.nope"}); resp.Code != protocol.CodeUnauthorized {
+		t.Fatalf("bad token: %v", resp.Code)
+	}
+	// Kicked by a newer login.
+	s2 := sessiontest.Login(t, store, 77)
+	if resp := call(sessiontest.Request(s, "whoami", "")); resp.Code != protocol.CodeKicked {
+		t.Fatalf("old token after a new login: %v", resp.Code)
+	}
+	// Revoked.
+	if err := store.Revoke(ctx, s2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if resp := call(sessiontest.Request(s2, "whoami", "")); resp.Code != protocol.CodeSessionRevoked {
+		t.Fatalf("revoked: %v", resp.Code)
+	}
+	// Expired.
+	s3 := sessiontest.Login(t, store, 78)
+	clk.Advance(2 * time.Minute)
+	resp = call(sessiontest.Request(s3, "whoami", ""))
+	if resp.Code != protocol.CodeSessionExpired {
+		t.Fatalf("expired: %v", resp.Code)
+	}
+	if resp.Message != session.ErrExpired.Error() {
+		t.Fatalf("message %q", resp.Message)
+	}
+}
+
+// recorder remembers the last frame a client sent.
+type recorder struct {
+	protocol.Transport
+	mu   sync.Mutex
+	last []byte
+}
+
+func (r *recorder) RoundTrip(ctx context.Context, frame []byte) ([]byte, error) {
+	r.mu.Lock()
+	r.last = append([]byte(nil), frame...)
+	r.mu.Unlock()
+	return r.Transport.RoundTrip(ctx, frame)
+}
+
+// TestAuthenticatedFramesOverHTTP: the whole path with the HTTP adapter, a
+// KeyResolver, authenticated frames and a Redis store (memory without
+// Redis): login, calls, a replayed frame, a kick.
+func TestAuthenticatedFramesOverHTTP(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		s := session.NewMemoryStore(session.Config{})
+		defer s.Close()
+		testAuthenticatedFrames(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		c := testredis.Client(t)
+		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		testAuthenticatedFrames(t, s)
+	})
+}
+
+type loginReply struct {
+	Token  string `json:"token"`
+	KeyID  string `json:"key_id"`
+	Secret []byte `json:"secret"`
+}
+
+func testAuthenticatedFrames(t *testing.T, store session.Store) {
+	ctx := context.Background()
+	mux := protocol.NewMux()
+	mux.Handle("whoami", whoami)
+	mux.Handle("login", protocol.Typed(func(ctx context.Context, _ *protocol.Request, in struct{ User int64 }) (loginReply, error) {
+		s, err := store.Create(ctx, session.NewSession{UserKey: in.User, Platform: "android"})
+		if err != nil {
+			return loginReply{}, err
+		}
+		return loginReply{Token: s.Token, KeyID: s.ID, Secret: s.Secret}, nil
+	}))
+	resolver := session.NewKeyResolver(store, session.KeyResolverConfig{})
+	h, err := protocol.NewHTTPHandler(
+		protocol.Chain(mux, session.Middleware(store, session.MiddlewareConfig{Public: []string{"login"}})),
+		protocol.HTTPConfig{Keys: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	rec := &recorder{Transport: &protocol.HTTPTransport{URL: srv.URL}}
+	login := func() (*protocol.Client, loginReply) {
+		cl, err := protocol.NewClient(protocol.ClientConfig{Transport: rec, MaxAttempts: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lr loginReply
+		if _, err := cl.Call(ctx, "login", map[string]int64{"User": 501}, &lr); err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		keys, err := protocol.NewKeys([]byte(lr.KeyID), lr.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.SetSession(lr.Token, keys)
+		return cl, lr
+	}
+	cl, lr := login()
+	for range 3 {
+		var p protocol.Principal
+		if _, err := cl.Call(ctx, "whoami", nil, &p); err != nil {
+			t.Fatalf("whoami: %v", err)
+		}
+		if p.UserKey != 501 || p.SessionID != lr.KeyID || p.Platform != "android" {
+			t.Fatalf("principal %+v", p)
+		}
+	}
+	// Replaying the last frame as captured: refused, even though it decrypts.
+	rec.mu.Lock()
+	captured := rec.last
+	rec.mu.Unlock()
+	reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, captured)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := protocol.NewKeys([]byte(lr.KeyID), lr.Secret)
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	body, _, err := codec.Decode(reply, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp protocol.Response
+	if err := protocol.DecodeResponse(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != protocol.CodeReplayed {
+		t.Fatalf("replayed frame answered %v", resp.Code)
+	}
+	// A newer login kicks the first client.
+	cl2, _ := login()
+	_, err = cl.Call(ctx, "whoami", nil, nil)
+	if protocol.CodeOf(err) != protocol.CodeKicked {
+		t.Fatalf("kicked client: %v", err)
+	}
+	if _, err := cl2.Call(ctx, "whoami", nil, nil); err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+}
