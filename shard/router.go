@@ -211,6 +211,9 @@ func (r *Router) reload(ctx context.Context, force bool) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed.Load() { // Close ran while this reload waited for the lock
+		return &Error{Kind: ErrClosed}
+	}
 	old := r.table.Load()
 	ver, err := r.cfg.Directory.Version(ctx)
 	if err != nil {

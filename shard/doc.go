@@ -1,0 +1,62 @@
+// Package shard spreads a game's users over many game databases, the way
+// the talk's studio ran MySQL: each game database owns a range of user keys
+// (gamedb01 from 10000000, gamedb02 from 20000000, ...), a directory table in
+// a common database lists them, new users are spread over the open
+// databases automatically — a database just added included — and every
+// server keeps a persistent connection pool per database.
+//
+// # Pieces
+//
+//   - Directory lists the game databases (Database: the talk's server id,
+//     world id, db id, db name, host, port, user count and description, plus
+//     the key range first/last/next, a State, a weight, replicas and the
+//     connection settings). SQLDirectory is the shard_databases table in
+//     the common database; StaticDirectory is a Go value or a JSON file.
+//   - SQLDirectory.Allocate hands out a new user key on the open database
+//     with the fewest users relative to its weight, atomically across
+//     processes; the allocation that uses a range's last key closes the
+//     database and allocation moves on. Accounts.Register maps a login
+//     Identity (platform + id) to one user key; racing first logins get
+//     the same key.
+//   - Router caches the directory as a sorted table of key ranges (the
+//     lookup is a binary search with no allocation), refreshes it when the
+//     directory's version changes (polled, on an unknown key, or Refresh),
+//     and keeps serving the cached table while the directory database is
+//     down. DB and ReadDB return lazily opened pools of a user's database
+//     (a replica for ReadDB when listed); Tx runs a transaction with bounded
+//     retries on deadlocks; ForEach fans out over all databases; Stats
+//     reports pool use, waits, errors and slow transactions per database.
+//   - Migrate applies versioned SQL files (Migrations, an fs.FS) to a
+//     database and records them in schema_migrations; Router.MigrateAll runs
+//     them on every game database, and a Router with Config.Schema refuses a
+//     database that is behind. DirectoryMigrations creates this package's own
+//     tables in the common database.
+//   - WriteVSchema and VitessShards express the directory as a Vitess
+//     sharded keyspace (numeric vindex on the user key, one shard per
+//     database range) so a studio can move onto Vitess without changing keys.
+//
+// # Databases
+//
+// MySQL/MariaDB through github.com/go-sql-driver/mysql, and SQLite (the
+// embedded default, e.g. modernc.org/sqlite, which this package does not
+// import: mains and tests import a driver and pass Config.Open or use
+// sql.Open's registry). SQLite DSNs must set the PRAGMAs in the DSN and
+// _txlock=immediate, and name files, never :memory: (see
+// internal/testdb.SQLiteDSN). The package shardtest creates test databases
+// of both kinds and runs a conformance suite.
+//
+// # Errors
+//
+// Errors are *Error values wrapping one of the ErrXxx sentinels and carry a
+// protocol result code: ErrUnknownKey (bad_request), ErrUnavailable
+// (unavailable: only the users of the database that is down see it),
+// ErrSchemaBehind and ErrReadOnly (maintenance), ErrNoOpenDatabase.
+//
+// # Limits
+//
+// User keys are positive int64 values; ranges must not overlap. An Identity
+// has a platform of at most 32 bytes and an id of at most 191 bytes.
+// Migration statements are split at lines ending in ';' (see Migrations).
+// The Router closes the pool of a database whose connection settings change
+// or which leaves the directory, failing calls still using it.
+package shard
