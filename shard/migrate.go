@@ -181,7 +181,7 @@ func recorded(ctx context.Context, q execQuerier, source string) (clean, dirty m
 	clean, dirty = map[int64]bool{}, map[int64]bool{}
 	rows, err := q.QueryContext(ctx, "SELECT version, dirty FROM schema_migrations WHERE source = ?", source)
 	if err != nil {
-		if isNoTable(err) {
+		if sqldialect.IsNoSuchTable(err) {
 			return clean, dirty, nil
 		}
 		return nil, nil, err
@@ -200,12 +200,6 @@ func recorded(ctx context.Context, q execQuerier, source string) (clean, dirty m
 		}
 	}
 	return clean, dirty, rows.Err()
-}
-
-// isNoTable reports a missing table: MySQL error 1146, SQLite "no such table".
-func isNoTable(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "Error 1146") || strings.Contains(s, "no such table")
 }
 
 func status(ms []migration, source string, clean, dirty map[int64]bool) SchemaStatus {
