@@ -52,7 +52,9 @@ type Error struct {
 	Reason Reason
 	Code   protocol.Code
 	Detail string // specifics; logged, never sent to the client
-	Err    error  // cause, if any
+	Err    error  // cause, if any; its text is appended to Error()
+
+	cause error // cause already part of Detail
 }
 
 // Error implements error.
@@ -68,7 +70,12 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error {
+	if e.Err != nil {
+		return e.Err
+	}
+	return e.cause
+}
 
 // ResultCode implements protocol.Coder.
 func (e *Error) ResultCode() protocol.Code { return e.Code }
@@ -79,14 +86,11 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Reason == e.Reason
 }
 
+// newErr returns an *Error of sentinel's reason and code; format may use %w
+// to keep a cause (its text then is part of Detail).
 func newErr(sentinel *Error, format string, args ...any) *Error {
-	e := &Error{Reason: sentinel.Reason, Code: sentinel.Code, Detail: fmt.Sprintf(format, args...)}
-	for _, a := range args {
-		if err, ok := a.(error); ok {
-			e.Err = err
-		}
-	}
-	return e
+	err := fmt.Errorf(format, args...)
+	return &Error{Reason: sentinel.Reason, Code: sentinel.Code, Detail: err.Error(), cause: errors.Unwrap(err)}
 }
 
 // Sentinel errors, one per typed failure. Match them with errors.Is; the
