@@ -304,7 +304,9 @@ func testRedeemer(t *testing.T, reds anticheat.Redemptions) {
 	}
 }
 
-func TestRedeemerMemory(t *testing.T) { testRedeemer(t, anticheat.NewMemoryStore(anticheat.MemoryConfig{})) }
+func TestRedeemerMemory(t *testing.T) {
+	testRedeemer(t, anticheat.NewMemoryStore(anticheat.MemoryConfig{}))
+}
 
 func TestRedeemerSQL(t *testing.T) {
 	for _, b := range testdb.Backends() {

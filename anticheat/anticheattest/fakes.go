@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"math/big"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -215,4 +217,56 @@ func (ca *AppleCA) SignWith(t testing.TB, payload any, alg string, chain ...*x50
 	r.FillBytes(raw[:32])
 	s.FillBytes(raw[32:])
 	return signing + "." + base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// IntegrityDecoder is a fake anticheat.IntegrityDecoder: tokens map to
+// verdicts; unknown tokens are anticheat.ErrBadInput. Safe for concurrent
+// use.
+type IntegrityDecoder struct {
+	mu       sync.Mutex
+	verdicts map[string]anticheat.IntegrityVerdict
+}
+
+var _ anticheat.IntegrityDecoder = (*IntegrityDecoder)(nil)
+
+// NewIntegrityDecoder returns an empty fake.
+func NewIntegrityDecoder() *IntegrityDecoder {
+	return &IntegrityDecoder{verdicts: map[string]anticheat.IntegrityVerdict{}}
+}
+
+// Put makes token decode to v.
+func (d *IntegrityDecoder) Put(token string, v anticheat.IntegrityVerdict) {
+	d.mu.Lock()
+	d.verdicts[token] = v
+	d.mu.Unlock()
+}
+
+// Decode implements anticheat.IntegrityDecoder.
+func (d *IntegrityDecoder) Decode(_ context.Context, token string) (anticheat.IntegrityVerdict, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.verdicts[token]
+	if !ok {
+		return v, anticheat.ErrBadInput
+	}
+	return v, nil
+}
+
+// GoodVerdict returns a verdict that passes a policy for pkg with
+// certificate digest cert (hex), request hash hash, dated now: a Play
+// recognized app on a device meeting strong integrity, licensed.
+func GoodVerdict(pkg, cert, hash string, now time.Time) anticheat.IntegrityVerdict {
+	var v anticheat.IntegrityVerdict
+	v.RequestDetails.RequestPackageName = pkg
+	v.RequestDetails.RequestHash = hash
+	v.RequestDetails.TimestampMillis = strconv.FormatInt(now.UnixMilli(), 10)
+	v.AppIntegrity.AppRecognitionVerdict = "PLAY_RECOGNIZED"
+	v.AppIntegrity.PackageName = pkg
+	if b, err := hex.DecodeString(cert); err == nil {
+		v.AppIntegrity.CertificateSha256Digest = []string{base64.RawURLEncoding.EncodeToString(b)}
+	}
+	v.AppIntegrity.VersionCode = "42"
+	v.DeviceIntegrity.DeviceRecognitionVerdict = []string{"MEETS_BASIC_INTEGRITY", "MEETS_DEVICE_INTEGRITY", "MEETS_STRONG_INTEGRITY"}
+	v.AccountDetails.AppLicensingVerdict = "LICENSED"
+	return v
 }
