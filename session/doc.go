@@ -1,0 +1,91 @@
+// Package session keeps login sessions, a per-user cache and rankings for a
+// stateless game server, with a memory backend (one process) and Redis
+// (one node, hand-sharded nodes routed by user key, Sentinel or Cluster).
+//
+// # Sessions
+//
+// A login calls Store.Create with what it knows about the user and client
+// (NewSession) and gets a Session:
+//
+//   - Token, the bearer token "<userKey>.<random>" (192 bits from
+//     crypto/rand, base64url). The client sends it in every request
+//     (protocol.Request.Token). It is secret: only over TLS, never in logs.
+//   - ID, the key id "<userKey>.<sid>" (a 72-bit random session id). It is
+//     public and distinct from the token: it names the session in
+//     authenticated frames (protocol.Request.KeyID), in logs
+//     (protocol.Principal.SessionID), in events and in Store.Revoke. Both
+//     start with the user key, so a lookup routes to the user's Redis node
+//     without a global index.
+//   - Secret, 32 random bytes for the authenticated frame mode
+//     (protocol.NewKeys), and Counter, the last accepted frame counter.
+//   - the user key, shard id, client version, platform, device id, country,
+//     language, created and last-seen times, and the game's own Attrs.
+//
+// Store.Get validates a token and slides the session's TTL; Store.GetFrame
+// does the same for a key id and, in the same step, checks that the frame
+// counter is above the last accepted one and advances it. On Redis each is
+// one Lua script: one round trip (tested with a go-redis hook).
+//
+// One session per user is the default (Config.AllowMultiple off): a new
+// login kicks the user's older sessions. A kicked session answers ErrKicked
+// (protocol.CodeKicked), a revoked one ErrRevoked (CodeSessionRevoked), an
+// expired one ErrExpired (CodeSessionExpired): ended sessions are kept as
+// tombstones for Config.Tombstone so the client learns why, and after that a
+// token is simply unknown (ErrNotFound, CodeUnauthorized). A stale frame
+// counter is protocol.ErrReplayed (CodeReplayed); a backend failure is
+// ErrUnavailable (CodeUnavailable, retryable). Kicks and revocations are
+// published as Events (Store.Subscribe; Redis pub/sub across nodes) so a
+// realtime hub on any node can drop the connection that used the session.
+//
+// # Time
+//
+// Expiry is computed from Config.Clock, in the memory store and in Redis
+// alike: the Redis session hash holds its expiry time and the scripts
+// compare it with the caller's clock; Redis TTLs (TTL plus tombstone) only
+// collect garbage. So a fake clock (internal/clock.Fake) drives the
+// conformance suite on every backend without sleeping, and servers whose
+// clocks differ by a few seconds disagree about expiry by that much.
+//
+// # Protocol integration
+//
+// Middleware authenticates every request (except Public commands such as
+// login) by key id and counter for authenticated frames, else by token, and
+// fills protocol.Request.Principal. KeyResolver implements
+// protocol.KeyResolver for the HTTP adapter: it caches the keys derived from
+// immutable session secrets in process; revocation and the counter are still
+// enforced by the middleware's GetFrame. It deliberately does not implement
+// protocol.CounterGuard, which would check the counter a second time.
+//
+// # Routing Redis by user key
+//
+// A Router maps a user key to one of N Redis clients by Modulo (userKey mod
+// N) or Ranges (the first user key of each node, as user keys are allocated
+// per database). Every key of a user carries the hash tag {u:<userKey>}, so
+// every script touches a single slot and any client works as a node: a
+// plain client, a Sentinel failover client or a Cluster client. To add a
+// node, build the new Router with RouterConfig.Previous set to the old one:
+// new sessions go to the new home, reads that miss there fall back to the
+// old home and revocations reach both, so nobody is logged out; drop
+// Previous after TTL plus Tombstone.
+//
+// # Per-user cache
+//
+// UserCache is a per-user key/value cache with TTLs (NewMemoryCache,
+// NewRedisCache). Fetch fills a miss once for all concurrent callers
+// (singleflight) and still answers from the fill when the cache backend is
+// down. ResetAll empties every user's cache after a game data change by
+// bumping a global version that is part of every key: each process caches
+// the version and learns of a bump by pub/sub (and a periodic re-read as a
+// safety net); no key is ever scanned.
+//
+// # Rankings
+//
+// Board and its stores (BoardMemoryStore, BoardRedisStore) are leaderboards
+// on sorted sets with seasons; see Board.
+//
+// # Testing
+//
+// Package sessiontest has the conformance suites (RunStoreTests,
+// RunCacheTests) every backend passes, and NewStore, Login and Request for
+// game tests.
+package session
