@@ -1,0 +1,169 @@
+package shard_test
+
+import (
+	"context"
+	"database/sql"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
+)
+
+// BenchmarkLookup compares the router's key → database lookup (binary
+// search over 16 ranges) with a plain map lookup of the same keys.
+func BenchmarkLookup(b *testing.B) {
+	var dbs []shard.Database
+	for i := 1; i <= 16; i++ {
+		first, last := shardtest.Range(i)
+		dbs = append(dbs, shard.Database{ID: i, Name: "g", Driver: "mysql", DSN: "unused", FirstKey: first, LastKey: last})
+	}
+	r, err := shard.NewRouter(context.Background(), shard.Config{Directory: shardtest.Static(b, dbs...), RefreshInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	keys := make([]int64, 1024)
+	m := make(map[int64]int, len(keys))
+	for i := range keys {
+		id := i%16 + 1
+		first, _ := shardtest.Range(id)
+		keys[i] = first + int64(i)*7919
+		m[keys[i]] = id
+	}
+	b.Run("router", func(b *testing.B) {
+		b.ReportAllocs()
+		sum := 0
+		for i := 0; b.Loop(); i++ {
+			id, _ := r.LookupID(keys[i&1023])
+			sum += id
+		}
+		if sum == 0 {
+			b.Fatal("no lookups")
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		b.ReportAllocs()
+		sum := 0
+		for i := 0; b.Loop(); i++ {
+			sum += m[keys[i&1023]]
+		}
+		if sum == 0 {
+			b.Fatal("no lookups")
+		}
+	})
+}
+
+// BenchmarkAllocateMariaDB measures Allocate with 16 concurrent allocators
+// over 4 open databases in one MariaDB common database.
+func BenchmarkAllocateMariaDB(b *testing.B) {
+	be := shardtest.MariaDB()
+	ctx := context.Background()
+	common := be.Open(b, be.NewDSN(b))
+	common.SetMaxOpenConns(32)
+	common.SetMaxIdleConns(32)
+	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
+		b.Fatal(err)
+	}
+	dir, err := shard.NewSQLDirectory(common)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		first, last := shardtest.Range(i)
+		if err := dir.Add(ctx, shard.Database{ID: i, Name: "g", Driver: "mysql", DSN: "unused", FirstKey: first, LastKey: last}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := dir.Allocate(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	var total int64
+	dbs, _ := dir.Databases(ctx)
+	for _, d := range dbs {
+		total += d.UserCount
+	}
+	if total < int64(b.N) {
+		b.Fatalf("user_count %d after %d allocations", total, b.N)
+	}
+}
+
+// BenchmarkTx compares Router.Tx with db.BeginTx/ExecContext/Commit on the
+// same pool, one UPDATE per transaction; the "ratio" metric is router time
+// over raw time.
+func BenchmarkTx(b *testing.B) {
+	for _, be := range shardtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			ctx := context.Background()
+			g := be.Database(b, 1)
+			pool := be.Open(b, g.DSN)
+			for _, q := range []string{"CREATE TABLE gold (user_key BIGINT NOT NULL PRIMARY KEY, amount BIGINT NOT NULL)", "INSERT INTO gold VALUES (10000000, 0)"} {
+				if _, err := pool.Exec(q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(b, g), RefreshInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			key := g.FirstKey
+			db, err := r.DB(ctx, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const upd = "UPDATE gold SET amount = amount + 1 WHERE user_key = ?"
+			viaRouter := func() error {
+				return r.Tx(ctx, key, func(ctx context.Context, tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, upd, key)
+					return err
+				})
+			}
+			raw := func() error {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, upd, key); err != nil {
+					tx.Rollback()
+					return err
+				}
+				return tx.Commit()
+			}
+			// Both run in the same loop, alternating which goes first, so
+			// drift on a shared machine hits them alike.
+			var tRouter, tRaw time.Duration
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				pair := [2]func() error{viaRouter, raw}
+				if i%2 == 1 {
+					pair = [2]func() error{raw, viaRouter}
+				}
+				for k, f := range pair {
+					start := time.Now()
+					if err := f(); err != nil {
+						b.Fatal(err)
+					}
+					if (k == 0) == (i%2 == 0) {
+						tRouter += time.Since(start)
+					} else {
+						tRaw += time.Since(start)
+					}
+				}
+				n++
+			}
+			b.ReportMetric(float64(tRouter.Nanoseconds())/float64(n), "router-ns/tx")
+			b.ReportMetric(float64(tRaw.Nanoseconds())/float64(n), "raw-ns/tx")
+			b.ReportMetric(float64(tRouter)/float64(tRaw), "ratio")
+		})
+	}
+}
