@@ -44,7 +44,7 @@ type MemoryStore struct {
 type blockShard struct {
 	mu sync.RWMutex
 	m  map[int64]Block
-	_  [40]byte
+	_  [32]byte // 64 bytes: shards on separate cache lines
 }
 
 type redKey struct{ store, tx string }
