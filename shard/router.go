@@ -42,6 +42,11 @@ type Config struct {
 	// ConnMaxIdleTime closes connections idle longer than this. Default
 	// 5 min; negative means no limit.
 	ConnMaxIdleTime time.Duration
+	// ReopenBackoff: after a database failed to open or answer a ping, its
+	// users' calls fail at once with the same ErrUnavailable for this long
+	// before one of them tries again (the others wait for that try, within
+	// their ctx). Default 1 s; negative means try on every call.
+	ReopenBackoff time.Duration
 	// RefreshInterval is how often the Router polls Directory.Version and
 	// reloads the routing table when it changed. Default 5 s; negative
 	// disables polling (Refresh still works). A key the table does not know
@@ -85,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnMaxIdleTime == 0 {
 		c.ConnMaxIdleTime = 5 * time.Minute
+	}
+	if c.ReopenBackoff == 0 {
+		c.ReopenBackoff = time.Second
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = 5 * time.Second
@@ -153,6 +161,9 @@ type pool struct {
 	reps                               atomic.Pointer[[]*sql.DB]
 	rr                                 atomic.Uint64
 	closed                             bool
+	opening                            chan struct{} // closed when the open in progress ends
+	failedAt                           time.Time     // last failed open, for Config.ReopenBackoff
+	failErr                            error
 	txs, retries, txErrors, slow, errs atomic.Uint64
 }
 
@@ -398,21 +409,66 @@ func (r *Router) openPool(driver, dsn string) (*sql.DB, error) {
 }
 
 // primary returns n's primary pool, opening, pinging and (with
-// Config.Schema) checking it on first use. A failed open is not cached: the
-// next call tries again.
+// Config.Schema) checking it on first use. One caller opens while the others
+// wait for it (or their ctx); a failed open is remembered for
+// Config.ReopenBackoff when the database was unreachable, and not at all
+// when its schema was behind.
 func (r *Router) primary(ctx context.Context, n *node) (*sql.DB, error) {
 	p := n.pool
-	if db := p.db.Load(); db != nil {
-		return db, nil
+	for {
+		if db := p.db.Load(); db != nil {
+			return db, nil
+		}
+		p.mu.Lock()
+		if db := p.db.Load(); db != nil {
+			p.mu.Unlock()
+			return db, nil
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
+		}
+		if p.failErr != nil && r.cfg.ReopenBackoff > 0 && time.Since(p.failedAt) < r.cfg.ReopenBackoff {
+			err := p.failErr
+			p.mu.Unlock()
+			return nil, err
+		}
+		if ch := p.opening; ch != nil {
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: ctx.Err()}
+			}
+		}
+		ch := make(chan struct{})
+		p.opening = ch
+		p.mu.Unlock()
+
+		db, err := r.open(ctx, n)
+
+		p.mu.Lock()
+		p.opening = nil
+		close(ch)
+		switch {
+		case err == nil && p.closed:
+			db.Close()
+			err = &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
+		case err == nil:
+			p.db.Store(db)
+			p.failErr = nil
+		case errors.Is(err, ErrUnavailable) && ctx.Err() == nil:
+			p.failedAt, p.failErr = time.Now(), err
+		}
+		p.mu.Unlock()
+		return db, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if db := p.db.Load(); db != nil {
-		return db, nil
-	}
-	if p.closed {
-		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
-	}
+}
+
+// open opens, pings and checks n's primary.
+func (r *Router) open(ctx context.Context, n *node) (*sql.DB, error) {
+	p := n.pool
 	db, err := r.openPool(p.driver, p.primary)
 	if err != nil {
 		return nil, &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: err}
@@ -433,7 +489,6 @@ func (r *Router) primary(ctx context.Context, n *node) (*sql.DB, error) {
 				Err: fmt.Errorf("source %q pending %v dirty %v", st.Source, st.Pending, st.Dirty)}
 		}
 	}
-	p.db.Store(db)
 	r.log.Debug("shard: opened pool", "db_id", n.info.ID)
 	return db, nil
 }
@@ -525,7 +580,7 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	if err != nil {
 		p.txErrors.Add(1)
 		var be beginError
-		if errors.As(err, &be) {
+		if errors.As(err, &be) && ctx.Err() == nil {
 			id := 0
 			if n != nil {
 				id = n.info.ID
@@ -664,10 +719,12 @@ type DBStats struct {
 	Pool sql.DBStats
 	// Replicas holds each replica pool's stats once opened.
 	Replicas []sql.DBStats
-	// Txs counts Tx calls, TxRetries their retries, TxErrors the calls that
-	// returned an error, SlowTxs the calls longer than
-	// Config.SlowThreshold; Errors counts DB, ReadDB and Tx calls refused
-	// with an error of this package (unavailable, read-only, schema).
+	// Txs counts Tx calls that got a pool and ran, TxRetries their
+	// retries, TxErrors those of them that returned an error, SlowTxs
+	// those longer than Config.SlowThreshold (all attempts); Errors counts
+	// DB, ReadDB and Tx calls refused before running (unavailable,
+	// read-only, schema behind). Slow queries run directly on a pool from
+	// DB are not seen by the Router; wrap them in Tx to have them counted.
 	Txs, TxRetries, TxErrors, SlowTxs, Errors uint64
 }
 

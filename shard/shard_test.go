@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/madang-io/madang/internal/testdb"
@@ -252,5 +255,45 @@ func TestDSNTemplateMariaDB(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatalf("template %q: %v", template, err)
+	}
+}
+
+// A database that was down serves again once it is back: at once with
+// ReopenBackoff negative, not before the backoff ends otherwise.
+func TestDatabaseRecovers(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "later")
+	d := shard.Database{ID: 1, Name: "g", Driver: "sqlite", DSN: testdb.SQLiteDSN(filepath.Join(dir, "g.db")), FirstKey: 1, LastKey: 10}
+	create := func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS t (a INT)")
+		return err
+	}
+	eager, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, d), ReopenBackoff: -1, SlowThreshold: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	patient, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, d), ReopenBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer patient.Close()
+	for _, r := range []*shard.Router{eager, patient} {
+		if err := r.Tx(ctx, 1, create); !errors.Is(err, shard.ErrUnavailable) {
+			t.Fatalf("database missing: %v", err)
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := eager.Tx(ctx, 1, create); err != nil {
+		t.Fatalf("after the database came back: %v", err)
+	}
+	if err := patient.Tx(ctx, 1, create); !errors.Is(err, shard.ErrUnavailable) {
+		t.Fatalf("within ReopenBackoff: %v", err)
+	}
+	s := eager.Stats()[0]
+	if s.Txs != 1 || s.TxErrors != 0 || s.SlowTxs != 1 || s.Errors != 1 || !s.Open {
+		t.Fatalf("stats %+v", s)
 	}
 }
