@@ -2,7 +2,7 @@ package session
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -84,25 +84,12 @@ func (s *RedisStore) userPrefix(uk int64) string {
 	return s.cfg.Prefix + "{u:" + strconv.FormatInt(uk, 10) + "}:"
 }
 
-// Session hash fields, in the order the get script returns them.
-const (
-	fState = iota
-	fExp
-	fUser
-	fShard
-	fVersion
-	fPlatform
-	fDevice
-	fCountry
-	fLanguage
-	fCreated
-	fLastSeen
-	fSecret
-	fCounter
-	fAttrs
-	fToken
-	nFields
-)
+// The session hash has the fields st (state: absent while live, k kicked,
+// r revoked), exp (live: expiry; ended: end of the tombstone, Unix ms), ls
+// (last seen, Unix ms), ctr (last accepted frame counter, decimal), tk (the
+// token's random part) and d (everything that never changes, encoded by
+// encodeData; dropped when the session ends, so a tombstone keeps no
+// secret).
 
 // endAllLua ends the live sessions of the user set KEYS[1] with state
 // ARGV[1], publishing an event for each. ARGV: 1 state, 2 now ms, 3 tombstone
@@ -118,7 +105,7 @@ local function endAll(uset, state, now, tomb, tombEnd, up, ch, uk)
       redis.call('SREM', uset, sid)
     elseif not f[1] and now < tonumber(f[2]) then
       redis.call('HSET', hk, 'st', state, 'exp', tombEnd)
-      redis.call('HDEL', hk, 'sec', 'a')
+      redis.call('HDEL', hk, 'd')
       redis.call('PEXPIRE', hk, tomb)
       redis.call('PEXPIRE', up .. 't:' .. f[3], tomb)
       redis.call('PUBLISH', ch, state .. ' ' .. uk .. '.' .. sid)
@@ -156,19 +143,19 @@ return kicked
 // getScript validates a session and slides it. KEYS: 1 user set, 2 the
 // session hash (modes f, s) or the token index (mode t). ARGV: 1 mode (t
 // token, f frame, s secret peek), 2 now ms, 3 new expiry ms, 4 tombstone ms,
-// 5 ttl+tombstone ms, 6 user prefix, 7 counter (mode f). Returns {status} or
-// {0, fields, sid}; {5, last} for a replayed counter. Status: 0 ok, 1 not
-// found, 2 expired, 3 kicked, 4 revoked, 5 replayed.
+// 5 ttl+tombstone ms, 6 user prefix, 7 counter (mode f). Returns {status}
+// or {0, ls, ctr, tk, d, sid}; {5, last} for a replayed counter. Status: 0
+// ok, 1 not found, 2 expired, 3 kicked, 4 revoked, 5 replayed.
 var getScript = redis.NewScript(`
 local mode = ARGV[1]
 local hk = KEYS[2]
-local sid = nil
+local sid = ''
 if mode == 't' then
   sid = redis.call('GET', KEYS[2])
   if not sid then return {1} end
   hk = ARGV[6] .. 's:' .. sid
 end
-local f = redis.call('HMGET', hk, 'st', 'exp', 'uk', 'sh', 'cv', 'pf', 'dv', 'co', 'la', 'cr', 'ls', 'sec', 'ctr', 'a', 'tk')
+local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd')
 if not f[2] then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
@@ -179,19 +166,19 @@ if f[1] then
 end
 if now >= exp + tonumber(ARGV[4]) then return {1} end
 if now >= exp then return {2} end
-if mode == 's' then return {0, f, ''} end
+if mode == 's' then return {0, f[3], f[4], f[5], f[6], sid} end
 if mode == 'f' then
   local c = ARGV[7]
-  local last = f[13] or '0'
+  local last = f[4]
   if #c < #last or (#c == #last and c <= last) then return {5, last} end
   redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', ARGV[3])
 else
   redis.call('HSET', hk, 'ls', ARGV[2], 'exp', ARGV[3])
 end
 redis.call('PEXPIRE', hk, ARGV[5])
-redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[15], ARGV[5])
+redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[5], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return {0, f, sid or ''}
+return {0, f[3], f[4], f[5], f[6], sid}
 `)
 
 // revokeScript: KEYS 1 session hash. ARGV 1 now ms, 2 tombstone ms, 3
@@ -201,7 +188,7 @@ var revokeScript = redis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'st', 'exp', 'tk')
 if not f[2] or f[1] or tonumber(ARGV[1]) >= tonumber(f[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'r', 'exp', ARGV[3])
-redis.call('HDEL', KEYS[1], 'sec', 'a')
+redis.call('HDEL', KEYS[1], 'd')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', ARGV[4] .. 't:' .. f[3], ARGV[2])
 redis.call('PUBLISH', ARGV[5], 'r ' .. ARGV[6])
@@ -223,14 +210,6 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 	_, tokRand, _ := split(token, false)
 	_, sid, _ := split(id, true)
 	now := s.cfg.Clock.Now()
-	attrs := ""
-	if len(n.Attrs) > 0 {
-		b, err := json.Marshal(n.Attrs)
-		if err != nil {
-			return nil, fmt.Errorf("%w: attributes: %v", ErrInvalid, err)
-		}
-		attrs = string(b)
-	}
 	up := s.userPrefix(n.UserKey)
 	state := "k"
 	if s.cfg.AllowMultiple {
@@ -239,10 +218,8 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 	end := s.endArgs(state, now, n.UserKey)
 	args := append(end,
 		msDur(s.cfg.TTL+s.cfg.Tombstone), sid,
-		"exp", ms(now.Add(s.cfg.TTL)), "uk", strconv.FormatInt(n.UserKey, 10),
-		"sh", strconv.Itoa(n.ShardID), "cv", n.ClientVersion, "pf", n.Platform,
-		"dv", n.DeviceID, "co", n.Country, "la", n.Language,
-		"cr", ms(now), "ls", ms(now), "sec", string(secret), "ctr", "0", "a", attrs, "tk", tokRand)
+		"exp", ms(now.Add(s.cfg.TTL)), "ls", ms(now), "ctr", "0", "tk", tokRand,
+		"d", encodeData(&n, now.UnixMilli(), secret))
 	keys := []string{up + "u", up + "s:" + sid, up + "t:" + tokRand}
 	if err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Err(); err != nil {
 		return nil, unavailable("create", err)
@@ -345,16 +322,20 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 	default:
 		return nil, unavailable("get", fmt.Errorf("script status %d", status))
 	}
-	if len(res) != 3 {
+	if len(res) != 6 {
 		return nil, unavailable("get", fmt.Errorf("script reply of %d elements", len(res)))
 	}
-	f, _ := res[1].([]any)
-	sid, _ := res[2].(string)
+	str := func(i int) string { v, _ := res[i].(string); return v }
+	sid := str(5)
 	if sid == "" { // modes f and s: the sid is in the key
 		sid = strings.TrimPrefix(key, "s:")
 	}
-	sess, err := decodeSession(f, uk, sid)
-	if err != nil {
+	u := strconv.FormatInt(uk, 10)
+	sess := &Session{Token: u + "." + str(3), ID: u + "." + sid, UserKey: uk}
+	ls, _ := strconv.ParseInt(str(1), 10, 64)
+	sess.LastSeen = time.UnixMilli(ls)
+	sess.Counter, _ = strconv.ParseUint(str(2), 10, 64)
+	if err := decodeData(str(4), sess); err != nil {
 		return nil, unavailable("get", err)
 	}
 	if mode == "f" {
@@ -363,28 +344,77 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 	return sess, nil
 }
 
-func decodeSession(f []any, uk int64, sid string) (*Session, error) {
-	if len(f) != nFields {
-		return nil, fmt.Errorf("session hash of %d fields", len(f))
+// encodeData encodes the fields of a session that never change: each as a
+// uvarint length and its bytes, in a fixed order; then the attributes as a
+// count and key/value pairs.
+func encodeData(n *NewSession, created int64, secret []byte) string {
+	b := make([]byte, 0, 128)
+	put := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	str := func(i int) string { v, _ := f[i].(string); return v }
-	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
-	u := strconv.FormatInt(uk, 10)
-	s := &Session{
-		Token: u + "." + str(fToken), ID: u + "." + sid, UserKey: uk,
-		ShardID:       int(num(fShard)),
-		ClientVersion: str(fVersion), Platform: str(fPlatform), DeviceID: str(fDevice),
-		Country: str(fCountry), Language: str(fLanguage),
-		Created: time.UnixMilli(num(fCreated)), LastSeen: time.UnixMilli(num(fLastSeen)),
-		Secret: []byte(str(fSecret)),
+	put(strconv.Itoa(n.ShardID))
+	put(n.ClientVersion)
+	put(n.Platform)
+	put(n.DeviceID)
+	put(n.Country)
+	put(n.Language)
+	put(strconv.FormatInt(created, 10))
+	put(string(secret))
+	b = binary.AppendUvarint(b, uint64(len(n.Attrs)))
+	for k, v := range n.Attrs {
+		put(k)
+		put(v)
 	}
-	s.Counter, _ = strconv.ParseUint(str(fCounter), 10, 64)
-	if a := str(fAttrs); a != "" {
-		if err := json.Unmarshal([]byte(a), &s.Attrs); err != nil {
-			return nil, fmt.Errorf("attributes: %w", err)
+	return string(b)
+}
+
+var errData = errors.New("session: corrupt session data")
+
+// decodeData fills s from encodeData's output. The strings share d's
+// memory.
+func decodeData(d string, s *Session) error {
+	next := func() (string, bool) {
+		n, w := binary.Uvarint([]byte(d[:min(len(d), binary.MaxVarintLen64)]))
+		if w <= 0 || uint64(len(d)-w) < n {
+			return "", false
+		}
+		v := d[w : w+int(n)]
+		d = d[w+int(n):]
+		return v, true
+	}
+	var f [8]string
+	for i := range f {
+		v, ok := next()
+		if !ok {
+			return errData
+		}
+		f[i] = v
+	}
+	shard, err1 := strconv.Atoi(f[0])
+	created, err2 := strconv.ParseInt(f[6], 10, 64)
+	if err1 != nil || err2 != nil {
+		return errData
+	}
+	s.ShardID, s.ClientVersion, s.Platform, s.DeviceID = shard, f[1], f[2], f[3]
+	s.Country, s.Language, s.Created, s.Secret = f[4], f[5], time.UnixMilli(created), []byte(f[7])
+	na, w := binary.Uvarint([]byte(d[:min(len(d), binary.MaxVarintLen64)]))
+	if w <= 0 || na > MaxAttrs {
+		return errData
+	}
+	d = d[w:]
+	if na > 0 {
+		s.Attrs = make(map[string]string, na)
+		for range na {
+			k, ok1 := next()
+			v, ok2 := next()
+			if !ok1 || !ok2 {
+				return errData
+			}
+			s.Attrs[k] = v
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // Revoke implements Store.
