@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -36,6 +37,7 @@ type BoardRedisConfig struct {
 // (ZREVRANK, ZCARD, ZREVRANGE), Count is ZCARD: one round trip each.
 type BoardRedisStore struct {
 	clients []redis.UniversalClient
+	loaded  []atomic.Bool // the incr script is loaded on clients[i]
 	prefix  string
 }
 
@@ -58,7 +60,11 @@ func NewBoardRedisStore(clients []redis.UniversalClient, cfg BoardRedisConfig) (
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("%w: prefix %q has a brace", ErrBoardInvalid, cfg.Prefix)
 	}
-	return &BoardRedisStore{clients: append([]redis.UniversalClient(nil), clients...), prefix: cfg.Prefix}, nil
+	return &BoardRedisStore{
+		clients: append([]redis.UniversalClient(nil), clients...),
+		loaded:  make([]atomic.Bool, len(clients)),
+		prefix:  cfg.Prefix,
+	}, nil
 }
 
 // BoardNodeIndex returns the index in [0, nodes) of the Redis node that keeps
@@ -82,13 +88,13 @@ func (s *BoardRedisStore) key(ref BoardRef) string {
 	return s.prefix + "{b:" + ref.Board + "}:" + ref.Season
 }
 
-// boardIncrScript: KEYS[1] the set; ARGV member, delta, slot, slots, max.
+// boardIncrScript: KEYS[1] the set; ARGV member, delta, slot.
 // Decodes the stored value (score = floor(v / slots)), adds delta, refuses a
 // result outside ±max with an error reply, else ZADDs the new encoding.
 // Every number stays an integer below 2^53, exact in Lua's doubles.
 var boardIncrScript = redis.NewScript(`
-local slots = tonumber(ARGV[4])
-local max = tonumber(ARGV[5])
+local slots = ` + strconv.Itoa(ScoreTimeSlots) + `
+local max = ` + strconv.Itoa(ScoreMax) + `
 local score = 0
 local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if old then
@@ -137,12 +143,32 @@ func boardRedisErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrBoardUnavailable, err)
 }
 
-// Write implements BoardStore: one pipeline.
+// Write implements BoardStore: one pipeline. Increments run the script by
+// EVALSHA after loading it once per client (SCRIPT LOAD reaches every
+// Cluster shard). Should Redis lose its script cache between the load and
+// the pipeline, the increments that got NOSCRIPT are sent again, in order,
+// after reloading: they then apply after the batch's other submissions.
 func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWrite) ([]error, error) {
-	c, key := s.client(ref), s.key(ref)
-	var incrs map[int]*redis.Cmd
+	idx := BoardNodeIndex(ref.Board, len(s.clients))
+	c, key := s.clients[idx], s.key(ref)
+	hasIncr := false
+	for _, w := range ws {
+		switch w.Op {
+		case ScoreBest, ScoreSet:
+		case ScoreIncr:
+			hasIncr = true
+		default:
+			return nil, fmt.Errorf("%w: operator %d", ErrBoardInvalid, w.Op)
+		}
+	}
+	if hasIncr && !s.loaded[idx].Load() {
+		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
+			return nil, boardRedisErr(err)
+		}
+		s.loaded[idx].Store(true)
+	}
 	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range ws {
+		for _, w := range ws {
 			member := strconv.FormatInt(w.User, 10)
 			switch w.Op {
 			case ScoreBest:
@@ -150,15 +176,7 @@ func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWri
 			case ScoreSet:
 				p.ZAdd(ctx, key, redis.Z{Score: w.Value, Member: member})
 			case ScoreIncr:
-				if incrs == nil {
-					incrs = make(map[int]*redis.Cmd)
-				}
-				// Eval, not EvalSha: a pipeline cannot fall back on NOSCRIPT.
-				// Redis caches the compiled script by its hash either way.
-				incrs[i] = boardIncrScript.Eval(ctx, p, []string{key},
-					member, w.Delta, w.Slot, ScoreTimeSlots, ScoreMax)
-			default:
-				return fmt.Errorf("%w: operator %d", ErrBoardInvalid, w.Op)
+				boardIncrScript.EvalSha(ctx, p, []string{key}, member, w.Delta, w.Slot)
 			}
 		}
 		if ref.TTL > 0 {
@@ -171,29 +189,57 @@ func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWri
 	if err == nil {
 		return nil, nil
 	}
-	if errors.Is(err, ErrBoardInvalid) {
-		return nil, err
-	}
 	// Pipelined returns the first failed command's error. Range errors of
 	// increments are per submission; anything else is the backend's.
 	var errs []error
+	var retry []int
 	for i, cmd := range cmds {
 		cerr := cmd.Err()
 		if cerr == nil || errors.Is(cerr, redis.Nil) {
 			continue
 		}
-		rerr := boardRedisErr(cerr)
-		if i < len(ws) && ws[i].Op == ScoreIncr && errors.Is(rerr, ErrScoreRange) {
+		if i < len(ws) && ws[i].Op == ScoreIncr {
+			if redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+				retry = append(retry, i)
+				continue
+			}
+			if rerr := boardRedisErr(cerr); errors.Is(rerr, ErrScoreRange) {
+				if errs == nil {
+					errs = make([]error, len(ws))
+				}
+				errs[i] = rerr
+				continue
+			}
+		}
+		return nil, boardRedisErr(cerr)
+	}
+	if len(retry) > 0 {
+		s.loaded[idx].Store(false)
+		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
+			return nil, boardRedisErr(err)
+		}
+		s.loaded[idx].Store(true)
+		again, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range retry {
+				w := ws[i]
+				boardIncrScript.EvalSha(ctx, p, []string{key}, strconv.FormatInt(w.User, 10), w.Delta, w.Slot)
+			}
+			return nil
+		})
+		for j, cmd := range again {
+			cerr := cmd.Err()
+			if cerr == nil {
+				continue
+			}
+			rerr := boardRedisErr(cerr)
+			if !errors.Is(rerr, ErrScoreRange) {
+				return nil, rerr
+			}
 			if errs == nil {
 				errs = make([]error, len(ws))
 			}
-			errs[i] = rerr
-			continue
+			errs[retry[j]] = rerr
 		}
-		return nil, rerr
-	}
-	if errs == nil {
-		return nil, boardRedisErr(err)
 	}
 	return errs, nil
 }
