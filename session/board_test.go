@@ -19,7 +19,7 @@ func TestBoardMemory(t *testing.T) {
 	})
 }
 
-func newBoardRedisStore(t *testing.T, clients ...redis.UniversalClient) *session.BoardRedisStore {
+func boardNewRedisStore(t *testing.T, clients ...redis.UniversalClient) *session.BoardRedisStore {
 	t.Helper()
 	s, err := session.NewBoardRedisStore(clients, session.BoardRedisConfig{Prefix: testredis.Prefix(t, clients[0])})
 	if err != nil {
@@ -31,14 +31,14 @@ func newBoardRedisStore(t *testing.T, clients ...redis.UniversalClient) *session
 func TestBoardRedis(t *testing.T) {
 	c := testredis.Client(t)
 	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
-		return newBoardRedisStore(t, c)
+		return boardNewRedisStore(t, c)
 	})
 }
 
 func TestBoardRedisCluster(t *testing.T) {
 	c := testredis.Cluster(t)
 	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
-		return newBoardRedisStore(t, c)
+		return boardNewRedisStore(t, c)
 	})
 }
 
@@ -106,7 +106,7 @@ func TestBoardRedisNodeChoice(t *testing.T) {
 		c.AddHook(boardCountHook{n: &counts[i]})
 		clients = append(clients, c)
 	}
-	store := newBoardRedisStore(t, clients...)
+	store := boardNewRedisStore(t, clients...)
 	for _, name := range []string{"alpha", "beta", "gamma", "delta"} {
 		counts[0], counts[1] = 0, 0
 		b, err := session.NewBoard(store, name, session.BoardConfig{})
