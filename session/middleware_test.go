@@ -209,3 +209,47 @@ func testAuthenticatedFrames(t *testing.T, store session.Store) {
 		t.Fatalf("new client: %v", err)
 	}
 }
+
+func TestKeyResolver(t *testing.T) {
+	ctx := context.Background()
+	store := session.NewMemoryStore(session.Config{AllowMultiple: true})
+	defer store.Close()
+	r := session.NewKeyResolver(store, session.KeyResolverConfig{MaxEntries: 2})
+	a, b, c := sessiontest.Login(t, store, 1), sessiontest.Login(t, store, 2), sessiontest.Login(t, store, 3)
+	ka, err := r.ResolveKeys(ctx, []byte(a.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ka.ID()) != a.ID {
+		t.Fatalf("keys for %q", ka.ID())
+	}
+	if again, _ := r.ResolveKeys(ctx, []byte(a.ID)); again != ka {
+		t.Fatal("keys were derived twice: not cached")
+	}
+	// Revocation: the cached keys still open frames, the middleware refuses
+	// them; forgotten keys are refused at once.
+	if err := store.Revoke(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ResolveKeys(ctx, []byte(a.ID)); err != nil || got != ka {
+		t.Fatalf("cached keys after revoke: %v", err)
+	}
+	r.Forget(a.ID)
+	if _, err := r.ResolveKeys(ctx, []byte(a.ID)); protocol.CodeOf(err) != protocol.CodeSessionRevoked {
+		t.Fatalf("forgotten keys of a revoked session: %v", err)
+	}
+	if _, err := r.ResolveKeys(ctx, []byte("9.AAAAAAAAAAAA")); protocol.CodeOf(err) != protocol.CodeUnauthorized {
+		t.Fatalf("unknown key id: %v", err)
+	}
+	// More sessions than MaxEntries: all still resolve.
+	for _, s := range []*session.Session{b, c, b, c} {
+		k, err := r.ResolveKeys(ctx, []byte(s.ID))
+		if err != nil || string(k.ID()) != s.ID {
+			t.Fatalf("ResolveKeys(%s): %v", s.ID, err)
+		}
+	}
+	var _ protocol.KeyResolver = r
+	if _, isGuard := any(r).(protocol.CounterGuard); isGuard {
+		t.Fatal("KeyResolver must not be a CounterGuard: the middleware checks counters")
+	}
+}
