@@ -291,13 +291,23 @@ func trimMessage(s string) string {
 	return s[:i]
 }
 
-// hooks collects after-commit effects registered by the running Func.
+// hooks collects after-commit effects registered by the running Func. It is
+// also the Func's context (one allocation instead of two).
 type hooks struct {
+	context.Context
 	mu  sync.Mutex
 	fns []func(context.Context)
 }
 
 type hooksKey struct{}
+
+// Value implements context.Context.
+func (h *hooks) Value(key any) any {
+	if key == (hooksKey{}) {
+		return h
+	}
+	return h.Context.Value(key)
+}
 
 // AfterCommit registers f to run after the result of the current call is
 // stored (committed, for the SQL store), only on the first execution: never
@@ -320,8 +330,8 @@ func AfterCommit(ctx context.Context, f func(context.Context)) {
 }
 
 func withHooks(ctx context.Context) (context.Context, *hooks) {
-	h := &hooks{}
-	return context.WithValue(ctx, hooksKey{}, h), h
+	h := &hooks{Context: ctx}
+	return h, h
 }
 
 func (h *hooks) run(ctx context.Context, log *slog.Logger) {

@@ -3,9 +3,11 @@ package idempotency
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
@@ -58,6 +60,9 @@ type Keeper struct {
 	store Store
 	cfg   Config
 	c     counters
+
+	tokenPrefix string        // random per Keeper
+	tokenSeq    atomic.Uint64 // makes tokens unique within the Keeper
 }
 
 var _ Doer = (*Keeper)(nil)
@@ -67,15 +72,13 @@ func New(store Store, cfg Config) (*Keeper, error) {
 	if store == nil {
 		return nil, errors.New("idempotency: nil store")
 	}
-	return &Keeper{store: store, cfg: cfg.withDefaults()}, nil
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return &Keeper{store: store, cfg: cfg.withDefaults(), tokenPrefix: base64.RawURLEncoding.EncodeToString(b[:])}, nil
 }
 
 // Stats returns the Keeper's counters.
 func (k *Keeper) Stats() Stats { return k.c.snapshot() }
-
-// storeTimeout bounds the store calls made after the function ran, which use
-// a context detached from the request's cancellation.
-const storeTimeout = 5 * time.Second
 
 // Do runs fn at most once for (scope, key) among all Keepers sharing the
 // store, and returns its result; later calls with the same key and
@@ -104,7 +107,7 @@ func (k *Keeper) Do(ctx context.Context, scope Scope, key string, fp Fingerprint
 	if err := checkKey(scope, key); err != nil {
 		return Outcome{}, err
 	}
-	token := newToken()
+	token := k.newToken()
 	waitUntil := time.Now().Add(k.cfg.WaitTimeout)
 	backoff := 2 * time.Millisecond
 	waited := false
@@ -151,43 +154,47 @@ func (k *Keeper) Do(ctx context.Context, scope Scope, key string, fp Fingerprint
 	}
 }
 
+// release frees the key after a retryable failure.
+func (k *Keeper) release(ctx context.Context, scope Scope, key, token string) {
+	k.c.released.Add(1)
+	if err := k.store.Release(ctx, scope, key, token); err != nil && k.cfg.Logger != nil {
+		k.cfg.Logger.ErrorContext(ctx, "idempotency: release failed; the key stays in flight until its lease ends", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "err", err)
+	}
+}
+
 // run executes fn under the lease and stores or releases its result.
 func (k *Keeper) run(ctx context.Context, scope Scope, key, token string, fn Func) (Outcome, error) {
-	fctx, cancel := context.WithTimeout(ctx, k.cfg.handlerDeadline())
+	fctx := ctx
+	// A deadline already within the lease needs no timer of its own (the
+	// HTTP adapter's HandlerTimeout, say).
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > k.cfg.handlerDeadline() {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, k.cfg.handlerDeadline())
+		defer cancel()
+	}
 	fctx, h := withHooks(fctx)
 	res, panicked, err := runFunc(fctx, fn)
-	cancel()
-	detached := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	}
-	release := func() {
-		sctx, cancel := detached()
-		defer cancel()
-		k.c.released.Add(1)
-		if rerr := k.store.Release(sctx, scope, key, token); rerr != nil && k.cfg.Logger != nil {
-			k.cfg.Logger.ErrorContext(ctx, "idempotency: release failed; the key stays in flight until its lease ends", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "err", rerr)
-		}
-	}
+	// The store calls after fn ran must happen even if the request was
+	// cancelled meanwhile; the store client's own timeouts bound them.
+	sctx := context.WithoutCancel(ctx)
 	if panicked != nil {
-		release()
+		k.release(sctx, scope, key, token)
 		panic(panicked)
 	}
 	if err != nil {
 		if IsRetryable(err) {
-			release()
+			k.release(sctx, scope, key, token)
 			return Outcome{}, retryErr(err)
 		}
 		res = ResultOf(err)
 	} else if retryableCode(res.Code) {
-		release()
+		k.release(sctx, scope, key, token)
 		return Outcome{Result: res}, nil
 	}
 	if err := checkResult(&res); err != nil {
-		release()
+		k.release(sctx, scope, key, token)
 		return Outcome{}, err
 	}
-	sctx, scancel := detached()
-	defer scancel()
 	if err := k.store.Complete(sctx, scope, key, token, res, k.cfg.Retention); err != nil {
 		if k.cfg.Logger != nil {
 			k.cfg.Logger.ErrorContext(ctx, "idempotency: storing the result failed", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "err", err)
@@ -230,9 +237,11 @@ func logReplay(ctx context.Context, cfg Config, scope Scope, key string, code pr
 	}
 }
 
-// newToken returns a random in-flight token.
-func newToken() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// newToken returns an in-flight token no other call of any Keeper uses: a
+// random per-Keeper prefix and a sequence number.
+func (k *Keeper) newToken() string {
+	var b [32]byte
+	t := append(b[:0], k.tokenPrefix...)
+	t = strconv.AppendUint(t, k.tokenSeq.Add(1), 36)
+	return string(t)
 }

@@ -11,14 +11,14 @@ import (
 
 // MemoryStore is a Store in process memory: a real single-node store for
 // development servers and tests (one process only: two processes with their
-// own MemoryStore do not see each other's keys). Expired records are swept
-// while Begin runs (every sweepEvery calls), so it needs no goroutine.
+// own MemoryStore do not see each other's keys). Expired records are swept a
+// few at a time while Begin runs, so it needs no goroutine.
 // Safe for concurrent use.
 type MemoryStore struct {
 	clock clock.Clock
 
 	mu      sync.Mutex
-	entries map[memKey]*memEntry
+	entries map[memKey]memEntry
 	calls   int
 }
 
@@ -38,13 +38,19 @@ type memEntry struct {
 	expires time.Time
 }
 
-// sweepEvery is how many Begin calls pass between sweeps of expired records.
-const sweepEvery = 4096
+// Expired records are swept incrementally, as Redis does: every sweepEvery
+// Begin calls, up to sweepSample records (from a random place in the map)
+// are checked and the expired ones deleted. An expired record that is never
+// sampled is replaced when its key is used again.
+const (
+	sweepEvery  = 16
+	sweepSample = 64
+)
 
 // NewMemoryStore returns an empty MemoryStore. c is its clock (nil: the
 // system clock); leases and retention are measured on it.
 func NewMemoryStore(c clock.Clock) *MemoryStore {
-	return &MemoryStore{clock: clock.Or(c), entries: make(map[memKey]*memEntry)}
+	return &MemoryStore{clock: clock.Or(c), entries: make(map[memKey]memEntry)}
 }
 
 // Len returns how many records (in flight or completed, including expired
@@ -63,15 +69,19 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 	defer m.mu.Unlock()
 	m.calls++
 	if m.calls%sweepEvery == 0 {
+		n := 0
 		for k, e := range m.entries {
 			if !now.Before(e.expires) {
 				delete(m.entries, k)
 			}
+			if n++; n == sweepSample {
+				break
+			}
 		}
 	}
-	e := m.entries[k]
-	if e == nil || !now.Before(e.expires) {
-		m.entries[k] = &memEntry{fp: fp, token: token, expires: now.Add(lease)}
+	e, found := m.entries[k]
+	if !found || !now.Before(e.expires) {
+		m.entries[k] = memEntry{fp: fp, token: token, expires: now.Add(lease)}
 		return Begin{State: Acquired}, nil
 	}
 	if e.fp != fp {
@@ -92,12 +102,12 @@ func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token
 	k := memKey{scope.UserKey, scope.Command, key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.entries[k]
-	if e == nil || e.done || e.token != token || !now.Before(e.expires) {
+	e, found := m.entries[k]
+	if !found || e.done || e.token != token || !now.Before(e.expires) {
 		return ErrLeaseLost
 	}
 	res.Payload = bytes.Clone(res.Payload)
-	e.done, e.token, e.res, e.expires = true, "", res, now.Add(retention)
+	m.entries[k] = memEntry{fp: e.fp, done: true, res: res, expires: now.Add(retention)}
 	return nil
 }
 
@@ -106,7 +116,7 @@ func (m *MemoryStore) Release(_ context.Context, scope Scope, key string, token 
 	k := memKey{scope.UserKey, scope.Command, key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e := m.entries[k]; e != nil && !e.done && e.token == token {
+	if e, found := m.entries[k]; found && !e.done && e.token == token {
 		delete(m.entries, k)
 	}
 	return nil

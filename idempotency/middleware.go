@@ -113,10 +113,9 @@ const ContentTypeProblem = "application/problem+json"
 // Middleware must be in the chain the wrapped handler serves.
 func HTTPStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := &statusNote{}
-		r = r.WithContext(context.WithValue(r.Context(), statusNoteKey{}, n))
-		sw := &statusWriter{ResponseWriter: w, note: n}
-		next.ServeHTTP(sw, r)
+		sw := &statusWriter{ResponseWriter: w}
+		sw.note = &sw.noteVal
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), statusNoteKey{}, sw.note)))
 	})
 }
 
@@ -126,6 +125,7 @@ func HTTPStatus(next http.Handler) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	note        *statusNote
+	noteVal     statusNote
 	wroteHeader bool
 	swallow     bool
 }
