@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/madang-io/madang/internal/sqldialect"
 )
@@ -132,8 +133,9 @@ func (m Migrations) load(dialect string) ([]migration, error) {
 }
 
 // SplitStatements splits a migration file into statements by the rule in
-// Migrations' doc: a statement ends at a line ending in ';' (the ';' is
-// dropped); "--" comment lines and blank statements are dropped.
+// Migrations' doc: a statement ends at a line ending in ';' (the trailing
+// semicolons are dropped); "--" comment lines and blank statements are
+// dropped.
 func SplitStatements(body string) []string {
 	var out []string
 	var cur []string
@@ -150,7 +152,7 @@ func SplitStatements(body string) []string {
 			continue
 		}
 		if strings.HasSuffix(t, ";") {
-			cur = append(cur, strings.TrimSuffix(strings.TrimRight(line, " \t\r\n"), ";"))
+			cur = append(cur, strings.TrimRightFunc(line, func(r rune) bool { return r == ';' || unicode.IsSpace(r) }))
 			flush()
 			continue
 		}

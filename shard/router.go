@@ -149,6 +149,14 @@ type node struct {
 	pool *pool
 }
 
+// copyInfo returns n's entry with its own Replicas slice, so callers
+// cannot change the cached table.
+func (n *node) copyInfo() Database {
+	d := n.info
+	d.Replicas = slices.Clone(d.Replicas)
+	return d
+}
+
 // pool holds the lazily opened connection pools of one database and its
 // counters.
 type pool struct {
@@ -313,7 +321,7 @@ func (r *Router) Lookup(ctx context.Context, userKey int64) (Database, error) {
 	if err != nil {
 		return Database{}, err
 	}
-	return n.info, nil
+	return n.copyInfo(), nil
 }
 
 func (r *Router) node(ctx context.Context, userKey int64) (*node, error) {
@@ -625,7 +633,7 @@ func (r *Router) Databases() []Database {
 	t := r.table.Load()
 	out := make([]Database, len(t.byID))
 	for i, n := range t.byID {
-		out[i] = n.info
+		out[i] = n.copyInfo()
 	}
 	return out
 }
@@ -647,7 +655,7 @@ func (r *Router) ForEach(ctx context.Context, fn func(ctx context.Context, d Dat
 			if err != nil {
 				return err
 			}
-			return fn(gctx, n.info, db)
+			return fn(gctx, n.copyInfo(), db)
 		})
 	}
 	return g.Wait()

@@ -727,6 +727,17 @@ func testMigrations(t *testing.T, b Backend) {
 			t.Fatalf("migrate over a dirty version: %v", err)
 		}
 	}
+	// A router configured with this schema refuses the database: behind
+	// (SQLite) or dirty (MariaDB).
+	r, err := shard.NewRouter(ctx, shard.Config{Schema: &m, RefreshInterval: -1, Directory: Static(t,
+		shard.Database{ID: 1, Name: "g", Driver: b.Driver, DSN: dsn, FirstKey: 1, LastKey: 10})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.DB(ctx, 1); !errors.Is(err, shard.ErrSchemaBehind) {
+		t.Fatalf("router over a database behind: %v", err)
+	}
 	// Bad file names and a version missing for this dialect.
 	for name, fsys := range map[string]fstest.MapFS{
 		"bad name":      {"init.sql": {Data: []byte("SELECT 1;")}},
