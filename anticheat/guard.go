@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
@@ -63,6 +64,10 @@ type GuardConfig struct {
 	// BlockAtLoginOnly checks the block list at login only, not on every
 	// request (for a Blocks backend that costs a query).
 	BlockAtLoginOnly bool
+	// RequireClientTime refuses authenticated requests without a client
+	// time (ClientTime 0) with ErrBadInput, so a client cannot dodge the
+	// speed check by leaving it out. Default false: they are not judged.
+	RequireClientTime bool
 	// Clock is the server clock. Default clock.Real.
 	Clock clock.Clock
 	// Logger receives store failures (the request goes on). Nil: silent.
@@ -76,6 +81,27 @@ type Guard struct {
 	cfg   GuardConfig
 	mon   *Monitor
 	speed *SpeedChecker
+
+	speedVerdicts, blockedRefusals, sigMismatches, unknownVersions, noClientTime, storeErrors atomic.Int64
+}
+
+// GuardStats counts what a Guard did since it was created.
+type GuardStats struct {
+	SpeedVerdicts     int64 // speed verdicts reported
+	BlockedRefusals   int64 // requests and logins refused with CodeBlocked
+	SignatureMismatch int64 // logins with a mismatching signature
+	UnknownVersions   int64 // logins of a version without a registry entry
+	NoClientTime      int64 // requests refused for lack of a client time
+	StoreErrors       int64 // store failures (the request went on or failed)
+}
+
+// Stats returns the guard's counters.
+func (g *Guard) Stats() GuardStats {
+	return GuardStats{
+		SpeedVerdicts: g.speedVerdicts.Load(), BlockedRefusals: g.blockedRefusals.Load(),
+		SignatureMismatch: g.sigMismatches.Load(), UnknownVersions: g.unknownVersions.Load(),
+		NoClientTime: g.noClientTime.Load(), StoreErrors: g.storeErrors.Load(),
+	}
 }
 
 // NewGuard returns a guard with cfg's defaults filled in.
@@ -116,7 +142,9 @@ func (g *Guard) Speed() *SpeedChecker { return g.speed }
 
 // Middleware returns the protocol middleware. Put it after the session
 // middleware (which fills req.Principal) and before idempotency. Requests
-// without a Principal, other than the login command, pass unchecked.
+// without a Principal, other than the login command, pass unchecked. A
+// failing block lookup fails the request with the store's error (fail
+// closed); a failure to record a verdict is logged and the request goes on.
 func (g *Guard) Middleware() protocol.Middleware {
 	return func(next protocol.Handler) protocol.Handler {
 		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
@@ -146,6 +174,10 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 			return g.storeErr(ctx, err)
 		}
 	}
+	if req.ClientTime == 0 && g.cfg.RequireClientTime {
+		g.noClientTime.Add(1)
+		return newErr(ErrBadInput, "request without client time")
+	}
 	if g.speed == nil {
 		return nil
 	}
@@ -153,6 +185,7 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 	if !res.Flagged() {
 		return nil
 	}
+	g.speedVerdicts.Add(1)
 	a, err := g.mon.Report(ctx, Verdict{UserKey: p.UserKey, Kind: KindSpeed, Reason: res.Reason,
 		Detail: "drift " + res.Drift.String() + " cmd " + req.Command, ClientVersion: p.ClientVersion, At: now})
 	if err != nil {
@@ -160,7 +193,7 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 		return nil
 	}
 	if a >= ActionTempBlock {
-		return g.mon.checkBlockedAt(ctx, p.UserKey, now)
+		return g.storeErr(ctx, g.mon.checkBlockedAt(ctx, p.UserKey, now))
 	}
 	return nil
 }
@@ -168,13 +201,18 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 // storeErr passes ErrBlocked through and logs a store failure, which is
 // returned as is (CodeInternal or the store's code).
 func (g *Guard) storeErr(ctx context.Context, err error) error {
-	if !IsReason(err, ErrBlocked.Reason) {
+	switch {
+	case err == nil:
+	case IsReason(err, ErrBlocked.Reason):
+		g.blockedRefusals.Add(1)
+	default:
 		g.logErr(ctx, "block lookup", err)
 	}
 	return err
 }
 
 func (g *Guard) logErr(ctx context.Context, what string, err error) {
+	g.storeErrors.Add(1)
 	if g.cfg.Logger != nil {
 		g.cfg.Logger.ErrorContext(ctx, "anticheat: "+what, "err", err)
 	}
@@ -219,10 +257,12 @@ func (g *Guard) login(ctx context.Context, req *protocol.Request, next protocol.
 		}
 		switch res {
 		case SignatureMismatch:
+			g.sigMismatches.Add(1)
 			fc = g.cfg.Registry.ForceCloseAt()
 			ctx = context.WithValue(ctx, forceCloseKey{}, fc)
 			verdict = &Verdict{Kind: KindSignature, Reason: ReasonSignatureMismatch, Detail: "close at " + fc.At.UTC().Format(time.RFC3339), ClientVersion: truncate(version, maxVersionLen), At: now}
 		case SignatureUnknownVersion:
+			g.unknownVersions.Add(1)
 			if g.cfg.RejectUnknownVersion {
 				return nil, newErr(ErrUnknownVersion, "%q", truncate(version, maxVersionLen))
 			}

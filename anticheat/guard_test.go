@@ -68,6 +68,9 @@ func TestGuardSpeedToBlock(t *testing.T) {
 	if r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "ping"}, nil); r.Code != protocol.CodeOK {
 		t.Fatalf("no principal: %+v", r)
 	}
+	if st := g.Stats(); st.SpeedVerdicts != 5 || st.BlockedRefusals != 2 || st.StoreErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 	// The block ends after 24 h.
 	req = &protocol.Request{Command: "mail.list", ReceivedAt: t0.Add(25 * time.Hour), Principal: p}
 	if r := protocol.Dispatch(context.Background(), h, req, nil); r.Code != protocol.CodeOK {
@@ -147,6 +150,9 @@ func TestGuardLoginSignature(t *testing.T) {
 	evs, _ = store.UserEvents(ctx, 5, 10)
 	if r.Code != protocol.CodeOK || len(evs) != 2 || evs[0].Reason != "unknown_version" {
 		t.Fatalf("unknown version: %+v %+v", r, evs)
+	}
+	if st := g.Stats(); st.SignatureMismatch != 1 || st.UnknownVersions != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 	// Malformed version or payload: bad request, handler not run.
 	for _, p := range []string{`{"version":"x.y"}`, `{"version":1}`, `[`} {
@@ -252,5 +258,43 @@ func TestPolicyAndMonitor(t *testing.T) {
 		if a.String() != s {
 			t.Fatalf("%d: %s", a, a)
 		}
+	}
+}
+
+func TestGuardRequireClientTime(t *testing.T) {
+	g := anticheat.NewGuard(anticheat.GuardConfig{RequireClientTime: true})
+	calls := 0
+	h := protocol.Chain(okHandler(&calls), g.Middleware())
+	p := &protocol.Principal{UserKey: 1}
+	if r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x", Principal: p}, nil); r.Code != protocol.CodeBadRequest || calls != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x", Principal: p, ClientTime: t0.UnixMilli(), ReceivedAt: t0}, nil); r.Code != protocol.CodeOK || calls != 1 {
+		t.Fatalf("%+v", r)
+	}
+	// Unauthenticated requests are not judged.
+	if r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x"}, nil); r.Code != protocol.CodeOK {
+		t.Fatalf("%+v", r)
+	}
+	if st := g.Stats(); st.NoClientTime != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// failingBlocks is a Blocks whose lookups fail.
+type failingBlocks struct{ anticheat.Blocks }
+
+func (failingBlocks) GetBlock(context.Context, int64, time.Time) (anticheat.Block, bool, error) {
+	return anticheat.Block{}, false, errors.New("db down")
+}
+
+func TestGuardStoreFailure(t *testing.T) {
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Blocks: failingBlocks{}})
+	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon})
+	calls := 0
+	h := protocol.Chain(okHandler(&calls), g.Middleware())
+	r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x", Principal: &protocol.Principal{UserKey: 1}}, nil)
+	if r.Code != protocol.CodeInternal || calls != 0 || g.Stats().StoreErrors != 1 {
+		t.Fatalf("%+v calls %d stats %+v", r, calls, g.Stats())
 	}
 }
