@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +297,82 @@ func TestDatabaseRecovers(t *testing.T) {
 	s := eager.Stats()[0]
 	if s.Txs != 1 || s.TxErrors != 0 || s.SlowTxs != 1 || s.Errors != 1 || !s.Open {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestLoadStaticDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dir.json")
+	js := `[{"db_id": 7, "db_name": "gamedb07", "driver": "mysql", "host": "h", "port": 3306, "first_key": 70000000, "last_key": 79999999, "state": "draining", "description": "seventh"}]`
+	if err := os.WriteFile(path, []byte(js), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := shard.LoadStaticDirectory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbs, _ := d.Databases(context.Background())
+	if len(dbs) != 1 || dbs[0].ID != 7 || dbs[0].State != shard.StateDraining || dbs[0].Description != "seventh" || dbs[0].NextKey != 70000000 {
+		t.Fatalf("%+v", dbs)
+	}
+	if _, err := shard.LoadStaticDirectory(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("missing file loaded")
+	}
+}
+
+// Many goroutines hit databases whose pools are not open yet: one opens,
+// the others wait for it, and every transaction lands.
+func TestConcurrentFirstUse(t *testing.T) {
+	ctx := context.Background()
+	games := shardtest.SQLiteDatabases(t, 2)
+	for _, g := range games {
+		db, err := sql.Open("sqlite", g.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("CREATE TABLE hits (user_key BIGINT NOT NULL)"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, games...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const workers, each = 16, 10
+	errs := make(chan error, workers*each)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := games[w%2].FirstKey + int64(w)
+			for range each {
+				errs <- r.Tx(ctx, key, func(ctx context.Context, tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, "INSERT INTO hits VALUES (?)", key)
+					return err
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = r.ForEach(ctx, func(ctx context.Context, d shard.Database, db *sql.DB) error {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM hits").Scan(&n); err != nil {
+			return err
+		}
+		if n != workers/2*each {
+			return fmt.Errorf("db %d has %d rows", d.ID, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
