@@ -312,7 +312,7 @@ func (r *Registry) mismatch(ctx context.Context, version, what string) Signature
 // match: close the app at At, a random time in the configured window, so a
 // repackager cannot tell which request gave them away.
 type ForceClose struct {
-	At time.Time
+	At time.Time // when the client must close itself
 }
 
 // ForceCloseAt returns a directive at a random time in [ForceCloseMin,

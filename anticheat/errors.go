@@ -37,22 +37,22 @@ type Reason string
 // Verdict is one detected anomaly: who, what and why. Every verdict the
 // package produces goes to the hack log (see Monitor.Report).
 type Verdict struct {
-	UserKey       int64
-	Kind          Kind
-	Reason        Reason
-	Detail        string // human-readable specifics for operators
-	ClientVersion string
-	At            time.Time
+	UserKey       int64     // who; 0 when unknown (never blocked)
+	Kind          Kind      // what kind of cheat
+	Reason        Reason    // the typed cause
+	Detail        string    // human-readable specifics for operators
+	ClientVersion string    // the client version of the request
+	At            time.Time // when; zero means now
 }
 
 // Error is a failure with a typed reason and the result code the client
 // gets. It implements protocol.Coder; errors.Is matches two *Error values
 // with the same Reason, so the Err* sentinels below work with errors.Is.
 type Error struct {
-	Reason Reason
-	Code   protocol.Code
-	Detail string // specifics; logged, never sent to the client
-	Err    error  // cause, if any; its text is appended to Error()
+	Reason Reason        // the typed cause, stable snake_case
+	Code   protocol.Code // the result code the client gets
+	Detail string        // specifics; logged, never sent to the client
+	Err    error         // cause, if any; its text is appended to Error()
 
 	cause error // cause already part of Detail
 }

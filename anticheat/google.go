@@ -22,13 +22,13 @@ type ProductPurchase struct {
 	AcknowledgementState int `json:"acknowledgementState"`
 	// ConsumptionState: 0 not yet consumed, 1 consumed.
 	ConsumptionState int    `json:"consumptionState"`
-	OrderID          string `json:"orderId"`
+	OrderID          string `json:"orderId"` // "GPA.…"; empty for test purchases
 	// PurchaseTimeMillis is a decimal string of Unix ms, as the API sends it.
 	PurchaseTimeMillis string `json:"purchaseTimeMillis"`
 	// PurchaseType is absent for real purchases; 0 test, 1 promo, 2 rewarded.
 	PurchaseType *int   `json:"purchaseType,omitempty"`
-	Quantity     int    `json:"quantity"`
-	RegionCode   string `json:"regionCode"`
+	Quantity     int    `json:"quantity"`   // 0 means 1
+	RegionCode   string `json:"regionCode"` // ISO 3166-1 alpha-2
 }
 
 // PlayPurchases is the Google Play Developer API as the verifier uses it.
@@ -42,7 +42,7 @@ type PlayPurchases interface {
 // Client must authenticate the requests (an OAuth2 client of a service
 // account with the androidpublisher scope; this package does not do OAuth).
 type PlayHTTP struct {
-	Client *http.Client
+	Client *http.Client // authenticating client; nil: http.DefaultClient
 	// BaseURL defaults to "https://androidpublisher.googleapis.com".
 	BaseURL string
 }

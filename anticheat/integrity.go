@@ -23,6 +23,7 @@ import (
 // IntegrityVerdict is a decoded Play Integrity verdict (the API's
 // tokenPayloadExternal), with the members the policy reads.
 type IntegrityVerdict struct {
+	// RequestDetails is what the app asked for: package, hash or nonce, time.
 	RequestDetails struct {
 		RequestPackageName string `json:"requestPackageName"`
 		// RequestHash is set for standard requests, Nonce for classic ones.
@@ -31,6 +32,7 @@ type IntegrityVerdict struct {
 		// TimestampMillis is a decimal string of Unix ms.
 		TimestampMillis string `json:"timestampMillis"`
 	} `json:"requestDetails"`
+	// AppIntegrity is Play's view of the app binary.
 	AppIntegrity struct {
 		// AppRecognitionVerdict: PLAY_RECOGNIZED, UNRECOGNIZED_VERSION or
 		// UNEVALUATED.
@@ -41,12 +43,14 @@ type IntegrityVerdict struct {
 		CertificateSha256Digest []string `json:"certificateSha256Digest"`
 		VersionCode             string   `json:"versionCode"`
 	} `json:"appIntegrity"`
+	// DeviceIntegrity is Play's view of the device.
 	DeviceIntegrity struct {
 		// DeviceRecognitionVerdict labels: MEETS_BASIC_INTEGRITY,
 		// MEETS_DEVICE_INTEGRITY, MEETS_STRONG_INTEGRITY,
 		// MEETS_VIRTUAL_INTEGRITY; empty when none is met.
 		DeviceRecognitionVerdict []string `json:"deviceRecognitionVerdict"`
 	} `json:"deviceIntegrity"`
+	// AccountDetails is Play's view of the user's licence.
 	AccountDetails struct {
 		// AppLicensingVerdict: LICENSED, UNLICENSED or UNEVALUATED.
 		AppLicensingVerdict string `json:"appLicensingVerdict"`
@@ -129,8 +133,8 @@ type IntegrityPolicy struct {
 // Expect is what the server expects in requestDetails: the request hash of
 // a standard request, or the nonce of a classic one (set the one you used).
 type Expect struct {
-	RequestHash string
-	Nonce       string
+	RequestHash string // the standard request's hash
+	Nonce       string // the classic request's nonce (base64url)
 }
 
 // hexDigest normalises a digest given as hex (colons allowed) or base64url
@@ -226,8 +230,8 @@ type IntegrityDecoder interface {
 // Client must authenticate the requests (OAuth2 of a service account; this
 // package does not do OAuth).
 type PlayIntegrityHTTP struct {
-	Client      *http.Client
-	PackageName string
+	Client      *http.Client // authenticating client; nil: http.DefaultClient
+	PackageName string       // the app's package
 	// BaseURL defaults to "https://playintegrity.googleapis.com".
 	BaseURL string
 }

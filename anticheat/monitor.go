@@ -44,6 +44,8 @@ func (a Action) String() string {
 // Threshold turns one kind's count into an action: the most severe action
 // whose threshold the count has reached. A zero threshold never triggers.
 type Threshold struct {
+	// Flag, TempBlock and PermBlock are the counts at which each action
+	// starts.
 	Flag, TempBlock, PermBlock int64
 	// TempBlockFor is a temporary block's length. Default 24 h.
 	TempBlockFor time.Duration

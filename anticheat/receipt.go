@@ -25,14 +25,14 @@ const MaxReceiptLen = 64 << 10
 
 // Purchase is a verified purchase.
 type Purchase struct {
-	Store string
+	Store string // the store the receipt came from
 	// TransactionID is unique per store: Apple's transactionId, Google's
 	// orderId (the purchase token for test purchases without one), or the
 	// publisher server's id. Redemption is keyed on it.
 	TransactionID string
-	ProductID     string
-	Quantity      int
-	PurchasedAt   time.Time
+	ProductID     string    // the store's product id
+	Quantity      int       // at least 1
+	PurchasedAt   time.Time // when the store says it was bought
 	// Environment is the store's ("Production", "Sandbox"; "Test" for
 	// Google test purchases), when it says.
 	Environment string
@@ -177,7 +177,7 @@ type Redeemer struct {
 
 // Redeemed is the result of a successful Redeem.
 type Redeemed struct {
-	Purchase Purchase
+	Purchase Purchase // the verified purchase
 	// First is true when this call redeemed the transaction, false when the
 	// same account had redeemed it before (a retry: don't grant again).
 	First bool

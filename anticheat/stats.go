@@ -37,14 +37,14 @@ const (
 // Report is what a client reported for one play (a stage clear, a battle):
 // the player's level from the server's data, and the values the client sent.
 type Report struct {
-	Level  int
-	Values map[Stat]float64
+	Level  int              // the player's level, from server-side data
+	Values map[Stat]float64 // what the client reported
 }
 
 // Violation is one broken rule.
 type Violation struct {
-	Reason Reason
-	Stat   Stat
+	Reason Reason  // which kind of violation
+	Stat   Stat    // the stat (or "num/den" for a rate)
 	Value  float64 // the reported value (or ratio)
 	Limit  float64 // the bound it broke
 }

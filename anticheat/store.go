@@ -15,7 +15,7 @@ type SignatureEntry struct {
 	// CertSHA256 are lower-case hex SHA-256 digests of the signing
 	// certificates: the whole key-rotation lineage, oldest first.
 	CertSHA256 []string
-	UpdatedAt  time.Time
+	UpdatedAt  time.Time // when the entry was last set
 }
 
 // SignatureStore keeps the signature registry. Implementations: MemoryStore,
@@ -34,26 +34,26 @@ type SignatureStore interface {
 
 // Event is one hack-log record.
 type Event struct {
-	ID            int64 // assigned by the log
-	UserKey       int64
-	Kind          Kind
-	Reason        Reason
-	Detail        string
-	ClientVersion string
-	At            time.Time
+	ID            int64     // assigned by the log
+	UserKey       int64     // the user the verdict is about
+	Kind          Kind      // at most MaxKindLen bytes
+	Reason        Reason    // the verdict's reason
+	Detail        string    // truncated to MaxDetailLen
+	ClientVersion string    // as the client reported it
+	At            time.Time // when it happened
 }
 
 // DayCount is the number of events of one kind on one UTC day.
 type DayCount struct {
 	Day   time.Time // midnight UTC
-	Kind  Kind
-	Count int64
+	Kind  Kind      // the verdict kind
+	Count int64     // events of Kind on Day
 }
 
 // Offender is a user and how many events they have in a period.
 type Offender struct {
-	UserKey int64
-	Count   int64
+	UserKey int64 // the user
+	Count   int64 // their events in the period
 }
 
 // Log is the hack log with per-user counters. Implementations: MemoryStore,
@@ -78,11 +78,11 @@ type Log interface {
 
 // Block keeps a user out.
 type Block struct {
-	UserKey int64
+	UserKey int64 // the blocked user
 	// Until is when the block ends; zero means permanent.
 	Until  time.Time
-	Reason string
-	At     time.Time
+	Reason string    // why, for operators (at most MaxBlockReasonLen bytes)
+	At     time.Time // when the block was put
 }
 
 // Permanent reports whether b never ends.
@@ -100,11 +100,11 @@ type Blocks interface {
 
 // Redemption binds a store transaction to the account that redeemed it.
 type Redemption struct {
-	Store         string // "apple", "google", or a publisher's name
-	TransactionID string
-	UserKey       int64
-	ProductID     string
-	At            time.Time
+	Store         string    // "apple", "google", or a publisher's name
+	TransactionID string    // unique per store
+	UserKey       int64     // the account that redeemed it
+	ProductID     string    // what was bought
+	At            time.Time // when it was redeemed
 }
 
 // Redemptions records redeemed transactions, unique per (store,

@@ -142,6 +142,8 @@ func (p *Play) AcknowledgeProduct(_ context.Context, pkg, product, token string)
 // AppleCA is a generated certificate chain shaped like the App Store's
 // (root → intermediate → leaf, ECDSA P-256) that signs test transactions.
 type AppleCA struct {
+	// Root, Intermediate and Leaf are the chain; configure Root as the
+	// AppleVerifier's root.
 	Root, Intermediate, Leaf *x509.Certificate
 	leafKey                  *ecdsa.PrivateKey
 }
