@@ -24,8 +24,8 @@ import (
 //	P session:events  pub/sub channel of kicks and revocations
 //
 // Expiry is logical: the hash holds the expiry time computed from
-// Config.Clock, checked by the scripts; Redis TTLs (expiry plus
-// Config.Tombstone) only collect garbage. Each call is one script (one round
+// Config.Clock, checked by the scripts; Redis TTLs (up to 2*TTL+Tombstone
+// after the last renewal) only collect garbage. Each call is one script (one round
 // trip) on the user's node, plus one on the previous node while a Router
 // migration is under way and the first missed.
 type RedisStore struct {
@@ -122,7 +122,7 @@ return endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], AR
 
 // createScript: KEYS 1 user set, 2 session hash, 3 token index. ARGV 1-7 as
 // endAll (state 'k'; ARGV[1] is ” when multiple sessions are allowed), 8
-// ttl+tombstone ms, 9 sid, then field/value pairs.
+// keep-alive ms (2*ttl+tombstone), 9 sid, then field/value pairs.
 var createScript = redis.NewScript(endAllLua + `
 local kicked = 0
 if ARGV[1] ~= '' then
@@ -143,7 +143,10 @@ return kicked
 // getScript validates a session and slides it. KEYS: 1 user set, 2 the
 // session hash (modes f, s) or the token index (mode t). ARGV: 1 mode (t
 // token, f frame, s secret peek), 2 now ms, 3 new expiry ms, 4 tombstone ms,
-// 5 ttl+tombstone ms, 6 user prefix, 7 counter (mode f). Returns {status}
+// 5 keep-alive ms, 6 user prefix, 7 counter (mode f), 8 the time the keys
+// must live past (new expiry + tombstone), 9 now + keep-alive. The keys'
+// Redis TTLs are renewed only when they would end before ARGV[8], so most
+// calls skip the three PEXPIREs. Returns {status}
 // or {0, ls, ctr, tk, d, sid}; {5, last} for a replayed counter. Status: 0
 // ok, 1 not found, 2 expired, 3 kicked, 4 revoked, 5 replayed.
 var getScript = redis.NewScript(`
@@ -155,7 +158,7 @@ if mode == 't' then
   if not sid then return {1} end
   hk = ARGV[6] .. 's:' .. sid
 end
-local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd')
+local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc')
 if not f[2] then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
@@ -175,9 +178,12 @@ if mode == 'f' then
 else
   redis.call('HSET', hk, 'ls', ARGV[2], 'exp', ARGV[3])
 end
-redis.call('PEXPIRE', hk, ARGV[5])
-redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[5], ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if not f[7] or tonumber(f[7]) < tonumber(ARGV[8]) then
+  redis.call('HSET', hk, 'gc', ARGV[9])
+  redis.call('PEXPIRE', hk, ARGV[5])
+  redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[5], ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
 return {0, f[3], f[4], f[5], f[6], sid}
 `)
 
@@ -217,8 +223,8 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 	}
 	end := s.endArgs(state, now, n.UserKey)
 	args := append(end,
-		msDur(s.cfg.TTL+s.cfg.Tombstone), sid,
-		"exp", ms(now.Add(s.cfg.TTL)), "ls", ms(now), "ctr", "0", "tk", tokRand,
+		msDur(s.keepAlive()), sid,
+		"exp", ms(now.Add(s.cfg.TTL)), "gc", ms(now.Add(s.keepAlive())), "ls", ms(now), "ctr", "0", "tk", tokRand,
 		"d", encodeData(&n, now.UnixMilli(), secret))
 	keys := []string{up + "u", up + "s:" + sid, up + "t:" + tokRand}
 	if err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Err(); err != nil {
@@ -239,6 +245,11 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 		Secret: secret, Attrs: cloneAttrs(n.Attrs),
 	}, nil
 }
+
+// keepAlive is the Redis TTL given to a live session's keys: the logical
+// lifetime plus the tombstone, plus one more TTL of slack so a Get renews it
+// only about once per TTL instead of on every call.
+func (s *RedisStore) keepAlive() time.Duration { return 2*s.cfg.TTL + s.cfg.Tombstone }
 
 // endArgs are the ARGV of endAll.
 func (s *RedisStore) endArgs(state string, now time.Time, uk int64) []any {
@@ -295,7 +306,8 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 	up := s.userPrefix(uk)
 	res, err := getScript.Run(ctx, c, []string{up + "u", up + key},
 		mode, ms(now), ms(now.Add(s.cfg.TTL)), msDur(s.cfg.Tombstone),
-		msDur(s.cfg.TTL+s.cfg.Tombstone), up, strconv.FormatUint(counter, 10)).Slice()
+		msDur(s.keepAlive()), up, strconv.FormatUint(counter, 10),
+		ms(now.Add(s.cfg.TTL+s.cfg.Tombstone)), ms(now.Add(s.keepAlive()))).Slice()
 	if err != nil {
 		return nil, unavailable("get", err)
 	}

@@ -121,8 +121,8 @@ func TestRedisTTLCollectsGarbage(t *testing.T) {
 		t.Fatalf("keys after Create: %v, %v; want 3", keys, err)
 	}
 	for _, k := range keys {
-		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > 100*time.Millisecond {
-			t.Fatalf("key %s has TTL %v, want (0, TTL+Tombstone]", k, ttl)
+		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > 150*time.Millisecond {
+			t.Fatalf("key %s has TTL %v, want (0, 2*TTL+Tombstone]", k, ttl)
 		}
 	}
 	// Wait (bounded) until Redis expired them.
@@ -321,5 +321,53 @@ func TestMemoryJanitor(t *testing.T) {
 			t.Fatalf("janitor left %d sessions", s.Len())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRedisKeepAliveRenewal: a Get renews the keys' Redis TTLs only when
+// they would end before the session's new expiry plus tombstone.
+func TestRedisKeepAliveRenewal(t *testing.T) {
+	c := testredis.Client(t)
+	prefix := testredis.Prefix(t, c)
+	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	const ttl, tomb = time.Hour, time.Hour
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix, Clock: clk, TTL: ttl, Tombstone: tomb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := prefix + "{u:8}:s:" + sess.ID[len("8."):]
+	gc := func() int64 {
+		v, err := c.HGet(ctx, hash, "gc").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	start := clk.Now()
+	if got, want := gc(), start.Add(2*ttl+tomb).UnixMilli(); got != want {
+		t.Fatalf("gc after Create %d, want %d", got, want)
+	}
+	clk.Advance(ttl / 2)
+	if _, err := s.Get(ctx, sess.Token); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := gc(), start.Add(2*ttl+tomb).UnixMilli(); got != want {
+		t.Fatalf("gc renewed too early: %d, want %d", got, want)
+	}
+	now := clk.Advance(ttl - time.Minute)
+	if _, err := s.Get(ctx, sess.Token); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := gc(), now.Add(2*ttl+tomb).UnixMilli(); got != want {
+		t.Fatalf("gc not renewed: %d, want %d", got, want)
+	}
+	if pttl := c.PTTL(ctx, prefix+"{u:8}:u").Val(); pttl < 2*ttl+tomb-time.Minute {
+		t.Fatalf("user set TTL %v not renewed", pttl)
 	}
 }
