@@ -51,27 +51,30 @@ func (s State) Valid() bool {
 // Port and Name — so credentials live in the servers' configuration, not in
 // the common database that operators' tools read.
 type Database struct {
-	ID       int    `json:"db_id"`     // unique, positive
-	ServerID int    `json:"server_id"` // the talk's serverID (free use)
-	WorldID  int    `json:"world_id"`  // the talk's worldID (free use)
-	Name     string `json:"db_name"`   // database (schema) name, or SQLite file
-	Host     string `json:"host,omitempty"`
-	Port     int    `json:"port,omitempty"`
-	Driver   string `json:"driver"`        // database/sql driver name: "mysql", "sqlite"
-	DSN      string `json:"dsn,omitempty"` // explicit DSN; empty = Config.DSNTemplate
+	ID       int    `json:"db_id"`          // unique, positive
+	ServerID int    `json:"server_id"`      // the talk's serverID (free use)
+	WorldID  int    `json:"world_id"`       // the talk's worldID (free use)
+	Name     string `json:"db_name"`        // database (schema) name, or SQLite file
+	Host     string `json:"host,omitempty"` // the talk's ip; {host} in Config.DSNTemplate
+	Port     int    `json:"port,omitempty"` // {port} in Config.DSNTemplate
+	Driver   string `json:"driver"`         // database/sql driver name: "mysql", "sqlite"
+	DSN      string `json:"dsn,omitempty"`  // explicit DSN; empty = Config.DSNTemplate
 	// Replicas are read replicas: "host:port" entries formed through
 	// Config.DSNTemplate when DSN is empty, full DSNs when DSN is set.
 	Replicas []string `json:"replicas,omitempty"`
-	// FirstKey and LastKey bound the database's user keys (inclusive);
-	// NextKey is the next key Allocate hands out (LastKey+1 when full).
-	FirstKey    int64  `json:"first_key"`
-	LastKey     int64  `json:"last_key"`
-	NextKey     int64  `json:"next_key,omitempty"`
+	// FirstKey is the database's first user key (positive).
+	FirstKey int64 `json:"first_key"`
+	// LastKey is its last user key (inclusive, >= FirstKey).
+	LastKey int64 `json:"last_key"`
+	// NextKey is the next key Allocate hands out: FirstKey when 0,
+	// LastKey+1 when the range is used up.
+	NextKey int64 `json:"next_key,omitempty"`
+	// UserCount is how many keys Allocate has handed out here.
 	UserCount   int64  `json:"user_count,omitempty"`
-	Weight      int    `json:"weight,omitempty"` // allocation weight; 0 means 1
-	State       State  `json:"state,omitempty"`  // empty means open
-	Description string `json:"description,omitempty"`
-	UpdatedAt   int64  `json:"updated_at,omitempty"` // unix ms of the last routing change
+	Weight      int    `json:"weight,omitempty"`      // allocation weight; 0 means 1
+	State       State  `json:"state,omitempty"`       // empty means open
+	Description string `json:"description,omitempty"` // the talk's desc (free text)
+	UpdatedAt   int64  `json:"updated_at,omitempty"`  // unix ms of the last routing change
 }
 
 // Contains reports whether key is in d's range.

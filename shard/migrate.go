@@ -164,7 +164,7 @@ func SplitStatements(body string) []string {
 
 // SchemaStatus is one database's migration state for one Migrations set.
 type SchemaStatus struct {
-	Source  string
+	Source  string  // Migrations.Source
 	Applied []int64 // versions recorded and clean, ascending
 	Pending []int64 // versions in the files not yet applied, ascending
 	Dirty   []int64 // versions started and not finished

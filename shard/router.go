@@ -675,10 +675,10 @@ func (r *Router) SchemaStatus(ctx context.Context, m Migrations) ([]DatabaseStat
 
 // DatabaseStatus is one database's migration outcome.
 type DatabaseStatus struct {
-	DBID    int
-	Applied []int64 // versions applied by this run (MigrateAll)
-	Status  SchemaStatus
-	Err     error
+	DBID    int          // the database
+	Applied []int64      // versions applied by this run (MigrateAll)
+	Status  SchemaStatus // state after the run
+	Err     error        // why the database could not be migrated or read
 }
 
 func (r *Router) schemaAll(ctx context.Context, m Migrations, apply bool) ([]DatabaseStatus, error) {
@@ -717,9 +717,9 @@ func (r *Router) schemaAll(ctx context.Context, m Migrations, apply bool) ([]Dat
 
 // DBStats is one database's counters for metrics.
 type DBStats struct {
-	ID    int
-	Name  string
-	State State
+	ID    int    // db_id
+	Name  string // db_name
+	State State  // state in the cached directory
 	// Open reports whether the primary pool has been opened.
 	Open bool
 	// Pool is the primary pool's sql.DBStats (connections in use and idle,

@@ -23,10 +23,10 @@ type VitessShard struct {
 	// "start-end" with an empty start for the first shard and an empty end
 	// for the last ("-0000000001312d00", "0000000001312d00-").
 	Name     string
-	DBID     int
-	DBName   string
-	FirstKey int64
-	LastKey  int64
+	DBID     int    // the directory database it takes over
+	DBName   string // that database's db_name
+	FirstKey int64  // that database's first key
+	LastKey  int64  // that database's last key
 }
 
 // VitessShards returns one Vitess shard per directory database, sorted by
