@@ -1,0 +1,121 @@
+package idempotency_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/madang-io/madang/idempotency"
+	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/protocol"
+)
+
+// A retried call returns the stored result; the function runs once.
+func Example() {
+	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	scope := idempotency.Scope{UserKey: 10000042, Command: "mail.claim"}
+	fp := idempotency.FingerprintOf([]byte(`{"mail":7}`))
+	claim := func(ctx context.Context) (idempotency.Result, error) {
+		fmt.Println("granting 100 gold")
+		idempotency.AfterCommit(ctx, func(context.Context) { fmt.Println("push: mail claimed") })
+		return idempotency.Result{Payload: []byte(`{"gold":100}`)}, nil
+	}
+	for range 2 {
+		out, err := k.Do(context.Background(), scope, "rid-1", fp, claim)
+		fmt.Println(string(out.Payload), out.Replay, err)
+	}
+	_, err := k.Do(context.Background(), scope, "rid-1", idempotency.FingerprintOf([]byte(`{"mail":8}`)), claim)
+	fmt.Println(protocol.CodeOf(err))
+	fmt.Printf("%+v\n", k.Stats())
+	// Output:
+	// granting 100 gold
+	// push: mail claimed
+	// {"gold":100} false <nil>
+	// {"gold":100} true <nil>
+	// request_id_reused
+	// {Executed:1 Replayed:1 InFlight:0 Waited:0 Reused:1 Released:0 NoKey:0}
+}
+
+// The middleware goes after the session middleware, which fills Principal.
+func ExampleMiddleware() {
+	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	session := func(next protocol.Handler) protocol.Handler { // stands in for the session package
+		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+			req.Principal = &protocol.Principal{UserKey: 10000042}
+			return next.Serve(ctx, req)
+		})
+	}
+	mux := protocol.NewMux()
+	gems := 100
+	mux.HandleFunc("shop.buy", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		if gems < 30 {
+			return nil, &protocol.Error{Code: protocol.CodeGameBase + 1, Message: "not enough gems"}
+		}
+		gems -= 30
+		return &protocol.Response{Payload: []byte(fmt.Sprintf(`{"gems":%d}`, gems))}, nil
+	})
+	h := protocol.Chain(mux, session, idempotency.Middleware(k))
+	for seq := uint64(1); seq <= 2; seq++ {
+		req := &protocol.Request{Command: "shop.buy", Seq: seq, RequestID: "buy-sword", Payload: []byte(`{"item":"sword"}`)}
+		resp := protocol.Dispatch(context.Background(), h, req, nil)
+		fmt.Printf("seq %d: code %v replay %v %s\n", resp.Seq, resp.Code, resp.Replay, resp.Payload)
+	}
+	fmt.Println("gems left:", gems)
+	// Output:
+	// seq 1: code ok replay false {"gems":70}
+	// seq 2: code ok replay true {"gems":70}
+	// gems left: 70
+}
+
+// DoTx writes the key row and the result in the game's own transaction.
+func ExampleSQLStore_DoTx() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "idem-example")
+	defer os.RemoveAll(dir)
+	db, _ := sql.Open("sqlite", testdb.SQLiteDSN(filepath.Join(dir, "game.db")))
+	defer db.Close()
+	db.Exec(`CREATE TABLE wallet (user_key INTEGER PRIMARY KEY, gems INTEGER NOT NULL)`)
+	db.Exec(`INSERT INTO wallet VALUES (1, 100)`)
+
+	s, err := idempotency.NewSQLStore(ctx, db, idempotency.SQLConfig{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := s.Migrate(ctx, db); err != nil {
+		fmt.Println(err)
+		return
+	}
+	buy := func(ctx context.Context) (idempotency.Result, error) {
+		_, err := idempotency.TxFrom(ctx).ExecContext(ctx, `UPDATE wallet SET gems = gems - 30 WHERE user_key = 1`)
+		return idempotency.Result{Payload: []byte(`"sword"`)}, err
+	}
+	scope := idempotency.Scope{UserKey: 1, Command: "shop.buy"}
+	for range 3 {
+		tx, _ := db.BeginTx(ctx, nil)
+		out, err := s.DoTx(ctx, tx, scope, "rid-9", idempotency.FingerprintOf(nil), buy)
+		if err != nil {
+			tx.Rollback()
+			fmt.Println(err)
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		out.Committed(ctx) // after-commit hooks, first run only
+		fmt.Println(string(out.Payload), out.Replay)
+	}
+	var gems int
+	db.QueryRow(`SELECT gems FROM wallet WHERE user_key = 1`).Scan(&gems)
+	fmt.Println("gems:", gems)
+	// Output:
+	// "sword" false
+	// "sword" true
+	// "sword" true
+	// gems: 70
+}
