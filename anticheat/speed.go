@@ -130,7 +130,9 @@ func (r SpeedResult) Flagged() bool { return r.Reason != "" }
 //     at this request and the jump is counted; more than MaxJumps jumps in
 //     JumpWindow is a verdict (clock_jumps). So one legitimate clock change
 //     is absorbed, while a 2× client is caught as soon as its drift passes
-//     Threshold (or, if it sends rarely, at its second jump).
+//     Threshold (or, if it sends rarely, at its second jump). For JumpWindow
+//     after a jump the threshold is halved: a real clock change leaves the
+//     drift flat (within network jitter), a speed hack does not.
 //   - drift < −SlowThreshold on SlowConfirm requests in a row is drift_behind
 //     (gradual) or a jump (sudden), likewise. One delayed request never
 //     counts.
@@ -238,6 +240,9 @@ func (c *SpeedChecker) judge(st *speedState, s, o int64) SpeedResult {
 	}
 	d := o - st.a.o
 	thr := c.cfg.Threshold.Milliseconds()
+	if last := st.jumps[(st.nextJump+maxJumpRing-1)%maxJumpRing]; last != 0 && s-last < c.cfg.JumpWindow.Milliseconds() {
+		thr /= 2 // confirming a recent jump: a real clock change stays flat
+	}
 	res := SpeedResult{Drift: time.Duration(d) * time.Millisecond}
 	prev := st.lastDrift
 	st.lastDrift = d
