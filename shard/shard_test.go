@@ -376,3 +376,59 @@ func TestConcurrentFirstUse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A real InnoDB deadlock: two transactions lock two rows in opposite order.
+// MariaDB kills one (error 1213); Tx runs it again and both commit.
+func TestTxRetriesRealDeadlock(t *testing.T) {
+	ctx := context.Background()
+	g := shardtest.MariaDB().Database(t, 1)
+	r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, g), RefreshInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	key := g.FirstKey
+	db, err := r.DB(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB", "INSERT INTO c VALUES (1, 0), (2, 0)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	run := func(me, first, second int) error {
+		attempt := 0
+		return r.Tx(ctx, key, func(ctx context.Context, tx *sql.Tx) error {
+			attempt++
+			if _, err := tx.ExecContext(ctx, "UPDATE c SET n = n + 1 WHERE id = ?", first); err != nil {
+				return err
+			}
+			if attempt == 1 {
+				close(ready[me])
+				<-ready[1-me] // both hold their first row: the next UPDATEs deadlock
+			}
+			_, err := tx.ExecContext(ctx, "UPDATE c SET n = n + 1 WHERE id = ?", second)
+			return err
+		})
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- run(0, 1, 2) }()
+	go func() { errs <- run(1, 2, 1) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Tx: %v", err)
+		}
+	}
+	var n1, n2 int
+	if err := db.QueryRow("SELECT (SELECT n FROM c WHERE id = 1), (SELECT n FROM c WHERE id = 2)").Scan(&n1, &n2); err != nil {
+		t.Fatal(err)
+	}
+	if n1 != 2 || n2 != 2 {
+		t.Fatalf("rows %d %d, want 2 2 (both transactions committed once)", n1, n2)
+	}
+	if s := r.Stats()[0]; s.TxRetries < 1 || s.TxErrors != 0 || s.Txs != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
