@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
@@ -21,7 +22,8 @@ type BoardMemoryConfig struct {
 // user → value plus an order-statistic B+tree, so Submit, Rank and the start
 // of Top and Around cost O(log n). Seasons past their TTL are dropped lazily
 // (on access, and by a sweep run from writes once the earliest TTL is due);
-// there is no goroutine. Safe for concurrent use: one lock per season.
+// there is no goroutine. Safe for concurrent use: one lock per season, so
+// boards and seasons do not wait for each other.
 type BoardMemoryStore struct {
 	clock clock.Clock
 
@@ -33,11 +35,18 @@ type BoardMemoryStore struct {
 type boardSetKey struct{ board, season string }
 
 type boardSet struct {
+	expiry atomic.Int64 // UnixNano after which the set is gone; 0 = never
+
 	mu     sync.RWMutex
 	dead   bool // dropped from the store; writers must look it up again
 	values map[int64]float64
 	tree   boardTree
-	expiry time.Time // zero = never
+}
+
+// expired reports whether s is past its TTL at now.
+func (s *boardSet) expired(now time.Time) bool {
+	e := s.expiry.Load()
+	return e != 0 && now.UnixNano() >= e
 }
 
 var _ BoardStore = (*BoardMemoryStore)(nil)
@@ -66,14 +75,9 @@ func (m *BoardMemoryStore) get(ref BoardRef, create bool) *boardSet {
 	}
 	k := boardSetKey{ref.Board, ref.Season}
 	s := m.sets[k]
-	if s != nil {
-		s.mu.RLock()
-		expired := !s.expiry.IsZero() && !now.Before(s.expiry)
-		s.mu.RUnlock()
-		if expired {
-			m.dropLocked(k, s)
-			s = nil
-		}
+	if s != nil && s.expired(now) {
+		m.dropLocked(k, s)
+		s = nil
 	}
 	if s == nil && create {
 		s = &boardSet{values: make(map[int64]float64)}
@@ -92,15 +96,13 @@ func (m *BoardMemoryStore) dropLocked(k boardSetKey, s *boardSet) {
 func (m *BoardMemoryStore) sweepLocked(now time.Time) {
 	m.nextSweep = time.Time{}
 	for k, s := range m.sets {
-		s.mu.RLock()
-		exp := s.expiry
-		s.mu.RUnlock()
+		e := s.expiry.Load()
 		switch {
-		case exp.IsZero():
-		case !now.Before(exp):
+		case e == 0:
+		case s.expired(now):
 			m.dropLocked(k, s)
-		case m.nextSweep.IsZero() || exp.Before(m.nextSweep):
-			m.nextSweep = exp
+		case m.nextSweep.IsZero() || e < m.nextSweep.UnixNano():
+			m.nextSweep = time.Unix(0, e)
 		}
 	}
 }
@@ -129,9 +131,9 @@ func (m *BoardMemoryStore) Write(ctx context.Context, ref BoardRef, ws []BoardWr
 		var exp time.Time
 		if ref.TTL > 0 {
 			exp = m.clock.Now().Add(ref.TTL)
-			s.expiry = exp
+			s.expiry.Store(exp.UnixNano())
 		} else {
-			s.expiry = time.Time{}
+			s.expiry.Store(0)
 		}
 		s.mu.Unlock()
 		if !exp.IsZero() {
