@@ -63,7 +63,10 @@
 //
 // MemoryStore (one process, the embedded default) and SQLStore (MySQL /
 // MariaDB or SQLite; put it in the common database) implement Store; the
-// conformance suite anticheattest.RunStoreTests runs against both. The
+// conformance suite anticheattest.RunStoreTests runs against both. With
+// several game servers, share the SQLStore and put a BlockCache in front of
+// it as the Monitor's Blocks: the per-request check stays a map lookup and
+// a block reaches every server within the cache's TTL. The
 // speed checker's state is in memory only: each game server judges the
 // requests it sees, which works behind a load balancer because all servers
 // share the same (NTP) time.
