@@ -23,6 +23,12 @@ type MemoryConfig struct {
 // hack log with counters, the block list and redemptions. It is a real
 // backend for one game server (the embedded default), not a mock. Safe for
 // concurrent use; GetBlock does not allocate.
+//
+// Limits: the event log keeps the latest MaxEvents events (the operator
+// queries see only those); counters (one small map per user with a
+// verdict), blocks and redemptions are kept for the life of the process —
+// one entry per offender, blocked user or redeemed transaction. Use the
+// SQLStore when they must survive a restart or be shared.
 type MemoryStore struct {
 	cfg MemoryConfig
 
