@@ -36,6 +36,11 @@ type GuardConfig struct {
 	Speed *SpeedChecker
 	// DisableSpeed turns the speed check off.
 	DisableSpeed bool
+	// SpeedPerSession keys the speed state by (user, Principal.SessionID).
+	// Default: by user only, so logging in again does not give a cheater a
+	// fresh reference (a hooked clock that restarts with the app shows as a
+	// jump, tolerated once per JumpWindow).
+	SpeedPerSession bool
 	// Registry enables the signature check at login. Nil: no check.
 	Registry *Registry
 	// LoginCommand is the login command's name. Default "login".
@@ -181,7 +186,11 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 	if g.speed == nil {
 		return nil
 	}
-	res := g.speed.Observe(p.UserKey, p.SessionID, req.ClientTime, now)
+	sid := ""
+	if g.cfg.SpeedPerSession {
+		sid = p.SessionID
+	}
+	res := g.speed.Observe(p.UserKey, sid, req.ClientTime, now)
 	if !res.Flagged() {
 		return nil
 	}

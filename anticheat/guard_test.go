@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -296,5 +297,22 @@ func TestGuardStoreFailure(t *testing.T) {
 	r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x", Principal: &protocol.Principal{UserKey: 1}}, nil)
 	if r.Code != protocol.CodeInternal || calls != 0 || g.Stats().StoreErrors != 1 {
 		t.Fatalf("%+v calls %d stats %+v", r, calls, g.Stats())
+	}
+}
+
+func TestGuardSpeedStateSurvivesRelogin(t *testing.T) {
+	for _, perSession := range []bool{false, true} {
+		g := anticheat.NewGuard(anticheat.GuardConfig{SpeedPerSession: perSession})
+		calls := 0
+		h := protocol.Chain(okHandler(&calls), g.Middleware())
+		// A 2x client that logs in again (new session id) every 2 s.
+		for i := range 30 {
+			el := time.Duration(i) * time.Second
+			p := &protocol.Principal{UserKey: 1, SessionID: "s" + strconv.Itoa(i/2)}
+			protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "x", Principal: p, ClientTime: t0.Add(2 * el).UnixMilli(), ReceivedAt: t0.Add(el)}, nil)
+		}
+		if got := g.Stats().SpeedVerdicts; (got > 0) == perSession {
+			t.Fatalf("per session %v: %d verdicts", perSession, got)
+		}
 	}
 }
