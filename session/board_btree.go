@@ -20,22 +20,25 @@ const (
 	boardNodeMin = boardNodeMax / 4 // fewer than this: rebalance with a sibling
 )
 
-// boardLeaf holds members in order. One spare slot lets it overflow before
-// it splits.
+// boardLeaf holds members in order, values and users in separate arrays so a
+// search touches few cache lines. One spare slot lets it overflow before it
+// splits.
 type boardLeaf struct {
-	n    int
-	keys [boardNodeMax + 1]BoardMember
-	next *boardLeaf
+	n     int
+	vals  [boardNodeMax + 1]float64 // searched first: 8 bytes a member
+	users [boardNodeMax + 1]int64
+	next  *boardLeaf
 }
 
-// boardNode is an inner node. keys[i] is a lower bound of the members under
-// child i (keys[0] is unused by routing); cnts[i] is the number of members
+// boardNode is an inner node. (vals[i], users[i]) is a lower bound of the
+// members under child i (unused by routing for i = 0); cnts[i] is the number of members
 // under child i. The children are leaves (low) or inner nodes; the other
 // array stays nil, and code that moves children moves both.
 type boardNode struct {
 	n      int
 	low    bool
-	keys   [boardNodeMax + 1]BoardMember
+	vals   [boardNodeMax + 1]float64
+	users  [boardNodeMax + 1]int64
 	cnts   [boardNodeMax + 1]int32
 	kids   [boardNodeMax + 1]*boardNode
 	leaves [boardNodeMax + 1]*boardLeaf
@@ -46,15 +49,26 @@ func boardBefore(a, b BoardMember) bool {
 	if a.Value != b.Value {
 		return a.Value > b.Value
 	}
-	if a.User == b.User {
+	return boardUserBefore(a.User, b.User)
+}
+
+// boardUserBefore orders users of equal value: decimal string descending.
+func boardUserBefore(a, b int64) bool {
+	if a == b {
 		return false
 	}
-	if a.User >= 0 && b.User >= 0 && boardDigits(a.User) == boardDigits(b.User) {
-		return a.User > b.User // same number of digits: numeric order is string order
+	if a >= 0 && b >= 0 && boardDigits(a) == boardDigits(b) {
+		return a > b // same number of digits: numeric order is string order
 	}
 	var x, y [20]byte
-	return bytes.Compare(strconv.AppendInt(x[:0], a.User, 10), strconv.AppendInt(y[:0], b.User, 10)) > 0
+	return bytes.Compare(strconv.AppendInt(x[:0], a, 10), strconv.AppendInt(y[:0], b, 10)) > 0
 }
+
+// at returns the bound of child i.
+func (n *boardNode) at(i int) BoardMember { return BoardMember{User: n.users[i], Value: n.vals[i]} }
+
+// at returns member i.
+func (l *boardLeaf) at(i int) BoardMember { return BoardMember{User: l.users[i], Value: l.vals[i]} }
 
 func boardDigits(v int64) int {
 	n := 1
@@ -75,10 +89,10 @@ func (n *boardNode) size() int32 {
 
 // child returns the index of the child whose range holds k.
 func (n *boardNode) child(k BoardMember) int {
-	lo, hi := 1, n.n // first i ≥ 1 with k before keys[i]; the child is i-1
+	lo, hi := 1, n.n // first i ≥ 1 with k before bound i; the child is i-1
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if boardBefore(k, n.keys[m]) {
+		if v := n.vals[m]; k.Value > v || k.Value == v && boardUserBefore(k.User, n.users[m]) {
 			hi = m
 		} else {
 			lo = m + 1
@@ -92,7 +106,7 @@ func (l *boardLeaf) search(k BoardMember) int {
 	lo, hi := 0, l.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if boardBefore(l.keys[m], k) {
+		if v := l.vals[m]; v > k.Value || v == k.Value && boardUserBefore(l.users[m], k.User) {
 			lo = m + 1
 		} else {
 			hi = m
@@ -111,7 +125,7 @@ func (t *boardTree) insert(k BoardMember) {
 		t.root = &boardNode{n: 2}
 		t.root.kids[0], t.root.kids[1] = old, r
 		t.root.cnts[0], t.root.cnts[1] = old.size(), r.size()
-		t.root.keys[1] = r.keys[0]
+		t.root.vals[1], t.root.users[1] = r.vals[0], r.users[0]
 	}
 	t.n++
 }
@@ -132,24 +146,25 @@ func (n *boardNode) insert(k BoardMember) *boardNode {
 		if rl = l.insert(k); rl == nil {
 			return nil
 		}
-		sep, left, rcnt = rl.keys[0], int32(l.n), int32(rl.n)
+		sep, left, rcnt = rl.at(0), int32(l.n), int32(rl.n)
 	} else {
 		if rk = n.kids[i].insert(k); rk == nil {
 			return nil
 		}
-		sep, left, rcnt = rk.keys[0], n.kids[i].size(), rk.size()
+		sep, left, rcnt = rk.at(0), n.kids[i].size(), rk.size()
 	}
 	n.open(i + 1)
-	n.kids[i+1], n.leaves[i+1], n.keys[i+1] = rk, rl, sep
+	n.kids[i+1], n.leaves[i+1], n.vals[i+1], n.users[i+1] = rk, rl, sep.Value, sep.User
 	n.cnts[i], n.cnts[i+1] = left, rcnt
 	if n.n <= boardNodeMax {
 		return nil
 	}
-	// Split in halves. The right node's keys[0] is the bound of its first
+	// Split in halves. The right node's bound 0 is the bound of its first
 	// child, which the parent takes as the right node's bound.
 	h := n.n / 2
 	r := &boardNode{low: n.low, n: n.n - h}
-	copy(r.keys[:], n.keys[h:n.n])
+	copy(r.vals[:], n.vals[h:n.n])
+	copy(r.users[:], n.users[h:n.n])
 	copy(r.cnts[:], n.cnts[h:n.n])
 	copy(r.kids[:], n.kids[h:n.n])
 	copy(r.leaves[:], n.leaves[h:n.n])
@@ -161,7 +176,8 @@ func (n *boardNode) insert(k BoardMember) *boardNode {
 
 // open makes room for a child at i.
 func (n *boardNode) open(i int) {
-	copy(n.keys[i+1:n.n+1], n.keys[i:n.n])
+	copy(n.vals[i+1:n.n+1], n.vals[i:n.n])
+	copy(n.users[i+1:n.n+1], n.users[i:n.n])
 	copy(n.cnts[i+1:n.n+1], n.cnts[i:n.n])
 	copy(n.kids[i+1:n.n+1], n.kids[i:n.n])
 	copy(n.leaves[i+1:n.n+1], n.leaves[i:n.n])
@@ -170,7 +186,8 @@ func (n *boardNode) open(i int) {
 
 // drop removes child i.
 func (n *boardNode) drop(i int) {
-	copy(n.keys[i:n.n-1], n.keys[i+1:n.n])
+	copy(n.vals[i:n.n-1], n.vals[i+1:n.n])
+	copy(n.users[i:n.n-1], n.users[i+1:n.n])
 	copy(n.cnts[i:n.n-1], n.cnts[i+1:n.n])
 	copy(n.kids[i:n.n-1], n.kids[i+1:n.n])
 	copy(n.leaves[i:n.n-1], n.leaves[i+1:n.n])
@@ -181,15 +198,17 @@ func (n *boardNode) drop(i int) {
 // insert adds k to the leaf and returns its new right sibling if it split.
 func (l *boardLeaf) insert(k BoardMember) *boardLeaf {
 	i := l.search(k)
-	copy(l.keys[i+1:l.n+1], l.keys[i:l.n])
-	l.keys[i] = k
+	copy(l.vals[i+1:l.n+1], l.vals[i:l.n])
+	copy(l.users[i+1:l.n+1], l.users[i:l.n])
+	l.vals[i], l.users[i] = k.Value, k.User
 	l.n++
 	if l.n <= boardNodeMax {
 		return nil
 	}
 	h := l.n / 2
 	r := &boardLeaf{n: l.n - h, next: l.next}
-	copy(r.keys[:], l.keys[h:l.n])
+	copy(r.vals[:], l.vals[h:l.n])
+	copy(r.users[:], l.users[h:l.n])
 	l.n, l.next = h, r
 	return r
 }
@@ -211,10 +230,11 @@ func (n *boardNode) remove(k BoardMember) bool {
 	if n.low {
 		l := n.leaves[i]
 		j := l.search(k)
-		if j == l.n || l.keys[j] != k {
+		if j == l.n || l.at(j) != k {
 			return false
 		}
-		copy(l.keys[j:l.n-1], l.keys[j+1:l.n])
+		copy(l.vals[j:l.n-1], l.vals[j+1:l.n])
+		copy(l.users[j:l.n-1], l.users[j+1:l.n])
 		l.n--
 		small = l.n < boardNodeMin
 	} else {
@@ -239,38 +259,47 @@ func (n *boardNode) rebalance(i int) {
 	if n.low {
 		l, r := n.leaves[i], n.leaves[i+1]
 		total := l.n + r.n
-		var all [2*boardNodeMax + 2]BoardMember
-		copy(all[:], l.keys[:l.n])
-		copy(all[l.n:], r.keys[:r.n])
+		var vals [2*boardNodeMax + 2]float64
+		var users [2*boardNodeMax + 2]int64
+		copy(vals[:], l.vals[:l.n])
+		copy(vals[l.n:], r.vals[:r.n])
+		copy(users[:], l.users[:l.n])
+		copy(users[l.n:], r.users[:r.n])
 		if total <= boardNodeMax {
-			copy(l.keys[:], all[:total])
+			copy(l.vals[:], vals[:total])
+			copy(l.users[:], users[:total])
 			l.n, l.next = total, r.next
 			n.drop(i + 1)
 			n.cnts[i] = int32(total)
 			return
 		}
 		h := total / 2
-		copy(l.keys[:], all[:h])
-		copy(r.keys[:], all[h:total])
+		copy(l.vals[:], vals[:h])
+		copy(l.users[:], users[:h])
+		copy(r.vals[:], vals[h:total])
+		copy(r.users[:], users[h:total])
 		l.n, r.n = h, total-h
-		n.keys[i+1] = r.keys[0]
+		n.vals[i+1], n.users[i+1] = r.vals[0], r.users[0]
 		n.cnts[i], n.cnts[i+1] = int32(l.n), int32(r.n)
 		return
 	}
 	l, r := n.kids[i], n.kids[i+1]
 	total := l.n + r.n
 	var (
-		keys   [2*boardNodeMax + 2]BoardMember
+		vals   [2*boardNodeMax + 2]float64
+		users  [2*boardNodeMax + 2]int64
 		cnts   [2*boardNodeMax + 2]int32
 		kids   [2*boardNodeMax + 2]*boardNode
 		leaves [2*boardNodeMax + 2]*boardLeaf
 	)
-	copy(keys[:], l.keys[:l.n])
+	copy(vals[:], l.vals[:l.n])
+	copy(users[:], l.users[:l.n])
 	copy(cnts[:], l.cnts[:l.n])
 	copy(kids[:], l.kids[:l.n])
 	copy(leaves[:], l.leaves[:l.n])
-	copy(keys[l.n:], r.keys[:r.n])
-	keys[l.n] = n.keys[i+1] // the bound of r's first child
+	copy(vals[l.n:], r.vals[:r.n])
+	copy(users[l.n:], r.users[:r.n])
+	vals[l.n], users[l.n] = n.vals[i+1], n.users[i+1] // the bound of r's first child
 	copy(cnts[l.n:], r.cnts[:r.n])
 	copy(kids[l.n:], r.kids[:r.n])
 	copy(leaves[l.n:], r.leaves[:r.n])
@@ -279,7 +308,8 @@ func (n *boardNode) rebalance(i int) {
 		h = total / 2
 	}
 	*l = boardNode{n: h, low: l.low}
-	copy(l.keys[:], keys[:h])
+	copy(l.vals[:], vals[:h])
+	copy(l.users[:], users[:h])
 	copy(l.cnts[:], cnts[:h])
 	copy(l.kids[:], kids[:h])
 	copy(l.leaves[:], leaves[:h])
@@ -289,11 +319,12 @@ func (n *boardNode) rebalance(i int) {
 		return
 	}
 	*r = boardNode{n: total - h, low: r.low}
-	copy(r.keys[:], keys[h:total])
+	copy(r.vals[:], vals[h:total])
+	copy(r.users[:], users[h:total])
 	copy(r.cnts[:], cnts[h:total])
 	copy(r.kids[:], kids[h:total])
 	copy(r.leaves[:], leaves[h:total])
-	n.keys[i+1] = keys[h]
+	n.vals[i+1], n.users[i+1] = vals[h], users[h]
 	n.cnts[i], n.cnts[i+1] = l.size(), r.size()
 }
 
@@ -342,9 +373,11 @@ func (t *boardTree) appendRange(dst []BoardMember, start, stop int64) []BoardMem
 	}
 	l, i := t.seek(start)
 	for left := stop - start + 1; l != nil && left > 0; l, i = l.next, 0 {
-		take := min(int64(l.n-i), left)
-		dst = append(dst, l.keys[i:i+int(take)]...)
-		left -= take
+		take := min(l.n-i, int(left))
+		for j := i; j < i+take; j++ {
+			dst = append(dst, l.at(j))
+		}
+		left -= int64(take)
 	}
 	return dst
 }
