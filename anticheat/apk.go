@@ -17,12 +17,12 @@ import (
 const Latest = "latest"
 
 // maxVersionParts bounds a version's dotted numbers ("x.y.z.w").
-const maxVersionParts = 4
+const maxVersionParts = len([4]uint32{})
 
 // ParseVersion parses "x", "x.y", "x.y.z" or "x.y.z.w" (decimal numbers, each
 // at most 9 digits) into four numbers, missing parts zero.
-func ParseVersion(v string) ([maxVersionParts]uint32, error) {
-	var out [maxVersionParts]uint32
+func ParseVersion(v string) ([4]uint32, error) {
+	var out [4]uint32
 	if v == "" || len(v) > maxVersionLen {
 		return out, newErr(ErrBadVersion, "%q", truncate(v, maxVersionLen))
 	}
