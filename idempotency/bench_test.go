@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,12 +137,14 @@ func BenchmarkPairedOverhead(b *testing.B) {
 		// store holds a few thousand, as a server's working set would.
 		{"memory/first-steady", func(*testing.B) idempotency.Store { return idempotency.NewMemoryStore(nil) }, false, 100 * time.Millisecond},
 		{"memory/replay", func(*testing.B) idempotency.Store { return idempotency.NewMemoryStore(nil) }, true, 0},
+		{"memory/first-nostatus", func(*testing.B) idempotency.Store { return idempotency.NewMemoryStore(nil) }, false, 0},
 		{"redis/first", redisBenchStore, false, 0},
 		{"redis/replay", redisBenchStore, true, 0},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			bare := pairedServer(b, nil)
-			idem := pairedServer(b, keeperMWConfig(b, tc.store(b), idempotency.Config{Retention: tc.retention}))
+			bare := pairedServer(b, nil, false)
+			// "-nostatus": the middleware alone, without HTTPStatus.
+			idem := pairedServer(b, keeperMWConfig(b, tc.store(b), idempotency.Config{Retention: tc.retention}), !strings.HasSuffix(tc.name, "-nostatus"))
 			var body []byte
 			var bareNs, idemNs time.Duration
 			b.ReportAllocs()
@@ -180,12 +183,12 @@ func redisBenchStore(b *testing.B) idempotency.Store {
 
 // pairedServer is the HTTP adapter as a server would configure it (with a
 // handler timeout), with or without the middleware.
-func pairedServer(b *testing.B, mw []protocol.Middleware) http.Handler {
+func pairedServer(b *testing.B, mw []protocol.Middleware, withStatus bool) http.Handler {
 	h, err := protocol.NewHTTPHandler(protocol.Chain(benchMux(), mw...), protocol.HTTPConfig{AllowPlainJSON: true, HandlerTimeout: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(mw) > 0 {
+	if withStatus {
 		return idempotency.HTTPStatus(h)
 	}
 	return h

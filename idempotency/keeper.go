@@ -108,7 +108,7 @@ func (k *Keeper) Do(ctx context.Context, scope Scope, key string, fp Fingerprint
 		return Outcome{}, err
 	}
 	token := k.newToken()
-	waitUntil := time.Now().Add(k.cfg.WaitTimeout)
+	var waitUntil time.Time // set when the first wait starts
 	backoff := 2 * time.Millisecond
 	waited := false
 	for {
@@ -130,6 +130,9 @@ func (k *Keeper) Do(ctx context.Context, scope Scope, key string, fp Fingerprint
 			}
 			return Outcome{}, ErrKeyReused
 		case InFlight:
+			if waitUntil.IsZero() {
+				waitUntil = time.Now().Add(k.cfg.WaitTimeout)
+			}
 			left := time.Until(waitUntil)
 			if k.cfg.InFlight == AnswerInFlight || left <= 0 {
 				k.c.inFlight.Add(1)

@@ -34,24 +34,30 @@ func Middleware(d Doer) protocol.Middleware {
 				scope.UserKey = req.Principal.UserKey
 			}
 			scope.Command = req.Command
-			var retryMs int64
+			var first *protocol.Response // the handler's own, reused on a first run
 			out, err := d.Do(ctx, scope, req.RequestID, FingerprintOf(req.Payload), func(ctx context.Context) (Result, error) {
 				resp, err := next.Serve(ctx, req)
 				if err != nil || resp == nil {
 					return Result{}, err
 				}
-				retryMs = resp.RetryAfterMs
+				first = resp
 				return Result{Code: resp.Code, Message: resp.Message, Payload: resp.Payload}, nil
 			})
 			if err != nil {
 				noteRefusal(ctx, req, err)
 				return nil, err
 			}
-			resp := &protocol.Response{Code: out.Code, Message: out.Message, Payload: out.Payload, Replay: out.Replay}
-			if !out.Replay && retryableCode(out.Code) {
-				resp.RetryAfterMs = retryMs // a pass-through, never stored
+			if !out.Replay && first != nil {
+				// Dispatch copies the response, so the handler's may be
+				// shared; the stored message may have been cut.
+				if first.Message != out.Message {
+					cp := *first
+					cp.Message = out.Message
+					first = &cp
+				}
+				return first, nil // RetryAfterMs of a retryable code passes through
 			}
-			return resp, nil
+			return &protocol.Response{Code: out.Code, Message: out.Message, Payload: out.Payload, Replay: out.Replay}, nil
 		})
 	}
 }
