@@ -88,30 +88,45 @@ func (s *BoardRedisStore) key(ref BoardRef) string {
 	return s.prefix + "{b:" + ref.Board + "}:" + ref.Season
 }
 
-// boardIncrScript: KEYS[1] the set; ARGV member, delta, slot.
-// Decodes the stored value (score = floor(v / slots)), adds delta, refuses a
-// result outside ±max with an error reply, else ZADDs the new encoding.
-// Every number stays an integer below 2^53, exact in Lua's doubles.
+// boardIncrScript: KEYS[1] the set; ARGV[1] the time slot, then pairs of
+// member and delta. For each pair, in order: decode the stored value (score =
+// floor(v / slots)), add delta and, when the result is within ±max, ZADD its
+// new encoding. Returns one status per pair: 1 applied, 0 result out of
+// range, -1 stored value not an encoded score (both skipped). Every number
+// stays an integer below 2^53, exact in Lua's doubles.
 var boardIncrScript = redis.NewScript(`
 local slots = ` + strconv.Itoa(ScoreTimeSlots) + `
 local max = ` + strconv.Itoa(ScoreMax) + `
-local score = 0
-local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if old then
-  local v = tonumber(old)
-  if v ~= v or v >= 2^53 or v <= -2^53 or v ~= math.floor(v) then
-    return redis.error_reply('BOARDRANGE stored value is not an encoded score')
+local tie = slots - 1 - tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  local m = ARGV[i]
+  local score, st = 0, 1
+  local old = redis.call('ZSCORE', KEYS[1], m)
+  if old then
+    local v = tonumber(old)
+    if not v or v ~= v or v >= 2^53 or v <= -2^53 or v ~= math.floor(v) then
+      st = -1
+    else
+      score = math.floor(v / slots)
+    end
   end
-  score = math.floor(v / slots)
+  if st == 1 then
+    score = score + tonumber(ARGV[i + 1])
+    if score > max or score < -max then
+      st = 0
+    else
+      redis.call('ZADD', KEYS[1], string.format('%.0f', score * slots + tie), m)
+    end
+  end
+  out[#out + 1] = st
 end
-score = score + tonumber(ARGV[2])
-if score > max or score < -max then
-  return redis.error_reply('BOARDRANGE result ' .. string.format('%.0f', score) .. ' out of range')
-end
-local v = score * slots + (slots - 1 - tonumber(ARGV[3]))
-redis.call('ZADD', KEYS[1], string.format('%.0f', v), ARGV[1])
-return string.format('%.0f', score)
+return out
 `)
+
+// boardIncrChunk is the most increments one script call applies: long runs
+// are split so one call keeps Redis busy for well under a millisecond.
+const boardIncrChunk = 256
 
 // boardAroundScript: KEYS[1] the set; ARGV member, n. Returns false when the
 // member is absent, else {first rank, {member, score, ...}} for the window
@@ -134,49 +149,68 @@ func boardRedisErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if strings.HasPrefix(err.Error(), "BOARDRANGE") {
-		return fmt.Errorf("%w: %s", ErrScoreRange, strings.TrimPrefix(err.Error(), "BOARDRANGE "))
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrBoardUnavailable, err)
 }
 
-// Write implements BoardStore: one pipeline. Increments run the script by
-// EVALSHA after loading it once per client (SCRIPT LOAD reaches every
-// Cluster shard). Should Redis lose its script cache between the load and
-// the pipeline, the increments that got NOSCRIPT are sent again, in order,
-// after reloading: they then apply after the batch's other submissions.
+// Write implements BoardStore: one pipeline, in order. ScoreBest is ZADD GT,
+// ScoreSet is ZADD; a run of consecutive increments is one EVALSHA of the
+// increment script per boardIncrChunk of them, after loading the script once
+// per client (SCRIPT LOAD reaches every Cluster shard). Should Redis lose
+// its script cache between the load and the pipeline, the calls that got
+// NOSCRIPT are sent again, in order, after reloading: those increments then
+// apply after the batch's other submissions.
 func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWrite) ([]error, error) {
 	idx := BoardNodeIndex(ref.Board, len(s.clients))
 	c, key := s.clients[idx], s.key(ref)
-	hasIncr := false
-	for _, w := range ws {
-		switch w.Op {
+	type call struct {
+		from, to int // ws[from:to] are increments of one script call
+		cmd      *redis.Cmd
+	}
+	var calls []*call
+	for i := 0; i < len(ws); i++ {
+		switch ws[i].Op {
 		case ScoreBest, ScoreSet:
 		case ScoreIncr:
-			hasIncr = true
+			if n := len(calls); n > 0 && calls[n-1].to == i && i-calls[n-1].from < boardIncrChunk && ws[calls[n-1].from].Slot == ws[i].Slot {
+				calls[n-1].to++
+			} else {
+				calls = append(calls, &call{from: i, to: i + 1})
+			}
 		default:
-			return nil, fmt.Errorf("%w: operator %d", ErrBoardInvalid, w.Op)
+			return nil, fmt.Errorf("%w: operator %d", ErrBoardInvalid, ws[i].Op)
 		}
 	}
-	if hasIncr && !s.loaded[idx].Load() {
+	if len(calls) > 0 && !s.loaded[idx].Load() {
 		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
 			return nil, boardRedisErr(err)
 		}
 		s.loaded[idx].Store(true)
 	}
+	eval := func(p redis.Pipeliner, cl *call) {
+		args := make([]any, 0, 1+2*(cl.to-cl.from))
+		args = append(args, ws[cl.from].Slot)
+		for _, w := range ws[cl.from:cl.to] {
+			args = append(args, strconv.FormatInt(w.User, 10), w.Delta)
+		}
+		cl.cmd = boardIncrScript.EvalSha(ctx, p, []string{key}, args...)
+	}
 	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, w := range ws {
-			member := strconv.FormatInt(w.User, 10)
+		next := 0 // the next call to send
+		for i := 0; i < len(ws); i++ {
+			w := ws[i]
 			switch w.Op {
 			case ScoreBest:
-				p.ZAddGT(ctx, key, redis.Z{Score: w.Value, Member: member})
+				p.ZAddGT(ctx, key, redis.Z{Score: w.Value, Member: strconv.FormatInt(w.User, 10)})
 			case ScoreSet:
-				p.ZAdd(ctx, key, redis.Z{Score: w.Value, Member: member})
+				p.ZAdd(ctx, key, redis.Z{Score: w.Value, Member: strconv.FormatInt(w.User, 10)})
 			case ScoreIncr:
-				boardIncrScript.EvalSha(ctx, p, []string{key}, member, w.Delta, w.Slot)
+				cl := calls[next]
+				next++
+				eval(p, cl)
+				i = cl.to - 1
 			}
 		}
 		if ref.TTL > 0 {
@@ -186,59 +220,56 @@ func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWri
 		}
 		return nil
 	})
-	if err == nil {
-		return nil, nil
-	}
-	// Pipelined returns the first failed command's error. Range errors of
-	// increments are per submission; anything else is the backend's.
-	var errs []error
-	var retry []int
-	for i, cmd := range cmds {
-		cerr := cmd.Err()
-		if cerr == nil || errors.Is(cerr, redis.Nil) {
-			continue
-		}
-		if i < len(ws) && ws[i].Op == ScoreIncr {
-			if redis.HasErrorPrefix(cerr, "NOSCRIPT") {
-				retry = append(retry, i)
-				continue
-			}
-			if rerr := boardRedisErr(cerr); errors.Is(rerr, ErrScoreRange) {
-				if errs == nil {
-					errs = make([]error, len(ws))
-				}
-				errs[i] = rerr
-				continue
+	if err != nil {
+		// Script calls that got NOSCRIPT are sent again; any other failure
+		// is the backend's.
+		var retry []*call
+		for _, cl := range calls {
+			if cerr := cl.cmd.Err(); cerr != nil && redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+				retry = append(retry, cl)
 			}
 		}
-		return nil, boardRedisErr(cerr)
-	}
-	if len(retry) > 0 {
+		for _, cmd := range cmds {
+			if cerr := cmd.Err(); cerr != nil && !redis.HasErrorPrefix(cerr, "NOSCRIPT") {
+				return nil, boardRedisErr(cerr)
+			}
+		}
+		if len(retry) == 0 {
+			return nil, boardRedisErr(err)
+		}
 		s.loaded[idx].Store(false)
 		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
 			return nil, boardRedisErr(err)
 		}
 		s.loaded[idx].Store(true)
-		again, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range retry {
-				w := ws[i]
-				boardIncrScript.EvalSha(ctx, p, []string{key}, strconv.FormatInt(w.User, 10), w.Delta, w.Slot)
+		if _, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, cl := range retry {
+				eval(p, cl)
 			}
 			return nil
-		})
-		for j, cmd := range again {
-			cerr := cmd.Err()
-			if cerr == nil {
+		}); err != nil {
+			return nil, boardRedisErr(err)
+		}
+	}
+	var errs []error
+	for _, cl := range calls {
+		st, err := cl.cmd.Int64Slice()
+		if err != nil || len(st) != cl.to-cl.from {
+			return nil, fmt.Errorf("%w: unexpected increment reply: %v", ErrBoardUnavailable, err)
+		}
+		for j, v := range st {
+			if v == 1 {
 				continue
-			}
-			rerr := boardRedisErr(cerr)
-			if !errors.Is(rerr, ErrScoreRange) {
-				return nil, rerr
 			}
 			if errs == nil {
 				errs = make([]error, len(ws))
 			}
-			errs[retry[j]] = rerr
+			i := cl.from + j
+			if v == 0 {
+				errs[i] = fmt.Errorf("%w: user %d: increment by %d leaves [%d, %d]", ErrScoreRange, ws[i].User, ws[i].Delta, int64(ScoreMin), int64(ScoreMax))
+			} else {
+				errs[i] = fmt.Errorf("%w: user %d: stored value is not an encoded score", ErrScoreRange, ws[i].User)
+			}
 		}
 	}
 	return errs, nil

@@ -320,6 +320,29 @@ func RunBoardTests(t *testing.T, newStore BoardStoreFunc) {
 		if err := b.SubmitBatch(e.ctx, nil); err != nil {
 			t.Fatalf("empty batch: %v", err)
 		}
+		// A long run of increments (stores may split it into chunks), with
+		// one overflowing increment in the middle that alone is refused.
+		e.clk.Advance(time.Second)
+		var incrs []session.ScoreSubmit
+		for i := int64(0); i < 1000; i++ {
+			incrs = append(incrs, session.ScoreSubmit{User: 1000 + i%3, Score: i, Op: session.ScoreIncr})
+		}
+		incrs[500].Score = session.ScoreMax // user 1000 + 500%3 = 1002
+		err := b.SubmitBatch(e.ctx, incrs)
+		if !errors.Is(err, session.ErrScoreRange) {
+			t.Fatalf("long incr run with one overflow: %v", err)
+		}
+		sums := map[int64]int64{}
+		for i, s := range incrs {
+			if i != 500 {
+				sums[s.User] += s.Score
+			}
+		}
+		for u, want := range sums {
+			if got, err := b.Score(e.ctx, u); err != nil || got != want {
+				t.Fatalf("incr run, user %d: %d, %v; want %d", u, got, err, want)
+			}
+		}
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
