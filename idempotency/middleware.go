@@ -115,10 +115,19 @@ const ContentTypeProblem = "application/problem+json"
 // A frame request keeps its frame body (a client must be able to open it;
 // problem+json cannot be sealed) and only the status changes; madang's
 // client reads 4xx frames as replies. Every other response passes through
-// untouched. The refusal travels from Middleware in the request context, so
-// Middleware must be in the chain the wrapped handler serves.
+// untouched. A request declared as a frame (Content-Type
+// application/vnd.madang.frame) without an Idempotency-Key header is not on
+// the header path and passes straight through. The refusal travels from
+// Middleware in the request context, so Middleware must be in the chain the
+// wrapped handler serves.
 func HTTPStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A frame request without the header is not on the header path:
+		// pass it through untouched (no copy of the request).
+		if r.Header.Get(protocol.HeaderIdempotencyKey) == "" && r.Header.Get("Content-Type") == protocol.ContentTypeFrame {
+			next.ServeHTTP(w, r)
+			return
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		sw.note = &sw.noteVal
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), statusNoteKey{}, sw.note)))
