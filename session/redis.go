@@ -34,6 +34,9 @@ type RedisStore struct {
 	ch     string
 	subs   subscribers
 
+	// Script arguments that never change, boxed once.
+	argTTL, argTomb, argKeepAlive any
+
 	mu     sync.Mutex
 	closed bool
 	ps     []*redis.PubSub
@@ -51,7 +54,9 @@ func NewRedisStore(r *Router, cfg Config) (*RedisStore, error) {
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("session: prefix %q contains a brace", cfg.Prefix)
 	}
-	return &RedisStore{cfg: cfg, router: r, ch: cfg.Prefix + "session:events"}, nil
+	s := &RedisStore{cfg: cfg, router: r, ch: cfg.Prefix + "session:events"}
+	s.argTTL, s.argTomb, s.argKeepAlive = msDur(cfg.TTL), msDur(cfg.Tombstone), msDur(s.keepAlive())
+	return s, nil
 }
 
 // Close implements Store: it ends the pub/sub subscriptions and waits for
@@ -142,13 +147,13 @@ return kicked
 
 // getScript validates a session and slides it. KEYS: 1 user set, 2 the
 // session hash (modes f, s) or the token index (mode t). ARGV: 1 mode (t
-// token, f frame, s secret peek), 2 now ms, 3 new expiry ms, 4 tombstone ms,
-// 5 keep-alive ms, 6 user prefix, 7 counter (mode f), 8 the time the keys
-// must live past (new expiry + tombstone), 9 now + keep-alive. The keys'
-// Redis TTLs are renewed only when they would end before ARGV[8], so most
-// calls skip the three PEXPIREs. Returns {status}
-// or {0, ls, ctr, tk, d, sid}; {5, last} for a replayed counter. Status: 0
-// ok, 1 not found, 2 expired, 3 kicked, 4 revoked, 5 replayed.
+// token, f frame, s secret peek), 2 now ms, 3 ttl ms, 4 tombstone ms, 5
+// keep-alive ms, 6 user prefix, 7 counter (mode f). The keys' Redis TTLs
+// are renewed only when they would end before the new expiry plus the
+// tombstone, so most calls skip the three PEXPIREs. Returns {status} or {0,
+// ls, ctr, tk, d, sid}; {5, last} for a replayed counter. Status: 0 ok, 1
+// not found, 2 expired, 3 kicked, 4 revoked, 5 replayed. Times are Unix ms,
+// exact in Lua's doubles (below 2^53).
 var getScript = redis.NewScript(`
 local mode = ARGV[1]
 local hk = KEYS[2]
@@ -162,24 +167,26 @@ local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc')
 if not f[2] then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
+local tomb = tonumber(ARGV[4])
 if f[1] then
   if now >= exp then return {1} end
   if f[1] == 'k' then return {3} end
   return {4}
 end
-if now >= exp + tonumber(ARGV[4]) then return {1} end
+if now >= exp + tomb then return {1} end
 if now >= exp then return {2} end
 if mode == 's' then return {0, f[3], f[4], f[5], f[6], sid} end
+local newExp = now + tonumber(ARGV[3])
 if mode == 'f' then
   local c = ARGV[7]
   local last = f[4]
   if #c < #last or (#c == #last and c <= last) then return {5, last} end
-  redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', ARGV[3])
+  redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 else
-  redis.call('HSET', hk, 'ls', ARGV[2], 'exp', ARGV[3])
+  redis.call('HSET', hk, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 end
-if not f[7] or tonumber(f[7]) < tonumber(ARGV[8]) then
-  redis.call('HSET', hk, 'gc', ARGV[9])
+if not f[7] or tonumber(f[7]) < newExp + tomb then
+  redis.call('HSET', hk, 'gc', string.format('%d', now + tonumber(ARGV[5])))
   redis.call('PEXPIRE', hk, ARGV[5])
   redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[5], ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -200,6 +207,13 @@ redis.call('PEXPIRE', ARGV[4] .. 't:' .. f[3], ARGV[2])
 redis.call('PUBLISH', ARGV[5], 'r ' .. ARGV[6])
 return 1
 `)
+
+// Modes of getScript.
+const (
+	modeToken  = "t"
+	modeFrame  = "f"
+	modeSecret = "s"
+)
 
 func ms(t time.Time) string        { return strconv.FormatInt(t.UnixMilli(), 10) }
 func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
@@ -263,7 +277,7 @@ func (s *RedisStore) Get(ctx context.Context, token string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, uk, "t", "t:"+rand, 0)
+	return s.get(ctx, uk, modeToken, "t:"+rand, 0)
 }
 
 // GetFrame implements Store.
@@ -272,7 +286,7 @@ func (s *RedisStore) GetFrame(ctx context.Context, keyID string, counter uint64)
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, uk, "f", "s:"+sid, counter)
+	return s.get(ctx, uk, modeFrame, "s:"+sid, counter)
 }
 
 // Secret implements Store.
@@ -281,7 +295,7 @@ func (s *RedisStore) Secret(ctx context.Context, keyID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.get(ctx, uk, "s", "s:"+sid, 0)
+	sess, err := s.get(ctx, uk, modeSecret, "s:"+sid, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -304,10 +318,12 @@ func (s *RedisStore) get(ctx context.Context, uk int64, mode, key string, counte
 func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, key string, counter uint64) (*Session, error) {
 	now := s.cfg.Clock.Now()
 	up := s.userPrefix(uk)
+	var ctr any = "0"
+	if mode == modeFrame {
+		ctr = strconv.FormatUint(counter, 10)
+	}
 	res, err := getScript.Run(ctx, c, []string{up + "u", up + key},
-		mode, ms(now), ms(now.Add(s.cfg.TTL)), msDur(s.cfg.Tombstone),
-		msDur(s.keepAlive()), up, strconv.FormatUint(counter, 10),
-		ms(now.Add(s.cfg.TTL+s.cfg.Tombstone)), ms(now.Add(s.keepAlive()))).Slice()
+		mode, ms(now), s.argTTL, s.argTomb, s.argKeepAlive, up, ctr).Slice()
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
@@ -350,7 +366,7 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 	if err := decodeData(str(4), sess); err != nil {
 		return nil, unavailable("get", err)
 	}
-	if mode == "f" {
+	if mode == modeFrame {
 		sess.Counter = counter
 	}
 	return sess, nil
