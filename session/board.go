@@ -390,7 +390,8 @@ func (b *Board) Name() string { return b.name }
 
 // In returns a view of b pinned to season s (from SeasonAt or the custom
 // schedule): its reads see s, and its writes succeed only while s is the
-// current season.
+// current season. A season id that NewBoard would refuse makes every call
+// of the view fail with ErrBoardInvalid.
 func (b *Board) In(s Season) *Board {
 	c := *b
 	c.pinned = &s
@@ -401,6 +402,9 @@ func (b *Board) In(s Season) *Board {
 // It fails with ErrSeasonClosed when a custom schedule has no season now.
 func (b *Board) Season() (Season, error) {
 	if b.pinned != nil {
+		if err := boardCheckName("season id", b.pinned.ID); err != nil {
+			return Season{}, err
+		}
 		return *b.pinned, nil
 	}
 	return b.SeasonAt(b.cfg.Clock.Now())

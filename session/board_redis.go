@@ -31,8 +31,9 @@ type BoardRedisConfig struct {
 //
 // Writes: ScoreBest is ZADD GT, ScoreSet is ZADD, ScoreIncr is a Lua script
 // that decodes the stored value, adds, checks the range and encodes again
-// with the new time slot in one step; then PEXPIRE sets the season's TTL.
-// SubmitBatch sends all of that as one pipeline. Reads: Rank is ZREVRANK and
+// with the new time slot atomically (one call per run of up to 256
+// consecutive increments); then PEXPIRE sets the season's TTL. SubmitBatch
+// sends all of that as one pipeline, in order. Reads: Rank is ZREVRANK and
 // ZSCORE pipelined, Top is ZREVRANGE WITHSCORES, Around is one Lua script
 // (ZREVRANK, ZCARD, ZREVRANGE), Count is ZCARD: one round trip each.
 type BoardRedisStore struct {

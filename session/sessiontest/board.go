@@ -457,6 +457,9 @@ func RunBoardTests(t *testing.T, newStore BoardStoreFunc) {
 		if err := old.Submit(e.ctx, 1, 99, session.ScoreBest); !errors.Is(err, session.ErrSeasonClosed) {
 			t.Fatalf("write to closed season: %v", err)
 		}
+		if _, err := b.In(session.Season{ID: "bad{id}", Start: s.Start, End: s.End}).Count(e.ctx); !errors.Is(err, session.ErrBoardInvalid) {
+			t.Fatalf("pinned to a bad season id: %v", err)
+		}
 		wantOrder(t, b, []int64{3})
 		if en, err := b.Rank(e.ctx, 3); err != nil || !en.At.Equal(e.clk.Now()) {
 			t.Fatalf("new season entry %+v, %v", en, err)
