@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite"
 
@@ -118,4 +121,32 @@ func ExampleSQLStore_DoTx() {
 	// "sword" true
 	// "sword" true
 	// gems: 70
+}
+
+// HTTPStatus gives the Idempotency-Key header path the draft's statuses.
+func ExampleHTTPStatus() {
+	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	mux := protocol.NewMux()
+	mux.HandleFunc("shop.buy", func(context.Context, *protocol.Request) (*protocol.Response, error) {
+		return &protocol.Response{Payload: []byte(`{"gems":70}`)}, nil
+	})
+	h, _ := protocol.NewHTTPHandler(protocol.Chain(mux, idempotency.Middleware(k)), protocol.HTTPConfig{AllowPlainJSON: true})
+	srv := httptest.NewServer(idempotency.HTTPStatus(h))
+	defer srv.Close()
+
+	for _, payload := range []string{`{"item":1}`, `{"item":1}`, `{"item":2}`} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"cmd":"shop.buy","payload":`+payload+`}`))
+		req.Header.Set("Idempotency-Key", "8e03978e-40d5-43e8-bc93-6894a57f9324")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		res.Body.Close()
+		fmt.Println(res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	// Output:
+	// 200 application/json
+	// 200 application/json
+	// 422 application/problem+json
 }
