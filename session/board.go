@@ -117,6 +117,16 @@ func ScoreDecode(v float64) (score, slot int64, err error) {
 	return score, slot, nil
 }
 
+// ScoreFromFloat converts a score that arrived as a float64 (a JSON number
+// from a client) to the integer Submit takes. It refuses NaN, infinities,
+// fractions and values outside [ScoreMin, ScoreMax] with ErrScoreRange.
+func ScoreFromFloat(f float64) (int64, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f) || f < ScoreMin || f > ScoreMax {
+		return 0, fmt.Errorf("%w: %v is not an integer in [%d, %d]", ErrScoreRange, f, int64(ScoreMin), int64(ScoreMax))
+	}
+	return int64(f), nil
+}
+
 // ScoreOp says how Submit combines a new score with the stored one.
 type ScoreOp uint8
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 	"github.com/redis/go-redis/v9"
@@ -226,4 +227,39 @@ func TestScoreEncodeDecode(t *testing.T) {
 			t.Fatalf("decode(%v): %v", v, err)
 		}
 	}
+}
+
+func TestScoreFromFloat(t *testing.T) {
+	zero := 0.0
+	for _, f := range []float64{zero / zero, 1 / zero, -1 / zero, 0.5, -1.25, session.ScoreMax + 1, session.ScoreMin - 1, 1e300} {
+		if _, err := session.ScoreFromFloat(f); !errors.Is(err, session.ErrScoreRange) || protocol.CodeOf(err) != protocol.CodeBadRequest {
+			t.Fatalf("ScoreFromFloat(%v): %v", f, err)
+		}
+	}
+	for _, f := range []float64{0, -7, 1500, session.ScoreMax, session.ScoreMin} {
+		if got, err := session.ScoreFromFloat(f); err != nil || float64(got) != f {
+			t.Fatalf("ScoreFromFloat(%v) = %d, %v", f, got, err)
+		}
+	}
+}
+
+// FuzzBoardScoreDecode: decoding any float64 never panics, and whatever
+// decodes encodes back to the same value.
+func FuzzBoardScoreDecode(f *testing.F) {
+	for _, v := range []float64{0, 1, -1, 4194303, 4194304, -4194305, 9007199254740991, -9007199254740991, 0.5, 1e300} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		score, slot, err := session.ScoreDecode(v)
+		if err != nil {
+			if !errors.Is(err, session.ErrScoreRange) {
+				t.Fatalf("decode(%v): untyped error %v", v, err)
+			}
+			return
+		}
+		back, err := session.ScoreEncode(score, slot)
+		if err != nil || back != v {
+			t.Fatalf("decode(%v) = %d, %d; encodes to %v, %v", v, score, slot, back, err)
+		}
+	})
 }
