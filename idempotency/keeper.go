@@ -34,7 +34,7 @@ const (
 type Begin struct {
 	State      State
 	Result     Result        // when Completed
-	RetryAfter time.Duration // when InFlight: the lease left, 0 if unknown
+	RetryAfter time.Duration // when InFlight: the lease left, 0 if unknown (caps the retry hint)
 }
 
 // Store keeps idempotency records for a Keeper: a lease-based state machine
@@ -137,6 +137,9 @@ func (k *Keeper) Do(ctx context.Context, scope Scope, key string, fp Fingerprint
 			if k.cfg.InFlight == AnswerInFlight || left <= 0 {
 				k.c.inFlight.Add(1)
 				hint := k.cfg.RetryAfter
+				if b.RetryAfter > 0 && b.RetryAfter < hint {
+					hint = b.RetryAfter // the lease ends sooner
+				}
 				return Outcome{}, errInFlight(hint)
 			}
 			if !waited {
