@@ -80,10 +80,12 @@ type UserCache struct {
 	sf  singleflight.Group
 }
 
+// cacheBackend stores entries under a version; entries of other versions
+// are invisible.
 type cacheBackend interface {
-	get(ctx context.Context, uk int64, key string) ([]byte, bool, error)
-	set(ctx context.Context, uk int64, key string, val []byte, ttl time.Duration) error
-	del(ctx context.Context, uk int64, key string) error
+	get(ctx context.Context, ver, uk int64, key string) ([]byte, bool, error)
+	set(ctx context.Context, ver, uk int64, key string, val []byte, ttl time.Duration) error
+	del(ctx context.Context, ver, uk int64, key string) error
 	version() int64
 	reset(ctx context.Context) (int64, error)
 	close()
@@ -153,7 +155,7 @@ func (c *UserCache) Get(ctx context.Context, userKey int64, key string) ([]byte,
 	if err := c.check(userKey, key); err != nil {
 		return nil, err
 	}
-	v, ok, err := c.b.get(ctx, userKey, key)
+	v, ok, err := c.b.get(ctx, c.b.version(), userKey, key)
 	if err != nil {
 		return nil, unavailable("cache get", err)
 	}
@@ -165,6 +167,13 @@ func (c *UserCache) Get(ctx context.Context, userKey int64, key string) ([]byte,
 
 // Set stores val for the user's key for ttl (DefaultTTL when ttl <= 0).
 func (c *UserCache) Set(ctx context.Context, userKey int64, key string, val []byte, ttl time.Duration) error {
+	return c.set(ctx, c.b.version(), userKey, key, val, ttl)
+}
+
+// set stores val under version ver: a fill that started before a ResetAll
+// stores its (possibly stale) value under the old version, where no one
+// reads it.
+func (c *UserCache) set(ctx context.Context, ver, userKey int64, key string, val []byte, ttl time.Duration) error {
 	if err := c.check(userKey, key); err != nil {
 		return err
 	}
@@ -174,7 +183,7 @@ func (c *UserCache) Set(ctx context.Context, userKey int64, key string, val []by
 	if ttl <= 0 {
 		ttl = c.cfg.DefaultTTL
 	}
-	if err := c.b.set(ctx, userKey, key, val, ttl); err != nil {
+	if err := c.b.set(ctx, ver, userKey, key, val, ttl); err != nil {
 		return unavailable("cache set", err)
 	}
 	return nil
@@ -186,7 +195,7 @@ func (c *UserCache) Delete(ctx context.Context, userKey int64, key string) error
 	if err := c.check(userKey, key); err != nil {
 		return err
 	}
-	if err := c.b.del(ctx, userKey, key); err != nil {
+	if err := c.b.del(ctx, c.b.version(), userKey, key); err != nil {
 		return unavailable("cache delete", err)
 	}
 	return nil
@@ -199,6 +208,7 @@ func (c *UserCache) Delete(ctx context.Context, userKey int64, key string) error
 // is an optimisation) and logs the failure. fill runs with the context of
 // the caller that started it.
 func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl time.Duration, fill func(ctx context.Context) ([]byte, error)) ([]byte, error) {
+	ver := c.b.version()
 	v, err := c.Get(ctx, userKey, key)
 	switch {
 	case err == nil:
@@ -208,13 +218,13 @@ func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl ti
 	case !errors.Is(err, ErrCacheMiss):
 		c.cfg.Logger.Warn("session: cache get failed; filling", "user", userKey, "key", key, "err", err)
 	}
-	sfKey := strconv.FormatInt(c.b.version(), 10) + ":" + strconv.FormatInt(userKey, 10) + ":" + key
+	sfKey := strconv.FormatInt(ver, 10) + ":" + strconv.FormatInt(userKey, 10) + ":" + key
 	out, err, _ := c.sf.Do(sfKey, func() (any, error) {
 		v, err := fill(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Set(ctx, userKey, key, v, ttl); err != nil {
+		if err := c.set(ctx, ver, userKey, key, v, ttl); err != nil {
 			c.cfg.Logger.Warn("session: cache set failed", "user", userKey, "key", key, "err", err)
 		}
 		return v, nil
@@ -250,8 +260,8 @@ func raiseTo(v *atomic.Int64, n int64) {
 // Memory backend.
 
 type memCacheKey struct {
-	uk  int64
-	key string
+	ver, uk int64
+	key     string
 }
 
 type memCacheEntry struct {
@@ -268,8 +278,8 @@ type memCache struct {
 	entries map[memCacheKey]memCacheEntry
 }
 
-func (m *memCache) get(_ context.Context, uk int64, key string) ([]byte, bool, error) {
-	k := memCacheKey{uk, key}
+func (m *memCache) get(_ context.Context, ver, uk int64, key string) ([]byte, bool, error) {
+	k := memCacheKey{ver, uk, key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.entries[k]
@@ -283,25 +293,25 @@ func (m *memCache) get(_ context.Context, uk int64, key string) ([]byte, bool, e
 	return append([]byte(nil), e.val...), true, nil
 }
 
-func (m *memCache) set(_ context.Context, uk int64, key string, val []byte, ttl time.Duration) error {
+func (m *memCache) set(_ context.Context, ver, uk int64, key string, val []byte, ttl time.Duration) error {
 	e := memCacheEntry{val: append([]byte(nil), val...), exp: m.clk.Now().Add(ttl)}
 	m.mu.Lock()
-	m.entries[memCacheKey{uk, key}] = e
+	m.entries[memCacheKey{ver, uk, key}] = e
 	m.mu.Unlock()
 	return nil
 }
 
-func (m *memCache) del(_ context.Context, uk int64, key string) error {
+func (m *memCache) del(_ context.Context, ver, uk int64, key string) error {
 	m.mu.Lock()
-	delete(m.entries, memCacheKey{uk, key})
+	delete(m.entries, memCacheKey{ver, uk, key})
 	m.mu.Unlock()
 	return nil
 }
 
 func (m *memCache) version() int64 { return m.ver.Load() }
 
-// reset: in one process the version bump and dropping every entry are the
-// same thing; the version is kept so Version reports resets like Redis does.
+// reset bumps the version and drops every entry at once (one process: no
+// need to wait for them to expire).
 func (m *memCache) reset(context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -336,12 +346,12 @@ type redisCache struct {
 	once           sync.Once
 }
 
-func (c *redisCache) key(uk int64, key string) string {
-	return c.prefix + "{u:" + strconv.FormatInt(uk, 10) + "}:c:" + strconv.FormatInt(c.ver.Load(), 10) + ":" + key
+func (c *redisCache) key(ver, uk int64, key string) string {
+	return c.prefix + "{u:" + strconv.FormatInt(uk, 10) + "}:c:" + strconv.FormatInt(ver, 10) + ":" + key
 }
 
-func (c *redisCache) get(ctx context.Context, uk int64, key string) ([]byte, bool, error) {
-	v, err := c.r.Node(uk).Get(ctx, c.key(uk, key)).Bytes()
+func (c *redisCache) get(ctx context.Context, ver, uk int64, key string) ([]byte, bool, error) {
+	v, err := c.r.Node(uk).Get(ctx, c.key(ver, uk, key)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, false, nil
 	}
@@ -351,12 +361,12 @@ func (c *redisCache) get(ctx context.Context, uk int64, key string) ([]byte, boo
 	return v, true, nil
 }
 
-func (c *redisCache) set(ctx context.Context, uk int64, key string, val []byte, ttl time.Duration) error {
-	return c.r.Node(uk).Set(ctx, c.key(uk, key), val, ttl).Err()
+func (c *redisCache) set(ctx context.Context, ver, uk int64, key string, val []byte, ttl time.Duration) error {
+	return c.r.Node(uk).Set(ctx, c.key(ver, uk, key), val, ttl).Err()
 }
 
-func (c *redisCache) del(ctx context.Context, uk int64, key string) error {
-	return c.r.Node(uk).Del(ctx, c.key(uk, key)).Err()
+func (c *redisCache) del(ctx context.Context, ver, uk int64, key string) error {
+	return c.r.Node(uk).Del(ctx, c.key(ver, uk, key)).Err()
 }
 
 func (c *redisCache) version() int64 { return c.ver.Load() }

@@ -153,6 +153,19 @@ func testCacheReset(t *testing.T, newCache NewCacheFunc) {
 	if got, _ := c.Get(ctx, 1, "k"); string(got) != "new" {
 		t.Fatalf("after reset and Set: %q", got)
 	}
+	// A fill that started before a reset must not leave its value behind.
+	got, err := c.Fetch(ctx, 2, "k", time.Hour, func(ctx context.Context) ([]byte, error) {
+		if err := c.ResetAll(ctx); err != nil {
+			return nil, err
+		}
+		return []byte("stale"), nil
+	})
+	if err != nil || string(got) != "stale" {
+		t.Fatalf("Fetch: %q, %v", got, err)
+	}
+	if _, err := c.Get(ctx, 2, "k"); !errors.Is(err, session.ErrCacheMiss) {
+		t.Fatalf("a fill from before ResetAll survived it: %v", err)
+	}
 }
 
 func testCacheBadInput(t *testing.T, newCache NewCacheFunc) {
