@@ -231,6 +231,10 @@ type BoardRef struct {
 	Board  string        // the board name
 	Season string        // the season id
 	TTL    time.Duration // on writes: how long from now the set lives; 0 = forever
+	// ExpireAt is, on writes with a TTL, the same moment by the Board's
+	// clock. A store that keeps time by that clock (BoardMemoryStore) uses it,
+	// so a clock moving during the call cannot stretch the season's life.
+	ExpireAt time.Time
 }
 
 // BoardWrite is one write to a BoardStore.
@@ -519,7 +523,8 @@ func (b *Board) submit(ctx context.Context, subs []ScoreSubmit) ([]error, error)
 		}
 		ws[i] = w
 	}
-	ref := BoardRef{Board: b.name, Season: cur.ID, TTL: cur.End.Add(b.cfg.Retention).Sub(now)}
+	exp := cur.End.Add(b.cfg.Retention)
+	ref := BoardRef{Board: b.name, Season: cur.ID, TTL: exp.Sub(now), ExpireAt: exp}
 	return b.store.Write(ctx, ref, ws)
 }
 

@@ -130,7 +130,10 @@ func (m *BoardMemoryStore) Write(ctx context.Context, ref BoardRef, ws []BoardWr
 		}
 		var exp time.Time
 		if ref.TTL > 0 {
-			exp = m.clock.Now().Add(ref.TTL)
+			exp = ref.ExpireAt
+			if exp.IsZero() {
+				exp = m.clock.Now().Add(ref.TTL)
+			}
 			s.expiry.Store(exp.UnixNano())
 		} else {
 			s.expiry.Store(0)

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,4 +263,71 @@ func FuzzBoardScoreDecode(f *testing.F) {
 			t.Fatalf("decode(%v) = %d, %d; encodes to %v, %v", v, score, slot, back, err)
 		}
 	})
+}
+
+// TestBoardMemoryConcurrentSeasons runs writers and readers on two boards
+// while the clock moves through many days, so seasons are created and swept
+// under load (run with -race). Every call must succeed, and in the end only
+// the seasons within retention are kept.
+func TestBoardMemoryConcurrentSeasons(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
+	var boards []*session.Board
+	for _, name := range []string{"a", "b"} {
+		b, err := session.NewBoard(store, name, session.BoardConfig{Clock: clk, Retention: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boards = append(boards, b)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				b := boards[(w+i)%2]
+				user := int64(w*1000 + i%50)
+				if err := b.Submit(ctx, user, int64(i), session.ScoreOp(i%3)); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := b.Rank(ctx, user); err != nil && !errors.Is(err, session.ErrBoardNotFound) {
+					errs <- err // the season may have just turned
+					return
+				}
+				if _, _, err := b.Top(ctx, 10, ""); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for day := 0; day < 40; day++ {
+		clk.Advance(6 * time.Hour)
+		time.Sleep(time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// A final write sweeps: at most today's and yesterday's season per board
+	// remain (yesterday's only within its hour of retention).
+	clk.Advance(2 * time.Hour)
+	if err := boards[0].Submit(ctx, 1, 1, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.Seasons(); n > 2 {
+		t.Fatalf("%d seasons kept, want at most 2 (one per board)", n)
+	}
 }
