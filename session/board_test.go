@@ -331,3 +331,51 @@ func TestBoardMemoryConcurrentSeasons(t *testing.T) {
 		t.Fatalf("%d seasons kept, want at most 2 (one per board)", n)
 	}
 }
+
+// TestBoardRedisRoundTrips counts the calls each Board operation makes on
+// the Redis client (a pipeline counts once): one each, once scripts are
+// loaded.
+func TestBoardRedisRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	addr := testredis.Client(t).Options().Addr
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	n := 0
+	c.AddHook(boardCountHook{n: &n})
+	store := boardNewRedisStore(t, c)
+	b, err := session.NewBoard(store, "trips", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm up: connect, load the scripts.
+	if err := b.Submit(ctx, 1, 1, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Around(ctx, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	ops := []struct {
+		name string
+		run  func() error
+	}{
+		{"submit best", func() error { return b.Submit(ctx, 2, 5, session.ScoreBest) }},
+		{"submit incr", func() error { return b.Submit(ctx, 2, 5, session.ScoreIncr) }},
+		{"batch", func() error {
+			return b.SubmitBatch(ctx, []session.ScoreSubmit{{User: 3, Score: 1}, {User: 4, Score: 2, Op: session.ScoreIncr}, {User: 5, Score: 3, Op: session.ScoreSet}})
+		}},
+		{"rank", func() error { _, err := b.Rank(ctx, 2); return err }},
+		{"top", func() error { _, _, err := b.Top(ctx, 10, ""); return err }},
+		{"around", func() error { _, err := b.Around(ctx, 2, 2); return err }},
+		{"count", func() error { _, err := b.Count(ctx); return err }},
+		{"remove", func() error { _, err := b.Remove(ctx, 5); return err }},
+	}
+	for _, op := range ops {
+		n = 0
+		if err := op.run(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if n != 1 {
+			t.Fatalf("%s: %d calls, want 1", op.name, n)
+		}
+	}
+}
