@@ -7,15 +7,17 @@
 // A login calls Store.Create with what it knows about the user and client
 // (NewSession) and gets a Session:
 //
-//   - Token, the bearer token "<userKey>.<random>" (192 bits from
-//     crypto/rand, base64url). The client sends it in every request
-//     (protocol.Request.Token). It is secret: only over TLS, never in logs.
-//   - ID, the key id "<userKey>.<sid>" (a 72-bit random session id). It is
-//     public and distinct from the token: it names the session in
-//     authenticated frames (protocol.Request.KeyID), in logs
-//     (protocol.Principal.SessionID), in events and in Store.Revoke. Both
-//     start with the user key, so a lookup routes to the user's Redis node
-//     without a global index.
+//   - ID, the key id "<userKey>.<sid>" (sid: 72 random bits, base64url). It
+//     is public: it names the session in authenticated frames
+//     (protocol.Request.KeyID), in logs (protocol.Principal.SessionID), in
+//     events and in Store.Revoke.
+//   - Token, the bearer token "<userKey>.<random>", where the random part is
+//     the sid followed by 192 more bits from crypto/rand (base64url): the ID
+//     plus a secret. The client sends it in every request
+//     (protocol.Request.Token); only over TLS, never in logs. A store finds
+//     the session by the sid and compares the secret part, so a token needs
+//     no index of its own. Both start with the user key, so a lookup routes
+//     to the user's Redis node without a global index.
 //   - Secret, 32 random bytes for the authenticated frame mode
 //     (protocol.NewKeys), and Counter, the last accepted frame counter.
 //   - the user key, shard id, client version, platform, device id, country,

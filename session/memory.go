@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"sync"
 	"time"
@@ -21,7 +22,6 @@ type MemoryStore struct {
 	mu       sync.Mutex
 	closed   bool
 	sessions map[string]*memSession        // by key id
-	tokens   map[string]string             // token → key id
 	users    map[int64]map[string]struct{} // user key → key ids
 }
 
@@ -44,7 +44,6 @@ func NewMemoryStore(cfg Config) *MemoryStore {
 	m := &MemoryStore{
 		cfg:      cfg.withDefaults(),
 		sessions: make(map[string]*memSession),
-		tokens:   make(map[string]string),
 		users:    make(map[int64]map[string]struct{}),
 	}
 	m.jan = startJanitor(m.cfg.JanitorInterval, m.sweep)
@@ -90,7 +89,6 @@ func (m *MemoryStore) status(e *memSession, now time.Time) (error, bool) {
 // removeLocked deletes a session and its indexes.
 func (m *MemoryStore) removeLocked(id string, e *memSession) {
 	delete(m.sessions, id)
-	delete(m.tokens, e.s.Token)
 	if ids := m.users[e.s.UserKey]; ids != nil {
 		delete(ids, id)
 		if len(ids) == 0 {
@@ -144,7 +142,6 @@ func (m *MemoryStore) Create(_ context.Context, n NewSession) (*Session, error) 
 		}
 	}
 	m.sessions[id] = &memSession{s: s, exp: now.Add(m.cfg.TTL)}
-	m.tokens[token] = id
 	ids[id] = struct{}{}
 	m.mu.Unlock()
 	for _, ev := range kicked {
@@ -163,13 +160,13 @@ func (m *MemoryStore) endLocked(e *memSession, state byte, now time.Time) {
 
 // Get implements Store.
 func (m *MemoryStore) Get(_ context.Context, token string) (*Session, error) {
-	if _, _, err := split(token, false); err != nil {
+	_, id, _, err := splitToken(token)
+	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, ok := m.tokens[token]
-	if !ok {
+	if e := m.sessions[id]; e == nil || subtle.ConstantTimeCompare([]byte(e.s.Token), []byte(token)) != 1 {
 		return nil, ErrNotFound
 	}
 	return m.touchLocked(id, false, 0)
@@ -177,7 +174,7 @@ func (m *MemoryStore) Get(_ context.Context, token string) (*Session, error) {
 
 // GetFrame implements Store.
 func (m *MemoryStore) GetFrame(_ context.Context, keyID string, counter uint64) (*Session, error) {
-	if _, _, err := split(keyID, true); err != nil {
+	if _, _, err := split(keyID); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -216,7 +213,7 @@ func (m *MemoryStore) touchLocked(id string, frame bool, counter uint64) (*Sessi
 
 // Secret implements Store.
 func (m *MemoryStore) Secret(_ context.Context, keyID string) ([]byte, error) {
-	if _, _, err := split(keyID, true); err != nil {
+	if _, _, err := split(keyID); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -236,7 +233,7 @@ func (m *MemoryStore) Secret(_ context.Context, keyID string) ([]byte, error) {
 
 // Revoke implements Store.
 func (m *MemoryStore) Revoke(_ context.Context, keyID string) error {
-	uk, _, err := split(keyID, true)
+	uk, _, err := split(keyID)
 	if err != nil {
 		return nil // nothing to revoke
 	}

@@ -19,14 +19,14 @@ import (
 // {u:U}, so every script touches one slot):
 //
 //	P{u:U}:s:<sid>    hash: the session (fields below), or its tombstone
-//	P{u:U}:t:<rand>   string: the token's random part → sid
 //	P{u:U}:u          set: the user's sids (for kicks and RevokeUser)
 //	P session:events  pub/sub channel of kicks and revocations
 //
 // Expiry is logical: the hash holds the expiry time computed from
 // Config.Clock, checked by the scripts; Redis TTLs (up to 2*TTL+Tombstone
-// after the last renewal) only collect garbage. Each call is one script (one round
-// trip) on the user's node, plus one on the previous node while a Router
+// after the last renewal) only collect garbage. A token is found by its
+// session id and checked against the hash's copy of its secret part. Each
+// call is one script (one round trip) on the user's node, plus one on the previous node while a Router
 // migration is under way and the first missed.
 type RedisStore struct {
 	cfg    Config
@@ -105,14 +105,13 @@ local function endAll(uset, state, now, tomb, tombEnd, up, ch, uk)
   local n = 0
   for _, sid in ipairs(redis.call('SMEMBERS', uset)) do
     local hk = up .. 's:' .. sid
-    local f = redis.call('HMGET', hk, 'st', 'exp', 'tk')
+    local f = redis.call('HMGET', hk, 'st', 'exp')
     if not f[2] then
       redis.call('SREM', uset, sid)
     elseif not f[1] and now < tonumber(f[2]) then
       redis.call('HSET', hk, 'st', state, 'exp', tombEnd)
       redis.call('HDEL', hk, 'd')
       redis.call('PEXPIRE', hk, tomb)
-      redis.call('PEXPIRE', up .. 't:' .. f[3], tomb)
       redis.call('PUBLISH', ch, state .. ' ' .. uk .. '.' .. sid)
       n = n + 1
     end
@@ -125,7 +124,7 @@ var endAllScript = redis.NewScript(endAllLua + `
 return endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 `)
 
-// createScript: KEYS 1 user set, 2 session hash, 3 token index. ARGV 1-7 as
+// createScript: KEYS 1 user set, 2 session hash. ARGV 1-7 as
 // endAll (state 'k'; ARGV[1] is ” when multiple sessions are allowed), 8
 // keep-alive ms (2*ttl+tombstone), 9 sid, then field/value pairs.
 var createScript = redis.NewScript(endAllLua + `
@@ -137,7 +136,6 @@ local fields = {}
 for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-redis.call('SET', KEYS[3], ARGV[9], 'PX', ARGV[8])
 redis.call('SADD', KEYS[1], ARGV[9])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[8]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[8])
@@ -146,25 +144,19 @@ return kicked
 `)
 
 // getScript validates a session and slides it. KEYS: 1 user set, 2 the
-// session hash (modes f, s) or the token index (mode t). ARGV: 1 mode (t
-// token, f frame, s secret peek), 2 now ms, 3 ttl ms, 4 tombstone ms, 5
-// keep-alive ms, 6 user prefix, 7 counter (mode f). The keys' Redis TTLs
-// are renewed only when they would end before the new expiry plus the
-// tombstone, so most calls skip the three PEXPIREs. Returns {status} or {0,
-// ls, ctr, tk, d, sid}; {5, last} for a replayed counter. Status: 0 ok, 1
-// not found, 2 expired, 3 kicked, 4 revoked, 5 replayed. Times are Unix ms,
-// exact in Lua's doubles (below 2^53).
+// session hash. ARGV: 1 mode (t token, f frame, s secret peek), 2 now ms, 3
+// ttl ms, 4 tombstone ms, 5 keep-alive ms, 6 the token's secret part (mode
+// t) or the frame counter (mode f). The keys' Redis TTLs are renewed only
+// when they would end before the new expiry plus the tombstone, so most
+// calls skip the PEXPIREs. Returns {status} or {0, ls, ctr, tk, d}; {5,
+// last} for a replayed counter. Status: 0 ok, 1 not found, 2 expired, 3
+// kicked, 4 revoked, 5 replayed. Times are Unix ms, exact in Lua's doubles
+// (below 2^53).
 var getScript = redis.NewScript(`
 local mode = ARGV[1]
 local hk = KEYS[2]
-local sid = ''
-if mode == 't' then
-  sid = redis.call('GET', KEYS[2])
-  if not sid then return {1} end
-  hk = ARGV[6] .. 's:' .. sid
-end
 local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc')
-if not f[2] then return {1} end
+if not f[2] or (mode == 't' and f[5] ~= ARGV[6]) then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
 local tomb = tonumber(ARGV[4])
@@ -175,10 +167,10 @@ if f[1] then
 end
 if now >= exp + tomb then return {1} end
 if now >= exp then return {2} end
-if mode == 's' then return {0, f[3], f[4], f[5], f[6], sid} end
+if mode == 's' then return {0, f[3], f[4], f[5], f[6]} end
 local newExp = now + tonumber(ARGV[3])
 if mode == 'f' then
-  local c = ARGV[7]
+  local c = ARGV[6]
   local last = f[4]
   if #c < #last or (#c == #last and c <= last) then return {5, last} end
   redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
@@ -188,23 +180,21 @@ end
 if not f[7] or tonumber(f[7]) < newExp + tomb then
   redis.call('HSET', hk, 'gc', string.format('%d', now + tonumber(ARGV[5])))
   redis.call('PEXPIRE', hk, ARGV[5])
-  redis.call('PEXPIRE', ARGV[6] .. 't:' .. f[5], ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 end
-return {0, f[3], f[4], f[5], f[6], sid}
+return {0, f[3], f[4], f[5], f[6]}
 `)
 
 // revokeScript: KEYS 1 session hash. ARGV 1 now ms, 2 tombstone ms, 3
-// tombstone end ms, 4 user prefix, 5 channel, 6 key id. Returns 1 if it
-// revoked a live session.
+// tombstone end ms, 4 channel, 5 key id. Returns 1 if it revoked a live
+// session.
 var revokeScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'st', 'exp', 'tk')
+local f = redis.call('HMGET', KEYS[1], 'st', 'exp')
 if not f[2] or f[1] or tonumber(ARGV[1]) >= tonumber(f[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'r', 'exp', ARGV[3])
 redis.call('HDEL', KEYS[1], 'd')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', ARGV[4] .. 't:' .. f[3], ARGV[2])
-redis.call('PUBLISH', ARGV[5], 'r ' .. ARGV[6])
+redis.call('PUBLISH', ARGV[4], 'r ' .. ARGV[5])
 return 1
 `)
 
@@ -227,8 +217,8 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 		return nil, ErrClosed
 	}
 	token, id, secret := newToken(n.UserKey)
-	_, tokRand, _ := split(token, false)
-	_, sid, _ := split(id, true)
+	_, _, tokRand, _ := splitToken(token)
+	_, sid, _ := split(id)
 	now := s.cfg.Clock.Now()
 	up := s.userPrefix(n.UserKey)
 	state := "k"
@@ -240,7 +230,7 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 		msDur(s.keepAlive()), sid,
 		"exp", ms(now.Add(s.cfg.TTL)), "gc", ms(now.Add(s.keepAlive())), "ls", ms(now), "ctr", "0", "tk", tokRand,
 		"d", encodeData(&n, now.UnixMilli(), secret))
-	keys := []string{up + "u", up + "s:" + sid, up + "t:" + tokRand}
+	keys := []string{up + "u", up + "s:" + sid}
 	if err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Err(); err != nil {
 		return nil, unavailable("create", err)
 	}
@@ -273,57 +263,54 @@ func (s *RedisStore) endArgs(state string, now time.Time, uk int64) []any {
 
 // Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, token string) (*Session, error) {
-	uk, rand, err := split(token, false)
+	uk, id, secretPart, err := splitToken(token)
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, uk, modeToken, "t:"+rand, 0)
+	return s.get(ctx, uk, modeToken, id[len(id)-sidLen:], secretPart, 0)
 }
 
 // GetFrame implements Store.
 func (s *RedisStore) GetFrame(ctx context.Context, keyID string, counter uint64) (*Session, error) {
-	uk, sid, err := split(keyID, true)
+	uk, sid, err := split(keyID)
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, uk, modeFrame, "s:"+sid, counter)
+	return s.get(ctx, uk, modeFrame, sid, strconv.FormatUint(counter, 10), counter)
 }
 
 // Secret implements Store.
 func (s *RedisStore) Secret(ctx context.Context, keyID string) ([]byte, error) {
-	uk, sid, err := split(keyID, true)
+	uk, sid, err := split(keyID)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.get(ctx, uk, modeSecret, "s:"+sid, 0)
+	sess, err := s.get(ctx, uk, modeSecret, sid, "", 0)
 	if err != nil {
 		return nil, err
 	}
 	return sess.Secret, nil
 }
 
-func (s *RedisStore) get(ctx context.Context, uk int64, mode, key string, counter uint64) (*Session, error) {
+func (s *RedisStore) get(ctx context.Context, uk int64, mode, sid, arg string, counter uint64) (*Session, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	sess, err := s.getOn(ctx, s.router.Node(uk), uk, mode, key, counter)
+	sess, err := s.getOn(ctx, s.router.Node(uk), uk, mode, sid, arg, counter)
 	if errors.Is(err, ErrNotFound) {
 		if old := s.router.Moving(uk); old != nil {
-			return s.getOn(ctx, old, uk, mode, key, counter)
+			return s.getOn(ctx, old, uk, mode, sid, arg, counter)
 		}
 	}
 	return sess, err
 }
 
-func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, key string, counter uint64) (*Session, error) {
-	now := s.cfg.Clock.Now()
+// getOn runs getScript on node c; arg is the token's secret part (mode
+// token) or the counter (mode frame).
+func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, sid, arg string, counter uint64) (*Session, error) {
 	up := s.userPrefix(uk)
-	var ctr any = "0"
-	if mode == modeFrame {
-		ctr = strconv.FormatUint(counter, 10)
-	}
-	res, err := getScript.Run(ctx, c, []string{up + "u", up + key},
-		mode, ms(now), s.argTTL, s.argTomb, s.argKeepAlive, up, ctr).Slice()
+	res, err := getScript.Run(ctx, c, []string{up + "u", up + "s:" + sid},
+		mode, ms(s.cfg.Clock.Now()), s.argTTL, s.argTomb, s.argKeepAlive, arg).Slice()
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
@@ -350,16 +337,12 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 	default:
 		return nil, unavailable("get", fmt.Errorf("script status %d", status))
 	}
-	if len(res) != 6 {
+	if len(res) != 5 {
 		return nil, unavailable("get", fmt.Errorf("script reply of %d elements", len(res)))
 	}
 	str := func(i int) string { v, _ := res[i].(string); return v }
-	sid := str(5)
-	if sid == "" { // modes f and s: the sid is in the key
-		sid = strings.TrimPrefix(key, "s:")
-	}
-	u := strconv.FormatInt(uk, 10)
-	sess := &Session{Token: u + "." + str(3), ID: u + "." + sid, UserKey: uk}
+	id := strconv.FormatInt(uk, 10) + "." + sid
+	sess := &Session{Token: id + str(3), ID: id, UserKey: uk}
 	ls, _ := strconv.ParseInt(str(1), 10, 64)
 	sess.LastSeen = time.UnixMilli(ls)
 	sess.Counter, _ = strconv.ParseUint(str(2), 10, 64)
@@ -447,7 +430,7 @@ func decodeData(d string, s *Session) error {
 
 // Revoke implements Store.
 func (s *RedisStore) Revoke(ctx context.Context, keyID string) error {
-	uk, sid, err := split(keyID, true)
+	uk, sid, err := split(keyID)
 	if err != nil {
 		return nil // nothing to revoke
 	}
@@ -458,7 +441,7 @@ func (s *RedisStore) Revoke(ctx context.Context, keyID string) error {
 	up := s.userPrefix(uk)
 	for _, c := range s.homes(uk) {
 		err := revokeScript.Run(ctx, c, []string{up + "s:" + sid},
-			ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)), up, s.ch, keyID).Err()
+			ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)), s.ch, keyID).Err()
 		if err != nil {
 			return unavailable("revoke", err)
 		}
@@ -532,7 +515,7 @@ func parseEvent(p string) (Event, bool) {
 	if !ok {
 		return Event{}, false
 	}
-	uk, _, err := split(id, true)
+	uk, _, err := split(id)
 	if err != nil {
 		return Event{}, false
 	}

@@ -157,13 +157,16 @@ func (n *NewSession) validate() error {
 // Session is a login session. Values returned by a store are copies: changing
 // them changes nothing in the store.
 type Session struct {
-	// Token is the bearer token "<userKey>.<random>": 192 random bits from
-	// crypto/rand, base64url. Secret: send it only over TLS, never log it.
+	// Token is the bearer token "<userKey>.<random>", the random part being
+	// the session id (72 bits, public: see ID) followed by 192 secret bits,
+	// all from crypto/rand, base64url. Secret: send it only over TLS, never
+	// log it.
 	Token string
 	// ID is the public key id "<userKey>.<sid>" (sid: 72 random bits,
-	// base64url). It names the session in authenticated frames
-	// (protocol.Request.KeyID), in logs (Principal.SessionID), in events and
-	// in Revoke. Knowing it grants nothing.
+	// base64url), the token without its 192 secret bits. It names the
+	// session in authenticated frames (protocol.Request.KeyID), in logs
+	// (Principal.SessionID), in events and in Revoke. Knowing it grants
+	// nothing.
 	ID            string
 	UserKey       int64
 	ShardID       int
@@ -271,26 +274,26 @@ type Store interface {
 
 // newToken returns a fresh bearer token and key id for userKey.
 func newToken(userKey int64) (token, keyID string, secret []byte) {
-	var b [tokenRandBytes + sidRandBytes + SecretLen]byte
+	var b [sidRandBytes + tokenRandBytes + SecretLen]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	uk := strconv.FormatInt(userKey, 10)
-	token = uk + "." + b64.EncodeToString(b[:tokenRandBytes])
-	keyID = uk + "." + b64.EncodeToString(b[tokenRandBytes:tokenRandBytes+sidRandBytes])
-	secret = append([]byte(nil), b[tokenRandBytes+sidRandBytes:]...)
+	keyID = strconv.FormatInt(userKey, 10) + "." + b64.EncodeToString(b[:sidRandBytes])
+	token = keyID + b64.EncodeToString(b[sidRandBytes:sidRandBytes+tokenRandBytes])
+	secret = append([]byte(nil), b[sidRandBytes+tokenRandBytes:]...)
 	return token, keyID, secret
 }
 
-// tokenRandLen and sidLen are the base64url lengths of the random parts.
+// sidLen and tokenRandLen are the base64url lengths of the session id and
+// of the token's secret part.
 var (
-	tokenRandLen = b64.EncodedLen(tokenRandBytes)
 	sidLen       = b64.EncodedLen(sidRandBytes)
+	tokenRandLen = b64.EncodedLen(tokenRandBytes)
 )
 
 // ParseUserKey returns the user key a token or key id starts with, so a
 // lookup can be routed without a global index. It checks only the shape.
 func ParseUserKey(tokenOrKeyID string) (int64, bool) {
 	uk, rest, ok := strings.Cut(tokenOrKeyID, ".")
-	if !ok || uk == "" || len(uk) > 19 || (len(rest) != tokenRandLen && len(rest) != sidLen) {
+	if !ok || uk == "" || len(uk) > 19 || (len(rest) != sidLen+tokenRandLen && len(rest) != sidLen) {
 		return 0, false
 	}
 	for i := 0; i < len(rest); i++ {
@@ -306,21 +309,30 @@ func ParseUserKey(tokenOrKeyID string) (int64, bool) {
 	return n, true
 }
 
-// split parses a token (sidPart false) or key id (true) into user key and
-// random part.
-func split(s string, keyID bool) (int64, string, error) {
-	n, ok := ParseUserKey(s)
+// split parses a key id into user key and session id.
+func split(keyID string) (int64, string, error) {
+	n, ok := ParseUserKey(keyID)
 	if ok {
-		_, rest, _ := strings.Cut(s, ".")
-		if keyID && len(rest) == sidLen || !keyID && len(rest) == tokenRandLen {
+		_, rest, _ := strings.Cut(keyID, ".")
+		if len(rest) == sidLen {
 			return n, rest, nil
 		}
 	}
-	what := "token"
-	if keyID {
-		what = "key id"
+	return 0, "", fmt.Errorf("%w: malformed key id", ErrNotFound)
+}
+
+// splitToken parses a token into user key, key id (Session.ID) and secret
+// part.
+func splitToken(token string) (uk int64, keyID, secretPart string, err error) {
+	n, ok := ParseUserKey(token)
+	if ok {
+		dot := strings.IndexByte(token, '.')
+		if len(token)-dot-1 == sidLen+tokenRandLen {
+			cut := dot + 1 + sidLen
+			return n, token[:cut], token[cut:], nil
+		}
 	}
-	return 0, "", fmt.Errorf("%w: malformed %s", ErrNotFound, what)
+	return 0, "", "", fmt.Errorf("%w: malformed token", ErrNotFound)
 }
 
 // unavailable wraps a backend failure.
