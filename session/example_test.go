@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
@@ -103,4 +104,48 @@ func ExampleRouter() {
 	fmt.Println(r.Index(10000001), r.Index(20000001))
 	// Output:
 	// 0 1
+}
+
+// Authenticated frames over HTTP: the login answers the session's key id and
+// secret (over TLS in production), the client seals every later request
+// with keys derived from them, and the server opens them through a
+// KeyResolver; the middleware checks the frame counter.
+func ExampleKeyResolver() {
+	ctx := context.Background()
+	store := session.NewMemoryStore(session.Config{})
+	defer store.Close()
+
+	type loginOut struct {
+		KeyID  string `json:"key_id"`
+		Secret []byte `json:"secret"`
+	}
+	mux := protocol.NewMux()
+	mux.Handle("login", protocol.Typed(func(ctx context.Context, _ *protocol.Request, in struct{ User int64 }) (loginOut, error) {
+		s, err := store.Create(ctx, session.NewSession{UserKey: in.User})
+		if err != nil {
+			return loginOut{}, err
+		}
+		return loginOut{KeyID: s.ID, Secret: s.Secret}, nil
+	}))
+	mux.Handle("whoami", protocol.Typed(func(_ context.Context, req *protocol.Request, _ struct{}) (int64, error) {
+		return req.Principal.UserKey, nil
+	}))
+	h, _ := protocol.NewHTTPHandler(
+		protocol.Chain(mux, session.Middleware(store, session.MiddlewareConfig{Public: []string{"login"}})),
+		protocol.HTTPConfig{Keys: session.NewKeyResolver(store, session.KeyResolverConfig{})})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	client, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
+	var out loginOut
+	if _, err := client.Call(ctx, "login", map[string]int64{"User": 20000001}, &out); err != nil {
+		panic(err)
+	}
+	keys, _ := protocol.NewKeys([]byte(out.KeyID), out.Secret)
+	client.SetSession("", keys)
+	var who int64
+	_, err := client.Call(ctx, "whoami", nil, &who)
+	fmt.Println(who, err)
+	// Output:
+	// 20000001 <nil>
 }
