@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
@@ -305,6 +306,7 @@ type Board struct {
 	name   string
 	cfg    BoardConfig
 	pinned *Season
+	last   *atomic.Pointer[Season] // the season SeasonAt found last; shared by views
 }
 
 // NewBoard returns the board called name kept in store. Names are 1 to
@@ -381,7 +383,7 @@ func NewBoard(store BoardStore, name string, cfg BoardConfig) (*Board, error) {
 	default:
 		return nil, fmt.Errorf("%w: period %d", ErrBoardInvalid, cfg.Period)
 	}
-	return &Board{store: store, name: name, cfg: cfg}, nil
+	return &Board{store: store, name: name, cfg: cfg, last: new(atomic.Pointer[Season])}, nil
 }
 
 // boardCheckName accepts 1..BoardMaxNameLen characters of [A-Za-z0-9_.-]:
@@ -427,7 +429,14 @@ func (b *Board) Season() (Season, error) {
 // SeasonAt returns the season that contains t, or ErrSeasonClosed when a
 // custom schedule has none.
 func (b *Board) SeasonAt(t time.Time) (Season, error) {
-	return seasonAt(b.cfg.Period, b.cfg.Location, b.cfg.WeekStart, b.cfg.Seasons, t)
+	if s := b.last.Load(); s != nil && !t.Before(s.Start) && t.Before(s.End) {
+		return *s, nil
+	}
+	s, err := seasonAt(b.cfg.Period, b.cfg.Location, b.cfg.WeekStart, b.cfg.Seasons, t)
+	if err == nil {
+		b.last.Store(&s)
+	}
+	return s, err
 }
 
 func (b *Board) wrap(op string, err error) error {

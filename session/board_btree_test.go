@@ -112,3 +112,107 @@ func TestBoardBeforeMatchesRedisOrder(t *testing.T) {
 		t.Error("higher value must come first")
 	}
 }
+
+// TestBoardIndexModel checks the hash index against a Go map through random
+// sets and deletes, with keys chosen to collide (clusters wrap around).
+func TestBoardIndexModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var x boardIndex
+	model := map[int64]float64{}
+	for step := 0; step < 200000; step++ {
+		var u int64
+		if step < 50000 { // a small table first: clusters wrap around its end
+			u = rng.Int64N(12)
+			if rng.IntN(2) == 0 {
+				_, had := model[u]
+				if x.del(u) != had {
+					t.Fatalf("step %d: del(%d) disagrees", step, u)
+				}
+				delete(model, u)
+			} else {
+				x.set(u, float64(step))
+				model[u] = float64(step)
+			}
+			for k, v := range model {
+				if got, ok := x.get(k); !ok || got != v {
+					t.Fatalf("step %d: get(%d) = %v, %v; want %v", step, k, got, ok, v)
+				}
+			}
+			continue
+		}
+		switch rng.IntN(3) {
+		case 0:
+			u = rng.Int64N(3000) - 1500
+		case 1:
+			u = rng.Int64N(64) << 58 // high bits only: many share a home
+		default:
+			u = rng.Int64()
+		}
+		if rng.IntN(3) == 0 {
+			_, had := model[u]
+			if got := x.del(u); got != had {
+				t.Fatalf("step %d: del(%d) = %v, want %v", step, u, got, had)
+			}
+			delete(model, u)
+		} else {
+			v := rng.Float64()
+			x.set(u, v)
+			model[u] = v
+		}
+		if step%10007 == 0 || step == 199999 {
+			if x.n != len(model) {
+				t.Fatalf("step %d: n = %d, want %d", step, x.n, len(model))
+			}
+			for k, v := range model {
+				if got, ok := x.get(k); !ok || got != v {
+					t.Fatalf("step %d: get(%d) = %v, %v; want %v", step, k, got, ok, v)
+				}
+			}
+			for i := 0; i < 100; i++ {
+				k := rng.Int64()
+				_, want := model[k]
+				if _, ok := x.get(k); ok != want {
+					t.Fatalf("step %d: get(%d) found = %v", step, k, ok)
+				}
+			}
+		}
+	}
+}
+
+// TestBoardIndexWrap deletes from clusters that wrap around the table's end,
+// in every order, checking every lookup after each delete.
+func TestBoardIndexWrap(t *testing.T) {
+	var probe boardIndex
+	probe.grow() // 16 slots: 8 members at most before it grows
+	var keys []int64
+	for u := int64(0); len(keys) < 7; u++ {
+		if h := probe.home(u); h >= 14 || (h <= 1 && len(keys) >= 3) {
+			keys = append(keys, u) // homes 14, 15 first, then 0, 1: one cluster across the end
+		}
+	}
+	for order := 0; order < 200; order++ {
+		x := boardIndex{}
+		x.grow()
+		model := map[int64]float64{}
+		for i, u := range keys {
+			x.set(u, float64(i))
+			model[u] = float64(i)
+		}
+		if len(x.slots) != 16 {
+			t.Fatalf("table grew to %d", len(x.slots))
+		}
+		perm := rand.New(rand.NewPCG(uint64(order), 9)).Perm(len(keys))
+		for _, p := range perm {
+			u := keys[p]
+			if !x.del(u) {
+				t.Fatalf("order %d: del(%d) found nothing", order, u)
+			}
+			delete(model, u)
+			for k, v := range model {
+				if got, ok := x.get(k); !ok || got != v {
+					t.Fatalf("order %d: after del(%d), get(%d) = %v, %v", order, u, k, got, ok)
+				}
+			}
+		}
+	}
+}

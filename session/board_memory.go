@@ -18,9 +18,10 @@ type BoardMemoryConfig struct {
 }
 
 // BoardMemoryStore is a BoardStore in process memory: a real single-node
-// backend for one server, development and tests. Each season is a map of
-// user → value plus an order-statistic B+tree, so Submit, Rank and the start
-// of Top and Around cost O(log n). Seasons past their TTL are dropped lazily
+// backend for one server, development and tests. Each season is a hash index
+// of user → value (open addressing: one cache line a lookup, usually) plus an
+// order-statistic B+tree, so Submit, Rank and the start of Top and Around
+// cost O(log n). Seasons past their TTL are dropped lazily
 // (on access, and by a sweep run from writes once the earliest TTL is due);
 // there is no goroutine. Safe for concurrent use: one lock per season, so
 // boards and seasons do not wait for each other.
@@ -37,10 +38,10 @@ type boardSetKey struct{ board, season string }
 type boardSet struct {
 	expiry atomic.Int64 // UnixNano after which the set is gone; 0 = never
 
-	mu     sync.RWMutex
-	dead   bool // dropped from the store; writers must look it up again
-	values map[int64]float64
-	tree   boardTree
+	mu    sync.RWMutex
+	dead  bool       // dropped from the store; writers must look it up again
+	index boardIndex // user → value
+	tree  boardTree
 }
 
 // expired reports whether s is past its TTL at now.
@@ -80,7 +81,7 @@ func (m *BoardMemoryStore) get(ref BoardRef, create bool) *boardSet {
 		s = nil
 	}
 	if s == nil && create {
-		s = &boardSet{values: make(map[int64]float64)}
+		s = &boardSet{}
 		m.sets[k] = s
 	}
 	return s
@@ -151,7 +152,7 @@ func (m *BoardMemoryStore) Write(ctx context.Context, ref BoardRef, ws []BoardWr
 }
 
 func (s *boardSet) apply(w BoardWrite) error {
-	old, ok := s.values[w.User]
+	old, ok := s.index.get(w.User)
 	v := w.Value
 	switch w.Op {
 	case ScoreBest:
@@ -180,7 +181,7 @@ func (s *boardSet) apply(w BoardWrite) error {
 		}
 		s.tree.remove(BoardMember{User: w.User, Value: old})
 	}
-	s.values[w.User] = v
+	s.index.set(w.User, v)
 	s.tree.insert(BoardMember{User: w.User, Value: v})
 	return nil
 }
@@ -196,7 +197,7 @@ func (m *BoardMemoryStore) Rank(ctx context.Context, ref BoardRef, user int64) (
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	v, ok := s.values[user]
+	v, ok := s.index.get(user)
 	if !ok {
 		return 0, 0, fmt.Errorf("%w: user %d", ErrBoardNotFound, user)
 	}
@@ -231,7 +232,7 @@ func (m *BoardMemoryStore) Around(ctx context.Context, ref BoardRef, user int64,
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	v, ok := s.values[user]
+	v, ok := s.index.get(user)
 	if !ok {
 		return 0, nil, fmt.Errorf("%w: user %d", ErrBoardNotFound, user)
 	}
@@ -250,11 +251,11 @@ func (m *BoardMemoryStore) Remove(ctx context.Context, ref BoardRef, user int64)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.values[user]
+	v, ok := s.index.get(user)
 	if !ok {
 		return false, nil
 	}
-	delete(s.values, user)
+	s.index.del(user)
 	s.tree.remove(BoardMember{User: user, Value: v})
 	return true, nil
 }
