@@ -18,6 +18,7 @@ type MemoryStore struct {
 	cfg  Config
 	subs subscribers
 	jan  *janitor
+	ctr  counters
 
 	mu       sync.Mutex
 	closed   bool
@@ -144,6 +145,8 @@ func (m *MemoryStore) Create(_ context.Context, n NewSession) (*Session, error) 
 	m.sessions[id] = &memSession{s: s, exp: now.Add(m.cfg.TTL)}
 	ids[id] = struct{}{}
 	m.mu.Unlock()
+	m.ctr.created.Add(1)
+	m.ctr.kicked.Add(uint64(len(kicked)))
 	for _, ev := range kicked {
 		m.subs.emit(ev)
 	}
@@ -158,8 +161,17 @@ func (m *MemoryStore) endLocked(e *memSession, state byte, now time.Time) {
 	e.s.Attrs = nil
 }
 
+// Stats returns the store's counters.
+func (m *MemoryStore) Stats() Stats { return m.ctr.stats() }
+
 // Get implements Store.
 func (m *MemoryStore) Get(_ context.Context, token string) (*Session, error) {
+	s, err := m.getToken(token)
+	m.ctr.lookup(err)
+	return s, err
+}
+
+func (m *MemoryStore) getToken(token string) (*Session, error) {
 	_, id, _, err := splitToken(token)
 	if err != nil {
 		return nil, err
@@ -175,11 +187,14 @@ func (m *MemoryStore) Get(_ context.Context, token string) (*Session, error) {
 // GetFrame implements Store.
 func (m *MemoryStore) GetFrame(_ context.Context, keyID string, counter uint64) (*Session, error) {
 	if _, _, err := split(keyID); err != nil {
+		m.ctr.lookup(err)
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.touchLocked(keyID, true, counter)
+	s, err := m.touchLocked(keyID, true, counter)
+	m.mu.Unlock()
+	m.ctr.lookup(err)
+	return s, err
 }
 
 func (m *MemoryStore) touchLocked(id string, frame bool, counter uint64) (*Session, error) {
@@ -254,6 +269,7 @@ func (m *MemoryStore) Revoke(_ context.Context, keyID string) error {
 	}
 	m.mu.Unlock()
 	if live {
+		m.ctr.revoked.Add(1)
 		m.subs.emit(Event{Kind: EventRevoked, UserKey: uk, SessionID: keyID})
 	}
 	return nil
@@ -276,6 +292,7 @@ func (m *MemoryStore) RevokeUser(_ context.Context, userKey int64) error {
 		}
 	}
 	m.mu.Unlock()
+	m.ctr.revoked.Add(uint64(len(evs)))
 	for _, ev := range evs {
 		m.subs.emit(ev)
 	}

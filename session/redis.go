@@ -34,6 +34,8 @@ type RedisStore struct {
 	ch     string
 	subs   subscribers
 
+	ctr counters
+
 	// Script arguments that never change, boxed once.
 	argTTL, argTomb, argKeepAlive any
 
@@ -231,15 +233,24 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 		"exp", ms(now.Add(s.cfg.TTL)), "gc", ms(now.Add(s.keepAlive())), "ls", ms(now), "ctr", "0", "tk", tokRand,
 		"d", encodeData(&n, now.UnixMilli(), secret))
 	keys := []string{up + "u", up + "s:" + sid}
-	if err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Err(); err != nil {
-		return nil, unavailable("create", err)
+	kicked, err := createScript.Run(ctx, s.router.Node(n.UserKey), keys, args...).Uint64()
+	if err != nil {
+		err = unavailable("create", err)
+		s.ctr.failed(err)
+		return nil, err
 	}
+	s.ctr.created.Add(1)
+	s.ctr.kicked.Add(kicked)
 	if old := s.router.Moving(n.UserKey); old != nil && !s.cfg.AllowMultiple {
 		// The user may still have a session on the node of the previous
 		// layout: kick it there too.
-		if err := endAllScript.Run(ctx, old, []string{up + "u"}, end...).Err(); err != nil {
-			return nil, unavailable("create: kick on the previous node", err)
+		kicked, err := endAllScript.Run(ctx, old, []string{up + "u"}, end...).Uint64()
+		if err != nil {
+			err = unavailable("create: kick on the previous node", err)
+			s.ctr.failed(err)
+			return nil, err
 		}
+		s.ctr.kicked.Add(kicked)
 	}
 	return &Session{
 		Token: token, ID: id, UserKey: n.UserKey, ShardID: n.ShardID,
@@ -261,22 +272,31 @@ func (s *RedisStore) endArgs(state string, now time.Time, uk int64) []any {
 		s.userPrefix(uk), s.ch, strconv.FormatInt(uk, 10)}
 }
 
+// Stats returns the store's counters.
+func (s *RedisStore) Stats() Stats { return s.ctr.stats() }
+
 // Get implements Store.
 func (s *RedisStore) Get(ctx context.Context, token string) (*Session, error) {
 	uk, id, secretPart, err := splitToken(token)
 	if err != nil {
+		s.ctr.lookup(err)
 		return nil, err
 	}
-	return s.get(ctx, uk, modeToken, id[len(id)-sidLen:], secretPart, 0)
+	sess, err := s.get(ctx, uk, modeToken, id[len(id)-sidLen:], secretPart, 0)
+	s.ctr.lookup(err)
+	return sess, err
 }
 
 // GetFrame implements Store.
 func (s *RedisStore) GetFrame(ctx context.Context, keyID string, counter uint64) (*Session, error) {
 	uk, sid, err := split(keyID)
 	if err != nil {
+		s.ctr.lookup(err)
 		return nil, err
 	}
-	return s.get(ctx, uk, modeFrame, sid, strconv.FormatUint(counter, 10), counter)
+	sess, err := s.get(ctx, uk, modeFrame, sid, strconv.FormatUint(counter, 10), counter)
+	s.ctr.lookup(err)
+	return sess, err
 }
 
 // Secret implements Store.
@@ -440,11 +460,14 @@ func (s *RedisStore) Revoke(ctx context.Context, keyID string) error {
 	now := s.cfg.Clock.Now()
 	up := s.userPrefix(uk)
 	for _, c := range s.homes(uk) {
-		err := revokeScript.Run(ctx, c, []string{up + "s:" + sid},
-			ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)), s.ch, keyID).Err()
+		n, err := revokeScript.Run(ctx, c, []string{up + "s:" + sid},
+			ms(now), msDur(s.cfg.Tombstone), ms(now.Add(s.cfg.Tombstone)), s.ch, keyID).Uint64()
 		if err != nil {
-			return unavailable("revoke", err)
+			err = unavailable("revoke", err)
+			s.ctr.failed(err)
+			return err
 		}
+		s.ctr.revoked.Add(n)
 	}
 	return nil
 }
@@ -456,9 +479,13 @@ func (s *RedisStore) RevokeUser(ctx context.Context, userKey int64) error {
 	}
 	args := s.endArgs("r", s.cfg.Clock.Now(), userKey)
 	for _, c := range s.homes(userKey) {
-		if err := endAllScript.Run(ctx, c, []string{s.userPrefix(userKey) + "u"}, args...).Err(); err != nil {
-			return unavailable("revoke user", err)
+		n, err := endAllScript.Run(ctx, c, []string{s.userPrefix(userKey) + "u"}, args...).Uint64()
+		if err != nil {
+			err = unavailable("revoke user", err)
+			s.ctr.failed(err)
+			return err
 		}
+		s.ctr.revoked.Add(n)
 	}
 	return nil
 }

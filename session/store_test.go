@@ -267,6 +267,9 @@ func TestRedisConnectionCut(t *testing.T) {
 	if _, err := s.Create(ctx, session.NewSession{UserKey: 99}); !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("Create while down: %v", err)
 	}
+	if st := s.Stats(); st.Failures != 2 {
+		t.Fatalf("Stats.Failures %d after two failed calls", st.Failures)
+	}
 	h := session.Middleware(s, session.MiddlewareConfig{})(protocol.HandlerFunc(func(context.Context, *protocol.Request) (*protocol.Response, error) {
 		t.Error("handler ran without a session")
 		return nil, nil
@@ -370,4 +373,51 @@ func TestRedisKeepAliveRenewal(t *testing.T) {
 	if pttl := c.PTTL(ctx, prefix+"{u:8}:u").Val(); pttl < 2*ttl+tomb-time.Minute {
 		t.Fatalf("user set TTL %v not renewed", pttl)
 	}
+}
+
+func TestStats(t *testing.T) {
+	type statser interface {
+		session.Store
+		Stats() session.Stats
+	}
+	run := func(t *testing.T, s statser) {
+		ctx := context.Background()
+		a, err := s.Create(ctx, session.NewSession{UserKey: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Create(ctx, session.NewSession{UserKey: 5}) // kicks a
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.Get(ctx, b.Token)                  // validated
+		_, _ = s.GetFrame(ctx, b.ID, 1)             // validated
+		_, _ = s.GetFrame(ctx, b.ID, 1)             // rejected: replayed
+		_, _ = s.Get(ctx, a.Token)                  // rejected: kicked
+		_, _ = s.Get(ctx, "garbage")                // rejected: malformed
+		if err := s.Revoke(ctx, b.ID); err != nil { // revoked
+			t.Fatal(err)
+		}
+		if err := s.Revoke(ctx, b.ID); err != nil { // already ended: not counted
+			t.Fatal(err)
+		}
+		want := session.Stats{Created: 2, Validated: 2, Rejected: 3, Kicked: 1, Revoked: 1}
+		if got := s.Stats(); got != want {
+			t.Fatalf("Stats %+v, want %+v", got, want)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		s := session.NewMemoryStore(session.Config{})
+		defer s.Close()
+		run(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		c := testredis.Client(t)
+		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		run(t, s)
+	})
 }
