@@ -38,6 +38,7 @@
 // ErrUnavailable (CodeUnavailable, retryable). Kicks and revocations are
 // published as Events (Store.Subscribe; Redis pub/sub across nodes) so a
 // realtime hub on any node can drop the connection that used the session.
+// Both stores count what they did in Stats, for metrics.
 //
 // # Time
 //
