@@ -271,7 +271,9 @@ type BoardMember struct {
 // need 31 bits and a season may last 2^22 units (48.5 days at 1 s). Longer
 // seasons are refused with ErrSeasonTooLong, larger scores with
 // ErrScoreRange. Two equal scores in the same time unit are ordered by the
-// user key's decimal string, descending (Redis order), in every store.
+// user key's decimal string, descending (Redis order), in every store. A
+// score that arrives as a float64 (a JSON number) goes through
+// ScoreFromFloat, which refuses NaN, infinities and fractions.
 //
 // # Seasons
 //
