@@ -379,3 +379,15 @@ func TestBoardRedisRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+func TestBoardForTest(t *testing.T) {
+	ctx := context.Background()
+	b, clk := sessiontest.BoardForTest(t, "game", session.BoardConfig{})
+	if err := b.Submit(ctx, 1, 10, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(24 * time.Hour)
+	if n, err := b.Count(ctx); err != nil || n != 0 {
+		t.Fatalf("next day: %d, %v; want an empty season", n, err)
+	}
+}

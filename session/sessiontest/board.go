@@ -602,3 +602,17 @@ func wantOrder(t *testing.T, b *session.Board, users []int64) {
 	}
 	wantCount(t, b, int64(len(users)))
 }
+
+// BoardForTest returns a board called name on a fresh memory store, for game
+// tests, with a fake clock set to BoardSuiteStart that the test moves (to
+// end a season, to order ties). cfg.Clock is replaced by the fake clock.
+func BoardForTest(t testing.TB, name string, cfg session.BoardConfig) (*session.Board, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake(BoardSuiteStart)
+	cfg.Clock = clk
+	b, err := session.NewBoard(session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk}), name, cfg)
+	if err != nil {
+		t.Fatalf("sessiontest: board %q: %v", name, err)
+	}
+	return b, clk
+}
