@@ -122,7 +122,7 @@ var (
 	ErrReceiptRevoked = &Error{Reason: "receipt_revoked", Code: protocol.CodeBadRequest}
 	// ErrReceiptOtherAccount: the transaction was already redeemed by
 	// another account. Its code is configurable (RedeemerConfig).
-	ErrReceiptOtherAccount = &Error{Reason: "receipt_other_account", Code: protocol.CodeForbidden}
+	ErrReceiptOtherAccount = &Error{Reason: "receipt_other_account", Code: protocol.CodeReceiptUsed}
 	// ErrUnknownStore: no verifier is configured for the store.
 	ErrUnknownStore = &Error{Reason: "unknown_store", Code: protocol.CodeBadRequest}
 	// ErrVerifierUnavailable: the store or receipt server could not be

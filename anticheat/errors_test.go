@@ -94,7 +94,7 @@ func TestTypedFailures(t *testing.T) {
 			_, err := apple.Verify(ctx, "apple", ca.Sign(t, tx))
 			return err
 		}},
-		{anticheat.ErrReceiptOtherAccount, protocol.CodeForbidden, func() error { _, err := rd.Redeem(ctx, 2, "", "apple", "r"); return err }},
+		{anticheat.ErrReceiptOtherAccount, protocol.CodeReceiptUsed, func() error { _, err := rd.Redeem(ctx, 2, "", "apple", "r"); return err }},
 		{anticheat.ErrUnknownStore, protocol.CodeBadRequest, func() error {
 			_, err := anticheat.StoreVerifiers{}.Verify(ctx, "amazon", "r")
 			return err

@@ -100,7 +100,7 @@ func ExampleRedeemer() {
 	// Output:
 	// grant: true gems_100
 	// retry grants again: false
-	// other account: forbidden
+	// other account: receipt_used
 }
 
 func ExampleIntegrityPolicy() {

@@ -164,7 +164,7 @@ type RedeemerConfig struct {
 	// accounts as KindReceipt verdicts.
 	Monitor *Monitor
 	// OtherAccountCode is the result code for a receipt another account
-	// already redeemed. Default protocol.CodeForbidden.
+	// already redeemed. Default protocol.CodeReceiptUsed.
 	OtherAccountCode protocol.Code
 	// Clock dates redemptions. Default clock.Real.
 	Clock clock.Clock
@@ -189,7 +189,7 @@ func NewRedeemer(cfg RedeemerConfig) (*Redeemer, error) {
 		return nil, errors.New("anticheat: Redeemer needs a Verifier and Redemptions")
 	}
 	if cfg.OtherAccountCode == 0 {
-		cfg.OtherAccountCode = protocol.CodeForbidden
+		cfg.OtherAccountCode = protocol.CodeReceiptUsed
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
 	return &Redeemer{cfg: cfg}, nil

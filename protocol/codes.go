@@ -47,6 +47,9 @@ const (
 	CodeClientTooOld Code = 16
 	// CodeForbidden: authenticated, but not allowed to run this command.
 	CodeForbidden Code = 17
+	// CodeReceiptUsed: the purchase receipt was already redeemed by another
+	// account; nothing was granted.
+	CodeReceiptUsed Code = 18
 
 	// CodeMaintenance: the game (or this user) is in maintenance.
 	CodeMaintenance Code = 20
@@ -88,6 +91,7 @@ var codeNames = map[Code]string{
 	CodeBlocked:         "blocked",
 	CodeClientTooOld:    "client_too_old",
 	CodeForbidden:       "forbidden",
+	CodeReceiptUsed:     "receipt_used",
 	CodeMaintenance:     "maintenance",
 	CodeRateLimited:     "rate_limited",
 	CodeInFlight:        "in_flight",
