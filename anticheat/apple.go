@@ -6,9 +6,11 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -18,15 +20,33 @@ import (
 
 // AppleRootCAG3SHA256 is the SHA-256 fingerprint of "Apple Root CA - G3"
 // (https://www.apple.com/certificateauthority/AppleRootCA-G3.cer), the root
-// of App Store signed transactions. The package does not embed the
-// certificate: load it from Apple and compare its fingerprint with this
-// value (AppleVerifierConfig.Root is required).
+// of App Store signed transactions; AppleRootCAG3Base64 has this
+// fingerprint.
 const AppleRootCAG3SHA256 = "63343abfb89a6a03ebb57e9b3f5fa7be7c4f5c756f3017b3a8c488c3653e9179"
+
+// AppleRootCAG3Base64 is the DER of "Apple Root CA - G3" (CN=Apple Root CA -
+// G3, OU=Apple Certification Authority, O=Apple Inc., C=US; ECDSA P-384;
+// valid 2014-04-30 to 2039-04-30), standard base64. It is the default
+// AppleVerifierConfig.Root. A public certificate, not a secret.
+const AppleRootCAG3Base64 = "MIICQzCCAcmgAwIBAgIILcX8iNLFS5UwCgYIKoZIzj0EAwMwZzEbMBkGA1UEAwwSQXBwbGUgUm9vdCBDQSAtIEczMSYwJAYDVQQLDB1BcHBsZSBDZXJ0aWZpY2F0aW9uIEF1dGhvcml0eTETMBEGA1UECgwKQXBwbGUgSW5jLjELMAkGA1UEBhMCVVMwHhcNMTQwNDMwMTgxOTA2WhcNMzkwNDMwMTgxOTA2WjBnMRswGQYDVQQDDBJBcHBsZSBSb290IENBIC0gRzMxJjAkBgNVBAsMHUFwcGxlIENlcnRpZmljYXRpb24gQXV0aG9yaXR5MRMwEQYDVQQKDApBcHBsZSBJbmMuMQswCQYDVQQGEwJVUzB2MBAGByqGSM49AgEGBSuBBAAiA2IABJjpLz1AcqTtkyJygRMc3RCV8cWjTnHcFBbZDuWmBSp3ZHtfTjjTuxxEtX/1H7YyYl3J6YRbTzBPEVoA/VhYDKX1DyxNB0cTddqXl5dvMVztK517IDvYuVTZXpmkOlEKMaNCMEAwHQYDVR0OBBYEFLuw3qFYM4iapIqZ3r6966/ayySrMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49BAMDA2gAMGUCMQCD6cHEFl4aXTQY2e3v9GwOAEZLuN+yRhHFD/3meoyhpmvOwgPUnPWTxnS4at+qIxUCMG1mihDK1A3UT82NQz60imOlM27jbdoXt2QfyFMm+YhidDkLF1vLUagM6BgD56KyKA=="
+
+// The marker extensions Apple puts on its App Store signing chain; Apple's
+// App Store Server Library requires both (it checks them by presence, as
+// does this package).
+const (
+	// AppleReceiptSigningOID marks the leaf: an App Store receipt-signing
+	// certificate.
+	AppleReceiptSigningOID = "1.2.840.113635.100.6.11.1"
+	// AppleWWDRIntermediateOID marks the intermediate: Apple Worldwide
+	// Developer Relations.
+	AppleWWDRIntermediateOID = "1.2.840.113635.100.6.2.1"
+)
 
 // AppleVerifierConfig configures an AppleVerifier.
 type AppleVerifierConfig struct {
-	// Root is the trusted root of the x5c chain. Required: Apple Root CA -
-	// G3 in production (see AppleRootCAG3SHA256); a test CA in tests.
+	// Root is the trusted root of the x5c chain. Default: Apple Root CA -
+	// G3 (AppleRootCAG3Base64, embedded); set it only to trust another
+	// root, such as a test CA in tests.
 	Root *x509.Certificate
 	// BundleID is the app's bundle id; a transaction of another app is
 	// ErrReceiptWrongApp. Required.
@@ -40,22 +60,36 @@ type AppleVerifierConfig struct {
 
 // AppleVerifier verifies App Store signed transactions (the JWS
 // "signedTransactionInfo" of StoreKit 2 and the App Store Server API) in pure
-// Go: ES256 over the header and payload, by the leaf certificate of the
-// header's x5c chain, which must chain to Root.
+// Go, with the checks of Apple's App Store Server Library (without its
+// optional online OCSP checks): alg ES256; an x5c header of exactly three
+// certificates (leaf, intermediate, root); the leaf chains through the
+// intermediate to Root (the x5c root itself is not trusted, Root is), valid
+// at Clock's time; the leaf carries the receipt-signing marker
+// (AppleReceiptSigningOID) and the intermediate the WWDR marker
+// (AppleWWDRIntermediateOID), else ErrReceiptUntrustedSigner, because
+// Apple's roots also certify every developer's certificates; the ES256
+// signature by the leaf key; then bundle id, environment and revocation.
 type AppleVerifier struct {
 	cfg AppleVerifierConfig
 }
 
 var _ Verifier = (*AppleVerifier)(nil)
 
-// NewAppleVerifier returns a verifier, or an error when Root or BundleID is
-// missing.
+// NewAppleVerifier returns a verifier, or an error when BundleID is
+// missing. A nil Root means Apple Root CA - G3, parsed from
+// AppleRootCAG3Base64.
 func NewAppleVerifier(cfg AppleVerifierConfig) (*AppleVerifier, error) {
-	if cfg.Root == nil {
-		return nil, errors.New("anticheat: AppleVerifier needs Root (Apple Root CA - G3)")
-	}
 	if cfg.BundleID == "" {
 		return nil, errors.New("anticheat: AppleVerifier needs BundleID")
+	}
+	if cfg.Root == nil {
+		der, err := base64.StdEncoding.DecodeString(AppleRootCAG3Base64)
+		if err != nil {
+			return nil, fmt.Errorf("anticheat: embedded Apple Root CA - G3: %w", err)
+		}
+		if cfg.Root, err = x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("anticheat: embedded Apple Root CA - G3: %w", err)
+		}
 	}
 	if len(cfg.Environments) == 0 {
 		cfg.Environments = []string{"Production"}
@@ -64,8 +98,9 @@ func NewAppleVerifier(cfg AppleVerifierConfig) (*AppleVerifier, error) {
 	return &AppleVerifier{cfg: cfg}, nil
 }
 
-// maxChain bounds the x5c chain.
-const maxChain = 4
+// appleChainLen is the x5c length Apple sends and its library requires:
+// leaf, intermediate, root.
+const appleChainLen = 3
 
 // Verify implements Verifier: receipt is the JWS compact serialisation.
 func (v *AppleVerifier) Verify(_ context.Context, store, receipt string) (Purchase, error) {
@@ -92,8 +127,8 @@ func (v *AppleVerifier) Verify(_ context.Context, store, receipt string) (Purcha
 	if h.Alg != "ES256" {
 		return Purchase{}, newErr(ErrReceiptInvalid, "JWS alg %q, want ES256", truncate(h.Alg, 16))
 	}
-	if len(h.X5C) < 2 || len(h.X5C) > maxChain {
-		return Purchase{}, newErr(ErrReceiptInvalid, "x5c of %d certificates", len(h.X5C))
+	if len(h.X5C) != appleChainLen {
+		return Purchase{}, newErr(ErrReceiptInvalid, "x5c of %d certificates, want %d", len(h.X5C), appleChainLen)
 	}
 	certs := make([]*x509.Certificate, 0, len(h.X5C))
 	for _, s := range h.X5C {
@@ -107,15 +142,27 @@ func (v *AppleVerifier) Verify(_ context.Context, store, receipt string) (Purcha
 		}
 		certs = append(certs, c)
 	}
+	// Trust only Root: the x5c root is ignored, as in Apple's library.
 	roots := x509.NewCertPool()
 	roots.AddCert(v.cfg.Root)
 	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: v.cfg.Clock.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	inter.AddCert(certs[1])
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: v.cfg.Clock.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
 		return Purchase{}, newErr(ErrReceiptInvalid, "x5c chain: %w", err)
+	}
+	if !hasExtension(certs[0], AppleReceiptSigningOID) {
+		return Purchase{}, newErr(ErrReceiptUntrustedSigner, "leaf %q lacks the App Store receipt-signing extension %s",
+			truncate(certs[0].Subject.CommonName, 64), AppleReceiptSigningOID)
+	}
+	// The leaf must chain through the x5c intermediate, and that must be
+	// Apple's WWDR intermediate (not a leaf signed by the root directly).
+	if !slices.ContainsFunc(chains, func(c []*x509.Certificate) bool {
+		return len(c) == appleChainLen && c[1].Equal(certs[1]) && hasExtension(c[1], AppleWWDRIntermediateOID)
+	}) {
+		return Purchase{}, newErr(ErrReceiptUntrustedSigner, "leaf does not chain through an intermediate with the Apple WWDR extension %s (x5c intermediate %q)",
+			AppleWWDRIntermediateOID, truncate(certs[1].Subject.CommonName, 64))
 	}
 	pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() || len(sig) != 64 {
@@ -154,4 +201,10 @@ func (v *AppleVerifier) Verify(_ context.Context, store, receipt string) (Purcha
 	}
 	return Purchase{Store: store, TransactionID: t.TransactionID, ProductID: t.ProductID, Quantity: t.Quantity,
 		PurchasedAt: fromMs(t.PurchaseDate), Environment: t.Environment}, nil
+}
+
+// hasExtension reports whether c carries the extension oid, dotted (critical
+// or not; its value is not checked, as in Apple's library).
+func hasExtension(c *x509.Certificate, oid string) bool {
+	return slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.String() == oid })
 }

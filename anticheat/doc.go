@@ -40,7 +40,10 @@
 //
 // A Verifier turns (store, receipt) into a verified Purchase: HTTPVerifier
 // asks a publisher's receipt server, AppleVerifier checks App Store signed
-// transactions (ES256 JWS, x5c chain to a configured root), GoogleVerifier
+// transactions as Apple's App Store Server Library does (ES256 JWS; x5c of
+// leaf, intermediate, root chaining to Apple Root CA - G3, embedded as the
+// default, or a configured root; Apple's receipt-signing and WWDR marker
+// extensions on leaf and intermediate; bundle id; environment), GoogleVerifier
 // reads the Play Developer API (PlayPurchases) and acknowledges. A Redeemer
 // binds each transaction, unique per store across all databases, to the
 // account that redeemed it first: a retry from that account is not granted

@@ -110,6 +110,12 @@ var (
 	// ErrReceiptInvalid: the receipt failed verification (bad signature,
 	// malformed, rejected by the store or receipt server).
 	ErrReceiptInvalid = &Error{Reason: "receipt_invalid", Code: protocol.CodeBadRequest}
+	// ErrReceiptUntrustedSigner: an Apple receipt's x5c chain verifies to
+	// the root, but the leaf lacks the App Store receipt-signing extension
+	// or the intermediate the Apple WWDR extension: a certificate Apple
+	// issued for something else (such as any developer's), not the App
+	// Store's.
+	ErrReceiptUntrustedSigner = &Error{Reason: "receipt_untrusted_signer", Code: protocol.CodeBadRequest}
 	// ErrReceiptWrongApp: the receipt is for another bundle id or package.
 	ErrReceiptWrongApp = &Error{Reason: "receipt_wrong_app", Code: protocol.CodeBadRequest}
 	// ErrReceiptWrongEnvironment: a sandbox receipt on production or the

@@ -72,6 +72,12 @@ func TestTypedFailures(t *testing.T) {
 		{anticheat.ErrBadVersion, protocol.CodeBadRequest, func() error { _, err := anticheat.CanonicalVersion("1.x"); return err }},
 		{anticheat.ErrBadSignature, protocol.CodeBadRequest, func() error { return reg.Set(ctx, "1.0", "abc") }},
 		{anticheat.ErrReceiptInvalid, protocol.CodeBadRequest, func() error { _, err := apple.Verify(ctx, "apple", "x.y.z"); return err }},
+		{anticheat.ErrReceiptUntrustedSigner, protocol.CodeBadRequest, func() error {
+			dev := anticheattest.NewAppleCAWith(t, t0, anticheattest.AppleCAOptions{NoLeafMarker: true})
+			v, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: dev.Root, BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+			_, err := v.Verify(ctx, "apple", dev.Sign(t, tx))
+			return err
+		}},
 		{anticheat.ErrReceiptWrongApp, protocol.CodeBadRequest, func() error {
 			tx := tx
 			tx.BundleID = "other"

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -141,6 +142,9 @@ func (p *Play) AcknowledgeProduct(_ context.Context, pkg, product, token string)
 
 // AppleCA is a generated certificate chain shaped like the App Store's
 // (root → intermediate → leaf, ECDSA P-256) that signs test transactions.
+// As in Apple's chain, the intermediate carries the non-critical WWDR
+// marker extension (anticheat.AppleWWDRIntermediateOID) and the leaf the
+// non-critical receipt-signing marker (anticheat.AppleReceiptSigningOID).
 type AppleCA struct {
 	// Root, Intermediate and Leaf are the chain; configure Root as the
 	// AppleVerifier's root.
@@ -148,11 +152,34 @@ type AppleCA struct {
 	leafKey                  *ecdsa.PrivateKey
 }
 
+// AppleCAOptions makes a chain that departs from Apple's, for negative
+// tests. The zero value is Apple's shape.
+type AppleCAOptions struct {
+	// NoLeafMarker leaves the receipt-signing extension off the leaf (like
+	// any developer certificate under Apple's roots).
+	NoLeafMarker bool
+	// NoIntermediateMarker leaves the WWDR extension off the intermediate.
+	NoIntermediateMarker bool
+	// LeafFromRoot has the root, not the intermediate, issue the leaf
+	// (Sign still sends leaf, intermediate, root).
+	LeafFromRoot bool
+}
+
 // NewAppleCA generates a chain valid from a day before now to a year
 // after.
 func NewAppleCA(t testing.TB, now time.Time) *AppleCA {
 	t.Helper()
-	mk := func(cn string, serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ca bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+	return NewAppleCAWith(t, now, AppleCAOptions{})
+}
+
+// NewAppleCAWith is NewAppleCA with the departures in o.
+func NewAppleCAWith(t testing.TB, now time.Time, o AppleCAOptions) *AppleCA {
+	t.Helper()
+	// Apple's marker extensions hold an ASN.1 NULL.
+	marker := func(oid asn1.ObjectIdentifier) []pkix.Extension {
+		return []pkix.Extension{{Id: oid, Value: []byte{0x05, 0x00}}}
+	}
+	mk := func(cn string, serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ca bool, ext []pkix.Extension) (*x509.Certificate, *ecdsa.PrivateKey) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -161,7 +188,8 @@ func NewAppleCA(t testing.TB, now time.Time) *AppleCA {
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
 			BasicConstraintsValid: true, IsCA: ca,
-			KeyUsage: x509.KeyUsageDigitalSignature,
+			KeyUsage:        x509.KeyUsageDigitalSignature,
+			ExtraExtensions: ext,
 		}
 		if ca {
 			tpl.KeyUsage |= x509.KeyUsageCertSign
@@ -179,9 +207,20 @@ func NewAppleCA(t testing.TB, now time.Time) *AppleCA {
 		}
 		return c, key
 	}
-	root, rootKey := mk("Test Root CA - G3", 1, nil, nil, true)
-	inter, interKey := mk("Test WWDR CA", 2, root, rootKey, true)
-	leaf, leafKey := mk("Test Mac App Store Receipt Signing", 3, inter, interKey, false)
+	var interExt, leafExt []pkix.Extension
+	if !o.NoIntermediateMarker {
+		interExt = marker(asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 2, 1})
+	}
+	if !o.NoLeafMarker {
+		leafExt = marker(asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 11, 1})
+	}
+	root, rootKey := mk("Test Root CA - G3", 1, nil, nil, true, nil)
+	inter, interKey := mk("Test WWDR CA", 2, root, rootKey, true, interExt)
+	issuer, issuerKey := inter, interKey
+	if o.LeafFromRoot {
+		issuer, issuerKey = root, rootKey
+	}
+	leaf, leafKey := mk("Test Mac App Store Receipt Signing", 3, issuer, issuerKey, false, leafExt)
 	return &AppleCA{Root: root, Intermediate: inter, Leaf: leaf, leafKey: leafKey}
 }
 
