@@ -352,7 +352,7 @@ func BenchmarkFrameXORCompressed(b *testing.B) {
 
 // BenchmarkXOR4KB: the codec's XOR (xorStream.apply, in place) against a
 // byte-at-a-time loop over the same 4 KiB. Goal: codec at least 3× faster.
-// key32 is the realistic key; key13 checks an odd length that does not
+// key=32 is the realistic key; key=13 checks an odd length that does not
 // divide the 512-byte chunk.
 func BenchmarkXOR4KB(b *testing.B) {
 	for _, key := range [][]byte{benchXORKey, benchXORKey[:13]} {
@@ -447,26 +447,34 @@ func benchEcho() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bp := pool.Get().(*[]byte)
 		defer pool.Put(bp)
-		buf := (*bp)[:0]
-		for {
-			n, err := r.Body.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-		}
+		buf, err := benchReadAll(r.Body, *bp)
 		*bp = buf[:0]
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("Content-Type", ContentTypeFrame)
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(buf)
 	})
+}
+
+// benchReadAll reads all of r into buf[:0], growing it only when full.
+func benchReadAll(r io.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // benchPost posts frame and reads the whole reply into buf.
@@ -481,19 +489,8 @@ func benchPost(hc *http.Client, url string, frame, buf []byte) ([]byte, error) {
 		return buf, err
 	}
 	defer resp.Body.Close()
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return buf, err
-		}
+	if buf, err = benchReadAll(resp.Body, buf); err != nil {
+		return buf, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return buf, fmt.Errorf("HTTP %d: %q", resp.StatusCode, buf)
