@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -94,8 +95,21 @@ func (s *HTTPHandler) putBuf(b *[]byte) {
 	}
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. A panic outside the handler chain (in a
+// KeyResolver, say) is recovered like one inside it: logged, answered with
+// CodeInternal, and the server keeps serving.
 func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			if s.cfg.Logger != nil {
+				s.cfg.Logger.Error("protocol: request panicked", "panic", p, "stack", string(debug.Stack()))
+			}
+			s.fail(w, false, &Error{Code: CodeInternal, Message: CodeInternal.String()})
+		}
+	}()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST a madang frame", http.StatusMethodNotAllowed)
@@ -213,11 +227,15 @@ func httpStatusFor(c Code) int {
 	switch c {
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeUnauthorized, CodeReplayed:
+	case CodeUnauthorized, CodeReplayed, CodeSessionExpired, CodeKicked, CodeSessionRevoked:
 		return http.StatusUnauthorized
+	case CodeBlocked, CodeForbidden, CodeClientTooOld:
+		return http.StatusForbidden
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
 	case CodeInternal:
 		return http.StatusInternalServerError
-	case CodeUnavailable:
+	case CodeUnavailable, CodeMaintenance:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

@@ -321,3 +321,35 @@ func TestHTTPConcurrent(t *testing.T) {
 		t.Fatal(e)
 	}
 }
+
+type panickingResolver struct{}
+
+func (panickingResolver) ResolveKeys(context.Context, []byte) (*Keys, error) {
+	panic("resolver bug")
+}
+
+func TestHTTPRecoversPanicOutsideTheChain(t *testing.T) {
+	f := newHTTPFixture(t, HTTPConfig{Keys: panickingResolver{}})
+	frame, _ := f.client.Encode(AppendRequest(nil, &Request{Command: "echo"}), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 1})
+	status, _, reply := f.post(t, ContentTypeFrame, frame)
+	if status != http.StatusInternalServerError || replyCode(t, f, reply) != CodeInternal || strings.Contains(string(reply), "resolver bug") {
+		t.Fatalf("panic in resolver: status %d", status)
+	}
+	// The server keeps serving.
+	frame, _ = f.client.Encode(AppendRequest(nil, &Request{Command: "echo"}), EncodeOptions{})
+	if status, _, _ = f.post(t, ContentTypeFrame, frame); status != http.StatusOK {
+		t.Fatalf("after the panic: %d", status)
+	}
+}
+
+func TestHTTPStatusForRefusals(t *testing.T) {
+	for code, want := range map[Code]int{
+		CodeBadFrame: 400, CodeTooLarge: 413, CodeUnauthorized: 401, CodeKicked: 401, CodeSessionExpired: 401,
+		CodeSessionRevoked: 401, CodeReplayed: 401, CodeBlocked: 403, CodeClientTooOld: 403,
+		CodeRateLimited: 429, CodeMaintenance: 503, CodeUnavailable: 503, CodeInternal: 500,
+	} {
+		if got := httpStatusFor(code); got != want {
+			t.Errorf("%v: %d, want %d", code, got, want)
+		}
+	}
+}
