@@ -14,15 +14,21 @@
 //     codes, the transport-agnostic Handler/Middleware chain, the HTTP adapter
 //     and a Go client. Server time is stamped on every response.
 //   - session: login sessions (one per user, kick, revoke), per-user cache and
-//     rankings on Redis, routed by user key. (planned)
-//   - shard: user keys over many MySQL game databases through a directory
-//     table; a database added to the directory takes new users. (planned)
+//     rankings, in memory or on Redis routed by user key.
+//   - shard: user keys over many MySQL/MariaDB (or SQLite) game databases
+//     through a directory table; a database added to the directory takes new
+//     users.
 //   - idempotency: a retried request returns the stored result instead of
-//     running twice. (planned)
+//     running twice; with the SQL store, exactly once inside the game's
+//     transaction.
+//   - anticheat: speed-hack clock drift, reported-stat rules, APK signatures,
+//     Play Integrity, receipts (redeemed once), hack log and blocks.
 //   - realtime: a websocket hub for chat, notices, events and raid/PvP rooms
 //     across nodes. (planned)
-//   - anticheat: speed-hack clock drift, stat bounds, APK signatures, receipts,
-//     hack log and blocks. (planned)
+//
+// Shared plumbing lives in internal/: SQL dialect differences
+// (internal/sqldialect), clocks (internal/clock) and test helpers that open
+// real Redis and databases (internal/testredis, internal/testdb).
 //
 // The layering rule: protocol imports nothing of madang; session, shard,
 // idempotency and anticheat import only protocol and internal packages; data
