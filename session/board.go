@@ -13,20 +13,11 @@ import (
 	"github.com/madang-io/madang/protocol"
 )
 
-// BoardError is a leaderboard error with a protocol result code. The
-// leaderboard sentinels (ErrBoardNotFound, ErrScoreRange, ...) are
-// *BoardError values; compare with errors.Is. Returned errors wrap them with
-// detail and the "session: " prefix.
-type BoardError struct {
-	code protocol.Code
-	msg  string
-}
-
-// Error implements error.
-func (e *BoardError) Error() string { return e.msg }
-
-// ResultCode implements protocol.Coder, so protocol.CodeOf maps the error.
-func (e *BoardError) ResultCode() protocol.Code { return e.code }
+// BoardError is the type of the leaderboard sentinels (ErrBoardNotFound,
+// ErrScoreRange, ...): the package's *Error, carrying a protocol result code.
+// Compare with errors.Is. Returned errors wrap them with detail and the
+// "session: " prefix.
+type BoardError = Error
 
 // The leaderboard errors.
 var (
