@@ -41,5 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
-	return srv.ListenAndServe(ctx, out)
+	err = srv.ListenAndServe(ctx, out)
+	if cerr := srv.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

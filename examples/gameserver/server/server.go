@@ -1,6 +1,15 @@
 // Package server is madang's reference game server: it composes the madang
 // packages into one HTTP service. The main in examples/gameserver only parses
 // flags and handles signals.
+//
+// Embedded mode (the only mode so far): SQLite databases under
+// Config.DataDir — common.db with the shard directory and accounts, and
+// gamedb01..gamedb04.db, each owning a range of user keys, with the game's
+// tables and the idempotency table — memory sessions, and an in-memory
+// anti-cheat monitor. Every request passes session.Middleware (auth.guest
+// and sys.time are public), then the anti-cheat Guard (block list and speed
+// check), then the mux, where mutating commands add the idempotency
+// middleware.
 package server
 
 import (
@@ -11,10 +20,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
+	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
 )
 
 // Server is a configured game server.
@@ -24,10 +35,19 @@ type Server struct {
 	mux  *protocol.Mux
 	http *http.ServeMux
 	now  func() time.Time
+
+	store    *storage
+	sessions *session.MemoryStore
+	guard    *anticheat.Guard
+	game     *game.Game
 }
 
-// New builds a server for cfg. It creates cfg.DataDir if needed.
-func New(_ context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+// CmdTime is the public clock command.
+const CmdTime = "sys.time"
+
+// New builds a server for cfg: it opens (and on first start creates) the
+// databases under cfg.DataDir. Close the server when done.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -40,20 +60,39 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
 	}
 	s := &Server{cfg: cfg, log: log, mux: protocol.NewMux(), http: http.NewServeMux(), now: time.Now}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.store, err = openStorage(ctx, cfg.DataDir, log); err != nil {
+		return nil, err
+	}
+	s.sessions = session.NewMemoryStore(session.Config{Logger: log})
+	s.guard = anticheat.NewGuard(anticheat.GuardConfig{LoginCommand: game.CmdGuestLogin, Logger: log})
+	if s.game, err = game.New(game.Config{
+		Router: s.store.router, Accounts: s.store.accounts, Sessions: s.sessions,
+		Idempotency: s.store.idem, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
 	s.registerCommands()
+	chain := protocol.Chain(s.mux,
+		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
+		s.guard.Middleware(),
+	)
 
 	codec, err := protocol.NewCodec(protocol.Config{XORKey: []byte(cfg.XORKey)})
 	if err != nil {
 		return nil, err
 	}
-	rpc, err := protocol.NewHTTPHandler(s.mux, protocol.HTTPConfig{
+	rpc, err := protocol.NewHTTPHandler(chain, protocol.HTTPConfig{
 		Codec:          codec,
+		Keys:           session.NewKeyResolver(s.sessions, session.KeyResolverConfig{}),
 		AllowPlainJSON: cfg.Dev,
 		HandlerTimeout: 5 * time.Second,
 		Logger:         log,
@@ -72,9 +111,23 @@ func New(_ context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 // Handler returns the server's HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.http }
 
+// Close releases the databases and the session store. Call it after Serve
+// returned.
+func (s *Server) Close() error {
+	var errs []error
+	if s.sessions != nil {
+		errs = append(errs, s.sessions.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // registerCommands adds the game's commands to the protocol mux.
 func (s *Server) registerCommands() {
-	s.mux.Handle("sys.time", protocol.Typed(func(_ context.Context, r *protocol.Request, _ struct{}) (map[string]int64, error) {
+	s.game.Register(s.mux)
+	s.mux.Handle(CmdTime, protocol.Typed(func(_ context.Context, r *protocol.Request, _ struct{}) (map[string]int64, error) {
 		return map[string]int64{"server_ms": s.now().UnixMilli(), "client_ms": r.ClientTime}, nil
 	}))
 }
@@ -84,6 +137,8 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "madang game server\n\nPOST frames (or, in dev mode, plain JSON) to http://%s%s\n", r.Host, protocol.DefaultHTTPPath)
 	if s.cfg.Dev {
 		fmt.Fprintf(w, "\ntry:\n  curl -s -d '{\"cmd\":\"sys.time\",\"seq\":1}' http://%s%s\n", r.Host, protocol.DefaultHTTPPath)
+		fmt.Fprintf(w, "  curl -s -d '{\"cmd\":\"auth.guest\",\"seq\":1,\"payload\":{\"device_id\":\"my-phone\"}}' http://%s%s\n", r.Host, protocol.DefaultHTTPPath)
+		fmt.Fprintf(w, "  curl -s -d '{\"cmd\":\"player.load\",\"seq\":2,\"token\":\"<token from auth.guest>\"}' http://%s%s\n", r.Host, protocol.DefaultHTTPPath)
 	}
 }
 
@@ -112,6 +167,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, out io.Writer) erro
 	fmt.Fprintf(out, "madang game server listening on %s\n", base)
 	fmt.Fprintf(out, "  rpc:     POST %s%s\n", base, protocol.DefaultHTTPPath)
 	fmt.Fprintf(out, "  health:  GET  %s/healthz\n", base)
+	fmt.Fprintf(out, "  data:    %s (SQLite: common.db, gamedb01..%02d.db)\n", s.cfg.DataDir, EmbeddedGameDBs)
 	if s.cfg.Dev {
 		fmt.Fprintf(out, "  try:     curl -s -d '{\"cmd\":\"sys.time\",\"seq\":1}' %s%s\n", base, protocol.DefaultHTTPPath)
 	}

@@ -17,10 +17,23 @@ import (
 func startServer(t *testing.T, cfg Config) (base string) {
 	t.Helper()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	base, _ = startServerOn(t, cfg)
+	return base
+}
+
+// startServerOn starts a server for cfg (its DataDir as given) on a free
+// port; it is shut down and closed when the test ends.
+func startServerOn(t *testing.T, cfg Config) (base string, srv *Server) {
+	t.Helper()
 	srv, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +53,7 @@ func startServer(t *testing.T, cfg Config) (base string) {
 			t.Error("server did not shut down")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), srv
 }
 
 func TestServerAnswersFramesAndPlainJSON(t *testing.T) {
