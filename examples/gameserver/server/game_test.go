@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -289,5 +290,111 @@ func TestRestartOnTheSameDataDir(t *testing.T) {
 	}
 	if p := load(t, c); p.Gems != game.StartGems {
 		t.Fatalf("player after restart: %+v", p)
+	}
+}
+
+func TestConcurrentPurchasesNeverOverspend(t *testing.T) {
+	ctx := context.Background()
+	base, srv := newGameServer(t)
+	c, _ := newClient(t, base)
+	res := login(t, c, "device-rush")
+	item, _ := game.ShopItem("gold_small")
+	affordable := game.StartGems / item.Gems
+	n := int(affordable) + 4
+
+	codes := make(chan protocol.Code, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Call(ctx, game.CmdShopBuy, game.Buy{ItemID: item.ID}, nil)
+			var pe *protocol.Error
+			switch {
+			case err == nil:
+				codes <- protocol.CodeOK
+			case errors.As(err, &pe):
+				codes <- pe.Code
+			default:
+				t.Errorf("buy: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[protocol.Code]int{}
+	for code := range codes {
+		count[code]++
+	}
+	if count[protocol.CodeOK] != int(affordable) || count[game.CodeNotEnoughGems] != n-int(affordable) {
+		t.Fatalf("results %v, want %d ok and %d not enough gems", count, affordable, n-int(affordable))
+	}
+	p := load(t, c)
+	if p.Gems != 0 || p.Gold != game.StartGold+affordable*item.Gold {
+		t.Fatalf("after the rush: %+v", p)
+	}
+	ledger, err := srv.game.Ledger(ctx, res.UserKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != int(2*affordable) {
+		t.Fatalf("ledger: %d rows, want %d", len(ledger), 2*affordable)
+	}
+}
+
+func TestBlockedUserIsRefused(t *testing.T) {
+	ctx := context.Background()
+	base, srv := newGameServer(t)
+	c, _ := newClient(t, base)
+	res := login(t, c, "device-bad")
+	if err := srv.guard.Monitor().Block(ctx, res.UserKey, time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Call(ctx, game.CmdLoad, nil, nil)
+	if got := codeOf(t, err); got != protocol.CodeBlocked {
+		t.Fatalf("load while blocked: code %v", got)
+	}
+	_, err = c.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: "device-bad"}, nil)
+	if got := codeOf(t, err); got != protocol.CodeBlocked {
+		t.Fatalf("login while blocked: code %v", got)
+	}
+	if err := srv.guard.Monitor().Unblock(ctx, res.UserKey); err != nil {
+		t.Fatal(err)
+	}
+	login(t, c, "device-bad")
+	load(t, c)
+}
+
+func TestSpeedHackIsFlagged(t *testing.T) {
+	base, srv := newGameServer(t)
+	honest, _ := newClient(t, base)
+	login(t, honest, "device-honest")
+	for range 10 {
+		load(t, honest)
+	}
+	if got := srv.guard.Stats().SpeedVerdicts; got != 0 {
+		t.Fatalf("%d speed verdicts for an honest client", got)
+	}
+	// A client whose clock runs ahead by one more second on every reading:
+	// the drift builds up gradually, as under a speed hack.
+	var readings atomic.Int64
+	fast := func() time.Time { return time.Now().Add(time.Duration(readings.Add(1)) * time.Second) }
+	c, err := protocol.NewClient(protocol.ClientConfig{
+		URL: base + protocol.DefaultHTTPPath, Codec: protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR, Now: fast,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login(t, c, "device-fast")
+	for range 10 {
+		if _, err := c.Call(context.Background(), CmdTime, nil, nil); err != nil {
+			break // a policy may block the user: the verdict is what counts
+		}
+		if _, err := c.Call(context.Background(), game.CmdLoad, nil, nil); err != nil {
+			break
+		}
+	}
+	if got := srv.guard.Stats().SpeedVerdicts; got == 0 {
+		t.Fatal("no speed verdict for a client clock running ahead")
 	}
 }
