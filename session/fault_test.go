@@ -1,0 +1,530 @@
+package session_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
+	"github.com/redis/go-redis/v9"
+)
+
+// boardNameOn returns a board name that BoardNodeIndex puts on node i of n.
+func boardNameOn(t *testing.T, i, n int) string {
+	t.Helper()
+	for k := range 1000 {
+		if name := "fault" + strconv.Itoa(k); session.BoardNodeIndex(name, n) == i {
+			return name
+		}
+	}
+	t.Fatalf("no board name for node %d of %d", i, n)
+	return ""
+}
+
+// TestRoutedConnectionCut: two nodes routed by user key, node 0 (a private
+// server) behind a proxy the test controls. A connection cut in the middle
+// of a request gives ErrUnavailable for the users (and boards) on node 0
+// only; the users on node 1 keep working throughout; node 0's users work
+// again once the connection is back.
+func TestRoutedConnectionCut(t *testing.T) {
+	shared := testredis.Client(t)
+	private := privateRedis(t)
+	p := newProxy(t, private.Options().Addr)
+	cut := redis.NewClient(&redis.Options{Addr: p.addr(), MaxRetries: 1, DialTimeout: time.Second})
+	defer cut.Close()
+	nodes := []redis.UniversalClient{cut, shared}
+	r, err := session.NewRouter(nodes, session.RouterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const down, up = int64(2), int64(3) // Modulo: even users on node 0, odd on node 1
+	if r.Index(down) != 0 || r.Index(up) != 1 {
+		t.Fatal("unexpected layout")
+	}
+	prefix := testredis.Prefix(t, shared) // keys on the private node go with it
+	ctx := context.Background()
+	s, err := session.NewRedisStore(r, session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	uc, err := session.NewRedisCache(ctx, r, session.CacheConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	bs, err := session.NewBoardRedisStore(nodes, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boardDown, err := session.NewBoard(bs, boardNameOn(t, 0, 2), session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boardUp, err := session.NewBoard(bs, boardNameOn(t, 1, 2), session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sess := map[int64]*session.Session{}
+	for _, uk := range []int64{down, up} {
+		if sess[uk], err = s.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+			t.Fatal(err)
+		}
+		if err := uc.Set(ctx, uk, "k", []byte("v"+strconv.FormatInt(uk, 10)), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range []*session.Board{boardDown, boardUp} {
+		if err := b.Submit(ctx, down, 10, session.ScoreBest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := private.Exists(ctx, prefix+"{u:2}:u").Result(); n != 1 {
+		t.Fatal("user 2's session is not on the private node")
+	}
+
+	// Cut node 0 with a Get on the wire.
+	p.stalled.Store(true)
+	res := make(chan error, 1)
+	go func() { _, err := s.Get(ctx, sess[down].Token); res <- err }()
+	<-p.sawBytes
+	p.cut()
+	if err := <-res; !errors.Is(err, session.ErrUnavailable) || protocol.CodeOf(err) != protocol.CodeUnavailable {
+		t.Fatalf("Get of a node-0 user during the cut: %v, want ErrUnavailable", err)
+	}
+
+	// Node 0's users fail with ErrUnavailable...
+	unavailable := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, session.ErrUnavailable) || protocol.CodeOf(err) != protocol.CodeUnavailable {
+			t.Fatalf("%s while node 0 is down: %v, want ErrUnavailable", what, err)
+		}
+	}
+	_, err = s.Get(ctx, sess[down].Token)
+	unavailable("Get", err)
+	_, err = s.GetFrame(ctx, sess[down].ID, 1)
+	unavailable("GetFrame", err)
+	_, err = s.Create(ctx, session.NewSession{UserKey: 4})
+	unavailable("Create", err)
+	unavailable("RevokeUser", s.RevokeUser(ctx, 4))
+	_, err = uc.Get(ctx, down, "k")
+	unavailable("cache Get", err)
+	unavailable("cache Set", uc.Set(ctx, down, "k2", []byte("x"), time.Hour))
+	if err := boardDown.Submit(ctx, down, 11, session.ScoreBest); !errors.Is(err, session.ErrBoardUnavailable) {
+		t.Fatalf("Submit to a node-0 board while down: %v, want ErrBoardUnavailable", err)
+	}
+
+	// ...while node 1's users do not notice.
+	if got, err := s.Get(ctx, sess[up].Token); err != nil || got.ID != sess[up].ID {
+		t.Fatalf("Get of a node-1 user while node 0 is down: %v, %v", got, err)
+	}
+	if _, err := s.GetFrame(ctx, sess[up].ID, 1); err != nil {
+		t.Fatalf("GetFrame of a node-1 user while node 0 is down: %v", err)
+	}
+	fresh, err := s.Create(ctx, session.NewSession{UserKey: 5})
+	if err != nil {
+		t.Fatalf("Create of a node-1 user while node 0 is down: %v", err)
+	}
+	if _, err := s.Get(ctx, fresh.Token); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := uc.Get(ctx, up, "k"); err != nil || string(got) != "v3" {
+		t.Fatalf("cache Get of a node-1 user while node 0 is down: %q, %v", got, err)
+	}
+	if err := uc.Set(ctx, up, "k2", []byte("y"), time.Hour); err != nil {
+		t.Fatalf("cache Set of a node-1 user while node 0 is down: %v", err)
+	}
+	if err := boardUp.Submit(ctx, up, 20, session.ScoreBest); err != nil {
+		t.Fatalf("Submit to a node-1 board while node 0 is down: %v", err)
+	}
+	h := session.Middleware(s, session.MiddlewareConfig{})(protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		return &protocol.Response{}, nil
+	}))
+	if resp := protocol.Dispatch(ctx, h, &protocol.Request{Command: "x", Token: sess[down].Token}, nil); resp.Code != protocol.CodeUnavailable {
+		t.Fatalf("middleware, node-0 user: code %v, want CodeUnavailable", resp.Code)
+	}
+	if resp := protocol.Dispatch(ctx, h, &protocol.Request{Command: "x", Token: sess[up].Token}, nil); resp.Code != protocol.CodeOK {
+		t.Fatalf("middleware, node-1 user: code %v, want CodeOK", resp.Code)
+	}
+
+	// The connection is back: node 0's users work again, nothing was lost.
+	p.restore()
+	if got, err := s.Get(ctx, sess[down].Token); err != nil || got.ID != sess[down].ID {
+		t.Fatalf("Get of a node-0 user after the connection is back: %v, %v", got, err)
+	}
+	if got, err := uc.Get(ctx, down, "k"); err != nil || string(got) != "v2" {
+		t.Fatalf("cache Get of a node-0 user after the connection is back: %q, %v", got, err)
+	}
+	if _, err := s.Create(ctx, session.NewSession{UserKey: 4}); err != nil {
+		t.Fatalf("Create of a node-0 user after the connection is back: %v", err)
+	}
+	if got, err := boardDown.Score(ctx, down); err != nil || got != 10 {
+		t.Fatalf("node-0 board after the connection is back: %d, %v; want 10", got, err)
+	}
+	if got, err := boardUp.Score(ctx, up); err != nil || got != 20 {
+		t.Fatalf("node-1 board: %d, %v; want 20", got, err)
+	}
+}
+
+// killClients kills, on every master of the cluster (through admin, whose
+// own connections are unnamed), the connections named name, and returns
+// how many it killed.
+func killClients(ctx context.Context, admin *redis.ClusterClient, name string) (int64, error) {
+	var killed atomic.Int64
+	err := admin.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		list, err := n.ClientList(ctx).Result()
+		if err != nil {
+			return err
+		}
+		for line := range strings.SplitSeq(list, "\n") {
+			var id, got string
+			for f := range strings.FieldsSeq(line) {
+				if v, ok := strings.CutPrefix(f, "id="); ok {
+					id = v
+				} else if v, ok := strings.CutPrefix(f, "name="); ok {
+					got = v
+				}
+			}
+			if got != name || id == "" {
+				continue
+			}
+			// The connection may have gone meanwhile: 0 killed is fine.
+			k, err := n.Do(ctx, "CLIENT", "KILL", "ID", id).Int64()
+			if err != nil && !strings.Contains(err.Error(), "No such client") {
+				return err
+			}
+			killed.Add(k)
+		}
+		return nil
+	})
+	return killed.Load(), err
+}
+
+// TestClusterClientKill: on the local Redis Cluster, the test kills its own
+// connections (CLIENT KILL by the client name it set; the servers and other
+// tests' connections are untouched) between operations and while
+// operations are in flight. Every call either succeeds or fails with the
+// typed unavailable error, nothing panics, and once the kills stop every
+// call succeeds and the data is intact.
+func TestClusterClientKill(t *testing.T) {
+	admin := testredis.Cluster(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "madang-kill-" + hex.EncodeToString(b[:])
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:      admin.Options().Addrs,
+		ClientName: name,
+		MaxRetries: -1, // let the kills show instead of hiding them in retries
+	})
+	defer c.Close()
+	prefix := testredis.Prefix(t, admin)
+	ctx := context.Background()
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board, err := session.NewBoard(bs, "kill", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// ok accepts success or the typed unavailable errors, and fails the
+	// test on anything else; it reports whether the call succeeded.
+	var failed atomic.Int64
+	ok := func(what string, err error) bool {
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, session.ErrUnavailable) || errors.Is(err, session.ErrBoardUnavailable) {
+			if protocol.CodeOf(err) != protocol.CodeUnavailable {
+				t.Errorf("%s: %v has code %v, want CodeUnavailable", what, err, protocol.CodeOf(err))
+			}
+			failed.Add(1)
+			return false
+		}
+		t.Errorf("%s: %v, want success or ErrUnavailable", what, err)
+		return false
+	}
+	// eventually retries call a few times: after a kill the pool may still
+	// hold a dead connection or two, but it must recover.
+	eventually := func(what string, call func() error) {
+		t.Helper()
+		for range 5 {
+			if ok(what, call()) {
+				return
+			}
+		}
+		t.Fatalf("%s: still failing after the kills stopped", what)
+	}
+
+	const users = 8
+	sess := make([]*session.Session, users)
+	for i := range users {
+		uk := int64(100 + i)
+		if sess[i], err = s.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+			t.Fatal(err)
+		}
+		if err := uc.Set(ctx, uk, "k", []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := board.Submit(ctx, uk, int64(i), session.ScoreBest); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var killed int64
+	kill := func() {
+		t.Helper()
+		n, err := killClients(ctx, admin, name)
+		if err != nil {
+			t.Fatalf("CLIENT KILL: %v", err)
+		}
+		killed += n
+	}
+
+	// Between operations: kill every connection, then call.
+	for i := range users {
+		kill()
+		eventually("Get after a kill", func() error {
+			got, err := s.Get(ctx, sess[i].Token)
+			if err == nil && got.ID != sess[i].ID {
+				return fmt.Errorf("got session %s, want %s", got.ID, sess[i].ID)
+			}
+			return err
+		})
+	}
+	if killed == 0 {
+		t.Fatal("no connection named " + name + " was killed: the test injected no fault")
+	}
+
+	// While operations are in flight: workers call the store, the cache and
+	// the board while the test kills their connections.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	acked := make([]atomic.Int64, users) // each worker's best acknowledged score
+	for w := range users {
+		uk := int64(100 + w)
+		acked[w].Store(int64(w))
+		wg.Go(func() {
+			for score := int64(users); ; score++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := s.Get(ctx, sess[w].Token)
+				ok("Get", err)
+				_, err = s.Create(ctx, session.NewSession{UserKey: 1000 + uk}) // nobody reads this user's old tokens
+				ok("Create", err)
+				ok("cache Set", uc.Set(ctx, uk, "k", []byte("v"), time.Hour))
+				got, err := uc.Get(ctx, uk, "k")
+				if ok("cache Get", err) && string(got) != "v" {
+					t.Errorf("cache Get: %q", got)
+				}
+				if ok("Submit", board.Submit(ctx, uk, score, session.ScoreBest)) {
+					acked[w].Store(score)
+				}
+				_, err = board.Rank(ctx, uk)
+				ok("Rank", err)
+			}
+		})
+	}
+	before := killed
+	for range 50 {
+		kill()
+		time.Sleep(2 * time.Millisecond) // let the workers open new connections
+	}
+	close(stop)
+	wg.Wait()
+	if killed == before {
+		t.Fatal("no connection was killed while the workers ran")
+	}
+	t.Logf("killed %d connections; %d calls failed with ErrUnavailable", killed, failed.Load())
+
+	// The kills stopped: everything works and nothing was lost.
+	for i := range users {
+		uk := int64(100 + i)
+		eventually("Get after the kills", func() error {
+			got, err := s.Get(ctx, sess[i].Token)
+			if err == nil && got.ID != sess[i].ID {
+				return fmt.Errorf("got session %s, want %s", got.ID, sess[i].ID)
+			}
+			return err
+		})
+		eventually("cache Get after the kills", func() error {
+			got, err := uc.Get(ctx, uk, "k")
+			if err == nil && string(got) != "v" {
+				return fmt.Errorf("cache value %q", got)
+			}
+			return err
+		})
+		eventually("Score after the kills", func() error {
+			got, err := board.Score(ctx, uk)
+			if want := acked[i].Load(); err == nil && got < want {
+				return fmt.Errorf("score %d, want at least %d (acknowledged before)", got, want)
+			}
+			return err
+		})
+	}
+}
+
+// cutConn is a connection whose next request, once armed, goes out on a
+// connection the server has just closed (by CLIENT KILL ADDR of its local
+// address): the request is on the wire and its reply never comes.
+type cutConn struct {
+	net.Conn
+	armed *atomic.Bool
+	kill  func(local string)
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	if c.armed.CompareAndSwap(true, false) {
+		c.kill(c.LocalAddr().String())
+	}
+	return c.Conn.Write(b)
+}
+
+// TestClusterCutOnTheWire: on the local Redis Cluster, the server closes the
+// test's connection just as a request is written to it. With go-redis's
+// default retries the cluster client resends the command on a new
+// connection and the call succeeds; with retries off the call fails with
+// the typed unavailable error. Either way nothing panics and the next call
+// succeeds.
+func TestClusterCutOnTheWire(t *testing.T) {
+	testredis.Cluster(t) // skip (or fail in CI) as a whole
+	for _, mode := range []struct {
+		name     string
+		retries  int // ClusterOptions.MaxRetries and MaxRedirects
+		wantFail bool
+	}{
+		{"default retries", 0, false},
+		{"no retries", -1, true},
+	} {
+		t.Run(mode.name, func(t *testing.T) { clusterCutOnTheWire(t, mode.retries, mode.wantFail) })
+	}
+}
+
+func clusterCutOnTheWire(t *testing.T, retries int, wantFail bool) {
+	admin := testredis.Cluster(t)
+	ctx := context.Background()
+	var armed atomic.Bool
+	var kills atomic.Int64
+	kill := func(local string) {
+		_ = admin.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			k, err := n.Do(ctx, "CLIENT", "KILL", "ADDR", local).Int64()
+			if err == nil {
+				kills.Add(k)
+			}
+			return nil
+		})
+	}
+	var d net.Dialer
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:        admin.Options().Addrs,
+		MaxRetries:   retries,
+		MaxRedirects: retries,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &cutConn{Conn: conn, armed: &armed, kill: kill}, nil
+		},
+	})
+	defer c.Close()
+	prefix := testredis.Prefix(t, admin)
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board, err := session.NewBoard(bs, "wire", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := board.Submit(ctx, 77, 5, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.Set(ctx, 77, "k", []byte("v"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, cl := range []struct {
+		name string
+		call func() error
+	}{
+		{"Get", func() error { _, err := s.Get(ctx, sess.Token); return err }},
+		{"GetFrame", func() error { _, err := s.GetFrame(ctx, sess.ID, 1); return err }},
+		{"Create", func() error { _, err := s.Create(ctx, session.NewSession{UserKey: 78}); return err }},
+		{"cache Get", func() error { _, err := uc.Get(ctx, 77, "k"); return err }},
+		{"Submit", func() error { return board.Submit(ctx, 77, 6, session.ScoreBest) }},
+		{"Top", func() error { _, _, err := board.Top(ctx, 10, ""); return err }},
+	} {
+		before := kills.Load()
+		armed.Store(true)
+		err := cl.call()
+		if armed.Load() || kills.Load() == before {
+			t.Fatalf("%s: no connection was cut", cl.name)
+		}
+		switch {
+		case err == nil:
+			if wantFail {
+				t.Fatalf("%s succeeded with its connection cut and retries off", cl.name)
+			}
+		case errors.Is(err, session.ErrUnavailable) || errors.Is(err, session.ErrBoardUnavailable):
+			if protocol.CodeOf(err) != protocol.CodeUnavailable {
+				t.Fatalf("%s: %v has code %v", cl.name, err, protocol.CodeOf(err))
+			}
+			if !wantFail {
+				t.Fatalf("%s with its connection cut: %v, want the client to retry and succeed", cl.name, err)
+			}
+		default:
+			t.Fatalf("%s with its connection cut: %v, want success or ErrUnavailable", cl.name, err)
+		}
+		// Recovery: the next call goes out on a new connection.
+		if got, err := s.Get(ctx, sess.Token); err != nil || got.ID != sess.ID {
+			t.Fatalf("Get after the cut of %s: %v, %v", cl.name, got, err)
+		}
+	}
+	if got, err := board.Score(ctx, 77); err != nil || got < 5 {
+		t.Fatalf("score after the cuts: %d, %v", got, err)
+	}
+	if got, err := uc.Get(ctx, 77, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("cache after the cuts: %q, %v", got, err)
+	}
+}
