@@ -3,54 +3,121 @@ package idempotency
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/protocol"
 )
+
+// ErrStoreFull: a MemoryStore holds MemoryConfig.MaxRecords unexpired
+// records and Begin found no room for a new key. Nothing was stored and the
+// function did not run; the Keeper answers CodeUnavailable, so the client
+// retries later (when records have expired).
+var ErrStoreFull = &protocol.Error{Code: protocol.CodeUnavailable, Message: "idempotency: memory store full"}
+
+// MemoryConfig configures a MemoryStore. The zero value works.
+type MemoryConfig struct {
+	// Clock measures leases and retention. Default: the system clock.
+	Clock clock.Clock
+	// SizeHint is how many records to make room for up front, so a store
+	// that will hold that many does not grow its index step by step.
+	// Default 0: start small and grow as records are added.
+	SizeHint int
+	// MaxRecords bounds how many records (in flight or completed) the store
+	// holds. When it is reached, Begin for a new key first deletes the
+	// expired records and, if none has expired, fails with ErrStoreFull;
+	// keys already stored are served as usual. Default 0: no bound other
+	// than retention (see MemoryStore for the memory a record takes).
+	MaxRecords int
+}
 
 // MemoryStore is a Store in process memory: a real single-node store for
 // development servers and tests (one process only: two processes with their
 // own MemoryStore do not see each other's keys). Expired records are swept a
 // few at a time while Begin runs, so it needs no goroutine.
+//
+// Size: a record takes about 170 bytes plus its key, command, in-flight
+// token, message and payload. Records stay until their retention
+// (Config.Retention, 24 h by default) ends, so a store serving r new keys per
+// second holds about r × retention records: 100 requests/s for 24 h is 8.6
+// million records, over 1.5 GB. Bound it with MemoryConfig.MaxRecords.
+//
 // Safe for concurrent use.
 type MemoryStore struct {
 	clock clock.Clock
+	base  time.Time // times are kept as offsets from base (monotonic when the clock is)
+	max   int
 
-	mu      sync.Mutex
-	entries map[memKey]memEntry
-	calls   int
+	mu     sync.Mutex
+	index  map[string]uint32 // encoded key (see appendKey) -> record number
+	chunks [][]memRecord     // records, memChunk per chunk: never moved once allocated
+	free   []uint32          // record numbers of deleted records, to reuse
+	next   uint32            // record numbers below next have been handed out
+	cursor uint32            // where the next sweep starts
+	calls  int
+	kbuf   []byte // key encoding buffer, used under mu
+	// fullUntil: when the store was last found full after a complete sweep,
+	// the earliest expiry among its records; until then a new key is refused
+	// without sweeping again.
+	fullUntil int64
 }
 
 var _ Store = (*MemoryStore)(nil)
 
-type memKey struct {
-	userKey int64
-	command string
-	key     string
-}
-
-type memEntry struct {
+// memRecord is one key's record. Times are nanoseconds since MemoryStore.base.
+type memRecord struct {
+	key     string // encoded (see appendKey); "" for a free record
+	expires int64
 	fp      Fingerprint
-	token   string // "" once completed
 	done    bool
+	token   string // the in-flight token; "" once completed
 	res     Result
-	expires time.Time
 }
 
-// Expired records are swept incrementally, as Redis does: every sweepEvery
-// Begin calls, up to sweepSample records (from a random place in the map)
-// are checked and the expired ones deleted. An expired record that is never
-// sampled is replaced when its key is used again.
+// memChunk is how many records one chunk holds.
+const memChunk = 256
+
+// Expired records are swept incrementally: every sweepEvery Begin calls,
+// the next sweepSample records (in record-number order, round robin, so
+// records are read in memory order and every record is checked once per
+// pass) are checked and the expired ones deleted. An expired record is also
+// replaced when its key is used again before the sweep reaches it.
 const (
 	sweepEvery  = 16
 	sweepSample = 64
 )
 
-// NewMemoryStore returns an empty MemoryStore. c is its clock (nil: the
-// system clock); leases and retention are measured on it.
+// NewMemoryStore returns an empty MemoryStore with the default MemoryConfig.
+// c is its clock (nil: the system clock); leases and retention are measured
+// on it.
 func NewMemoryStore(c clock.Clock) *MemoryStore {
-	return &MemoryStore{clock: clock.Or(c), entries: make(map[memKey]memEntry)}
+	s, _ := NewMemoryStoreConfig(MemoryConfig{Clock: c})
+	return s
+}
+
+// NewMemoryStoreConfig returns an empty MemoryStore configured by cfg. It
+// fails only on a negative SizeHint or MaxRecords.
+func NewMemoryStoreConfig(cfg MemoryConfig) (*MemoryStore, error) {
+	if cfg.SizeHint < 0 || cfg.MaxRecords < 0 {
+		return nil, fmt.Errorf("idempotency: negative SizeHint (%d) or MaxRecords (%d)", cfg.SizeHint, cfg.MaxRecords)
+	}
+	hint := cfg.SizeHint
+	if cfg.MaxRecords > 0 {
+		hint = min(hint, cfg.MaxRecords)
+	}
+	hint = min(hint, math.MaxUint32/2)
+	c := clock.Or(cfg.Clock)
+	return &MemoryStore{
+		clock:  c,
+		base:   c.Now(),
+		max:    cfg.MaxRecords,
+		index:  make(map[string]uint32, hint),
+		chunks: make([][]memRecord, 0, (hint+memChunk-1)/memChunk),
+	}, nil
 }
 
 // Len returns how many records (in flight or completed, including expired
@@ -58,66 +125,161 @@ func NewMemoryStore(c clock.Clock) *MemoryStore {
 func (m *MemoryStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.entries)
+	return len(m.index)
+}
+
+// since returns t as nanoseconds since m.base.
+func (m *MemoryStore) since(t time.Time) int64 { return int64(t.Sub(m.base)) }
+
+// after returns t + d, saturating instead of overflowing.
+func after(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
+}
+
+// appendKey encodes (scope, key) unambiguously: user key, command length,
+// command, key.
+func appendKey(b []byte, scope Scope, key string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(scope.UserKey))
+	b = binary.AppendUvarint(b, uint64(len(scope.Command)))
+	b = append(b, scope.Command...)
+	return append(b, key...)
+}
+
+func (m *MemoryStore) rec(i uint32) *memRecord { return &m.chunks[i/memChunk][i%memChunk] }
+
+// alloc returns a free record number. Called with m.mu held.
+func (m *MemoryStore) alloc() (uint32, error) {
+	if n := len(m.free); n > 0 {
+		i := m.free[n-1]
+		m.free = m.free[:n-1]
+		return i, nil
+	}
+	if m.next == math.MaxUint32 {
+		return 0, ErrStoreFull
+	}
+	i := m.next
+	if int(i/memChunk) == len(m.chunks) {
+		m.chunks = append(m.chunks, make([]memRecord, memChunk))
+	}
+	m.next++
+	return i, nil
+}
+
+// remove deletes record i. Called with m.mu held.
+func (m *MemoryStore) remove(i uint32) {
+	delete(m.index, m.rec(i).key)
+	*m.rec(i) = memRecord{} // drop its strings and payload
+	m.free = append(m.free, i)
+}
+
+// sweep checks up to n records (all if n < 0), in record-number order from
+// where the last sweep stopped, deletes the expired ones and returns the
+// earliest expiry among those it kept. Called with m.mu held.
+func (m *MemoryStore) sweep(now int64, n int) int64 {
+	earliest := int64(math.MaxInt64)
+	if n < 0 || n > int(m.next) {
+		n = int(m.next)
+	}
+	for ; n > 0; n-- {
+		if m.cursor >= m.next {
+			m.cursor = 0
+		}
+		i := m.cursor
+		m.cursor++
+		r := m.rec(i)
+		if r.key == "" {
+			continue // free
+		}
+		if now >= r.expires {
+			m.remove(i)
+		} else if r.expires < earliest {
+			earliest = r.expires
+		}
+	}
+	return earliest
 }
 
 // Begin implements Store.
 func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Fingerprint, token string, lease time.Duration) (Begin, error) {
-	now := m.clock.Now()
-	k := memKey{scope.UserKey, scope.Command, key}
+	t := m.clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.since(t)
 	m.calls++
 	if m.calls%sweepEvery == 0 {
-		n := 0
-		for k, e := range m.entries {
-			if !now.Before(e.expires) {
-				delete(m.entries, k)
-			}
-			if n++; n == sweepSample {
-				break
-			}
-		}
+		m.sweep(now, sweepSample)
 	}
-	e, found := m.entries[k]
-	if !found || !now.Before(e.expires) {
-		m.entries[k] = memEntry{fp: fp, token: token, expires: now.Add(lease)}
+	m.kbuf = appendKey(m.kbuf[:0], scope, key)
+	i, found := m.index[string(m.kbuf)]
+	if found {
+		r := m.rec(i)
+		if now < r.expires {
+			if r.fp != fp {
+				return Begin{State: Mismatch}, nil
+			}
+			if r.done {
+				// Copy the payload: callers may keep or modify what they get.
+				res := r.res
+				res.Payload = bytes.Clone(res.Payload)
+				return Begin{State: Completed, Result: res}, nil
+			}
+			return Begin{State: InFlight, RetryAfter: time.Duration(r.expires - now)}, nil
+		}
+		// Expired: the key is free; reuse its record.
+		*r = memRecord{key: r.key, expires: after(now, lease), fp: fp, token: token}
 		return Begin{State: Acquired}, nil
 	}
-	if e.fp != fp {
-		return Begin{State: Mismatch}, nil
+	if m.max > 0 && len(m.index) >= m.max {
+		if now < m.fullUntil {
+			return Begin{}, ErrStoreFull
+		}
+		if earliest := m.sweep(now, -1); len(m.index) >= m.max {
+			m.fullUntil = earliest
+			return Begin{}, ErrStoreFull
+		}
 	}
-	if e.done {
-		// Copy the payload: callers may keep or modify what they get.
-		res := e.res
-		res.Payload = bytes.Clone(res.Payload)
-		return Begin{State: Completed, Result: res}, nil
+	i, err := m.alloc()
+	if err != nil {
+		return Begin{}, err
 	}
-	return Begin{State: InFlight, RetryAfter: e.expires.Sub(now)}, nil
+	k := string(m.kbuf)
+	*m.rec(i) = memRecord{key: k, expires: after(now, lease), fp: fp, token: token}
+	m.index[k] = i
+	return Begin{State: Acquired}, nil
 }
 
 // Complete implements Store.
 func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token string, res Result, retention time.Duration) error {
-	now := m.clock.Now()
-	k := memKey{scope.UserKey, scope.Command, key}
+	t := m.clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, found := m.entries[k]
-	if !found || e.done || e.token != token || !now.Before(e.expires) {
+	now := m.since(t)
+	m.kbuf = appendKey(m.kbuf[:0], scope, key)
+	i, found := m.index[string(m.kbuf)]
+	if !found {
+		return ErrLeaseLost
+	}
+	r := m.rec(i)
+	if r.done || r.token != token || now >= r.expires {
 		return ErrLeaseLost
 	}
 	res.Payload = bytes.Clone(res.Payload)
-	m.entries[k] = memEntry{fp: e.fp, done: true, res: res, expires: now.Add(retention)}
+	*r = memRecord{key: r.key, expires: after(now, retention), fp: r.fp, done: true, res: res}
 	return nil
 }
 
 // Release implements Store.
 func (m *MemoryStore) Release(_ context.Context, scope Scope, key string, token string) error {
-	k := memKey{scope.UserKey, scope.Command, key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, found := m.entries[k]; found && !e.done && e.token == token {
-		delete(m.entries, k)
+	m.kbuf = appendKey(m.kbuf[:0], scope, key)
+	if i, found := m.index[string(m.kbuf)]; found {
+		if r := m.rec(i); !r.done && r.token == token {
+			m.remove(i)
+		}
 	}
 	return nil
 }
