@@ -226,7 +226,11 @@ func TestClusterClientKill(t *testing.T) {
 	c := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs:      admin.Options().Addrs,
 		ClientName: name,
-		MaxRetries: -1, // let the kills show instead of hiding them in retries
+		// Let the kills show instead of hiding them in retries (with the
+		// defaults the client resends on a new connection: see
+		// TestClusterCutOnTheWire).
+		MaxRetries:   -1,
+		MaxRedirects: -1,
 	})
 	defer c.Close()
 	prefix := testredis.Prefix(t, admin)
