@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,12 @@ func newGameServer(t *testing.T) (base string, srv *Server) {
 // loses nothing until told to).
 func newClient(t *testing.T, base string) (*protocol.Client, *lossyTransport) {
 	t.Helper()
-	lossy := &lossyTransport{next: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath}}
+	// An HTTP client of its own, whose idle connections are closed before
+	// the server shuts down: http.Server.Shutdown waits up to 5 s for a
+	// connection the client dialled but never used.
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	lossy := &lossyTransport{next: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc}}
 	c, err := protocol.NewClient(protocol.ClientConfig{
 		Transport: lossy, Codec: protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
 		RetryBackoff: time.Millisecond,
@@ -379,8 +385,10 @@ func TestSpeedHackIsFlagged(t *testing.T) {
 	// the drift builds up gradually, as under a speed hack.
 	var readings atomic.Int64
 	fast := func() time.Time { return time.Now().Add(time.Duration(readings.Add(1)) * time.Second) }
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
 	c, err := protocol.NewClient(protocol.ClientConfig{
-		URL: base + protocol.DefaultHTTPPath, Codec: protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR, Now: fast,
+		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc}, Codec: protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR, Now: fast,
 	})
 	if err != nil {
 		t.Fatal(err)
