@@ -406,3 +406,33 @@ func TestSpeedHackIsFlagged(t *testing.T) {
 		t.Fatal("no speed verdict for a client clock running ahead")
 	}
 }
+
+func TestConcurrentFirstStarts(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	const n = 3
+	stores := make([]*storage, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = openStorage(ctx, dir, nil)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("start %d: %v", i, errs[i])
+		}
+		defer stores[i].Close()
+	}
+	dbs, err := stores[0].directory.Databases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dbs) != EmbeddedGameDBs {
+		t.Fatalf("%d directory rows after concurrent first starts, want %d", len(dbs), EmbeddedGameDBs)
+	}
+}
