@@ -3,9 +3,10 @@ package idempotency
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -40,11 +41,15 @@ type MemoryConfig struct {
 // own MemoryStore do not see each other's keys). Expired records are swept a
 // few at a time while Begin runs, so it needs no goroutine.
 //
-// Size: a record takes about 170 bytes plus its key, command, in-flight
-// token, message and payload. Records stay until their retention
-// (Config.Retention, 24 h by default) ends, so a store serving r new keys per
-// second holds about r × retention records: 100 requests/s for 24 h is 8.6
-// million records, over 1.5 GB. Bound it with MemoryConfig.MaxRecords.
+// Size: a record takes about 180 bytes (160 in its record and about 20 in
+// the index), plus its key, in-flight token, message and payload (the
+// command string is shared when the caller's is). Records stay until their
+// retention (Config.Retention, 24 h by default) ends and are deleted within
+// one sweep pass after that, so a store serving r new keys per second holds
+// about r × retention records: 100 new keys/s for 24 h is 8.6 million
+// records, about 2 GB with small payloads. Bound it with
+// MemoryConfig.MaxRecords; memory freed by expired records is reused for new
+// ones but not returned to the system.
 //
 // Safe for concurrent use.
 type MemoryStore struct {
@@ -52,14 +57,20 @@ type MemoryStore struct {
 	base  time.Time // times are kept as offsets from base (monotonic when the clock is)
 	max   int
 
-	mu     sync.Mutex
-	index  map[string]uint32 // encoded key (see appendKey) -> record number
-	chunks [][]memRecord     // records, memChunk per chunk: never moved once allocated
-	free   []uint32          // record numbers of deleted records, to reuse
-	next   uint32            // record numbers below next have been handed out
-	cursor uint32            // where the next sweep starts
-	calls  int
-	kbuf   []byte // key encoding buffer, used under mu
+	seed maphash.Seed
+	hash func(m *MemoryStore, scope Scope, key string) uint64 // hashKey; tests force collisions
+
+	mu sync.Mutex
+	// index maps the hash of (scope, key) to its record number: a map
+	// without pointers, which the garbage collector need not scan. A key
+	// whose hash is already taken by another key goes to collided.
+	index    map[uint64]uint32
+	collided map[memKey]uint32
+	chunks   [][]memRecord // records, memChunk per chunk: never moved once allocated
+	free     []uint32      // record numbers of deleted records, to reuse
+	next     uint32        // record numbers below next have been handed out
+	cursor   uint32        // where the next sweep starts
+	calls    int
 	// fullUntil: when the store was last found full after a complete sweep,
 	// the earliest expiry among its records; until then a new key is refused
 	// without sweeping again.
@@ -68,12 +79,20 @@ type MemoryStore struct {
 
 var _ Store = (*MemoryStore)(nil)
 
+type memKey struct {
+	userKey int64
+	command string
+	key     string
+}
+
 // memRecord is one key's record. Times are nanoseconds since MemoryStore.base.
 type memRecord struct {
-	key     string // encoded (see appendKey); "" for a free record
+	inUse   bool // false: a free record
+	done    bool // completed: res is stored
+	hash    uint64
+	mk      memKey
 	expires int64
 	fp      Fingerprint
-	done    bool
 	token   string // the in-flight token; "" once completed
 	res     Result
 }
@@ -115,7 +134,9 @@ func NewMemoryStoreConfig(cfg MemoryConfig) (*MemoryStore, error) {
 		clock:  c,
 		base:   c.Now(),
 		max:    cfg.MaxRecords,
-		index:  make(map[string]uint32, hint),
+		seed:   maphash.MakeSeed(),
+		hash:   hashKey,
+		index:  make(map[uint64]uint32, hint),
 		chunks: make([][]memRecord, 0, (hint+memChunk-1)/memChunk),
 	}, nil
 }
@@ -125,7 +146,7 @@ func NewMemoryStoreConfig(cfg MemoryConfig) (*MemoryStore, error) {
 func (m *MemoryStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.index)
+	return len(m.index) + len(m.collided)
 }
 
 // since returns t as nanoseconds since m.base.
@@ -139,13 +160,27 @@ func after(t int64, d time.Duration) int64 {
 	return t + int64(d)
 }
 
-// appendKey encodes (scope, key) unambiguously: user key, command length,
-// command, key.
-func appendKey(b []byte, scope Scope, key string) []byte {
-	b = binary.BigEndian.AppendUint64(b, uint64(scope.UserKey))
-	b = binary.AppendUvarint(b, uint64(len(scope.Command)))
-	b = append(b, scope.Command...)
-	return append(b, key...)
+// hashKey hashes (scope, key) with the store's random seed.
+func hashKey(m *MemoryStore, scope Scope, key string) uint64 {
+	h := maphash.String(m.seed, key)
+	h ^= bits.RotateLeft64(maphash.String(m.seed, scope.Command), 31)
+	return h ^ uint64(scope.UserKey)*0x9e3779b97f4a7c15
+}
+
+// lookup returns the record number of (scope, key) and h, its hash. Called
+// with m.mu held.
+func (m *MemoryStore) lookup(scope Scope, key string) (i uint32, h uint64, found bool) {
+	h = m.hash(m, scope, key)
+	if i, ok := m.index[h]; ok {
+		if r := m.rec(i); r.mk.userKey == scope.UserKey && r.mk.key == key && r.mk.command == scope.Command {
+			return i, h, true
+		}
+	}
+	if len(m.collided) > 0 {
+		i, ok := m.collided[memKey{scope.UserKey, scope.Command, key}]
+		return i, h, ok
+	}
+	return 0, h, false
 }
 
 func (m *MemoryStore) rec(i uint32) *memRecord { return &m.chunks[i/memChunk][i%memChunk] }
@@ -168,10 +203,29 @@ func (m *MemoryStore) alloc() (uint32, error) {
 	return i, nil
 }
 
+// insert indexes record i, filled in, under its hash. Called with m.mu
+// held.
+func (m *MemoryStore) insert(i uint32) {
+	r := m.rec(i)
+	if _, taken := m.index[r.hash]; !taken {
+		m.index[r.hash] = i
+		return
+	}
+	if m.collided == nil {
+		m.collided = make(map[memKey]uint32)
+	}
+	m.collided[r.mk] = i
+}
+
 // remove deletes record i. Called with m.mu held.
 func (m *MemoryStore) remove(i uint32) {
-	delete(m.index, m.rec(i).key)
-	*m.rec(i) = memRecord{} // drop its strings and payload
+	r := m.rec(i)
+	if j, ok := m.index[r.hash]; ok && j == i {
+		delete(m.index, r.hash)
+	} else {
+		delete(m.collided, r.mk)
+	}
+	*r = memRecord{} // drop its strings and payload
 	m.free = append(m.free, i)
 }
 
@@ -190,7 +244,7 @@ func (m *MemoryStore) sweep(now int64, n int) int64 {
 		i := m.cursor
 		m.cursor++
 		r := m.rec(i)
-		if r.key == "" {
+		if !r.inUse {
 			continue // free
 		}
 		if now >= r.expires {
@@ -212,8 +266,7 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 	if m.calls%sweepEvery == 0 {
 		m.sweep(now, sweepSample)
 	}
-	m.kbuf = appendKey(m.kbuf[:0], scope, key)
-	i, found := m.index[string(m.kbuf)]
+	i, h, found := m.lookup(scope, key)
 	if found {
 		r := m.rec(i)
 		if now < r.expires {
@@ -229,14 +282,14 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 			return Begin{State: InFlight, RetryAfter: time.Duration(r.expires - now)}, nil
 		}
 		// Expired: the key is free; reuse its record.
-		*r = memRecord{key: r.key, expires: after(now, lease), fp: fp, token: token}
+		*r = memRecord{inUse: true, hash: r.hash, mk: r.mk, expires: after(now, lease), fp: fp, token: token}
 		return Begin{State: Acquired}, nil
 	}
-	if m.max > 0 && len(m.index) >= m.max {
+	if m.max > 0 && len(m.index)+len(m.collided) >= m.max {
 		if now < m.fullUntil {
 			return Begin{}, ErrStoreFull
 		}
-		if earliest := m.sweep(now, -1); len(m.index) >= m.max {
+		if earliest := m.sweep(now, -1); len(m.index)+len(m.collided) >= m.max {
 			m.fullUntil = earliest
 			return Begin{}, ErrStoreFull
 		}
@@ -245,9 +298,8 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 	if err != nil {
 		return Begin{}, err
 	}
-	k := string(m.kbuf)
-	*m.rec(i) = memRecord{key: k, expires: after(now, lease), fp: fp, token: token}
-	m.index[k] = i
+	*m.rec(i) = memRecord{inUse: true, hash: h, mk: memKey{scope.UserKey, scope.Command, key}, expires: after(now, lease), fp: fp, token: token}
+	m.insert(i)
 	return Begin{State: Acquired}, nil
 }
 
@@ -257,8 +309,7 @@ func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.since(t)
-	m.kbuf = appendKey(m.kbuf[:0], scope, key)
-	i, found := m.index[string(m.kbuf)]
+	i, _, found := m.lookup(scope, key)
 	if !found {
 		return ErrLeaseLost
 	}
@@ -267,7 +318,7 @@ func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token
 		return ErrLeaseLost
 	}
 	res.Payload = bytes.Clone(res.Payload)
-	*r = memRecord{key: r.key, expires: after(now, retention), fp: r.fp, done: true, res: res}
+	*r = memRecord{inUse: true, hash: r.hash, mk: r.mk, expires: after(now, retention), fp: r.fp, done: true, res: res}
 	return nil
 }
 
@@ -275,8 +326,7 @@ func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token
 func (m *MemoryStore) Release(_ context.Context, scope Scope, key string, token string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.kbuf = appendKey(m.kbuf[:0], scope, key)
-	if i, found := m.index[string(m.kbuf)]; found {
+	if i, _, found := m.lookup(scope, key); found {
 		if r := m.rec(i); !r.done && r.token == token {
 			m.remove(i)
 		}
