@@ -29,6 +29,22 @@ const redisServerBin = "/usr/bin/redis-server"
 // fails.
 func Sentinel(t testing.TB) *redis.Client {
 	t.Helper()
+	c, _ := startSentinel(t, false)
+	return c
+}
+
+// SentinelFailover is Sentinel with a replica of the master as well (known
+// to the Sentinel from the start). It returns the failover client and a
+// func that waits until the replica has every write (WAIT), makes the
+// Sentinel promote it (SENTINEL FAILOVER), waits (bounded) until the
+// Sentinel reports it as the master, and returns its address.
+func SentinelFailover(t testing.TB) (c *redis.Client, failover func() string) {
+	t.Helper()
+	return startSentinel(t, true)
+}
+
+func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string) {
+	t.Helper()
 	if _, err := os.Stat(redisServerBin); err != nil {
 		if os.Getenv("MADANG_CI") != "" {
 			t.Fatalf("%s is missing, and CI must not skip Redis tests: %v", redisServerBin, err)
@@ -36,51 +52,124 @@ func Sentinel(t testing.TB) *redis.Client {
 		t.Skipf("Sentinel tests need %s: %v", redisServerBin, err)
 	}
 	dir := t.TempDir()
-	masterPort := startServer(t, func(port int) []string {
-		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir}
-	})
+	serverArgs := func(port int, extra ...string) []string {
+		d := filepath.Join(dir, strconv.Itoa(port))
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", d}, extra...)
+	}
+	// No delay before the replica's first (diskless) sync: the default
+	// waits 5s for more replicas.
+	masterPort := startServer(t, func(port int) []string { return serverArgs(port, "--repl-diskless-sync-delay", "0") })
+	masterAddr := "127.0.0.1:" + strconv.Itoa(masterPort)
+	replicaAddr := ""
+	if withReplica {
+		replicaPort := startServer(t, func(port int) []string {
+			return serverArgs(port, "--replicaof", "127.0.0.1", strconv.Itoa(masterPort))
+		})
+		replicaAddr = "127.0.0.1:" + strconv.Itoa(replicaPort)
+	}
 	sentinelPort := startServer(t, func(port int) []string {
 		// Sentinel rewrites its config file, so each attempt writes a fresh one.
 		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
 		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
 			port, dir, SentinelMaster, masterPort)
+		if replicaAddr != "" {
+			host, port, _ := net.SplitHostPort(replicaAddr)
+			body += fmt.Sprintf("sentinel known-replica %s %s %s\n", SentinelMaster, host, port)
+		}
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return []string{conf, "--sentinel"}
 	})
 	sentinelAddr := "127.0.0.1:" + strconv.Itoa(sentinelPort)
-	masterAddr := "127.0.0.1:" + strconv.Itoa(masterPort)
 
-	// Wait (bounded) until the Sentinel reports the master and the failover
-	// client reaches it through the Sentinel.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelAddr, MaxRetries: -1})
-	defer sc.Close()
+	t.Cleanup(func() { sc.Close() })
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName:    SentinelMaster,
 		SentinelAddrs: []string{sentinelAddr},
 		DialTimeout:   time.Second,
 	})
 	t.Cleanup(func() { c.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		got, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
-		if err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == masterAddr {
-			err = c.Ping(ctx).Err()
-		} else if err == nil {
-			err = fmt.Errorf("sentinel reports master %v, want %s", got, masterAddr)
+	// masterIs polls (bounded) until the Sentinel reports want as the master
+	// and check passes.
+	masterIs := func(want string, check func(context.Context) error) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			got, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
+			if err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == want {
+				err = check(ctx)
+			} else if err == nil {
+				err = fmt.Errorf("sentinel reports master %v, want %s", got, want)
+			}
+			cancel()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sentinel at %s did not serve master %s within 10s: %v", sentinelAddr, want, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		cancel()
-		if err == nil {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sentinel at %s did not serve master %s within 10s: %v", sentinelAddr, masterAddr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	masterIs(masterAddr, func(ctx context.Context) error { return c.Ping(ctx).Err() })
+	if replicaAddr == "" {
+		return c, nil
+	}
+	failover := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if n, err := c.Do(ctx, "WAIT", 1, 5000).Int64(); err != nil || n != 1 {
+			t.Fatalf("WAIT for the replica: %d, %v", n, err)
+		}
+		// SENTINEL FAILOVER fails (NOGOODSLAVE) until the Sentinel has heard
+		// from the replica: retry, bounded.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := sc.Failover(ctx, SentinelMaster).Err()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("SENTINEL FAILOVER: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("SENTINEL FAILOVER accepted after %v", time.Since(start))
+		rc := redis.NewClient(&redis.Options{Addr: replicaAddr, MaxRetries: -1})
+		defer rc.Close()
+		// Done when the Sentinel names the replica, the replica is a master
+		// and the failover client's writes land on it. (The Sentinel turns
+		// the old master into a replica only at its next INFO of it, up to
+		// 10s later; until the client has switched, writes can still reach
+		// the old master and be lost then: Sentinel's replication is
+		// asynchronous.)
+		probe := "testredis:failover-probe"
+		masterIs(replicaAddr, func(ctx context.Context) error {
+			if err := hasRole(ctx, rc, "master"); err != nil {
+				return err
+			}
+			v := strconv.FormatInt(time.Now().UnixNano(), 10)
+			if err := c.Set(ctx, probe, v, 0).Err(); err != nil {
+				return err
+			}
+			if got, err := rc.Get(ctx, probe).Result(); err != nil || got != v {
+				return fmt.Errorf("the failover client still writes elsewhere than %s (%q, %v)", replicaAddr, got, err)
+			}
+			return nil
+		})
+		t.Logf("failover done after %v", time.Since(start))
+		return replicaAddr
+	}
+	return c, failover
 }
 
 // startServer runs redis-server with the arguments args(port) on a free
@@ -141,4 +230,13 @@ func waitPing(c *redis.Client, exited <-chan struct{}) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// hasRole checks that the first element of c's ROLE reply is want.
+func hasRole(ctx context.Context, c *redis.Client, want string) error {
+	role, err := c.Do(ctx, "ROLE").Slice()
+	if err == nil && (len(role) == 0 || role[0] != want) {
+		err = fmt.Errorf("ROLE of %s: %v, want %s", c.Options().Addr, role, want)
+	}
+	return err
 }
