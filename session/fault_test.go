@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -530,5 +531,106 @@ func clusterCutOnTheWire(t *testing.T, retries int, wantFail bool) {
 	}
 	if got, err := uc.Get(ctx, 77, "k"); err != nil || string(got) != "v" {
 		t.Fatalf("cache after the cuts: %q, %v", got, err)
+	}
+}
+
+// lostReplyConn drops the reply of the next request once armed: it reads
+// the reply (so the server has run the command), closes the connection and
+// reports EOF.
+type lostReplyConn struct {
+	net.Conn
+	armed *atomic.Bool
+}
+
+func (c *lostReplyConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.armed.CompareAndSwap(true, false) {
+		c.Conn.Close()
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// TestLostReply: the connection drops after the server ran the command and
+// before its reply arrived, on a client with go-redis retries off. The call
+// reports the typed unavailable error (the caller cannot know whether it
+// applied); it applied exactly once; and the store keeps working. (With
+// go-redis's default retries the client would send the command again on a
+// new connection: an increment would apply twice and a frame counter would
+// be refused as replayed.)
+func TestLostReply(t *testing.T) {
+	shared := testredis.Client(t)
+	var armed atomic.Bool
+	var d net.Dialer
+	c := redis.NewClient(&redis.Options{
+		Addr:       shared.Options().Addr,
+		MaxRetries: -1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lostReplyConn{Conn: conn, armed: &armed}, nil
+		},
+	})
+	defer c.Close()
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, shared)
+	lose := func(what string, call func() error, want error) {
+		t.Helper()
+		armed.Store(true)
+		err := call()
+		if armed.Load() {
+			t.Fatalf("%s: no reply was lost", what)
+		}
+		if !errors.Is(err, want) || protocol.CodeOf(err) != protocol.CodeUnavailable {
+			t.Fatalf("%s with its reply lost: %v, want %v", what, err, want)
+		}
+	}
+
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.NewBoard(bs, "lost", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Submit(ctx, 1, 10, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	lose("incr", func() error { return b.Submit(ctx, 1, 5, session.ScoreIncr) }, session.ErrBoardUnavailable)
+	if got, err := b.Score(ctx, 1); err != nil || got != 15 {
+		t.Fatalf("score after an increment whose reply was lost: %d, %v; want 15 (applied once)", got, err)
+	}
+
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose("GetFrame", func() error { _, err := s.GetFrame(ctx, sess.ID, 1); return err }, session.ErrUnavailable)
+	// The lost call did advance the counter: 1 is now a replay, 2 is fine.
+	if _, err := s.GetFrame(ctx, sess.ID, 1); protocol.CodeOf(err) != protocol.CodeReplayed {
+		t.Fatalf("frame 1 again: %v, want CodeReplayed", err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 2); err != nil {
+		t.Fatalf("GetFrame(2) after the lost reply: %v", err)
+	}
+	var fresh *session.Session
+	lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: 5}); return err }, session.ErrUnavailable)
+	if fresh != nil {
+		t.Fatal("Create returned a session with its error")
+	}
+	// The lost Create ran: it replaced (kicked) the first session.
+	if _, err := s.Get(ctx, sess.Token); !errors.Is(err, session.ErrKicked) {
+		t.Fatalf("first session after a Create whose reply was lost: %v, want ErrKicked", err)
+	}
+	if _, err := s.Create(ctx, session.NewSession{UserKey: 5}); err != nil {
+		t.Fatalf("Create after the lost reply: %v", err)
 	}
 }
