@@ -62,8 +62,10 @@ func (s *RedisStore) Key(scope Scope, key string) string {
 var (
 	// begin: KEYS[1]; ARGV fp, token, lease ms. Returns {1} acquired,
 	// {2, code, msg, payload} completed, {3, pttl} in flight, {4} mismatch.
+	// A record running under the caller's own token is acquired again: that
+	// is this same Begin re-sent by the client after its reply was lost.
 	redisBegin = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'st', 'fp', 'code', 'msg', 'pl')
+local v = redis.call('HMGET', KEYS[1], 'st', 'fp', 'code', 'msg', 'pl', 'tok')
 if not v[1] then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'st', 'r', 'fp', ARGV[1], 'tok', ARGV[2])
@@ -72,10 +74,16 @@ if not v[1] then
 end
 if v[2] ~= ARGV[1] then return {4} end
 if v[1] == 'd' then return {2, v[3], v[4] or '', v[5] or ''} end
+if v[6] == ARGV[2] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1}
+end
 return {3, redis.call('PTTL', KEYS[1])}
 `)
 	// complete: KEYS[1]; ARGV token, code, msg, payload, retention ms.
-	// Returns 1 stored, 0 lease lost.
+	// Returns 1 stored, 0 lease lost. A Complete re-sent after a lost reply
+	// finds the token gone and reports a lost lease; the caller's retry then
+	// finds the stored result.
 	redisComplete = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'd', 'code', ARGV[2], 'msg', ARGV[3], 'pl', ARGV[4])
