@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -118,4 +119,28 @@ func TestMemoryStoreSweepsExpired(t *testing.T) {
 	if got := s.Len(); got != n/2 {
 		t.Fatalf("Len %d after the sweep, want %d (only the new records)", got, n/2)
 	}
+}
+
+// A memory store bounded to two records: a third key is refused while the
+// first two are unexpired, and the refusal is retryable (CodeUnavailable).
+func ExampleNewMemoryStoreConfig() {
+	s, err := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{MaxRecords: 2})
+	if err != nil {
+		panic(err)
+	}
+	k, _ := idempotency.New(s, idempotency.Config{})
+	ctx := context.Background()
+	scope := idempotency.Scope{UserKey: 7, Command: "shop.buy"}
+	buy := func(context.Context) (idempotency.Result, error) {
+		return idempotency.Result{Payload: []byte(`{"gems":97}`)}, nil
+	}
+	for _, rid := range []string{"r1", "r2", "r3", "r1"} {
+		out, err := k.Do(ctx, scope, rid, idempotency.FingerprintOf(nil), buy)
+		fmt.Println(rid, string(out.Payload), out.Replay, errors.Is(err, idempotency.ErrStoreFull), protocol.CodeOf(err) == protocol.CodeUnavailable)
+	}
+	// Output:
+	// r1 {"gems":97} false false false
+	// r2 {"gems":97} false false false
+	// r3  false true true
+	// r1 {"gems":97} true false false
 }
