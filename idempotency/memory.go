@@ -300,6 +300,7 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 	}
 	*m.rec(i) = memRecord{inUse: true, hash: h, mk: memKey{scope.UserKey, scope.Command, key}, expires: after(now, lease), fp: fp, token: token}
 	m.insert(i)
+	m.fullUntil = 0 // the new record may expire sooner than the others
 	return Begin{State: Acquired}, nil
 }
 

@@ -144,3 +144,35 @@ func ExampleNewMemoryStoreConfig() {
 	// r3  false true true
 	// r1 {"gems":97} true false false
 }
+
+// A record added after the store was found full may expire before the
+// others: the store does not keep refusing until the older ones expire.
+func TestMemoryStoreFullShortLease(t *testing.T) {
+	ctx := context.Background()
+	fc := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	s, _ := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{Clock: fc, MaxRecords: 2})
+	scope := idempotency.Scope{UserKey: 1, Command: "c"}
+	fp := idempotency.FingerprintOf(nil)
+	begin := func(key string, lease time.Duration) error {
+		_, err := s.Begin(ctx, scope, key, fp, key, lease)
+		return err
+	}
+	for _, k := range []string{"a", "b"} {
+		if err := begin(k, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := begin("c", time.Hour); !errors.Is(err, idempotency.ErrStoreFull) {
+		t.Fatalf("full: %v", err)
+	}
+	if err := s.Release(ctx, scope, "b", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := begin("short", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	fc.Advance(time.Second)
+	if err := begin("d", time.Hour); err != nil {
+		t.Fatalf("after the short lease ended: %v, want room", err)
+	}
+}
