@@ -40,6 +40,7 @@ type TransportError struct {
 	Err    error
 }
 
+// Error implements error.
 func (e *TransportError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("protocol: transport: HTTP %d", e.Status)
@@ -47,6 +48,7 @@ func (e *TransportError) Error() string {
 	return "protocol: transport: " + e.Err.Error()
 }
 
+// Unwrap returns the network or status error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // RoundTrip implements Transport. Every reply that carries a frame (2xx, and
