@@ -15,19 +15,17 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/madang-io/madang/internal/sqldialect"
 )
 
 // EnvMySQLDSN names the environment variable with the MariaDB/MySQL DSN for
 // integration tests, such as "root@tcp(127.0.0.1:3306)/test".
 const EnvMySQLDSN = "MADANG_MYSQL_DSN"
 
-// SQLiteDSN returns the DSN madang uses for a SQLite file: WAL journal, a
-// busy timeout (PRAGMAs are per connection, so they go in the DSN), foreign
-// keys on, and immediate write transactions so read-then-write transactions
-// don't deadlock on lock upgrade.
-func SQLiteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-}
+// SQLiteDSN returns the DSN madang uses for a SQLite file; see
+// sqldialect.SQLiteDSN.
+func SQLiteDSN(path string) string { return sqldialect.SQLiteDSN(path) }
 
 // SQLite opens a fresh SQLite database file called name in t.TempDir() and
 // closes it when the test ends.

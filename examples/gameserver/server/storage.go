@@ -11,6 +11,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
+	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/shard"
 	_ "modernc.org/sqlite" // the embedded mode's SQLite driver ("sqlite")
 )
@@ -23,13 +24,6 @@ const (
 	EmbeddedGameDBs  = 4
 	EmbeddedKeyRange = 10_000_000
 )
-
-// sqliteDSN is the DSN of an embedded SQLite file: WAL, a busy timeout and
-// the other PRAGMAs per connection, and immediate write transactions so a
-// read-then-write transaction never fails on lock upgrade.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-}
 
 // storage is the embedded mode's databases.
 type storage struct {
@@ -59,7 +53,7 @@ func openStorage(ctx context.Context, dataDir string, log *slog.Logger) (_ *stor
 			st.Close()
 		}
 	}()
-	st.common, err = sql.Open("sqlite", sqliteDSN(filepath.Join(dir, "common.db")))
+	st.common, err = sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
 	}
@@ -124,7 +118,7 @@ func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, dir string) err
 		first := int64(i) * EmbeddedKeyRange
 		err := d.Add(ctx, shard.Database{
 			ID: i, ServerID: 1, WorldID: 1, Name: name, Driver: "sqlite",
-			DSN:      sqliteDSN(filepath.Join(dir, name+".db")),
+			DSN:      sqldialect.SQLiteDSN(filepath.Join(dir, name+".db")),
 			FirstKey: first, LastKey: first + EmbeddedKeyRange - 1,
 			Description: "embedded SQLite game database",
 		})
