@@ -555,9 +555,9 @@ func (c *lostReplyConn) Read(b []byte) (int, error) {
 // before its reply arrived, on a client with go-redis retries off. The call
 // reports the typed unavailable error (the caller cannot know whether it
 // applied); it applied exactly once; and the store keeps working. (With
-// go-redis's default retries the client would send the command again on a
-// new connection: an increment would apply twice and a frame counter would
-// be refused as replayed.)
+// go-redis's default retries the client sends the command again on a new
+// connection: GetFrame and Create recognise the resend, see
+// TestLostReplyRetried, but a board increment still applies twice.)
 func TestLostReply(t *testing.T) {
 	shared := testredis.Client(t)
 	var armed atomic.Bool
@@ -613,6 +613,10 @@ func TestLostReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Load getScript first, so the lost reply is the script's, not NOSCRIPT.
+	if _, err := s.Get(ctx, sess.Token); err != nil {
+		t.Fatal(err)
+	}
 	lose("GetFrame", func() error { _, err := s.GetFrame(ctx, sess.ID, 1); return err }, session.ErrUnavailable)
 	// The lost call did advance the counter: 1 is now a replay, 2 is fine.
 	if _, err := s.GetFrame(ctx, sess.ID, 1); protocol.CodeOf(err) != protocol.CodeReplayed {
@@ -632,5 +636,107 @@ func TestLostReply(t *testing.T) {
 	}
 	if _, err := s.Create(ctx, session.NewSession{UserKey: 5}); err != nil {
 		t.Fatalf("Create after the lost reply: %v", err)
+	}
+}
+
+// TestLostReplyRetried: as TestLostReply, but with go-redis's default
+// retries, so the client resends a script whose reply was lost on a new
+// connection. GetFrame and Create recognise the resend of the same call: the
+// frame succeeds once and the next counter is accepted; the login returns one
+// session, which is live and the user's only one.
+func TestLostReplyRetried(t *testing.T) {
+	shared := testredis.Client(t)
+	var armed atomic.Bool
+	var dials atomic.Int64
+	var d net.Dialer
+	c := redis.NewClient(&redis.Options{
+		Addr: shared.Options().Addr, // MaxRetries: the default (3)
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			dials.Add(1)
+			return &lostReplyConn{Conn: conn, armed: &armed}, nil
+		},
+	})
+	defer c.Close()
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, shared)
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// lose runs call with the reply of its first send dropped, and checks
+	// that the client did resend it on a new connection.
+	lose := func(what string, call func() error) error {
+		t.Helper()
+		before := dials.Load()
+		armed.Store(true)
+		err := call()
+		if armed.Load() {
+			t.Fatalf("%s: no reply was lost", what)
+		}
+		if dials.Load() == before {
+			t.Fatalf("%s: the client did not resend on a new connection", what)
+		}
+		return err
+	}
+
+	const uk = 5
+	// Create and GetFrame(1) also load the scripts, so the lost replies
+	// below are the scripts', not NOSCRIPT.
+	sess, err := s.Create(ctx, session.NewSession{UserKey: uk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	var got *session.Session
+	if err := lose("GetFrame", func() error { var err error; got, err = s.GetFrame(ctx, sess.ID, 2); return err }); err != nil {
+		t.Fatalf("GetFrame(2) with its first reply lost: %v, want success", err)
+	}
+	if got.ID != sess.ID || got.Counter != 2 || string(got.Secret) != string(sess.Secret) {
+		t.Fatalf("GetFrame(2) with its first reply lost: session %s counter %d, want %s counter 2 and its secret", got.ID, got.Counter, sess.ID)
+	}
+	// The resend did not advance twice, and a new call with the same
+	// counter is still a replay.
+	if _, err := s.GetFrame(ctx, sess.ID, 2); protocol.CodeOf(err) != protocol.CodeReplayed {
+		t.Fatalf("frame 2 again (a new call): %v, want CodeReplayed", err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 3); err != nil {
+		t.Fatalf("GetFrame(3) after the resent frame 2: %v", err)
+	}
+
+	var fresh *session.Session
+	if err := lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: uk}); return err }); err != nil {
+		t.Fatalf("Create with its first reply lost: %v, want success", err)
+	}
+	if got, err := s.Get(ctx, fresh.Token); err != nil || got.ID != fresh.ID {
+		t.Fatalf("the session of a Create whose first reply was lost: %v, %v; want it live", got, err)
+	}
+	if _, err := s.Get(ctx, sess.Token); !errors.Is(err, session.ErrKicked) {
+		t.Fatalf("the older session: %v, want ErrKicked", err)
+	}
+	// Exactly one live session of the user in Redis: the one returned.
+	up := prefix + "{u:" + strconv.Itoa(uk) + "}:"
+	sids, err := shared.SMembers(ctx, up+"u").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []string
+	for _, sid := range sids {
+		f, err := shared.HMGet(ctx, up+"s:"+sid, "st", "exp").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f[1] != nil && f[0] == nil {
+			live = append(live, strconv.Itoa(uk)+"."+sid)
+		}
+	}
+	if len(live) != 1 || live[0] != fresh.ID {
+		t.Fatalf("live sessions of the user: %v, want exactly [%s]", live, fresh.ID)
 	}
 }

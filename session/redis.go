@@ -2,12 +2,14 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
@@ -36,6 +38,11 @@ type RedisStore struct {
 
 	ctr counters
 
+	// noncePrefix (random per store) and nonceSeq make each GetFrame call's
+	// nonce unique, so a resend of the same call is told from a replay.
+	noncePrefix string
+	nonceSeq    atomic.Uint64
+
 	// Script arguments that never change, boxed once.
 	argTTL, argTomb, argKeepAlive any
 
@@ -57,6 +64,9 @@ func NewRedisStore(r *Router, cfg Config) (*RedisStore, error) {
 		return nil, fmt.Errorf("session: prefix %q contains a brace", cfg.Prefix)
 	}
 	s := &RedisStore{cfg: cfg, router: r, ch: cfg.Prefix + "session:events"}
+	var nb [8]byte
+	_, _ = rand.Read(nb[:]) // crypto/rand.Read never fails (Go 1.24+)
+	s.noncePrefix = b64.EncodeToString(nb[:]) + "."
 	s.argTTL, s.argTomb, s.argKeepAlive = msDur(cfg.TTL), msDur(cfg.Tombstone), msDur(s.keepAlive())
 	return s, nil
 }
@@ -93,8 +103,9 @@ func (s *RedisStore) userPrefix(uk int64) string {
 
 // The session hash has the fields st (state: absent while live, k kicked,
 // r revoked), exp (live: expiry; ended: end of the tombstone, Unix ms), ls
-// (last seen, Unix ms), ctr (last accepted frame counter, decimal), tk (the
-// token's random part) and d (everything that never changes, encoded by
+// (last seen, Unix ms), ctr (last accepted frame counter, decimal), fn (the
+// nonce of the GetFrame call that accepted ctr, absent before the first), tk
+// (the token's random part) and d (everything that never changes, encoded by
 // encodeData; dropped when the session ends, so a tombstone keeps no
 // secret).
 
@@ -128,14 +139,19 @@ return endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], AR
 
 // createScript: KEYS 1 user set, 2 session hash. ARGV 1-7 as
 // endAll (state 'k'; ARGV[1] is ” when multiple sessions are allowed), 8
-// keep-alive ms (2*ttl+tombstone), 9 sid, then field/value pairs.
+// keep-alive ms (2*ttl+tombstone), 9 sid, 10 the token's random part, then
+// field/value pairs. The session id and token are new for each Create call,
+// so they are its nonce: if the session hash already holds this token, the
+// call is a resend of one that ran (go-redis retries a command whose reply
+// was lost) and the script returns 0 without kicking the session it made.
 var createScript = redis.NewScript(endAllLua + `
+if redis.call('HGET', KEYS[2], 'tk') == ARGV[10] then return 0 end
 local kicked = 0
 if ARGV[1] ~= '' then
   kicked = endAll(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 end
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
 redis.call('SADD', KEYS[1], ARGV[9])
@@ -148,7 +164,10 @@ return kicked
 // getScript validates a session and slides it. KEYS: 1 user set, 2 the
 // session hash. ARGV: 1 mode (t token, f frame, s secret peek), 2 now ms, 3
 // ttl ms, 4 tombstone ms, 5 keep-alive ms, 6 the token's secret part (mode
-// t) or the frame counter (mode f). The keys' Redis TTLs are renewed only
+// t) or the frame counter (mode f), 7 (mode f) the call's nonce. A frame
+// counter equal to the last accepted one with the same nonce is a resend of
+// the call that accepted it (go-redis retries a command whose reply was
+// lost): it succeeds again without a second advance. The keys' Redis TTLs are renewed only
 // when they would end before the new expiry plus the tombstone, so most
 // calls skip the PEXPIREs. Returns {status} or {0, ls, ctr, tk, d}; {5,
 // last} for a replayed counter. Status: 0 ok, 1 not found, 2 expired, 3
@@ -157,7 +176,7 @@ return kicked
 var getScript = redis.NewScript(`
 local mode = ARGV[1]
 local hk = KEYS[2]
-local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc')
+local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc', 'fn')
 if not f[2] or (mode == 't' and f[5] ~= ARGV[6]) then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
@@ -174,8 +193,11 @@ local newExp = now + tonumber(ARGV[3])
 if mode == 'f' then
   local c = ARGV[6]
   local last = f[4]
-  if #c < #last or (#c == #last and c <= last) then return {5, last} end
-  redis.call('HSET', hk, 'ctr', c, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
+  if #c < #last or (#c == #last and c <= last) then
+    if c == last and f[8] == ARGV[7] then return {0, f[3], f[4], f[5], f[6]} end
+    return {5, last}
+  end
+  redis.call('HSET', hk, 'ctr', c, 'fn', ARGV[7], 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 else
   redis.call('HSET', hk, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 end
@@ -229,7 +251,7 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 	}
 	end := s.endArgs(state, now, n.UserKey)
 	args := append(end,
-		msDur(s.keepAlive()), sid,
+		msDur(s.keepAlive()), sid, tokRand,
 		"exp", ms(now.Add(s.cfg.TTL)), "gc", ms(now.Add(s.keepAlive())), "ls", ms(now), "ctr", "0", "tk", tokRand,
 		"d", encodeData(&n, now.UnixMilli(), secret))
 	keys := []string{up + "u", up + "s:" + sid}
@@ -282,7 +304,7 @@ func (s *RedisStore) Get(ctx context.Context, token string) (*Session, error) {
 		s.ctr.lookup(err)
 		return nil, err
 	}
-	sess, err := s.get(ctx, uk, modeToken, id[len(id)-sidLen:], secretPart, 0)
+	sess, err := s.get(ctx, uk, modeToken, id[len(id)-sidLen:], secretPart, 0, "")
 	s.ctr.lookup(err)
 	return sess, err
 }
@@ -294,7 +316,8 @@ func (s *RedisStore) GetFrame(ctx context.Context, keyID string, counter uint64)
 		s.ctr.lookup(err)
 		return nil, err
 	}
-	sess, err := s.get(ctx, uk, modeFrame, sid, strconv.FormatUint(counter, 10), counter)
+	nonce := s.noncePrefix + strconv.FormatUint(s.nonceSeq.Add(1), 36)
+	sess, err := s.get(ctx, uk, modeFrame, sid, strconv.FormatUint(counter, 10), counter, nonce)
 	s.ctr.lookup(err)
 	return sess, err
 }
@@ -305,32 +328,40 @@ func (s *RedisStore) Secret(ctx context.Context, keyID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.get(ctx, uk, modeSecret, sid, "", 0)
+	sess, err := s.get(ctx, uk, modeSecret, sid, "", 0, "")
 	if err != nil {
 		return nil, err
 	}
 	return sess.Secret, nil
 }
 
-func (s *RedisStore) get(ctx context.Context, uk int64, mode, sid, arg string, counter uint64) (*Session, error) {
+func (s *RedisStore) get(ctx context.Context, uk int64, mode, sid, arg string, counter uint64, nonce string) (*Session, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	sess, err := s.getOn(ctx, s.router.Node(uk), uk, mode, sid, arg, counter)
+	sess, err := s.getOn(ctx, s.router.Node(uk), uk, mode, sid, arg, counter, nonce)
 	if errors.Is(err, ErrNotFound) {
 		if old := s.router.Moving(uk); old != nil {
-			return s.getOn(ctx, old, uk, mode, sid, arg, counter)
+			return s.getOn(ctx, old, uk, mode, sid, arg, counter, nonce)
 		}
 	}
 	return sess, err
 }
 
 // getOn runs getScript on node c; arg is the token's secret part (mode
-// token) or the counter (mode frame).
-func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, sid, arg string, counter uint64) (*Session, error) {
+// token) or the counter (mode frame); nonce (mode frame) is unique to the
+// GetFrame call.
+func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, sid, arg string, counter uint64, nonce string) (*Session, error) {
 	up := s.userPrefix(uk)
-	res, err := getScript.Run(ctx, c, []string{up + "u", up + "s:" + sid},
-		mode, ms(s.cfg.Clock.Now()), s.argTTL, s.argTomb, s.argKeepAlive, arg).Slice()
+	keys := []string{up + "u", up + "s:" + sid}
+	now := ms(s.cfg.Clock.Now())
+	var cmd *redis.Cmd
+	if mode == modeFrame {
+		cmd = getScript.Run(ctx, c, keys, mode, now, s.argTTL, s.argTomb, s.argKeepAlive, arg, nonce)
+	} else {
+		cmd = getScript.Run(ctx, c, keys, mode, now, s.argTTL, s.argTomb, s.argKeepAlive, arg)
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, unavailable("get", err)
 	}
