@@ -22,6 +22,31 @@ import (
 )
 
 // boardNameOn returns a board name that BoardNodeIndex puts on node i of n.
+// redisStoreCacheBoard opens a session store, a user cache and a board named
+// name over one client, all under prefix, closed when the test ends.
+func redisStoreCacheBoard(t *testing.T, ctx context.Context, c redis.UniversalClient, prefix, name string) (*session.RedisStore, *session.UserCache, *session.Board) {
+	t.Helper()
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board, err := session.NewBoard(bs, name, session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, uc, board
+}
+
 func boardNameOn(t *testing.T, i, n int) string {
 	t.Helper()
 	for k := range 1000 {
@@ -236,24 +261,7 @@ func TestClusterClientKill(t *testing.T) {
 	defer c.Close()
 	prefix := testredis.Prefix(t, admin)
 	ctx := context.Background()
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	board, err := session.NewBoard(bs, "kill", session.BoardConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, uc, board := redisStoreCacheBoard(t, ctx, c, prefix, "kill")
 
 	// ok accepts success or the typed unavailable errors, and fails the
 	// test on anything else; it reports whether the call succeeded.
@@ -288,9 +296,11 @@ func TestClusterClientKill(t *testing.T) {
 	sess := make([]*session.Session, users)
 	for i := range users {
 		uk := int64(100 + i)
-		if sess[i], err = s.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+		created, err := s.Create(ctx, session.NewSession{UserKey: uk})
+		if err != nil {
 			t.Fatal(err)
 		}
+		sess[i] = created
 		if err := uc.Set(ctx, uk, "k", []byte("v"), time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -460,24 +470,7 @@ func clusterCutOnTheWire(t *testing.T, retries int, wantFail bool) {
 	})
 	defer c.Close()
 	prefix := testredis.Prefix(t, admin)
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	board, err := session.NewBoard(bs, "wire", session.BoardConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, uc, board := redisStoreCacheBoard(t, ctx, c, prefix, "wire")
 	sess, err := s.Create(ctx, session.NewSession{UserKey: 77})
 	if err != nil {
 		t.Fatal(err)

@@ -71,24 +71,7 @@ func TestSentinelFailover(t *testing.T) {
 	c, failover := testredis.SentinelFailover(t)
 	ctx := context.Background()
 	prefix := testredis.Prefix(t, c)
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	uc, err := session.NewRedisCache(ctx, session.Single(c), session.CacheConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	board, err := session.NewBoard(bs, "failover", session.BoardConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, uc, board := redisStoreCacheBoard(t, ctx, c, prefix, "failover")
 	sess, err := s.Create(ctx, session.NewSession{UserKey: 21})
 	if err != nil {
 		t.Fatal(err)
