@@ -72,6 +72,20 @@ const (
 	// been committed, so retry it with the same request id.
 	CodeTimeout Code = 42
 
+	// CodePositionLost: a channel's history no longer holds everything after
+	// the position the client resumes from (trimmed, expired, or lost with a
+	// Redis node: the epoch changed). Reload the channel's full state.
+	CodePositionLost Code = 50
+	// CodeSlowConsumer: the connection was closed because the client did not
+	// read fast enough and its send queue filled up. Reconnect and resume.
+	CodeSlowConsumer Code = 51
+	// CodeNotMember: the connection is not subscribed to the channel or not
+	// in the room the command names.
+	CodeNotMember Code = 52
+	// CodeGoingAway: the realtime node is shutting down; reconnect (to any
+	// node) and resume.
+	CodeGoingAway Code = 53
+
 	// CodeGameBase is the first code games may define for their own results
 	// ("not enough gems"). madang never uses codes at or above it.
 	CodeGameBase Code = 1000
@@ -96,6 +110,10 @@ var codeNames = map[Code]string{
 	CodeRateLimited:     "rate_limited",
 	CodeInFlight:        "in_flight",
 	CodeRequestIDReused: "request_id_reused",
+	CodePositionLost:    "position_lost",
+	CodeSlowConsumer:    "slow_consumer",
+	CodeNotMember:       "not_member",
+	CodeGoingAway:       "going_away",
 	CodeInternal:        "internal",
 	CodeUnavailable:     "unavailable",
 	CodeTimeout:         "timeout",
@@ -117,7 +135,7 @@ func (c Code) String() string {
 // id) again and expect a different outcome without changing anything.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeInFlight, CodeRateLimited, CodeUnavailable, CodeTimeout:
+	case CodeInFlight, CodeRateLimited, CodeUnavailable, CodeTimeout, CodeGoingAway:
 		return true
 	}
 	return false

@@ -235,7 +235,7 @@ func httpStatusFor(c Code) int {
 		return http.StatusTooManyRequests
 	case CodeInternal:
 		return http.StatusInternalServerError
-	case CodeUnavailable, CodeMaintenance:
+	case CodeUnavailable, CodeMaintenance, CodeGoingAway:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

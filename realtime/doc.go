@@ -1,0 +1,14 @@
+// Package realtime is madang's websocket hub: chat channels, server push
+// (notices, live events, maintenance), presence, and tick rooms for raids and
+// PvP, on one node or many.
+//
+// Messages on the wire are protocol frames (binary websocket messages), so
+// the codec, compression, XOR and authenticated modes of HTTP apply, and
+// client commands run through the same protocol.Handler chain as HTTP
+// requests. Server messages are protocol.Push bodies.
+//
+// Nodes share state through a Broker: publications on a channel reach every
+// node subscribed to it, and each channel keeps a short history with
+// offsets so a reconnecting client resumes without gaps it can't see. The
+// memory broker is a real single-node backend; the Redis broker scales out.
+package realtime
