@@ -421,6 +421,12 @@ func (g *Game) load(ctx context.Context, req *protocol.Request, _ struct{}) (Pla
 	if err != nil {
 		return Player{}, err
 	}
+	return g.LoadPlayer(ctx, userKey)
+}
+
+// LoadPlayer returns userKey's player as player.load answers it (for
+// operators and tests). A user without a player row is CodeNoPlayer.
+func (g *Game) LoadPlayer(ctx context.Context, userKey int64) (Player, error) {
 	db, err := g.cfg.Router.DB(ctx, userKey)
 	if err != nil {
 		return Player{}, err

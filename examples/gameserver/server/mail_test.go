@@ -307,6 +307,12 @@ func TestSendMailAPI(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != game.CodeNoPlayer {
 		t.Fatalf("mail to a user without a player: %v", err)
 	}
+	if _, err := srv.game.LoadPlayer(ctx, res.UserKey+1000); !errors.As(err, &pe) || pe.Code != game.CodeNoPlayer {
+		t.Fatalf("load of a user without a player: %v", err)
+	}
+	if p, err := srv.game.LoadPlayer(ctx, res.UserKey); err != nil || !reflect.DeepEqual(p, load(t, c)) {
+		t.Fatalf("LoadPlayer: %+v %v", p, err)
+	}
 
 	// A keyed grant retried is sent once.
 	grant := game.Mail{Key: "compensation-2026-12-01", Title: "Sorry for the downtime", Gems: 30}
