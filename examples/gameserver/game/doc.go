@@ -50,7 +50,7 @@
 //     best). CodeNoRun, CodeRunFinished (finished by another request),
 //     CodeRunExpired (later than MaxRunTime), CodeCheatDetected.
 //   - rank.top {n, cursor} → RankPage {season {id, start, end}, entries
-//     [{user_key, score, rank, at}], next}: the best first, n up to
+//     [{user_key, name, score, rank, at}], next}: the best first, n up to
 //     MaxRankTop (0: DefaultRankTop); pass next as cursor for the next page.
 //   - rank.me {} → RankMe {season, ranked, entry}: ranked false without a
 //     score this season.

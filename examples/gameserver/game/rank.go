@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -29,10 +30,11 @@ type SeasonView struct {
 
 // RankEntry is one place on the ranking.
 type RankEntry struct {
-	UserKey int64 `json:"user_key"`
-	Score   int64 `json:"score"`
-	Rank    int64 `json:"rank"` // 1 is the best
-	At      int64 `json:"at"`   // when the score was reached, Unix ms
+	UserKey int64  `json:"user_key"`
+	Name    string `json:"name"` // the player's name ("" if it could not be read)
+	Score   int64  `json:"score"`
+	Rank    int64  `json:"rank"` // 1 is the best
+	At      int64  `json:"at"`   // when the score was reached, Unix ms
 }
 
 // RankTop is rank.top's payload.
@@ -77,6 +79,56 @@ func entries(es []session.BoardEntry) []RankEntry {
 	return out
 }
 
+// withNames fills the entries' names: one query per game database holding
+// some of them (on its read replica when there is one). A failure is logged
+// and leaves names empty: the ranking is still served.
+func (g *Game) withNames(ctx context.Context, es []RankEntry) []RankEntry {
+	byDB := map[int][]int{} // database id → entry indexes
+	for i, e := range es {
+		id, ok := g.cfg.Router.LookupID(e.UserKey)
+		if !ok {
+			continue
+		}
+		byDB[id] = append(byDB[id], i)
+	}
+	for _, idx := range byDB {
+		if err := g.namesOn(ctx, es, idx); err != nil {
+			g.log.Warn("game: ranking names", "err", err)
+		}
+	}
+	return es
+}
+
+func (g *Game) namesOn(ctx context.Context, es []RankEntry, idx []int) error {
+	db, err := g.cfg.Router.ReadDB(ctx, es[idx[0]].UserKey)
+	if err != nil {
+		return err
+	}
+	q := "SELECT user_key, name FROM players WHERE user_key IN (?" + strings.Repeat(", ?", len(idx)-1) + ")"
+	args := make([]any, len(idx))
+	at := make(map[int64]int, len(idx))
+	for k, i := range idx {
+		args[k] = es[i].UserKey
+		at[es[i].UserKey] = i
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var user int64
+		var name string
+		if err := rows.Scan(&user, &name); err != nil {
+			return err
+		}
+		if i, ok := at[user]; ok {
+			es[i].Name = name
+		}
+	}
+	return rows.Err()
+}
+
 func (g *Game) rankTop(ctx context.Context, req *protocol.Request, in RankTop) (RankPage, error) {
 	if _, err := userOf(req); err != nil {
 		return RankPage{}, err
@@ -95,7 +147,7 @@ func (g *Game) rankTop(ctx context.Context, req *protocol.Request, in RankTop) (
 	if err != nil {
 		return RankPage{}, fmt.Errorf("game: rank.top: %w", err) // a bad cursor carries CodeBadRequest
 	}
-	return RankPage{Season: season, Entries: entries(es), Next: next}, nil
+	return RankPage{Season: season, Entries: g.withNames(ctx, entries(es)), Next: next}, nil
 }
 
 func (g *Game) rankMe(ctx context.Context, req *protocol.Request, _ struct{}) (RankMe, error) {
@@ -114,7 +166,7 @@ func (g *Game) rankMe(ctx context.Context, req *protocol.Request, _ struct{}) (R
 	if err != nil {
 		return RankMe{}, fmt.Errorf("game: rank.me: %w", err)
 	}
-	mine := entries([]session.BoardEntry{e})[0]
+	mine := g.withNames(ctx, entries([]session.BoardEntry{e}))[0]
 	return RankMe{Season: season, Ranked: true, Entry: &mine}, nil
 }
 
@@ -140,5 +192,5 @@ func (g *Game) rankAround(ctx context.Context, req *protocol.Request, in RankAro
 	if err != nil {
 		return RankPage{}, fmt.Errorf("game: rank.around: %w", err)
 	}
-	return RankPage{Season: season, Entries: entries(es)}, nil
+	return RankPage{Season: season, Entries: g.withNames(ctx, entries(es))}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,12 +125,12 @@ func TestDungeonRunRewardsAndRanking(t *testing.T) {
 		t.Fatalf("all pages: %+v", all)
 	}
 	for i, e := range all {
-		if e.Rank != int64(i+1) || keys[e.UserKey] != e.Score || (i > 0 && e.Score > all[i-1].Score) {
+		if e.Rank != int64(i+1) || keys[e.UserKey] != e.Score || (i > 0 && e.Score > all[i-1].Score) || e.Name != "guest-"+strconv.FormatInt(e.UserKey, 10) {
 			t.Errorf("entry %d: %+v", i, e)
 		}
 	}
 	mustCall(t, c, game.CmdRankMe, nil, &me)
-	if me.Entry == nil || me.Entry.Rank != 3 || me.Entry.Score != 1200 {
+	if me.Entry == nil || me.Entry.Rank != 3 || me.Entry.Score != 1200 || me.Entry.Name == "" {
 		t.Fatalf("rank.me: %+v", me)
 	}
 	mustCall(t, c, game.CmdRankAround, game.RankAround{N: 1}, &page)
