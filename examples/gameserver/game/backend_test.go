@@ -23,7 +23,7 @@ import (
 // rig is a Game over one game database of a backend, driven through its
 // mux with a fake clock (no transport: the server package tests that).
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	g      *game.Game
 	mux    *protocol.Mux
 	clock  *clock.Fake
@@ -34,21 +34,21 @@ type backend struct {
 	name    string
 	dialect sqldialect.Dialect
 	// open returns the driver and DSN of a fresh empty database.
-	open func(t *testing.T) (driver, dsn string)
+	open func(t testing.TB) (driver, dsn string)
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", sqldialect.SQLite, func(t *testing.T) (string, string) {
+		{"sqlite", sqldialect.SQLite, func(t testing.TB) (string, string) {
 			return "sqlite", testdb.SQLiteDSN(filepath.Join(t.TempDir(), "game.db"))
 		}},
-		{"mariadb", sqldialect.MySQL, func(t *testing.T) (string, string) { return "mysql", testdb.MySQL(t) }},
+		{"mariadb", sqldialect.MySQL, func(t testing.TB) (string, string) { return "mysql", testdb.MySQL(t) }},
 	}
 }
 
 // newRig builds the game on b: the directory, the accounts, the game tables
 // and the idempotency table share one database (key range 1000..1999).
-func newRig(t *testing.T, b backend) *rig {
+func newRig(t testing.TB, b backend) *rig {
 	t.Helper()
 	ctx := context.Background()
 	driver, dsn := b.open(t)
