@@ -222,6 +222,18 @@ func TestGameOnEachBackend(t *testing.T) {
 				t.Fatalf("rank.me: %+v", me)
 			}
 
+			// The ranking is rebuilt from the runs after the board lost it.
+			if ok, err := r.g.Board().Remove(context.Background(), u); err != nil || !ok {
+				t.Fatalf("remove: %v %v", ok, err)
+			}
+			if n, err := r.g.RebuildRanking(context.Background()); err != nil || n != 1 {
+				t.Fatalf("rebuild: %d, %v", n, err)
+			}
+			r.ok(u, game.CmdRankMe, nil, &me)
+			if !me.Ranked || me.Entry.Score != 20_000 {
+				t.Fatalf("rank.me after the rebuild: %+v", me)
+			}
+
 			// A run finished after MaxRunTime ends without rewards.
 			r.ok(u, game.CmdDungeonStart, game.StartDungeon{DungeonID: "forest"}, &run)
 			r.clock.Advance(game.MaxRunTime + time.Second)
@@ -234,6 +246,9 @@ func TestGameOnEachBackend(t *testing.T) {
 			r.ok(u, game.CmdRankMe, nil, &me)
 			if me.Ranked || me.Season.ID != "w20261207" {
 				t.Fatalf("rank.me next week: %+v", me)
+			}
+			if n, err := r.g.RebuildRanking(context.Background()); err != nil || n != 0 {
+				t.Fatalf("rebuild of a new week: %d, %v", n, err)
 			}
 			var ledger []game.LedgerEntry
 			ledger, err := r.g.Ledger(context.Background(), u)

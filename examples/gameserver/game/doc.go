@@ -117,5 +117,8 @@
 // One board (BoardName "dungeon") on Config.BoardStore with weekly seasons
 // starting Monday 00:00 UTC (session.SeasonWeekly): each player's best win
 // score of the week. A new week is a new, empty board; past weeks expire
-// after the board's retention.
+// after the board's retention. The runs table keeps every score, so
+// RebuildRanking refills the week from the game databases (the server calls
+// it at start, as its embedded board lives in memory, and it repairs a
+// submission lost after a finish's commit).
 package game

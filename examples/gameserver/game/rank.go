@@ -2,12 +2,15 @@ package game
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/shard"
 )
 
 // Ranking limits and defaults.
@@ -193,4 +196,57 @@ func (g *Game) rankAround(ctx context.Context, req *protocol.Request, in RankAro
 		return RankPage{}, fmt.Errorf("game: rank.around: %w", err)
 	}
 	return RankPage{Season: season, Entries: g.withNames(ctx, entries(es))}, nil
+}
+
+// RebuildRanking submits, from every game database, each player's best win
+// score of the current season (dungeon_runs) to the ranking, keeping better
+// scores already there (session.ScoreBest), and returns how many players it
+// submitted. Run it at start with a board store that does not survive a
+// restart (the embedded memory store) or after a board backend lost its
+// data; scores are also lost when a submission after a finish's commit
+// fails, and this puts them back. Ties among rebuilt scores are ordered by
+// the rebuild's time, not the original finish times.
+func (g *Game) RebuildRanking(ctx context.Context) (int, error) {
+	s, err := g.board.Season()
+	if err != nil {
+		return 0, fmt.Errorf("game: rebuild ranking: %w", err)
+	}
+	var mu sync.Mutex
+	total := 0
+	err = g.cfg.Router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error {
+		rows, err := db.QueryContext(ctx, "SELECT user_key, MAX(score) FROM dungeon_runs WHERE result = ? AND score > 0 AND finished_at >= ? AND finished_at < ? GROUP BY user_key",
+			ResultWin, s.Start.UnixMilli(), s.End.UnixMilli())
+		if err != nil {
+			return err
+		}
+		var subs []session.ScoreSubmit
+		for rows.Next() {
+			var sub session.ScoreSubmit
+			if err := rows.Scan(&sub.User, &sub.Score); err != nil {
+				rows.Close()
+				return err
+			}
+			sub.Op = session.ScoreBest
+			subs = append(subs, sub)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for len(subs) > 0 {
+			n := min(len(subs), session.BoardMaxBatch)
+			if err := g.board.SubmitBatch(ctx, subs[:n]); err != nil {
+				return err
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			subs = subs[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return total, fmt.Errorf("game: rebuild ranking: %w", err)
+	}
+	return total, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -339,5 +341,76 @@ func TestDungeonBadInputAndStamina(t *testing.T) {
 	}
 	if p := load(t, c); p.Stamina.Current != 0 || p.Stamina.NextAt == 0 {
 		t.Fatalf("stamina: %+v", p.Stamina)
+	}
+}
+
+func TestRankingSurvivesARestart(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := Config{XORKey: testXORKey, DataDir: dir}
+	srv1, err := New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httptest.NewServer(srv1.Handler())
+	c, _ := newClient(t, h.URL)
+	login(t, c, "device-restart")
+	run := startRun(t, c, "forest")
+	mustCall(t, c, game.CmdDungeonFinish, honestFinish(run.RunID, 777), nil)
+	h.Close()
+	if err := srv1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	base, srv2 := startServerOn(t, cfg)
+	if n, err := srv2.game.Board().Count(ctx); err != nil || n != 1 {
+		t.Fatalf("board after restart: %d entries, %v", n, err)
+	}
+	c, _ = newClient(t, base)
+	login(t, c, "device-restart")
+	var me game.RankMe
+	mustCall(t, c, game.CmdRankMe, nil, &me)
+	if !me.Ranked || me.Entry.Score != 777 || me.Entry.Rank != 1 {
+		t.Fatalf("rank.me after restart: %+v", me)
+	}
+}
+
+func TestConcurrentDungeonStartsNeverOverspendStamina(t *testing.T) {
+	ctx := context.Background()
+	base, _ := newGameServer(t)
+	c, _ := newClient(t, base)
+	login(t, c, "device-stamina-rush")
+	forest, _ := game.DungeonByID("forest")
+	affordable := int(game.StaminaMax / forest.Stamina)
+	n := affordable + 4
+	codes := make(chan protocol.Code, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Call(ctx, game.CmdDungeonStart, game.StartDungeon{DungeonID: "forest"}, nil)
+			var pe *protocol.Error
+			switch {
+			case err == nil:
+				codes <- protocol.CodeOK
+			case errors.As(err, &pe):
+				codes <- pe.Code
+			default:
+				t.Errorf("start: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[protocol.Code]int{}
+	for code := range codes {
+		count[code]++
+	}
+	if count[protocol.CodeOK] != affordable || count[game.CodeNotEnoughStamina] != n-affordable {
+		t.Fatalf("results %v, want %d ok and %d not enough stamina", count, affordable, n-affordable)
+	}
+	if p := load(t, c); p.Stamina.Current != 0 {
+		t.Fatalf("stamina after the rush: %+v", p.Stamina)
 	}
 }

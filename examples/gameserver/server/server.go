@@ -84,6 +84,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}); err != nil {
 		return nil, err
 	}
+	// The memory board starts empty: refill this week's dungeon ranking
+	// from the game databases.
+	if _, err := s.game.RebuildRanking(ctx); err != nil {
+		return nil, err
+	}
 	s.registerCommands()
 	chain := protocol.Chain(s.mux,
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
