@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
@@ -24,6 +25,17 @@ const (
 	CmdGuestLogin = "auth.guest"
 	CmdLoad       = "player.load"
 	CmdShopBuy    = "shop.buy"
+
+	CmdMailList     = "mail.list"
+	CmdMailClaim    = "mail.claim"
+	CmdMailClaimAll = "mail.claim_all"
+
+	CmdDungeonStart  = "dungeon.start"
+	CmdDungeonFinish = "dungeon.finish"
+
+	CmdRankTop    = "rank.top"
+	CmdRankMe     = "rank.me"
+	CmdRankAround = "rank.around"
 )
 
 // PublicCommands returns the commands that run without a session (for
@@ -39,6 +51,41 @@ const (
 	// CodeNoPlayer: the session's user has no player row (it is created at
 	// login, so this means the data was removed under a live session).
 	CodeNoPlayer = protocol.CodeGameBase + 3
+	// CodeNotEnoughStamina: dungeon.start costs more stamina than the
+	// player has now.
+	CodeNotEnoughStamina = protocol.CodeGameBase + 4
+	// CodeUnknownDungeon: no dungeon has that id.
+	CodeUnknownDungeon = protocol.CodeGameBase + 5
+	// CodeNoMail: the player has no mail with that id (never sent, another
+	// player's, or recalled by an operator).
+	CodeNoMail = protocol.CodeGameBase + 6
+	// CodeMailClaimed: the mail was claimed before (by another request id;
+	// a retry of the claiming request gets the claim's answer replayed).
+	CodeMailClaimed = protocol.CodeGameBase + 7
+	// CodeMailExpired: the mail's expiry passed before it was claimed.
+	CodeMailExpired = protocol.CodeGameBase + 8
+	// CodeNoRun: the player has no dungeon run with that id.
+	CodeNoRun = protocol.CodeGameBase + 9
+	// CodeRunFinished: the run was finished before (by another request id;
+	// a retry of the finishing request gets its answer replayed).
+	CodeRunFinished = protocol.CodeGameBase + 10
+	// CodeRunExpired: the run was finished more than MaxRunTime after it
+	// started; it ends without rewards.
+	CodeRunExpired = protocol.CodeGameBase + 11
+	// CodeCheatDetected: the anti-cheat checks refused a dungeon report
+	// (impossible damage, play time or clock); the run ends without
+	// rewards and the verdicts go to the hack log.
+	CodeCheatDetected = protocol.CodeGameBase + 12
+	// CodeNotEnoughGold: the player cannot pay a gold price.
+	CodeNotEnoughGold = protocol.CodeGameBase + 13
+)
+
+// Definitive game errors, stored and replayed by the idempotency layer.
+// Functions, not shared values: a *protocol.Error is mutable.
+var (
+	errNoPlayer      = func() error { return protocol.Errorf(CodeNoPlayer, "no player") }
+	errNotEnoughGems = func() error { return protocol.Errorf(CodeNotEnoughGems, "not enough gems") }
+	errNotEnoughGold = func() error { return protocol.Errorf(CodeNotEnoughGold, "not enough gold") }
 )
 
 // Starting values and stamina rules (see the package doc).
@@ -54,10 +101,11 @@ const GuestPlatform = "guest"
 
 // Item is a shop item bought with gems.
 type Item struct {
-	ID    string `json:"item_id"`
-	Gems  int64  `json:"gems"` // price
-	Gold  int64  `json:"gold"` // what it gives
-	Title string `json:"title"`
+	ID    string      `json:"item_id"`
+	Gems  int64       `json:"gems"`            // price
+	Gold  int64       `json:"gold"`            // gold it gives
+	Items []ItemCount `json:"items,omitempty"` // items it gives
+	Title string      `json:"title"`
 }
 
 // Catalog returns the gem shop's items. (Versioned static game data tables
@@ -66,6 +114,8 @@ func Catalog() []Item {
 	return []Item{
 		{ID: "gold_small", Gems: 10, Gold: 1000, Title: "Pouch of gold"},
 		{ID: "gold_large", Gems: 50, Gold: 6000, Title: "Chest of gold"},
+		{ID: "potion_pack", Gems: 5, Items: []ItemCount{{ItemID: "potion", Count: 3}}, Title: "Three potions"},
+		{ID: "adventurer_kit", Gems: 20, Gold: 500, Items: []ItemCount{{ItemID: "potion", Count: 2}, {ItemID: "key_bronze", Count: 1}}, Title: "Adventurer's kit"},
 	}
 }
 
@@ -111,12 +161,39 @@ type Config struct {
 	Clock clock.Clock
 	// Logger receives logins at debug level. Nil: silent.
 	Logger *slog.Logger
+
+	// BoardStore keeps the dungeon ranking (BoardName, weekly seasons
+	// starting Monday 00:00 UTC). Default: a session.BoardMemoryStore of
+	// its own (one process); pass a BoardRedisStore to share rankings
+	// between servers.
+	BoardStore session.BoardStore
+	// Monitor records anti-cheat verdicts of dungeon reports in the hack
+	// log (pass the Guard's, so the block list and counters are shared).
+	// Default: a Monitor of its own (in memory).
+	Monitor *anticheat.Monitor
+	// DriftTolerance is how far the client's clock may run ahead of the
+	// server's over one dungeon run (from dungeon.start to dungeon.finish)
+	// before the report is refused as a speed hack. Default 3 s (the
+	// speed checker's threshold).
+	DriftTolerance time.Duration
+	// PlayTimeSlack is how much longer than the server-measured time since
+	// dungeon.start the reported play time may be (the client starts its
+	// timer before the start request leaves). Default 2 s.
+	PlayTimeSlack time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultDriftTolerance = 3 * time.Second
+	DefaultPlayTimeSlack  = 2 * time.Second
+)
 
 // Game serves the example game's commands.
 type Game struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	board    *session.Board
+	checkers map[string]*anticheat.StatChecker // by dungeon id
 }
 
 // New returns a Game over cfg.
@@ -134,7 +211,29 @@ func New(cfg Config) (*Game, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Game{cfg: cfg, log: log}, nil
+	if cfg.BoardStore == nil {
+		cfg.BoardStore = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
+	}
+	if cfg.Monitor == nil {
+		cfg.Monitor = anticheat.NewMonitor(anticheat.MonitorConfig{Clock: cfg.Clock, Logger: cfg.Logger})
+	}
+	if cfg.DriftTolerance <= 0 {
+		cfg.DriftTolerance = DefaultDriftTolerance
+	}
+	if cfg.PlayTimeSlack <= 0 {
+		cfg.PlayTimeSlack = DefaultPlayTimeSlack
+	}
+	board, err := session.NewBoard(cfg.BoardStore, BoardName, session.BoardConfig{
+		Period: session.SeasonWeekly, WeekStart: time.Monday, Clock: cfg.Clock, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("game: ranking: %w", err)
+	}
+	g := &Game{cfg: cfg, log: log, board: board, checkers: map[string]*anticheat.StatChecker{}}
+	for _, d := range Dungeons() {
+		g.checkers[d.ID] = d.Rules()
+	}
+	return g, nil
 }
 
 // Register adds the game's commands to mux: the mutating ones wrapped in the
@@ -143,8 +242,23 @@ func New(cfg Config) (*Game, error) {
 func (g *Game) Register(mux *protocol.Mux) {
 	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin))
 	mux.Handle(CmdLoad, protocol.Typed(g.load))
-	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), idempotency.Middleware(g.cfg.Idempotency))
+	once := idempotency.Middleware(g.cfg.Idempotency)
+	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), once)
+	mux.Handle(CmdMailList, protocol.Typed(g.mailList))
+	mux.Handle(CmdMailClaim, protocol.Typed(g.mailClaim), once)
+	mux.Handle(CmdMailClaimAll, protocol.Typed(g.mailClaimAll), once)
+	mux.Handle(CmdDungeonStart, protocol.Typed(g.dungeonStart), once)
+	mux.Handle(CmdDungeonFinish, protocol.Typed(g.dungeonFinish), once)
+	mux.Handle(CmdRankTop, protocol.Typed(g.rankTop))
+	mux.Handle(CmdRankMe, protocol.Typed(g.rankMe))
+	mux.Handle(CmdRankAround, protocol.Typed(g.rankAround))
 }
+
+// Board returns the dungeon ranking (for operators and tests).
+func (g *Game) Board() *session.Board { return g.board }
+
+// Monitor returns the anti-cheat monitor dungeon verdicts go to.
+func (g *Game) Monitor() *anticheat.Monitor { return g.cfg.Monitor }
 
 // GuestLogin is auth.guest's payload.
 type GuestLogin struct {
@@ -200,10 +314,18 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	// The player row is created on every login if missing (not only when
 	// the account is new), so a crash between the two steps heals itself.
 	now := g.cfg.Clock.Now().UnixMilli()
+	// A new player gets the welcome mail in the same transaction.
 	err = g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
+		res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
 			" players (user_key, name, gold, gems, stamina, stamina_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			userKey, fmt.Sprintf("guest-%d", userKey), StartGold, StartGems, StaminaMax, now, now)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = g.sendMailTx(ctx, tx, userKey, WelcomeMail(), now)
 		return err
 	})
 	if err != nil {
@@ -230,8 +352,30 @@ type Player struct {
 	Name      string  `json:"name"`
 	Gold      int64   `json:"gold"`
 	Gems      int64   `json:"gems"`
+	Exp       int64   `json:"exp"`
+	Level     int     `json:"level"` // LevelOf(Exp)
 	Stamina   Stamina `json:"stamina"`
 	CreatedAt int64   `json:"created_at"` // Unix ms
+	// Items is the inventory: items with a positive count, by item id.
+	Items []ItemCount `json:"items"`
+}
+
+// ExpPerLevel is the experience each level takes; MaxLevel caps levels.
+const (
+	ExpPerLevel = 100
+	MaxLevel    = 99
+)
+
+// LevelOf is the level of a player with exp experience: 1 + exp /
+// ExpPerLevel, at most MaxLevel.
+func LevelOf(exp int64) int {
+	if exp < 0 {
+		return 1
+	}
+	if l := 1 + exp/ExpPerLevel; l < MaxLevel {
+		return int(l)
+	}
+	return MaxLevel
 }
 
 // Stamina is the player's stamina as of the server time.
@@ -277,21 +421,31 @@ func (g *Game) load(ctx context.Context, req *protocol.Request, _ struct{}) (Pla
 	if err != nil {
 		return Player{}, err
 	}
+	return g.LoadPlayer(ctx, userKey)
+}
+
+// LoadPlayer returns userKey's player as player.load answers it (for
+// operators and tests). A user without a player row is CodeNoPlayer.
+func (g *Game) LoadPlayer(ctx context.Context, userKey int64) (Player, error) {
 	db, err := g.cfg.Router.DB(ctx, userKey)
 	if err != nil {
 		return Player{}, err
 	}
 	p := Player{UserKey: userKey}
 	var stamina, staminaAt int64
-	err = db.QueryRowContext(ctx, "SELECT name, gold, gems, stamina, stamina_at, created_at FROM players WHERE user_key = ?", userKey).
-		Scan(&p.Name, &p.Gold, &p.Gems, &stamina, &staminaAt, &p.CreatedAt)
+	err = db.QueryRowContext(ctx, "SELECT name, gold, gems, exp, stamina, stamina_at, created_at FROM players WHERE user_key = ?", userKey).
+		Scan(&p.Name, &p.Gold, &p.Gems, &p.Exp, &stamina, &staminaAt, &p.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Player{}, protocol.Errorf(CodeNoPlayer, "no player")
+		return Player{}, errNoPlayer()
 	}
 	if err != nil {
 		return Player{}, fmt.Errorf("game: load player %d: %w", userKey, err)
 	}
+	p.Level = LevelOf(p.Exp)
 	p.Stamina = StaminaAt(stamina, staminaAt, g.cfg.Clock.Now())
+	if p.Items, err = inventory(ctx, db, userKey); err != nil {
+		return Player{}, err
+	}
 	return p, nil
 }
 
@@ -300,11 +454,13 @@ type Buy struct {
 	ItemID string `json:"item_id"`
 }
 
-// BuyResult is shop.buy's answer: the balances after the purchase.
+// BuyResult is shop.buy's answer: the balances after the purchase and the
+// items it gave.
 type BuyResult struct {
-	ItemID string `json:"item_id"`
-	Gold   int64  `json:"gold"`
-	Gems   int64  `json:"gems"`
+	ItemID string      `json:"item_id"`
+	Gold   int64       `json:"gold"`
+	Gems   int64       `json:"gems"`
+	Items  []ItemCount `json:"items,omitempty"`
 }
 
 func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResult, error) {
@@ -316,38 +472,26 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	if !ok {
 		return BuyResult{}, protocol.Errorf(CodeUnknownItem, "unknown item")
 	}
+	tx, err := txOf(ctx, CmdShopBuy)
+	if err != nil {
+		return BuyResult{}, err
+	}
+	// A refusal (not enough gems) is returned before anything is written:
+	// a definitive answer, stored and replayed.
+	b, err := g.apply(ctx, tx, userKey, change{Gold: item.Gold, Gems: -item.Gems, Items: item.Items}, "shop:"+item.ID, req.RequestID)
+	if err != nil {
+		return BuyResult{}, err
+	}
+	return BuyResult{ItemID: item.ID, Gold: b.Gold, Gems: b.Gems, Items: item.Items}, nil
+}
+
+// txOf returns the idempotent transaction of a mutating command.
+func txOf(ctx context.Context, cmd string) (*sql.Tx, error) {
 	tx := idempotency.TxFrom(ctx)
 	if tx == nil { // the idempotency store requires a key, so this is a wiring bug
-		return BuyResult{}, errors.New("game: shop.buy outside an idempotent transaction")
+		return nil, fmt.Errorf("game: %s outside an idempotent transaction", cmd)
 	}
-	var gold, gems int64
-	err = tx.QueryRowContext(ctx, "SELECT gold, gems FROM players WHERE user_key = ?"+g.cfg.Dialect.ForUpdate(), userKey).Scan(&gold, &gems)
-	if errors.Is(err, sql.ErrNoRows) {
-		return BuyResult{}, protocol.Errorf(CodeNoPlayer, "no player")
-	}
-	if err != nil {
-		return BuyResult{}, fmt.Errorf("game: read balances of %d: %w", userKey, err)
-	}
-	if gems < item.Gems {
-		// Nothing written yet: a definitive answer, stored and replayed.
-		return BuyResult{}, protocol.Errorf(CodeNotEnoughGems, "not enough gems")
-	}
-	gold, gems = gold+item.Gold, gems-item.Gems
-	if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ? WHERE user_key = ?", gold, gems, userKey); err != nil {
-		return BuyResult{}, fmt.Errorf("game: update balances of %d: %w", userKey, err)
-	}
-	now := g.cfg.Clock.Now().UnixMilli()
-	reason := "shop:" + item.ID
-	for _, row := range []struct {
-		currency       string
-		delta, balance int64
-	}{{"gems", -item.Gems, gems}, {"gold", item.Gold, gold}} {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			userKey, row.currency, row.delta, row.balance, reason, req.RequestID, now); err != nil {
-			return BuyResult{}, fmt.Errorf("game: ledger of %d: %w", userKey, err)
-		}
-	}
-	return BuyResult{ItemID: item.ID, Gold: gold, Gems: gems}, nil
+	return tx, nil
 }
 
 // LedgerEntry is one ledger row.

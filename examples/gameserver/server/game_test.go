@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,7 +147,7 @@ func TestLoginLoadBuy(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetSession(res.Token, keys)
-	if p2 := load(t, c); p2 != p {
+	if p2 := load(t, c); !reflect.DeepEqual(p2, p) {
 		t.Fatalf("authenticated load: %+v, want %+v", p2, p)
 	}
 }

@@ -77,7 +77,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.game, err = game.New(game.Config{
 		Router: s.store.router, Accounts: s.store.accounts, Sessions: s.sessions,
 		Idempotency: s.store.idem, Logger: log,
+		// Embedded mode: the dungeon ranking in memory; dungeon verdicts
+		// go to the guard's monitor (one hack log and block list).
+		BoardStore: session.NewBoardMemoryStore(session.BoardMemoryConfig{}),
+		Monitor:    s.guard.Monitor(),
 	}); err != nil {
+		return nil, err
+	}
+	// The memory board starts empty: refill this week's dungeon ranking
+	// from the game databases.
+	if _, err := s.game.RebuildRanking(ctx); err != nil {
 		return nil, err
 	}
 	s.registerCommands()
