@@ -549,8 +549,8 @@ func (c *lostReplyConn) Read(b []byte) (int, error) {
 // reports the typed unavailable error (the caller cannot know whether it
 // applied); it applied exactly once; and the store keeps working. (With
 // go-redis's default retries the client sends the command again on a new
-// connection: GetFrame and Create recognise the resend, see
-// TestLostReplyRetried, but a board increment still applies twice.)
+// connection: GetFrame, Create and board writes recognise the resend, see
+// TestLostReplyRetried and TestBoardLostReplyRetried.)
 func TestLostReply(t *testing.T) {
 	shared := testredis.Client(t)
 	var armed atomic.Bool
@@ -732,4 +732,125 @@ func TestLostReplyRetried(t *testing.T) {
 	if len(live) != 1 || live[0] != fresh.ID {
 		t.Fatalf("live sessions of the user: %v, want exactly [%s]", live, fresh.ID)
 	}
+}
+
+// TestBoardLostReplyRetried: as TestLostReplyRetried for boards, on one
+// Redis and on the local Cluster: the reply of a board write is lost after
+// the server ran it, and go-redis (default retries) resends the whole
+// pipeline on a new connection. Every increment applies exactly once: a
+// single Submit, a batch mixing every operator, and a batch of several
+// script calls.
+func TestBoardLostReplyRetried(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		shared := testredis.Client(t)
+		var armed atomic.Bool
+		var dials atomic.Int64
+		var d net.Dialer
+		c := redis.NewClient(&redis.Options{
+			Addr: shared.Options().Addr, // MaxRetries: the default (3)
+			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				dials.Add(1)
+				return &lostReplyConn{Conn: conn, armed: &armed}, nil
+			},
+		})
+		defer c.Close()
+		boardLostReplyRetried(t, c, testredis.Prefix(t, shared), &armed, &dials)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		admin := testredis.Cluster(t)
+		var armed atomic.Bool
+		var dials atomic.Int64
+		var d net.Dialer
+		c := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: admin.Options().Addrs, // MaxRetries: the default
+			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				dials.Add(1)
+				return &lostReplyConn{Conn: conn, armed: &armed}, nil
+			},
+		})
+		defer c.Close()
+		boardLostReplyRetried(t, c, testredis.Prefix(t, admin), &armed, &dials)
+	})
+}
+
+func boardLostReplyRetried(t *testing.T, c redis.UniversalClient, prefix string, armed *atomic.Bool, dials *atomic.Int64) {
+	ctx := context.Background()
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.NewBoard(bs, "resent", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lose runs call with the reply of its first send dropped, checks that
+	// the client resent it on a new connection and that it succeeded.
+	lose := func(what string, call func() error) {
+		t.Helper()
+		before := dials.Load()
+		armed.Store(true)
+		err := call()
+		if armed.Load() {
+			armed.Store(false)
+			t.Fatalf("%s: no reply was lost", what)
+		}
+		if dials.Load() == before {
+			t.Fatalf("%s: the client did not resend on a new connection", what)
+		}
+		if err != nil {
+			t.Fatalf("%s with its first reply lost: %v, want success", what, err)
+		}
+	}
+	scores := func(what string, want map[int64]int64) {
+		t.Helper()
+		for u, w := range want {
+			if got, err := b.Score(ctx, u); err != nil || got != w {
+				t.Fatalf("%s: user %d has %d, %v; want %d (each submission applied once)", what, u, got, err, w)
+			}
+		}
+	}
+
+	// Load the script and warm the client up, so the lost reply is the
+	// write's.
+	if err := b.Submit(ctx, 1, 10, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	lose("Submit incr", func() error { return b.Submit(ctx, 1, 5, session.ScoreIncr) })
+	scores("after a resent increment", map[int64]int64{1: 15})
+	if err := b.Submit(ctx, 1, 1, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	scores("after one more increment", map[int64]int64{1: 16})
+
+	// A batch mixing every operator: a resend must neither add twice nor
+	// let a repeated ZADD undo an increment.
+	lose("mixed batch", func() error {
+		return b.SubmitBatch(ctx, []session.ScoreSubmit{
+			{User: 2, Score: 100, Op: session.ScoreSet},
+			{User: 2, Score: 1, Op: session.ScoreIncr},
+			{User: 3, Score: 50, Op: session.ScoreBest},
+			{User: 3, Score: -20, Op: session.ScoreIncr},
+			{User: 1, Score: 4, Op: session.ScoreIncr},
+		})
+	})
+	scores("after a resent mixed batch", map[int64]int64{1: 20, 2: 101, 3: 30})
+
+	// A batch of several script calls (1,000 increments over 100 users).
+	var batch []session.ScoreSubmit
+	want := map[int64]int64{}
+	for i := range 1000 {
+		u := int64(100 + i%100)
+		batch = append(batch, session.ScoreSubmit{User: u, Score: int64(i), Op: session.ScoreIncr})
+		want[u] += int64(i)
+	}
+	lose("batch of 1,000 increments", func() error { return b.SubmitBatch(ctx, batch) })
+	scores("after a resent batch of 1,000 increments", want)
 }
