@@ -31,6 +31,12 @@ type CacheConfig struct {
 	// version, a safety net for reset messages lost while its pub/sub
 	// connection was down. Default 1 minute.
 	VersionRefresh time.Duration
+	// ProbeInterval is how often the Redis cache checks that its reset
+	// subscription still hears what the first node's client publishes, and
+	// moves it when not (after a Sentinel failover: to the new master), as
+	// Config.ProbeInterval does for a store's events. Default 1 s; negative:
+	// no probes (VersionRefresh then bounds how late a reset is seen).
+	ProbeInterval time.Duration
 	// JanitorInterval is how often the memory cache drops expired entries.
 	// Default 1 minute.
 	JanitorInterval time.Duration
@@ -59,6 +65,9 @@ func (c CacheConfig) withDefaults() CacheConfig {
 	}
 	if c.JanitorInterval <= 0 {
 		c.JanitorInterval = time.Minute
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
 	}
 	c.Clock = clock.Or(c.Clock)
 	if c.Logger == nil {
@@ -115,18 +124,32 @@ func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache,
 	rc := &redisCache{
 		r: r, prefix: cfg.Prefix, verKey: cfg.Prefix + "cache:version",
 		ch: cfg.Prefix + "cache:reset", log: cfg.Logger,
-		quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	global := r.Nodes()[0]
 	if err := rc.refresh(ctx, global); err != nil {
 		return nil, unavailable("cache version", err)
 	}
-	rc.ps = global.Subscribe(ctx, rc.ch)
-	if _, err := rc.ps.Receive(ctx); err != nil {
-		_ = rc.ps.Close()
+	wait := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	sub, err := subscribe(global, []string{rc.ch}, cfg.Prefix+"cache:probe:", cfg.ProbeInterval, wait, func(m *redis.Message) {
+		if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+			raiseTo(&rc.ver, n)
+		}
+	}, cfg.Logger, &rc.resubscribed)
+	if err != nil {
+		sub.stop()
 		return nil, unavailable("cache subscribe", err)
 	}
-	go rc.run(global, cfg.VersionRefresh)
+	rc.sub = sub
+	rc.jan = startJanitor(cfg.VersionRefresh, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.VersionRefresh)
+		defer cancel()
+		if err := rc.refresh(ctx, global); err != nil {
+			rc.log.Warn("session: cache version refresh", "err", err)
+		}
+	})
 	return &UserCache{cfg: cfg, b: rc}, nil
 }
 
@@ -341,9 +364,9 @@ type redisCache struct {
 	ch             string
 	log            *slog.Logger
 	ver            atomic.Int64
-	ps             *redis.PubSub
-	quit, done     chan struct{}
-	once           sync.Once
+	resubscribed   atomic.Uint64
+	sub            *subscription // the reset channel
+	jan            *janitor      // the version's periodic re-read
 }
 
 func (c *redisCache) key(ver, uk int64, key string) string {
@@ -399,36 +422,7 @@ func (c *redisCache) reset(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func (c *redisCache) run(global redis.UniversalClient, every time.Duration) {
-	defer close(c.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	msgs := c.ps.Channel()
-	for {
-		select {
-		case <-c.quit:
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
-				raiseTo(&c.ver, n)
-			}
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			if err := c.refresh(ctx, global); err != nil {
-				c.log.Warn("session: cache version refresh", "err", err)
-			}
-			cancel()
-		}
-	}
-}
-
 func (c *redisCache) close() {
-	c.once.Do(func() {
-		close(c.quit)
-		_ = c.ps.Close()
-	})
-	<-c.done
+	c.sub.stop()
+	c.jan.stop()
 }

@@ -38,6 +38,9 @@
 // ErrUnavailable (CodeUnavailable, retryable). Kicks and revocations are
 // published as Events (Store.Subscribe; Redis pub/sub across nodes) so a
 // realtime hub on any node can drop the connection that used the session.
+// A Redis subscription checks itself with a probe (Config.ProbeInterval)
+// and follows its node's commands to another server, such as the new master
+// after a Sentinel failover, which go-redis does not do for pub/sub.
 // Both stores count what they did in Stats, for metrics.
 //
 // # Time

@@ -854,3 +854,86 @@ func boardLostReplyRetried(t *testing.T, c redis.UniversalClient, prefix string,
 	lose("batch of 1,000 increments", func() error { return b.SubmitBatch(ctx, batch) })
 	scores("after a resent batch of 1,000 increments", want)
 }
+
+// TestSubscriptionFollowsCommands: the client's command connections move to
+// another server while its event subscription stays on the first (what a
+// Sentinel failover does to a go-redis failover client, here with a plain
+// client whose dialer the test points elsewhere). The subscription's probe
+// does not come back, so the store subscribes again where the commands go,
+// and a kick published there reaches the subscriber.
+func TestSubscriptionFollowsCommands(t *testing.T) {
+	a, b := privateRedis(t), privateRedis(t)
+	var target atomic.Value
+	target.Store(a.Options().Addr)
+	var d net.Dialer
+	c := redis.NewClient(&redis.Options{
+		Addr: "moving", // the dialer decides
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, target.Load().(string))
+		},
+	})
+	defer c.Close()
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, a)
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix, ProbeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	events := make(chan session.Event, 64)
+	defer s.Subscribe(func(ev session.Event) {
+		select {
+		case events <- ev:
+		default:
+		}
+	})()
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 31})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The commands move to b: new connections dial b, and a drops the
+	// client's command connections (CLIENT KILL TYPE normal spares pub/sub
+	// connections and, by default, the caller's own).
+	target.Store(b.Options().Addr)
+	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The kicked session lives on a; a login on b publishes a kick of the
+	// same key id only if b knows the session, so copy it over first.
+	for _, k := range []string{prefix + "{u:31}:u", prefix + "{u:31}:s:" + sess.ID[len("31."):]} {
+		dump, err := a.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.RestoreReplace(ctx, k, 0, dump).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := b.PubSubNumSub(ctx, prefix+"session:events").Result()
+		if err == nil && n[prefix+"session:events"] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event subscription on the commands' new server 15s after the move: %v, %v", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.Stats().Resubscribed; n < 1 {
+		t.Fatalf("Stats().Resubscribed = %d, want at least 1", n)
+	}
+	if _, err := s.Create(ctx, session.NewSession{UserKey: 31}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(15 * time.Second)
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			got = ev.Kind == session.EventKicked && ev.SessionID == sess.ID
+		case <-timeout:
+			t.Fatal("no kick event from the commands' new server within 15s")
+		}
+	}
+}
