@@ -87,6 +87,32 @@ type UserCache struct {
 	cfg CacheConfig
 	b   cacheBackend
 	sf  singleflight.Group
+
+	hits, misses, fills, fillErrors, errors atomic.Uint64
+}
+
+// CacheStats are a UserCache's counters since it was created, for metrics
+// (this process only).
+type CacheStats struct {
+	Hits   uint64 // Get and Fetch calls answered from the cache
+	Misses uint64 // Get and Fetch calls that found nothing
+	// Fills counts fill functions Fetch ran (once for all concurrent
+	// callers of a key); FillErrors, those that returned an error.
+	Fills, FillErrors uint64
+	// Errors counts calls whose cache backend failed (ErrUnavailable),
+	// including the get and set a Fetch does around its fill.
+	Errors uint64
+	// Resubscribed counts moves of the Redis cache's reset subscription to
+	// another server (see CacheConfig.ProbeInterval). 0 in memory.
+	Resubscribed uint64
+}
+
+// Stats returns the cache's counters.
+func (c *UserCache) Stats() CacheStats {
+	return CacheStats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Fills: c.fills.Load(), FillErrors: c.fillErrors.Load(),
+		Errors: c.errors.Load(), Resubscribed: c.b.resubscriptions(),
+	}
 }
 
 // cacheBackend stores entries under a version; entries of other versions
@@ -97,6 +123,7 @@ type cacheBackend interface {
 	del(ctx context.Context, ver, uk int64, key string) error
 	version() int64
 	reset(ctx context.Context) (int64, error)
+	resubscriptions() uint64
 	close()
 }
 
@@ -180,11 +207,14 @@ func (c *UserCache) Get(ctx context.Context, userKey int64, key string) ([]byte,
 	}
 	v, ok, err := c.b.get(ctx, c.b.version(), userKey, key)
 	if err != nil {
+		c.errors.Add(1)
 		return nil, unavailable("cache get", err)
 	}
 	if !ok {
+		c.misses.Add(1)
 		return nil, ErrCacheMiss
 	}
+	c.hits.Add(1)
 	return v, nil
 }
 
@@ -207,6 +237,7 @@ func (c *UserCache) set(ctx context.Context, ver, userKey int64, key string, val
 		ttl = c.cfg.DefaultTTL
 	}
 	if err := c.b.set(ctx, ver, userKey, key, val, ttl); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache set", err)
 	}
 	return nil
@@ -219,6 +250,7 @@ func (c *UserCache) Delete(ctx context.Context, userKey int64, key string) error
 		return err
 	}
 	if err := c.b.del(ctx, c.b.version(), userKey, key); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache delete", err)
 	}
 	return nil
@@ -243,8 +275,10 @@ func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl ti
 	}
 	sfKey := strconv.FormatInt(ver, 10) + ":" + strconv.FormatInt(userKey, 10) + ":" + key
 	out, err, _ := c.sf.Do(sfKey, func() (any, error) {
+		c.fills.Add(1)
 		v, err := fill(ctx)
 		if err != nil {
+			c.fillErrors.Add(1)
 			return nil, err
 		}
 		if err := c.set(ctx, ver, userKey, key, v, ttl); err != nil {
@@ -264,6 +298,7 @@ func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl ti
 // milliseconds; at worst CacheConfig.VersionRefresh).
 func (c *UserCache) ResetAll(ctx context.Context) error {
 	if _, err := c.b.reset(ctx); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache reset", err)
 	}
 	return nil
@@ -333,6 +368,8 @@ func (m *memCache) del(_ context.Context, ver, uk int64, key string) error {
 
 func (m *memCache) version() int64 { return m.ver.Load() }
 
+func (m *memCache) resubscriptions() uint64 { return 0 }
+
 // reset bumps the version and drops every entry at once (one process: no
 // need to wait for them to expire).
 func (m *memCache) reset(context.Context) (int64, error) {
@@ -393,6 +430,8 @@ func (c *redisCache) del(ctx context.Context, ver, uk int64, key string) error {
 }
 
 func (c *redisCache) version() int64 { return c.ver.Load() }
+
+func (c *redisCache) resubscriptions() uint64 { return c.resubscribed.Load() }
 
 func (c *redisCache) refresh(ctx context.Context, global redis.UniversalClient) error {
 	n, err := global.Get(ctx, c.verKey).Int64()
