@@ -139,7 +139,8 @@ func NewMemoryCache(cfg CacheConfig) *UserCache {
 // NewRedisCache returns a cache on the router's nodes: each user's entries
 // on the user's node (no fallback during a migration: a moved user just
 // misses once). It reads the global version from the router's first node
-// and subscribes to resets there; Close stops that goroutine.
+// and subscribes to resets there, waiting for the subscription until ctx
+// ends; Close stops the subscription's goroutine and the version re-read.
 func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache, error) {
 	if r == nil {
 		return nil, errors.New("session: nil router")
@@ -156,11 +157,7 @@ func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache,
 	if err := rc.refresh(ctx, global); err != nil {
 		return nil, unavailable("cache version", err)
 	}
-	wait := 5 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		wait = time.Until(d)
-	}
-	sub, err := subscribe(global, []string{rc.ch}, cfg.Prefix+"cache:probe:", cfg.ProbeInterval, wait, func(m *redis.Message) {
+	sub, err := subscribe(ctx, global, []string{rc.ch}, cfg.Prefix+"cache:probe:", cfg.ProbeInterval, func(m *redis.Message) {
 		if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
 			raiseTo(&rc.ver, n)
 		}

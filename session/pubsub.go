@@ -43,13 +43,13 @@ type subscription struct {
 }
 
 // subscribe subscribes to channels on node and returns the running
-// subscription. It waits (up to wait) for the server to confirm the
+// subscription. It waits (until ctx ends) for the server to confirm the
 // subscription, so messages published after it returns are seen; if that
 // fails it returns the error along with the subscription, which keeps trying
 // in the background (go-redis reconnects; the probe moves it). probePrefix
 // names the probe channel: probePrefix, then random characters. onMsg is
 // called for each message of channels, on the subscription's goroutine.
-func subscribe(node redis.UniversalClient, channels []string, probePrefix string, every, wait time.Duration,
+func subscribe(ctx context.Context, node redis.UniversalClient, channels []string, probePrefix string, every time.Duration,
 	onMsg func(*redis.Message), log *slog.Logger, moved *atomic.Uint64) (*subscription, error) {
 	var b [9]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -59,16 +59,14 @@ func subscribe(node redis.UniversalClient, channels []string, probePrefix string
 		every: every, onMsg: onMsg, log: log, moved: moved,
 		quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	ps, err := s.open(wait)
+	ps, err := s.open(ctx)
 	go s.run(ps)
 	return s, err
 }
 
-// open subscribes on a new connection and waits up to wait for the
+// open subscribes on a new connection and waits until ctx ends for the
 // confirmation. It returns the PubSub even when the wait failed.
-func (s *subscription) open(wait time.Duration) (*redis.PubSub, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
+func (s *subscription) open(ctx context.Context) (*redis.PubSub, error) {
 	ps := s.node.Subscribe(ctx, s.channels...)
 	_, err := ps.Receive(ctx)
 	return ps, err
@@ -111,7 +109,9 @@ func (s *subscription) run(ps *redis.PubSub) {
 		case <-tick:
 			if sent >= seen+2 {
 				// The probe published two intervals ago has not come back.
-				nps, err := s.open(s.every)
+				ctx, cancel := context.WithTimeout(context.Background(), s.every)
+				nps, err := s.open(ctx)
+				cancel()
 				if err != nil {
 					_ = nps.Close()
 					s.log.Warn("session: resubscribe", "channels", s.channels[:len(s.channels)-1], "err", err)

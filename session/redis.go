@@ -542,8 +542,10 @@ func (s *RedisStore) Subscribe(fn func(Event)) (cancel func()) {
 		return cancel
 	}
 	for _, n := range s.router.Nodes() {
-		sub, err := subscribe(n, []string{s.ch}, s.cfg.Prefix+"session:probe:", s.cfg.ProbeInterval, 5*time.Second,
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		sub, err := subscribe(ctx, n, []string{s.ch}, s.cfg.Prefix+"session:probe:", s.cfg.ProbeInterval,
 			s.onEvent, s.cfg.Logger, &s.ctr.resubscribed)
+		stop()
 		if err != nil {
 			s.cfg.Logger.Warn("session: subscribe to events", "err", err)
 		}
