@@ -22,11 +22,11 @@ type BoardRedisConfig struct {
 	// ResendWindow is how long Redis keeps the record of each write script
 	// call (see BoardRedisStore), so that go-redis resending a call whose
 	// reply was lost gets the recorded result instead of applying it again.
-	// It must exceed the longest time one call can spend in go-redis's
-	// retries: about (MaxRetries+1) × (ReadTimeout + MaxRetryBackoff), 14 s
-	// with go-redis's defaults. Each record is one small key (its call id and
-	// one byte per submission) that Redis expires by itself. Default 1
-	// minute.
+	// It must exceed the longest time between a call's first send and its
+	// last resend in go-redis: about MaxRetries × (ReadTimeout +
+	// MaxRetryBackoff + DialTimeout), under 30 s with go-redis's defaults.
+	// Each record is one small key (its call id and one byte per
+	// submission) that Redis expires by itself. Default 1 minute.
 	ResendWindow time.Duration
 }
 
@@ -35,7 +35,7 @@ type BoardRedisConfig struct {
 //	<prefix>{b:<board>}:<season>
 //
 // so all seasons of a board share one Cluster hash slot, and every command
-// and script touches that one key. Given several clients (hand-sharded Redis
+// and script touches keys of that one slot. Given several clients (hand-sharded Redis
 // nodes, as the talk ran them), a board lives on the one chosen by
 // BoardNodeIndex. Each client may itself be a single node, Sentinel or a
 // Cluster. Safe for concurrent use.
@@ -43,11 +43,12 @@ type BoardRedisConfig struct {
 // Writes are exactly once, also when go-redis resends a command or a whole
 // pipeline whose reply was lost (its default MaxRetries). A write without
 // increments is a pipeline of ZADD GT (ScoreBest) and ZADD (ScoreSet): sent
-// twice, such a sequence leaves the same set as sent once. A write with
-// increments goes through a Lua script, one call per run of up to 256
-// submissions in order, which decodes the stored value, adds, checks the
-// range and encodes again with the new time slot atomically (and does the
-// batch's ZADDs in their place). Each script call carries an id unique to
+// twice, such a sequence leaves the same set as sent once (against another
+// caller's write in between, a resent one lands like a late request). A
+// write with increments goes through a Lua script, one call per run of up
+// to 256 submissions in order, which decodes the stored value, adds, checks
+// the range and encodes again with the new time slot atomically (and does
+// the batch's ZADDs in their place). Each script call carries an id unique to
 // it (a random per-store prefix and a counter) and records its result under
 //
 //	<prefix>{b:<board>}:~<id>
