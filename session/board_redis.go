@@ -2,12 +2,14 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,6 +19,15 @@ type BoardRedisConfig struct {
 	// Prefix starts every key. Default "madang:". It may not contain '{' or
 	// '}', which would break the hash tag.
 	Prefix string
+	// ResendWindow is how long Redis keeps the record of each write script
+	// call (see BoardRedisStore), so that go-redis resending a call whose
+	// reply was lost gets the recorded result instead of applying it again.
+	// It must exceed the longest time between a call's first send and its
+	// last resend in go-redis: about MaxRetries × (ReadTimeout +
+	// MaxRetryBackoff + DialTimeout), under 30 s with go-redis's defaults.
+	// Each record is one small key (its call id and one byte per
+	// submission) that Redis expires by itself. Default 1 minute.
+	ResendWindow time.Duration
 }
 
 // BoardRedisStore is a BoardStore on Redis sorted sets. A season's key is
@@ -24,22 +35,40 @@ type BoardRedisConfig struct {
 //	<prefix>{b:<board>}:<season>
 //
 // so all seasons of a board share one Cluster hash slot, and every command
-// and script touches that one key. Given several clients (hand-sharded Redis
+// and script touches keys of that one slot. Given several clients (hand-sharded Redis
 // nodes, as the talk ran them), a board lives on the one chosen by
 // BoardNodeIndex. Each client may itself be a single node, Sentinel or a
 // Cluster. Safe for concurrent use.
 //
-// Writes: ScoreBest is ZADD GT, ScoreSet is ZADD, ScoreIncr is a Lua script
-// that decodes the stored value, adds, checks the range and encodes again
-// with the new time slot atomically (one call per run of up to 256
-// consecutive increments); then PEXPIRE sets the season's TTL. SubmitBatch
-// sends all of that as one pipeline, in order. Reads: Rank is ZREVRANK and
-// ZSCORE pipelined, Top is ZREVRANGE WITHSCORES, Around is one Lua script
+// Writes are exactly once, also when go-redis resends a command or a whole
+// pipeline whose reply was lost (its default MaxRetries). A write without
+// increments is a pipeline of ZADD GT (ScoreBest) and ZADD (ScoreSet): sent
+// twice, such a sequence leaves the same set as sent once (against another
+// caller's write in between, a resent one lands like a late request). A
+// write with increments goes through a Lua script, one call per run of up
+// to 256 submissions in order, which decodes the stored value, adds, checks
+// the range and encodes again with the new time slot atomically (and does
+// the batch's ZADDs in their place). Each script call carries an id unique to
+// it (a random per-store prefix and a counter) and records its result under
+//
+//	<prefix>{b:<board>}:~<id>
+//
+// (the board's hash tag: one Cluster slot with the set) for
+// ResendWindow; a resend of the call finds the record and returns it
+// without applying anything. Then PEXPIRE sets the season's TTL. SubmitBatch
+// sends all of that as one pipeline. Reads: Rank is ZREVRANK and ZSCORE
+// pipelined, Top is ZREVRANGE WITHSCORES, Around is one Lua script
 // (ZREVRANK, ZCARD, ZREVRANGE), Count is ZCARD: one round trip each.
 type BoardRedisStore struct {
 	clients []redis.UniversalClient
-	loaded  []atomic.Bool // the incr script is loaded on clients[i]
+	loaded  []atomic.Bool // the write script is loaded on clients[i]
 	prefix  string
+	window  string // ResendWindow in ms, for the script
+
+	// idPrefix (random per store) and idSeq make each script call's id
+	// unique.
+	idPrefix string
+	idSeq    atomic.Uint64
 }
 
 var _ BoardStore = (*BoardRedisStore)(nil)
@@ -61,10 +90,20 @@ func NewBoardRedisStore(clients []redis.UniversalClient, cfg BoardRedisConfig) (
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("%w: prefix %q has a brace", ErrBoardInvalid, cfg.Prefix)
 	}
+	if cfg.ResendWindow < 0 {
+		return nil, fmt.Errorf("%w: negative resend window", ErrBoardInvalid)
+	}
+	if cfg.ResendWindow == 0 {
+		cfg.ResendWindow = time.Minute
+	}
+	var nb [8]byte
+	_, _ = rand.Read(nb[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return &BoardRedisStore{
-		clients: append([]redis.UniversalClient(nil), clients...),
-		loaded:  make([]atomic.Bool, len(clients)),
-		prefix:  cfg.Prefix,
+		clients:  append([]redis.UniversalClient(nil), clients...),
+		loaded:   make([]atomic.Bool, len(clients)),
+		prefix:   cfg.Prefix,
+		window:   strconv.FormatInt(max(cfg.ResendWindow.Milliseconds(), 1), 10),
+		idPrefix: b64.EncodeToString(nb[:]) + ".",
 	}, nil
 }
 
@@ -89,45 +128,62 @@ func (s *BoardRedisStore) key(ref BoardRef) string {
 	return s.prefix + "{b:" + ref.Board + "}:" + ref.Season
 }
 
-// boardIncrScript: KEYS[1] the set; ARGV[1] the time slot, then pairs of
-// member and delta. For each pair, in order: decode the stored value (score =
-// floor(v / slots)), add delta and, when the result is within ±max, ZADD its
-// new encoding. Returns one status per pair: 1 applied, 0 result out of
-// range, -1 stored value not an encoded score (both skipped). Every number
-// stays an integer below 2^53, exact in Lua's doubles.
-var boardIncrScript = redis.NewScript(`
+// boardWriteScript: KEYS[1] the set, KEYS[2] the call's record; ARGV[1]
+// the time slot, ARGV[2] the record's TTL in ms, then triples of operator (i
+// increment, b best, s set), member and argument (the delta, or the encoded
+// value). If the record exists the call is a resend of one that ran: it
+// returns the recorded result and changes nothing. Else, for each triple in
+// order: b is ZADD GT, s is ZADD; i decodes the stored value (score =
+// floor(v / slots)), adds delta and, when the result is within ±max, ZADDs
+// its new encoding. The result, recorded and returned, is one character per
+// triple: 1 applied, 0 result out of range, - stored value not an encoded
+// score (both skipped). Every number stays an integer below 2^53, exact in
+// Lua's doubles.
+var boardWriteScript = redis.NewScript(`
+local done = redis.call('GET', KEYS[2])
+if done then return done end
 local slots = ` + strconv.Itoa(ScoreTimeSlots) + `
 local max = ` + strconv.Itoa(ScoreMax) + `
 local tie = slots - 1 - tonumber(ARGV[1])
 local out = {}
-for i = 2, #ARGV, 2 do
-  local m = ARGV[i]
-  local score, st = 0, 1
-  local old = redis.call('ZSCORE', KEYS[1], m)
-  if old then
-    local v = tonumber(old)
-    if not v or v ~= v or v >= 2^53 or v <= -2^53 or v ~= math.floor(v) then
-      st = -1
-    else
-      score = math.floor(v / slots)
+for i = 3, #ARGV, 3 do
+  local op, m, a = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local st = '1'
+  if op == 'b' then
+    redis.call('ZADD', KEYS[1], 'GT', a, m)
+  elseif op == 's' then
+    redis.call('ZADD', KEYS[1], a, m)
+  else
+    local score = 0
+    local old = redis.call('ZSCORE', KEYS[1], m)
+    if old then
+      local v = tonumber(old)
+      if not v or v ~= v or v >= 2^53 or v <= -2^53 or v ~= math.floor(v) then
+        st = '-'
+      else
+        score = math.floor(v / slots)
+      end
     end
-  end
-  if st == 1 then
-    score = score + tonumber(ARGV[i + 1])
-    if score > max or score < -max then
-      st = 0
-    else
-      redis.call('ZADD', KEYS[1], string.format('%.0f', score * slots + tie), m)
+    if st == '1' then
+      score = score + tonumber(a)
+      if score > max or score < -max then
+        st = '0'
+      else
+        redis.call('ZADD', KEYS[1], string.format('%.0f', score * slots + tie), m)
+      end
     end
   end
   out[#out + 1] = st
 end
-return out
+local r = table.concat(out)
+redis.call('SET', KEYS[2], r, 'PX', ARGV[2])
+return r
 `)
 
-// boardIncrChunk is the most increments one script call applies: long runs
-// are split so one call keeps Redis busy for well under a millisecond.
-const boardIncrChunk = 256
+// boardWriteChunk is the most submissions one script call applies: long
+// batches are split so one call keeps Redis busy for well under a
+// millisecond.
+const boardWriteChunk = 256
 
 // boardAroundScript: KEYS[1] the set; ARGV member, n. Returns false when the
 // member is absent, else {first rank, {member, score, ...}} for the window
@@ -156,62 +212,88 @@ func boardRedisErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrBoardUnavailable, err)
 }
 
-// Write implements BoardStore: one pipeline, in order. ScoreBest is ZADD GT,
-// ScoreSet is ZADD; a run of consecutive increments is one EVALSHA of the
-// increment script per boardIncrChunk of them, after loading the script once
-// per client (SCRIPT LOAD reaches every Cluster shard). Should Redis lose
-// its script cache between the load and the pipeline, the calls that got
-// NOSCRIPT are sent again, in order, after reloading: those increments then
-// apply after the batch's other submissions.
+// Write implements BoardStore: one pipeline. Without increments it is ZADD
+// GT (ScoreBest) and ZADD (ScoreSet) in order. With increments, every
+// submission goes through the write script, one EVALSHA per
+// boardWriteChunk of them in order (a chunk also ends where the time slot
+// of the increments changes), after loading the script once per client
+// (SCRIPT LOAD reaches every Cluster shard). Should Redis lose its script
+// cache between the load and the pipeline, the calls that got NOSCRIPT (and
+// so did nothing) are sent again, in order, after reloading; as every
+// later call of the pipeline got NOSCRIPT too, the order holds.
 func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWrite) ([]error, error) {
 	idx := BoardNodeIndex(ref.Board, len(s.clients))
 	c, key := s.clients[idx], s.key(ref)
 	type call struct {
-		from, to int // ws[from:to] are increments of one script call
+		from, to int    // ws[from:to] are the submissions of one script call
+		slot     int64  // the increments' time slot, -1 before the first
+		id       string // the call's record key
 		cmd      *redis.Cmd
 	}
-	var calls []*call
-	for i := 0; i < len(ws); i++ {
-		switch ws[i].Op {
+	scripted := false
+	for _, w := range ws {
+		switch w.Op {
 		case ScoreBest, ScoreSet:
 		case ScoreIncr:
-			if n := len(calls); n > 0 && calls[n-1].to == i && i-calls[n-1].from < boardIncrChunk && ws[calls[n-1].from].Slot == ws[i].Slot {
-				calls[n-1].to++
-			} else {
-				calls = append(calls, &call{from: i, to: i + 1})
-			}
+			scripted = true
 		default:
-			return nil, fmt.Errorf("%w: operator %d", ErrBoardInvalid, ws[i].Op)
+			return nil, fmt.Errorf("%w: operator %d", ErrBoardInvalid, w.Op)
 		}
 	}
-	if len(calls) > 0 && !s.loaded[idx].Load() {
-		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
-			return nil, boardRedisErr(err)
+	var calls []*call
+	if scripted {
+		idBase := s.key(BoardRef{Board: ref.Board, Season: "~"}) + s.idPrefix
+		var cur *call
+		for i, w := range ws {
+			if cur != nil && i-cur.from < boardWriteChunk && (w.Op != ScoreIncr || cur.slot < 0 || cur.slot == w.Slot) {
+				cur.to++
+				if w.Op == ScoreIncr {
+					cur.slot = w.Slot
+				}
+				continue
+			}
+			cur = &call{from: i, to: i + 1, slot: -1, id: idBase + strconv.FormatUint(s.idSeq.Add(1), 36)}
+			if w.Op == ScoreIncr {
+				cur.slot = w.Slot
+			}
+			calls = append(calls, cur)
 		}
-		s.loaded[idx].Store(true)
+		if !s.loaded[idx].Load() {
+			if err := boardWriteScript.Load(ctx, c).Err(); err != nil {
+				return nil, boardRedisErr(err)
+			}
+			s.loaded[idx].Store(true)
+		}
 	}
 	eval := func(p redis.Pipeliner, cl *call) {
-		args := make([]any, 0, 1+2*(cl.to-cl.from))
-		args = append(args, ws[cl.from].Slot)
+		args := make([]any, 0, 2+3*(cl.to-cl.from))
+		args = append(args, max(cl.slot, 0), s.window)
 		for _, w := range ws[cl.from:cl.to] {
-			args = append(args, strconv.FormatInt(w.User, 10), w.Delta)
-		}
-		cl.cmd = boardIncrScript.EvalSha(ctx, p, []string{key}, args...)
-	}
-	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		next := 0 // the next call to send
-		for i := 0; i < len(ws); i++ {
-			w := ws[i]
+			m := strconv.FormatInt(w.User, 10)
 			switch w.Op {
 			case ScoreBest:
-				p.ZAddGT(ctx, key, redis.Z{Score: w.Value, Member: strconv.FormatInt(w.User, 10)})
+				args = append(args, "b", m, w.Value)
 			case ScoreSet:
-				p.ZAdd(ctx, key, redis.Z{Score: w.Value, Member: strconv.FormatInt(w.User, 10)})
-			case ScoreIncr:
-				cl := calls[next]
-				next++
+				args = append(args, "s", m, w.Value)
+			default:
+				args = append(args, "i", m, w.Delta)
+			}
+		}
+		cl.cmd = boardWriteScript.EvalSha(ctx, p, []string{key, cl.id}, args...)
+	}
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if scripted {
+			for _, cl := range calls {
 				eval(p, cl)
-				i = cl.to - 1
+			}
+		} else {
+			for _, w := range ws {
+				z := redis.Z{Score: w.Value, Member: strconv.FormatInt(w.User, 10)}
+				if w.Op == ScoreBest {
+					p.ZAddGT(ctx, key, z)
+				} else {
+					p.ZAdd(ctx, key, z)
+				}
 			}
 		}
 		if ref.TTL > 0 {
@@ -239,7 +321,7 @@ func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWri
 			return nil, boardRedisErr(err)
 		}
 		s.loaded[idx].Store(false)
-		if err := boardIncrScript.Load(ctx, c).Err(); err != nil {
+		if err := boardWriteScript.Load(ctx, c).Err(); err != nil {
 			return nil, boardRedisErr(err)
 		}
 		s.loaded[idx].Store(true)
@@ -254,19 +336,19 @@ func (s *BoardRedisStore) Write(ctx context.Context, ref BoardRef, ws []BoardWri
 	}
 	var errs []error
 	for _, cl := range calls {
-		st, err := cl.cmd.Int64Slice()
+		st, err := cl.cmd.Text()
 		if err != nil || len(st) != cl.to-cl.from {
-			return nil, fmt.Errorf("%w: unexpected increment reply: %v", ErrBoardUnavailable, err)
+			return nil, fmt.Errorf("%w: unexpected write script reply %q: %v", ErrBoardUnavailable, st, err)
 		}
-		for j, v := range st {
-			if v == 1 {
+		for j := 0; j < len(st); j++ {
+			if st[j] == '1' {
 				continue
 			}
 			if errs == nil {
 				errs = make([]error, len(ws))
 			}
 			i := cl.from + j
-			if v == 0 {
+			if st[j] == '0' {
 				errs[i] = fmt.Errorf("%w: user %d: increment by %d leaves [%d, %d]", ErrScoreRange, ws[i].User, ws[i].Delta, int64(ScoreMin), int64(ScoreMax))
 			} else {
 				errs[i] = fmt.Errorf("%w: user %d: stored value is not an encoded score", ErrScoreRange, ws[i].User)

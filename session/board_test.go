@@ -391,3 +391,72 @@ func TestBoardForTest(t *testing.T) {
 		t.Fatalf("next day: %d, %v; want an empty season", n, err)
 	}
 }
+
+// TestBoardRedisStoreConfig: bad configurations fail with ErrBoardInvalid
+// (no Redis needed: the constructor does not connect).
+func TestBoardRedisStoreConfig(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for _, tc := range []struct {
+		name    string
+		clients []redis.UniversalClient
+		cfg     session.BoardRedisConfig
+	}{
+		{"no clients", nil, session.BoardRedisConfig{}},
+		{"nil client", []redis.UniversalClient{nil}, session.BoardRedisConfig{}},
+		{"brace in prefix", []redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: "a{"}},
+		{"negative resend window", []redis.UniversalClient{c}, session.BoardRedisConfig{ResendWindow: -time.Second}},
+	} {
+		if _, err := session.NewBoardRedisStore(tc.clients, tc.cfg); !errors.Is(err, session.ErrBoardInvalid) {
+			t.Errorf("%s: %v, want ErrBoardInvalid", tc.name, err)
+		}
+	}
+}
+
+// TestBoardRedisResendRecord: each increment call leaves one record key,
+// in the board's hash tag, that Redis expires after ResendWindow; a batch
+// without increments leaves none.
+func TestBoardRedisResendRecord(t *testing.T) {
+	c := testredis.Client(t)
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, c)
+	store, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix, ResendWindow: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.NewBoard(store, "rec", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := func() []string {
+		t.Helper()
+		var keys []string
+		it := c.Scan(ctx, 0, prefix+"{b:rec}:~*", 1000).Iterator()
+		for it.Next(ctx) {
+			keys = append(keys, it.Val())
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	if err := b.Submit(ctx, 1, 5, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+	if keys := records(); len(keys) != 0 {
+		t.Fatalf("records after a ZADD-only write: %v", keys)
+	}
+	if err := b.Submit(ctx, 1, 5, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	keys := records()
+	if len(keys) != 1 {
+		t.Fatalf("records after one increment: %v, want 1", keys)
+	}
+	if ttl, err := c.PTTL(ctx, keys[0]).Result(); err != nil || ttl <= 0 || ttl > 10*time.Second {
+		t.Fatalf("record TTL %v, %v; want within (0, 10s]", ttl, err)
+	}
+	if v, err := c.Get(ctx, keys[0]).Result(); err != nil || v != "1" {
+		t.Fatalf("record %q, %v; want \"1\" (one applied submission)", v, err)
+	}
+}

@@ -31,6 +31,12 @@ type CacheConfig struct {
 	// version, a safety net for reset messages lost while its pub/sub
 	// connection was down. Default 1 minute.
 	VersionRefresh time.Duration
+	// ProbeInterval is how often the Redis cache checks that its reset
+	// subscription still hears what the first node's client publishes, and
+	// moves it when not (after a Sentinel failover: to the new master), as
+	// Config.ProbeInterval does for a store's events. Default 1 s; negative:
+	// no probes (VersionRefresh then bounds how late a reset is seen).
+	ProbeInterval time.Duration
 	// JanitorInterval is how often the memory cache drops expired entries.
 	// Default 1 minute.
 	JanitorInterval time.Duration
@@ -60,6 +66,9 @@ func (c CacheConfig) withDefaults() CacheConfig {
 	if c.JanitorInterval <= 0 {
 		c.JanitorInterval = time.Minute
 	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
+	}
 	c.Clock = clock.Or(c.Clock)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -78,6 +87,32 @@ type UserCache struct {
 	cfg CacheConfig
 	b   cacheBackend
 	sf  singleflight.Group
+
+	hits, misses, fills, fillErrors, errors atomic.Uint64
+}
+
+// CacheStats are a UserCache's counters since it was created, for metrics
+// (this process only).
+type CacheStats struct {
+	Hits   uint64 // Get and Fetch calls answered from the cache
+	Misses uint64 // Get and Fetch calls that found nothing
+	// Fills counts fill functions Fetch ran (once for all concurrent
+	// callers of a key); FillErrors, those that returned an error.
+	Fills, FillErrors uint64
+	// Errors counts calls whose cache backend failed (ErrUnavailable),
+	// including the get and set a Fetch does around its fill.
+	Errors uint64
+	// Resubscribed counts moves of the Redis cache's reset subscription to
+	// another server (see CacheConfig.ProbeInterval). 0 in memory.
+	Resubscribed uint64
+}
+
+// Stats returns the cache's counters.
+func (c *UserCache) Stats() CacheStats {
+	return CacheStats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Fills: c.fills.Load(), FillErrors: c.fillErrors.Load(),
+		Errors: c.errors.Load(), Resubscribed: c.b.resubscriptions(),
+	}
 }
 
 // cacheBackend stores entries under a version; entries of other versions
@@ -88,6 +123,7 @@ type cacheBackend interface {
 	del(ctx context.Context, ver, uk int64, key string) error
 	version() int64
 	reset(ctx context.Context) (int64, error)
+	resubscriptions() uint64
 	close()
 }
 
@@ -103,7 +139,8 @@ func NewMemoryCache(cfg CacheConfig) *UserCache {
 // NewRedisCache returns a cache on the router's nodes: each user's entries
 // on the user's node (no fallback during a migration: a moved user just
 // misses once). It reads the global version from the router's first node
-// and subscribes to resets there; Close stops that goroutine.
+// and subscribes to resets there, waiting for the subscription until ctx
+// ends; Close stops the subscription's goroutine and the version re-read.
 func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache, error) {
 	if r == nil {
 		return nil, errors.New("session: nil router")
@@ -115,18 +152,28 @@ func NewRedisCache(ctx context.Context, r *Router, cfg CacheConfig) (*UserCache,
 	rc := &redisCache{
 		r: r, prefix: cfg.Prefix, verKey: cfg.Prefix + "cache:version",
 		ch: cfg.Prefix + "cache:reset", log: cfg.Logger,
-		quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	global := r.Nodes()[0]
 	if err := rc.refresh(ctx, global); err != nil {
 		return nil, unavailable("cache version", err)
 	}
-	rc.ps = global.Subscribe(ctx, rc.ch)
-	if _, err := rc.ps.Receive(ctx); err != nil {
-		_ = rc.ps.Close()
+	sub, err := subscribe(ctx, global, []string{rc.ch}, cfg.Prefix+"cache:probe:", cfg.ProbeInterval, func(m *redis.Message) {
+		if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+			raiseTo(&rc.ver, n)
+		}
+	}, cfg.Logger, &rc.resubscribed)
+	if err != nil {
+		sub.stop()
 		return nil, unavailable("cache subscribe", err)
 	}
-	go rc.run(global, cfg.VersionRefresh)
+	rc.sub = sub
+	rc.jan = startJanitor(cfg.VersionRefresh, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.VersionRefresh)
+		defer cancel()
+		if err := rc.refresh(ctx, global); err != nil {
+			rc.log.Warn("session: cache version refresh", "err", err)
+		}
+	})
 	return &UserCache{cfg: cfg, b: rc}, nil
 }
 
@@ -157,11 +204,14 @@ func (c *UserCache) Get(ctx context.Context, userKey int64, key string) ([]byte,
 	}
 	v, ok, err := c.b.get(ctx, c.b.version(), userKey, key)
 	if err != nil {
+		c.errors.Add(1)
 		return nil, unavailable("cache get", err)
 	}
 	if !ok {
+		c.misses.Add(1)
 		return nil, ErrCacheMiss
 	}
+	c.hits.Add(1)
 	return v, nil
 }
 
@@ -184,6 +234,7 @@ func (c *UserCache) set(ctx context.Context, ver, userKey int64, key string, val
 		ttl = c.cfg.DefaultTTL
 	}
 	if err := c.b.set(ctx, ver, userKey, key, val, ttl); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache set", err)
 	}
 	return nil
@@ -196,6 +247,7 @@ func (c *UserCache) Delete(ctx context.Context, userKey int64, key string) error
 		return err
 	}
 	if err := c.b.del(ctx, c.b.version(), userKey, key); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache delete", err)
 	}
 	return nil
@@ -220,8 +272,10 @@ func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl ti
 	}
 	sfKey := strconv.FormatInt(ver, 10) + ":" + strconv.FormatInt(userKey, 10) + ":" + key
 	out, err, _ := c.sf.Do(sfKey, func() (any, error) {
+		c.fills.Add(1)
 		v, err := fill(ctx)
 		if err != nil {
+			c.fillErrors.Add(1)
 			return nil, err
 		}
 		if err := c.set(ctx, ver, userKey, key, v, ttl); err != nil {
@@ -241,6 +295,7 @@ func (c *UserCache) Fetch(ctx context.Context, userKey int64, key string, ttl ti
 // milliseconds; at worst CacheConfig.VersionRefresh).
 func (c *UserCache) ResetAll(ctx context.Context) error {
 	if _, err := c.b.reset(ctx); err != nil {
+		c.errors.Add(1)
 		return unavailable("cache reset", err)
 	}
 	return nil
@@ -310,6 +365,8 @@ func (m *memCache) del(_ context.Context, ver, uk int64, key string) error {
 
 func (m *memCache) version() int64 { return m.ver.Load() }
 
+func (m *memCache) resubscriptions() uint64 { return 0 }
+
 // reset bumps the version and drops every entry at once (one process: no
 // need to wait for them to expire).
 func (m *memCache) reset(context.Context) (int64, error) {
@@ -341,9 +398,9 @@ type redisCache struct {
 	ch             string
 	log            *slog.Logger
 	ver            atomic.Int64
-	ps             *redis.PubSub
-	quit, done     chan struct{}
-	once           sync.Once
+	resubscribed   atomic.Uint64
+	sub            *subscription // the reset channel
+	jan            *janitor      // the version's periodic re-read
 }
 
 func (c *redisCache) key(ver, uk int64, key string) string {
@@ -370,6 +427,8 @@ func (c *redisCache) del(ctx context.Context, ver, uk int64, key string) error {
 }
 
 func (c *redisCache) version() int64 { return c.ver.Load() }
+
+func (c *redisCache) resubscriptions() uint64 { return c.resubscribed.Load() }
 
 func (c *redisCache) refresh(ctx context.Context, global redis.UniversalClient) error {
 	n, err := global.Get(ctx, c.verKey).Int64()
@@ -399,36 +458,7 @@ func (c *redisCache) reset(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func (c *redisCache) run(global redis.UniversalClient, every time.Duration) {
-	defer close(c.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	msgs := c.ps.Channel()
-	for {
-		select {
-		case <-c.quit:
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
-				raiseTo(&c.ver, n)
-			}
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			if err := c.refresh(ctx, global); err != nil {
-				c.log.Warn("session: cache version refresh", "err", err)
-			}
-			cancel()
-		}
-	}
-}
-
 func (c *redisCache) close() {
-	c.once.Do(func() {
-		close(c.quit)
-		_ = c.ps.Close()
-	})
-	<-c.done
+	c.sub.stop()
+	c.jan.stop()
 }

@@ -165,6 +165,10 @@ func TestRedisCacheConnectionCut(t *testing.T) {
 	if err != nil || string(got) != "from db" {
 		t.Fatalf("Fetch while down: %q, %v", got, err)
 	}
+	// Errors: the Get during the cut, and the get and set around the fill.
+	if st := uc.Stats(); st.Errors != 3 || st.Fills != 1 {
+		t.Fatalf("stats after the cut: %+v, want 3 errors and 1 fill", st)
+	}
 	p.restore()
 	if got, err := uc.Get(ctx, 1, "k"); err != nil || string(got) != "v" {
 		t.Fatalf("Get after the connection is back: %q, %v", got, err)

@@ -38,6 +38,9 @@
 // ErrUnavailable (CodeUnavailable, retryable). Kicks and revocations are
 // published as Events (Store.Subscribe; Redis pub/sub across nodes) so a
 // realtime hub on any node can drop the connection that used the session.
+// A Redis subscription checks itself with a probe (Config.ProbeInterval)
+// and follows its node's commands to another server, such as the new master
+// after a Sentinel failover, which go-redis does not do for pub/sub.
 // Both stores count what they did in Stats, for metrics.
 //
 // # Time
@@ -79,7 +82,8 @@
 // down. ResetAll empties every user's cache after a game data change by
 // bumping a global version that is part of every key: each process caches
 // the version and learns of a bump by pub/sub (and a periodic re-read as a
-// safety net); no key is ever scanned.
+// safety net); no key is ever scanned. UserCache.Stats counts hits, misses,
+// fills and backend errors.
 //
 // # Rankings
 //

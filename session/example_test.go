@@ -84,11 +84,14 @@ func ExampleUserCache_Fetch() {
 	_ = cache.ResetAll(ctx)
 	_, err := cache.Get(ctx, 7, "profile")
 	fmt.Println(errors.Is(err, session.ErrCacheMiss))
+	st := cache.Stats() // for metrics
+	fmt.Printf("hits %d, misses %d, fills %d, errors %d\n", st.Hits, st.Misses, st.Fills, st.Errors)
 	// Output:
 	// loading from the game database
 	// {"gold":100}
 	// {"gold":100}
 	// true
+	// hits 1, misses 2, fills 1, errors 0
 }
 
 // User keys allocated in ranges per database map to Redis nodes the same way.

@@ -549,8 +549,8 @@ func (c *lostReplyConn) Read(b []byte) (int, error) {
 // reports the typed unavailable error (the caller cannot know whether it
 // applied); it applied exactly once; and the store keeps working. (With
 // go-redis's default retries the client sends the command again on a new
-// connection: GetFrame and Create recognise the resend, see
-// TestLostReplyRetried, but a board increment still applies twice.)
+// connection: GetFrame, Create and board writes recognise the resend, see
+// TestLostReplyRetried and TestBoardLostReplyRetried.)
 func TestLostReply(t *testing.T) {
 	shared := testredis.Client(t)
 	var armed atomic.Bool
@@ -731,5 +731,209 @@ func TestLostReplyRetried(t *testing.T) {
 	}
 	if len(live) != 1 || live[0] != fresh.ID {
 		t.Fatalf("live sessions of the user: %v, want exactly [%s]", live, fresh.ID)
+	}
+}
+
+// TestBoardLostReplyRetried: as TestLostReplyRetried for boards, on one
+// Redis and on the local Cluster: the reply of a board write is lost after
+// the server ran it, and go-redis (default retries) resends the whole
+// pipeline on a new connection. Every increment applies exactly once: a
+// single Submit, a batch mixing every operator, and a batch of several
+// script calls.
+func TestBoardLostReplyRetried(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		shared := testredis.Client(t)
+		var armed atomic.Bool
+		var dials atomic.Int64
+		var d net.Dialer
+		c := redis.NewClient(&redis.Options{
+			Addr: shared.Options().Addr, // MaxRetries: the default (3)
+			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				dials.Add(1)
+				return &lostReplyConn{Conn: conn, armed: &armed}, nil
+			},
+		})
+		defer c.Close()
+		boardLostReplyRetried(t, c, testredis.Prefix(t, shared), &armed, &dials)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		admin := testredis.Cluster(t)
+		var armed atomic.Bool
+		var dials atomic.Int64
+		var d net.Dialer
+		c := redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: admin.Options().Addrs, // MaxRetries: the default
+			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				dials.Add(1)
+				return &lostReplyConn{Conn: conn, armed: &armed}, nil
+			},
+		})
+		defer c.Close()
+		boardLostReplyRetried(t, c, testredis.Prefix(t, admin), &armed, &dials)
+	})
+}
+
+func boardLostReplyRetried(t *testing.T, c redis.UniversalClient, prefix string, armed *atomic.Bool, dials *atomic.Int64) {
+	ctx := context.Background()
+	bs, err := session.NewBoardRedisStore([]redis.UniversalClient{c}, session.BoardRedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.NewBoard(bs, "resent", session.BoardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lose runs call with the reply of its first send dropped, checks that
+	// the client resent it on a new connection and that it succeeded.
+	lose := func(what string, call func() error) {
+		t.Helper()
+		before := dials.Load()
+		armed.Store(true)
+		err := call()
+		if armed.Load() {
+			armed.Store(false)
+			t.Fatalf("%s: no reply was lost", what)
+		}
+		if dials.Load() == before {
+			t.Fatalf("%s: the client did not resend on a new connection", what)
+		}
+		if err != nil {
+			t.Fatalf("%s with its first reply lost: %v, want success", what, err)
+		}
+	}
+	scores := func(what string, want map[int64]int64) {
+		t.Helper()
+		for u, w := range want {
+			if got, err := b.Score(ctx, u); err != nil || got != w {
+				t.Fatalf("%s: user %d has %d, %v; want %d (each submission applied once)", what, u, got, err, w)
+			}
+		}
+	}
+
+	// Load the script and warm the client up, so the lost reply is the
+	// write's.
+	if err := b.Submit(ctx, 1, 10, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	lose("Submit incr", func() error { return b.Submit(ctx, 1, 5, session.ScoreIncr) })
+	scores("after a resent increment", map[int64]int64{1: 15})
+	if err := b.Submit(ctx, 1, 1, session.ScoreIncr); err != nil {
+		t.Fatal(err)
+	}
+	scores("after one more increment", map[int64]int64{1: 16})
+
+	// A batch mixing every operator: a resend must neither add twice nor
+	// let a repeated ZADD undo an increment.
+	lose("mixed batch", func() error {
+		return b.SubmitBatch(ctx, []session.ScoreSubmit{
+			{User: 2, Score: 100, Op: session.ScoreSet},
+			{User: 2, Score: 1, Op: session.ScoreIncr},
+			{User: 3, Score: 50, Op: session.ScoreBest},
+			{User: 3, Score: -20, Op: session.ScoreIncr},
+			{User: 1, Score: 4, Op: session.ScoreIncr},
+		})
+	})
+	scores("after a resent mixed batch", map[int64]int64{1: 20, 2: 101, 3: 30})
+
+	// A batch of several script calls (1,000 increments over 100 users).
+	var batch []session.ScoreSubmit
+	want := map[int64]int64{}
+	for i := range 1000 {
+		u := int64(100 + i%100)
+		batch = append(batch, session.ScoreSubmit{User: u, Score: int64(i), Op: session.ScoreIncr})
+		want[u] += int64(i)
+	}
+	lose("batch of 1,000 increments", func() error { return b.SubmitBatch(ctx, batch) })
+	scores("after a resent batch of 1,000 increments", want)
+}
+
+// TestSubscriptionFollowsCommands: the client's command connections move to
+// another server while its event subscription stays on the first (what a
+// Sentinel failover does to a go-redis failover client, here with a plain
+// client whose dialer the test points elsewhere). The subscription's probe
+// does not come back, so the store subscribes again where the commands go,
+// and a kick published there reaches the subscriber.
+func TestSubscriptionFollowsCommands(t *testing.T) {
+	a, b := privateRedis(t), privateRedis(t)
+	var target atomic.Value
+	target.Store(a.Options().Addr)
+	var d net.Dialer
+	c := redis.NewClient(&redis.Options{
+		Addr: "moving", // the dialer decides
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, target.Load().(string))
+		},
+	})
+	defer c.Close()
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, a)
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix, ProbeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	events := make(chan session.Event, 64)
+	defer s.Subscribe(func(ev session.Event) {
+		select {
+		case events <- ev:
+		default:
+		}
+	})()
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 31})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The commands move to b: new connections dial b, and a drops the
+	// client's command connections (CLIENT KILL TYPE normal spares pub/sub
+	// connections and, by default, the caller's own).
+	target.Store(b.Options().Addr)
+	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "normal").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The kicked session lives on a; a login on b publishes a kick of the
+	// same key id only if b knows the session, so copy it over first.
+	for _, k := range []string{prefix + "{u:31}:u", prefix + "{u:31}:s:" + sess.ID[len("31."):]} {
+		dump, err := a.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.RestoreReplace(ctx, k, 0, dump).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := b.PubSubNumSub(ctx, prefix+"session:events").Result()
+		if err == nil && n[prefix+"session:events"] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event subscription on the commands' new server 15s after the move: %v, %v", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.Stats().Resubscribed; n < 1 {
+		t.Fatalf("Stats().Resubscribed = %d, want at least 1", n)
+	}
+	if _, err := s.Create(ctx, session.NewSession{UserKey: 31}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(15 * time.Second)
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			got = ev.Kind == session.EventKicked && ev.SessionID == sess.ID
+		case <-timeout:
+			t.Fatal("no kick event from the commands' new server within 15s")
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -87,8 +88,10 @@ func publicErr(log *slog.Logger, err error) error {
 
 // KeyResolverConfig configures a KeyResolver. The zero value works.
 type KeyResolverConfig struct {
-	// MaxEntries bounds the in-process cache of derived keys; when full, it
-	// is emptied (cheap, and keys are re-derived on demand). Default 100000.
+	// MaxEntries bounds the in-process cache of derived keys, about 1.7 KB
+	// each (two AES-GCM states): the default 100000 is about 170 MB. When it
+	// is full, adding one evicts the entry used least recently, whose keys
+	// are derived again (one Store.Secret) when it comes back.
 	MaxEntries int
 }
 
@@ -104,7 +107,13 @@ type KeyResolver struct {
 	max   int
 
 	mu   sync.Mutex
-	keys map[string]*protocol.Keys
+	keys map[string]*list.Element // of *resolvedKeys
+	lru  list.List                // most recently used first
+}
+
+type resolvedKeys struct {
+	id   string
+	keys *protocol.Keys
 }
 
 var _ protocol.KeyResolver = (*KeyResolver)(nil)
@@ -114,7 +123,7 @@ func NewKeyResolver(store Store, cfg KeyResolverConfig) *KeyResolver {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100000
 	}
-	return &KeyResolver{store: store, max: cfg.MaxEntries, keys: make(map[string]*protocol.Keys)}
+	return &KeyResolver{store: store, max: cfg.MaxEntries, keys: make(map[string]*list.Element)}
 }
 
 // ResolveKeys implements protocol.KeyResolver. An unknown or ended session
@@ -122,31 +131,50 @@ func NewKeyResolver(store Store, cfg KeyResolverConfig) *KeyResolver {
 // revoked, unavailable).
 func (r *KeyResolver) ResolveKeys(ctx context.Context, keyID []byte) (*protocol.Keys, error) {
 	r.mu.Lock()
-	k := r.keys[string(keyID)]
-	r.mu.Unlock()
-	if k != nil {
+	if e := r.keys[string(keyID)]; e != nil {
+		r.lru.MoveToFront(e)
+		k := e.Value.(*resolvedKeys).keys
+		r.mu.Unlock()
 		return k, nil
 	}
+	r.mu.Unlock()
 	secret, err := r.store.Secret(ctx, string(keyID))
 	if err != nil {
 		return nil, publicErr(slog.New(slog.DiscardHandler), err)
 	}
-	k, err = protocol.NewKeys(keyID, secret)
+	k, err := protocol.NewKeys(keyID, secret)
 	if err != nil {
 		return nil, &protocol.Error{Code: protocol.CodeUnauthorized, Message: "session: unusable session keys", Err: fmt.Errorf("session: %w", err)}
 	}
 	r.mu.Lock()
-	if len(r.keys) >= r.max {
-		clear(r.keys)
+	defer r.mu.Unlock()
+	if e := r.keys[string(keyID)]; e != nil { // a concurrent call was first
+		r.lru.MoveToFront(e)
+		return e.Value.(*resolvedKeys).keys, nil
 	}
-	r.keys[string(keyID)] = k
-	r.mu.Unlock()
+	for len(r.keys) >= r.max {
+		old := r.lru.Back()
+		r.lru.Remove(old)
+		delete(r.keys, old.Value.(*resolvedKeys).id)
+	}
+	id := string(keyID)
+	r.keys[id] = r.lru.PushFront(&resolvedKeys{id: id, keys: k})
 	return k, nil
 }
 
 // Forget drops the cached keys of a key id (for example on an Event).
 func (r *KeyResolver) Forget(keyID string) {
 	r.mu.Lock()
-	delete(r.keys, keyID)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if e := r.keys[keyID]; e != nil {
+		r.lru.Remove(e)
+		delete(r.keys, keyID)
+	}
+}
+
+// Len returns the number of key ids whose keys are cached.
+func (r *KeyResolver) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.keys)
 }

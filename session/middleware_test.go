@@ -241,12 +241,36 @@ func TestKeyResolver(t *testing.T) {
 	if _, err := r.ResolveKeys(ctx, []byte("9.AAAAAAAAAAAA")); protocol.CodeOf(err) != protocol.CodeUnauthorized {
 		t.Fatalf("unknown key id: %v", err)
 	}
-	// More sessions than MaxEntries: all still resolve.
-	for _, s := range []*session.Session{b, c, b, c} {
+	// More sessions than MaxEntries: all still resolve, and only the entry
+	// used least recently is evicted (a cached entry is the same *Keys).
+	resolve := func(s *session.Session) *protocol.Keys {
+		t.Helper()
 		k, err := r.ResolveKeys(ctx, []byte(s.ID))
 		if err != nil || string(k.ID()) != s.ID {
 			t.Fatalf("ResolveKeys(%s): %v", s.ID, err)
 		}
+		return k
+	}
+	kb, kc := resolve(b), resolve(c)
+	if resolve(b) != kb || r.Len() != 2 {
+		t.Fatalf("b not cached, or %d entries, want 2", r.Len())
+	}
+	d := sessiontest.Login(t, store, 4)
+	kd := resolve(d) // full: evicts c, used least recently
+	if r.Len() != 2 {
+		t.Fatalf("%d entries, want MaxEntries = 2", r.Len())
+	}
+	if resolve(b) != kb {
+		t.Fatal("b was evicted although c was used less recently")
+	}
+	if resolve(c) == kc {
+		t.Fatal("c was not evicted")
+	}
+	if resolve(b) != kb { // c's return evicted d, not b
+		t.Fatal("b was evicted although d was used less recently")
+	}
+	if resolve(d) == kd {
+		t.Fatal("d was not evicted")
 	}
 	var _ protocol.KeyResolver = r
 	if _, isGuard := any(r).(protocol.CounterGuard); isGuard {

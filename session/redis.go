@@ -48,8 +48,7 @@ type RedisStore struct {
 
 	mu     sync.Mutex
 	closed bool
-	ps     []*redis.PubSub
-	wg     sync.WaitGroup
+	subsc  []*subscription
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -80,13 +79,12 @@ func (s *RedisStore) Close() error {
 		return nil
 	}
 	s.closed = true
-	ps := s.ps
-	s.ps = nil
+	subsc := s.subsc
+	s.subsc = nil
 	s.mu.Unlock()
-	for _, p := range ps {
-		_ = p.Close()
+	for _, sub := range subsc {
+		sub.stop()
 	}
-	s.wg.Wait()
 	s.subs.clear()
 	return nil
 }
@@ -530,41 +528,39 @@ func (s *RedisStore) homes(uk int64) []redis.UniversalClient {
 }
 
 // Subscribe implements Store. The first call subscribes to the events
-// channel on every node of the router; events published while a node's
-// subscription is reconnecting are lost (go-redis resubscribes by itself).
+// channel on every node of the router, waiting (up to 5 s) for each node to
+// confirm. A subscription follows its node's commands to another server
+// (after a Sentinel failover, the new master) within about three
+// Config.ProbeInterval, and an event may then arrive twice; events published
+// while a node's subscription is reconnecting are lost (go-redis
+// resubscribes by itself).
 func (s *RedisStore) Subscribe(fn func(Event)) (cancel func()) {
 	cancel = s.subs.add(fn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.ps != nil {
+	if s.closed || s.subsc != nil {
 		return cancel
 	}
 	for _, n := range s.router.Nodes() {
-		ps := n.Subscribe(context.Background(), s.ch)
-		// Wait for the confirmation so events published after Subscribe
-		// returns are seen.
 		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := ps.Receive(ctx); err != nil {
+		sub, err := subscribe(ctx, n, []string{s.ch}, s.cfg.Prefix+"session:probe:", s.cfg.ProbeInterval,
+			s.onEvent, s.cfg.Logger, &s.ctr.resubscribed)
+		stop()
+		if err != nil {
 			s.cfg.Logger.Warn("session: subscribe to events", "err", err)
 		}
-		stop()
-		s.ps = append(s.ps, ps)
-		s.wg.Add(1)
-		go s.listen(ps)
+		s.subsc = append(s.subsc, sub)
 	}
 	return cancel
 }
 
-func (s *RedisStore) listen(ps *redis.PubSub) {
-	defer s.wg.Done()
-	for m := range ps.Channel() {
-		ev, ok := parseEvent(m.Payload)
-		if !ok {
-			s.cfg.Logger.Warn("session: malformed event", "payload", m.Payload)
-			continue
-		}
-		s.subs.emit(ev)
+func (s *RedisStore) onEvent(m *redis.Message) {
+	ev, ok := parseEvent(m.Payload)
+	if !ok {
+		s.cfg.Logger.Warn("session: malformed event", "payload", m.Payload)
+		return
 	}
+	s.subs.emit(ev)
 }
 
 // parseEvent decodes "<k|r> <keyID>".

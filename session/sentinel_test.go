@@ -63,15 +63,23 @@ func TestSentinelClientIsFailover(t *testing.T) {
 // cache and a board over the failover client follow it to the new master
 // without a restart. Calls during the switch succeed or fail with the typed
 // unavailable error; afterwards they succeed, the data written before is
-// there and new writes land on the new master. (Not covered: kick events.
-// go-redis drops only command connections to the old master on
-// +switch-master, so a subscription stays on the old master, and events
-// published before the Sentinel demotes it are lost to that subscriber.)
+// there and new writes land on the new master. The store's event
+// subscription and the cache's reset subscription move to the new master too
+// (go-redis itself moves only command connections on +switch-master): a
+// kick and a cache reset published there reach them.
 func TestSentinelFailover(t *testing.T) {
 	c, failover := testredis.SentinelFailover(t)
 	ctx := context.Background()
 	prefix := testredis.Prefix(t, c)
 	s, uc, board := redisStoreCacheBoard(t, ctx, c, prefix, "failover")
+	events := make(chan session.Event, 64)
+	cancelSub := s.Subscribe(func(ev session.Event) {
+		select {
+		case events <- ev:
+		default:
+		}
+	})
+	defer cancelSub()
 	sess, err := s.Create(ctx, session.NewSession{UserKey: 21})
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +88,20 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := board.Submit(ctx, 21, 500, session.ScoreBest); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Sentinel may not reconfigure the old master: as when a partition
+	// hides it from the Sentinel but not from the game servers, it stays a
+	// master with the subscriptions on it (a demotion would kill them and
+	// hide the gap: the Sentinel runs CLIENT KILL TYPE pubsub on it).
+	port, err := c.ConfigGet(ctx, "port").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldMaster := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port["port"]})
+	defer oldMaster.Close()
+	if err := oldMaster.Do(ctx, "ACL", "SETUSER", "default", "-replicaof", "-slaveof").Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -132,5 +154,51 @@ func TestSentinelFailover(t *testing.T) {
 	defer direct.Close()
 	if n, err := direct.Exists(ctx, prefix+"{u:21}:s:"+fresh.ID[len("21."):]).Result(); err != nil || n != 1 {
 		t.Fatalf("the new login is not on the new master %s: %d, %v", newMaster, n, err)
+	}
+
+	// The subscriptions move to the new master (bounded: the stores probe
+	// their subscriptions about once a second).
+	evCh, resetCh := prefix+"session:events", prefix+"cache:reset"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := direct.PubSubNumSub(ctx, evCh, resetCh).Result()
+		if err == nil && n[evCh] >= 1 && n[resetCh] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers on the new master 15s after the failover: %v, %v; want the events and the cache reset channels", n, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := s.Stats().Resubscribed; n < 1 {
+		t.Fatalf("Stats().Resubscribed = %d after the subscription moved, want at least 1", n)
+	}
+	// A kick published on the new master reaches the subscriber.
+	if _, err := s.Create(ctx, session.NewSession{UserKey: 21}); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(15 * time.Second)
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			got = ev.Kind == session.EventKicked && ev.SessionID == fresh.ID
+		case <-timeout:
+			t.Fatalf("no kick event for %s within 15s of a login on the new master", fresh.ID)
+		}
+	}
+	// So does a cache reset by another process (INCR and PUBLISH as
+	// ResetAll does, straight on the new master).
+	v, err := direct.Incr(ctx, prefix+"cache:version").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.Publish(ctx, resetCh, v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); uc.Version() < v; {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache version %d 15s after a reset to %d on the new master", uc.Version(), v)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -99,6 +99,17 @@ type Config struct {
 	// JanitorInterval is how often the memory store removes ended sessions
 	// (lookups also expire them lazily). Default 1 minute. Redis ignores it.
 	JanitorInterval time.Duration
+	// ProbeInterval is how often the Redis store checks each event
+	// subscription (Subscribe): it publishes a probe through the node's
+	// client on a channel only this store subscribes to, and when a probe
+	// has not come back two intervals later it subscribes again on a new
+	// connection (which go-redis dials where its commands go: after a
+	// Sentinel failover, the new master) before dropping the old one. A
+	// switch is thus followed within about three intervals. Costs one
+	// PUBLISH per node per interval per subscribed store. Default 1 s;
+	// negative: no probes (a subscription then stays on the old master until
+	// that server drops it). The memory store ignores it.
+	ProbeInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -113,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Prefix == "" {
 		c.Prefix = "madang:"
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = time.Second
 	}
 	c.Clock = clock.Or(c.Clock)
 	if c.Logger == nil {

@@ -15,16 +15,22 @@ type Stats struct {
 	Kicked    uint64 // sessions ended by a newer login
 	Revoked   uint64 // sessions ended by Revoke or RevokeUser
 	Failures  uint64 // calls that failed with ErrUnavailable
+	// Resubscribed counts event subscriptions moved to another server
+	// because their probe did not come back (Config.ProbeInterval): a
+	// Sentinel failover, or a subscription broken some other way. Always 0
+	// in the memory store.
+	Resubscribed uint64
 }
 
 type counters struct {
-	created, validated, rejected, kicked, revoked, failures atomic.Uint64
+	created, validated, rejected, kicked, revoked, failures, resubscribed atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
 	return Stats{
 		Created: c.created.Load(), Validated: c.validated.Load(), Rejected: c.rejected.Load(),
 		Kicked: c.kicked.Load(), Revoked: c.revoked.Load(), Failures: c.failures.Load(),
+		Resubscribed: c.resubscribed.Load(),
 	}
 }
 

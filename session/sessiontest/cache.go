@@ -29,6 +29,41 @@ func RunCacheTests(t *testing.T, newCache NewCacheFunc) {
 	t.Run("Fetch", func(t *testing.T) { testCacheFetch(t, newCache) })
 	t.Run("ResetAll", func(t *testing.T) { testCacheReset(t, newCache) })
 	t.Run("BadInput", func(t *testing.T) { testCacheBadInput(t, newCache) })
+	t.Run("Stats", func(t *testing.T) { testCacheStats(t, newCache) })
+}
+
+func testCacheStats(t *testing.T, newCache NewCacheFunc) {
+	c, _ := cacheSetup(t, newCache)
+	ctx := context.Background()
+	if got := c.Stats(); got != (session.CacheStats{}) {
+		t.Fatalf("stats of a new cache: %+v", got)
+	}
+	if _, err := c.Get(ctx, 1, "a"); !errors.Is(err, session.ErrCacheMiss) { // miss
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, 1, "a", []byte("x"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, 1, "a"); err != nil { // hit
+		t.Fatal(err)
+	}
+	fill := func(context.Context) ([]byte, error) { return []byte("f"), nil }
+	for range 2 { // a miss and a fill, then a hit
+		if _, err := c.Fetch(ctx, 2, "b", time.Hour, fill); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("database down")
+	if _, err := c.Fetch(ctx, 3, "c", time.Hour, func(context.Context) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatal(err) // a miss, a fill and a fill error
+	}
+	if _, err := c.Get(ctx, 0, "bad"); !errors.Is(err, session.ErrInvalid) { // not counted
+		t.Fatal(err)
+	}
+	want := session.CacheStats{Hits: 2, Misses: 3, Fills: 2, FillErrors: 1}
+	if got := c.Stats(); got != want {
+		t.Fatalf("stats: %+v, want %+v", got, want)
+	}
 }
 
 func cacheSetup(t *testing.T, newCache NewCacheFunc) (*session.UserCache, *clock.Fake) {
