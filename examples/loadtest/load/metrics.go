@@ -58,15 +58,15 @@ func ParseMetrics(r io.Reader, wanted ...string) (map[string]float64, error) {
 			continue
 		}
 		end := strings.IndexAny(line, "{ \t")
-		if end <= 0 {
-			continue
+		if end < 0 {
+			end = len(line)
 		}
 		name := line[:end]
 		if !want[name] {
 			continue
 		}
 		rest := line[end:]
-		hasLabels := rest[0] == '{'
+		hasLabels := rest != "" && rest[0] == '{'
 		if hasLabels {
 			rb := strings.LastIndexByte(rest, '}')
 			if rb < 0 {
