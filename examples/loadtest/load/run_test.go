@@ -335,7 +335,7 @@ func TestRunSamplesServerMetrics(t *testing.T) {
 
 func TestErrorKind(t *testing.T) {
 	for err, want := range map[error]string{
-		protocol.Errorf(protocol.CodeKicked, "x"):                                "kicked",
+		protocol.Errorf(protocol.CodeKicked, "x"):                               "kicked",
 		fmt.Errorf("wrapped: %w", protocol.Errorf(game.CodeNotEnoughGems, "x")): game.CodeNotEnoughGems.String(),
 		&protocol.TransportError{Status: 502, Err: errors.New("bad gateway")}:   "http_502",
 		&protocol.TransportError{Err: errors.New("connection reset")}:           "transport",
