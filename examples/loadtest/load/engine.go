@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Commands, rep.Total = e.rec.Totals(end.Sub(e.start))
-	rep.Series = e.rec.FlushAll()
+	rep.Series = e.rec.FlushAll(end)
 	if sampler != nil {
 		rep.Samples, rep.SampleErrors, rep.SampleProblem = sampler.result()
 	}

@@ -19,11 +19,17 @@ import (
 // it is also well-formed XML, so tools can parse it.
 func WriteHTML(w io.Writer, r *Report) error {
 	v := htmlView{R: r, Generated: time.Now().UTC().Format(time.RFC3339)}
-	xs := make([]float64, len(r.Series))
-	tps, errs, p50, p99 := make([]float64, len(r.Series)), make([]float64, len(r.Series)), make([]float64, len(r.Series)), make([]float64, len(r.Series))
-	for i, p := range r.Series {
-		xs[i] = float64(p.Second + 1)
-		tps[i], errs[i], p50[i], p99[i] = float64(p.Requests), float64(p.Errors), p.P50Ms, p.P99Ms
+	// One point per second, at its end; the run's last second is left out
+	// when shorter than half a second (a few calls finishing after the
+	// end would show as a drop to zero).
+	var xs, tps, errs, p50, p99 []float64
+	for _, p := range r.Series {
+		if p.SpanS < 0.5 {
+			continue
+		}
+		xs = append(xs, float64(p.Second)+p.SpanS)
+		tps, errs = append(tps, p.TPS), append(errs, float64(p.Errors)/p.SpanS)
+		p50, p99 = append(p50, p.P50Ms), append(p99, p.P99Ms)
 	}
 	v.Charts = append(v.Charts,
 		newChart("Throughput", "calls per second", "s", xs, []line{

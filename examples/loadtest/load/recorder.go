@@ -106,8 +106,13 @@ func ErrorKind(err error) string {
 type Point struct {
 	// Second is the second's index from the start of the run (0-based).
 	Second int `json:"second"`
-	// Requests is how many calls completed in this second (its TPS).
+	// Requests is how many calls completed in this second.
 	Requests uint64 `json:"requests"`
+	// SpanS is the length of the second in seconds: 1, except for the last
+	// one of a run, cut short when the run ended.
+	SpanS float64 `json:"span_s"`
+	// TPS is Requests per second of the span.
+	TPS float64 `json:"tps"`
 	// Errors is how many of them failed.
 	Errors uint64 `json:"errors"`
 	// P50Ms, P99Ms and MaxMs are the latency of the calls that completed in
@@ -129,9 +134,10 @@ func (r *Recorder) Flush(upTo int) []Point {
 	defer r.mu.Unlock()
 	first := len(r.series)
 	for sec := first; sec < upTo; sec++ {
-		p := Point{Second: sec}
+		p := Point{Second: sec, SpanS: 1}
 		if w := r.windows[sec]; w != nil {
 			p.Requests = w.hist.Count()
+			p.TPS = float64(p.Requests)
 			p.Errors = w.errors
 			p.P50Ms = ms(w.hist.QuantileMicros(0.50))
 			p.P99Ms = ms(w.hist.QuantileMicros(0.99))
@@ -144,11 +150,12 @@ func (r *Recorder) Flush(upTo int) []Point {
 	return slices.Clone(r.series[min(first, len(r.series)):])
 }
 
-// FlushAll closes every second that has samples and returns the whole
-// series.
-func (r *Recorder) FlushAll() []Point {
+// FlushAll closes every second up to end, the end of the run, and returns
+// the whole series. The last second is cut at end: its SpanS is shorter and
+// its TPS scaled to it.
+func (r *Recorder) FlushAll(end time.Time) []Point {
 	r.mu.Lock()
-	last := len(r.series) - 1
+	last := int(end.Sub(r.start) / time.Second)
 	for sec := range r.windows {
 		last = max(last, sec)
 	}
@@ -156,6 +163,14 @@ func (r *Recorder) FlushAll() []Point {
 	r.Flush(last + 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if n := len(r.series); n > 0 {
+		p := &r.series[n-1]
+		span := end.Sub(r.start).Seconds() - float64(p.Second)
+		if span > 0 && span < 1 {
+			p.SpanS = span
+			p.TPS = float64(p.Requests) / span
+		}
+	}
 	return slices.Clone(r.series)
 }
 
