@@ -106,6 +106,9 @@ const (
 	DefaultMaxAttempts    = 3
 	DefaultMetricsEvery   = 5 * time.Second
 	DefaultXORKey         = "madang-dev-xor-key"
+	// MaxLoginBackoff caps a user's wait between failed logins (it starts
+	// at 1 s and doubles, with jitter).
+	MaxLoginBackoff = 30 * time.Second
 )
 
 // ErrRemote is returned for a target that is not loopback while

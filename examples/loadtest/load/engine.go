@@ -170,15 +170,21 @@ func (e *engine) user(ctx, runCtx context.Context, id int) {
 	}
 	e.active.Add(1)
 	defer e.active.Add(-1)
+	backoff := time.Second
 	for runCtx.Err() == nil {
 		if !vu.loggedIn {
 			if err := vu.Login(ctx); err != nil {
+				// Back off like an app would (1 s doubling to 30 s, with
+				// jitter): retrying failed logins at once turns an
+				// overloaded server's slowness into a login storm.
 				e.log.Debug("load: login failed", "user", id, "err", err)
-				if !sleep(runCtx, time.Second) {
+				if !sleep(runCtx, backoff/2+time.Duration(vu.Rand.Int64N(int64(backoff)))) {
 					return
 				}
+				backoff = min(2*backoff, MaxLoginBackoff)
 				continue
 			}
+			backoff = time.Second
 		}
 		if n := e.iters.Add(1); n > e.cfg.Iterations {
 			e.stop(errIterations)
