@@ -6,13 +6,13 @@
 #
 #   examples/loadtest/capacity.sh [duration] [users...]
 #
-# Defaults: 20s, 10 and 50 users. For each user count it runs the cheapest
+# Defaults: 20s, 10 and 50 users (0 skips these runs). For each user count it runs the cheapest
 # command alone (-scenario time: the protocol and session path, the
 # baseline) and then the mixed scenario, side by side, on one server.
 # Then it checks a concurrent-users estimate directly: $PACED users (default
 # 2000) playing the mix with a think time of 5-15 s (10 s on average, so 6
 # calls per user per minute, a little more with the purchases' extra
-# logins) for $PACED_DUR (default 40s, 10 s of ramp-up); PACED=0 skips it.
+# logins) for $PACED_DUR (default 60s, with $PACED_RAMP of ramp-up, default 30s); PACED=0 skips it.
 # Reports go to $OUT (default a temporary directory).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,8 @@ BIN=$(mktemp -d)
 DATA=$(mktemp -d)
 PORT=${PORT:-18080}
 PACED=${PACED:-2000}
-PACED_DUR=${PACED_DUR:-40s}
+PACED_DUR=${PACED_DUR:-60s}
+PACED_RAMP=${PACED_RAMP:-30s}
 go build -o "$BIN/gameserver" ./examples/gameserver
 go build -o "$BIN/loadtest" ./examples/loadtest
 "$BIN/gameserver" -addr 127.0.0.1:$PORT -data "$DATA" -log-level warn >"$OUT/server.log" 2>&1 &
@@ -36,6 +37,7 @@ for i in $(seq 50); do
 done
 echo "server pid $PID on 127.0.0.1:$PORT, reports in $OUT"
 for u in $USERS; do
+	[ "$u" = 0 ] && continue
 	for sc in time mix; do
 		echo "== $sc, $u users, $DUR"
 		"$BIN/loadtest" -url http://127.0.0.1:$PORT/v1/rpc -server-pid $PID -quiet \
@@ -46,6 +48,6 @@ done
 if [ "$PACED" -gt 0 ]; then
 	echo "== mix paced, $PACED users, think 5s-15s, $PACED_DUR"
 	"$BIN/loadtest" -url http://127.0.0.1:$PORT/v1/rpc -server-pid $PID -quiet \
-		-users "$PACED" -ramp 10s -think 5s-15s -duration "$PACED_DUR" \
+		-users "$PACED" -ramp "$PACED_RAMP" -think 5s-15s -duration "$PACED_DUR" \
 		-json "$OUT/paced-$PACED.json" -html "$OUT/paced-$PACED.html"
 fi
