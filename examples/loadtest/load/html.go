@@ -32,16 +32,16 @@ func WriteHTML(w io.Writer, r *Report) error {
 		p50, p99 = append(p50, p.P50Ms), append(p99, p.P99Ms)
 	}
 	v.Charts = append(v.Charts,
-		newChart("Throughput", "calls per second", "s", xs, []line{
+		newChart("Throughput", "calls per second", "s", r.ElapsedS, xs, []line{
 			{ID: "tps", Name: "calls/s", Color: "#1f77b4", Y: tps},
 			{ID: "errors", Name: "errors/s", Color: "#d62728", Y: errs},
 		}),
-		newChart("Latency", "milliseconds", "s", xs, []line{
+		newChart("Latency", "milliseconds", "s", r.ElapsedS, xs, []line{
 			{ID: "p50", Name: "p50", Color: "#2ca02c", Y: p50},
 			{ID: "p99", Name: "p99", Color: "#ff7f0e", Y: p99},
 		}))
 	if len(r.Samples) > 0 {
-		v.Charts = append(v.Charts, sampleCharts(r.Samples)...)
+		v.Charts = append(v.Charts, sampleCharts(r.Samples, r.ElapsedS)...)
 	}
 	for _, c := range r.Commands {
 		for _, k := range slices.Sorted(maps.Keys(c.ErrorsByCode)) {
@@ -64,7 +64,7 @@ type errRow struct {
 }
 
 // sampleCharts draws the server's memory, CPU and goroutines over time.
-func sampleCharts(ss []Sample) []chart {
+func sampleCharts(ss []Sample, xmin float64) []chart {
 	var out []chart
 	pick := func(get func(Sample) *float64, scale float64) (xs, ys []float64) {
 		for _, s := range ss {
@@ -75,19 +75,23 @@ func sampleCharts(ss []Sample) []chart {
 		return xs, ys
 	}
 	if xs, ys := pick(func(s Sample) *float64 { return s.RSSBytes }, 1.0/(1<<20)); len(xs) > 0 {
-		out = append(out, newChart("Server memory (resident)", "MiB", "s", xs, []line{{ID: "rss", Name: "RSS MiB", Color: "#9467bd", Y: ys}}))
+		out = append(out, newChart("Server memory (resident)", "MiB", "s", xmin, xs, []line{{ID: "rss", Name: "RSS MiB", Color: "#9467bd", Y: ys}}))
 	}
 	if xs, ys := pick(func(s Sample) *float64 { return s.CPUSeconds }, 1); len(xs) > 1 {
+		// CPU use between readings at least a second apart (the final
+		// reading can come right after the last periodic one; over a short
+		// gap the counter's resolution makes the rate noise).
 		var cx, cy []float64
-		for i := 1; i < len(xs); i++ {
-			if dt := xs[i] - xs[i-1]; dt > 0 {
-				cx, cy = append(cx, xs[i]), append(cy, max(0, 100*(ys[i]-ys[i-1])/dt))
+		for i, j := 1, 0; i < len(xs); i++ {
+			if dt := xs[i] - xs[j]; dt >= 1 {
+				cx, cy = append(cx, xs[i]), append(cy, max(0, 100*(ys[i]-ys[j])/dt))
+				j = i
 			}
 		}
-		out = append(out, newChart("Server CPU", "% of one core", "s", cx, []line{{ID: "cpu", Name: "CPU %", Color: "#8c564b", Y: cy}}))
+		out = append(out, newChart("Server CPU", "% of one core", "s", xmin, cx, []line{{ID: "cpu", Name: "CPU %", Color: "#8c564b", Y: cy}}))
 	}
 	if xs, ys := pick(func(s Sample) *float64 { return s.Goroutines }, 1); len(xs) > 0 {
-		out = append(out, newChart("Server goroutines", "goroutines", "s", xs, []line{{ID: "goroutines", Name: "goroutines", Color: "#17becf", Y: ys}}))
+		out = append(out, newChart("Server goroutines", "goroutines", "s", xmin, xs, []line{{ID: "goroutines", Name: "goroutines", Color: "#17becf", Y: ys}}))
 	}
 	return out
 }
@@ -121,7 +125,9 @@ type line struct {
 type dot struct{ X, Y float64 }
 
 // newChart lays out lines over xs (all lines share xs).
-func newChart(title, ylabel, xunit string, xs []float64, lines []line) chart {
+// The x axis runs to at least xmin (the run's length, so that all charts
+// of a page share their scale).
+func newChart(title, ylabel, xunit string, xmin float64, xs []float64, lines []line) chart {
 	c := chart{Title: title, YLabel: ylabel, W: 860, H: 280, L: 64, T: 34}
 	c.PW, c.PH = float64(c.W)-c.L-150, float64(c.H)-c.T-46
 	c.R, c.B = c.L+c.PW, c.T+c.PH
@@ -130,7 +136,7 @@ func newChart(title, ylabel, xunit string, xs []float64, lines []line) chart {
 	if len(xs) == 0 {
 		c.Empty = true
 	}
-	xmax := 1.0
+	xmax := max(1.0, xmin)
 	ymax := 0.0
 	for _, x := range xs {
 		xmax = max(xmax, x)
