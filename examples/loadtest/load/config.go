@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -83,6 +84,9 @@ type Config struct {
 	// start and the end, so the report gives the server's own CPU apart
 	// from the generator's.
 	ServerPID int
+	// HTTPClient sends the requests (and reads MetricsURL). Default: a
+	// client of the run's own that keeps one idle connection per user.
+	HTTPClient *http.Client
 	// Progress receives one progress line per second (nil: none).
 	Progress io.Writer
 	// ProgressTTY rewrites the progress line in place (a terminal) instead

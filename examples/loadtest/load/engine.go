@@ -86,9 +86,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// One pool of connections for all users, large enough that each keeps
 	// its connection (the default keeps 2 idle per host and would make
 	// most calls dial).
-	tr := &http.Transport{MaxIdleConns: cfg.Users, MaxIdleConnsPerHost: cfg.Users, IdleConnTimeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
-	e := &engine{cfg: cfg, log: log, hc: &http.Client{Transport: tr}}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := &http.Transport{MaxIdleConns: cfg.Users, MaxIdleConnsPerHost: cfg.Users, IdleConnTimeout: 30 * time.Second}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
+	}
+	e := &engine{cfg: cfg, log: log, hc: hc}
 
 	cpu0 := processCPU()
 	srv0 := serverCPU(cfg.ServerPID)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,5 +357,52 @@ func TestErrorKind(t *testing.T) {
 		if got := ErrorKind(err); got != want {
 			t.Errorf("%v: %q, want %q", err, got, want)
 		}
+	}
+}
+
+// losingTransport passes requests to the server but loses the reply of
+// every nth one (after the server ran it).
+type losingTransport struct {
+	next http.RoundTripper
+	n    int64
+	seen atomic.Int64
+	lost atomic.Int64
+}
+
+func (l *losingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	if err == nil && l.seen.Add(1)%l.n == 0 {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		l.lost.Add(1)
+		return nil, errors.New("connection reset (simulated)")
+	}
+	return resp, err
+}
+
+func TestRunRetriesLostRepliesWithTheSameRequestID(t *testing.T) {
+	url := startGameServer(t)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	lossy := &losingTransport{next: tr, n: 7}
+	rep, err := Run(context.Background(), Config{
+		URL: url, XORKey: testXORKey, Scenario: Purchase{}, Users: 3, Iterations: 60, Duration: time.Minute,
+		HTTPClient: &http.Client{Transport: lossy},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, rep)
+	var buy CommandStats
+	for _, c := range rep.Commands {
+		if c.Command == game.CmdShopBuy {
+			buy = c
+		}
+	}
+	// Every lost reply was retried and answered; the retried purchases
+	// were answered from the idempotency record, not bought twice (a
+	// second debit would leave the user short of gems: not_enough_gems).
+	if lossy.lost.Load() == 0 || rep.Total.Errors != 0 || buy.Count != 60 || buy.Replays == 0 {
+		t.Fatalf("lost %d replies; errors %+v; shop.buy %+v", lossy.lost.Load(), rep.Commands, buy)
 	}
 }
