@@ -344,6 +344,12 @@ func TestRunSamplesServerMetrics(t *testing.T) {
 	}
 }
 
+func TestCmdTimeMatchesServer(t *testing.T) {
+	if CmdTime != server.CmdTime {
+		t.Fatalf("CmdTime %q, server's %q", CmdTime, server.CmdTime)
+	}
+}
+
 func TestErrorKind(t *testing.T) {
 	for err, want := range map[error]string{
 		protocol.Errorf(protocol.CodeKicked, "x"):                               "kicked",

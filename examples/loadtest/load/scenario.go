@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/examples/gameserver/server"
 )
 
 // Scenario is what a virtual user does, one iteration at a time. An
@@ -197,6 +196,11 @@ func (p Purchase) Run(ctx context.Context, vu *VU) error {
 	return nil
 }
 
+// CmdTime is the game server's public clock command (server.CmdTime; the
+// tests check that they agree, so that this package need not import the
+// server and its database drivers).
+const CmdTime = "sys.time"
+
 // Time asks the server's clock (sys.time), the cheapest command: a
 // measure of the protocol and session path alone.
 type Time struct{}
@@ -206,6 +210,6 @@ func (Time) Name() string { return "time" }
 
 // Run calls sys.time.
 func (Time) Run(ctx context.Context, vu *VU) error {
-	_, err := vu.Call(ctx, server.CmdTime, nil, nil)
+	_, err := vu.Call(ctx, CmdTime, nil, nil)
 	return err
 }
