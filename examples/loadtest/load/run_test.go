@@ -286,9 +286,17 @@ func TestRunCountsServerErrorsByCode(t *testing.T) {
 	if len(rep.Commands) != 1 || rep.Commands[0].Command != game.CmdGuestLogin || rep.Total.Errors == 0 || rep.Total.Errors != rep.Total.Count || rep.Iterations != 0 {
 		t.Fatalf("with a wrong key: %+v, %d iterations", rep.Commands, rep.Iterations)
 	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, rep); err != nil {
+		t.Fatal(err)
+	}
+	svgSeries(t, page.Bytes())
 	for code := range rep.Commands[0].ErrorsByCode {
 		if code == "client" || code == "" {
 			t.Errorf("error kind %q: want the server's result code", code)
+		}
+		if !bytes.Contains(page.Bytes(), []byte("<td>"+code+"</td>")) {
+			t.Errorf("HTML report lacks the error row of %q", code)
 		}
 	}
 }
