@@ -1,0 +1,328 @@
+package load
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/protocol"
+)
+
+// Report is the outcome of a run: what was run, the totals per command, the
+// per-second series and the server samples. It is what -json writes.
+type Report struct {
+	Target     string    `json:"target"`
+	Scenario   string    `json:"scenario"`
+	Mode       Mode      `json:"mode"`
+	Users      int       `json:"users"`
+	RampUpS    float64   `json:"ramp_up_s"`
+	ThinkMinMs float64   `json:"think_min_ms"`
+	ThinkMaxMs float64   `json:"think_max_ms"`
+	DurationS  float64   `json:"duration_limit_s"`
+	IterLimit  int64     `json:"iteration_limit"`
+	Started    time.Time `json:"started"`
+	// ElapsedS is the run's wall time, from the first user's start until
+	// the last call completed.
+	ElapsedS float64 `json:"elapsed_s"`
+	// Iterations counts completed scenario iterations.
+	Iterations int64 `json:"iterations"`
+	// StopReason is "duration", "iterations" or "interrupted".
+	StopReason string `json:"stop_reason"`
+	// Commands has one entry per command; Total sums them.
+	Commands []CommandStats `json:"commands"`
+	Total    CommandStats   `json:"total"`
+	// Series has one point per second.
+	Series []Point `json:"series"`
+	// Samples are the server metrics read from Config.MetricsURL.
+	Samples       []Sample `json:"samples,omitempty"`
+	SampleErrors  int      `json:"sample_errors,omitempty"`
+	SampleProblem string   `json:"sample_problem,omitempty"`
+	// GeneratorCPUS is the CPU time (user+system) this process used during
+	// the run; ServerCPUS the server's, when Config.ServerPID was given
+	// (-1: not measured).
+	GeneratorCPUS float64 `json:"generator_cpu_s"`
+	ServerCPUS    float64 `json:"server_cpu_s"`
+	// Notes are remarks for the reader (set by the caller, such as "the
+	// server ran in this process").
+	Notes []string `json:"notes,omitempty"`
+}
+
+// engine is one run.
+type engine struct {
+	cfg    Config
+	log    *slog.Logger
+	rec    *Recorder
+	hc     *http.Client
+	start  time.Time
+	stop   context.CancelCauseFunc
+	iters  atomic.Int64 // iterations started (claimed from the budget)
+	done   atomic.Int64 // iterations completed
+	active atomic.Int64 // users logged in and running
+}
+
+// errIterations is the cause of a run stopped by its iteration budget.
+var errIterations = fmt.Errorf("load: iteration limit reached")
+
+// Run runs cfg's scenario against cfg.URL until its duration or its
+// iteration budget ends, or ctx is cancelled (the report then covers the
+// part that ran). Calls in flight when the run ends complete and count;
+// calls cut short by ctx do not.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// One pool of connections for all users, large enough that each keeps
+	// its connection (the default keeps 2 idle per host and would make
+	// most calls dial).
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := &http.Transport{MaxIdleConns: cfg.Users, MaxIdleConnsPerHost: cfg.Users, IdleConnTimeout: 30 * time.Second}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
+	}
+	e := &engine{cfg: cfg, log: log, hc: hc}
+
+	cpu0 := processCPU()
+	srv0 := serverCPU(cfg.ServerPID)
+	e.start = time.Now()
+	e.rec = NewRecorder(e.start)
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	runCtx, cancelTimer := context.WithTimeout(runCtx, cfg.Duration)
+	defer cancelTimer()
+	e.stop = stop
+	log.Info("load: run starting", "target", cfg.URL, "scenario", cfg.Scenario.Name(), "users", cfg.Users, "duration", cfg.Duration, "iterations", cfg.Iterations)
+
+	var users sync.WaitGroup
+	for i := range cfg.Users {
+		users.Go(func() { e.user(ctx, runCtx, i) })
+	}
+	bg, bgStop := context.WithCancel(context.Background())
+	var helpers sync.WaitGroup
+	helpers.Go(func() { e.progress(bg) })
+	var sampler *sampler
+	if cfg.MetricsURL != "" {
+		sampler = newSampler(cfg.MetricsURL, cfg.MetricsEvery, e.hc, e.start)
+		helpers.Go(func() { sampler.run(bg) })
+	}
+	users.Wait()
+	end := time.Now()
+	bgStop()
+	helpers.Wait()
+
+	rep := &Report{
+		Target: cfg.URL, Scenario: cfg.Scenario.Name(), Mode: cfg.Mode, Users: cfg.Users,
+		RampUpS: cfg.RampUp.Seconds(), ThinkMinMs: msOf(cfg.ThinkMin), ThinkMaxMs: msOf(cfg.ThinkMax),
+		DurationS: cfg.Duration.Seconds(), IterLimit: cfg.Iterations,
+		Started: e.start.UTC(), ElapsedS: end.Sub(e.start).Seconds(), Iterations: e.done.Load(),
+		GeneratorCPUS: processCPU() - cpu0, ServerCPUS: -1,
+	}
+	switch {
+	case ctx.Err() != nil:
+		rep.StopReason = "interrupted"
+	case context.Cause(runCtx) == errIterations:
+		rep.StopReason = "iterations"
+	default:
+		rep.StopReason = "duration"
+	}
+	if srv0 >= 0 {
+		if srv1 := serverCPU(cfg.ServerPID); srv1 >= 0 {
+			rep.ServerCPUS = srv1 - srv0
+		}
+	}
+	rep.Commands, rep.Total = e.rec.Totals(end.Sub(e.start))
+	rep.Series = e.rec.FlushAll(end)
+	if sampler != nil {
+		rep.Samples, rep.SampleErrors, rep.SampleProblem = sampler.result()
+	}
+	if cfg.Progress != nil {
+		e.printProgress(rep.Series, true)
+	}
+	log.Info("load: run done", "elapsed", end.Sub(e.start), "requests", rep.Total.Count, "errors", rep.Total.Errors, "stop", rep.StopReason)
+	return rep, nil
+}
+
+func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// user is one virtual user: it waits for its turn in the ramp-up, logs in,
+// then runs iterations until the run ends. Calls use ctx (the caller's), so
+// that the end of the run lets calls in flight complete; runCtx ends the
+// run.
+func (e *engine) user(ctx, runCtx context.Context, id int) {
+	if e.cfg.RampUp > 0 {
+		delay := time.Duration(int64(e.cfg.RampUp) * int64(id) / int64(e.cfg.Users))
+		if !sleep(runCtx, delay) {
+			return
+		}
+	}
+	vu, err := e.newVU(id)
+	if err != nil {
+		e.log.Error("load: user", "id", id, "err", err)
+		return
+	}
+	e.active.Add(1)
+	defer e.active.Add(-1)
+	backoff := time.Second
+	for runCtx.Err() == nil {
+		if !vu.loggedIn {
+			if err := vu.Login(ctx); err != nil {
+				// Back off like an app would (1 s doubling to 30 s, with
+				// jitter): retrying failed logins at once turns an
+				// overloaded server's slowness into a login storm.
+				e.log.Debug("load: login failed", "user", id, "err", err)
+				if !sleep(runCtx, backoff/2+time.Duration(vu.Rand.Int64N(int64(backoff)))) {
+					return
+				}
+				backoff = min(2*backoff, MaxLoginBackoff)
+				continue
+			}
+			backoff = time.Second
+		}
+		if n := e.iters.Add(1); n > e.cfg.Iterations {
+			e.stop(errIterations)
+			return
+		}
+		if err := e.cfg.Scenario.Run(ctx, vu); err != nil {
+			e.log.Debug("load: iteration failed", "user", id, "err", err)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.done.Add(1)
+		if e.cfg.ThinkMax > 0 {
+			think := e.cfg.ThinkMin
+			if span := e.cfg.ThinkMax - e.cfg.ThinkMin; span > 0 {
+				think += time.Duration(vu.Rand.Int64N(int64(span) + 1))
+			}
+			if !sleep(runCtx, think) {
+				return
+			}
+		}
+	}
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// VU is a virtual user: one player's client and what the scenarios know of
+// the player.
+type VU struct {
+	// ID numbers the users of a run from 0.
+	ID int
+	// Client is the user's protocol client (its own session and request
+	// numbering; connections are pooled over all users).
+	Client *protocol.Client
+	// Rand is the user's random source (scenarios draw from it).
+	Rand *rand.Rand
+	// Device is the device id the user logs in with.
+	Device string
+	// UserKey is the logged-in player's key.
+	UserKey int64
+	// Gems is the player's last known gem balance, -1 when unknown.
+	Gems int64
+
+	e        *engine
+	loggedIn bool
+	devices  int
+}
+
+func (e *engine) newVU(id int) (*VU, error) {
+	c, err := protocol.NewClient(protocol.ClientConfig{
+		Transport:   &protocol.HTTPTransport{URL: e.cfg.URL, Client: e.hc},
+		Codec:       protocol.Config{XORKey: []byte(e.cfg.XORKey)},
+		Mode:        protocol.ModeXOR,
+		MaxAttempts: e.cfg.MaxAttempts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	vu := &VU{ID: id, Client: c, Rand: rand.New(rand.NewPCG(e.cfg.Seed, uint64(id))), Gems: -1, e: e}
+	vu.Device = fmt.Sprintf("%s%d", e.cfg.DevicePrefix, id)
+	return vu, nil
+}
+
+// Call runs one command as the user and records its latency (first send to
+// final answer, retries included) and outcome. A call cut short because ctx
+// was cancelled is not recorded. An answer that the session is gone
+// (unauthorized, expired, kicked, revoked) makes the user log in again
+// before its next iteration.
+func (vu *VU) Call(ctx context.Context, cmd string, in, out any) (*protocol.Response, error) {
+	cctx, cancel := context.WithTimeout(ctx, vu.e.cfg.RequestTimeout)
+	t0 := time.Now()
+	resp, err := vu.Client.Call(cctx, cmd, in, out)
+	end := time.Now()
+	cancel()
+	if ctx.Err() != nil {
+		return resp, ctx.Err()
+	}
+	vu.e.rec.Record(cmd, end, end.Sub(t0), err, resp != nil && resp.Replay)
+	if err != nil {
+		switch protocol.CodeOf(err) {
+		case protocol.CodeUnauthorized, protocol.CodeSessionExpired, protocol.CodeKicked, protocol.CodeSessionRevoked:
+			vu.loggedIn = false
+		}
+	}
+	return resp, err
+}
+
+// Login logs the user in as a guest with its device id (auth.guest, sent
+// XOR-obfuscated) and switches its client to the new session, with
+// authenticated frames in ModeAuthenticated.
+func (vu *VU) Login(ctx context.Context) error {
+	vu.Client.SetSession("", nil)
+	vu.loggedIn = false
+	var res game.LoginResult
+	in := game.GuestLogin{DeviceID: vu.Device, Platform: "android", ClientVersion: "1.0.0.0", Country: "KR", Language: "ko"}
+	if _, err := vu.Call(ctx, game.CmdGuestLogin, in, &res); err != nil {
+		return err
+	}
+	var keys *protocol.Keys
+	if vu.e.cfg.Mode == ModeAuthenticated {
+		secret, err := base64.StdEncoding.DecodeString(res.Secret)
+		if err != nil {
+			return fmt.Errorf("load: login secret: %w", err)
+		}
+		if keys, err = protocol.NewKeys([]byte(res.KeyID), secret); err != nil {
+			return fmt.Errorf("load: login keys: %w", err)
+		}
+	}
+	vu.Client.SetSession(res.Token, keys)
+	vu.UserKey = res.UserKey
+	if res.NewUser {
+		vu.Gems = game.StartGems
+	}
+	vu.loggedIn = true
+	return nil
+}
+
+// NewIdentity gives the user a device id it has not used, so that its next
+// Login creates a new player.
+func (vu *VU) NewIdentity() {
+	vu.devices++
+	vu.Device = fmt.Sprintf("%s%d.%d", vu.e.cfg.DevicePrefix, vu.ID, vu.devices)
+	vu.Gems = -1
+}

@@ -1,0 +1,247 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+)
+
+// Recorder collects the outcome of every command: totals per command, and a
+// time series with one point per second of the run. It is safe for
+// concurrent use.
+type Recorder struct {
+	mu      sync.Mutex
+	start   time.Time
+	cmds    map[string]*cmdTotals
+	windows map[int]*window // open seconds, by second index
+	series  []Point         // closed seconds, in order
+	calls   uint64
+	errors  uint64
+}
+
+type cmdTotals struct {
+	hist    Histogram
+	errors  map[string]uint64
+	replays uint64
+}
+
+// window accumulates one second.
+type window struct {
+	hist   Histogram // every command, errors included
+	errors uint64
+	cmds   map[string]uint64
+}
+
+// NewRecorder returns a Recorder whose second 0 starts at start.
+func NewRecorder(start time.Time) *Recorder {
+	return &Recorder{start: start, cmds: map[string]*cmdTotals{}, windows: map[int]*window{}}
+}
+
+// Record adds one call of cmd that completed at end after taking d; err is
+// its outcome (nil: success) and replay whether the server answered with a
+// stored result for a retry.
+func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error, replay bool) {
+	v := micros(d)
+	sec := max(int(end.Sub(r.start)/time.Second), 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.cmds[cmd]
+	if t == nil {
+		t = &cmdTotals{errors: map[string]uint64{}}
+		r.cmds[cmd] = t
+	}
+	t.hist.RecordMicros(v)
+	if replay {
+		t.replays++
+	}
+	if len(r.series) > sec {
+		sec = len(r.series) // a second already closed: count it in the first open one
+	}
+	w := r.windows[sec]
+	if w == nil {
+		w = &window{cmds: map[string]uint64{}}
+		r.windows[sec] = w
+	}
+	w.hist.RecordMicros(v)
+	w.cmds[cmd]++
+	r.calls++
+	if err != nil {
+		t.errors[ErrorKind(err)]++
+		w.errors++
+		r.errors++
+	}
+}
+
+// ErrorKind names an error for the error tables: the protocol result code's
+// name for an answer of the server ("unauthorized", "game_1001", ...),
+// "transport" or "http_<status>" for a lost reply, "timeout" when the
+// request's deadline passed, else "client".
+func ErrorKind(err error) string {
+	var pe *protocol.Error
+	var te *protocol.TransportError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Code.String()
+	case errors.As(err, &te):
+		if te.Status != 0 {
+			return "http_" + strconv.Itoa(te.Status)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "timeout"
+		}
+		return "transport"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "client"
+}
+
+// Point is one second of the run.
+type Point struct {
+	// Second is the second's index from the start of the run (0-based).
+	Second int `json:"second"`
+	// Requests is how many calls completed in this second.
+	Requests uint64 `json:"requests"`
+	// SpanS is the length of the second in seconds: 1, except for the last
+	// one of a run, cut short when the run ended.
+	SpanS float64 `json:"span_s"`
+	// TPS is Requests per second of the span.
+	TPS float64 `json:"tps"`
+	// Errors is how many of them failed.
+	Errors uint64 `json:"errors"`
+	// P50Ms, P99Ms and MaxMs are the latency of the calls that completed in
+	// this second, in milliseconds (0 when there were none).
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+	// Commands counts the calls per command.
+	Commands map[string]uint64 `json:"commands,omitempty"`
+}
+
+func ms(us uint64) float64 { return float64(us) / 1000 }
+
+// Flush closes every second before upTo (a second index) into the time
+// series, including seconds in which nothing completed, and returns the
+// points it closed.
+func (r *Recorder) Flush(upTo int) []Point {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	first := len(r.series)
+	for sec := first; sec < upTo; sec++ {
+		p := Point{Second: sec, SpanS: 1}
+		if w := r.windows[sec]; w != nil {
+			p.Requests = w.hist.Count()
+			p.TPS = float64(p.Requests)
+			p.Errors = w.errors
+			p.P50Ms = ms(w.hist.QuantileMicros(0.50))
+			p.P99Ms = ms(w.hist.QuantileMicros(0.99))
+			p.MaxMs = ms(w.hist.max)
+			p.Commands = w.cmds
+			delete(r.windows, sec)
+		}
+		r.series = append(r.series, p)
+	}
+	return slices.Clone(r.series[min(first, len(r.series)):])
+}
+
+// FlushAll closes every second up to end, the end of the run, and returns
+// the whole series. The last second is cut at end: its SpanS is shorter and
+// its TPS scaled to it.
+func (r *Recorder) FlushAll(end time.Time) []Point {
+	r.mu.Lock()
+	last := int(end.Sub(r.start) / time.Second)
+	for sec := range r.windows {
+		last = max(last, sec)
+	}
+	r.mu.Unlock()
+	r.Flush(last + 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.series); n > 0 {
+		p := &r.series[n-1]
+		span := end.Sub(r.start).Seconds() - float64(p.Second)
+		if span > 0 && span < 1 {
+			p.SpanS = span
+			p.TPS = float64(p.Requests) / span
+		}
+	}
+	return slices.Clone(r.series)
+}
+
+// Counts returns the calls recorded so far and how many of them failed.
+func (r *Recorder) Counts() (calls, errors uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls, r.errors
+}
+
+// CommandStats summarises one command over the whole run.
+type CommandStats struct {
+	Command string `json:"command"`
+	Count   uint64 `json:"count"`
+	// TPS is Count over the run's elapsed time.
+	TPS float64 `json:"tps"`
+	// Errors counts failed calls; ErrorsByCode splits them by ErrorKind.
+	Errors       uint64            `json:"errors"`
+	ErrorPct     float64           `json:"error_pct"`
+	ErrorsByCode map[string]uint64 `json:"errors_by_code,omitempty"`
+	// Replays counts calls the server answered with the stored result of an
+	// earlier attempt (the reply to that attempt was lost and the client
+	// re-sent the same request id).
+	Replays uint64 `json:"replays,omitempty"`
+	// Latency in milliseconds, from the first send to the final answer
+	// (retries included), as the player would wait.
+	MeanMs float64 `json:"mean_ms"`
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// Totals returns the per-command statistics sorted by command, and the
+// same over all commands (Command "total"), for a run of elapsed.
+func (r *Recorder) Totals(elapsed time.Duration) (per []CommandStats, all CommandStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var sum Histogram
+	allErr := map[string]uint64{}
+	var replays uint64
+	for _, name := range slices.Sorted(maps.Keys(r.cmds)) {
+		t := r.cmds[name]
+		per = append(per, stats(name, &t.hist, t.errors, t.replays, elapsed))
+		sum.Merge(&t.hist)
+		for k, v := range t.errors {
+			allErr[k] += v
+		}
+		replays += t.replays
+	}
+	return per, stats("total", &sum, allErr, replays, elapsed)
+}
+
+func stats(name string, h *Histogram, errs map[string]uint64, replays uint64, elapsed time.Duration) CommandStats {
+	s := CommandStats{
+		Command: name, Count: h.Count(), Replays: replays,
+		MeanMs: ms(micros(h.Mean())),
+		P50Ms:  ms(h.QuantileMicros(0.50)), P95Ms: ms(h.QuantileMicros(0.95)),
+		P99Ms: ms(h.QuantileMicros(0.99)), MaxMs: ms(h.max),
+	}
+	if len(errs) > 0 {
+		s.ErrorsByCode = maps.Clone(errs)
+	}
+	for _, v := range errs {
+		s.Errors += v
+	}
+	if s.Count > 0 {
+		s.ErrorPct = 100 * float64(s.Errors) / float64(s.Count)
+	}
+	if elapsed > 0 {
+		s.TPS = float64(s.Count) / elapsed.Seconds()
+	}
+	return s
+}

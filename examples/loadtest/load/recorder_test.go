@@ -1,0 +1,43 @@
+package load
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+)
+
+func TestRecorderSeries(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := NewRecorder(t0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	r.Record("a", at(0.2), 2*time.Millisecond, nil, false)
+	r.Record("b", at(0.7), 4*time.Millisecond, protocol.Errorf(protocol.CodeKicked, "k"), false)
+	r.Record("a", at(2.5), 8*time.Millisecond, nil, true) // second 1 stays empty
+	pts := r.Flush(2)
+	if len(pts) != 2 || pts[0].Requests != 2 || pts[0].Errors != 1 || pts[0].P99Ms != 4 || pts[1].Requests != 0 || pts[1].SpanS != 1 {
+		t.Fatalf("first flush: %+v", pts)
+	}
+	// A call that ended in a second already closed counts in the first
+	// open one.
+	r.Record("a", at(1.9), time.Millisecond, errors.New("x"), false)
+	all := r.FlushAll(at(3.25))
+	if len(all) != 4 {
+		t.Fatalf("series %+v", all)
+	}
+	if p := all[2]; p.Requests != 2 || p.Errors != 1 || p.Commands["a"] != 2 || p.TPS != 2 {
+		t.Fatalf("second 2: %+v", p)
+	}
+	if p := all[3]; p.Requests != 0 || p.SpanS != 0.25 {
+		t.Fatalf("last second: %+v", p)
+	}
+	per, total := r.Totals(4 * time.Second)
+	if len(per) != 2 || per[0].Command != "a" || per[0].Count != 3 || per[0].Replays != 1 || per[0].ErrorsByCode["client"] != 1 ||
+		per[1].ErrorsByCode["kicked"] != 1 || total.Count != 4 || total.Errors != 2 || total.TPS != 1 || total.ErrorPct != 50 || total.MaxMs != 8 {
+		t.Fatalf("totals %+v %+v", per, total)
+	}
+	if calls, errs := r.Counts(); calls != 4 || errs != 2 {
+		t.Fatalf("counts %d %d", calls, errs)
+	}
+}

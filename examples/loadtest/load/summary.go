@@ -1,0 +1,83 @@
+package load
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteSummary writes the run's summary: what ran, then a table with one row
+// per command (count, TPS, error %, p50, p95, p99, max) and a total row,
+// then the errors by result code.
+func WriteSummary(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "target    %s (%s frames)\n", r.Target, r.Mode)
+	fmt.Fprintf(&b, "scenario  %s, %d users, ramp-up %gs, think %s\n", r.Scenario, r.Users, r.RampUpS, thinkText(r))
+	fmt.Fprintf(&b, "ran       %.1fs, %d iterations, stopped by %s (limits %gs, %d iterations)\n",
+		r.ElapsedS, r.Iterations, r.StopReason, r.DurationS, r.IterLimit)
+	fmt.Fprintf(&b, "cpu       generator %.2fs", r.GeneratorCPUS)
+	if r.ServerCPUS >= 0 {
+		fmt.Fprintf(&b, ", server %.2fs (%.0f µs per call)", r.ServerCPUS, perCallMicros(r.ServerCPUS, r.Total.Count))
+	}
+	b.WriteString("\n")
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note      %s\n", n)
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	rows := append(slices.Clone(r.Commands), r.Total)
+	width := len("command")
+	for _, c := range rows {
+		width = max(width, len(c.Command))
+	}
+	fmt.Fprintf(tw, "%-*s\tcount\ttps\terror %%\tp50\tp95\tp99\tmax\t\n", width, "command")
+	for _, c := range rows {
+		fmt.Fprintf(tw, "%-*s\t%d\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t\n", width, c.Command, c.Count, c.TPS, c.ErrorPct,
+			fmtMs(c.P50Ms), fmtMs(c.P95Ms), fmtMs(c.P99Ms), fmtMs(c.MaxMs))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range r.Commands {
+		if len(c.ErrorsByCode) == 0 {
+			continue
+		}
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(c.ErrorsByCode)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, c.ErrorsByCode[k]))
+		}
+		fmt.Fprintf(&b, "errors of %s: %s\n", c.Command, strings.Join(parts, ", "))
+	}
+	if r.Total.Replays > 0 {
+		fmt.Fprintf(&b, "replays (a retry answered from the idempotency record): %d\n", r.Total.Replays)
+	}
+	if len(r.Samples) > 0 || r.SampleErrors > 0 {
+		fmt.Fprintf(&b, "server metrics: %d samples, %d failed", len(r.Samples), r.SampleErrors)
+		if r.SampleProblem != "" {
+			fmt.Fprintf(&b, " (last: %s)", r.SampleProblem)
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func thinkText(r *Report) string {
+	switch {
+	case r.ThinkMaxMs == 0:
+		return "none"
+	case r.ThinkMinMs == r.ThinkMaxMs:
+		return fmtMs(r.ThinkMinMs)
+	}
+	return fmtMs(r.ThinkMinMs) + "–" + fmtMs(r.ThinkMaxMs)
+}
+
+func perCallMicros(cpuS float64, calls uint64) float64 {
+	if calls == 0 {
+		return 0
+	}
+	return cpuS * 1e6 / float64(calls)
+}

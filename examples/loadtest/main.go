@@ -1,0 +1,41 @@
+// Command loadtest drives a madang game server with virtual users, as the
+// studio in the talk did with JMeter, and reports throughput and latency
+// per command.
+//
+//	go run ./examples/loadtest -inproc -duration 10s -users 20
+//
+// starts a game server inside the process and loads it with the mixed
+// scenario; without -inproc it loads the server at -url (loopback only,
+// unless -allow-remote). Every run is bounded by -duration and
+// -iterations. Run it with -h for the flags. The logic lives in package
+// load; this main only parses flags and writes the outputs.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// the progress line is rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
