@@ -136,7 +136,11 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 		var pr anticheat.Presented
 		pr.APKMD5 = str(m.cfg.APKField)
 		_ = json.Unmarshal(in[m.cfg.CertField], &pr.CertSHA256) // absent or malformed: none
-		res, err := m.cfg.Registry.Check(ctx, version, pr)
+		v := version
+		if v == "" {
+			v = anticheat.Latest // as the Guard does: the fallback entry
+		}
+		res, err := m.cfg.Registry.Check(ctx, v, pr)
 		if err != nil {
 			return nil, err
 		}
