@@ -342,3 +342,46 @@ func TestRepackagedAPKGetsForceClose(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// FuzzLogin feeds arbitrary login payloads and client versions through the
+// middleware: never a panic, and only the documented codes.
+func FuzzLogin(f *testing.F) {
+	f.Add(`{"platform":"android","client_version":"1.2.3.4","apk_sig":"00"}`, "1.2")
+	f.Add(`{"platform":"ios","client_version":"99999999999.1"}`, "")
+	f.Add(`[1,2]`, "x.y")
+	f.Add(`{"platform":1,"client_version":{}}`, "1..2")
+	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{})
+	reg := anticheat.NewRegistry(store, anticheat.RegistryConfig{})
+	if err := reg.Set(context.Background(), "latest", "0123456789abcdef0123456789abcdef"); err != nil {
+		f.Fatal(err)
+	}
+	db := testdb.SQLite(f, "fuzz")
+	if _, err := shard.Migrate(context.Background(), db, Migrations()); err != nil {
+		f.Fatal(err)
+	}
+	m, err := New(context.Background(), Config{DB: db, PollInterval: -1, Registry: reg})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { m.Close() })
+	if err := m.SetPlatform(context.Background(), PlatformPolicy{Platform: "android", MinVersion: "1.0"}); err != nil {
+		f.Fatal(err)
+	}
+	if err := m.SetClientVersion(context.Background(), ClientVersion{Platform: "ios", Version: "1.0", Review: true, ReviewURL: "u"}); err != nil {
+		f.Fatal(err)
+	}
+	h := chain(m)
+	f.Fuzz(func(t *testing.T, payload, sessionVersion string) {
+		r := protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "auth.guest", Payload: json.RawMessage(payload)}, nil)
+		switch r.Code {
+		case protocol.CodeOK, protocol.CodeBadRequest, protocol.CodeClientTooOld:
+		default:
+			t.Fatalf("login %q: code %v %s", payload, r.Code, r.Message)
+		}
+		r = protocol.Dispatch(context.Background(), h, &protocol.Request{Command: "player.load",
+			Principal: &protocol.Principal{UserKey: 5, Platform: "android", ClientVersion: sessionVersion}}, nil)
+		if r.Code != protocol.CodeOK && r.Code != protocol.CodeClientTooOld {
+			t.Fatalf("load with version %q: code %v", sessionVersion, r.Code)
+		}
+	})
+}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
@@ -341,5 +343,26 @@ func TestStatsAndMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", text)
+	}
+}
+
+// The metrics pass Prometheus' own lint (names, units, help), on the
+// server's own registry.
+func TestMetricsLint(t *testing.T) {
+	base, srv := newGameServer(t)
+	c, _ := newClient(t, base)
+	login(t, c, "lint")
+	problems, err := testutil.GatherAndLint(srv.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "madang_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+	n, err := testutil.GatherAndCount(srv.metrics, "madang_shard_db_tx_total")
+	if err != nil || n != EmbeddedGameDBs {
+		t.Fatalf("%d madang_shard_db_tx_total series (%v), want one per game database", n, err)
 	}
 }
