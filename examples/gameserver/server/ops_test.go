@@ -366,3 +366,32 @@ func TestMetricsLint(t *testing.T) {
 		t.Fatalf("%d madang_shard_db_tx_total series (%v), want one per game database", n, err)
 	}
 }
+
+// Two servers on the same databases (and Redis, when set): maintenance set
+// through one server's ops API reaches the other (by polling every 200 ms,
+// or by pub/sub with Redis).
+func TestMaintenanceReachesAnotherServer(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.LiveOpsPoll = 200 * time.Millisecond
+	_, srvA := startServerOn(t, cfg)
+	baseB, _ := startServerOn(t, cfg)
+	a := newAdmin(t, srvA)
+	c, _ := newClient(t, baseB)
+	res := login(t, c, "device-elsewhere")
+	load(t, c)
+	a.ok("POST", "/v1/maintenance/users", map[string]any{"user_keys": []int64{res.UserKey}, "operator": "ops"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.Call(context.Background(), game.CmdLoad, nil, nil)
+		if err != nil && codeOf(t, err) == protocol.CodeMaintenance {
+			break
+		}
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other server never applied the maintenance")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
