@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,14 +97,14 @@ func TestRedisClusterMode(t *testing.T) {
 		playOnce(t, base, d)
 	}
 	// Sessions live in the cluster under the prefix.
-	n := 0
+	var n atomic.Int64 // ForEachMaster runs the nodes concurrently
 	err := c.ForEachMaster(context.Background(), func(ctx context.Context, node *redis.Client) error {
 		keys, err := node.Keys(ctx, cfg.RedisPrefix+"*").Result()
-		n += len(keys)
+		n.Add(int64(len(keys)))
 		return err
 	})
-	if err != nil || n == 0 {
-		t.Fatalf("%d keys under the prefix in the cluster (%v)", n, err)
+	if err != nil || n.Load() == 0 {
+		t.Fatalf("%d keys under the prefix in the cluster (%v)", n.Load(), err)
 	}
 }
 

@@ -260,7 +260,9 @@ func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, n int, entry fu
 				return fmt.Errorf("create game database %s: %w", db.Name, err)
 			}
 		}
-		if err := d.Add(ctx, db); err != nil {
+		// MariaDB may pick a racing first start's insert as a deadlock
+		// victim: try again, then see whether the other one added it.
+		if err := retryBusy(ctx, func() error { return d.Add(ctx, db) }); err != nil {
 			again, rerr := have()
 			if rerr != nil || !again[i] {
 				return fmt.Errorf("directory: add %s: %w", db.Name, err)
