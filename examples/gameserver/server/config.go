@@ -6,22 +6,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Config is the game server's configuration. The zero value (after
 // ParseConfig's defaults) is the embedded mode: everything in one process on
-// 127.0.0.1:8080, data in ./data.
+// 127.0.0.1:8080, data in ./data, memory sessions. RedisAddr or RedisCluster
+// switch sessions, the cache, boards and live-ops notifications to Redis;
+// MySQLDSN switches the databases to MySQL/MariaDB.
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8080 (flag -addr, env
 	// MADANG_ADDR).
 	Addr string
 	// DataDir holds the embedded SQLite databases. Default ./data (flag
-	// -data, env MADANG_DATA_DIR).
+	// -data, env MADANG_DATA_DIR). Unused with MySQLDSN.
 	DataDir string
-	// Dev accepts plain JSON requests so curl works. Default true (flag -dev,
-	// env MADANG_DEV=0 to turn off).
+	// Dev accepts plain JSON requests so curl works, and prints a random
+	// admin token when AdminToken is empty. Default true (flag -dev, env
+	// MADANG_DEV=0 to turn off).
 	Dev bool
 	// XORKey is the frame obfuscation key shared with the client. Default
 	// "madang-dev-xor-key" (flag -xor-key, env MADANG_XOR_KEY).
@@ -30,15 +34,55 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is the minimum level logged. Default info (flag -log-level).
 	LogLevel slog.Level
+
+	// RedisAddr is one Redis node ("host:port") or a comma-separated list
+	// of nodes, users routed over them by user key (session.Router,
+	// Modulo). Default "" (memory backends). Flag -redis, env
+	// MADANG_REDIS_ADDR.
+	RedisAddr string
+	// RedisCluster is a comma-separated list of Redis Cluster seed nodes;
+	// it wins over RedisAddr. Flag -redis-cluster, env MADANG_REDIS_CLUSTER.
+	RedisCluster string
+	// RedisPrefix starts every Redis key and channel. Default "madang:"
+	// (flag -redis-prefix, env MADANG_REDIS_PREFIX). No braces.
+	RedisPrefix string
+	// MySQLDSN is the common database on MySQL/MariaDB, such as
+	// "game:secret@tcp(127.0.0.1:3306)/madang". On first start the server
+	// creates the game databases <db>_gamedb01.. on the same server and
+	// registers them in the directory; their DSNs are formed from this one's
+	// credentials. Default "" (embedded SQLite). Flag -mysql, env
+	// MADANG_MYSQL_DSN.
+	MySQLDSN string
+	// MySQLGameDBs is how many game databases a first start on MySQL
+	// creates. Default 4 (flag -mysql-game-dbs, env MADANG_MYSQL_GAME_DBS).
+	MySQLGameDBs int
+
+	// AdminAddr is the ops API's listen address; "off" disables it. Default
+	// 127.0.0.1:8081 (flag -admin-addr, env MADANG_ADMIN_ADDR).
+	AdminAddr string
+	// AdminToken is the ops API's bearer token. Required outside dev mode;
+	// in dev mode an empty token is replaced by a random one printed at
+	// start. Flag -admin-token, env MADANG_ADMIN_TOKEN.
+	AdminToken string
+	// LiveOpsPoll is how often each server re-reads the live-ops policy
+	// version from the common database (with Redis, changes also arrive by
+	// pub/sub at once). Default 5 s (flag -liveops-poll).
+	LiveOpsPoll time.Duration
 }
 
 // Defaults of Config.
 const (
 	DefaultAddr            = "127.0.0.1:8080"
+	DefaultAdminAddr       = "127.0.0.1:8081"
 	DefaultDataDir         = "data"
 	DefaultXORKey          = "madang-dev-xor-key"
+	DefaultRedisPrefix     = "madang:"
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultLiveOpsPoll     = 5 * time.Second
 )
+
+// AdminOff as Config.AdminAddr disables the ops API.
+const AdminOff = "off"
 
 // ParseConfig reads flags from args, with MADANG_* environment variables
 // (through getenv) as the defaults flags override.
@@ -55,10 +99,22 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var level string
 	fs.StringVar(&cfg.Addr, "addr", env("MADANG_ADDR", DefaultAddr), "listen address (env MADANG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", env("MADANG_DATA_DIR", DefaultDataDir), "directory of the embedded SQLite databases (env MADANG_DATA_DIR)")
-	fs.BoolVar(&cfg.Dev, "dev", env("MADANG_DEV", "1") != "0", "accept plain JSON requests so curl works (env MADANG_DEV=0 turns it off)")
+	fs.BoolVar(&cfg.Dev, "dev", env("MADANG_DEV", "1") != "0", "accept plain JSON requests so curl works, print a random admin token (env MADANG_DEV=0 turns it off)")
 	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame obfuscation key shared with clients (env MADANG_XOR_KEY)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown limit")
 	fs.StringVar(&level, "log-level", env("MADANG_LOG_LEVEL", "info"), "debug, info, warn or error (env MADANG_LOG_LEVEL)")
+	fs.StringVar(&cfg.RedisAddr, "redis", env("MADANG_REDIS_ADDR", ""), "Redis node host:port, or a comma list of nodes routed by user key (env MADANG_REDIS_ADDR)")
+	fs.StringVar(&cfg.RedisCluster, "redis-cluster", env("MADANG_REDIS_CLUSTER", ""), "Redis Cluster seed nodes, comma-separated (env MADANG_REDIS_CLUSTER)")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("MADANG_REDIS_PREFIX", DefaultRedisPrefix), "prefix of every Redis key and channel (env MADANG_REDIS_PREFIX)")
+	fs.StringVar(&cfg.MySQLDSN, "mysql", env("MADANG_MYSQL_DSN", ""), "DSN of the common database on MySQL/MariaDB; game databases are created next to it (env MADANG_MYSQL_DSN)")
+	gameDBs, err := strconv.Atoi(env("MADANG_MYSQL_GAME_DBS", strconv.Itoa(EmbeddedGameDBs)))
+	if err != nil {
+		return cfg, fmt.Errorf("MADANG_MYSQL_GAME_DBS: %w", err)
+	}
+	fs.IntVar(&cfg.MySQLGameDBs, "mysql-game-dbs", gameDBs, "game databases a first start on MySQL creates (env MADANG_MYSQL_GAME_DBS)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
+	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy version is re-read")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -77,5 +133,25 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.XORKey == "" {
 		return cfg, errors.New("-xor-key must not be empty")
 	}
+	if cfg.MySQLGameDBs < 1 || cfg.MySQLGameDBs > 99 {
+		return cfg, errors.New("-mysql-game-dbs must be 1..99")
+	}
+	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
+		return cfg, errors.New("-redis-prefix must not contain braces")
+	}
+	if !cfg.Dev && cfg.AdminAddr != AdminOff && cfg.AdminToken == "" {
+		return cfg, errors.New("-admin-token (MADANG_ADMIN_TOKEN) is required outside dev mode, or -admin-addr off")
+	}
 	return cfg, nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

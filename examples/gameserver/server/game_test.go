@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
 )
 
 const testXORKey = "game-test-key"
@@ -33,10 +33,10 @@ func (l *lossyTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, e
 	return reply, err
 }
 
-// newGameServer starts a server on a fresh data directory.
+// newGameServer starts a server on fresh databases (see testConfig).
 func newGameServer(t *testing.T) (base string, srv *Server) {
 	t.Helper()
-	return startServerOn(t, Config{XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data")})
+	return startServerOn(t, testConfig(t))
 }
 
 // newClient returns an XOR client of base through a lossy transport (which
@@ -258,8 +258,7 @@ func TestCommandsNeedASession(t *testing.T) {
 
 func TestRestartOnTheSameDataDir(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "data")
-	cfg := Config{XORKey: testXORKey, DataDir: dir}
+	cfg := testConfig(t)
 
 	srv1, err := New(ctx, cfg, nil)
 	if err != nil {
@@ -283,10 +282,20 @@ func TestRestartOnTheSameDataDir(t *testing.T) {
 	if len(dbs) != EmbeddedGameDBs {
 		t.Fatalf("directory after restart: %d databases, want %d", len(dbs), EmbeddedGameDBs)
 	}
+	wantDriver := "sqlite"
+	if cfg.MySQLDSN != "" {
+		wantDriver = "mysql"
+	}
 	for i, d := range dbs {
-		if d.ID != i+1 || d.FirstKey != int64(i+1)*EmbeddedKeyRange {
-			t.Errorf("database %+v", d)
+		if d.ID != i+1 || d.FirstKey != int64(i+1)*EmbeddedKeyRange || d.Driver != wantDriver {
+			t.Errorf("database %+v, want driver %s", d, wantDriver)
 		}
+		if wantDriver == "mysql" && (d.DSN != "" || d.Host == "") {
+			t.Errorf("MySQL directory row %+v: want host/port/name and no DSN (no credentials in the common database)", d)
+		}
+	}
+	if _, isRedis := srv2.sessions.(*session.RedisStore); isRedis != (cfg.RedisAddr != "") {
+		t.Errorf("session store %T with RedisAddr %q", srv2.sessions, cfg.RedisAddr)
 	}
 	c, _ := newClient(t, base)
 	for dev, key := range keys {
@@ -410,7 +419,8 @@ func TestSpeedHackIsFlagged(t *testing.T) {
 
 func TestConcurrentFirstStarts(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "data")
+	cfg := testConfig(t)
+	scfg := storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN}
 	const n = 3
 	stores := make([]*storage, n)
 	errs := make([]error, n)
@@ -419,7 +429,7 @@ func TestConcurrentFirstStarts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stores[i], errs[i] = openStorage(ctx, dir, nil)
+			stores[i], errs[i] = openStorage(ctx, scfg, nil)
 		}()
 	}
 	wg.Wait()

@@ -1,19 +1,43 @@
 // Package server is madang's reference game server: it composes the madang
-// packages into one HTTP service. The main in examples/gameserver only parses
-// flags and handles signals.
+// packages into one HTTP service plus an operator (admin) listener. The main
+// in examples/gameserver only parses flags and handles signals.
 //
-// Embedded mode (the only mode so far): SQLite databases under
-// Config.DataDir — common.db with the shard directory and accounts, and
-// gamedb01..gamedb04.db, each owning a range of user keys, with the game's
-// tables and the idempotency table — memory sessions, and an in-memory
-// anti-cheat monitor. Every request passes session.Middleware (auth.guest
-// and sys.time are public), then the anti-cheat Guard (block list and speed
-// check), then the mux, where mutating commands add the idempotency
-// middleware.
+// # Backends
+//
+// Embedded mode (the default, no services needed): SQLite databases under
+// Config.DataDir — common.db with the shard directory, accounts, anti-cheat
+// tables and live-ops policy, and gamedb01..gamedb04.db, each owning a range
+// of user keys, with the game's tables and the idempotency table — memory
+// sessions, cache and boards.
+//
+// Config.MySQLDSN moves the databases to MySQL/MariaDB: the DSN names the
+// common database; a first start creates <db>_gamedb01..NN on the same
+// server, registers them in the directory (host, port and name only: DSNs
+// are formed from the common DSN's credentials) and migrates everything.
+// Config.RedisAddr (one node, or a comma list routed by user key) or
+// Config.RedisCluster moves sessions, the per-user cache, boards, live-ops
+// change notifications and the CCU set to Redis.
+//
+// # Request chain
+//
+// Every request passes session.Middleware (auth.guest and sys.time are
+// public), the anti-cheat Guard (block list and speed check), the live-ops
+// middleware (maintenance, minimum client version, and at login the APK
+// signature check, review routing and data versions), then the mux, where
+// mutating commands add the idempotency middleware.
+//
+// # Ops listener
+//
+// Config.AdminAddr serves package ops: the JSON operator API behind a
+// bearer token, /healthz, /readyz and /metrics (a Prometheus registry of the
+// server's own).
 package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,11 +46,23 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/examples/gameserver/liveops"
+	"github.com/madang-io/madang/examples/gameserver/ops"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/shard"
 )
+
+// sessionStore is a session.Store with counters (both stores have them).
+type sessionStore interface {
+	session.Store
+	Stats() session.Stats
+}
 
 // Server is a configured game server.
 type Server struct {
@@ -36,17 +72,32 @@ type Server struct {
 	http *http.ServeMux
 	now  func() time.Time
 
-	store    *storage
-	sessions *session.MemoryStore
+	store *storage
+	// redis holds the clients the server opened (closed by Close); nil in
+	// memory mode.
+	redis    []redis.UniversalClient
+	sessions sessionStore
+	// cache and boards are the per-user cache and leaderboard store, memory
+	// or Redis, for the game's packages.
+	cache    *session.UserCache
+	boards   session.BoardStore
+	registry *anticheat.Registry
 	guard    *anticheat.Guard
+	liveops  *liveops.Manager
 	game     *game.Game
+
+	admin      *ops.Handler
+	adminToken string
+	// adminTokenGenerated is set when the token was made up (dev mode).
+	adminTokenGenerated bool
+	metrics             *prometheus.Registry
 }
 
 // CmdTime is the public clock command.
 const CmdTime = "sys.time"
 
-// New builds a server for cfg: it opens (and on first start creates) the
-// databases under cfg.DataDir. Close the server when done.
+// New builds a server for cfg: it connects to the backends and opens (and on
+// first start creates) the databases. Close the server when done.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -63,23 +114,62 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir
 	}
+	if cfg.RedisPrefix == "" {
+		cfg.RedisPrefix = DefaultRedisPrefix
+	}
+	if cfg.LiveOpsPoll == 0 {
+		cfg.LiveOpsPoll = DefaultLiveOpsPoll
+	}
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = DefaultAdminAddr
+	}
 	s := &Server{cfg: cfg, log: log, mux: protocol.NewMux(), http: http.NewServeMux(), now: time.Now}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if s.store, err = openStorage(ctx, cfg.DataDir, log); err != nil {
+	if s.store, err = openStorage(ctx, storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN, GameDBs: cfg.MySQLGameDBs}, log); err != nil {
 		return nil, err
 	}
-	s.sessions = session.NewMemoryStore(session.Config{Logger: log})
-	s.guard = anticheat.NewGuard(anticheat.GuardConfig{LoginCommand: game.CmdGuestLogin, Logger: log})
+	if err := s.openSessions(ctx); err != nil {
+		return nil, err
+	}
+
+	// Anti-cheat: tables in the common database, a per-process cache in
+	// front of the block list (a block reaches the other servers within
+	// its TTL, 10 s).
+	blocks := anticheat.NewBlockCache(s.store.anticheat, anticheat.BlockCacheConfig{})
+	monitor := anticheat.NewMonitor(anticheat.MonitorConfig{Log: s.store.anticheat, Blocks: blocks, Logger: log})
+	s.registry = anticheat.NewRegistry(s.store.anticheat, anticheat.RegistryConfig{Logger: log})
+	s.guard = anticheat.NewGuard(anticheat.GuardConfig{
+		Monitor: monitor, LoginCommand: game.CmdGuestLogin, Logger: log,
+		LoginUser: func(ctx context.Context, req *protocol.Request) (int64, bool, error) {
+			return s.loginUser(ctx, req.Payload)
+		},
+	})
+
+	var rdb redis.UniversalClient
+	if len(s.redis) > 0 {
+		rdb = s.redis[0]
+	}
+	if _, err := shard.Migrate(ctx, s.store.common, liveops.Migrations()); err != nil {
+		return nil, fmt.Errorf("common database: %w", err)
+	}
+	if s.liveops, err = liveops.New(ctx, liveops.Config{
+		DB: s.store.common, Dialect: s.store.dialect, Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
+		PollInterval: cfg.LiveOpsPoll, LoginCommand: game.CmdGuestLogin, LoginUser: s.loginUser,
+		Exempt: []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+
 	if s.game, err = game.New(game.Config{
 		Router: s.store.router, Accounts: s.store.accounts, Sessions: s.sessions,
-		Idempotency: s.store.idem, Logger: log,
-		// Embedded mode: the dungeon ranking in memory; dungeon verdicts
-		// go to the guard's monitor (one hack log and block list).
-		BoardStore: session.NewBoardMemoryStore(session.BoardMemoryConfig{}),
+		Idempotency: s.store.idem, Dialect: s.store.dialect, Logger: log,
+		// The dungeon ranking (memory or Redis, like the sessions); dungeon
+		// verdicts go to the guard's monitor (one hack log and block list).
+		BoardStore: s.boards,
 		Monitor:    s.guard.Monitor(),
 	}); err != nil {
 		return nil, err
@@ -93,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	chain := protocol.Chain(s.mux,
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 		s.guard.Middleware(),
+		s.liveops.Middleware(),
 	)
 
 	codec, err := protocol.NewCodec(protocol.Config{XORKey: []byte(cfg.XORKey)})
@@ -114,22 +205,139 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		fmt.Fprintln(w, "ok")
 	})
 	s.http.HandleFunc("GET /{$}", s.index)
+	if err := s.buildAdmin(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// openSessions connects Redis when configured and opens the session store,
+// cache and board store on it (memory otherwise).
+func (s *Server) openSessions(ctx context.Context) error {
+	cfg := s.cfg
+	var router *session.Router
+	switch {
+	case cfg.RedisCluster != "":
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: splitList(cfg.RedisCluster)})
+		s.redis = append(s.redis, c)
+		router = session.Single(c)
+	case cfg.RedisAddr != "":
+		for _, addr := range splitList(cfg.RedisAddr) {
+			s.redis = append(s.redis, redis.NewClient(&redis.Options{Addr: addr}))
+		}
+		var err error
+		if router, err = session.NewRouter(s.redis, session.RouterConfig{}); err != nil {
+			return err
+		}
+	default:
+		s.sessions = session.NewMemoryStore(session.Config{Logger: s.log})
+		s.cache = session.NewMemoryCache(session.CacheConfig{Logger: s.log})
+		s.boards = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
+		return nil
+	}
+	for _, c := range s.redis {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	rs, err := session.NewRedisStore(router, session.Config{Prefix: cfg.RedisPrefix, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.sessions = rs
+	if s.cache, err = session.NewRedisCache(ctx, router, session.CacheConfig{Prefix: cfg.RedisPrefix, Logger: s.log}); err != nil {
+		return err
+	}
+	s.boards, err = session.NewBoardRedisStore(s.redis, session.BoardRedisConfig{Prefix: cfg.RedisPrefix})
+	return err
+}
+
+// loginUser resolves the account of an auth.guest payload without creating
+// it, for the block and maintenance checks before the login runs.
+func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, error) {
+	var in game.GuestLogin
+	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
+		return 0, false, nil // the login handler answers bad input
+	}
+	return s.store.accounts.Lookup(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+}
+
+// buildAdmin makes the ops handler and the metrics registry.
+func (s *Server) buildAdmin() error {
+	s.adminToken = s.cfg.AdminToken
+	if s.adminToken == "" {
+		// Dev mode prints it; otherwise nobody knows it and the /v1 API is
+		// closed (ParseConfig requires a token outside dev mode).
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		s.adminToken = hex.EncodeToString(b[:])
+		s.adminTokenGenerated = true
+	}
+	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
+		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
+		Idempotency: s.store.idem.Stats, LiveOps: s.liveops,
+	}))
+	ready := map[string]func(context.Context) error{
+		"databases": func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			defer cancel()
+			return s.store.Ping(ctx)
+		},
+	}
+	if len(s.redis) > 0 {
+		ready["redis"] = func(ctx context.Context) error {
+			for _, c := range s.redis {
+				if err := c.Ping(ctx).Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	var err error
+	s.admin, err = ops.New(ops.Config{
+		Token: s.adminToken, LiveOps: s.liveops, Registry: s.registry, Monitor: s.guard.Monitor(),
+		RevokeUser: s.sessions.RevokeUser, Ready: ready, Metrics: s.metrics, Logger: s.log,
+		Stats: func(context.Context) map[string]any {
+			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats()}
+		},
+	})
+	return err
 }
 
 // Handler returns the server's HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// Close releases the databases and the session store. Call it after Serve
-// returned.
+// AdminHandler returns the ops API handler (for the admin listener).
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// AdminToken returns the ops API's bearer token (generated in dev mode when
+// none was configured).
+func (s *Server) AdminToken() string { return s.adminToken }
+
+// Close releases everything: live ops, the session store and cache, the
+// databases and the Redis clients. Call it after Serve returned.
 func (s *Server) Close() error {
 	var errs []error
+	if s.liveops != nil {
+		errs = append(errs, s.liveops.Close())
+	}
+	if s.cache != nil {
+		errs = append(errs, s.cache.Close())
+	}
 	if s.sessions != nil {
 		errs = append(errs, s.sessions.Close())
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
+	for _, c := range s.redis {
+		errs = append(errs, c.Close())
+	}
+	s.liveops, s.cache, s.sessions, s.store, s.redis = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -151,50 +359,116 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ListenAndServe listens on cfg.Addr, prints where it serves to out, and
-// serves until ctx is done; then it shuts down gracefully within
-// cfg.ShutdownTimeout.
+// ListenAndServe listens on cfg.Addr (and cfg.AdminAddr unless "off"),
+// prints where it serves to out, and serves until ctx is done; then it
+// shuts down gracefully within cfg.ShutdownTimeout.
 func (s *Server) ListenAndServe(ctx context.Context, out io.Writer) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, ln, out)
+	var admin net.Listener
+	if s.cfg.AdminAddr != AdminOff {
+		if admin, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+	}
+	return s.ServeAll(ctx, ln, admin, out)
 }
 
-// Serve is ListenAndServe on an existing listener.
+// Serve is ListenAndServe on an existing game listener, without the admin
+// listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, out io.Writer) error {
-	hs := &http.Server{
-		Handler:           s.http,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	return s.ServeAll(ctx, ln, nil, out)
+}
+
+// ServeAll serves the game on ln and, when admin is not nil, the ops API on
+// admin, until ctx is done; then it shuts both down gracefully.
+func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Writer) error {
+	newHTTP := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
 	}
+	servers := []*http.Server{newHTTP(s.http)}
+	listeners := []net.Listener{ln}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "madang game server listening on %s\n", base)
 	fmt.Fprintf(out, "  rpc:     POST %s%s\n", base, protocol.DefaultHTTPPath)
 	fmt.Fprintf(out, "  health:  GET  %s/healthz\n", base)
-	fmt.Fprintf(out, "  data:    %s (SQLite: common.db, gamedb01..%02d.db)\n", s.cfg.DataDir, EmbeddedGameDBs)
+	fmt.Fprintf(out, "  data:    %s\n", s.describeBackends())
+	if admin != nil {
+		servers = append(servers, newHTTP(s.admin))
+		listeners = append(listeners, admin)
+		abase := "http://" + admin.Addr().String()
+		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
+		if s.adminTokenGenerated && s.cfg.Dev {
+			fmt.Fprintf(out, "  token:   %s (dev mode, random; set MADANG_ADMIN_TOKEN to choose one)\n", s.adminToken)
+		}
+	}
 	if s.cfg.Dev {
 		fmt.Fprintf(out, "  try:     curl -s -d '{\"cmd\":\"sys.time\",\"seq\":1}' %s%s\n", base, protocol.DefaultHTTPPath)
 	}
 	fmt.Fprintln(out, "Ctrl-C stops it.")
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(listeners[i]) }()
+	}
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc: // a listener failed: shut the other down too
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := hs.Shutdown(shutdownCtx)
-	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
+	for _, hs := range servers {
+		if serr := hs.Shutdown(shutdownCtx); err == nil {
+			err = serr
+		}
+	}
+	remaining := len(servers)
+	if ctx.Err() == nil {
+		remaining-- // one already returned
+	}
+	for range remaining {
+		if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+			err = serveErr
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	// Last CCU flush, so the other servers stop counting our users later.
+	if s.liveops != nil {
+		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.liveops.FlushActive(fctx)
+		fcancel()
 	}
 	s.log.Info("game server stopped")
 	return err
+}
+
+func (s *Server) describeBackends() string {
+	var db, kv string
+	if s.cfg.MySQLDSN != "" {
+		db = fmt.Sprintf("MySQL/MariaDB (%d game databases)", len(s.store.router.Databases()))
+	} else {
+		db = fmt.Sprintf("%s (SQLite: common.db, gamedb01..%02d.db)", s.cfg.DataDir, EmbeddedGameDBs)
+	}
+	switch {
+	case s.cfg.RedisCluster != "":
+		kv = "Redis Cluster " + s.cfg.RedisCluster
+	case s.cfg.RedisAddr != "":
+		kv = "Redis " + s.cfg.RedisAddr
+	default:
+		kv = "memory sessions"
+	}
+	return db + "; " + kv
 }

@@ -6,9 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/internal/sqldialect"
@@ -16,36 +24,45 @@ import (
 	_ "modernc.org/sqlite" // the embedded mode's SQLite driver ("sqlite")
 )
 
-// Embedded layout: a common database (directory, accounts) and
-// EmbeddedGameDBs game databases in Config.DataDir, game database i owning
-// user keys i*EmbeddedKeyRange .. (i+1)*EmbeddedKeyRange-1 (gamedb01 from
-// 10000000, gamedb02 from 20000000, ... as in the talk).
+// Database layout: a common database (directory, accounts, anti-cheat,
+// live ops) and GameDBs game databases, game database i owning user keys
+// i*EmbeddedKeyRange .. (i+1)*EmbeddedKeyRange-1 (gamedb01 from 10000000,
+// gamedb02 from 20000000, ... as in the talk). Embedded mode always has
+// EmbeddedGameDBs of them; MySQL mode Config.MySQLGameDBs (default the same).
 const (
 	EmbeddedGameDBs  = 4
 	EmbeddedKeyRange = 10_000_000
 )
 
-// storage is the embedded mode's databases.
+// storageConfig says where the databases are.
+type storageConfig struct {
+	// DataDir holds the SQLite files (embedded mode).
+	DataDir string
+	// MySQLDSN, when set, is the common database on MySQL/MariaDB; the game
+	// databases are created next to it (same server and credentials).
+	MySQLDSN string
+	// GameDBs is how many game databases a first start creates.
+	GameDBs int
+}
+
+// storage is the server's databases.
 type storage struct {
+	dialect   sqldialect.Dialect
 	common    *sql.DB
 	directory *shard.SQLDirectory
 	accounts  *shard.Accounts
 	router    *shard.Router
 	idem      *idempotency.SQLStore
+	anticheat *anticheat.SQLStore
 }
 
-// openStorage opens (creating on first start) the embedded databases under
-// dataDir, registers the game databases in the directory if missing, and
-// migrates every database. It is safe to run again on the same directory.
-func openStorage(ctx context.Context, dataDir string, log *slog.Logger) (_ *storage, err error) {
-	// Absolute paths go into the directory, so the server finds its
-	// databases whatever its working directory is on the next start.
-	dir, err := filepath.Abs(dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+// openStorage opens (creating on first start) the databases, registers the
+// game databases in the directory if missing, and migrates every database.
+// It is safe to run again on the same databases, and from several processes
+// at once.
+func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *storage, err error) {
+	if cfg.GameDBs <= 0 {
+		cfg.GameDBs = EmbeddedGameDBs
 	}
 	st := &storage{}
 	defer func() {
@@ -53,28 +70,34 @@ func openStorage(ctx context.Context, dataDir string, log *slog.Logger) (_ *stor
 			st.Close()
 		}
 	}()
-	st.common, err = sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
-	if err != nil {
-		return nil, fmt.Errorf("common database: %w", err)
-	}
-	if _, err := shard.Migrate(ctx, st.common, shard.DirectoryMigrations()); err != nil {
-		return nil, fmt.Errorf("common database: %w", err)
-	}
-	if st.directory, err = shard.NewSQLDirectory(st.common); err != nil {
-		return nil, err
-	}
-	if err := registerGameDBs(ctx, st.directory, dir); err != nil {
-		return nil, err
+	var routerCfg shard.Config
+	if cfg.MySQLDSN != "" {
+		if err := st.openMySQL(ctx, cfg, &routerCfg); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := st.openSQLite(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	st.accounts = shard.NewAccounts(st.directory)
-	if st.router, err = shard.NewRouter(ctx, shard.Config{Directory: st.directory, Logger: log}); err != nil {
+	routerCfg.Directory = st.directory
+	routerCfg.Logger = log
+	if st.router, err = shard.NewRouter(ctx, routerCfg); err != nil {
 		return nil, err
 	}
-	if _, err := st.router.MigrateAll(ctx, game.Migrations()); err != nil {
+	// Servers starting at once on fresh SQLite files can see a busy
+	// database (the WAL switch of a new file does not wait): try again.
+	err = retryBusy(ctx, func() error {
+		_, err := st.router.MigrateAll(ctx, game.Migrations())
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("game databases: %w", err)
 	}
 	st.idem, err = idempotency.NewSQLStore(ctx, st.common, idempotency.SQLConfig{
-		Config: idempotency.Config{RequireKey: true, Logger: log},
+		Config:  idempotency.Config{RequireKey: true, Logger: log},
+		Dialect: st.dialect,
 		DB: func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) {
 			return st.router.DB(ctx, s.UserKey)
 		},
@@ -82,19 +105,129 @@ func openStorage(ctx context.Context, dataDir string, log *slog.Logger) (_ *stor
 	if err != nil {
 		return nil, err
 	}
-	err = st.router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error {
-		return st.idem.Migrate(ctx, db)
+	err = retryBusy(ctx, func() error {
+		return st.router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error {
+			return st.idem.Migrate(ctx, db)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("game databases: %w", err)
 	}
+	if st.anticheat, err = anticheat.NewSQLStore(st.common, anticheat.SQLConfig{Dialect: st.dialect}); err != nil {
+		return nil, err
+	}
+	if err := retryBusy(ctx, func() error { return st.anticheat.CreateTables(ctx) }); err != nil {
+		return nil, fmt.Errorf("common database: %w", err)
+	}
 	return st, nil
 }
 
-// registerGameDBs adds the embedded game databases missing from the
-// directory. Another process starting at the same time may add one first:
-// Add then fails on the overlapping range and the re-read finds it.
-func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, dir string) error {
+// openSQLite opens the embedded databases under cfg.DataDir.
+func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
+	// Absolute paths go into the directory, so the server finds its
+	// databases whatever its working directory is on the next start.
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st.dialect = sqldialect.SQLite
+	st.common, err = sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
+	if err != nil {
+		return fmt.Errorf("common database: %w", err)
+	}
+	if err := st.migrateCommon(ctx); err != nil {
+		return err
+	}
+	return registerGameDBs(ctx, st.directory, EmbeddedGameDBs, func(i int, name string) shard.Database {
+		return shard.Database{
+			Driver: "sqlite", DSN: sqldialect.SQLiteDSN(filepath.Join(dir, name+".db")),
+			Description: "embedded SQLite game database",
+		}
+	})
+}
+
+// dbNameRE is what a MySQL database name made by the server may contain
+// (names are put into CREATE DATABASE unquoted).
+var dbNameRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,48}$`)
+
+// openMySQL opens the common database at cfg.MySQLDSN and, on first start,
+// creates the game databases <common>_gamedb01.. on the same server. The
+// directory rows carry host, port and name only; the router forms their
+// DSNs from the common DSN's credentials and parameters (DSNTemplate), so
+// no password is written into the common database.
+func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.Config) error {
+	mc, err := mysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("MySQL DSN: %w", err)
+	}
+	if mc.DBName == "" || !dbNameRE.MatchString(mc.DBName) {
+		return fmt.Errorf("MySQL DSN: the database name %q must be 1..48 of [A-Za-z0-9_]", mc.DBName)
+	}
+	if mc.Net != "tcp" {
+		return fmt.Errorf("MySQL DSN: only tcp addresses are supported, not %q", mc.Net)
+	}
+	host, portStr, err := net.SplitHostPort(mc.Addr)
+	if err != nil {
+		return fmt.Errorf("MySQL DSN address: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("MySQL DSN port: %w", err)
+	}
+	mc.ParseTime = true
+	st.dialect = sqldialect.MySQL
+	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
+		return fmt.Errorf("common database: %w", err)
+	}
+	if err := st.migrateCommon(ctx); err != nil {
+		return err
+	}
+	rc.DSNTemplate = dsnTemplate(mc)
+	common := mc.DBName
+	return registerGameDBs(ctx, st.directory, cfg.GameDBs, func(i int, name string) shard.Database {
+		return shard.Database{Driver: "mysql", Host: host, Port: port, Name: common + "_" + name,
+			Description: "game database"}
+	}, func(ctx context.Context, d shard.Database) error {
+		// CREATE DATABASE commits implicitly and is idempotent with IF NOT
+		// EXISTS, so racing first starts are fine.
+		_, err := st.common.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+d.Name)
+		return err
+	})
+}
+
+// dsnTemplate turns the common database's DSN into shard.Config.DSNTemplate:
+// the same user, password and parameters, with {host}, {port} and {db}.
+func dsnTemplate(mc *mysql.Config) string {
+	c := mc.Clone()
+	c.Addr = "madanghost:1"
+	c.DBName = "madangdbname"
+	s := c.FormatDSN()
+	s = strings.Replace(s, "madanghost:1", "{host}:{port}", 1)
+	return strings.Replace(s, "/madangdbname", "/{db}", 1)
+}
+
+// migrateCommon applies the directory migrations and opens the directory.
+func (st *storage) migrateCommon(ctx context.Context) (err error) {
+	err = retryBusy(ctx, func() error {
+		_, err := shard.Migrate(ctx, st.common, shard.DirectoryMigrations())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("common database: %w", err)
+	}
+	st.directory, err = shard.NewSQLDirectory(st.common)
+	return err
+}
+
+// registerGameDBs adds the game databases 1..n missing from the directory.
+// entry gives a database's connection fields; create, if given, makes the
+// database before its row is added. Another process starting at the same
+// time may add one first: Add then fails on the overlapping range and the
+// re-read finds it.
+func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, n int, entry func(i int, name string) shard.Database, create ...func(context.Context, shard.Database) error) error {
 	have := func() (map[int]bool, error) {
 		dbs, err := d.Databases(ctx)
 		if err != nil {
@@ -110,26 +243,63 @@ func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, dir string) err
 	if err != nil {
 		return err
 	}
-	for i := 1; i <= EmbeddedGameDBs; i++ {
+	for i := 1; i <= n; i++ {
 		if present[i] {
 			continue
 		}
 		name := fmt.Sprintf("gamedb%02d", i)
+		db := entry(i, name)
 		first := int64(i) * EmbeddedKeyRange
-		err := d.Add(ctx, shard.Database{
-			ID: i, ServerID: 1, WorldID: 1, Name: name, Driver: "sqlite",
-			DSN:      sqldialect.SQLiteDSN(filepath.Join(dir, name+".db")),
-			FirstKey: first, LastKey: first + EmbeddedKeyRange - 1,
-			Description: "embedded SQLite game database",
-		})
-		if err != nil {
+		db.ID, db.ServerID, db.WorldID = i, 1, 1
+		if db.Name == "" {
+			db.Name = name
+		}
+		db.FirstKey, db.LastKey = first, first+EmbeddedKeyRange-1
+		for _, c := range create {
+			if err := c(ctx, db); err != nil {
+				return fmt.Errorf("create game database %s: %w", db.Name, err)
+			}
+		}
+		// MariaDB may pick a racing first start's insert as a deadlock
+		// victim: try again, then see whether the other one added it.
+		if err := retryBusy(ctx, func() error { return d.Add(ctx, db) }); err != nil {
 			again, rerr := have()
 			if rerr != nil || !again[i] {
-				return fmt.Errorf("directory: add %s: %w", name, err)
+				return fmt.Errorf("directory: add %s: %w", db.Name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// retryBusy runs fn up to 5 times while it fails with a retryable database
+// error (busy, deadlock), waiting a little longer each time.
+func retryBusy(ctx context.Context, fn func() error) error {
+	var err error
+	for i := range 5 {
+		if err = fn(); err == nil || !sqldialect.IsRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 50 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// Ping checks the common database and every game database.
+func (st *storage) Ping(ctx context.Context) error {
+	if err := st.common.PingContext(ctx); err != nil {
+		return fmt.Errorf("common database: %w", err)
+	}
+	return st.router.ForEach(ctx, func(ctx context.Context, d shard.Database, db *sql.DB) error {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("game database %s: %w", d.Name, err)
+		}
+		return nil
+	})
 }
 
 // Close closes the router's pools and the common database.
@@ -143,3 +313,6 @@ func (st *storage) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// pingTimeout bounds one readiness check.
+const pingTimeout = 3 * time.Second

@@ -1,0 +1,265 @@
+package liveops
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/protocol"
+)
+
+// UpdateRequired is the payload of a CodeClientTooOld answer.
+type UpdateRequired struct {
+	MinVersion string `json:"min_version"`
+	UpdateURL  string `json:"update_url,omitempty"`
+}
+
+// MaintenanceNotice is the payload of a CodeMaintenance answer.
+type MaintenanceNotice struct {
+	Scope   string `json:"scope"` // "global" or "user"
+	Message string `json:"message"`
+	EndsAt  int64  `json:"ends_at"` // Unix ms; 0 unknown
+}
+
+// LoginInfo is the "liveops" member added to a successful login answer.
+type LoginInfo struct {
+	DataVersion     string `json:"data_version,omitempty"`
+	AssetVersion    string `json:"asset_version,omitempty"`
+	ReviewServerURL string `json:"review_server_url,omitempty"`
+	// DirectiveCode is DirectiveForceClose for a repackaged client, else 0.
+	DirectiveCode int   `json:"directive_code,omitempty"`
+	CloseAt       int64 `json:"close_at,omitempty"` // Unix ms, with DirectiveCode
+}
+
+func refusal(code protocol.Code, msg string, payload any) *protocol.Response {
+	b, _ := json.Marshal(payload) // plain structs: cannot fail
+	return &protocol.Response{Code: code, Message: msg, Payload: b}
+}
+
+func (m *Manager) tooOldResp(pp PlatformPolicy) *protocol.Response {
+	m.tooOld.Add(1)
+	return refusal(protocol.CodeClientTooOld, "update required", UpdateRequired{MinVersion: pp.MinVersion, UpdateURL: pp.UpdateURL})
+}
+
+func (m *Manager) maintResp(p *Policy, scope string, userKey int64) *protocol.Response {
+	m.maint.Add(1)
+	n := MaintenanceNotice{Scope: scope}
+	if scope == "user" {
+		if u := p.users[userKey]; u != nil {
+			n.Message = u.Comment
+		}
+	} else {
+		n.Message = p.Maintenance.Message
+		if !p.Maintenance.EndsAt.IsZero() {
+			n.EndsAt = p.Maintenance.EndsAt.UnixMilli()
+		}
+	}
+	if n.Message == "" {
+		n.Message = "maintenance"
+	}
+	return refusal(protocol.CodeMaintenance, n.Message, n)
+}
+
+// Middleware returns the protocol middleware. Put it after the session
+// middleware and the anticheat Guard (whose force-close decision it passes
+// on to the login answer) and before the mux. It gates every command but
+// Config.Exempt: maintenance and the minimum version; at login it also adds
+// the LoginInfo member.
+func (m *Manager) Middleware() protocol.Middleware {
+	return func(next protocol.Handler) protocol.Handler {
+		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+			if m.exempt[req.Command] {
+				return next.Serve(ctx, req)
+			}
+			if req.Command == m.cfg.LoginCommand {
+				return m.login(ctx, req, next)
+			}
+			p := m.policy.Load()
+			var user int64
+			if req.Principal != nil {
+				user = req.Principal.UserKey
+			}
+			if scope := p.InMaintenance(user); scope != "" {
+				return m.maintResp(p, scope, user), nil
+			}
+			if req.Principal != nil {
+				if old, pp := p.TooOld(req.Principal.Platform, req.Principal.ClientVersion); old {
+					return m.tooOldResp(pp), nil
+				}
+				m.act.seen(user, m.cfg.Clock.Now())
+			}
+			return next.Serve(ctx, req)
+		})
+	}
+}
+
+func (m *Manager) login(ctx context.Context, req *protocol.Request, next protocol.Handler) (*protocol.Response, error) {
+	p := m.policy.Load()
+	var in map[string]json.RawMessage
+	if len(req.Payload) > 0 {
+		if err := json.Unmarshal(req.Payload, &in); err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "login payload is not a JSON object")
+		}
+	}
+	str := func(name string) string {
+		var s string
+		_ = json.Unmarshal(in[name], &s) // absent or not a string: ""
+		return s
+	}
+	platform, version := str(m.cfg.PlatformField), str(m.cfg.VersionField)
+	build, known := p.Build(platform, version)
+	review := known && build.Review
+	if !review {
+		if old, pp := p.TooOld(platform, version); old {
+			return m.tooOldResp(pp), nil
+		}
+		if m.cfg.LoginUser != nil {
+			user, ok, err := m.cfg.LoginUser(ctx, req.Payload)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				user = 0 // a new account: not on the allow-list
+			}
+			if scope := p.InMaintenance(user); scope != "" {
+				return m.maintResp(p, scope, user), nil
+			}
+		} else if p.Maintenance.Active && len(p.Maintenance.AllowUsers) == 0 {
+			return m.maintResp(p, "global", 0), nil
+		}
+	}
+	var verdict *anticheat.Verdict
+	var fc anticheat.ForceClose
+	if m.cfg.Registry != nil && slices.Contains(m.cfg.APKPlatforms, platform) {
+		var pr anticheat.Presented
+		pr.APKMD5 = str(m.cfg.APKField)
+		_ = json.Unmarshal(in[m.cfg.CertField], &pr.CertSHA256) // absent or malformed: none
+		v := version
+		if v == "" {
+			v = anticheat.Latest // as the Guard does: the fallback entry
+		}
+		res, err := m.cfg.Registry.Check(ctx, v, pr)
+		if err != nil {
+			return nil, err
+		}
+		if res == anticheat.SignatureMismatch {
+			fc = m.cfg.Registry.ForceCloseAt()
+			verdict = &anticheat.Verdict{Kind: anticheat.KindSignature, Reason: anticheat.ReasonSignatureMismatch,
+				Detail: "close at " + fc.At.UTC().Format(time.RFC3339), ClientVersion: truncate(version, 64)}
+		}
+	}
+	resp, err := next.Serve(ctx, req)
+	var user int64
+	if req.Principal != nil {
+		user = req.Principal.UserKey
+	}
+	if verdict != nil && m.cfg.Monitor != nil {
+		// Recorded whether or not the login succeeded.
+		verdict.UserKey = user
+		if _, rerr := m.cfg.Monitor.Report(ctx, *verdict); rerr != nil {
+			m.log.Warn("liveops: record signature verdict", "err", rerr)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !review && m.cfg.LoginUser == nil {
+		if scope := p.InMaintenance(user); scope != "" {
+			return m.maintResp(p, scope, user), nil
+		}
+	}
+	if resp != nil && resp.Code != protocol.CodeOK {
+		return resp, nil
+	}
+	now := m.cfg.Clock.Now()
+	if user > 0 {
+		m.act.seen(user, now)
+		if err := m.recordLogin(ctx, user, now); err != nil {
+			m.log.Warn("liveops: record login", "user", user, "err", err)
+		}
+	}
+	var info LoginInfo
+	if known {
+		info.DataVersion, info.AssetVersion = build.DataVersion, build.AssetVersion
+		if review {
+			info.ReviewServerURL = build.ReviewURL
+			m.review.Add(1)
+		}
+	}
+	if verdict == nil { // a Guard with its own registry may have decided
+		if gfc, ok := anticheat.ForceCloseFrom(ctx); ok {
+			verdict, fc = &anticheat.Verdict{}, gfc
+		}
+	}
+	if verdict != nil {
+		info.DirectiveCode, info.CloseAt = DirectiveForceClose, fc.At.UnixMilli()
+		m.forceClosed.Add(1)
+	}
+	return addMember(resp, "liveops", info), nil
+}
+
+// addMember adds name: v to the JSON object payload of resp (a nil
+// response is an empty CodeOK one). A payload that is not an object is
+// left as it is.
+func addMember(resp *protocol.Response, name string, v any) *protocol.Response {
+	if resp == nil {
+		resp = &protocol.Response{}
+	}
+	obj := map[string]json.RawMessage{}
+	if len(resp.Payload) > 0 {
+		if err := json.Unmarshal(resp.Payload, &obj); err != nil {
+			return resp
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return resp
+	}
+	obj[name] = b
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return resp
+	}
+	c := *resp
+	c.Payload = out
+	return &c
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// day is the UTC day number of t (days since 1970-01-01).
+func day(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+
+func (m *Manager) recordLogin(ctx context.Context, user int64, now time.Time) error {
+	_, err := m.cfg.DB.ExecContext(ctx, m.dialect.InsertIgnore()+" liveops_logins (day, user_key) VALUES (?, ?)", day(now), user)
+	return err
+}
+
+// DAU returns the number of distinct users who logged in on t's UTC day.
+func (m *Manager) DAU(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := m.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM liveops_logins WHERE day = ?", day(t)).Scan(&n)
+	return n, wrap(err)
+}
+
+// NRU returns the number of accounts created on t's UTC day (the shard
+// package's shard_accounts in the same common database).
+func (m *Manager) NRU(ctx context.Context, t time.Time) (int64, error) {
+	start := time.Unix(day(t)*86400, 0)
+	var n int64
+	err := m.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM shard_accounts WHERE created_at >= ? AND created_at < ?",
+		start.UnixMilli(), start.Add(24*time.Hour).UnixMilli()).Scan(&n)
+	return n, wrap(err)
+}
+
+// CCU returns the number of users with a request within ActiveWindow: on
+// every server with Redis (as of the servers' last flushes), else on this
+// one.
+func (m *Manager) CCU(ctx context.Context) (int64, error) { return m.act.count(ctx) }

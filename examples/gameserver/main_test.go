@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The main with no services: embedded databases, both listeners, a printed
+// dev token that opens the ops API; it stops cleanly when ctx ends.
+func TestRunEmbedded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	args := []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "warn"}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, &out) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start:\n%s", out.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	m := regexp.MustCompile(`ops: +(http://[0-9.:]+)/v1/`).FindStringSubmatch(out.String())
+	tok := regexp.MustCompile(`token: +([0-9a-f]{32})`).FindStringSubmatch(out.String())
+	if m == nil || tok == nil {
+		t.Fatalf("no ops address or dev token printed:\n%s", out.String())
+	}
+	req, _ := http.NewRequest("GET", m[1]+"/v1/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	hc := &http.Client{Transport: &http.Transport{}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	hc.CloseIdleConnections()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats with the printed token: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
