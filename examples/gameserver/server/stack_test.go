@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,23 +55,38 @@ func newGameStack(t *testing.T, opts func(s *gameStack, cfg *game.Config)) *game
 	if s.game, err = game.New(cfg); err != nil {
 		t.Fatal(err)
 	}
+	s.base, _ = serveGame(t, s.game, srv.sessions)
+	return s
+}
+
+// serveGame serves g over HTTP (XOR frames with testXORKey) behind the
+// session middleware on sessions; stop closes the listener and its
+// connections (also at the end of the test).
+func serveGame(t *testing.T, g *game.Game, sessions session.Store) (url string, stop func()) {
+	t.Helper()
 	mux := protocol.NewMux()
-	s.game.Register(mux)
-	chain := protocol.Chain(mux, session.Middleware(srv.sessions, session.MiddlewareConfig{Public: game.PublicCommands()}))
+	g.Register(mux)
+	chain := protocol.Chain(mux, session.Middleware(sessions, session.MiddlewareConfig{Public: game.PublicCommands()}))
 	codec, err := protocol.NewCodec(protocol.Config{XORKey: []byte(testXORKey)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, err := protocol.NewHTTPHandler(chain, protocol.HTTPConfig{
-		Codec: codec, Keys: session.NewKeyResolver(srv.sessions, session.KeyResolverConfig{}), HandlerTimeout: 10 * time.Second,
+		Codec: codec, Keys: session.NewKeyResolver(sessions, session.KeyResolverConfig{}), HandlerTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	s.base = hs.URL
-	return s
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			hs.CloseClientConnections()
+			hs.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return hs.URL, stop
 }
 
 // loginAs logs in device with a client version.
