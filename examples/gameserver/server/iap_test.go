@@ -282,3 +282,28 @@ func TestIAPDevReceipts(t *testing.T) {
 		t.Fatalf("without IAP: %v", err)
 	}
 }
+
+// The common database (redemptions) down: the purchase is refused before
+// anything is granted, and nothing is stored for the request id, so the
+// client's retry after the outage runs it.
+func TestIAPCommonDatabaseDownGrantsNothing(t *testing.T) {
+	ctx := context.Background()
+	s, fv, _ := iapStack(t)
+	fv.Add("receipt-down", anticheat.Purchase{TransactionID: "T-down", ProductID: "gems_100"})
+	c, _ := newClient(t, s.base)
+	me := loginAs(t, c, "iap-common-down", "1.0.0.0")
+	if err := s.srv.store.common.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Call(ctx, game.CmdShopBuyIAP, game.BuyIAP{ProductID: "gems_100", Platform: "ios", Receipt: "receipt-down"}, nil)
+	code := protocol.CodeOf(err)
+	if code != protocol.CodeUnavailable {
+		t.Fatalf("purchase with the common database down: %v", err)
+	}
+	if g := gemsOf(t, c); g != game.StartGems {
+		t.Fatalf("gems %d: granted without a redemption", g)
+	}
+	if ps, err := s.game.Purchases(ctx, me.UserKey); err != nil || len(ps) != 0 {
+		t.Fatalf("purchases %+v %v", ps, err)
+	}
+}
