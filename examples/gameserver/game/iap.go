@@ -29,7 +29,10 @@ type IAPConfig struct {
 	// across every game database: build it on an anticheat.SQLStore in
 	// the common database, with the store verifiers (anticheat.StoreVerifiers
 	// of AppleVerifier and GoogleVerifier in production, DevVerifiers in
-	// development). Required.
+	// development). Required. Redeem runs inside the purchase's
+	// transaction on the game database: on SQLite its store must be in
+	// another file than any game database (the server's common.db), or it
+	// would wait for that very transaction's write lock.
 	Redeemer *anticheat.Redeemer
 	// DevReceipts accepts receipts of the development format (DevVerifier).
 	// Default false: a receipt starting with DevReceiptPrefix is refused
