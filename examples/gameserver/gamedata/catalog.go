@@ -32,7 +32,7 @@ const DeleteMapping = "0"
 
 // Event tells Config.OnPublish what changed.
 type Event struct {
-	Kind          string // "publish", "rollback" or "map"
+	Kind          string // "publish", "rollback", "map" or "refresh"
 	Version       string // the published version after the change, or the mapped one ("0": deleted)
 	ClientVersion string // for "map"
 }
@@ -47,8 +47,11 @@ type Config struct {
 	// last loaded version in string order.
 	Initial string
 	// OnPublish runs after every committed Publish, Rollback and MapClient
-	// of this Catalog (and after Refresh finds another server's change):
-	// the server resets the per-user cache there. Nil: nothing.
+	// of this Catalog (Event.Kind "publish", "rollback", "map"): the server
+	// resets the per-user cache there (session.UserCache.ResetAll, which
+	// is global: the server making the change resets it for all). It also
+	// runs with Kind "refresh" when Refresh finds another server's change:
+	// reset only process-local caches then. Nil: nothing.
 	OnPublish func(ctx context.Context, e Event)
 	// Clock dates the rows. Default clock.Real.
 	Clock clock.Clock
