@@ -19,6 +19,14 @@ import (
 
 // The game server's lines of docs/FAILURES.md.
 
+// newEmbeddedServer starts a server in embedded mode (SQLite files in a
+// fresh directory) whatever MADANG_* says: the fault tests below edit its
+// SQLite directory entries.
+func newEmbeddedServer(t *testing.T) (base string, srv *Server) {
+	t.Helper()
+	return startServerOn(t, Config{XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data")})
+}
+
 // breakGameDB points game database id's directory entry at a file that
 // cannot be opened (as if its server were unreachable) and makes the router
 // pick the change up; the returned func restores it.
@@ -47,7 +55,7 @@ func breakGameDB(t *testing.T, srv *Server, id int) (restore func()) {
 // players of the database play again once it is back, without a restart.
 func TestOneGameDatabaseDownOnlyItsPlayersWait(t *testing.T) {
 	ctx := context.Background()
-	base, srv := newGameServer(t)
+	base, srv := newEmbeddedServer(t)
 	a, _ := newClient(t, base)
 	b, _ := newClient(t, base)
 	ua := login(t, a, "down-a")
@@ -276,7 +284,7 @@ func TestSessionStoreDownPlayersWaitNothingLost(t *testing.T) {
 // device in the common database, fail until it is back.
 func TestCommonDatabaseDownLoggedInPlayersPlay(t *testing.T) {
 	ctx := context.Background()
-	base, srv := newGameServer(t)
+	base, srv := newEmbeddedServer(t)
 	c, _ := newClient(t, base)
 	login(t, c, "common-down")
 	if err := srv.store.router.Refresh(ctx); err != nil {
