@@ -28,6 +28,24 @@
 //   - shop.buy (once) {item_id} → BuyResult {item_id, gold, gems, items}:
 //     the balances after paying the item's gems, and the items it gave
 //     (Catalog). CodeUnknownItem, CodeNotEnoughGems.
+//   - shop.buy_iap (once) {product_id, platform "ios"|"android", receipt}
+//     → IAPResult {product_id, store, transaction_id, granted, gems, gold,
+//     items, price_micros, currency}: verifies the store receipt and
+//     redeems its transaction once across every game database
+//     (IAPConfig.Redeemer, in the common database), then, in the
+//     idempotent transaction on the user's game database, inserts the
+//     purchases row (primary key store + transaction id), grants the
+//     product's gems and items and writes the ledger rows — the grants and
+//     the payment (currency "pay:<ISO 4217>", delta the list price in
+//     millionths, balance the user's total paid in that currency). A
+//     transaction granted before by another request of the same account
+//     answers granted false (nothing more given); another account's is
+//     protocol.CodeReceiptUsed (18); a forged receipt CodeBadRequest; a
+//     store outage CodeUnavailable (retryable). CodeUnknownProduct,
+//     CodeWrongProduct (the receipt is for another product). Development
+//     receipts "dev-receipt:<id>:<product>" (DevVerifier) are refused unless
+//     IAPConfig.DevReceipts; without Config.IAP the command answers
+//     protocol.CodeForbidden.
 //   - mail.list {} → MailList {mails [{mail_id, title, body, gold, gems,
 //     items, sent_at, expires_at}]}: unclaimed, unexpired mail, newest
 //     first, at most MaxMailList.
@@ -63,8 +81,22 @@
 // +3 CodeNoPlayer, +4 CodeNotEnoughStamina, +5 CodeUnknownDungeon,
 // +6 CodeNoMail, +7 CodeMailClaimed, +8 CodeMailExpired, +9 CodeNoRun,
 // +10 CodeRunFinished, +11 CodeRunExpired, +12 CodeCheatDetected,
-// +13 CodeNotEnoughGold. All are definitive: stored with the request id and
+// +13 CodeNotEnoughGold, +14 CodeUnknownProduct, +15 CodeWrongProduct.
+// All are definitive: stored with the request id and
 // replayed to its retries.
+//
+// # Static data
+//
+// The shop, the dungeons, the items and the in-app purchase products come
+// from Config.Data by the session's client version
+// (protocol.Principal.ClientVersion): FromCatalog serves a
+// gamedata.Catalog's versioned, validated tables (each client version
+// mapped to a data version, or the published one). Without Config.Data
+// every client gets DefaultTables (ItemDefs, Catalog, Dungeons, Products).
+// dungeon.finish judges and rewards a run with the dungeon of the request's
+// data version (or, if that version lacks it, the defaults'); a win also
+// grants the dungeon's item rewards (Dungeon.Items) to the inventory. Mail
+// attachments are checked against the default items.
 //
 // # Stamina
 //

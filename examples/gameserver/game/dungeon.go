@@ -31,6 +31,8 @@ type Dungeon struct {
 	DamageBase, DamagePerLevel float64 `json:"-"`
 	// MinPlay and MaxPlay bound the reported play time.
 	MinPlay, MaxPlay time.Duration `json:"-"`
+	// Items are a win's item rewards (none in the fixed list).
+	Items []ItemCount `json:"items,omitempty"`
 }
 
 // MaxRunTime is how long after dungeon.start a run can be finished; later,
@@ -135,7 +137,7 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	if err != nil {
 		return RunStarted{}, err
 	}
-	d, ok := DungeonByID(in.DungeonID)
+	d, ok := g.tables(req).Dungeon(in.DungeonID)
 	if !ok {
 		return RunStarted{}, protocol.Errorf(CodeUnknownDungeon, "unknown dungeon")
 	}
@@ -211,7 +213,14 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	if finishedAt != 0 {
 		return RunFinished{}, protocol.Errorf(CodeRunFinished, "run already finished")
 	}
-	d, ok := DungeonByID(dungeonID)
+	// The dungeon as the request's data version has it, else as the
+	// defaults have it (a run started before its data version went away).
+	tables := g.tables(req)
+	d, ok := tables.Dungeon(dungeonID)
+	if !ok {
+		tables = g.defaults
+		d, ok = tables.Dungeon(dungeonID)
+	}
 	if !ok {
 		return RunFinished{}, fmt.Errorf("game: run %s: dungeon %q no longer exists", in.RunID, dungeonID)
 	}
@@ -233,7 +242,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 		return RunFinished{}, protocol.Errorf(CodeRunExpired, "run expired")
 	}
 
-	if verdicts := g.judge(req, d, LevelOf(b.Exp), in, serverElapsed, clientStartedAt, now); len(verdicts) > 0 {
+	if verdicts := g.judge(req, tables.checkers[d.ID], d, LevelOf(b.Exp), in, serverElapsed, clientStartedAt, now); len(verdicts) > 0 {
 		if err := end(resultRejected, 0, 0, 0); err != nil {
 			return RunFinished{}, err
 		}
@@ -253,8 +262,9 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	c := change{Exp: d.LossExp}
 	if in.Result == ResultWin {
 		out.Score = in.Damage // bounded by the rules, far below session.ScoreMax
-		c = change{Gold: d.Gold, Exp: d.Exp}
+		c = change{Gold: d.Gold, Exp: d.Exp, Items: d.Items}
 	}
+	// Item rewards (Dungeon.Items) go to the inventory (player.load).
 	out.Gold, out.ExpGot = c.Gold, c.Exp
 	if b, err = g.apply(ctx, tx, userKey, c, "dungeon:"+d.ID, req.RequestID); err != nil {
 		return RunFinished{}, err
@@ -284,10 +294,10 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 //     further it moved than the server's, at most DriftTolerance (a speed
 //     hack makes the client's clock run fast). Not judged without client
 //     times.
-func (g *Game) judge(req *protocol.Request, d Dungeon, level int, in FinishDungeon, serverElapsed, clientStartedAt int64, now time.Time) []anticheat.Verdict {
+func (g *Game) judge(req *protocol.Request, checker *anticheat.StatChecker, d Dungeon, level int, in FinishDungeon, serverElapsed, clientStartedAt int64, now time.Time) []anticheat.Verdict {
 	version, user := req.Principal.ClientVersion, req.Principal.UserKey // userOf checked Principal
 	playSec := float64(in.PlayTimeMs) / 1000
-	vs := g.checkers[d.ID].Check(&anticheat.Report{Level: level, Values: map[anticheat.Stat]float64{
+	vs := checker.Check(&anticheat.Report{Level: level, Values: map[anticheat.Stat]float64{
 		anticheat.StatDamage: float64(in.Damage), anticheat.StatPlayTime: playSec,
 	}})
 	if limit := float64(serverElapsed+g.cfg.PlayTimeSlack.Milliseconds()) / 1000; playSec > limit {

@@ -180,6 +180,14 @@ type Config struct {
 	// dungeon.start the reported play time may be (the client starts its
 	// timer before the start request leaves). Default 2 s.
 	PlayTimeSlack time.Duration
+
+	// Data gives the static tables (shop, dungeons, items, IAP products)
+	// of the request's client version: FromCatalog over a
+	// gamedata.Catalog. Default: DefaultTables for every client version.
+	Data DataSource
+	// IAP enables shop.buy_iap. Nil: the command answers
+	// protocol.CodeForbidden (purchases not configured).
+	IAP *IAPConfig
 }
 
 // Defaults of Config.
@@ -193,7 +201,7 @@ type Game struct {
 	cfg      Config
 	log      *slog.Logger
 	board    *session.Board
-	checkers map[string]*anticheat.StatChecker // by dungeon id
+	defaults *Tables // DefaultTables, when Config.Data has none
 }
 
 // New returns a Game over cfg.
@@ -229,11 +237,7 @@ func New(cfg Config) (*Game, error) {
 	if err != nil {
 		return nil, fmt.Errorf("game: ranking: %w", err)
 	}
-	g := &Game{cfg: cfg, log: log, board: board, checkers: map[string]*anticheat.StatChecker{}}
-	for _, d := range Dungeons() {
-		g.checkers[d.ID] = d.Rules()
-	}
-	return g, nil
+	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables()}, nil
 }
 
 // Register adds the game's commands to mux: the mutating ones wrapped in the
@@ -244,6 +248,7 @@ func (g *Game) Register(mux *protocol.Mux) {
 	mux.Handle(CmdLoad, protocol.Typed(g.load))
 	once := idempotency.Middleware(g.cfg.Idempotency)
 	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), once)
+	mux.Handle(CmdShopBuyIAP, protocol.Typed(g.buyIAP), once)
 	mux.Handle(CmdMailList, protocol.Typed(g.mailList))
 	mux.Handle(CmdMailClaim, protocol.Typed(g.mailClaim), once)
 	mux.Handle(CmdMailClaimAll, protocol.Typed(g.mailClaimAll), once)
@@ -468,7 +473,7 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	if err != nil {
 		return BuyResult{}, err
 	}
-	item, ok := ShopItem(in.ItemID)
+	item, ok := g.tables(req).ShopItem(in.ItemID)
 	if !ok {
 		return BuyResult{}, protocol.Errorf(CodeUnknownItem, "unknown item")
 	}

@@ -1,0 +1,371 @@
+package gamedata
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+)
+
+// Errors of a Catalog.
+var (
+	// ErrUnknownVersion: no loaded data version has that name.
+	ErrUnknownVersion = errors.New("gamedata: unknown data version")
+	// ErrNoPrevious: Rollback found no earlier published version.
+	ErrNoPrevious = errors.New("gamedata: no earlier published version to roll back to")
+	// ErrBadClientVersion: a client version outside 1..MaxClientVersionLen
+	// bytes.
+	ErrBadClientVersion = errors.New("gamedata: bad client version")
+)
+
+// DeleteMapping is the data version that deletes a client version's
+// mapping.
+const DeleteMapping = "0"
+
+// Event tells Config.OnPublish what changed.
+type Event struct {
+	Kind          string // "publish", "rollback", "map" or "refresh"
+	Version       string // the published version after the change, or the mapped one ("0": deleted)
+	ClientVersion string // for "map"
+}
+
+// Config configures a Catalog. DB is required.
+type Config struct {
+	// DB is the common database that keeps the published version and the
+	// client version mappings (tables gamedata_published and
+	// gamedata_client_versions, created by Open). SQLite or MySQL/MariaDB.
+	DB *sql.DB
+	// Initial is the version in use until the first Publish. Default: the
+	// last loaded version in string order.
+	Initial string
+	// OnPublish runs after every committed Publish, Rollback and MapClient
+	// of this Catalog (Event.Kind "publish", "rollback", "map"): the server
+	// resets the per-user cache there (session.UserCache.ResetAll, which
+	// is global: the server making the change resets it for all). It also
+	// runs with Kind "refresh" when Refresh finds another server's change:
+	// reset only process-local caches then. Nil: nothing.
+	OnPublish func(ctx context.Context, e Event)
+	// Clock dates the rows. Default clock.Real.
+	Clock clock.Clock
+	// Logger receives changes and mappings to versions this process has
+	// not loaded. Nil: silent.
+	Logger *slog.Logger
+}
+
+// state is one immutable snapshot of what is live.
+type state struct {
+	published string   // current default version
+	history   []string // published versions, oldest first (not rolled back)
+	mappings  map[string]string
+	byClient  map[string]*Set
+	current   *Set
+	stamp     string // identifies the DB state, for Refresh
+}
+
+// Catalog serves the loaded data versions per client version. Safe for
+// concurrent use; lookups read one atomic snapshot without locks.
+type Catalog struct {
+	cfg  Config
+	log  *slog.Logger
+	sets map[string]*Set
+	mu   sync.Mutex // serialises changes and refreshes
+	st   atomic.Pointer[state]
+}
+
+// Open loads and validates every version in src, creates the state tables
+// in cfg.DB if missing and reads the published version and mappings.
+func Open(ctx context.Context, src fs.FS, cfg Config) (*Catalog, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("gamedata: Config.DB is required")
+	}
+	sets, err := Load(src)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Initial == "" {
+		vs := sortedVersions(sets)
+		cfg.Initial = vs[len(vs)-1]
+	}
+	if _, ok := sets[cfg.Initial]; !ok {
+		return nil, fmt.Errorf("%w: Initial %q", ErrUnknownVersion, cfg.Initial)
+	}
+	cfg.Clock = clock.Or(cfg.Clock)
+	c := &Catalog{cfg: cfg, log: cfg.Logger, sets: sets}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for _, stmt := range []string{
+		"CREATE TABLE IF NOT EXISTS gamedata_published (seq BIGINT NOT NULL PRIMARY KEY, version VARCHAR(32) NOT NULL, published_at BIGINT NOT NULL, rolled_back_at BIGINT NOT NULL DEFAULT 0)",
+		"CREATE TABLE IF NOT EXISTS gamedata_client_versions (client_version VARCHAR(64) NOT NULL PRIMARY KEY, data_version VARCHAR(32) NOT NULL, updated_at BIGINT NOT NULL)",
+	} {
+		if _, err := cfg.DB.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("gamedata: create tables: %w", err)
+		}
+	}
+	if _, err := c.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Versions returns the loaded versions in string order.
+func (c *Catalog) Versions() []string { return sortedVersions(c.sets) }
+
+// Set returns the loaded version v.
+func (c *Catalog) Set(v string) (*Set, bool) {
+	s, ok := c.sets[v]
+	return s, ok
+}
+
+// Current returns the published version's tables.
+func (c *Catalog) Current() *Set { return c.st.Load().current }
+
+// Published returns the published version and the versions published
+// before it that Rollback can return to (oldest first, the current last).
+func (c *Catalog) Published() (string, []string) {
+	st := c.st.Load()
+	return st.published, append([]string(nil), st.history...)
+}
+
+// Mappings returns a copy of the client version → data version mappings.
+func (c *Catalog) Mappings() map[string]string {
+	st := c.st.Load()
+	out := make(map[string]string, len(st.mappings))
+	for k, v := range st.mappings {
+		out[k] = v
+	}
+	return out
+}
+
+// ForClient returns the tables of clientVersion: its mapping's version, or
+// the published one.
+func (c *Catalog) ForClient(clientVersion string) *Set {
+	st := c.st.Load()
+	if s, ok := st.byClient[clientVersion]; ok {
+		return s
+	}
+	return st.current
+}
+
+// Publish makes version the published one (the version of every client
+// version without a mapping) and runs OnPublish.
+func (c *Catalog) Publish(ctx context.Context, version string) error {
+	if _, ok := c.sets[version]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownVersion, version)
+	}
+	err := c.change(ctx, Event{Kind: "publish", Version: version}, func(tx *sql.Tx, now int64) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO gamedata_published (seq, version, published_at, rolled_back_at) SELECT COALESCE(MAX(seq), 0) + 1, ?, ?, 0 FROM gamedata_published", version, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("gamedata: publish %s: %w", version, err)
+	}
+	return nil
+}
+
+// Rollback returns to the version published before the current one and
+// returns it. ErrNoPrevious when there is none.
+func (c *Catalog) Rollback(ctx context.Context) (string, error) {
+	var back string
+	err := c.change(ctx, Event{Kind: "rollback"}, func(tx *sql.Tx, now int64) error {
+		rows, err := tx.QueryContext(ctx, "SELECT seq, version FROM gamedata_published WHERE rolled_back_at = 0 ORDER BY seq DESC LIMIT 2")
+		if err != nil {
+			return err
+		}
+		var seqs []int64
+		var versions []string
+		for rows.Next() {
+			var s int64
+			var v string
+			if err := rows.Scan(&s, &v); err != nil {
+				rows.Close()
+				return err
+			}
+			seqs, versions = append(seqs, s), append(versions, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(seqs) < 2 {
+			return ErrNoPrevious
+		}
+		if _, ok := c.sets[versions[1]]; !ok {
+			return fmt.Errorf("%w: %q (published by another server)", ErrUnknownVersion, versions[1])
+		}
+		back = versions[1]
+		_, err = tx.ExecContext(ctx, "UPDATE gamedata_published SET rolled_back_at = ? WHERE seq = ?", now, seqs[0])
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("gamedata: rollback: %w", err)
+	}
+	return back, nil
+}
+
+// MapClient maps clientVersion to dataVersion; dataVersion "0"
+// (DeleteMapping) deletes the mapping, so the client version gets the
+// published version again.
+func (c *Catalog) MapClient(ctx context.Context, clientVersion, dataVersion string) error {
+	if clientVersion == "" || len(clientVersion) > MaxClientVersionLen {
+		return fmt.Errorf("%w: %q", ErrBadClientVersion, clientVersion)
+	}
+	if dataVersion != DeleteMapping {
+		if _, ok := c.sets[dataVersion]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownVersion, dataVersion)
+		}
+	}
+	err := c.change(ctx, Event{Kind: "map", Version: dataVersion, ClientVersion: clientVersion}, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM gamedata_client_versions WHERE client_version = ?", clientVersion); err != nil {
+			return err
+		}
+		if dataVersion == DeleteMapping {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO gamedata_client_versions (client_version, data_version, updated_at) VALUES (?, ?, ?)", clientVersion, dataVersion, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("gamedata: map client %s: %w", clientVersion, err)
+	}
+	return nil
+}
+
+// change runs fn in a transaction, reloads the state and runs OnPublish.
+func (c *Catalog) change(ctx context.Context, e Event, fn func(tx *sql.Tx, now int64) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx, c.cfg.Clock.Now().UnixMilli()); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	st, err := c.load(ctx)
+	if err != nil {
+		return fmt.Errorf("committed, but reloading failed: %w", err)
+	}
+	c.st.Store(st)
+	if e.Kind != "map" {
+		e.Version = st.published
+	}
+	c.log.Info("gamedata: changed", "kind", e.Kind, "version", e.Version, "client_version", e.ClientVersion)
+	if c.cfg.OnPublish != nil {
+		c.cfg.OnPublish(ctx, e)
+	}
+	return nil
+}
+
+// Refresh reads the state from the database and reports whether it changed
+// (another server published, rolled back or mapped); on a change it runs
+// OnPublish with Kind "refresh".
+func (c *Catalog) Refresh(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	changed, err := c.refresh(ctx)
+	c.mu.Unlock()
+	if changed && c.cfg.OnPublish != nil {
+		c.cfg.OnPublish(ctx, Event{Kind: "refresh", Version: c.st.Load().published})
+	}
+	return changed, err
+}
+
+func (c *Catalog) refresh(ctx context.Context) (bool, error) {
+	st, err := c.load(ctx)
+	if err != nil {
+		return false, err
+	}
+	old := c.st.Load()
+	c.st.Store(st)
+	return old != nil && old.stamp != st.stamp, nil
+}
+
+// Run calls Refresh every interval (default 5 s when ≤ 0) until ctx is
+// done. The caller owns the goroutine that runs it.
+func (c *Catalog) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("gamedata: refresh", "err", err)
+			}
+		}
+	}
+}
+
+// load reads the state tables into a snapshot.
+func (c *Catalog) load(ctx context.Context) (*state, error) {
+	st := &state{mappings: map[string]string{}, byClient: map[string]*Set{}}
+	rows, err := c.cfg.DB.QueryContext(ctx, "SELECT seq, version FROM gamedata_published WHERE rolled_back_at = 0 ORDER BY seq")
+	if err != nil {
+		return nil, fmt.Errorf("gamedata: read state: %w", err)
+	}
+	var lastSeq int64
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&lastSeq, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("gamedata: read state: %w", err)
+		}
+		st.history = append(st.history, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gamedata: read state: %w", err)
+	}
+	st.published = c.cfg.Initial
+	if n := len(st.history); n > 0 {
+		st.published = st.history[n-1]
+	}
+	var ok bool
+	if st.current, ok = c.sets[st.published]; !ok {
+		c.log.Warn("gamedata: published version not loaded here; keeping the initial one", "version", st.published)
+		st.current = c.sets[c.cfg.Initial]
+	}
+	rows, err = c.cfg.DB.QueryContext(ctx, "SELECT client_version, data_version FROM gamedata_client_versions")
+	if err != nil {
+		return nil, fmt.Errorf("gamedata: read mappings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cv, dv string
+		if err := rows.Scan(&cv, &dv); err != nil {
+			return nil, fmt.Errorf("gamedata: read mappings: %w", err)
+		}
+		st.mappings[cv] = dv
+		if s, ok := c.sets[dv]; ok {
+			st.byClient[cv] = s
+		} else {
+			c.log.Warn("gamedata: mapping to a version not loaded here; the client gets the published one", "client_version", cv, "version", dv)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gamedata: read mappings: %w", err)
+	}
+	keys := make([]string, 0, len(st.mappings))
+	for k := range st.mappings {
+		keys = append(keys, k+"="+st.mappings[k])
+	}
+	sort.Strings(keys)
+	st.stamp = fmt.Sprintf("%d:%d:%s:%v", lastSeq, len(st.history), st.published, keys)
+	return st, nil
+}
