@@ -196,12 +196,6 @@ func (s *expset[K]) touch(k K, at int64) {
 	}
 }
 
-// get returns k's expiry.
-func (s *expset[K]) get(k K) (int64, bool) {
-	at, ok := s.exp[k]
-	return at, ok
-}
-
 func (s *expset[K]) remove(k K) { delete(s.exp, k) }
 
 // trim removes the keys expired at now, calling gone (if not nil) for each.
