@@ -100,6 +100,8 @@ type RedisBroker struct {
 	epochPrefix string
 	epochSeq    atomic.Uint64
 
+	published, delivered, foreign, malformed, reconnects, failures atomic.Uint64
+
 	mu      sync.RWMutex
 	started bool
 	closed  bool
@@ -184,10 +186,29 @@ func (b *RedisBroker) Start(ctx context.Context, deliver func(Publication)) erro
 	return ctx.Err()
 }
 
+// RedisBrokerStats are a RedisBroker's counters since it was created.
+type RedisBrokerStats struct {
+	Published  uint64 // successful Publish calls
+	Delivered  uint64 // publications passed to the deliver func
+	Foreign    uint64 // publications received for channels not subscribed here (other channels of a Cluster bucket, or in flight at Unsubscribe), dropped
+	Malformed  uint64 // pub/sub messages that did not decode, dropped
+	Reconnects uint64 // pub/sub connections that failed and were reconnected (each may have lost publications)
+	Failures   uint64 // calls that failed with ErrUnavailable
+}
+
+// Stats returns the broker's counters.
+func (b *RedisBroker) Stats() RedisBrokerStats {
+	return RedisBrokerStats{
+		Published: b.published.Load(), Delivered: b.delivered.Load(), Foreign: b.foreign.Load(),
+		Malformed: b.malformed.Load(), Reconnects: b.reconnects.Load(), Failures: b.failures.Load(),
+	}
+}
+
 func (b *RedisBroker) unavailable(op string, err error) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
+	b.failures.Add(1)
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }
 
@@ -252,6 +273,19 @@ func (g *psGroup) isClosed() bool {
 	return g.closed
 }
 
+// closeOnce closes w unless it is nil or closed. Called with the group's
+// mu held.
+func closeOnce(w chan struct{}) {
+	if w == nil {
+		return
+	}
+	select {
+	case <-w:
+	default:
+		close(w)
+	}
+}
+
 // run reads the group's connection until Close.
 func (g *psGroup) run() {
 	defer g.b.wg.Done()
@@ -273,6 +307,9 @@ func (g *psGroup) run() {
 			first := !g.broken
 			g.broken = true
 			g.mu.Unlock()
+			if first {
+				b.reconnects.Add(1)
+			}
 			if first && b.cfg.Logger != nil {
 				b.cfg.Logger.Warn("realtime: broker pub/sub connection failed; reconnecting", "err", err)
 			}
@@ -295,13 +332,7 @@ func (g *psGroup) run() {
 				}
 			}
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
-				if w := g.waiting[m.Channel]; w != nil {
-					select {
-					case <-w:
-					default:
-						close(w)
-					}
-				}
+				closeOnce(g.waiting[m.Channel])
 			}
 			g.mu.Unlock()
 		}
@@ -367,6 +398,8 @@ func (g *psGroup) unsubscribe(ctx context.Context, topics []string) error {
 	defer g.cmdMu.Unlock()
 	g.mu.Lock()
 	for _, t := range topics {
+		// Release any Subscribe still waiting: the topic is gone.
+		closeOnce(g.waiting[t])
 		delete(g.waiting, t)
 	}
 	g.mu.Unlock()
@@ -481,6 +514,7 @@ func (b *RedisBroker) Unsubscribe(ctx context.Context, channels ...string) error
 func (b *RedisBroker) dispatch(payload string) {
 	p, ok := decodePayload(payload)
 	if !ok {
+		b.malformed.Add(1)
 		if b.cfg.Logger != nil {
 			b.cfg.Logger.Warn("realtime: malformed broker message", "len", len(payload))
 		}
@@ -492,12 +526,21 @@ func (b *RedisBroker) dispatch(payload string) {
 	closed := b.closed
 	b.mu.RUnlock()
 	if sub && !closed {
+		b.delivered.Add(1)
 		deliver(p)
+	} else {
+		b.foreign.Add(1)
 	}
 }
 
 // The pub/sub payload is "<offset>:<epoch>:<len(channel)>:<channel><data>"
-// (offset 0 and an empty epoch without history).
+// (offset 0 and an empty epoch without history); publishScript builds the
+// same with history.
+func encodePayload(p Publication) string {
+	return strconv.FormatUint(p.Offset, 10) + ":" + p.Epoch + ":" + strconv.Itoa(len(p.Channel)) + ":" + p.Channel + string(p.Data)
+}
+
+// decodePayload decodes encodePayload's result. Epochs never contain ':'.
 func decodePayload(s string) (Publication, bool) {
 	var p Publication
 	off, rest, ok := strings.Cut(s, ":")
@@ -553,7 +596,7 @@ func (b *RedisBroker) Publish(ctx context.Context, channel string, data []byte, 
 	}
 	_, meta, hist, topic := b.keys(channel)
 	if opts.HistorySize == 0 {
-		payload := "0::" + strconv.Itoa(len(channel)) + ":" + channel + string(data)
+		payload := encodePayload(Publication{Channel: channel, Data: data})
 		var err error
 		if b.sharded {
 			err = b.rc.SPublish(ctx, topic, payload).Err()
@@ -563,6 +606,7 @@ func (b *RedisBroker) Publish(ctx context.Context, channel string, data []byte, 
 		if err != nil {
 			return StreamPosition{}, b.unavailable("publish", err)
 		}
+		b.published.Add(1)
 		return StreamPosition{}, nil
 	}
 	ttl := opts.HistoryTTL.Milliseconds()
@@ -583,6 +627,7 @@ func (b *RedisBroker) Publish(ctx context.Context, channel string, data []byte, 
 	}
 	o, _ := res[0].(int64)
 	e, _ := res[1].(string)
+	b.published.Add(1)
 	return StreamPosition{Offset: uint64(o), Epoch: e}, nil
 }
 

@@ -233,4 +233,7 @@ func TestRedisBrokerResubscribes(t *testing.T) {
 		}
 		t.Logf("%s: delivered offsets %v of 1..%d (the rest came from History)", ch, have, last.Offset)
 	}
+	if st := a.Stats(); st.Reconnects < 1 || st.Delivered < 6 {
+		t.Fatalf("Stats after the cut = %+v, want a reconnect and the deliveries counted", st)
+	}
 }
