@@ -263,8 +263,70 @@ func (g *psGroup) start() {
 func (g *psGroup) close() {
 	g.mu.Lock()
 	g.closed = true
+	ps := g.ps
 	g.mu.Unlock()
-	_ = g.ps.Close()
+	_ = ps.Close()
+}
+
+// pubsub returns the group's current PubSub (rebuild replaces it).
+func (g *psGroup) pubsub() *redis.PubSub {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ps
+}
+
+// rebuild replaces a sharded group's connection with a new one to the node
+// that owns the bucket's slot now, and subscribes its topics there. Redis
+// Cluster ends sharded subscriptions (an unsolicited sunsubscribe) when
+// their slot moves, and a reconnection after a failover may resubscribe on
+// a node that no longer owns the slot (MOVED): go-redis does not follow
+// either, so the broker does.
+func (g *psGroup) rebuild() {
+	b := g.b
+	g.cmdMu.Lock()
+	defer g.cmdMu.Unlock()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	old := g.ps
+	g.ps = b.rc.SSubscribe(b.ctx)
+	ps := g.ps
+	topics := make([]string, 0, len(g.waiting))
+	for t := range g.waiting {
+		topics = append(topics, t)
+	}
+	g.mu.Unlock()
+	_ = old.Close()
+	if len(topics) > 0 {
+		// A failure shows in the next receive, which retries.
+		_ = ps.SSubscribe(b.ctx, topics...)
+	}
+}
+
+// backoff waits ReconnectBackoff; false when the broker closed meanwhile.
+func (g *psGroup) backoff() bool {
+	select {
+	case <-g.b.ctx.Done():
+		return false
+	case <-time.After(g.b.cfg.ReconnectBackoff):
+		return true
+	}
+}
+
+// failed counts and logs a connection failure once per outage.
+func (g *psGroup) failed(err error) {
+	g.mu.Lock()
+	first := !g.broken
+	g.broken = true
+	g.mu.Unlock()
+	if first {
+		g.b.reconnects.Add(1)
+		if g.b.cfg.Logger != nil {
+			g.b.cfg.Logger.Warn("realtime: broker pub/sub connection failed; reconnecting", "err", err)
+		}
+	}
 }
 
 func (g *psGroup) isClosed() bool {
@@ -291,7 +353,8 @@ func (g *psGroup) run() {
 	defer g.b.wg.Done()
 	b := g.b
 	for {
-		msg, err := g.ps.ReceiveTimeout(b.ctx, b.cfg.PingInterval)
+		ps := g.pubsub()
+		msg, err := ps.ReceiveTimeout(b.ctx, b.cfg.PingInterval)
 		if err != nil {
 			if b.ctx.Err() != nil || g.isClosed() {
 				return
@@ -300,23 +363,18 @@ func (g *psGroup) run() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				// Silence: a ping checks the connection (a dead one fails
 				// the next read or write and is replaced).
-				_ = g.ps.Ping(b.ctx)
+				_ = ps.Ping(b.ctx)
 				continue
 			}
-			g.mu.Lock()
-			first := !g.broken
-			g.broken = true
-			g.mu.Unlock()
-			if first {
-				b.reconnects.Add(1)
-			}
-			if first && b.cfg.Logger != nil {
-				b.cfg.Logger.Warn("realtime: broker pub/sub connection failed; reconnecting", "err", err)
-			}
-			select {
-			case <-b.ctx.Done():
+			g.failed(err)
+			if !g.backoff() {
 				return
-			case <-time.After(b.cfg.ReconnectBackoff):
+			}
+			var re redis.Error
+			if b.sharded && errors.As(err, &re) {
+				// An error reply (MOVED after a failover): go-redis keeps
+				// the connection, so replace it.
+				g.rebuild()
 			}
 			continue
 		}
@@ -334,7 +392,20 @@ func (g *psGroup) run() {
 			if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
 				closeOnce(g.waiting[m.Channel])
 			}
+			// The broker never sends SUNSUBSCRIBE (it closes the group), so
+			// this one is Redis ending the subscription: its slot moved.
+			moved := m.Kind == "sunsubscribe" && g.waiting[m.Channel] != nil
 			g.mu.Unlock()
+			if moved {
+				g.failed(fmt.Errorf("redis ended the sharded subscription to %q (its slot moved)", m.Channel))
+				if cc, ok := b.rc.(*redis.ClusterClient); ok {
+					cc.ReloadState(b.ctx)
+				}
+				if !g.backoff() {
+					return
+				}
+				g.rebuild()
+			}
 		}
 	}
 }
@@ -354,9 +425,9 @@ func (g *psGroup) subscribe(ctx context.Context, send, wait []string) error {
 		g.mu.Unlock()
 		var err error
 		if g.b.sharded {
-			err = g.ps.SSubscribe(ctx, send...)
+			err = g.pubsub().SSubscribe(ctx, send...)
 		} else {
-			err = g.ps.Subscribe(ctx, send...)
+			err = g.pubsub().Subscribe(ctx, send...)
 		}
 		// On a write error the topics stay in the PubSub's set and the
 		// reconnection resubscribes them: their confirmation still comes.
@@ -404,9 +475,9 @@ func (g *psGroup) unsubscribe(ctx context.Context, topics []string) error {
 	}
 	g.mu.Unlock()
 	if g.b.sharded {
-		return g.ps.SUnsubscribe(ctx, topics...)
+		return g.pubsub().SUnsubscribe(ctx, topics...)
 	}
-	return g.ps.Unsubscribe(ctx, topics...)
+	return g.pubsub().Unsubscribe(ctx, topics...)
 }
 
 // Subscribe implements Broker. It returns when Redis confirmed every new
