@@ -264,6 +264,9 @@ func (g *psGroup) close() {
 	g.mu.Lock()
 	g.closed = true
 	ps := g.ps
+	for _, w := range g.waiting {
+		closeOnce(w) // a Subscribe still waiting returns: the group is gone
+	}
 	g.mu.Unlock()
 	_ = ps.Close()
 }

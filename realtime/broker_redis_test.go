@@ -237,3 +237,58 @@ func TestRedisBrokerResubscribes(t *testing.T) {
 		t.Fatalf("Stats after the cut = %+v, want a reconnect and the deliveries counted", st)
 	}
 }
+
+// TestRedisBrokerSentinelFailover: after a Sentinel failover, delivery
+// resumes from the new master and History answers there.
+func TestRedisBrokerSentinelFailover(t *testing.T) {
+	c, failover := testredis.SentinelFailover(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := realtime.RedisBrokerConfig{Prefix: "fo:", ReconnectBackoff: 50 * time.Millisecond}
+	a, err := realtime.NewRedisBroker(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub, err := realtime.NewRedisBroker(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	rec := realtimetest.NewRecorder()
+	if err := a.Start(ctx, rec.Deliver); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Start(ctx, func(realtime.Publication) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, "notice"); err != nil {
+		t.Fatal(err)
+	}
+	opts := realtime.PublishOptions{HistorySize: 100, HistoryTTL: time.Minute}
+	first, err := pub.Publish(ctx, "notice", []byte("before"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitN(t, "notice", 1)
+	newMaster := failover()
+	deadline := time.Now().Add(20 * time.Second)
+	var last realtime.StreamPosition
+	for i := 0; len(rec.Got("notice")) < 2; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery within 20s after the failover to %s; stats %+v", newMaster, a.Stats())
+		}
+		pos, err := pub.Publish(ctx, "notice", fmt.Appendf(nil, "after %d", i), opts)
+		if err == nil {
+			last = pos
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if last.Epoch != first.Epoch {
+		t.Logf("epoch changed over the failover (%q -> %q): clients reload", first.Epoch, last.Epoch)
+	}
+	if _, err := a.History(ctx, "notice", realtime.StreamPosition{}, 100); err != nil {
+		t.Fatalf("History after the failover: %v", err)
+	}
+	t.Logf("delivery resumed after the failover; stats %+v", a.Stats())
+}
