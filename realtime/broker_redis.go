@@ -39,6 +39,13 @@ type RedisBrokerConfig struct {
 	// ReconnectBackoff is the pause after a pub/sub connection failed before
 	// the broker reconnects it (and resubscribes). Default 100ms.
 	ReconnectBackoff time.Duration
+	// OnResubscribed, when set, is called after a pub/sub connection that
+	// failed (or whose Cluster slot moved) is subscribed again. Publications
+	// made in between were not delivered on this node, and a channel whose
+	// publishing then stopped shows no gap in its offsets: the caller may
+	// compare its channels' positions with History. It runs on the broker's
+	// goroutine and must not block. Nil: not called.
+	OnResubscribed func()
 	// Logger receives pub/sub connection failures and reconnections. Nil:
 	// silent.
 	Logger *slog.Logger
@@ -386,6 +393,7 @@ func (g *psGroup) run() {
 			b.dispatch(m.Payload)
 		case *redis.Subscription:
 			g.mu.Lock()
+			resubscribed := g.broken
 			if g.broken {
 				g.broken = false
 				if b.cfg.Logger != nil {
@@ -399,6 +407,9 @@ func (g *psGroup) run() {
 			// this one is Redis ending the subscription: its slot moved.
 			moved := m.Kind == "sunsubscribe" && g.waiting[m.Channel] != nil
 			g.mu.Unlock()
+			if resubscribed && b.cfg.OnResubscribed != nil {
+				b.cfg.OnResubscribed()
+			}
 			if moved {
 				g.failed(fmt.Errorf("redis ended the sharded subscription to %q (its slot moved)", m.Channel))
 				if cc, ok := b.rc.(*redis.ClusterClient); ok {
@@ -484,7 +495,8 @@ func (g *psGroup) unsubscribe(ctx context.Context, topics []string) error {
 }
 
 // Subscribe implements Broker. It returns when Redis confirmed every new
-// subscription.
+// subscription, so while Redis is unreachable it waits for ctx: give it a
+// deadline.
 func (b *RedisBroker) Subscribe(ctx context.Context, channels ...string) error {
 	b.mu.Lock()
 	if b.closed {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,17 +131,19 @@ func TestRedisBrokerResubscribes(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: shared.Options().Addr, ClientName: name})
 	defer c.Close()
 	prefix := testredis.Prefix(t, shared)
+	var resubscribed atomic.Int32
 	cfg := realtime.RedisBrokerConfig{Prefix: prefix, ReconnectBackoff: 20 * time.Millisecond}
-	a, err := realtime.NewRedisBroker(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
 	pub, err := realtime.NewRedisBroker(shared, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
+	cfg.OnResubscribed = func() { resubscribed.Add(1) }
+	a, err := realtime.NewRedisBroker(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
 	rec := realtimetest.NewRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -235,6 +238,9 @@ func TestRedisBrokerResubscribes(t *testing.T) {
 	}
 	if st := a.Stats(); st.Reconnects < 1 || st.Delivered < 6 {
 		t.Fatalf("Stats after the cut = %+v, want a reconnect and the deliveries counted", st)
+	}
+	if n := resubscribed.Load(); n < 1 {
+		t.Fatalf("OnResubscribed called %d times after the cut", n)
 	}
 }
 
