@@ -34,7 +34,9 @@ type RedisBrokerConfig struct {
 	// the same value. Unused on a single node or Sentinel.
 	Buckets int
 	// PingInterval is how long a pub/sub connection may stay silent before
-	// the broker pings it to check it is alive. Default 10s.
+	// the broker pings it to check it is alive; after another interval
+	// without an answer the broker replaces the connection (and
+	// resubscribes). Default 10s.
 	PingInterval time.Duration
 	// ReconnectBackoff is the pause after a pub/sub connection failed before
 	// the broker reconnects it (and resubscribes). Default 100ms.
@@ -285,23 +287,27 @@ func (g *psGroup) pubsub() *redis.PubSub {
 	return g.ps
 }
 
-// rebuild replaces a sharded group's connection with a new one to the node
-// that owns the bucket's slot now, and subscribes its topics there. Redis
-// Cluster ends sharded subscriptions (an unsolicited sunsubscribe) when
-// their slot moves, and a reconnection after a failover may resubscribe on
-// a node that no longer owns the slot (MOVED): go-redis does not follow
-// either, so the broker does.
+// rebuild replaces the group's connection with a new one and subscribes
+// its topics there. go-redis reconnects a connection that failed, but not
+// one that went silent (a half-open TCP connection: no answer to pings),
+// and on Cluster it follows neither the end of a sharded subscription whose
+// slot moved (an unsolicited sunsubscribe) nor a resubscription refused
+// with MOVED after a failover: the broker does. It does not take cmdMu: a
+// topic added to waiting before the swap is subscribed on the new
+// connection, and a subscribe command sent after it uses the new one.
 func (g *psGroup) rebuild() {
 	b := g.b
-	g.cmdMu.Lock()
-	defer g.cmdMu.Unlock()
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return
 	}
 	old := g.ps
-	g.ps = b.rc.SSubscribe(b.ctx)
+	if b.sharded {
+		g.ps = b.rc.SSubscribe(b.ctx)
+	} else {
+		g.ps = b.rc.Subscribe(b.ctx)
+	}
 	ps := g.ps
 	topics := make([]string, 0, len(g.waiting))
 	for t := range g.waiting {
@@ -309,9 +315,14 @@ func (g *psGroup) rebuild() {
 	}
 	g.mu.Unlock()
 	_ = old.Close()
-	if len(topics) > 0 {
-		// A failure shows in the next receive, which retries.
+	if len(topics) == 0 {
+		return
+	}
+	// A failure shows in the next receive, which retries.
+	if b.sharded {
 		_ = ps.SSubscribe(b.ctx, topics...)
+	} else {
+		_ = ps.Subscribe(b.ctx, topics...)
 	}
 }
 
@@ -362,6 +373,7 @@ func closeOnce(w chan struct{}) {
 func (g *psGroup) run() {
 	defer g.b.wg.Done()
 	b := g.b
+	pinged := false
 	for {
 		ps := g.pubsub()
 		msg, err := ps.ReceiveTimeout(b.ctx, b.cfg.PingInterval)
@@ -371,11 +383,20 @@ func (g *psGroup) run() {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				// Silence: a ping checks the connection (a dead one fails
-				// the next read or write and is replaced).
+				// Silence: a ping checks the connection. A closed one
+				// fails the write and go-redis reconnects; a half-open
+				// one stays silent for another interval and is replaced.
+				if pinged {
+					pinged = false
+					g.failed(fmt.Errorf("no answer to a ping within %v", b.cfg.PingInterval))
+					g.rebuild()
+					continue
+				}
+				pinged = true
 				_ = ps.Ping(b.ctx)
 				continue
 			}
+			pinged = false
 			g.failed(err)
 			if !g.backoff() {
 				return
@@ -388,6 +409,7 @@ func (g *psGroup) run() {
 			}
 			continue
 		}
+		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
 			b.dispatch(m.Payload)

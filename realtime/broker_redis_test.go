@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,4 +299,139 @@ func TestRedisBrokerSentinelFailover(t *testing.T) {
 		t.Fatalf("History after the failover: %v", err)
 	}
 	t.Logf("delivery resumed after the failover; stats %+v", a.Stats())
+}
+
+// freezingProxy forwards TCP connections to target; freeze makes the
+// connections open at that moment stop forwarding (both ways) while staying
+// open, as a half-open connection behind a dead NAT or load balancer does.
+// Connections opened later forward normally.
+type freezingProxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	frozen map[net.Conn]bool // client side -> frozen
+	wg     sync.WaitGroup
+}
+
+func startFreezingProxy(t *testing.T, target string) *freezingProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{l: l, target: target, frozen: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.frozen[c] = false
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				defer dst.Close()
+				defer src.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						return
+					}
+					p.mu.Lock()
+					frozen := p.frozen[c]
+					p.mu.Unlock()
+					if frozen {
+						continue // swallowed
+					}
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}
+			p.wg.Add(2)
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		for c := range p.frozen {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *freezingProxy) addr() string { return p.l.Addr().String() }
+
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	for c := range p.frozen {
+		p.frozen[c] = true
+	}
+	p.mu.Unlock()
+}
+
+// TestRedisBrokerHalfOpen freezes the broker's pub/sub connection without
+// closing it: no error ever comes, so only the broker's unanswered ping
+// shows it is dead. The broker replaces it and delivery resumes.
+func TestRedisBrokerHalfOpen(t *testing.T) {
+	shared := testredis.Client(t)
+	proxy := startFreezingProxy(t, shared.Options().Addr)
+	c := redis.NewClient(&redis.Options{Addr: proxy.addr(), MaxRetries: -1})
+	defer c.Close()
+	prefix := testredis.Prefix(t, shared)
+	var resubscribed atomic.Int32
+	cfg := realtime.RedisBrokerConfig{Prefix: prefix, PingInterval: 200 * time.Millisecond, ReconnectBackoff: 20 * time.Millisecond}
+	pub, err := realtime.NewRedisBroker(shared, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	cfg.OnResubscribed = func() { resubscribed.Add(1) }
+	a, err := realtime.NewRedisBroker(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec := realtimetest.NewRecorder()
+	if err := a.Start(ctx, rec.Deliver); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, "h1", "h2"); err != nil {
+		t.Fatal(err)
+	}
+	opts := realtime.PublishOptions{HistorySize: 1000, HistoryTTL: time.Minute}
+	if _, err := pub.Publish(ctx, "h1", []byte("before"), opts); err != nil {
+		t.Fatal(err)
+	}
+	rec.WaitN(t, "h1", 1)
+	proxy.freeze()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; len(rec.Got("h2")) < 1; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery within 20s after the connection froze; stats %+v", a.Stats())
+		}
+		if _, err := pub.Publish(ctx, "h2", fmt.Appendf(nil, "p%d", i), opts); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := a.Stats(); st.Reconnects < 1 || resubscribed.Load() < 1 {
+		t.Fatalf("stats %+v, OnResubscribed %d: the replaced connection was not reported", st, resubscribed.Load())
+	}
+	t.Logf("delivery resumed; first delivered on h2 at offset %d; stats %+v", rec.Got("h2")[0].Offset, a.Stats())
 }
