@@ -20,8 +20,9 @@ import (
 // Every key lives TTL after its last Touch, so a dead node's entries go
 // away on their own; expired fields and members still present are filtered
 // out and deleted lazily by Where and Count (one script each, on one key).
-// A Touch is one pipeline (one round trip per Cluster node involved): HSET
-// and PEXPIRE per connection, ZADD GT and PEXPIRE per channel.
+// A Touch is one pipeline per touchBatch commands (one round trip per
+// Cluster node involved): HSET and PEXPIRE per connection, ZADD GT and
+// PEXPIRE per channel.
 type RedisPresence struct {
 	rc  redis.UniversalClient
 	cfg PresenceConfig
@@ -66,6 +67,10 @@ func parseConnField(f string) (node, conn string, ok bool) {
 	return rest[:l], rest[l:], true
 }
 
+// touchBatch bounds the commands of one Touch pipeline, so a node's whole
+// heartbeat round in one call does not build one huge request.
+const touchBatch = 1024
+
 func presenceUnavailable(op string, err error) error {
 	return fmt.Errorf("%w: presence %s: %w", ErrUnavailable, op, err)
 }
@@ -78,20 +83,23 @@ func (p *RedisPresence) Touch(ctx context.Context, entries ...PresenceEntry) err
 	now := p.cfg.Clock.Now()
 	exp := now.Add(p.cfg.TTL).UnixMilli()
 	ttl := p.cfg.TTL
-	_, err := p.rc.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		for _, e := range entries {
-			uk := p.userKey(e.UserKey)
-			pl.HSet(ctx, uk, connField(e.PresenceConn), exp)
-			pl.PExpire(ctx, uk, ttl)
-			for _, ch := range e.Channels {
-				ck := p.chanKey(ch)
-				pl.ZAddGT(ctx, ck, redis.Z{Score: float64(exp), Member: e.UserKey})
-				pl.PExpire(ctx, ck, ttl)
+	pl := p.rc.Pipeline()
+	for _, e := range entries {
+		uk := p.userKey(e.UserKey)
+		pl.HSet(ctx, uk, connField(e.PresenceConn), exp)
+		pl.PExpire(ctx, uk, ttl)
+		for _, ch := range e.Channels {
+			ck := p.chanKey(ch)
+			pl.ZAddGT(ctx, ck, redis.Z{Score: float64(exp), Member: e.UserKey})
+			pl.PExpire(ctx, ck, ttl)
+		}
+		if pl.Len() >= touchBatch {
+			if _, err := pl.Exec(ctx); err != nil {
+				return presenceUnavailable("touch", err)
 			}
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return presenceUnavailable("touch", err)
 	}
 	return nil
