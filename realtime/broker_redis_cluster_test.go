@@ -57,29 +57,7 @@ func privateCluster(t *testing.T) (nodes [2]*redis.Client, ids [2]string) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	for i := range nodes {
-		port := freeClusterPort(t)
-		d := filepath.Join(dir, strconv.Itoa(port))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(redisServerBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-			"--save", "", "--appendonly", "no", "--dir", d)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
-		t.Cleanup(func() { c.Close() })
-		eventually(t, "private node answers", func() error { return c.Ping(ctx).Err() })
-		nodes[i] = c
-		id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = id
+		nodes[i], ids[i] = startClusterNode(t, dir)
 	}
 	must(t, nodes[0].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 8191).Err())
 	must(t, nodes[1].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 8192, 16383).Err())
@@ -98,6 +76,35 @@ func privateCluster(t *testing.T) (nodes [2]*redis.Client, ids [2]string) {
 		})
 	}
 	return nodes, ids
+}
+
+// startClusterNode starts one cluster-enabled redis-server in a new
+// directory under dir, killed when the test ends.
+func startClusterNode(t *testing.T, dir string) (*redis.Client, string) {
+	t.Helper()
+	ctx := context.Background()
+	port := freeClusterPort(t)
+	d := filepath.Join(dir, strconv.Itoa(port))
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(redisServerBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+		"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", d)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	eventually(t, "private node answers", func() error { return c.Ping(ctx).Err() })
+	id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, id
 }
 
 func must(t *testing.T, err error) {
@@ -204,4 +211,89 @@ func TestRedisBrokerClusterSlotMoves(t *testing.T) {
 		t.Fatalf("stats %+v: the moved subscription was not counted", st)
 	}
 	t.Logf("delivery resumed on the new owner; stats %+v", a.Stats())
+}
+
+// TestRedisBrokerClusterFailover adds a replica to the master owning the
+// bucket's slot in a private cluster and promotes it (CLUSTER FAILOVER):
+// delivery resumes through the new master, with the history kept.
+func TestRedisBrokerClusterFailover(t *testing.T) {
+	nodes, ids := privateCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	slot, err := nodes[0].Do(ctx, "CLUSTER", "KEYSLOT", "fo:{b:0}").Int()
+	must(t, err)
+	owner := 0
+	if slot > 8191 {
+		owner = 1
+	}
+	replica, _ := startClusterNode(t, t.TempDir())
+	host, port, _ := net.SplitHostPort(nodes[owner].Options().Addr)
+	must(t, replica.Do(ctx, "CLUSTER", "MEET", host, port).Err())
+	eventually(t, "replica knows the master", func() error {
+		return replica.Do(ctx, "CLUSTER", "REPLICATE", ids[owner]).Err()
+	})
+	eventually(t, "replica in sync", func() error {
+		info, err := replica.Info(ctx, "replication").Result()
+		if err == nil && !strings.Contains(info, "master_link_status:up") {
+			err = fmt.Errorf("replication: %s", info)
+		}
+		return err
+	})
+
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nodes[0].Options().Addr, nodes[1].Options().Addr}})
+	defer cc.Close()
+	cfg := realtime.RedisBrokerConfig{Prefix: "fo:", Buckets: 1, ReconnectBackoff: 50 * time.Millisecond}
+	a, err := realtime.NewRedisBroker(cc, cfg)
+	must(t, err)
+	defer a.Close()
+	pub, err := realtime.NewRedisBroker(cc, cfg)
+	must(t, err)
+	defer pub.Close()
+	rec := realtimetest.NewRecorder()
+	must(t, a.Start(ctx, rec.Deliver))
+	must(t, pub.Start(ctx, func(realtime.Publication) {}))
+	eventually(t, "subscribe", func() error { return a.Subscribe(ctx, "pvp") })
+	opts := realtime.PublishOptions{HistorySize: 1000, HistoryTTL: time.Minute}
+	first, err := pub.Publish(ctx, "pvp", []byte("before"), opts)
+	must(t, err)
+	rec.WaitN(t, "pvp", 1)
+	if n, err := nodes[owner].Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
+	}
+
+	// TAKEOVER: no vote needed, which a two-master test cluster may be slow to give.
+	must(t, replica.Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err())
+	eventually(t, "replica promoted", func() error {
+		info, err := replica.Info(ctx, "replication").Result()
+		if err == nil && !strings.Contains(info, "role:master") {
+			err = fmt.Errorf("replication: %s", info)
+		}
+		return err
+	})
+
+	deadline := time.Now().Add(20 * time.Second)
+	var last realtime.StreamPosition
+	for i := 0; len(rec.Got("pvp")) < 2; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery within 20s after the failover; stats %+v", a.Stats())
+		}
+		if pos, err := pub.Publish(ctx, "pvp", fmt.Appendf(nil, "after %d", i), opts); err == nil {
+			last = pos
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The replica had everything (WAIT), so the epoch and offsets go on.
+	for last.Offset == 0 {
+		last, err = pub.Publish(ctx, "pvp", []byte("last"), opts)
+		must(t, err)
+	}
+	if last.Epoch != first.Epoch {
+		t.Fatalf("epoch changed over a failover without data loss: %q -> %q", first.Epoch, last.Epoch)
+	}
+	res, err := a.History(ctx, "pvp", first, 1000)
+	must(t, err)
+	if len(res.Publications) != int(last.Offset-first.Offset) {
+		t.Fatalf("History after the failover: %d publications, want %d", len(res.Publications), last.Offset-first.Offset)
+	}
+	t.Logf("delivery resumed after the failover; stats %+v", a.Stats())
 }
