@@ -94,9 +94,19 @@ func (c RedisBrokerConfig) withDefaults() RedisBrokerConfig {
 //
 // A node holds one pub/sub connection (single node, Sentinel) or one per
 // bucket in use (Cluster), read by one broker goroutine each. When a
-// connection fails the broker reconnects it and resubscribes every channel;
-// publications made meanwhile are not delivered (at most once), and
-// History returns them.
+// connection fails the broker reconnects it and resubscribes every channel:
+// after an error (go-redis reconnects), after a ping unanswered for one
+// PingInterval (a half-open connection), after a Sentinel or Cluster
+// failover, and when a Cluster slot moves (Redis ends the sharded
+// subscription, or answers MOVED). Publications made meanwhile are not
+// delivered (at most once); History returns them, and
+// RedisBrokerConfig.OnResubscribed says when to look.
+//
+// Epochs: a channel's epoch is created when its hash is missing (first
+// publication, HistoryTTL expiry, a Redis restart without persistence), so
+// offsets never repeat within an epoch unless Redis loses acknowledged
+// writes while keeping the hash, as an asynchronous replica promoted
+// before it caught up can: then offsets may be reused in the same epoch.
 type RedisBroker struct {
 	rc      redis.UniversalClient
 	cfg     RedisBrokerConfig
