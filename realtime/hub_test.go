@@ -550,3 +550,107 @@ func TestShutdownGoingAway(t *testing.T) {
 		t.Fatalf("dial after shutdown: %v", err)
 	}
 }
+
+// A hub dies (shuts down); its clients reconnect to the other hub and resume
+// from history: every publication arrives once, in order.
+func TestFailoverResume(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
+	b2 := b1.Peer()
+	t.Cleanup(func() { b2.Close(); b1.Close() })
+	h1, err := realtime.NewHub(store, realtime.Config{Broker: b1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv1 := httptest.NewServer(h1)
+	defer srv1.Close()
+	n1 := &node{hub: h1, srv: srv1, url: "ws" + strings.TrimPrefix(srv1.URL, "http")}
+	n2 := startHub(t, store, realtime.Config{Broker: b2})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 5)
+	c := dial(t, n1, sess, nil)
+	sub, err := c.Subscribe(ctx, "world.0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(i int) {
+		if _, err := n2.hub.Publish(ctx, "world.0", "tick", json.RawMessage(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := sub.Position
+	for i := 1; i <= 3; i++ {
+		pub(i)
+		p := next(t, c)
+		if p.Epoch != "" {
+			last.Epoch = p.Epoch
+		}
+		last.Offset = p.ID
+	}
+	sdCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := h1.Shutdown(sdCtx); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever was queued before going_away is still read.
+	for {
+		p, err := c.Next(ctx)
+		if err != nil {
+			break
+		}
+		last.Offset = p.ID
+	}
+	if code, _ := c.CloseCode(); code != protocol.CodeGoingAway {
+		t.Fatalf("closed with %v", code)
+	}
+	for i := 4; i <= 6; i++ { // published while the client is away
+		pub(i)
+	}
+	c2 := dial(t, n2, sess, nil)
+	if _, err := c2.Subscribe(ctx, "world.0", &last); err != nil {
+		t.Fatal(err)
+	}
+	pub(7)
+	for want := last.Offset + 1; want <= 7; want++ {
+		if p := next(t, c2); p.ID != want || string(p.Payload) != fmt.Sprint(want) {
+			t.Fatalf("after failover: push %d %s, want %d", p.ID, p.Payload, want)
+		}
+	}
+	_ = n1
+}
+
+// Authenticated frames: a replayed counter is refused, the connection goes on.
+func TestAuthenticatedReplay(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 9)
+	keys, _ := sess.Keys()
+	c := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil { // counter 1
+		t.Fatal(err)
+	}
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	frame, err := codec.Encode([]byte(`{"cmd":"rt.unsubscribe","seq":77,"payload":{"ch":"world.0"}}`), protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendRaw(ctx, frame); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Unmatched(ctx); err != nil || r.Code != protocol.CodeReplayed {
+		t.Fatalf("replayed frame: %+v %v", r, err)
+	}
+	// A plain frame on an authenticated connection is refused too.
+	plain, _ := codec.Encode([]byte(`{"cmd":"rt.unsubscribe","seq":78,"payload":{"ch":"world.0"}}`), protocol.EncodeOptions{})
+	if err := c.SendRaw(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Unmatched(ctx); err != nil || r.Code != protocol.CodeBadFrame {
+		t.Fatalf("plain frame on an authenticated connection: %+v %v", r, err)
+	}
+	// Still subscribed: the refused frames did nothing.
+	if _, err := c.Publish(ctx, "world.0", "ok"); err != nil {
+		t.Fatal(err)
+	}
+}
