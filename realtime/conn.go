@@ -313,10 +313,25 @@ func (c *conn) writeLoop() {
 
 func (c *conn) pingLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.hub.cfg.PingInterval)
+	h := c.hub
+	t := time.NewTicker(h.cfg.PingInterval)
 	defer t.Stop()
+	var refresh <-chan time.Time
+	if h.cfg.SessionRefresh > 0 {
+		rt := time.NewTicker(h.cfg.SessionRefresh)
+		defer rt.Stop()
+		refresh = rt.C
+	}
 	for {
 		select {
+		case <-refresh:
+			ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
+			_, err := h.store.Get(ctx, c.token)
+			cancel()
+			if code := protocol.CodeOf(err); err != nil && code != protocol.CodeUnavailable && code != protocol.CodeTimeout && c.ctx.Err() == nil {
+				c.close(code, code.String())
+				return
+			}
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.PongTimeout)
 			err := c.ws.Ping(ctx)

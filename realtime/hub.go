@@ -25,6 +25,7 @@ const (
 	DefaultPingInterval       = 25 * time.Second
 	DefaultPongTimeout        = 10 * time.Second
 	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultSessionRefresh     = 5 * time.Minute
 	DefaultCommandTimeout     = 10 * time.Second
 	DefaultMaxChannels        = 64
 	DefaultShards             = 64
@@ -113,6 +114,12 @@ type Config struct {
 	// Defaults 25 s and 10 s.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
+	// SessionRefresh is how often each connection re-validates its session
+	// with Store.Get: that slides the session's TTL while the player is only
+	// connected (chatting, no HTTP requests) and closes the connection with
+	// the store's code when the session ended without an event (expired).
+	// Default 5 minutes; negative turns it off.
+	SessionRefresh time.Duration
 	// HandshakeTimeout bounds the token check and websocket upgrade.
 	// Default 10 s.
 	HandshakeTimeout time.Duration
@@ -192,6 +199,9 @@ func (c *Config) applyDefaults() {
 	defDur(&c.PingInterval, DefaultPingInterval)
 	defDur(&c.PongTimeout, DefaultPongTimeout)
 	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.SessionRefresh == 0 {
+		c.SessionRefresh = DefaultSessionRefresh
+	}
 	defDur(&c.CommandTimeout, DefaultCommandTimeout)
 	def(&c.MaxChannels, DefaultMaxChannels)
 	def(&c.Shards, DefaultShards)

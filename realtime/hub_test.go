@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
@@ -652,5 +653,21 @@ func TestAuthenticatedReplay(t *testing.T) {
 	// Still subscribed: the refused frames did nothing.
 	if _, err := c.Publish(ctx, "world.0", "ok"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A connection re-validates its session: an ended session (here expired on
+// the store's clock, with no event) closes it with the store's code.
+func TestSessionRefresh(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	store := sessiontest.NewStore(t, clk)
+	n := startHub(t, store, realtime.Config{SessionRefresh: 20 * time.Millisecond})
+	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
+	if _, err := c.Subscribe(ctxT(t), "world.0", nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(24 * time.Hour)
+	if code := waitClosed(t, c); code != protocol.CodeSessionExpired && code != protocol.CodeUnauthorized {
+		t.Fatalf("closed with %v", code)
 	}
 }
