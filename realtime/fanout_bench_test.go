@@ -127,11 +127,7 @@ func setupHub(b *testing.B, n int, mode protocol.Mode) (publish, stop func()) {
 		if _, err := h.Publish(ctx, "world.0", "chat", benchPayload); err != nil {
 			b.Fatal(err)
 		}
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			b.Fatalf("deliveries missing: %d of %d", r.left.Load(), n)
-		}
+		<-r.done // a lost delivery hangs here: the test binary's timeout reports it
 	}
 	stop = func() {
 		if s := h.Stats(); s.SlowClosed != 0 {

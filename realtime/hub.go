@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -456,7 +457,11 @@ func (h *Hub) publish(ctx context.Context, channel, topic string, f *Filter, pay
 	if len(payload) > 0 && !json.Valid(payload) {
 		return StreamPosition{}, fmt.Errorf("realtime: publish on %q: payload is not valid JSON", channel)
 	}
-	data := appendMessage(nil, h.cfg.Now().UnixMilli(), topic, f, payload)
+	size := 10 + 2*binary.MaxVarintLen16 + len(topic) + len(payload)
+	if f != nil {
+		size += 4*binary.MaxVarintLen16 + len(f.ClientVersion) + len(f.Country) + len(f.Language) + len(f.Platform)
+	}
+	data := appendMessage(make([]byte, 0, size), h.cfg.Now().UnixMilli(), topic, f, payload)
 	pos, err := h.broker.Publish(ctx, channel, data, h.pubOpts)
 	if err != nil {
 		return pos, fmt.Errorf("realtime: publish on %q: %w", channel, err)
