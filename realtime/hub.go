@@ -86,8 +86,9 @@ type Config struct {
 	// session.Middleware authenticates as over HTTP). Nil: other commands
 	// answer unknown_command.
 	Handler protocol.Handler
-	// Broker carries publications between nodes. Nil: a MemoryBroker the
-	// hub owns (single node).
+	// Broker carries publications between nodes. The hub Starts it (a
+	// broker serves one hub) and does not Close it: close it after
+	// Shutdown. Nil: a MemoryBroker the hub owns and closes (single node).
 	Broker Broker
 	// Codec configures the frame codec (XOR key, compression, limits); its
 	// Role is ignored (always RoleServer).
