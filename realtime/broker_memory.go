@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
@@ -47,11 +48,11 @@ type MemoryBrokerConfig struct {
 // (MemoryBrokerConfig.QueueLen); publications are queued in offset order
 // under one publish lock, so every node receives a channel's publications in
 // order. History is a ring per channel; expired channels start a new epoch
-// on their next publication, and one sweeper goroutine (owned by the broker
-// NewMemoryBroker returned) frees expired rings.
+// on their next publication, and one sweeper goroutine per backend (stopped
+// when its last node closes) frees expired rings.
 type MemoryBroker struct {
-	be   *memBackend
-	root bool
+	be     *memBackend
+	closed atomic.Bool
 
 	slots chan struct{}    // one token per free queue place
 	q     chan Publication // never blocks: a slot is held for each entry
@@ -75,8 +76,9 @@ type memBackend struct {
 
 	mu       sync.Mutex
 	channels map[string]*memChannel
-	nodes    []*MemoryBroker
-	closed   bool
+	nodes    []*MemoryBroker // open nodes
+	stop     chan struct{}   // closed when the last node closes
+	swept    sync.WaitGroup  // the sweeper
 }
 
 type memChannel struct {
@@ -102,17 +104,18 @@ func NewMemoryBroker(cfg MemoryBrokerConfig) *MemoryBroker {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultBrokerSweepInterval
 	}
-	be := &memBackend{cfg: cfg, clk: clock.Or(cfg.Clock), channels: make(map[string]*memChannel)}
+	be := &memBackend{cfg: cfg, clk: clock.Or(cfg.Clock), channels: make(map[string]*memChannel), stop: make(chan struct{})}
 	b := be.newNode()
-	b.root = true
-	b.wg.Add(1)
-	go b.sweep()
+	be.swept.Add(1)
+	go be.sweep()
 	return b
 }
 
 // Peer returns another node of the same in-process backend: it shares the
 // channels and their history with b but has its own subscriptions, queue
-// and delivery goroutine. Start and Close it like any Broker.
+// and delivery goroutine. Start and Close it like any Broker. The backend
+// lives until its last node is closed; Peer of a backend whose nodes are
+// all closed returns a closed node.
 func (b *MemoryBroker) Peer() *MemoryBroker { return b.be.newNode() }
 
 func (be *memBackend) newNode() *MemoryBroker {
@@ -128,7 +131,14 @@ func (be *memBackend) newNode() *MemoryBroker {
 		n.slots <- struct{}{}
 	}
 	be.mu.Lock()
-	be.nodes = append(be.nodes, n)
+	select {
+	case <-be.stop:
+		n.closed.Store(true)
+		n.subs = nil
+		n.closeOnce.Do(func() { close(n.stop) })
+	default:
+		be.nodes = append(be.nodes, n)
+	}
 	be.mu.Unlock()
 	return n
 }
@@ -171,22 +181,22 @@ func (b *MemoryBroker) run(ctx context.Context, deliver func(Publication)) {
 	}
 }
 
-func (b *MemoryBroker) sweep() {
-	defer b.wg.Done()
-	t := time.NewTicker(b.be.cfg.SweepInterval)
+func (be *memBackend) sweep() {
+	defer be.swept.Done()
+	t := time.NewTicker(be.cfg.SweepInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			now := b.be.clk.Now()
-			b.be.mu.Lock()
-			for name, ch := range b.be.channels {
+			now := be.clk.Now()
+			be.mu.Lock()
+			for name, ch := range be.channels {
 				if !now.Before(ch.expires) {
-					delete(b.be.channels, name)
+					delete(be.channels, name)
 				}
 			}
-			b.be.mu.Unlock()
-		case <-b.stop:
+			be.mu.Unlock()
+		case <-be.stop:
 			return
 		}
 	}
@@ -232,15 +242,14 @@ func (b *MemoryBroker) Publish(ctx context.Context, channel string, data []byte,
 	if opts.HistorySize < 0 || (opts.HistorySize > 0 && opts.HistoryTTL <= 0) {
 		return StreamPosition{}, fmt.Errorf("realtime: publish %q: HistorySize %d needs HistoryTTL > 0", channel, opts.HistorySize)
 	}
+	if b.closed.Load() {
+		return StreamPosition{}, ErrClosed
+	}
 	be := b.be
 	be.pubMu.Lock()
 	defer be.pubMu.Unlock()
 
 	be.mu.Lock()
-	if be.closed {
-		be.mu.Unlock()
-		return StreamPosition{}, ErrClosed
-	}
 	var small [4]*MemoryBroker
 	targets := small[:0]
 	for _, n := range be.nodes {
@@ -317,13 +326,13 @@ func (b *MemoryBroker) History(ctx context.Context, channel string, since Stream
 	if err := ctx.Err(); err != nil {
 		return HistoryResult{}, err
 	}
+	if b.closed.Load() {
+		return HistoryResult{}, ErrClosed
+	}
 	be := b.be
 	now := be.clk.Now()
 	be.mu.Lock()
 	defer be.mu.Unlock()
-	if be.closed {
-		return HistoryResult{}, ErrClosed
-	}
 	ch := be.channels[channel]
 	if ch != nil && !now.Before(ch.expires) {
 		delete(be.channels, channel)
@@ -361,11 +370,13 @@ func (b *MemoryBroker) History(ctx context.Context, channel string, since Stream
 	return res, nil
 }
 
-// Close implements Broker: it stops this node's delivery (and, for the
-// broker NewMemoryBroker returned, the sweeper and every publication on the
-// backend: Publish and History then fail with ErrClosed) and waits.
+// Close implements Broker: it stops this node's delivery and waits for it;
+// this node's Publish, Subscribe and History then fail with ErrClosed. The
+// other nodes of the backend go on; closing the last one stops the sweeper
+// and drops the history.
 func (b *MemoryBroker) Close() error {
 	b.closeOnce.Do(func() {
+		b.closed.Store(true)
 		close(b.stop)
 		b.subMu.Lock()
 		b.subs = nil
@@ -378,10 +389,19 @@ func (b *MemoryBroker) Close() error {
 				break
 			}
 		}
-		if b.root {
-			be.closed = true
+		last := len(be.nodes) == 0
+		if last {
+			select {
+			case <-be.stop:
+			default:
+				close(be.stop)
+				clear(be.channels)
+			}
 		}
 		be.mu.Unlock()
+		if last {
+			be.swept.Wait()
+		}
 	})
 	b.wg.Wait()
 	return nil

@@ -287,3 +287,28 @@ func TestMemoryBrokerSweep(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Nodes close independently; the backend lives until the last one closes.
+func TestMemoryBrokerPeerOutlivesRoot(t *testing.T) {
+	ctx := context.Background()
+	a := NewMemoryBroker(MemoryBrokerConfig{})
+	b := a.Peer()
+	cb := startNode(t, b)
+	if err := b.Subscribe(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := a.History(ctx, "c", StreamPosition{}, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("history on a closed node: %v", err)
+	}
+	if _, err := b.Publish(ctx, "c", []byte("x"), hist); err != nil {
+		t.Fatal(err)
+	}
+	cb.waitN(t, 1)
+	b.Close()
+	c := a.Peer()
+	if _, err := c.Publish(ctx, "c", nil, PublishOptions{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("peer of a closed backend: %v", err)
+	}
+	c.Close()
+}
