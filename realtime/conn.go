@@ -499,7 +499,7 @@ var (
 	errNotMember = &protocol.Error{Code: protocol.CodeNotMember, Message: "realtime: not subscribed to the channel"}
 )
 
-func decodePayload(req *protocol.Request, v any) error {
+func decodeArgs(req *protocol.Request, v any) error {
 	if len(req.Payload) == 0 {
 		return badRequest("realtime: %s needs a payload", req.Command)
 	}
@@ -549,7 +549,7 @@ func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
 		Ch    string          `json:"ch"`
 		Since *StreamPosition `json:"since"`
 	}
-	if err := decodePayload(req, &in); err != nil {
+	if err := decodeArgs(req, &in); err != nil {
 		return err
 	}
 	ch := in.Ch
@@ -641,7 +641,7 @@ func (c *conn) unsubscribe(req *protocol.Request) (*protocol.Response, error) {
 	var in struct {
 		Ch string `json:"ch"`
 	}
-	if err := decodePayload(req, &in); err != nil {
+	if err := decodeArgs(req, &in); err != nil {
 		return nil, err
 	}
 	c.subsMu.Lock()
@@ -694,7 +694,7 @@ func (c *conn) publish(ctx context.Context, req *protocol.Request) (*protocol.Re
 		Ch   string          `json:"ch"`
 		Data json.RawMessage `json:"data"`
 	}
-	if err := decodePayload(req, &in); err != nil {
+	if err := decodeArgs(req, &in); err != nil {
 		return nil, err
 	}
 	if err := c.checkChannel(ctx, in.Ch, ActionPublish); err != nil {
@@ -727,7 +727,7 @@ func (c *conn) whisper(ctx context.Context, req *protocol.Request) (*protocol.Re
 		To   int64           `json:"to"`
 		Data json.RawMessage `json:"data"`
 	}
-	if err := decodePayload(req, &in); err != nil {
+	if err := decodeArgs(req, &in); err != nil {
 		return nil, err
 	}
 	if in.To <= 0 {
@@ -754,7 +754,7 @@ func (c *conn) history(ctx context.Context, req *protocol.Request) (*protocol.Re
 		Since StreamPosition `json:"since"`
 		Limit int            `json:"limit"`
 	}
-	if err := decodePayload(req, &in); err != nil {
+	if err := decodeArgs(req, &in); err != nil {
 		return nil, err
 	}
 	if err := c.checkChannel(ctx, in.Ch, ActionHistory); err != nil {
