@@ -102,6 +102,10 @@ type conn struct {
 	subs    map[string]*sub
 	userSub *sub
 
+	// busy is set while a command runs: the websocket library reads pongs
+	// only while the connection is being read, so no ping is sent then.
+	busy atomic.Bool
+
 	// reader goroutine state
 	lastCounter uint64
 	cmds        tokenBucket
@@ -333,6 +337,9 @@ func (c *conn) pingLoop() {
 				return
 			}
 		case <-t.C:
+			if c.busy.Load() {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.PongTimeout)
 			err := c.ws.Ping(ctx)
 			cancel()
@@ -370,7 +377,10 @@ func (c *conn) readLoop() {
 				break
 			}
 			msg = rest
-			if !c.handleFrame(frame) {
+			c.busy.Store(true)
+			ok := c.handleFrame(frame)
+			c.busy.Store(false)
+			if !ok {
 				return
 			}
 		}

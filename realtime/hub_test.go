@@ -671,3 +671,49 @@ func TestSessionRefresh(t *testing.T) {
 		t.Fatalf("closed with %v", code)
 	}
 }
+
+// Keepalive: a command longer than the pong timeout does not cost the
+// connection; a client that stops reading (so never answers pings) is closed
+// with timeout.
+func TestKeepalive(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	mux := protocol.NewMux()
+	mux.HandleFunc("game.slow", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		time.Sleep(300 * time.Millisecond)
+		return nil, nil
+	})
+	n := startHub(t, store, realtime.Config{Handler: mux, PingInterval: 20 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	ctx := ctxT(t)
+	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
+	for range 3 {
+		if r, err := c.Call(ctx, "game.slow", nil); err != nil || r.Code != protocol.CodeOK {
+			t.Fatalf("slow command: %+v %v", r, err)
+		}
+	}
+	// The client's reader blocks on its full push buffer: pings go unanswered.
+	stuck := dial(t, n, sessiontest.Login(t, store, 2), &realtimetest.DialOptions{PushBuffer: 1})
+	if err := n.hub.PushUser(ctx, 2, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.hub.PushUser(ctx, 2, "b", nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for n.hub.Stats().Connections != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("unresponsive client not dropped: %+v", n.hub.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		if _, err := stuck.Next(ctx); err != nil {
+			break
+		}
+	}
+	if code := waitClosed(t, stuck); code != protocol.CodeTimeout && code != 0 {
+		t.Fatalf("unresponsive client closed with %v", code)
+	}
+	if _, err := c.Call(ctx, "game.slow", nil); err != nil {
+		t.Fatalf("the other connection: %v", err)
+	}
+}
