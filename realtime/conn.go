@@ -106,6 +106,13 @@ type conn struct {
 	// only while the connection is being read, so no ping is sent then.
 	busy atomic.Bool
 
+	// the keepalive timer (tick)
+	timerMu       sync.Mutex
+	timer         *time.Timer
+	timersStopped bool
+	refreshed     time.Time // only tick touches these after startTimers
+	pinged        time.Time
+
 	// reader goroutine state
 	lastCounter uint64
 	cmds        tokenBucket
@@ -201,11 +208,12 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(c.hub.cfg.ReadLimit)
 	c.ws = ws
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.writeLoop()
-	go c.pingLoop()
+	c.startTimers()
 	c.readLoop()
 	c.close(protocol.CodeOK, "")
+	c.stopTimers()
 	c.wg.Wait()
 	ws.CloseNow()
 }
@@ -315,44 +323,72 @@ func (c *conn) writeLoop() {
 	}
 }
 
-func (c *conn) pingLoop() {
+// tick runs on a timer (no goroutine per connection while idle): every
+// PingInterval it pings the client and every SessionRefresh it re-validates
+// the session. The timer is re-armed until stopTimers.
+func (c *conn) tick() {
+	c.timerMu.Lock()
+	if c.timersStopped {
+		c.timerMu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.timerMu.Unlock()
 	defer c.wg.Done()
 	h := c.hub
-	t := time.NewTicker(h.cfg.PingInterval)
-	defer t.Stop()
-	var refresh <-chan time.Time
-	if h.cfg.SessionRefresh > 0 {
-		rt := time.NewTicker(h.cfg.SessionRefresh)
-		defer rt.Stop()
-		refresh = rt.C
-	}
-	for {
-		select {
-		case <-refresh:
-			ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
-			_, err := h.store.Get(ctx, c.token)
-			cancel()
-			if code := protocol.CodeOf(err); err != nil && code != protocol.CodeUnavailable && code != protocol.CodeTimeout && c.ctx.Err() == nil {
-				c.close(code, code.String())
-				return
-			}
-		case <-t.C:
-			if c.busy.Load() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.PongTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.close(protocol.CodeTimeout, "ping timeout")
-				return
-			}
-		case <-c.closing:
-			return
-		case <-c.ctx.Done():
+	if h.cfg.SessionRefresh > 0 && time.Since(c.refreshed) >= h.cfg.SessionRefresh {
+		c.refreshed = time.Now()
+		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
+		_, err := h.store.Get(ctx, c.token)
+		cancel()
+		if code := protocol.CodeOf(err); err != nil && code != protocol.CodeUnavailable && code != protocol.CodeTimeout && c.ctx.Err() == nil {
+			c.close(code, code.String())
 			return
 		}
 	}
+	if time.Since(c.pinged) >= h.cfg.PingInterval && !c.busy.Load() {
+		c.pinged = time.Now()
+		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.PongTimeout)
+		err := c.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			c.close(protocol.CodeTimeout, "ping timeout")
+			return
+		}
+	}
+	c.timerMu.Lock()
+	if !c.timersStopped {
+		c.timer.Reset(c.tickEvery())
+	}
+	c.timerMu.Unlock()
+}
+
+// tickEvery is the keepalive timer's period: the shorter of PingInterval and
+// SessionRefresh.
+func (c *conn) tickEvery() time.Duration {
+	d := c.hub.cfg.PingInterval
+	if r := c.hub.cfg.SessionRefresh; r > 0 && r < d {
+		d = r
+	}
+	return d
+}
+
+func (c *conn) startTimers() {
+	c.timerMu.Lock()
+	c.refreshed, c.pinged = time.Now(), time.Now()
+	c.timer = time.AfterFunc(c.tickEvery(), c.tick)
+	c.timerMu.Unlock()
+}
+
+// stopTimers stops tick for good; a tick already running is waited for by
+// c.wg.
+func (c *conn) stopTimers() {
+	c.timerMu.Lock()
+	c.timersStopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timerMu.Unlock()
 }
 
 func (c *conn) readLoop() {
