@@ -21,7 +21,7 @@ import (
 // Defaults for Config.
 const (
 	DefaultReadLimit          = 64 << 10
-	DefaultSendQueueLen       = 256
+	DefaultSendQueueLen       = 128
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultPingInterval       = 25 * time.Second
 	DefaultPongTimeout        = 10 * time.Second
@@ -41,7 +41,7 @@ const (
 	DefaultCommandRate        = 50
 	DefaultCommandBurst       = 100
 	DefaultMaxMessageSize     = 1024
-	DefaultDeliveryQueueLen   = 4096
+	DefaultDeliveryQueueLen   = 1024
 )
 
 // Built-in commands the hub answers itself. Every other command goes to
@@ -102,7 +102,7 @@ type Config struct {
 	ReadLimit int64
 	// SendQueueLen is how many messages (replies and pushes) may wait for a
 	// connection's writer. A connection whose queue is full is closed with
-	// slow_consumer, so it never slows the others. Default 256.
+	// slow_consumer, so it never slows the others. Default 128.
 	SendQueueLen int
 	// MaxBatchBytes is how many bytes of queued frames the writer puts in
 	// one websocket message at most (one frame alone may be larger).
@@ -136,7 +136,7 @@ type Config struct {
 	Shards int
 	// DeliveryQueueLen is how many publications may wait for each shard's
 	// delivery goroutine; when full the broker's delivery waits. Default
-	// 4096.
+	// 1024.
 	DeliveryQueueLen int
 	// HistorySize and HistoryTTL are how publications are kept for
 	// resuming (PublishOptions); HistoryLimit is the most one subscribe or
