@@ -507,15 +507,59 @@ func (c *conn) replyError(seq uint64, rid string, err error) {
 	c.reply(&protocol.Response{Seq: seq, RequestID: rid, Code: code, Message: msg})
 }
 
+// reply queues a response from the reader goroutine. When the queue is
+// full it waits up to WriteTimeout (the client's own commands are held back
+// rather than dropping the connection at once), then gives up with
+// slow_consumer.
 func (c *conn) reply(resp *protocol.Response) {
-	resp.ServerTime = c.hub.cfg.Now().UnixMilli()
-	body := protocol.AppendResponse(nil, resp)
-	p, err := c.hub.codec.Prepare(body)
-	if err != nil {
-		c.hub.log.Warn("realtime: cannot encode a response", "err", err)
+	p := c.prepareReply(resp)
+	if p == nil || c.closed.Load() {
 		return
 	}
-	c.send(p)
+	select {
+	case c.out <- p:
+		c.hub.stats.delivered.Add(1)
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.WriteTimeout)
+	c.sendWait(ctx, p)
+	cancel()
+}
+
+// prepareReply encodes a response; one that cannot be encoded (over the
+// frame size limit) is replaced by an error response with its code, so the
+// client's call still gets an answer.
+func (c *conn) prepareReply(resp *protocol.Response) *protocol.Prepared {
+	resp.ServerTime = c.hub.cfg.Now().UnixMilli()
+	p, err := c.hub.codec.Prepare(protocol.AppendResponse(nil, resp))
+	if err == nil {
+		return p
+	}
+	c.hub.log.Warn("realtime: cannot encode a response", "err", err)
+	code := protocol.CodeOf(err)
+	p, err = c.hub.codec.Prepare(protocol.AppendResponse(nil, &protocol.Response{
+		Seq: resp.Seq, RequestID: resp.RequestID, Code: code, Message: "realtime: reply could not be encoded: " + code.String(), ServerTime: resp.ServerTime,
+	}))
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// sendWait queues a frame, waiting for room (the reader goroutine's own
+// replies and resent history: only this connection waits).
+func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
+	if c.closed.Load() {
+		return
+	}
+	select {
+	case c.out <- p:
+		c.hub.stats.delivered.Add(1)
+	case <-ctx.Done():
+		c.slow()
+	case <-c.closing:
+	}
 }
 
 // route serves every command but rt.subscribe.
@@ -640,7 +684,9 @@ func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
 	}
 	c.subs[ch] = sb
 	payload, _ := json.Marshal(posJSON{Channel: ch, Offset: res.Position.Offset, Epoch: res.Position.Epoch})
-	c.reply(&protocol.Response{Seq: req.Seq, RequestID: req.RequestID, Payload: payload})
+	if p := c.prepareReply(&protocol.Response{Seq: req.Seq, RequestID: req.RequestID, Payload: payload}); p != nil {
+		c.sendWait(ctx, p)
+	}
 	last := res.Position.Offset
 	var body []byte
 	for i := range res.Publications {
@@ -649,7 +695,7 @@ func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
 		if err != nil || prep == nil {
 			continue
 		}
-		c.send(prep)
+		c.sendWait(ctx, prep)
 	}
 	sb.mu.Lock()
 	for _, m := range sb.buf {

@@ -527,6 +527,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		http.Error(w, protocol.CodeBadRequest.String()+": unknown mode", http.StatusBadRequest)
 		return
+	case mode == protocol.ModeXOR && h.cfg.Codec.XORKey == nil:
+		http.Error(w, protocol.CodeBadRequest.String()+": xor mode not configured", http.StatusBadRequest)
+		return
 	case mode == protocol.ModePlain && h.cfg.RefusePlain:
 		http.Error(w, protocol.CodeForbidden.String()+": plain frames refused", http.StatusForbidden)
 		return

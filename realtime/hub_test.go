@@ -430,6 +430,10 @@ func TestBadInput(t *testing.T) {
 	if p := next(t, good); chatOf(t, p).From != 1 {
 		t.Fatalf("good client push: %+v", p)
 	}
+	// XOR mode on a hub without an XOR key is refused at the handshake.
+	if _, err := realtimetest.Dial(ctx, n.url, sessiontest.Login(t, store, 5).Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte("k")}}); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("xor without a key: %v", err)
+	}
 	// Bad tokens never upgrade.
 	if _, err := realtimetest.Dial(ctx, n.url, "1.nope", nil); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("bad token: %v", err)
@@ -496,6 +500,9 @@ func TestChatLimitsAndValidate(t *testing.T) {
 func TestHandlerAndModes(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
 	mux := protocol.NewMux()
+	mux.HandleFunc("game.huge", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		return &protocol.Response{Payload: json.RawMessage(`"` + strings.Repeat("z", 5<<20) + `"`)}, nil
+	})
 	mux.HandleFunc("game.whoami", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 		return &protocol.Response{Payload: json.RawMessage(fmt.Sprintf(`{"user":%d,"country":%q}`, req.Principal.UserKey, req.Principal.Country))}, nil
 	})
@@ -517,6 +524,14 @@ func TestHandlerAndModes(t *testing.T) {
 		}
 		if _, err := c.Subscribe(ctx, "world.3", nil); err != nil {
 			t.Fatal(err)
+		}
+		// A reply over the body limit still answers, with too_large.
+		if r, err := c.Call(ctx, "game.huge", nil); err != nil || r.Code != protocol.CodeTooLarge {
+			code := protocol.Code(-1)
+			if r != nil {
+				code = r.Code
+			}
+			t.Fatalf("%v: huge reply: code %v, %v", mode, code, err)
 		}
 		if _, err := c.Publish(ctx, "world.3", strings.Repeat("compressible ", 20)); err != nil {
 			t.Fatal(err)
