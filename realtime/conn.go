@@ -106,6 +106,14 @@ type conn struct {
 	// only while the connection is being read, so no ping is sent then.
 	busy atomic.Bool
 
+	// The writer goroutine runs only while there is something to write: it
+	// is started by kick and exits after a while without work, so an
+	// idle connection holds no writer stack and no batch buffer.
+	wmu      sync.Mutex
+	wready   bool // ws is set: a writer may start
+	wrunning bool
+	wstopped bool // the writer closed the websocket: never start again
+
 	// the keepalive timer (tick)
 	timerMu       sync.Mutex
 	timer         *time.Timer
@@ -208,8 +216,12 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(c.hub.cfg.ReadLimit)
 	c.ws = ws
-	c.wg.Add(1)
-	go c.writeLoop()
+	c.wmu.Lock()
+	c.wready = true
+	c.wmu.Unlock()
+	if len(c.out) > 0 || c.closed.Load() {
+		c.kick() // for what was queued (or a close) before the upgrade
+	}
 	c.startTimers()
 	c.readLoop()
 	c.close(protocol.CodeOK, "")
@@ -227,6 +239,7 @@ func (c *conn) close(code protocol.Code, msg string) {
 		c.closed.Store(true)
 		close(c.closing)
 	})
+	c.kick()
 }
 
 func (c *conn) slow() {
@@ -245,13 +258,41 @@ func (c *conn) send(p *protocol.Prepared) {
 	select {
 	case c.out <- p:
 		c.hub.stats.delivered.Add(1)
+		c.kick()
 	default:
 		c.slow()
 	}
 }
 
+// defaultWriterIdle is how long a writer goroutine waits for more work
+// before it exits (kick starts a new one); Hub.writerIdle, changed by tests.
+const defaultWriterIdle = 5 * time.Second
+
+// kick makes sure a writer goroutine runs (after something was queued, or
+// the connection started closing).
+func (c *conn) kick() {
+	c.wmu.Lock()
+	if !c.wready || c.wrunning || c.wstopped {
+		c.wmu.Unlock()
+		return
+	}
+	c.wrunning = true
+	c.wg.Add(1)
+	c.wmu.Unlock()
+	go c.writeLoop()
+}
+
+// writerDone ends the writer for good: the websocket is closed.
+func (c *conn) writerDone() {
+	c.wmu.Lock()
+	c.wstopped = true
+	c.wmu.Unlock()
+}
+
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
+	idle := time.NewTimer(c.hub.writerIdle)
+	defer idle.Stop()
 	h := c.hub
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
 	var batch []byte
@@ -284,6 +325,7 @@ func (c *conn) writeLoop() {
 	}
 	for {
 		if c.closed.Load() && c.closeCode == protocol.CodeSlowConsumer {
+			c.writerDone()
 			c.ws.Close(CloseStatus(c.closeCode), c.closeMsg)
 			c.cancel()
 			return
@@ -291,11 +333,24 @@ func (c *conn) writeLoop() {
 		select {
 		case p := <-c.out:
 			if err := write(p); err != nil {
+				c.writerDone()
 				c.close(protocol.CodeTimeout, "write failed")
 				c.ws.CloseNow()
 				return
 			}
+			idle.Reset(c.hub.writerIdle)
+		case <-idle.C:
+			c.wmu.Lock()
+			if len(c.out) > 0 || c.closed.Load() {
+				c.wmu.Unlock()
+				idle.Reset(c.hub.writerIdle)
+				continue
+			}
+			c.wrunning = false
+			c.wmu.Unlock()
+			return
 		case <-c.closing:
+			c.writerDone()
 			if c.closeCode != protocol.CodeSlowConsumer {
 			drain:
 				for {
@@ -317,6 +372,7 @@ func (c *conn) writeLoop() {
 			c.cancel()
 			return
 		case <-c.ctx.Done():
+			c.writerDone()
 			c.ws.CloseNow()
 			return
 		}
@@ -519,6 +575,7 @@ func (c *conn) reply(resp *protocol.Response) {
 	select {
 	case c.out <- p:
 		c.hub.stats.delivered.Add(1)
+		c.kick()
 		return
 	default:
 	}
@@ -553,9 +610,11 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 	if c.closed.Load() {
 		return
 	}
+	c.kick() // a full queue needs its writer running
 	select {
 	case c.out <- p:
 		c.hub.stats.delivered.Add(1)
+		c.kick()
 	case <-ctx.Done():
 		c.slow()
 	case <-c.closing:

@@ -255,6 +255,7 @@ type Hub struct {
 	log        *slog.Logger
 	seed       maphash.Seed
 	pubOpts    PublishOptions
+	writerIdle time.Duration
 
 	chans []*chanShard
 	users []*userShard
@@ -324,7 +325,7 @@ func NewHub(store session.Store, cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("realtime: %w", err)
 	}
-	h := &Hub{cfg: cfg, store: store, broker: cfg.Broker, codec: codec, log: cfg.Logger, seed: maphash.MakeSeed()}
+	h := &Hub{cfg: cfg, store: store, broker: cfg.Broker, codec: codec, log: cfg.Logger, seed: maphash.MakeSeed(), writerIdle: defaultWriterIdle}
 	if cfg.HistorySize > 0 {
 		h.pubOpts = PublishOptions{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}
 	}

@@ -732,3 +732,31 @@ func TestKeepalive(t *testing.T) {
 		t.Fatalf("the other connection: %v", err)
 	}
 }
+
+// The writer goroutine runs only while there is traffic: it exits when idle
+// and a new one starts for the next message.
+func TestWriterOnDemand(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{})
+	realtime.SetWriterIdle(n.hub, 30*time.Millisecond)
+	ctx := ctxT(t)
+	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
+	for round := range 3 {
+		if _, err := c.Subscribe(ctx, fmt.Sprintf("world.%d", round), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.hub.PushUser(ctx, 1, "ping", nil); err != nil {
+			t.Fatal(err)
+		}
+		if p := next(t, c); p.Topic != "ping" {
+			t.Fatalf("push %+v", p)
+		}
+		deadline := time.Now().Add(wait)
+		for realtime.WritersRunning(n.hub, 1) != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("idle writer still running")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
