@@ -3,6 +3,7 @@ module github.com/madang-io/madang
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/prometheus/client_golang v1.25.0

@@ -104,7 +104,12 @@ type Push struct {
 	// Channel is the channel or room the push belongs to, if any.
 	Channel string `json:"ch,omitempty"`
 	// ID is the message's sequence number within Channel, for resuming.
-	ID         uint64          `json:"id,omitempty"`
+	ID uint64 `json:"id,omitempty"`
+	// Epoch names the generation of Channel's history that ID counts in. The
+	// realtime hub sets it on the first publication of an epoch (ID 1), so a
+	// client that sees ID start again at 1 learns the new epoch to resume
+	// from; otherwise empty (the epoch is in the subscribe reply).
+	Epoch      string          `json:"epoch,omitempty"`
 	ServerTime int64           `json:"stime"`
 	Payload    json.RawMessage `json:"payload,omitempty"`
 }
@@ -229,6 +234,10 @@ func AppendPush(dst []byte, p *Push) []byte {
 	if p.ID != 0 {
 		dst = append(dst, `,"id":`...)
 		dst = strconv.AppendUint(dst, p.ID, 10)
+	}
+	if p.Epoch != "" {
+		dst = append(dst, `,"epoch":`...)
+		dst = appendJSONString(dst, p.Epoch)
 	}
 	dst = append(dst, `,"stime":`...)
 	dst = strconv.AppendInt(dst, p.ServerTime, 10)

@@ -88,7 +88,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 }
 
 func TestPushEncoding(t *testing.T) {
-	p := Push{Topic: "chat", Channel: "world:3", ID: 42, ServerTime: 99, Payload: json.RawMessage(`{"text":"hi"}`)}
+	p := Push{Topic: "chat", Channel: "world:3", ID: 42, Epoch: "e1", ServerTime: 99, Payload: json.RawMessage(`{"text":"hi"}`)}
 	b := AppendPush(nil, &p)
 	if !IsPush(b) {
 		t.Fatalf("IsPush(%s) = false", b)

@@ -1,0 +1,952 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
+)
+
+// CloseStatus is the websocket close status the hub uses for a result code:
+// 4000 + the code (4012 kicked, 4013 revoked, 4021 rate_limited, 4051
+// slow_consumer, 4053 going_away, ...), with the code's name as the reason.
+func CloseStatus(c protocol.Code) websocket.StatusCode {
+	return websocket.StatusCode(4000 + int(c))
+}
+
+// CodeOfClose returns the result code of a websocket close status the hub
+// sent (the inverse of CloseStatus), or false for other statuses.
+func CodeOfClose(s websocket.StatusCode) (protocol.Code, bool) {
+	if s >= 4000 && s < 5000 {
+		return protocol.Code(s - 4000), true
+	}
+	return 0, false
+}
+
+// outMsg is one publication's prepared frame on its way to a subscriber.
+type outMsg struct {
+	prep   *protocol.Prepared
+	offset uint64
+	epoch  string
+}
+
+// sub is one connection's subscription to one channel.
+type sub struct {
+	c       *conn
+	channel string
+	// While recovering (a subscribe sending history), live publications
+	// are buffered here, then sent after the history without duplicates.
+	recovering atomic.Bool
+	mu         sync.Mutex
+	buf        []outMsg
+	// After recovering, publications of epoch sentEpoch up to sentUpTo were
+	// sent (or are before the subscribe position): a live delivery of one
+	// of them that was still on its way through the broker is dropped.
+	sentUpTo  atomic.Uint64
+	sentEpoch string // written before sentUpTo
+}
+
+func (sb *sub) deliver(m outMsg) {
+	if m.offset != 0 && m.offset <= sb.sentUpTo.Load() && m.epoch == sb.sentEpoch {
+		return
+	}
+	if sb.recovering.Load() {
+		sb.mu.Lock()
+		if sb.recovering.Load() {
+			if len(sb.buf) >= sb.c.hub.cfg.SendQueueLen {
+				sb.mu.Unlock()
+				sb.c.slow()
+				return
+			}
+			sb.buf = append(sb.buf, m)
+			sb.mu.Unlock()
+			return
+		}
+		sb.mu.Unlock()
+	}
+	sb.c.send(m.prep)
+}
+
+type conn struct {
+	hub       *Hub
+	sess      *session.Session
+	token     string
+	principal *protocol.Principal
+	mode      protocol.Mode
+	keys      *protocol.Keys
+	remote    string
+	ws        *websocket.Conn
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan *protocol.Prepared
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	closed    atomic.Bool
+	closeCode protocol.Code
+	closeMsg  string
+
+	subsMu  sync.Mutex
+	subs    map[string]*sub
+	userSub *sub
+
+	// busy is set while a command runs: the websocket library reads pongs
+	// only while the connection is being read, so no ping is sent then.
+	busy atomic.Bool
+
+	// The writer goroutine runs only while there is something to write: it
+	// is started by kick and exits after a while without work, so an
+	// idle connection holds no writer stack and no batch buffer.
+	wmu      sync.Mutex
+	wready   bool // ws is set: a writer may start
+	wrunning bool
+	wstopped bool // the writer closed the websocket: never start again
+
+	// the keepalive timer (tick)
+	timerMu       sync.Mutex
+	timer         *time.Timer
+	timersStopped bool
+	refreshed     time.Time // only tick touches these after startTimers
+	pinged        time.Time
+
+	// reader goroutine state
+	lastCounter uint64
+	cmds        tokenBucket
+	rbuf, body  []byte
+
+	wg sync.WaitGroup
+}
+
+func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, remote string) (*conn, error) {
+	c := &conn{
+		hub: h, sess: sess, token: token, principal: sess.Principal(), mode: mode, remote: remote,
+		out: make(chan *protocol.Prepared, h.cfg.SendQueueLen), closing: make(chan struct{}),
+		subs: make(map[string]*sub), lastCounter: sess.Counter,
+	}
+	if mode == protocol.ModeAuthenticated {
+		k, err := sess.Keys()
+		if err != nil {
+			return nil, fmt.Errorf("realtime: session keys: %w", err)
+		}
+		c.keys = k
+	}
+	c.ctx, c.cancel = context.WithCancel(h.ctx)
+	us := h.userShard(sess.UserKey)
+	us.mu.Lock()
+	if _, ended := us.ended[sess.ID]; ended {
+		us.mu.Unlock()
+		c.cancel()
+		return nil, session.ErrKicked
+	}
+	u := us.users[sess.UserKey]
+	if u == nil {
+		u = &userState{}
+		us.users[sess.UserKey] = u
+	}
+	u.conns = append(u.conns, c)
+	us.mu.Unlock()
+	h.stats.conns.Add(1)
+	if h.shutting.Load() { // Shutdown's sweep may have passed this shard
+		c.close(protocol.CodeGoingAway, protocol.CodeGoingAway.String())
+	}
+	c.userSub = &sub{c: c, channel: UserChannel(sess.UserKey)}
+	ctx, cancel := context.WithTimeout(c.ctx, h.cfg.HandshakeTimeout)
+	err := h.addSub(ctx, c.userSub)
+	cancel()
+	if err != nil {
+		c.userSub = nil
+		c.cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+// cleanup removes the connection from the hub.
+func (c *conn) cleanup() {
+	h := c.hub
+	c.subsMu.Lock()
+	subs := c.subs
+	c.subs = nil
+	c.subsMu.Unlock()
+	for _, sb := range subs {
+		h.removeSub(sb)
+	}
+	if c.userSub != nil {
+		h.removeSub(c.userSub)
+	}
+	us := h.userShard(c.sess.UserKey)
+	us.mu.Lock()
+	if u := us.users[c.sess.UserKey]; u != nil {
+		for i, x := range u.conns {
+			if x == c {
+				u.conns = append(u.conns[:i], u.conns[i+1:]...)
+				break
+			}
+		}
+		if len(u.conns) == 0 {
+			delete(us.users, c.sess.UserKey)
+		}
+	}
+	us.mu.Unlock()
+	h.stats.conns.Add(-1)
+	c.cancel()
+}
+
+func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
+	defer c.cleanup()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  c.hub.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled, // frames are LZ4-compressed already
+	})
+	if err != nil {
+		c.hub.log.Debug("realtime: upgrade failed", "remote", c.remote, "err", err)
+		return
+	}
+	ws.SetReadLimit(c.hub.cfg.ReadLimit)
+	c.ws = ws
+	c.wmu.Lock()
+	c.wready = true
+	c.wmu.Unlock()
+	if len(c.out) > 0 || c.closed.Load() {
+		c.kick() // for what was queued (or a close) before the upgrade
+	}
+	c.startTimers()
+	c.readLoop()
+	c.close(protocol.CodeOK, "")
+	c.stopTimers()
+	c.wg.Wait()
+	ws.CloseNow()
+}
+
+// close starts closing the connection with a result code (CodeOK: a normal
+// closure). The writer sends what is queued (except for slow consumers),
+// then the websocket close frame. Safe from any goroutine, never blocks.
+func (c *conn) close(code protocol.Code, msg string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeMsg = code, msg
+		c.closed.Store(true)
+		close(c.closing)
+	})
+	c.kick()
+}
+
+func (c *conn) slow() {
+	if !c.closed.Load() {
+		c.hub.stats.slow.Add(1)
+		c.close(protocol.CodeSlowConsumer, protocol.CodeSlowConsumer.String())
+	}
+}
+
+// send queues a frame without blocking; a full queue closes the connection
+// with slow_consumer.
+func (c *conn) send(p *protocol.Prepared) {
+	if c.closed.Load() {
+		return
+	}
+	select {
+	case c.out <- p:
+		c.hub.stats.delivered.Add(1)
+		c.kick()
+	default:
+		c.slow()
+	}
+}
+
+// defaultWriterIdle is how long a writer goroutine waits for more work
+// before it exits (kick starts a new one); Hub.writerIdle, changed by tests.
+const defaultWriterIdle = 5 * time.Second
+
+// kick makes sure a writer goroutine runs (after something was queued, or
+// the connection started closing).
+func (c *conn) kick() {
+	c.wmu.Lock()
+	if !c.wready || c.wrunning || c.wstopped {
+		c.wmu.Unlock()
+		return
+	}
+	c.wrunning = true
+	c.wg.Add(1)
+	c.wmu.Unlock()
+	go c.writeLoop()
+}
+
+// writerDone ends the writer for good: the websocket is closed.
+func (c *conn) writerDone() {
+	c.wmu.Lock()
+	c.wstopped = true
+	c.wmu.Unlock()
+}
+
+func (c *conn) writeLoop() {
+	defer c.wg.Done()
+	idle := time.NewTimer(c.hub.writerIdle)
+	defer idle.Stop()
+	h := c.hub
+	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
+	var batch []byte
+	write := func(first *protocol.Prepared) error {
+		var err error
+		batch, err = h.codec.AppendPrepared(batch[:0], first, opts)
+		if err != nil {
+			h.log.Warn("realtime: cannot encode a frame", "err", err)
+			batch = batch[:0]
+		}
+	more:
+		for len(batch) < h.cfg.MaxBatchBytes {
+			select {
+			case p := <-c.out:
+				n := len(batch)
+				if batch, err = h.codec.AppendPrepared(batch, p, opts); err != nil {
+					h.log.Warn("realtime: cannot encode a frame", "err", err)
+					batch = batch[:n]
+				}
+			default:
+				break more
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.WriteTimeout)
+		defer cancel()
+		return c.ws.Write(ctx, websocket.MessageBinary, batch)
+	}
+	for {
+		if c.closed.Load() && c.closeCode == protocol.CodeSlowConsumer {
+			c.writerDone()
+			c.ws.Close(CloseStatus(c.closeCode), c.closeMsg)
+			c.cancel()
+			return
+		}
+		select {
+		case p := <-c.out:
+			if err := write(p); err != nil {
+				c.writerDone()
+				c.close(protocol.CodeTimeout, "write failed")
+				c.ws.CloseNow()
+				return
+			}
+			idle.Reset(c.hub.writerIdle)
+		case <-idle.C:
+			c.wmu.Lock()
+			if len(c.out) > 0 || c.closed.Load() {
+				c.wmu.Unlock()
+				idle.Reset(c.hub.writerIdle)
+				continue
+			}
+			c.wrunning = false
+			c.wmu.Unlock()
+			return
+		case <-c.closing:
+			c.writerDone()
+			if c.closeCode != protocol.CodeSlowConsumer {
+			drain:
+				for {
+					select {
+					case p := <-c.out:
+						if write(p) != nil {
+							break drain
+						}
+					default:
+						break drain
+					}
+				}
+			}
+			status := websocket.StatusNormalClosure
+			if c.closeCode != protocol.CodeOK {
+				status = CloseStatus(c.closeCode)
+			}
+			c.ws.Close(status, c.closeMsg)
+			c.cancel()
+			return
+		case <-c.ctx.Done():
+			c.writerDone()
+			c.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// tick runs on a timer (no goroutine per connection while idle): every
+// PingInterval it pings the client and every SessionRefresh it re-validates
+// the session. The timer is re-armed until stopTimers.
+func (c *conn) tick() {
+	c.timerMu.Lock()
+	if c.timersStopped {
+		c.timerMu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.timerMu.Unlock()
+	defer c.wg.Done()
+	h := c.hub
+	if h.cfg.SessionRefresh > 0 && time.Since(c.refreshed) >= h.cfg.SessionRefresh {
+		c.refreshed = time.Now()
+		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
+		_, err := h.store.Get(ctx, c.token)
+		cancel()
+		if code := protocol.CodeOf(err); err != nil && code != protocol.CodeUnavailable && code != protocol.CodeTimeout && c.ctx.Err() == nil {
+			c.close(code, code.String())
+			return
+		}
+	}
+	if time.Since(c.pinged) >= h.cfg.PingInterval && !c.busy.Load() {
+		c.pinged = time.Now()
+		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.PongTimeout)
+		err := c.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			c.close(protocol.CodeTimeout, "ping timeout")
+			return
+		}
+	}
+	c.timerMu.Lock()
+	if !c.timersStopped {
+		c.timer.Reset(c.tickEvery())
+	}
+	c.timerMu.Unlock()
+}
+
+// tickEvery is the keepalive timer's period: the shorter of PingInterval and
+// SessionRefresh.
+func (c *conn) tickEvery() time.Duration {
+	d := c.hub.cfg.PingInterval
+	if r := c.hub.cfg.SessionRefresh; r > 0 && r < d {
+		d = r
+	}
+	return d
+}
+
+func (c *conn) startTimers() {
+	c.timerMu.Lock()
+	c.refreshed, c.pinged = time.Now(), time.Now()
+	c.timer = time.AfterFunc(c.tickEvery(), c.tick)
+	c.timerMu.Unlock()
+}
+
+// stopTimers stops tick for good; a tick already running is waited for by
+// c.wg.
+func (c *conn) stopTimers() {
+	c.timerMu.Lock()
+	c.timersStopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.timerMu.Unlock()
+}
+
+func (c *conn) readLoop() {
+	for {
+		typ, rd, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			return
+		}
+		c.rbuf, err = readAll(rd, c.rbuf[:0])
+		if err != nil {
+			return // too big: the websocket library closes with 1009
+		}
+		if typ != websocket.MessageBinary {
+			c.close(protocol.CodeBadFrame, "binary messages only")
+			return
+		}
+		msg := c.rbuf
+		for len(msg) > 0 {
+			frame, rest, err := protocol.CutFrame(msg)
+			if err != nil {
+				c.replyError(0, "", err)
+				break
+			}
+			msg = rest
+			c.busy.Store(true)
+			ok := c.handleFrame(frame)
+			c.busy.Store(false)
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// handleFrame runs one client frame; false means stop reading.
+func (c *conn) handleFrame(frame []byte) bool {
+	h := c.hub
+	now := h.cfg.Now()
+	ok, wait, flood := c.cmds.take(now, h.cfg.CommandRate, h.cfg.CommandBurst)
+	if !ok {
+		if flood {
+			c.close(protocol.CodeRateLimited, protocol.CodeRateLimited.String())
+			return false
+		}
+		c.reply(&protocol.Response{Code: protocol.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(wait.Milliseconds(), 1)})
+		return true
+	}
+	var err error
+	var hdr protocol.Header
+	c.body, hdr, err = h.codec.AppendDecode(c.body[:0], frame, c.keys)
+	if err != nil {
+		c.replyError(0, "", err)
+		return true
+	}
+	if protocol.ModeOf(hdr.Flags) != c.mode {
+		c.replyError(0, "", fmt.Errorf("%w: %v frame on a %v connection", protocol.ErrFlags, protocol.ModeOf(hdr.Flags), c.mode))
+		return true
+	}
+	if c.mode == protocol.ModeAuthenticated {
+		if hdr.Counter <= c.lastCounter {
+			c.replyError(0, "", protocol.ErrReplayed)
+			return true
+		}
+		c.lastCounter = hdr.Counter
+	}
+	req := &protocol.Request{}
+	if err := protocol.DecodeRequest(c.body, req); err != nil {
+		c.replyError(0, "", err)
+		return true
+	}
+	req.Mode, req.Counter, req.RemoteAddr, req.ReceivedAt = c.mode, hdr.Counter, c.remote, now
+	if len(hdr.KeyID) > 0 {
+		req.KeyID = append([]byte(nil), hdr.KeyID...)
+	}
+	p := *c.principal
+	req.Principal = &p
+	if req.Token == "" && len(req.KeyID) == 0 {
+		req.Token = c.token
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
+	defer cancel()
+	if req.Command == CmdSubscribe {
+		if err := c.subscribe(ctx, req); err != nil {
+			c.replyError(req.Seq, req.RequestID, err)
+		}
+		return true
+	}
+	resp := protocol.Dispatch(ctx, protocol.HandlerFunc(c.route), req, h.log)
+	c.reply(resp)
+	return true
+}
+
+func (c *conn) replyError(seq uint64, rid string, err error) {
+	code := protocol.CodeOf(err)
+	msg := code.String()
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		msg = pe.Message
+	}
+	c.reply(&protocol.Response{Seq: seq, RequestID: rid, Code: code, Message: msg})
+}
+
+// reply queues a response from the reader goroutine. When the queue is
+// full it waits up to WriteTimeout (the client's own commands are held back
+// rather than dropping the connection at once), then gives up with
+// slow_consumer.
+func (c *conn) reply(resp *protocol.Response) {
+	p := c.prepareReply(resp)
+	if p == nil || c.closed.Load() {
+		return
+	}
+	select {
+	case c.out <- p:
+		c.hub.stats.delivered.Add(1)
+		c.kick()
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.WriteTimeout)
+	c.sendWait(ctx, p)
+	cancel()
+}
+
+// prepareReply encodes a response; one that cannot be encoded (over the
+// frame size limit) is replaced by an error response with its code, so the
+// client's call still gets an answer.
+func (c *conn) prepareReply(resp *protocol.Response) *protocol.Prepared {
+	resp.ServerTime = c.hub.cfg.Now().UnixMilli()
+	p, err := c.hub.codec.Prepare(protocol.AppendResponse(nil, resp))
+	if err == nil {
+		return p
+	}
+	c.hub.log.Warn("realtime: cannot encode a response", "err", err)
+	code := protocol.CodeOf(err)
+	p, err = c.hub.codec.Prepare(protocol.AppendResponse(nil, &protocol.Response{
+		Seq: resp.Seq, RequestID: resp.RequestID, Code: code, Message: "realtime: reply could not be encoded: " + code.String(), ServerTime: resp.ServerTime,
+	}))
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// sendWait queues a frame, waiting for room (the reader goroutine's own
+// replies and resent history: only this connection waits).
+func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
+	if c.closed.Load() {
+		return
+	}
+	c.kick() // a full queue needs its writer running
+	select {
+	case c.out <- p:
+		c.hub.stats.delivered.Add(1)
+		c.kick()
+	case <-ctx.Done():
+		c.slow()
+	case <-c.closing:
+	}
+}
+
+// route serves every command but rt.subscribe.
+func (c *conn) route(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	switch req.Command {
+	case CmdUnsubscribe:
+		return c.unsubscribe(req)
+	case CmdPublish:
+		return c.publish(ctx, req)
+	case CmdWhisper:
+		return c.whisper(ctx, req)
+	case CmdHistory:
+		return c.history(ctx, req)
+	}
+	if c.hub.cfg.Handler == nil {
+		return nil, &protocol.Error{Code: protocol.CodeUnknownCommand, Message: "unknown command"}
+	}
+	return c.hub.cfg.Handler.Serve(ctx, req)
+}
+
+func badRequest(format string, a ...any) error {
+	return &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf(format, a...)}
+}
+
+var (
+	errForbidden = &protocol.Error{Code: protocol.CodeForbidden, Message: "realtime: not allowed on this channel"}
+	errNotMember = &protocol.Error{Code: protocol.CodeNotMember, Message: "realtime: not subscribed to the channel"}
+)
+
+func decodeArgs(req *protocol.Request, v any) error {
+	if len(req.Payload) == 0 {
+		return badRequest("realtime: %s needs a payload", req.Command)
+	}
+	if err := json.Unmarshal(req.Payload, v); err != nil {
+		return badRequest("realtime: %s: invalid payload: %v", req.Command, err)
+	}
+	return nil
+}
+
+// checkChannel applies the channel rules for a client action.
+func (c *conn) checkChannel(ctx context.Context, ch string, a Action) error {
+	if !validChannel(ch) {
+		return badRequest("realtime: invalid channel name")
+	}
+	switch KindOf(ch) {
+	case KindWorld:
+		if _, ok := worldIndex(ch, c.hub.cfg.MaxWorldPartitions); !ok {
+			return badRequest("realtime: no such world partition")
+		}
+		return nil
+	case KindUser:
+		if a == ActionHistory && ch == c.userSub.channel {
+			return nil
+		}
+		return errForbidden
+	case KindSystem:
+		if a == ActionPublish {
+			return errForbidden
+		}
+		return nil
+	}
+	if c.hub.cfg.Authorize == nil {
+		return errForbidden
+	}
+	return c.hub.cfg.Authorize(ctx, c.principal, ch, a)
+}
+
+type posJSON struct {
+	Channel string `json:"ch,omitempty"`
+	Offset  uint64 `json:"offset"`
+	Epoch   string `json:"epoch,omitempty"`
+}
+
+func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
+	h := c.hub
+	var in struct {
+		Ch    string          `json:"ch"`
+		Since *StreamPosition `json:"since"`
+	}
+	if err := decodeArgs(req, &in); err != nil {
+		return err
+	}
+	ch := in.Ch
+	if ch == ChannelWorld {
+		n, ok := h.world.pick(h.cfg.WorldPartitionSize, h.cfg.MaxWorldPartitions)
+		if !ok {
+			return &protocol.Error{Code: protocol.CodeUnavailable, Message: "realtime: world chat is full"}
+		}
+		ch = WorldChannel(n)
+	}
+	if err := c.checkChannel(ctx, ch, ActionSubscribe); err != nil {
+		return err
+	}
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	if c.subs == nil {
+		return ErrClosed
+	}
+	if c.subs[ch] != nil {
+		return badRequest("realtime: already subscribed to %q", ch)
+	}
+	if len(c.subs) >= h.cfg.MaxChannels {
+		return badRequest("realtime: at most %d channels per connection", h.cfg.MaxChannels)
+	}
+	sb := &sub{c: c, channel: ch}
+	sb.recovering.Store(true)
+	if err := h.addSub(ctx, sb); err != nil {
+		return err
+	}
+	var since StreamPosition
+	limit := 0
+	if in.Since != nil && in.Since.Offset > 0 {
+		since, limit = *in.Since, h.cfg.HistoryLimit
+	}
+	res, err := h.broker.History(ctx, ch, since, limit)
+	if err == nil && limit > 0 && res.Position.Offset-since.Offset > uint64(limit) {
+		err = fmt.Errorf("%w: %d publications missed, at most %d are resent", ErrPositionLost, res.Position.Offset-since.Offset, limit)
+	}
+	if err != nil {
+		h.removeSub(sb)
+		return fmt.Errorf("realtime: subscribe %q: %w", ch, err)
+	}
+	c.subs[ch] = sb
+	payload, _ := json.Marshal(posJSON{Channel: ch, Offset: res.Position.Offset, Epoch: res.Position.Epoch})
+	if p := c.prepareReply(&protocol.Response{Seq: req.Seq, RequestID: req.RequestID, Payload: payload}); p != nil {
+		c.sendWait(ctx, p)
+	}
+	last := res.Position.Offset
+	var body []byte
+	for i := range res.Publications {
+		p := &res.Publications[i]
+		prep, err := c.prepareFor(&body, p)
+		if err != nil || prep == nil {
+			continue
+		}
+		c.sendWait(ctx, prep)
+	}
+	sb.mu.Lock()
+	for _, m := range sb.buf {
+		if m.offset != 0 && m.epoch == res.Position.Epoch && m.offset <= last {
+			continue // already in the history sent, or before the reply's position
+		}
+		c.send(m.prep)
+	}
+	sb.buf = nil
+	sb.sentEpoch = res.Position.Epoch
+	sb.sentUpTo.Store(last)
+	sb.recovering.Store(false)
+	sb.mu.Unlock()
+	return nil
+}
+
+// prepareFor turns a kept publication into a frame for this connection (nil
+// when a broadcast filter excludes it).
+func (c *conn) prepareFor(body *[]byte, p *Publication) (*protocol.Prepared, error) {
+	var m message
+	if err := parseMessage(p.Data, &m); err != nil {
+		return nil, err
+	}
+	if m.hasFilter && !matchFilter(&m.filter, c.principal) {
+		return nil, nil
+	}
+	var err error
+	if *body, err = c.hub.pushBody((*body)[:0], p, &m); err != nil {
+		return nil, err
+	}
+	return c.hub.codec.Prepare(*body)
+}
+
+func (c *conn) unsubscribe(req *protocol.Request) (*protocol.Response, error) {
+	var in struct {
+		Ch string `json:"ch"`
+	}
+	if err := decodeArgs(req, &in); err != nil {
+		return nil, err
+	}
+	c.subsMu.Lock()
+	sb := c.subs[in.Ch]
+	delete(c.subs, in.Ch)
+	c.subsMu.Unlock()
+	if sb == nil {
+		return nil, errNotMember
+	}
+	c.hub.removeSub(sb)
+	return nil, nil
+}
+
+type chatPayload struct {
+	From int64           `json:"from"`
+	Data json.RawMessage `json:"data"`
+}
+
+// chatCheck applies the size limit, the user's chat rate and Validate.
+func (c *conn) chatCheck(ctx context.Context, m *ChatMessage) error {
+	h := c.hub
+	if len(m.Data) == 0 {
+		return badRequest("realtime: empty message")
+	}
+	if len(m.Data) > h.cfg.MaxMessageSize {
+		return &protocol.Error{Code: protocol.CodeTooLarge, Message: "realtime: message over " + strconv.Itoa(h.cfg.MaxMessageSize) + " bytes"}
+	}
+	us := h.userShard(c.sess.UserKey)
+	us.mu.Lock()
+	u := us.users[c.sess.UserKey]
+	us.mu.Unlock()
+	if u != nil {
+		if ok, wait, _ := u.chat.take(h.cfg.Now(), h.cfg.ChatRate, h.cfg.ChatBurst); !ok {
+			return &protocol.Error{Code: protocol.CodeRateLimited, Message: "realtime: chat rate limit", RetryAfter: wait}
+		}
+	}
+	if h.cfg.Validate != nil {
+		if err := h.cfg.Validate(ctx, m); err != nil {
+			return err
+		}
+		if len(m.Data) == 0 || !json.Valid(m.Data) {
+			return badRequest("realtime: message refused")
+		}
+	}
+	return nil
+}
+
+func (c *conn) publish(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	var in struct {
+		Ch   string          `json:"ch"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := decodeArgs(req, &in); err != nil {
+		return nil, err
+	}
+	if err := c.checkChannel(ctx, in.Ch, ActionPublish); err != nil {
+		return nil, err
+	}
+	c.subsMu.Lock()
+	member := c.subs[in.Ch] != nil
+	c.subsMu.Unlock()
+	if !member {
+		return nil, errNotMember
+	}
+	m := ChatMessage{Principal: req.Principal, Channel: in.Ch, Data: in.Data}
+	if err := c.chatCheck(ctx, &m); err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(chatPayload{From: c.sess.UserKey, Data: m.Data})
+	if err != nil {
+		return nil, badRequest("realtime: message is not JSON")
+	}
+	pos, err := c.hub.publish(ctx, in.Ch, TopicChat, nil, payload)
+	if err != nil {
+		return nil, err
+	}
+	out, _ := json.Marshal(posJSON{Offset: pos.Offset, Epoch: pos.Epoch})
+	return &protocol.Response{Payload: out}, nil
+}
+
+func (c *conn) whisper(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	var in struct {
+		To   int64           `json:"to"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := decodeArgs(req, &in); err != nil {
+		return nil, err
+	}
+	if in.To <= 0 {
+		return nil, badRequest("realtime: whisper needs a user key in \"to\"")
+	}
+	m := ChatMessage{Principal: req.Principal, Channel: UserChannel(in.To), To: in.To, Data: in.Data}
+	if err := c.chatCheck(ctx, &m); err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(chatPayload{From: c.sess.UserKey, Data: m.Data})
+	if err != nil {
+		return nil, badRequest("realtime: message is not JSON")
+	}
+	if _, err := c.hub.publish(ctx, m.Channel, TopicWhisper, nil, payload); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (c *conn) history(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	h := c.hub
+	var in struct {
+		Ch    string         `json:"ch"`
+		Since StreamPosition `json:"since"`
+		Limit int            `json:"limit"`
+	}
+	if err := decodeArgs(req, &in); err != nil {
+		return nil, err
+	}
+	if err := c.checkChannel(ctx, in.Ch, ActionHistory); err != nil {
+		return nil, err
+	}
+	if KindOf(in.Ch) != KindUser {
+		c.subsMu.Lock()
+		member := c.subs[in.Ch] != nil
+		c.subsMu.Unlock()
+		if !member {
+			return nil, errNotMember
+		}
+	}
+	if in.Limit <= 0 || in.Limit > h.cfg.HistoryLimit {
+		in.Limit = h.cfg.HistoryLimit
+	}
+	res, err := h.broker.History(ctx, in.Ch, in.Since, in.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("realtime: history of %q: %w", in.Ch, err)
+	}
+	out := []byte(`{"pubs":[`)
+	n := 0
+	for i := range res.Publications {
+		p := &res.Publications[i]
+		var m message
+		if parseMessage(p.Data, &m) != nil || (m.hasFilter && !matchFilter(&m.filter, c.principal)) {
+			continue
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		if out, err = h.pushBody(out, p, &m); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	out = append(out, `],"offset":`...)
+	out = strconv.AppendUint(out, res.Position.Offset, 10)
+	epoch, _ := json.Marshal(res.Position.Epoch)
+	out = append(out, `,"epoch":`...)
+	out = append(out, epoch...)
+	out = append(out, '}')
+	return &protocol.Response{Payload: out}, nil
+}

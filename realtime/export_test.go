@@ -1,0 +1,25 @@
+package realtime
+
+import "time"
+
+// SetWriterIdle changes how long idle writer goroutines linger (tests).
+func SetWriterIdle(h *Hub, d time.Duration) { h.writerIdle = d }
+
+// WritersRunning counts the user's connections on h whose writer goroutine
+// is running.
+func WritersRunning(h *Hub, userKey int64) int {
+	us := h.userShard(userKey)
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	n := 0
+	if u := us.users[userKey]; u != nil {
+		for _, c := range u.conns {
+			c.wmu.Lock()
+			if c.wrunning {
+				n++
+			}
+			c.wmu.Unlock()
+		}
+	}
+	return n
+}

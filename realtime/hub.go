@@ -1,0 +1,673 @@
+package realtime
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
+)
+
+// Defaults for Config.
+const (
+	DefaultReadLimit          = 64 << 10
+	DefaultSendQueueLen       = 128
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultPingInterval       = 25 * time.Second
+	DefaultPongTimeout        = 10 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultSessionRefresh     = 5 * time.Minute
+	DefaultCommandTimeout     = 10 * time.Second
+	DefaultMaxChannels        = 64
+	DefaultShards             = 64
+	DefaultMaxBatchBytes      = 32 << 10
+	DefaultHistorySize        = 100
+	DefaultHistoryTTL         = 10 * time.Minute
+	DefaultHistoryLimit       = 100
+	DefaultWorldPartitionSize = 500
+	DefaultMaxWorldPartitions = 1000
+	DefaultChatRate           = 2
+	DefaultChatBurst          = 10
+	DefaultCommandRate        = 50
+	DefaultCommandBurst       = 100
+	DefaultMaxMessageSize     = 1024
+	DefaultDeliveryQueueLen   = 1024
+)
+
+// Built-in commands the hub answers itself. Every other command goes to
+// Config.Handler.
+const (
+	// CmdSubscribe {"ch", "since":{"offset","epoch"}}: join a channel. The
+	// reply {"ch","offset","epoch"} names the channel joined ("world" gives
+	// a partition) and its position; then come the publications after
+	// since (when given), then live ones, with no gap and no duplicate.
+	// A since the history cannot fill fails with position_lost (not
+	// subscribed: reload, then subscribe without since).
+	CmdSubscribe = "rt.subscribe"
+	// CmdUnsubscribe {"ch"}: leave a channel.
+	CmdUnsubscribe = "rt.unsubscribe"
+	// CmdPublish {"ch","data"}: chat on a subscribed channel. Subscribers get
+	// the push "chat" with payload {"from":userKey,"data":data}. The reply
+	// is the publication's position {"offset","epoch"}.
+	CmdPublish = "rt.publish"
+	// CmdWhisper {"to":userKey,"data"}: a private message, delivered on
+	// any node as the push "whisper" {"from","data"} on the receiver's user
+	// channel.
+	CmdWhisper = "rt.whisper"
+	// CmdHistory {"ch","since","limit"}: the kept publications after since
+	// as a list of pushes, {"pubs":[...],"offset","epoch"}. Allowed on
+	// subscribed channels and the caller's own user channel.
+	CmdHistory = "rt.history"
+)
+
+// Push topics the hub writes.
+const (
+	TopicChat    = "chat"
+	TopicWhisper = "whisper"
+)
+
+// Config configures a Hub. The zero value works: every default is on its
+// field.
+type Config struct {
+	// Handler serves every command that is not a built-in rt.* command: the
+	// same chain as HTTP. The hub fills Request.Principal from the
+	// connection's session (and Request.Token with the connection's token
+	// when the envelope has none, so a chain that starts with
+	// session.Middleware authenticates as over HTTP). Nil: other commands
+	// answer unknown_command.
+	Handler protocol.Handler
+	// Broker carries publications between nodes. The hub Starts it (a
+	// broker serves one hub) and does not Close it: close it after
+	// Shutdown. Nil: a MemoryBroker the hub owns and closes (single node).
+	Broker Broker
+	// Codec configures the frame codec (XOR key, compression, limits); its
+	// Role is ignored (always RoleServer).
+	Codec protocol.Config
+	// RefusePlain refuses connections with mode=plain (HTTP 403 before the
+	// upgrade), for production configs that require XOR or authenticated
+	// frames. Default false: plain frames are accepted (development).
+	RefusePlain bool
+	// ReadLimit is the largest websocket message a client may send; a larger
+	// one closes the connection (websocket status 1009). Default 64 KiB.
+	ReadLimit int64
+	// SendQueueLen is how many messages (replies and pushes) may wait for a
+	// connection's writer. A connection whose queue is full is closed with
+	// slow_consumer, so it never slows the others. Default 128.
+	SendQueueLen int
+	// MaxBatchBytes is how many bytes of queued frames the writer puts in
+	// one websocket message at most (one frame alone may be larger).
+	// Default 32 KiB.
+	MaxBatchBytes int
+	// WriteTimeout bounds one websocket write; a client that does not take
+	// the bytes in time is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// PingInterval is how often the server pings an idle-or-not connection;
+	// PongTimeout how long it waits for the pong before closing it.
+	// Defaults 25 s and 10 s.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// SessionRefresh is how often each connection re-validates its session
+	// with Store.Get: that slides the session's TTL while the player is only
+	// connected (chatting, no HTTP requests) and closes the connection with
+	// the store's code when the session ended without an event (expired).
+	// Default 5 minutes; negative turns it off.
+	SessionRefresh time.Duration
+	// HandshakeTimeout bounds the token check and websocket upgrade.
+	// Default 10 s.
+	HandshakeTimeout time.Duration
+	// CommandTimeout bounds one command's handling. Default 10 s.
+	CommandTimeout time.Duration
+	// MaxChannels is how many channels one connection may subscribe to
+	// (its user channel not counted); more fail with bad_request. Default
+	// 64.
+	MaxChannels int
+	// Shards splits the channel → subscribers and user → connections maps
+	// (and their locks and delivery goroutines) by hash. Default 64.
+	Shards int
+	// DeliveryQueueLen is how many publications may wait for each shard's
+	// delivery goroutine; when full the broker's delivery waits. Default
+	// 1024.
+	DeliveryQueueLen int
+	// HistorySize and HistoryTTL are how publications are kept for
+	// resuming (PublishOptions); HistoryLimit is the most one subscribe or
+	// history call returns. Defaults 100, 10 minutes, 100. A negative
+	// HistorySize keeps none (live only).
+	HistorySize  int
+	HistoryTTL   time.Duration
+	HistoryLimit int
+	// WorldPartitionSize is how many members a world chat partition takes
+	// (counted per node) before "world" sends newcomers to the next; at most
+	// MaxWorldPartitions partitions. Defaults 500 and 1000.
+	WorldPartitionSize int
+	MaxWorldPartitions int
+	// ChatRate (per second) and ChatBurst limit each user's rt.publish and
+	// rt.whisper on this node (token bucket): over it the command answers
+	// rate_limited with retry_ms. Defaults 2/s and 10.
+	ChatRate  float64
+	ChatBurst int
+	// CommandRate (per second) and CommandBurst limit every frame a
+	// connection sends: over it the frame answers rate_limited; a client
+	// that keeps sending until it owes another CommandBurst frames is
+	// disconnected with rate_limited. Defaults 50/s and 100.
+	CommandRate  float64
+	CommandBurst int
+	// MaxMessageSize bounds a chat message's data (JSON bytes); larger ones
+	// answer too_large. Default 1 KiB.
+	MaxMessageSize int
+	// Authorize decides who may subscribe to, publish on or read the
+	// history of guild and custom channels (world, user and system channels
+	// follow fixed rules). Nil refuses guild and custom channels.
+	Authorize AuthorizeFunc
+	// Validate checks (and may rewrite) each chat message and whisper before
+	// it is published: an error is answered with its code (CodeOf).
+	// Nil: no check beyond MaxMessageSize.
+	Validate func(ctx context.Context, m *ChatMessage) error
+	// OriginPatterns are the browser origins allowed besides the request's
+	// own host (websocket.AcceptOptions). Native clients send no Origin.
+	OriginPatterns []string
+	// Logger receives connection and backend failures. Nil: silent.
+	Logger *slog.Logger
+	// Now is the server clock (push and reply times). Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) applyDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
+	def(&c.SendQueueLen, DefaultSendQueueLen)
+	def(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	defDur(&c.WriteTimeout, DefaultWriteTimeout)
+	defDur(&c.PingInterval, DefaultPingInterval)
+	defDur(&c.PongTimeout, DefaultPongTimeout)
+	defDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.SessionRefresh == 0 {
+		c.SessionRefresh = DefaultSessionRefresh
+	}
+	defDur(&c.CommandTimeout, DefaultCommandTimeout)
+	def(&c.MaxChannels, DefaultMaxChannels)
+	def(&c.Shards, DefaultShards)
+	def(&c.DeliveryQueueLen, DefaultDeliveryQueueLen)
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
+	if c.HistorySize < 0 {
+		c.HistorySize = 0
+	}
+	defDur(&c.HistoryTTL, DefaultHistoryTTL)
+	def(&c.HistoryLimit, DefaultHistoryLimit)
+	def(&c.WorldPartitionSize, DefaultWorldPartitionSize)
+	def(&c.MaxWorldPartitions, DefaultMaxWorldPartitions)
+	if c.ChatRate <= 0 {
+		c.ChatRate = DefaultChatRate
+	}
+	def(&c.ChatBurst, DefaultChatBurst)
+	if c.CommandRate <= 0 {
+		c.CommandRate = DefaultCommandRate
+	}
+	def(&c.CommandBurst, DefaultCommandBurst)
+	def(&c.MaxMessageSize, DefaultMaxMessageSize)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Hub is a realtime node: it accepts websocket connections (it is an
+// http.Handler), authenticates them with session tokens, runs their
+// commands and fans publications out to them. Several hubs share channels
+// through a Broker.
+//
+// Structure: channel → subscribers and user → connections maps are split
+// over Config.Shards shards by hash, each with its own lock and delivery
+// goroutine (a channel's publications are delivered in order by its shard).
+// A publication is turned into a push, marshalled and compressed once per
+// node (protocol.Codec.Prepare) and the same bytes are queued to every
+// subscriber; only XOR or sealing is done per connection, by its writer.
+type Hub struct {
+	cfg        Config
+	store      session.Store
+	broker     Broker
+	ownsBroker bool
+	codec      *protocol.Codec
+	log        *slog.Logger
+	seed       maphash.Seed
+	pubOpts    PublishOptions
+	writerIdle time.Duration
+
+	chans []*chanShard
+	users []*userShard
+	world worldPartitions
+
+	ctx        context.Context // ends at Shutdown: every connection's parent
+	cancel     context.CancelFunc
+	unsubEvent func()
+	shutting   atomic.Bool
+	connWG     sync.WaitGroup
+	shardWG    sync.WaitGroup
+
+	stats hubStats
+}
+
+type hubStats struct {
+	conns, published, delivered, slow atomic.Int64
+}
+
+// Stats are a hub's counters, for metrics.
+type Stats struct {
+	Connections int64 // open connections now
+	Published   int64 // publications delivered to this node by the broker
+	Delivered   int64 // pushes queued to connections
+	SlowClosed  int64 // connections closed with slow_consumer
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Connections: h.stats.conns.Load(),
+		Published:   h.stats.published.Load(),
+		Delivered:   h.stats.delivered.Load(),
+		SlowClosed:  h.stats.slow.Load(),
+	}
+}
+
+type chanShard struct {
+	subMu sync.Mutex // serializes membership changes (and broker subscribes)
+	mu    sync.RWMutex
+	chans map[string][]*sub // copy on write: fan-out iterates without the lock
+	in    chan Publication
+	body  []byte // the delivery goroutine's scratch
+}
+
+type userShard struct {
+	mu    sync.Mutex
+	users map[int64]*userState
+	ended map[string]time.Time // session ids ended recently (kick/revoke race at connect)
+}
+
+type userState struct {
+	conns []*conn
+	chat  tokenBucket
+}
+
+// NewHub returns a Hub that authenticates connections against store and
+// starts its delivery goroutines (and the broker). Shutdown stops them.
+func NewHub(store session.Store, cfg Config) (*Hub, error) {
+	if store == nil {
+		return nil, errors.New("realtime: NewHub: nil session store")
+	}
+	cfg.applyDefaults()
+	cc := cfg.Codec
+	cc.Role = protocol.RoleServer
+	codec, err := protocol.NewCodec(cc)
+	if err != nil {
+		return nil, fmt.Errorf("realtime: %w", err)
+	}
+	h := &Hub{cfg: cfg, store: store, broker: cfg.Broker, codec: codec, log: cfg.Logger, seed: maphash.MakeSeed(), writerIdle: defaultWriterIdle}
+	if cfg.HistorySize > 0 {
+		h.pubOpts = PublishOptions{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}
+	}
+	if h.broker == nil {
+		h.broker = NewMemoryBroker(MemoryBrokerConfig{})
+		h.ownsBroker = true
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.chans = make([]*chanShard, cfg.Shards)
+	h.users = make([]*userShard, cfg.Shards)
+	for i := range h.chans {
+		h.chans[i] = &chanShard{chans: make(map[string][]*sub), in: make(chan Publication, cfg.DeliveryQueueLen)}
+		h.users[i] = &userShard{users: make(map[int64]*userState), ended: make(map[string]time.Time)}
+	}
+	for _, s := range h.chans {
+		h.shardWG.Add(1)
+		go h.runShard(s)
+	}
+	if err := h.broker.Start(h.ctx, h.deliver); err != nil {
+		h.cancel()
+		h.shardWG.Wait()
+		return nil, fmt.Errorf("realtime: start broker: %w", err)
+	}
+	h.unsubEvent = store.Subscribe(h.onSessionEvent)
+	return h, nil
+}
+
+func (h *Hub) chanShard(channel string) *chanShard {
+	return h.chans[maphash.String(h.seed, channel)%uint64(len(h.chans))]
+}
+
+func (h *Hub) userShard(userKey int64) *userShard {
+	u := uint64(userKey)
+	return h.users[(u^u>>17)%uint64(len(h.users))]
+}
+
+// deliver is the broker's callback: it queues the publication to its
+// channel's shard (waiting when that queue is full).
+func (h *Hub) deliver(p Publication) {
+	s := h.chanShard(p.Channel)
+	select {
+	case s.in <- p:
+	case <-h.ctx.Done():
+	}
+}
+
+func (h *Hub) runShard(s *chanShard) {
+	defer h.shardWG.Done()
+	for {
+		select {
+		case p := <-s.in:
+			h.fanout(s, p)
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
+// fanout delivers one publication to this node's subscribers: one push
+// body, one prepared (compressed) frame, shared by all.
+func (h *Hub) fanout(s *chanShard, p Publication) {
+	h.stats.published.Add(1)
+	s.mu.RLock()
+	subs := s.chans[p.Channel]
+	s.mu.RUnlock()
+	if len(subs) == 0 {
+		return
+	}
+	var m message
+	if err := parseMessage(p.Data, &m); err != nil {
+		h.log.Warn("realtime: dropped a malformed broker message", "ch", p.Channel, "err", err)
+		return
+	}
+	var prep protocol.Prepared
+	var err error
+	s.body, err = h.pushBody(s.body[:0], &p, &m)
+	if err == nil {
+		err = h.codec.PrepareInto(&prep, s.body)
+	}
+	if err != nil {
+		h.log.Warn("realtime: cannot encode a push", "ch", p.Channel, "err", err)
+		return
+	}
+	out := outMsg{prep: &prep, offset: p.Offset, epoch: p.Epoch}
+	for _, sb := range subs {
+		if m.hasFilter && !matchFilter(&m.filter, sb.c.principal) {
+			continue
+		}
+		sb.deliver(out)
+	}
+}
+
+// pushBody appends the protocol.Push JSON of a publication.
+func (h *Hub) pushBody(dst []byte, p *Publication, m *message) ([]byte, error) {
+	push := protocol.Push{Topic: string(m.topic), Channel: p.Channel, ID: p.Offset, ServerTime: m.stime, Payload: m.payload}
+	if p.Offset == 1 {
+		push.Epoch = p.Epoch
+	}
+	if len(push.Payload) > 0 && !json.Valid(push.Payload) {
+		return dst, errMessage
+	}
+	return protocol.AppendPush(dst, &push), nil
+}
+
+// Publish publishes a server push on channel, to its subscribers on every
+// node: they get a protocol.Push with topic, the channel, the publication's
+// offset as id, and payload (JSON; nil for none). It returns the channel's
+// position after it.
+func (h *Hub) Publish(ctx context.Context, channel, topic string, payload json.RawMessage) (StreamPosition, error) {
+	return h.publish(ctx, channel, topic, nil, payload)
+}
+
+// PushUser sends a push to every connection of one user, on any node,
+// through the user's channel (UserChannel).
+func (h *Hub) PushUser(ctx context.Context, userKey int64, topic string, payload json.RawMessage) error {
+	_, err := h.publish(ctx, UserChannel(userKey), topic, nil, payload)
+	return err
+}
+
+// Broadcast sends a push on the system channel to every connection that
+// subscribed to it, on every node, whose session matches f (the zero Filter
+// matches all): notices, events, maintenance announcements.
+func (h *Hub) Broadcast(ctx context.Context, f Filter, topic string, payload json.RawMessage) (StreamPosition, error) {
+	return h.publish(ctx, ChannelSystem, topic, &f, payload)
+}
+
+func (h *Hub) publish(ctx context.Context, channel, topic string, f *Filter, payload json.RawMessage) (StreamPosition, error) {
+	if !validChannel(channel) {
+		return StreamPosition{}, fmt.Errorf("realtime: publish: invalid channel name %q", channel)
+	}
+	if len(payload) > 0 && !json.Valid(payload) {
+		return StreamPosition{}, fmt.Errorf("realtime: publish on %q: payload is not valid JSON", channel)
+	}
+	size := 10 + 2*binary.MaxVarintLen16 + len(topic) + len(payload)
+	if f != nil {
+		size += 4*binary.MaxVarintLen16 + len(f.ClientVersion) + len(f.Country) + len(f.Language) + len(f.Platform)
+	}
+	data := appendMessage(make([]byte, 0, size), h.cfg.Now().UnixMilli(), topic, f, payload)
+	pos, err := h.broker.Publish(ctx, channel, data, h.pubOpts)
+	if err != nil {
+		return pos, fmt.Errorf("realtime: publish on %q: %w", channel, err)
+	}
+	return pos, nil
+}
+
+// onSessionEvent closes the connections of a kicked or revoked session.
+func (h *Hub) onSessionEvent(ev session.Event) {
+	code := protocol.CodeSessionRevoked
+	if ev.Kind == session.EventKicked {
+		code = protocol.CodeKicked
+	}
+	us := h.userShard(ev.UserKey)
+	us.mu.Lock()
+	now := time.Now()
+	if len(us.ended) > 1000 {
+		for id, t := range us.ended {
+			if now.Sub(t) > time.Minute {
+				delete(us.ended, id)
+			}
+		}
+	}
+	us.ended[ev.SessionID] = now
+	var victims []*conn
+	if u := us.users[ev.UserKey]; u != nil {
+		for _, c := range u.conns {
+			if c.sess.ID == ev.SessionID {
+				victims = append(victims, c)
+			}
+		}
+	}
+	us.mu.Unlock()
+	for _, c := range victims {
+		c.close(code, code.String())
+	}
+}
+
+// ServeHTTP upgrades the request to a websocket connection after checking
+// its session token (query parameter "token" or "Authorization: Bearer").
+// The query parameter "mode" (plain, xor, authenticated; default plain)
+// chooses how the connection's frames are protected, both ways. A missing
+// or refused token answers HTTP 401 (403 for kicked or revoked sessions)
+// before the upgrade, with the result code name as the body.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.shutting.Load() {
+		http.Error(w, protocol.CodeGoingAway.String(), http.StatusServiceUnavailable)
+		return
+	}
+	h.connWG.Add(1)
+	defer h.connWG.Done()
+	if h.shutting.Load() { // Shutdown may have started waiting before Add
+		http.Error(w, protocol.CodeGoingAway.String(), http.StatusServiceUnavailable)
+		return
+	}
+	token := r.URL.Query().Get("token")
+	if a := r.Header.Get("Authorization"); token == "" && len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		token = a[7:]
+	}
+	mode, ok := parseMode(r.URL.Query().Get("mode"))
+	switch {
+	case !ok:
+		http.Error(w, protocol.CodeBadRequest.String()+": unknown mode", http.StatusBadRequest)
+		return
+	case mode == protocol.ModeXOR && h.cfg.Codec.XORKey == nil:
+		http.Error(w, protocol.CodeBadRequest.String()+": xor mode not configured", http.StatusBadRequest)
+		return
+	case mode == protocol.ModePlain && h.cfg.RefusePlain:
+		http.Error(w, protocol.CodeForbidden.String()+": plain frames refused", http.StatusForbidden)
+		return
+	case token == "" || len(token) > protocol.MaxTokenLen:
+		http.Error(w, protocol.CodeUnauthorized.String(), http.StatusUnauthorized)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.HandshakeTimeout)
+	sess, err := h.store.Get(ctx, token)
+	cancel()
+	if err != nil {
+		code := protocol.CodeOf(err)
+		status := http.StatusUnauthorized
+		switch code {
+		case protocol.CodeKicked, protocol.CodeSessionRevoked:
+			status = http.StatusForbidden
+		case protocol.CodeUnavailable, protocol.CodeTimeout, protocol.CodeInternal:
+			status = http.StatusServiceUnavailable
+		}
+		http.Error(w, code.String(), status)
+		return
+	}
+	c, err := h.newConn(sess, token, mode, r.RemoteAddr)
+	if err != nil {
+		http.Error(w, protocol.CodeOf(err).String(), http.StatusBadRequest)
+		return
+	}
+	c.serve(w, r)
+}
+
+func parseMode(s string) (protocol.Mode, bool) {
+	switch s {
+	case "", "plain":
+		return protocol.ModePlain, true
+	case "xor":
+		return protocol.ModeXOR, true
+	case "authenticated", "auth":
+		return protocol.ModeAuthenticated, true
+	}
+	return 0, false
+}
+
+// Shutdown stops accepting connections, closes every connection with
+// going_away (after its queued messages), waits for them until ctx ends
+// (then closes the rest at once), stops the delivery goroutines and, when
+// the hub created it, the broker.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if h.shutting.Swap(true) {
+		return errors.New("realtime: Shutdown called twice")
+	}
+	h.unsubEvent()
+	for _, us := range h.users {
+		us.mu.Lock()
+		var all []*conn
+		for _, u := range us.users {
+			all = append(all, u.conns...)
+		}
+		us.mu.Unlock()
+		for _, c := range all {
+			c.close(protocol.CodeGoingAway, "going_away")
+		}
+	}
+	done := make(chan struct{})
+	go func() { h.connWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		h.cancel() // every connection's context: their reads and writes end now
+		<-done
+	}
+	h.cancel()
+	h.shardWG.Wait()
+	if h.ownsBroker {
+		h.broker.Close()
+	}
+	return err
+}
+
+// subscribe adds sb to its channel on this node, subscribing the node on
+// the broker for the channel's first subscriber.
+func (h *Hub) addSub(ctx context.Context, sb *sub) error {
+	s := h.chanShard(sb.channel)
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	old := s.chans[sb.channel] // only subMu holders write the map
+	if len(old) == 0 {
+		if err := h.broker.Subscribe(ctx, sb.channel); err != nil {
+			return fmt.Errorf("realtime: subscribe %q: %w", sb.channel, err)
+		}
+	}
+	next := make([]*sub, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, sb)
+	s.mu.Lock()
+	s.chans[sb.channel] = next
+	s.mu.Unlock()
+	if KindOf(sb.channel) == KindWorld {
+		h.world.add(sb.channel, 1)
+	}
+	return nil
+}
+
+func (h *Hub) removeSub(sb *sub) {
+	s := h.chanShard(sb.channel)
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	old := s.chans[sb.channel]
+	i := -1
+	for j, x := range old {
+		if x == sb {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return
+	}
+	if KindOf(sb.channel) == KindWorld {
+		h.world.add(sb.channel, -1)
+	}
+	if len(old) == 1 {
+		s.mu.Lock()
+		delete(s.chans, sb.channel)
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommandTimeout)
+		if err := h.broker.Unsubscribe(ctx, sb.channel); err != nil {
+			h.log.Warn("realtime: broker unsubscribe failed", "ch", sb.channel, "err", err)
+		}
+		cancel()
+		return
+	}
+	next := make([]*sub, 0, len(old)-1)
+	next = append(next, old[:i]...)
+	next = append(next, old[i+1:]...)
+	s.mu.Lock()
+	s.chans[sb.channel] = next
+	s.mu.Unlock()
+}

@@ -1,0 +1,169 @@
+package realtime_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/realtime"
+	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/session"
+)
+
+// childEnv makes the test binary run as the hub process of
+// BenchmarkIdleConnMemory instead of running tests.
+const childEnv = "MADANG_RT_BENCH_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		if err := runBenchServer(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runBenchServer serves a hub on a loopback port (printed on stdout), a
+// login endpoint for the parent's clients, and its own memory figures; it
+// exits when stdin closes.
+func runBenchServer() error {
+	store := session.NewMemoryStore(session.Config{})
+	hub, err := realtime.NewHub(store, realtime.Config{})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", hub)
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		u, _ := strconv.ParseInt(r.URL.Query().Get("user"), 10, 64)
+		s, err := store.Create(r.Context(), session.NewSession{UserKey: u})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, s.Token)
+	})
+	mux.HandleFunc("GET /mem", func(w http.ResponseWriter, r *http.Request) {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		json.NewEncoder(w).Encode(map[string]uint64{
+			"heap": ms.HeapInuse, "stack": ms.StackInuse, "sys": ms.Sys,
+			"goroutines": uint64(runtime.NumGoroutine()), "conns": uint64(hub.Stats().Connections),
+		})
+	})
+	mux.HandleFunc("GET /heapprofile", func(w http.ResponseWriter, r *http.Request) {
+		runtime.GC()
+		pprof.Lookup("heap").WriteTo(w, 0)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	fmt.Println(ln.Addr().String())
+	io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hub.Shutdown(ctx)
+	return srv.Shutdown(ctx)
+}
+
+// BenchmarkIdleConnMemory measures the hub process's memory per idle
+// websocket connection: the hub runs in a child process (this test binary
+// re-executed), the parent opens 2,000 connections on loopback, and the
+// child reports heap and stack in use (after GC) before and after. Each
+// connection is authenticated and subscribed to its user channel, nothing
+// else. b.N is ignored: one measurement per run.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const conns = 2000
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := "http://" + strings.TrimSpace(addr)
+	get := func(path string) []byte {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return body
+	}
+	mem := func() map[string]uint64 {
+		var m map[string]uint64
+		if err := json.Unmarshal(get("/mem"), &m); err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	before := mem()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	clients := make([]*realtimetest.Client, 0, conns)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := range conns {
+		token := string(get(fmt.Sprintf("/login?user=%d", i+1)))
+		c, err := realtimetest.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", token, &realtimetest.DialOptions{PushBuffer: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	after := mem()
+	if f := os.Getenv("MADANG_RT_HEAPPROFILE"); f != "" { // go tool pprof -sample_index=inuse_space f
+		if err := os.WriteFile(f, get("/heapprofile"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if after["conns"] != conns {
+		b.Fatalf("server holds %d connections, want %d", after["conns"], conns)
+	}
+	per := func(k string) float64 { return (float64(after[k]) - float64(before[k])) / conns }
+	b.ReportMetric(per("heap"), "heap-B/conn")
+	b.ReportMetric(per("stack"), "stack-B/conn")
+	b.ReportMetric(per("heap")+per("stack"), "B/conn")
+	b.ReportMetric(per("goroutines"), "goroutines/conn")
+}

@@ -1,0 +1,391 @@
+package realtimetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/coder/websocket"
+
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime"
+)
+
+// DialOptions configures a test Client. The zero value works: plain frames.
+type DialOptions struct {
+	// Mode protects frames both ways (the "mode" query parameter).
+	// ModeAuthenticated needs Keys (session.Session.Keys), ModeXOR needs
+	// Codec.XORKey. Default ModePlain.
+	Mode protocol.Mode
+	// Keys are the session's frame keys for ModeAuthenticated.
+	Keys *protocol.Keys
+	// Counter is the last frame counter the session accepted
+	// (session.Session.Counter); the client's frames count on from it.
+	Counter uint64
+	// Codec configures the frame codec (its Role is ignored).
+	Codec protocol.Config
+	// BearerHeader sends the token in an Authorization header instead of
+	// the query string.
+	BearerHeader bool
+	// PushBuffer is how many pushes may wait for Next. When it is full the
+	// client stops reading the socket (so a test can make a slow consumer).
+	// Default 10000.
+	PushBuffer int
+	// ReadLimit is the largest websocket message the client accepts.
+	// Default 4 MiB.
+	ReadLimit int64
+	// HTTPClient makes the handshake (its Transport dials the connection).
+	// Default http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Client is a websocket client of a realtime Hub for tests, bots and the
+// load tool: it numbers commands, matches replies, splits batched messages
+// into frames and queues pushes for Next. Safe for concurrent use.
+type Client struct {
+	ws    *websocket.Conn
+	codec *protocol.Codec
+	opts  DialOptions
+
+	mu      sync.Mutex // guards seq, counter and the order of writes
+	seq     uint64
+	counter uint64
+	pending map[uint64]chan *protocol.Response
+
+	pushes    chan *protocol.Push
+	unmatched chan *protocol.Response
+
+	done      chan struct{} // closed when the reader ends
+	closing   chan struct{} // closed by Close
+	readErr   error
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// Dial connects to the hub at rawURL (ws:// or http://) with a session
+// token. A refused handshake returns an error with the HTTP status and the
+// result code name the hub answered.
+func Dial(ctx context.Context, rawURL, token string, opts *DialOptions) (*Client, error) {
+	var o DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.PushBuffer <= 0 {
+		o.PushBuffer = 10000
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 4 << 20
+	}
+	cc := o.Codec
+	cc.Role = protocol.RoleClient
+	codec, err := protocol.NewCodec(cc)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	hdr := http.Header{}
+	if o.BearerHeader {
+		hdr.Set("Authorization", "Bearer "+token)
+	} else {
+		q.Set("token", token)
+	}
+	if o.Mode != protocol.ModePlain {
+		q.Set("mode", o.Mode.String())
+	}
+	u.RawQuery = q.Encode()
+	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: o.HTTPClient})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("realtimetest: dial: HTTP %d: %w", resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("realtimetest: dial: %w", err)
+	}
+	ws.SetReadLimit(o.ReadLimit)
+	c := &Client{
+		ws: ws, codec: codec, opts: o, counter: o.Counter,
+		pending:   make(map[uint64]chan *protocol.Response),
+		pushes:    make(chan *protocol.Push, o.PushBuffer),
+		unmatched: make(chan *protocol.Response, 100),
+		done:      make(chan struct{}),
+		closing:   make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer close(c.done)
+	for {
+		typ, msg, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		if typ != websocket.MessageBinary {
+			c.readErr = errors.New("realtimetest: text message from the server")
+			c.ws.CloseNow()
+			return
+		}
+		if err := c.handleMessage(msg); err != nil {
+			c.readErr = err
+			c.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// handleMessage decodes every frame of one websocket message.
+func (c *Client) handleMessage(msg []byte) error {
+	for len(msg) > 0 {
+		frame, rest, err := protocol.CutFrame(msg)
+		if err != nil {
+			return fmt.Errorf("realtimetest: split message: %w", err)
+		}
+		msg = rest
+		body, _, err := c.codec.Decode(frame, c.opts.Keys)
+		if err != nil {
+			return fmt.Errorf("realtimetest: decode frame: %w", err)
+		}
+		if protocol.IsPush(body) {
+			p := new(protocol.Push)
+			if err := json.Unmarshal(body, p); err != nil {
+				return fmt.Errorf("realtimetest: push: %w", err)
+			}
+			select {
+			case c.pushes <- p:
+			case <-c.closing:
+				return errors.New("realtimetest: closed")
+			}
+			continue
+		}
+		r := new(protocol.Response)
+		if err := protocol.DecodeResponse(body, r); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		ch := c.pending[r.Seq]
+		delete(c.pending, r.Seq)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- r
+			continue
+		}
+		select {
+		case c.unmatched <- r:
+		default:
+		}
+	}
+	return nil
+}
+
+// Call sends cmd with payload (marshalled; a json.RawMessage or []byte is
+// sent as is; nil for none) and waits for the reply, whatever its code.
+func (c *Client) Call(ctx context.Context, cmd string, payload any) (*protocol.Response, error) {
+	var raw json.RawMessage
+	switch p := payload.(type) {
+	case nil:
+	case json.RawMessage:
+		raw = p
+	case []byte:
+		raw = p
+	default:
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	}
+	reply := make(chan *protocol.Response, 1)
+	c.mu.Lock()
+	c.seq++
+	seq := c.seq
+	c.pending[seq] = reply
+	body := protocol.AppendRequest(nil, &protocol.Request{Command: cmd, Seq: seq, Payload: raw})
+	o := protocol.EncodeOptions{Mode: c.opts.Mode, Keys: c.opts.Keys}
+	if o.Mode == protocol.ModeAuthenticated {
+		c.counter++
+		o.Counter = c.counter
+	}
+	frame, err := c.codec.Encode(body, o)
+	if err == nil {
+		err = c.ws.Write(ctx, websocket.MessageBinary, frame)
+	}
+	if err != nil {
+		delete(c.pending, seq)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("realtimetest: send %s: %w", cmd, err)
+	}
+	c.mu.Unlock()
+	select {
+	case r := <-reply:
+		return r, nil
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	c.mu.Lock()
+	delete(c.pending, seq)
+	c.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("realtimetest: connection closed: %w", c.readErr)
+}
+
+// callOK is Call that turns a code other than CodeOK into an error.
+func (c *Client) callOK(ctx context.Context, cmd string, payload any) (*protocol.Response, error) {
+	r, err := c.Call(ctx, cmd, payload)
+	if err != nil {
+		return nil, err
+	}
+	if r.Code != protocol.CodeOK {
+		return r, &protocol.Error{Code: r.Code, Message: r.Message}
+	}
+	return r, nil
+}
+
+// Subscribed is the reply to Subscribe: the channel joined (a world
+// partition for "world") and its position.
+type Subscribed struct {
+	Channel  string
+	Position realtime.StreamPosition
+}
+
+// Subscribe joins a channel. With since, the publications after it come
+// first (as pushes), then live ones. A non-OK reply is a *protocol.Error.
+func (c *Client) Subscribe(ctx context.Context, channel string, since *realtime.StreamPosition) (Subscribed, error) {
+	in := map[string]any{"ch": channel}
+	if since != nil {
+		in["since"] = since
+	}
+	r, err := c.callOK(ctx, realtime.CmdSubscribe, in)
+	if err != nil {
+		return Subscribed{}, err
+	}
+	var out struct {
+		Ch     string `json:"ch"`
+		Offset uint64 `json:"offset"`
+		Epoch  string `json:"epoch"`
+	}
+	if err := json.Unmarshal(r.Payload, &out); err != nil {
+		return Subscribed{}, err
+	}
+	return Subscribed{Channel: out.Ch, Position: realtime.StreamPosition{Offset: out.Offset, Epoch: out.Epoch}}, nil
+}
+
+// Unsubscribe leaves a channel.
+func (c *Client) Unsubscribe(ctx context.Context, channel string) error {
+	_, err := c.callOK(ctx, realtime.CmdUnsubscribe, map[string]string{"ch": channel})
+	return err
+}
+
+// Publish sends a chat message (data marshalled) on a subscribed channel
+// and returns its position.
+func (c *Client) Publish(ctx context.Context, channel string, data any) (realtime.StreamPosition, error) {
+	d, err := json.Marshal(data)
+	if err != nil {
+		return realtime.StreamPosition{}, err
+	}
+	r, err := c.callOK(ctx, realtime.CmdPublish, map[string]any{"ch": channel, "data": json.RawMessage(d)})
+	if err != nil {
+		return realtime.StreamPosition{}, err
+	}
+	var pos realtime.StreamPosition
+	err = json.Unmarshal(r.Payload, &pos)
+	return pos, err
+}
+
+// Whisper sends a private message to a user, on whatever node they are.
+func (c *Client) Whisper(ctx context.Context, to int64, data any) error {
+	d, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = c.callOK(ctx, realtime.CmdWhisper, map[string]any{"to": to, "data": json.RawMessage(d)})
+	return err
+}
+
+// Next returns the next push, waiting until one arrives, ctx ends or the
+// connection is closed (then the error carries the close status; see
+// CloseCode).
+func (c *Client) Next(ctx context.Context) (*protocol.Push, error) {
+	select {
+	case p := <-c.pushes:
+		return p, nil
+	default:
+	}
+	select {
+	case p := <-c.pushes:
+		return p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		select {
+		case p := <-c.pushes:
+			return p, nil
+		default:
+		}
+		return nil, fmt.Errorf("realtimetest: connection closed: %w", c.readErr)
+	}
+}
+
+// Unmatched returns the next reply that answered no pending call (the hub
+// answers malformed frames with seq 0).
+func (c *Client) Unmatched(ctx context.Context) (*protocol.Response, error) {
+	select {
+	case r := <-c.unmatched:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		select {
+		case r := <-c.unmatched:
+			return r, nil
+		default:
+		}
+		return nil, fmt.Errorf("realtimetest: connection closed: %w", c.readErr)
+	}
+}
+
+// SendRaw writes msg as one binary websocket message, as is (for tests of
+// malformed input).
+func (c *Client) SendRaw(ctx context.Context, msg []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws.Write(ctx, websocket.MessageBinary, msg)
+}
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// CloseCode returns the result code the hub closed the connection with
+// (kicked, slow_consumer, going_away, ...), once Done is closed; false if it
+// is not closed or closed without one.
+func (c *Client) CloseCode() (protocol.Code, bool) {
+	select {
+	case <-c.done:
+	default:
+		return 0, false
+	}
+	return realtime.CodeOfClose(websocket.CloseStatus(c.readErr))
+}
+
+// Close closes the connection and waits for the client's goroutine.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		c.ws.Close(websocket.StatusNormalClosure, "")
+		c.ws.CloseNow()
+	})
+	c.wg.Wait()
+	return nil
+}
