@@ -206,6 +206,12 @@ func TestTwoHubsWhisperPushKick(t *testing.T) {
 	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
 	b2 := b1.Peer()
 	t.Cleanup(func() { b2.Close(); b1.Close() })
+	testTwoHubs(t, store, b1, b2)
+}
+
+// testTwoHubs checks that chat, whispers, pushes to a user, kicks and
+// revocations cross from one hub to another sharing store and brokers.
+func testTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker) {
 	n1 := startHub(t, store, realtime.Config{Broker: b1})
 	n2 := startHub(t, store, realtime.Config{Broker: b2})
 	ctx := ctxT(t)
