@@ -18,11 +18,15 @@
 // # Scenarios
 //
 // A Scenario is a name and one iteration's steps, each a command sent with
-// VU.Call, which records it. The unit scenarios are Login, Load, Purchase
-// and Time; Mix runs them in proportion to weights ("login=1,load=5,..."). A
-// scenario for another command (mail, dungeon) is a new type added to
-// Units. A chat scenario needs a realtime (websocket) client in VU beside
-// the protocol client; it is not there yet.
+// VU.Call (or VU.CallCheck, which also checks the answer), which records
+// it. The unit scenarios are Login (auth.guest), Load (player.load), Mail
+// (mail.list, mail.claim_all), Dungeon (dungeon.start, a pause for the play,
+// dungeon.finish with a report the anti-cheat rules accept), Rank (rank.top,
+// rank.me, rank.around), Purchase (shop.buy), IAP (shop.buy_iap with
+// development receipts) and Time (sys.time); Mix runs them in proportion to
+// weights (DefaultMix, "login=1,load=3,..."). A scenario for another command
+// is a new type added to Units. A chat scenario needs a realtime (websocket)
+// client in VU beside the protocol client; it is not there yet.
 //
 // # What is measured
 //

@@ -81,11 +81,15 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 // ErrorKind names an error for the error tables: the protocol result code's
 // name for an answer of the server ("unauthorized", "game_1001", ...),
 // "transport" or "http_<status>" for a lost reply, "timeout" when the
-// request's deadline passed, else "client".
+// request's deadline passed, "bad_answer" for an OK answer that the
+// scenario found wrong (AnswerError), else "client".
 func ErrorKind(err error) string {
 	var pe *protocol.Error
 	var te *protocol.TransportError
+	var ae *AnswerError
 	switch {
+	case errors.As(err, &ae):
+		return "bad_answer"
 	case errors.As(err, &pe):
 		return pe.Code.String()
 	case errors.As(err, &te):

@@ -367,6 +367,7 @@ func TestErrorKind(t *testing.T) {
 		&protocol.TransportError{Err: context.DeadlineExceeded}:                 "timeout",
 		context.DeadlineExceeded:                                                "timeout",
 		errors.New("decode"):                                                    "client",
+		&AnswerError{Command: "x", Err: errors.New("not granted")}:              "bad_answer",
 	} {
 		if got := ErrorKind(err); got != want {
 			t.Errorf("%v: %q, want %q", err, got, want)
