@@ -35,7 +35,7 @@ type cmdTotals struct {
 type window struct {
 	hist   Histogram // every command, errors included
 	errors uint64
-	cmds   map[string]uint64
+	cmds   map[string]*Histogram
 }
 
 // NewRecorder returns a Recorder whose second 0 starts at start.
@@ -65,11 +65,16 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 	}
 	w := r.windows[sec]
 	if w == nil {
-		w = &window{cmds: map[string]uint64{}}
+		w = &window{cmds: map[string]*Histogram{}}
 		r.windows[sec] = w
 	}
 	w.hist.RecordMicros(v)
-	w.cmds[cmd]++
+	h := w.cmds[cmd]
+	if h == nil {
+		h = new(Histogram)
+		w.cmds[cmd] = h
+	}
+	h.RecordMicros(v)
 	r.calls++
 	if err != nil {
 		t.errors[ErrorKind(err)]++
@@ -126,6 +131,9 @@ type Point struct {
 	MaxMs float64 `json:"max_ms"`
 	// Commands counts the calls per command.
 	Commands map[string]uint64 `json:"commands,omitempty"`
+	// CommandP99Ms is the p99 latency of each command's calls in this
+	// second, in milliseconds.
+	CommandP99Ms map[string]float64 `json:"command_p99_ms,omitempty"`
 }
 
 func ms(us uint64) float64 { return float64(us) / 1000 }
@@ -146,7 +154,12 @@ func (r *Recorder) Flush(upTo int) []Point {
 			p.P50Ms = ms(w.hist.QuantileMicros(0.50))
 			p.P99Ms = ms(w.hist.QuantileMicros(0.99))
 			p.MaxMs = ms(w.hist.max)
-			p.Commands = w.cmds
+			p.Commands = make(map[string]uint64, len(w.cmds))
+			p.CommandP99Ms = make(map[string]float64, len(w.cmds))
+			for cmd, h := range w.cmds {
+				p.Commands[cmd] = h.Count()
+				p.CommandP99Ms[cmd] = ms(h.QuantileMicros(0.99))
+			}
 			delete(r.windows, sec)
 		}
 		r.series = append(r.series, p)
