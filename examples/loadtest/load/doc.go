@@ -34,7 +34,7 @@
 // latency from the first send to the final answer (retries included) in a
 // Histogram: log buckets with 128 linear sub-buckets (values within 0.8 %),
 // giving p50, p95, p99 and the exact max. Per second: calls, errors, p50,
-// p99 and max. Optionally the server's resident memory, CPU and goroutines
+// p99 and max, and each command's calls and p99. Optionally the server's resident memory, CPU and goroutines
 // from its Prometheus endpoint (Config.MetricsURL), and its CPU time from
 // /proc (Config.ServerPID), apart from the generator's own (rusage).
 //
