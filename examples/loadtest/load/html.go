@@ -14,9 +14,8 @@ import (
 
 // WriteHTML writes r as a self-contained HTML page: the run's settings, the
 // summary table, charts of throughput, latency and each command's p99 per
-// second (and of the
-// server's memory, CPU and goroutines when sampled) as inline SVG, and the
-// errors by result code. It needs no network, no script and no other file;
+// second (and of the server's memory, CPU and goroutines when sampled) as
+// inline SVG, and the errors by result code. It needs no network, no script and no other file;
 // it is also well-formed XML, so tools can parse it.
 func WriteHTML(w io.Writer, r *Report) error {
 	v := htmlView{R: r, Generated: time.Now().UTC().Format(time.RFC3339)}
