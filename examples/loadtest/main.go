@@ -7,8 +7,13 @@
 // starts a game server inside the process and loads it with the mixed
 // scenario; without -inproc it loads the server at -url (loopback only,
 // unless -allow-remote). Every run is bounded by -duration and
-// -iterations. Run it with -h for the flags. The logic lives in package
-// load; this main only parses flags and writes the outputs.
+// -iterations. Run it with -h for the flags. For CI,
+//
+//	go run ./examples/loadtest -inproc -duration 10s -max-error-rate 0.01
+//
+// exits with status 1 when more than 1 % of the calls failed (or none
+// completed), after writing the summary and the reports. The logic lives
+// in package load; this main only parses flags and writes the outputs.
 package main
 
 import (

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,6 +65,7 @@ func TestRunRefusesRemoteAndUnbounded(t *testing.T) {
 	for _, args := range [][]string{
 		{"-duration", "0"}, {"-iterations", "0"}, {"-users", "0"}, {"-users", "-3"}, {"-duration", "25h"},
 		{"-think", "2s-1s"}, {"-think", "x"}, {"-scenario", "raid"}, {"-mix", "load=1,x=2"}, {"-mode", "plain"},
+		{"-max-error-rate", "1.5"}, {"-max-error-rate", "-0.1"}, {"-max-error-rate", "NaN"}, {"-max-error-rate", "x"},
 		{"extra"}, {"-h"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}); err == nil || errors.Is(err, load.ErrRemote) {
@@ -78,6 +81,73 @@ func TestParseThink(t *testing.T) {
 		lo, hi, err := parseThink(in)
 		if err != nil || lo != want[0] || hi != want[1] {
 			t.Errorf("%q: %v %v %v", in, lo, hi, err)
+		}
+	}
+}
+
+// closedURL returns an RPC URL on 127.0.0.1 where nothing listens.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/v1/rpc"
+}
+
+func TestMaxErrorRate(t *testing.T) {
+	// Within the limit: no error at all, limit 0.
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-inproc", "-quiet", "-scenario", "time", "-users", "2", "-iterations", "30", "-max-error-rate", "0"}, &out)
+	if err != nil || !strings.Contains(out.String(), "error rate 0 within -max-error-rate 0") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+
+	// Above it: every login fails (nothing listens); the reports are still
+	// written.
+	jsonFile := filepath.Join(t.TempDir(), "r.json")
+	url := closedURL(t)
+	out.Reset()
+	err = run(context.Background(), []string{"-url", url, "-quiet", "-users", "2", "-duration", "1s", "-attempts", "1", "-max-error-rate", "0.01", "-json", jsonFile}, &out)
+	if !errors.Is(err, errErrorRate) || !strings.Contains(err.Error(), "> 0.01") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if _, serr := os.Stat(jsonFile); serr != nil {
+		t.Fatalf("report not written: %v", serr)
+	}
+	// Not given: the same run succeeds (the summary shows the errors).
+	if err := run(context.Background(), []string{"-url", url, "-quiet", "-users", "2", "-duration", "1s", "-attempts", "1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The command exits with status 1 when the error rate is exceeded (run in
+// a child process: the test binary re-executed as the command).
+func TestMaxErrorRateExitStatus(t *testing.T) {
+	if os.Getenv("LOADTEST_RUN_MAIN") == "1" {
+		os.Args = append([]string{"loadtest"}, strings.Fields(os.Getenv("LOADTEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	for _, tc := range []struct {
+		limit string
+		code  int
+	}{{"0.01", 1}, {"1", 0}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMaxErrorRateExitStatus$")
+		cmd.Env = append(os.Environ(), "LOADTEST_RUN_MAIN=1",
+			"LOADTEST_ARGS=-url "+closedURL(t)+" -quiet -users 1 -duration 1s -attempts 1 -max-error-rate "+tc.limit)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code || (tc.code == 1 && !bytes.Contains(out, []byte("error rate above -max-error-rate"))) {
+			t.Errorf("limit %s: exit status %d, want %d:\n%s", tc.limit, code, tc.code, out)
 		}
 	}
 }

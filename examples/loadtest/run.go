@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +26,14 @@ type options struct {
 	jsonFile string
 	htmlFile string
 	quiet    bool
+	// maxErrRate, when checkErrRate, fails the run (exit status 1) when
+	// its errors over its calls exceed it.
+	maxErrRate   float64
+	checkErrRate bool
 }
+
+// errErrorRate is returned when a run's error rate exceeds -max-error-rate.
+var errErrorRate = errors.New("error rate above -max-error-rate")
 
 func parseArgs(args []string) (options, error) {
 	var o options
@@ -35,7 +44,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.cfg.URL, "url", "http://"+server.DefaultAddr+protocol.DefaultHTTPPath, "game server RPC endpoint")
 	fs.BoolVar(&o.inproc, "inproc", false, "start a game server in this process (temporary data dir, 127.0.0.1:0) and load it; generator and server then share the CPU")
 	fs.BoolVar(&o.cfg.AllowRemote, "allow-remote", false, "allow a target that is not loopback")
-	fs.StringVar(&scenario, "scenario", "mix", "mix, login, load, purchase or time")
+	fs.StringVar(&scenario, "scenario", "mix", "mix or a unit scenario: "+strings.Join(slices.Sorted(maps.Keys(load.Units())), ", "))
 	fs.StringVar(&mix, "mix", load.DefaultMix, "ratio of unit scenarios for -scenario mix")
 	fs.IntVar(&o.cfg.Users, "users", load.DefaultUsers, fmt.Sprintf("virtual users (at most %d)", load.MaxUsers))
 	fs.DurationVar(&o.cfg.RampUp, "ramp", 0, "spread the users' starts over this duration")
@@ -53,6 +62,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.jsonFile, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&o.htmlFile, "html", "", "write the report as a self-contained HTML page to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
+	fs.Float64Var(&o.maxErrRate, "max-error-rate", 0, "fail (exit status 1, after the reports are written) when failed calls over all calls exceed this fraction, such as 0.01, or when no call completed; not checked unless given")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder
@@ -64,6 +74,10 @@ func parseArgs(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) { o.checkErrRate = o.checkErrRate || f.Name == "max-error-rate" })
+	if o.checkErrRate && !(o.maxErrRate >= 0 && o.maxErrRate <= 1) {
+		return o, fmt.Errorf("-max-error-rate %v: want a fraction from 0 to 1", o.maxErrRate)
 	}
 	o.cfg.Iterations = iterations
 	o.cfg.Mode = load.Mode(mode)
@@ -153,6 +167,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if rep.StopReason == "interrupted" {
 		return ctx.Err()
 	}
+	return checkErrorRate(o, rep, stdout)
+}
+
+// checkErrorRate returns errErrorRate when -max-error-rate was given and
+// the run's error rate exceeds it, or no call completed.
+func checkErrorRate(o options, rep *load.Report, stdout io.Writer) error {
+	if !o.checkErrRate {
+		return nil
+	}
+	if rep.Total.Count == 0 {
+		return fmt.Errorf("%w: no call completed", errErrorRate)
+	}
+	rate := float64(rep.Total.Errors) / float64(rep.Total.Count)
+	if rate > o.maxErrRate {
+		return fmt.Errorf("%w: %d errors in %d calls (%.4g > %.4g)", errErrorRate, rep.Total.Errors, rep.Total.Count, rate, o.maxErrRate)
+	}
+	fmt.Fprintf(stdout, "error rate %.4g within -max-error-rate %.4g\n", rate, o.maxErrRate)
 	return nil
 }
 

@@ -18,11 +18,15 @@
 // # Scenarios
 //
 // A Scenario is a name and one iteration's steps, each a command sent with
-// VU.Call, which records it. The unit scenarios are Login, Load, Purchase
-// and Time; Mix runs them in proportion to weights ("login=1,load=5,..."). A
-// scenario for another command (mail, dungeon) is a new type added to
-// Units. A chat scenario needs a realtime (websocket) client in VU beside
-// the protocol client; it is not there yet.
+// VU.Call (or VU.CallCheck, which also checks the answer), which records
+// it. The unit scenarios are Login (auth.guest), Load (player.load), Mail
+// (mail.list, mail.claim_all), Dungeon (dungeon.start, a pause for the play,
+// dungeon.finish with a report the anti-cheat rules accept), Rank (rank.top,
+// rank.me, rank.around), Purchase (shop.buy), IAP (shop.buy_iap with
+// development receipts) and Time (sys.time); Mix runs them in proportion to
+// weights (DefaultMix, "login=1,load=3,..."). A scenario for another command
+// is a new type added to Units. A chat scenario needs a realtime (websocket)
+// client in VU beside the protocol client; it is not there yet.
 //
 // # What is measured
 //
@@ -30,7 +34,7 @@
 // latency from the first send to the final answer (retries included) in a
 // Histogram: log buckets with 128 linear sub-buckets (values within 0.8 %),
 // giving p50, p95, p99 and the exact max. Per second: calls, errors, p50,
-// p99 and max. Optionally the server's resident memory, CPU and goroutines
+// p99 and max, and each command's calls and p99. Optionally the server's resident memory, CPU and goroutines
 // from its Prometheus endpoint (Config.MetricsURL), and its CPU time from
 // /proc (Config.ServerPID), apart from the generator's own (rusage).
 //

@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -61,11 +62,18 @@ type engine struct {
 	rec    *Recorder
 	hc     *http.Client
 	start  time.Time
+	runID  string // random, unique per run: starts receipt ids
+	runCtx context.Context
 	stop   context.CancelCauseFunc
 	iters  atomic.Int64 // iterations started (claimed from the budget)
 	done   atomic.Int64 // iterations completed
 	active atomic.Int64 // users logged in and running
 }
+
+// ErrRunEnded is returned by a scenario whose iteration the end of the run
+// cut short (VU.Pause reported false): the iteration is not counted as
+// completed; its calls so far are recorded.
+var ErrRunEnded = errors.New("load: the run ended during the iteration")
 
 // errIterations is the cause of a run stopped by its iteration budget.
 var errIterations = fmt.Errorf("load: iteration limit reached")
@@ -92,7 +100,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
 	}
-	e := &engine{cfg: cfg, log: log, hc: hc}
+	e := &engine{cfg: cfg, log: log, hc: hc, runID: fmt.Sprintf("lt%016x", rand.Uint64())}
 
 	cpu0 := processCPU()
 	srv0 := serverCPU(cfg.ServerPID)
@@ -102,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stop(nil)
 	runCtx, cancelTimer := context.WithTimeout(runCtx, cfg.Duration)
 	defer cancelTimer()
-	e.stop = stop
+	e.stop, e.runCtx = stop, runCtx
 	log.Info("load: run starting", "target", cfg.URL, "scenario", cfg.Scenario.Name(), "users", cfg.Users, "duration", cfg.Duration, "iterations", cfg.Iterations)
 
 	var users sync.WaitGroup
@@ -194,11 +202,12 @@ func (e *engine) user(ctx, runCtx context.Context, id int) {
 			e.stop(errIterations)
 			return
 		}
-		if err := e.cfg.Scenario.Run(ctx, vu); err != nil {
-			e.log.Debug("load: iteration failed", "user", id, "err", err)
+		err := e.cfg.Scenario.Run(ctx, vu)
+		if ctx.Err() != nil || errors.Is(err, ErrRunEnded) {
+			return // not a completed iteration
 		}
-		if ctx.Err() != nil {
-			return
+		if err != nil {
+			e.log.Debug("load: iteration failed", "user", id, "err", err)
 		}
 		e.done.Add(1)
 		if e.cfg.ThinkMax > 0 {
@@ -244,10 +253,15 @@ type VU struct {
 	UserKey int64
 	// Gems is the player's last known gem balance, -1 when unknown.
 	Gems int64
+	// Stamina is the player's last known stamina, -1 when unknown.
+	Stamina int64
+	// Level is the player's last known level, 0 when unknown.
+	Level int
 
 	e        *engine
 	loggedIn bool
 	devices  int
+	receipts int
 }
 
 func (e *engine) newVU(id int) (*VU, error) {
@@ -260,7 +274,7 @@ func (e *engine) newVU(id int) (*VU, error) {
 	if err != nil {
 		return nil, err
 	}
-	vu := &VU{ID: id, Client: c, Rand: rand.New(rand.NewPCG(e.cfg.Seed, uint64(id))), Gems: -1, e: e}
+	vu := &VU{ID: id, Client: c, Rand: rand.New(rand.NewPCG(e.cfg.Seed, uint64(id))), Gems: -1, Stamina: -1, e: e}
 	vu.Device = fmt.Sprintf("%s%d", e.cfg.DevicePrefix, id)
 	return vu, nil
 }
@@ -271,6 +285,14 @@ func (e *engine) newVU(id int) (*VU, error) {
 // (unauthorized, expired, kicked, revoked) makes the user log in again
 // before its next iteration.
 func (vu *VU) Call(ctx context.Context, cmd string, in, out any) (*protocol.Response, error) {
+	return vu.CallCheck(ctx, cmd, in, out, nil)
+}
+
+// CallCheck is Call with a check of the answer: when the server answers
+// OK but check (run on the decoded out) returns an error, the call is
+// recorded as failed, of kind "bad_answer" (an *AnswerError), as a
+// server that answers OK with a wrong result has failed the call.
+func (vu *VU) CallCheck(ctx context.Context, cmd string, in, out any, check func() error) (*protocol.Response, error) {
 	cctx, cancel := context.WithTimeout(ctx, vu.e.cfg.RequestTimeout)
 	t0 := time.Now()
 	resp, err := vu.Client.Call(cctx, cmd, in, out)
@@ -278,6 +300,11 @@ func (vu *VU) Call(ctx context.Context, cmd string, in, out any) (*protocol.Resp
 	cancel()
 	if ctx.Err() != nil {
 		return resp, ctx.Err()
+	}
+	if err == nil && check != nil {
+		if cerr := check(); cerr != nil {
+			err = &AnswerError{Command: cmd, Err: cerr}
+		}
 	}
 	vu.e.rec.Record(cmd, end, end.Sub(t0), err, resp != nil && resp.Replay)
 	if err != nil {
@@ -287,6 +314,33 @@ func (vu *VU) Call(ctx context.Context, cmd string, in, out any) (*protocol.Resp
 		}
 	}
 	return resp, err
+}
+
+// AnswerError is a call the server answered OK with a result the scenario
+// found wrong (CallCheck). ErrorKind names it "bad_answer".
+type AnswerError struct {
+	Command string
+	Err     error
+}
+
+func (e *AnswerError) Error() string { return "load: " + e.Command + ": bad answer: " + e.Err.Error() }
+
+// Unwrap returns the check's error.
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// Pause waits d, as a player does between two calls (playing a dungeon,
+// reading a screen). It reports false, at once, when the run ends first:
+// the scenario should then return ErrRunEnded without further calls.
+func (vu *VU) Pause(d time.Duration) bool {
+	return sleep(vu.e.runCtx, d)
+}
+
+// ReceiptID returns a store transaction id that no other call of any run
+// has used: the run's random id, the user and a counter (letters, digits
+// and '-', at most 40 bytes, as development receipts want).
+func (vu *VU) ReceiptID() string {
+	vu.receipts++
+	return fmt.Sprintf("%s-%d-%d", vu.e.runID, vu.ID, vu.receipts)
 }
 
 // Login logs the user in as a guest with its device id (auth.guest, sent
@@ -313,7 +367,7 @@ func (vu *VU) Login(ctx context.Context) error {
 	vu.Client.SetSession(res.Token, keys)
 	vu.UserKey = res.UserKey
 	if res.NewUser {
-		vu.Gems = game.StartGems
+		vu.Gems, vu.Stamina, vu.Level = game.StartGems, game.StaminaMax, game.LevelOf(0)
 	}
 	vu.loggedIn = true
 	return nil
@@ -324,5 +378,5 @@ func (vu *VU) Login(ctx context.Context) error {
 func (vu *VU) NewIdentity() {
 	vu.devices++
 	vu.Device = fmt.Sprintf("%s%d.%d", vu.e.cfg.DevicePrefix, vu.ID, vu.devices)
-	vu.Gems = -1
+	vu.Gems, vu.Stamina, vu.Level = -1, -1, 0
 }

@@ -13,9 +13,9 @@ import (
 )
 
 // WriteHTML writes r as a self-contained HTML page: the run's settings, the
-// summary table, charts of throughput and latency per second (and of the
-// server's memory, CPU and goroutines when sampled) as inline SVG, and the
-// errors by result code. It needs no network, no script and no other file;
+// summary table, charts of throughput, latency and each command's p99 per
+// second (and of the server's memory, CPU and goroutines when sampled) as
+// inline SVG, and the errors by result code. It needs no network, no script and no other file;
 // it is also well-formed XML, so tools can parse it.
 func WriteHTML(w io.Writer, r *Report) error {
 	v := htmlView{R: r, Generated: time.Now().UTC().Format(time.RFC3339)}
@@ -40,6 +40,9 @@ func WriteHTML(w io.Writer, r *Report) error {
 			{ID: "p50", Name: "p50", Color: "#2ca02c", Y: p50},
 			{ID: "p99", Name: "p99", Color: "#ff7f0e", Y: p99},
 		}))
+	if len(r.Commands) > 0 {
+		v.Charts = append(v.Charts, commandChart(r))
+	}
 	if len(r.Samples) > 0 {
 		v.Charts = append(v.Charts, sampleCharts(r.Samples, r.ElapsedS)...)
 	}
@@ -61,6 +64,35 @@ type htmlView struct {
 type errRow struct {
 	Command, Code string
 	Count         uint64
+}
+
+// palette colours the per-command lines (cycled past its end).
+var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+	"#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#843c39"}
+
+// commandChart draws each command's p99 latency per second (series
+// "p99:<command>"); a second without calls of a command has no point for
+// it.
+func commandChart(r *Report) chart {
+	var xs []float64
+	var pts []Point
+	for _, p := range r.Series {
+		if p.SpanS >= 0.5 {
+			xs, pts = append(xs, float64(p.Second)+p.SpanS), append(pts, p)
+		}
+	}
+	var lines []line
+	for i, c := range r.Commands {
+		ys := make([]float64, len(pts))
+		for j, p := range pts {
+			ys[j] = math.NaN()
+			if v, ok := p.CommandP99Ms[c.Command]; ok && p.Commands[c.Command] > 0 {
+				ys[j] = v
+			}
+		}
+		lines = append(lines, line{ID: "p99:" + c.Command, Name: c.Command, Color: palette[i%len(palette)], Y: ys})
+	}
+	return newChart("p99 latency per command", "milliseconds", "s", r.ElapsedS, xs, lines)
 }
 
 // sampleCharts draws the server's memory, CPU and goroutines over time.
@@ -129,6 +161,8 @@ type dot struct{ X, Y float64 }
 // of a page share their scale).
 func newChart(title, ylabel, xunit string, xmin float64, xs []float64, lines []line) chart {
 	c := chart{Title: title, YLabel: ylabel, W: 860, H: 280, L: 64, T: 34}
+	// Room for the legend: one row of 20 px per line.
+	c.H = max(c.H, int(c.T)+8+20*len(lines)+10)
 	c.PW, c.PH = float64(c.W)-c.L-150, float64(c.H)-c.T-46
 	c.R, c.B = c.L+c.PW, c.T+c.PH
 	c.XLabelX, c.XLabelY = c.L+c.PW/2, float64(c.H)-6

@@ -35,7 +35,7 @@ type cmdTotals struct {
 type window struct {
 	hist   Histogram // every command, errors included
 	errors uint64
-	cmds   map[string]uint64
+	cmds   map[string]*Histogram
 }
 
 // NewRecorder returns a Recorder whose second 0 starts at start.
@@ -65,11 +65,16 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 	}
 	w := r.windows[sec]
 	if w == nil {
-		w = &window{cmds: map[string]uint64{}}
+		w = &window{cmds: map[string]*Histogram{}}
 		r.windows[sec] = w
 	}
 	w.hist.RecordMicros(v)
-	w.cmds[cmd]++
+	h := w.cmds[cmd]
+	if h == nil {
+		h = new(Histogram)
+		w.cmds[cmd] = h
+	}
+	h.RecordMicros(v)
 	r.calls++
 	if err != nil {
 		t.errors[ErrorKind(err)]++
@@ -81,11 +86,15 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 // ErrorKind names an error for the error tables: the protocol result code's
 // name for an answer of the server ("unauthorized", "game_1001", ...),
 // "transport" or "http_<status>" for a lost reply, "timeout" when the
-// request's deadline passed, else "client".
+// request's deadline passed, "bad_answer" for an OK answer that the
+// scenario found wrong (AnswerError), else "client".
 func ErrorKind(err error) string {
 	var pe *protocol.Error
 	var te *protocol.TransportError
+	var ae *AnswerError
 	switch {
+	case errors.As(err, &ae):
+		return "bad_answer"
 	case errors.As(err, &pe):
 		return pe.Code.String()
 	case errors.As(err, &te):
@@ -122,6 +131,9 @@ type Point struct {
 	MaxMs float64 `json:"max_ms"`
 	// Commands counts the calls per command.
 	Commands map[string]uint64 `json:"commands,omitempty"`
+	// CommandP99Ms is the p99 latency of each command's calls in this
+	// second, in milliseconds.
+	CommandP99Ms map[string]float64 `json:"command_p99_ms,omitempty"`
 }
 
 func ms(us uint64) float64 { return float64(us) / 1000 }
@@ -142,7 +154,12 @@ func (r *Recorder) Flush(upTo int) []Point {
 			p.P50Ms = ms(w.hist.QuantileMicros(0.50))
 			p.P99Ms = ms(w.hist.QuantileMicros(0.99))
 			p.MaxMs = ms(w.hist.max)
-			p.Commands = w.cmds
+			p.Commands = make(map[string]uint64, len(w.cmds))
+			p.CommandP99Ms = make(map[string]float64, len(w.cmds))
+			for cmd, h := range w.cmds {
+				p.Commands[cmd] = h.Count()
+				p.CommandP99Ms[cmd] = ms(h.QuantileMicros(0.99))
+			}
 			delete(r.windows, sec)
 		}
 		r.series = append(r.series, p)

@@ -86,6 +86,12 @@ func checkConsistent(t *testing.T, rep *Report) {
 		for cmd, n := range p.Commands {
 			sum += n
 			perCmd[cmd] += n
+			if p99, ok := p.CommandP99Ms[cmd]; !ok || p99 <= 0 || p99 > p.MaxMs {
+				t.Errorf("second %d: %s p99 %v (%v), max of the second %v", i, cmd, p99, ok, p.MaxMs)
+			}
+		}
+		if len(p.CommandP99Ms) != len(p.Commands) {
+			t.Errorf("second %d: p99 of %d commands, counts of %d", i, len(p.CommandP99Ms), len(p.Commands))
 		}
 		if sum != p.Requests {
 			t.Errorf("second %d: %d requests, %d by command", i, p.Requests, sum)
@@ -174,7 +180,20 @@ func TestRunMixAgainstGameServer(t *testing.T) {
 			t.Errorf("series %s has %d points, want %d", id, series[id], charted)
 		}
 	}
-	for _, want := range []string{"<svg", game.CmdShopBuy, "Throughput", "Latency"} {
+	// One p99 line per command, with a point for each charted second in
+	// which the command ran.
+	for _, c := range rep.Commands {
+		want := 0
+		for _, p := range rep.Series {
+			if p.SpanS >= 0.5 && p.Commands[c.Command] > 0 {
+				want++
+			}
+		}
+		if got, ok := series["p99:"+c.Command]; !ok || got != want || want == 0 {
+			t.Errorf("series p99:%s has %d points (%v), want %d", c.Command, got, ok, want)
+		}
+	}
+	for _, want := range []string{"<svg", game.CmdShopBuy, "Throughput", "Latency", "p99 latency per command"} {
 		if !bytes.Contains(page.Bytes(), []byte(want)) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -367,6 +386,7 @@ func TestErrorKind(t *testing.T) {
 		&protocol.TransportError{Err: context.DeadlineExceeded}:                 "timeout",
 		context.DeadlineExceeded:                                                "timeout",
 		errors.New("decode"):                                                    "client",
+		&AnswerError{Command: "x", Err: errors.New("not granted")}:              "bad_answer",
 	} {
 		if got := ErrorKind(err); got != want {
 			t.Errorf("%v: %q, want %q", err, got, want)

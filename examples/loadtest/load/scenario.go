@@ -16,8 +16,8 @@ import (
 // iteration is a few steps, each one command sent through VU.Call, which
 // records its latency and outcome.
 //
-// A new scenario (mail, dungeon, ...) is a type with these two methods,
-// added to Units so that -scenario and -mix know its name.
+// A new scenario is a type with these two methods, added to Units so that
+// -scenario and -mix know its name.
 type Scenario interface {
 	// Name identifies the scenario in reports and in -mix.
 	Name() string
@@ -31,13 +31,21 @@ func Units() map[string]Scenario {
 	return map[string]Scenario{
 		"login":    Login{},
 		"load":     Load{},
+		"mail":     Mail{},
+		"dungeon":  Dungeon{},
+		"rank":     Rank{},
 		"purchase": Purchase{},
+		"iap":      IAP{},
 		"time":     Time{},
 	}
 }
 
-// DefaultMix is the combined scenario's default ratio.
-const DefaultMix = "login=1,load=5,purchase=2,time=2"
+// DefaultMix is the combined scenario's default ratio: roughly a player's
+// session, by iterations — an app start (login), the lobby (load), the
+// mailbox, dungeon runs, the ranking screen and a gem purchase. In-app
+// purchases (iap) are not in it: they need a server that accepts
+// development receipts.
+const DefaultMix = "login=1,load=3,mail=2,dungeon=3,rank=2,purchase=1"
 
 // ParseScenario returns the scenario called name: a unit scenario, or "mix"
 // for the combined scenario with the ratio mix (DefaultMix when empty).
@@ -147,7 +155,7 @@ func (Load) Run(ctx context.Context, vu *VU) error {
 	if _, err := vu.Call(ctx, game.CmdLoad, nil, &p); err != nil {
 		return err
 	}
-	vu.Gems = p.Gems
+	vu.Gems, vu.Stamina, vu.Level = p.Gems, p.Stamina.Current, p.Level
 	return nil
 }
 
