@@ -23,7 +23,9 @@
 //     {"data_version", "asset_version", "review_server_url",
 //     "directive_code", "close_at"}. data_version and asset_version are those
 //     of the client's version (its own entry, else the highest entry of its
-//     platform at or below it). A review build (an entry with review set,
+//     platform at or below it); with Config.DataVersion set (the game
+//     server: its gamedata.Catalog's client version mappings) data_version
+//     comes from there instead, the one source of data versions. A review build (an entry with review set,
 //     such as an iOS build in App Store review) gets review_server_url and
 //     should reconnect there; review builds skip the maintenance and
 //     minimum-version gates at login. directive_code DirectiveForceClose (1)

@@ -258,6 +258,13 @@ type Config struct {
 	LoginUser func(ctx context.Context, payload []byte) (userKey int64, ok bool, err error)
 	// Exempt lists commands never gated (a clock sync, a version check).
 	Exempt []string
+	// DataVersion, when set, is the one source of game-data versions: the
+	// login answer's data_version is DataVersion(client_version) for every
+	// login (the game server passes its gamedata.Catalog's mapping), and
+	// SetClientVersion refuses entries with a DataVersion (ErrInvalid), so
+	// operators map data versions in one place only. Nil: data_version is
+	// the client version entry's (ClientVersion.DataVersion).
+	DataVersion func(clientVersion string) string
 	// Registry, when set, checks the APK signature of logins from
 	// APKPlatforms against anticheat's registry: a mismatch (a repackaged
 	// APK) is recorded in Monitor's hack log and answered with
