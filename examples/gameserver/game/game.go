@@ -533,3 +533,36 @@ func (g *Game) Ledger(ctx context.Context, userKey int64) ([]LedgerEntry, error)
 	}
 	return out, rows.Err()
 }
+
+// MaxLedgerPage bounds RecentLedger's limit.
+const MaxLedgerPage = 1000
+
+// RecentLedger returns the user's newest ledger rows, newest first, at most
+// limit (1..MaxLedgerPage; out of range means MaxLedgerPage), for the
+// operators' ledger view.
+func (g *Game) RecentLedger(ctx context.Context, userKey int64, limit int) ([]LedgerEntry, error) {
+	if limit <= 0 || limit > MaxLedgerPage {
+		limit = MaxLedgerPage
+	}
+	db, err := g.cfg.Router.DB(ctx, userKey)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, user_key, currency, delta, balance_after, reason, request_id, at FROM ledger WHERE user_key = ? ORDER BY id DESC LIMIT ?", userKey, limit)
+	if err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+	}
+	defer rows.Close()
+	out := []LedgerEntry{}
+	for rows.Next() {
+		var e LedgerEntry
+		if err := rows.Scan(&e.ID, &e.UserKey, &e.Currency, &e.Delta, &e.BalanceAfter, &e.Reason, &e.RequestID, &e.At); err != nil {
+			return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+	}
+	return out, nil
+}
