@@ -124,6 +124,7 @@ type Policy struct {
 	Versions    []ClientVersion   `json:"client_versions"`
 	Maintenance Maintenance       `json:"maintenance"`
 	Users       []UserMaintenance `json:"-"` // per-user maintenance (see Manager.UserMaintenance)
+	Events      []Event           `json:"events"`
 
 	platforms map[string]platformRule
 	versions  map[string][]versionRule // by platform, ascending
@@ -575,6 +576,9 @@ func (m *Manager) load(ctx context.Context) (*Policy, error) {
 		p.Users = append(p.Users, u)
 	}
 	if err := closeRows(rows); err != nil {
+		return fail(err)
+	}
+	if err := m.loadEvents(ctx, tx, p); err != nil {
 		return fail(err)
 	}
 	if len(p.Users) > m.cfg.MaxUserMaintenance {
