@@ -46,6 +46,20 @@
 // polling stays on as the safety net for messages lost while a pub/sub
 // connection was down. The Manager that made a change uses it at once.
 //
+// # Events
+//
+// Events (SetEvent, DeleteEvent, Events, ActiveEvents) are a login bonus
+// (gold, gems and items, mailed once per day), a dungeon buff (+gold_pct,
+// +exp_pct percent) or a shop sale (discount_pct off some shop items or
+// all), each in a window whose start and end are wall-clock times
+// ("2026-12-24T00:00:00") in an explicit IANA time zone (time.LoadLocation:
+// "Asia/Seoul", "America/New_York", "UTC"), so "midnight in Seoul" means
+// what it says whatever the server's zone; the end is exclusive. Each may be
+// targeted by country, language, platform (lists; empty means all) and a
+// client version range (inclusive). They live in liveops_events (JSON
+// rows, migration 0002) and reach every server like the rest of the
+// policy. Applying them is the game's (package game, Config.Events).
+//
 // # Activity
 //
 // The middleware records each user's last request in memory (Config.ActiveWindow,

@@ -33,6 +33,14 @@
 //	PUT    /v1/blocks/{user}            {"duration" (Go duration, "" = permanent), "reason"}; ends the user's sessions
 //	DELETE /v1/blocks/{user}
 //	GET    /v1/stats                    {"ccu", "dau", "nru", "day", ...}
+//	GET    /v1/events                   [liveops.Event ...] (every event, running or not)
+//	PUT    /v1/events/{id}              liveops.Event without "id": {"kind" ("login_bonus", "dungeon_buff",
+//	                                     "shop_sale"), "title", "body", "time_zone" (IANA, e.g. "Asia/Seoul"),
+//	                                     "start", "end" ("2026-12-24T00:00:00", wall clock in time_zone),
+//	                                     "countries", "languages", "platforms", "min_client_version",
+//	                                     "max_client_version", "gold", "gems", "items", "gold_pct", "exp_pct",
+//	                                     "discount_pct", "shop_items"}
+//	DELETE /v1/events/{id}
 //	POST   /v1/mail                     {"user_keys": [≤100], "key", "title", "body", "gold", "gems",
 //	                                     "items": [{"item_id", "count"}], "expires" (RFC 3339, optional)}
 //	                                    → {"sent": [{"user_key", "mail_id"}], "failed": [{"user_key", "error"}]}
@@ -170,6 +178,9 @@ func New(cfg Config) (*Handler, error) {
 	auth("PUT /v1/blocks/{user}", h.putBlock)
 	auth("DELETE /v1/blocks/{user}", h.deleteBlock)
 	auth("GET /v1/stats", h.stats)
+	auth("GET /v1/events", h.listEvents)
+	auth("PUT /v1/events/{id}", h.putEvent)
+	auth("DELETE /v1/events/{id}", h.deleteEvent)
 	if cfg.Game != nil {
 		auth("POST /v1/mail", h.sendMail)
 		auth("POST /v1/mail/recall", h.recallMail)
@@ -477,6 +488,26 @@ func (h *Handler) deleteBlock(_ http.ResponseWriter, r *http.Request) (any, erro
 		return nil, err
 	}
 	return nil, h.cfg.Monitor.Unblock(r.Context(), u)
+}
+
+func (h *Handler) listEvents(_ http.ResponseWriter, _ *http.Request) (any, error) {
+	return nonNil(h.cfg.LiveOps.Events()), nil
+}
+
+func (h *Handler) putEvent(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var e liveops.Event
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	if e.ID != "" && e.ID != r.PathValue("id") {
+		return nil, badRequest("id in the body differs from the path's")
+	}
+	e.ID = r.PathValue("id")
+	return nil, h.cfg.LiveOps.SetEvent(r.Context(), e)
+}
+
+func (h *Handler) deleteEvent(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, h.cfg.LiveOps.DeleteEvent(r.Context(), r.PathValue("id"))
 }
 
 func (h *Handler) stats(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -214,6 +214,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Monitor:    s.guard.Monitor(),
 		Data:       game.FromCatalog(s.catalog),
 		IAP:        iap,
+		Events:     s.boosts,
 	}); err != nil {
 		return nil, err
 	}
@@ -338,6 +339,38 @@ func (s *Server) openGameData(ctx context.Context) error {
 		}()
 	}
 	return nil
+}
+
+// boosts turns the live-ops events running for t into the game's Boosts:
+// a login bonus is a mail keyed by the event and the day in the event's
+// time zone (once per day per user), buffs add up, the best sale wins.
+func (s *Server) boosts(t game.EventTarget, now time.Time) game.Boosts {
+	var b game.Boosts
+	for _, e := range s.liveops.ActiveEvents(liveops.Target(t), now) {
+		switch e.Kind {
+		case liveops.EventLoginBonus:
+			m := game.Mail{Key: "event:" + e.ID + ":" + e.Day(now), Title: e.Title, Body: e.Body, Gold: e.Gold, Gems: e.Gems}
+			for _, it := range e.Items {
+				m.Items = append(m.Items, game.ItemCount{ItemID: it.ItemID, Count: it.Count})
+			}
+			b.LoginBonuses = append(b.LoginBonuses, m)
+		case liveops.EventDungeonBuff:
+			b.GoldPct += e.GoldPct
+			b.ExpPct += e.ExpPct
+		case liveops.EventShopSale:
+			if b.Sales == nil {
+				b.Sales = map[string]int64{}
+			}
+			items := e.ShopItems
+			if len(items) == 0 {
+				items = []string{"*"}
+			}
+			for _, id := range items {
+				b.Sales[id] = max(b.Sales[id], e.DiscountPct)
+			}
+		}
+	}
+	return b
 }
 
 // iapConfig configures shop.buy_iap: Config.IAPVerifier, else the dev
