@@ -155,6 +155,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = DefaultAdminAddr
 	}
+	if cfg.GameDataDir != "" { // fail before touching any database
+		if st, err := os.Stat(cfg.GameDataDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("game data directory %q: not a readable directory (%v)", cfg.GameDataDir, err)
+		}
+	}
 	s := &Server{cfg: cfg, log: log, mux: protocol.NewMux(), http: http.NewServeMux(), now: time.Now}
 	defer func() {
 		if err != nil {
@@ -305,9 +310,6 @@ func (s *Server) openSessions(ctx context.Context) error {
 func (s *Server) openGameData(ctx context.Context) error {
 	src, initial := gamedata.Default(), "1"
 	if s.cfg.GameDataDir != "" {
-		if st, err := os.Stat(s.cfg.GameDataDir); err != nil || !st.IsDir() {
-			return fmt.Errorf("game data directory %q: not a readable directory (%v)", s.cfg.GameDataDir, err)
-		}
 		src, initial = os.DirFS(s.cfg.GameDataDir), ""
 	}
 	cat, err := gamedata.Open(ctx, src, gamedata.Config{
