@@ -2,6 +2,7 @@ package liveops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -132,4 +133,37 @@ func TestEventValidation(t *testing.T) {
 	if err := m.DeleteEvent(context.Background(), ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("delete of an empty id: %v", err)
 	}
+}
+
+// FuzzEvent: any JSON an operator sends as an event is either refused
+// with ErrInvalid or gives a sane event (a window of positive length,
+// Applies and Day without panics).
+func FuzzEvent(f *testing.F) {
+	for _, seed := range []string{
+		`{"id":"a","kind":"shop_sale","title":"t","time_zone":"Asia/Seoul","start":"2026-12-01T00:00:00","end":"2026-12-02T00:00:00","discount_pct":10}`,
+		`{"id":"b","kind":"login_bonus","title":"t","time_zone":"UTC","start":"2026-03-29T01:30:00","end":"2026-03-29T02:30:00","gems":1,"items":[{"item_id":"potion","count":2}]}`,
+		`{"id":"c","kind":"dungeon_buff","title":"t","time_zone":"Europe/London","start":"2026-10-25T01:00:00","end":"2026-10-25T01:59:59","gold_pct":1000,"min_client_version":"1.2","max_client_version":"1"}`,
+		`{"time_zone":"../../etc/passwd"}`, `{"time_zone":"Local"}`, `{}`, `[`, `null`,
+	} {
+		f.Add([]byte(seed), "KR", "1.5")
+	}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte, country, version string) {
+		var e Event
+		if json.Unmarshal(body, &e) != nil {
+			return
+		}
+		if err := e.prepare(); err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%s: %v is not ErrInvalid", body, err)
+			}
+			return
+		}
+		start, end := e.Window()
+		if !end.After(start) {
+			t.Fatalf("%s: window %v..%v", body, start, end)
+		}
+		e.Applies(Target{Country: country, ClientVersion: version}, now)
+		_ = e.Day(now)
+	})
 }
