@@ -548,11 +548,16 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 	fmt.Fprintf(out, "  rpc:     POST %s%s\n", base, protocol.DefaultHTTPPath)
 	fmt.Fprintf(out, "  health:  GET  %s/healthz\n", base)
 	fmt.Fprintf(out, "  data:    %s\n", s.describeBackends())
+	if s.catalog != nil {
+		pub, _ := s.catalog.Published()
+		fmt.Fprintf(out, "  gamedata: version %s in use of %v\n", pub, s.catalog.Versions())
+	}
 	if admin != nil {
 		servers = append(servers, newHTTP(s.admin))
 		listeners = append(listeners, admin)
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
+		fmt.Fprintf(out, "  try:     curl -s -H 'Authorization: Bearer <token>' %s/v1/gamedata/ (also /v1/events, /v1/mail, /v1/ledger?user=K)\n", abase)
 		if s.adminTokenGenerated && s.cfg.Dev {
 			fmt.Fprintf(out, "  token:   %s (dev mode, random; set MADANG_ADMIN_TOKEN to choose one)\n", s.adminToken)
 		}
