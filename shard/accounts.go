@@ -3,9 +3,14 @@ package shard
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/internal/sqldialect"
 )
@@ -46,7 +51,9 @@ type Accounts struct {
 // NewAccounts returns the accounts of dir's common database.
 func NewAccounts(dir *SQLDirectory) *Accounts { return &Accounts{dir: dir} }
 
-// Lookup returns id's user key; ok is false when id never registered.
+// Lookup returns id's user key; ok is false when id never registered. A
+// common database that cannot be reached gives ErrUnavailable
+// (protocol.CodeUnavailable: retry), as does Register.
 func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok bool, err error) {
 	if err := id.validate(); err != nil {
 		return 0, false, err
@@ -56,7 +63,7 @@ func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok b
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, false, nil
 	case err != nil:
-		return 0, false, fmt.Errorf("shard: lookup account: %w", err)
+		return 0, false, a.classify(ctx, fmt.Errorf("shard: lookup account: %w", err))
 	}
 	return userKey, true, nil
 }
@@ -94,8 +101,43 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 			// a deadlock/busy database: run again.
 			continue
 		}
-		return 0, false, err
+		return 0, false, a.classify(ctx, err)
 	}
+}
+
+// unavailablePing bounds the ping that tells a lost common database from
+// a query that failed on a live one.
+const unavailablePing = 2 * time.Second
+
+// classify turns an error of the common database into ErrUnavailable
+// (protocol.CodeUnavailable, retryable) when the database cannot be
+// reached — a connection error, or any error while the database does not
+// answer a ping, as the Router treats a game database it cannot open — and
+// returns other errors (a statement refused by a live database) as they
+// are. Errors of this package (ErrInvalid, ErrNoOpenDatabase, ...) and
+// ctx's own end pass unchanged.
+func (a *Accounts) classify(ctx context.Context, err error) error {
+	var se *Error
+	if err == nil || errors.As(err, &se) || ctx.Err() != nil {
+		return err
+	}
+	if !connError(err) {
+		pctx, cancel := context.WithTimeout(ctx, unavailablePing)
+		perr := a.dir.db.PingContext(pctx)
+		cancel()
+		if perr == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return &Error{Kind: ErrUnavailable, Err: err}
+}
+
+// connError reports whether err says the connection to the database
+// failed (rather than the database refusing a statement).
+func connError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &ne)
 }
 
 func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // live-ops event time zones on hosts without a zone database
 
 	"github.com/madang-io/madang/examples/gameserver/server"
 )

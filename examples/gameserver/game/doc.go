@@ -25,9 +25,10 @@
 //   - player.load {} → Player {user_key, name, gold, gems, exp, level,
 //     stamina {current, max, next_at, interval_ms}, created_at, items
 //     [{item_id, count}]}.
-//   - shop.buy (once) {item_id} → BuyResult {item_id, gold, gems, items}:
-//     the balances after paying the item's gems, and the items it gave
-//     (Catalog). CodeUnknownItem, CodeNotEnoughGems.
+//   - shop.buy (once) {item_id} → BuyResult {item_id, gold, gems, items,
+//     paid, discount_pct}: the balances after paying the item's gems (less
+//     a running shop sale's discount: see Live-ops events), and the items
+//     it gave (Catalog). CodeUnknownItem, CodeNotEnoughGems.
 //   - shop.buy_iap (once) {product_id, platform "ios"|"android", receipt}
 //     → IAPResult {product_id, store, transaction_id, granted, gems, gold,
 //     items, price_micros, currency}: verifies the store receipt and
@@ -61,7 +62,8 @@
 //     CodeNotEnoughStamina.
 //   - dungeon.finish (once) {run_id, result "win"|"lose", damage,
 //     play_time_ms} → RunFinished {run_id, result, score, gold, exp_gained,
-//     total_gold, total_exp, level}. Checks the report (see Anti-cheat),
+//     total_gold, total_exp, level, gold_pct, exp_pct} (gold_pct and
+//     exp_pct: a running dungeon buff, included in gold and exp_gained). Checks the report (see Anti-cheat),
 //     grants the rewards once per run (a win: the dungeon's gold and exp and
 //     score = damage; a loss: LossExp), and after the commit submits the
 //     score to the ranking (idempotency.AfterCommit, keeping the season's
@@ -97,6 +99,17 @@
 // data version (or, if that version lacks it, the defaults'); a win also
 // grants the dungeon's item rewards (Dungeon.Items) to the inventory. Mail
 // attachments are checked against the default items.
+//
+// # Live-ops events
+//
+// Config.Events (the server passes the live-ops events running for the
+// player's country, language, platform and client version) gives Boosts: at
+// auth.guest each login bonus is mailed in the login's transaction, once per
+// Mail.Key (the server keys it by event and day in the event's time zone,
+// so once per day); shop.buy takes the best running sale's discount off the
+// gem price (at least 1 gem; the ledger records what was paid);
+// dungeon.finish adds the running buffs' percentages to gold and exp. A
+// retried request replays its first answer, whatever runs by then.
 //
 // # Stamina
 //

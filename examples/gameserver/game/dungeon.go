@@ -111,6 +111,10 @@ type RunFinished struct {
 	TotalGold int64 `json:"total_gold"`
 	TotalExp  int64 `json:"total_exp"`
 	Level     int   `json:"level"`
+	// GoldPct and ExpPct are the dungeon buff included in Gold and ExpGot
+	// (0: none).
+	GoldPct int64 `json:"gold_pct,omitempty"`
+	ExpPct  int64 `json:"exp_pct,omitempty"`
 }
 
 // spendStamina pays cost from the stamina stored (value and time written)
@@ -263,6 +267,11 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	if in.Result == ResultWin {
 		out.Score = in.Damage // bounded by the rules, far below session.ScoreMax
 		c = change{Gold: d.Gold, Exp: d.Exp, Items: d.Items}
+	}
+	// A running dungeon buff adds its percentages.
+	if boost := g.boosts(targetOf(req.Principal)); boost.GoldPct > 0 || boost.ExpPct > 0 {
+		c.Gold, c.Exp = buffed(c.Gold, boost.GoldPct), buffed(c.Exp, boost.ExpPct)
+		out.GoldPct, out.ExpPct = boost.GoldPct, boost.ExpPct
 	}
 	// Item rewards (Dungeon.Items) go to the inventory (player.load).
 	out.Gold, out.ExpGot = c.Gold, c.Exp

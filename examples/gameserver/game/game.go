@@ -188,6 +188,9 @@ type Config struct {
 	// IAP enables shop.buy_iap. Nil: the command answers
 	// protocol.CodeForbidden (purchases not configured).
 	IAP *IAPConfig
+	// Events gives the live-ops events of a player now: login bonus
+	// mails, dungeon buffs and shop sales (see Boosts). Nil: none.
+	Events EventSource
 }
 
 // Defaults of Config.
@@ -318,8 +321,11 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	}
 	// The player row is created on every login if missing (not only when
 	// the account is new), so a crash between the two steps heals itself.
-	now := g.cfg.Clock.Now().UnixMilli()
-	// A new player gets the welcome mail in the same transaction.
+	nowT := g.cfg.Clock.Now()
+	now := nowT.UnixMilli()
+	bonuses := g.boosts(EventTarget{Country: in.Country, Language: in.Language, Platform: in.Platform, ClientVersion: in.ClientVersion}).LoginBonuses
+	// A new player gets the welcome mail in the same transaction, and
+	// every player the running login bonuses (once each, by mail key).
 	err = g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
 			" players (user_key, name, gold, gems, stamina, stamina_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -327,11 +333,16 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
-		_, err = g.sendMailTx(ctx, tx, userKey, WelcomeMail(), now)
-		return err
+		if n > 0 {
+			if _, err := g.sendMailTx(ctx, tx, userKey, WelcomeMail(), now); err != nil {
+				return err
+			}
+		}
+		return g.sendLoginBonuses(ctx, tx, userKey, bonuses, nowT)
 	})
 	if err != nil {
 		return fail(fmt.Errorf("game: create player %d: %w", userKey, err))
@@ -466,6 +477,10 @@ type BuyResult struct {
 	Gold   int64       `json:"gold"`
 	Gems   int64       `json:"gems"`
 	Items  []ItemCount `json:"items,omitempty"`
+	// Paid is the gem price paid; DiscountPct the shop sale that lowered
+	// it (0: none).
+	Paid        int64 `json:"paid"`
+	DiscountPct int64 `json:"discount_pct,omitempty"`
 }
 
 func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResult, error) {
@@ -481,13 +496,16 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	if err != nil {
 		return BuyResult{}, err
 	}
+	// A running shop sale lowers the price.
+	pct := g.boosts(targetOf(req.Principal)).discount(item.ID)
+	price := salePrice(item.Gems, pct)
 	// A refusal (not enough gems) is returned before anything is written:
 	// a definitive answer, stored and replayed.
-	b, err := g.apply(ctx, tx, userKey, change{Gold: item.Gold, Gems: -item.Gems, Items: item.Items}, "shop:"+item.ID, req.RequestID)
+	b, err := g.apply(ctx, tx, userKey, change{Gold: item.Gold, Gems: -price, Items: item.Items}, "shop:"+item.ID, req.RequestID)
 	if err != nil {
 		return BuyResult{}, err
 	}
-	return BuyResult{ItemID: item.ID, Gold: b.Gold, Gems: b.Gems, Items: item.Items}, nil
+	return BuyResult{ItemID: item.ID, Gold: b.Gold, Gems: b.Gems, Items: item.Items, Paid: price, DiscountPct: pct}, nil
 }
 
 // txOf returns the idempotent transaction of a mutating command.
@@ -532,4 +550,37 @@ func (g *Game) Ledger(ctx context.Context, userKey int64) ([]LedgerEntry, error)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// MaxLedgerPage bounds RecentLedger's limit.
+const MaxLedgerPage = 1000
+
+// RecentLedger returns the user's newest ledger rows, newest first, at most
+// limit (1..MaxLedgerPage; out of range means MaxLedgerPage), for the
+// operators' ledger view.
+func (g *Game) RecentLedger(ctx context.Context, userKey int64, limit int) ([]LedgerEntry, error) {
+	if limit <= 0 || limit > MaxLedgerPage {
+		limit = MaxLedgerPage
+	}
+	db, err := g.cfg.Router.DB(ctx, userKey)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, user_key, currency, delta, balance_after, reason, request_id, at FROM ledger WHERE user_key = ? ORDER BY id DESC LIMIT ?", userKey, limit)
+	if err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+	}
+	defer rows.Close()
+	out := []LedgerEntry{}
+	for rows.Next() {
+		var e LedgerEntry
+		if err := rows.Scan(&e.ID, &e.UserKey, &e.Currency, &e.Delta, &e.BalanceAfter, &e.Reason, &e.RequestID, &e.At); err != nil {
+			return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+	}
+	return out, nil
 }

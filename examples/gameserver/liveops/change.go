@@ -107,6 +107,9 @@ func (m *Manager) SetClientVersion(ctx context.Context, c ClientVersion) error {
 		return invalid("version %q: want x.y.z.w", c.Version)
 	}
 	c.Version = v
+	if c.DataVersion != "" && m.cfg.DataVersion != nil {
+		return invalid("data_version is set by the game data catalog's client version mappings, not here")
+	}
 	for name, s := range map[string]string{"data_version": c.DataVersion, "asset_version": c.AssetVersion} {
 		if err := checkLen(name, s, MaxDataVersionLen); err != nil {
 			return err

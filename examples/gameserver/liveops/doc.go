@@ -23,7 +23,9 @@
 //     {"data_version", "asset_version", "review_server_url",
 //     "directive_code", "close_at"}. data_version and asset_version are those
 //     of the client's version (its own entry, else the highest entry of its
-//     platform at or below it). A review build (an entry with review set,
+//     platform at or below it); with Config.DataVersion set (the game
+//     server: its gamedata.Catalog's client version mappings) data_version
+//     comes from there instead, the one source of data versions. A review build (an entry with review set,
 //     such as an iOS build in App Store review) gets review_server_url and
 //     should reconnect there; review builds skip the maintenance and
 //     minimum-version gates at login. directive_code DirectiveForceClose (1)
@@ -43,6 +45,20 @@
 // Manager reloads when the message arrives (normally milliseconds later);
 // polling stays on as the safety net for messages lost while a pub/sub
 // connection was down. The Manager that made a change uses it at once.
+//
+// # Events
+//
+// Events (SetEvent, DeleteEvent, Events, ActiveEvents) are a login bonus
+// (gold, gems and items, mailed once per day), a dungeon buff (+gold_pct,
+// +exp_pct percent) or a shop sale (discount_pct off some shop items or
+// all), each in a window whose start and end are wall-clock times
+// ("2026-12-24T00:00:00") in an explicit IANA time zone (time.LoadLocation:
+// "Asia/Seoul", "America/New_York", "UTC"), so "midnight in Seoul" means
+// what it says whatever the server's zone; the end is exclusive. Each may be
+// targeted by country, language, platform (lists; empty means all) and a
+// client version range (inclusive). They live in liveops_events (JSON
+// rows, migration 0002) and reach every server like the rest of the
+// policy. Applying them is the game's (package game, Config.Events).
 //
 // # Activity
 //

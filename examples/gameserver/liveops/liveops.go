@@ -124,6 +124,7 @@ type Policy struct {
 	Versions    []ClientVersion   `json:"client_versions"`
 	Maintenance Maintenance       `json:"maintenance"`
 	Users       []UserMaintenance `json:"-"` // per-user maintenance (see Manager.UserMaintenance)
+	Events      []Event           `json:"events"`
 
 	platforms map[string]platformRule
 	versions  map[string][]versionRule // by platform, ascending
@@ -258,6 +259,13 @@ type Config struct {
 	LoginUser func(ctx context.Context, payload []byte) (userKey int64, ok bool, err error)
 	// Exempt lists commands never gated (a clock sync, a version check).
 	Exempt []string
+	// DataVersion, when set, is the one source of game-data versions: the
+	// login answer's data_version is DataVersion(client_version) for every
+	// login (the game server passes its gamedata.Catalog's mapping), and
+	// SetClientVersion refuses entries with a DataVersion (ErrInvalid), so
+	// operators map data versions in one place only. Nil: data_version is
+	// the client version entry's (ClientVersion.DataVersion).
+	DataVersion func(clientVersion string) string
 	// Registry, when set, checks the APK signature of logins from
 	// APKPlatforms against anticheat's registry: a mismatch (a repackaged
 	// APK) is recorded in Monitor's hack log and answered with
@@ -568,6 +576,9 @@ func (m *Manager) load(ctx context.Context) (*Policy, error) {
 		p.Users = append(p.Users, u)
 	}
 	if err := closeRows(rows); err != nil {
+		return fail(err)
+	}
+	if err := m.loadEvents(ctx, tx, p); err != nil {
 		return fail(err)
 	}
 	if len(p.Users) > m.cfg.MaxUserMaintenance {

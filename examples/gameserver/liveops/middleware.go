@@ -188,6 +188,9 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 			m.review.Add(1)
 		}
 	}
+	if m.cfg.DataVersion != nil {
+		info.DataVersion = m.cfg.DataVersion(version)
+	}
 	if verdict == nil { // a Guard with its own registry may have decided
 		if gfc, ok := anticheat.ForceCloseFrom(ctx); ok {
 			verdict, fc = &anticheat.Verdict{}, gfc

@@ -33,9 +33,34 @@
 //	PUT    /v1/blocks/{user}            {"duration" (Go duration, "" = permanent), "reason"}; ends the user's sessions
 //	DELETE /v1/blocks/{user}
 //	GET    /v1/stats                    {"ccu", "dau", "nru", "day", ...}
+//	GET    /v1/events                   [liveops.Event ...] (every event, running or not)
+//	PUT    /v1/events/{id}              liveops.Event without "id": {"kind" ("login_bonus", "dungeon_buff",
+//	                                     "shop_sale"), "title", "body", "time_zone" (IANA, e.g. "Asia/Seoul"),
+//	                                     "start", "end" ("2026-12-24T00:00:00", wall clock in time_zone),
+//	                                     "countries", "languages", "platforms", "min_client_version",
+//	                                     "max_client_version", "gold", "gems", "items", "gold_pct", "exp_pct",
+//	                                     "discount_pct", "shop_items"}
+//	DELETE /v1/events/{id}
+//	POST   /v1/mail                     {"user_keys": [≤100], "key", "title", "body", "gold", "gems",
+//	                                     "items": [{"item_id", "count"}], "expires" (RFC 3339, optional)}
+//	                                    → {"sent": [{"user_key", "mail_id"}], "failed": [{"user_key", "error"}]}
+//	POST   /v1/mail/recall              {"user_key", "mail_id"} → {"recalled": bool}
+//	GET    /v1/ledger?user=K&limit=N    {"user_key", "entries": [...]}: the newest ledger rows first (N ≤ 1000, default 100)
+//	*      /v1/gamedata/...             the game data catalog (gamedata.Catalog.Handler): GET /v1/gamedata/,
+//	                                    POST /v1/gamedata/publish, /rollback, /client_versions
 //
-// Errors are {"error": "..."} with 400 (bad input), 401, 404 or 500.
-// Request bodies are limited to MaxBody bytes.
+// Mail grants (or, with /v1/mail/recall, takes back while unclaimed) gold,
+// gems and items through the player's mailbox (game.SendMail). "key" is
+// required: a user who already has a mail with that key is not mailed
+// again (his existing mail id is returned), so a request that failed
+// part-way, or whose answer was lost, is sent again as it is. Users
+// listed in "failed" (no such player, their game database unavailable)
+// got nothing; the whole request is refused with 400 when the mail
+// itself is bad.
+//
+// Errors are {"error": "..."} with 400 (bad input), 401, 404, 500 or 503
+// (a database unavailable: retry). Request bodies are limited to MaxBody
+// bytes.
 package ops
 
 import (
@@ -54,6 +79,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
 )
@@ -81,6 +107,12 @@ type Config struct {
 	Stats func(ctx context.Context) map[string]any
 	// Metrics is the registry /metrics serves. Nil: no /metrics.
 	Metrics *prometheus.Registry
+	// Game serves /v1/mail, /v1/mail/recall and /v1/ledger. Nil: those
+	// endpoints are not mounted (404).
+	Game *game.Game
+	// GameData is mounted at /v1/gamedata/ (prefix stripped) behind the
+	// token: the game data catalog's operator API. Nil: not mounted.
+	GameData http.Handler
 	// Logger receives operator actions at info level. Nil: silent.
 	Logger *slog.Logger
 }
@@ -146,6 +178,28 @@ func New(cfg Config) (*Handler, error) {
 	auth("PUT /v1/blocks/{user}", h.putBlock)
 	auth("DELETE /v1/blocks/{user}", h.deleteBlock)
 	auth("GET /v1/stats", h.stats)
+	auth("GET /v1/events", h.listEvents)
+	auth("PUT /v1/events/{id}", h.putEvent)
+	auth("DELETE /v1/events/{id}", h.deleteEvent)
+	if cfg.Game != nil {
+		auth("POST /v1/mail", h.sendMail)
+		auth("POST /v1/mail/recall", h.recallMail)
+		auth("GET /v1/ledger", h.ledger)
+	}
+	if cfg.GameData != nil {
+		inner := http.StripPrefix("/v1/gamedata", cfg.GameData)
+		m.HandleFunc("/v1/gamedata/", func(w http.ResponseWriter, r *http.Request) {
+			if !h.authorized(r) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="madang-ops"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+				return
+			}
+			if r.Method != http.MethodGet {
+				h.log.Info("ops: "+r.Method+" "+r.URL.Path, "remote", r.RemoteAddr)
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
 	return h, nil
 }
 
@@ -179,6 +233,12 @@ func writeErr(w http.ResponseWriter, err error) {
 		he = &httpError{http.StatusBadRequest, err.Error()}
 	case errors.As(err, &ae) && ae.Code == protocol.CodeBadRequest:
 		he = &httpError{http.StatusBadRequest, err.Error()}
+	case errors.Is(err, game.ErrBadMail), protocol.CodeOf(err) == protocol.CodeBadRequest:
+		he = &httpError{http.StatusBadRequest, err.Error()}
+	case protocol.CodeOf(err) == game.CodeNoPlayer:
+		he = &httpError{http.StatusNotFound, "no such player"}
+	case protocol.CodeOf(err) == protocol.CodeUnavailable:
+		he = &httpError{http.StatusServiceUnavailable, "database unavailable, retry"}
 	default:
 		he = &httpError{http.StatusInternalServerError, "internal error"}
 	}
@@ -428,6 +488,26 @@ func (h *Handler) deleteBlock(_ http.ResponseWriter, r *http.Request) (any, erro
 		return nil, err
 	}
 	return nil, h.cfg.Monitor.Unblock(r.Context(), u)
+}
+
+func (h *Handler) listEvents(_ http.ResponseWriter, _ *http.Request) (any, error) {
+	return nonNil(h.cfg.LiveOps.Events()), nil
+}
+
+func (h *Handler) putEvent(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var e liveops.Event
+	if err := decode(r, &e); err != nil {
+		return nil, err
+	}
+	if e.ID != "" && e.ID != r.PathValue("id") {
+		return nil, badRequest("id in the body differs from the path's")
+	}
+	e.ID = r.PathValue("id")
+	return nil, h.cfg.LiveOps.SetEvent(r.Context(), e)
+}
+
+func (h *Handler) deleteEvent(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return nil, h.cfg.LiveOps.DeleteEvent(r.Context(), r.PathValue("id"))
 }
 
 func (h *Handler) stats(_ http.ResponseWriter, r *http.Request) (any, error) {

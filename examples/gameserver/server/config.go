@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/madang-io/madang/anticheat"
 )
 
 // Config is the game server's configuration. The zero value (after
@@ -68,6 +70,26 @@ type Config struct {
 	// version from the common database (with Redis, changes also arrive by
 	// pub/sub at once). Default 5 s (flag -liveops-poll).
 	LiveOpsPoll time.Duration
+
+	// GameDataDir is a directory of game data versions (one subdirectory
+	// per version, see package gamedata), loaded with os.DirFS. Default ""
+	// (the embedded gamedata.Default, versions "1" and "2", "1" in use
+	// until a publish). With a directory, the last version in string order
+	// is in use until a publish. Flag -gamedata, env MADANG_GAMEDATA_DIR.
+	// The catalog's published version and client mappings are re-read
+	// every LiveOpsPoll.
+	GameDataDir string
+
+	// IAPVerifier verifies shop.buy_iap receipts: a studio embedding the
+	// server passes anticheat.StoreVerifiers of anticheat.AppleVerifier
+	// and anticheat.GoogleVerifier here (no flag: they need keys and
+	// credentials). Nil: in dev mode the development verifier
+	// (game.DevVerifiers, receipts "dev-receipt:<id>:<product>");
+	// outside dev mode shop.buy_iap answers protocol.CodeForbidden
+	// (purchases not configured) — production must supply verifiers.
+	// Either way redemptions are recorded once globally in the common
+	// database (anticheat tables) and verdicts go to the guard's monitor.
+	IAPVerifier anticheat.Verifier
 }
 
 // Defaults of Config.
@@ -114,7 +136,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.MySQLGameDBs, "mysql-game-dbs", gameDBs, "game databases a first start on MySQL creates (env MADANG_MYSQL_GAME_DBS)")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
-	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy version is re-read")
+	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
+	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data versions (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			var b strings.Builder

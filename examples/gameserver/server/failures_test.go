@@ -281,7 +281,7 @@ func TestSessionStoreDownPlayersWaitNothingLost(t *testing.T) {
 
 // The common database down: players already logged in keep playing (the
 // router routes from its cached directory); logins, which register the
-// device in the common database, fail until it is back.
+// device in the common database, answer unavailable (41, retryable) until it is back.
 func TestCommonDatabaseDownLoggedInPlayersPlay(t *testing.T) {
 	ctx := context.Background()
 	base, srv := newEmbeddedServer(t)
@@ -304,8 +304,14 @@ func TestCommonDatabaseDownLoggedInPlayersPlay(t *testing.T) {
 	}
 	other, _ := newClient(t, base)
 	_, err := other.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: "common-down-new"}, nil)
-	if err == nil {
-		t.Fatal("a login succeeded without the common database")
+	if code := protocol.CodeOf(err); code != protocol.CodeUnavailable {
+		t.Fatalf("login with the common database down: %v (code %v), want unavailable (retryable)", err, code)
 	}
-	t.Logf("login with the common database down: %v (code %v)", err, protocol.CodeOf(err))
+	// A returning player's login too (the device is looked up in the
+	// common database).
+	again, _ := newClient(t, base)
+	_, err = again.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: "common-down"}, nil)
+	if code := protocol.CodeOf(err); code != protocol.CodeUnavailable {
+		t.Fatalf("returning login with the common database down: %v (code %v)", err, code)
+	}
 }

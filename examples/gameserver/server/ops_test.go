@@ -198,8 +198,14 @@ func TestClientVersionPolicyAtLogin(t *testing.T) {
 	a := newAdmin(t, srv)
 	a.ok("PUT", "/v1/platforms/android", map[string]any{"min_version": "1.2.0", "update_url": "https://play.example/app"})
 	a.ok("PUT", "/v1/platforms/ios", map[string]any{"min_version": "1.2.0"})
-	a.ok("PUT", "/v1/client-versions/android/1.2.0", map[string]any{"data_version": "gd-120", "asset_version": "ab-120"})
-	a.ok("PUT", "/v1/client-versions/ios/1.3.0", map[string]any{"review": true, "review_url": "https://review.example/v1/rpc", "data_version": "gd-130"})
+	a.ok("PUT", "/v1/client-versions/android/1.2.0", map[string]any{"asset_version": "ab-120"})
+	a.ok("PUT", "/v1/client-versions/ios/1.3.0", map[string]any{"review": true, "review_url": "https://review.example/v1/rpc"})
+	// Data versions have one source, the game data catalog's client
+	// mappings: a client version entry with a data version is refused.
+	if code, body := a.do("PUT", "/v1/client-versions/android/1.2.0", a.token, map[string]any{"data_version": "gd-120"}); code != http.StatusBadRequest {
+		t.Fatalf("client version with a data version: %d %s", code, body)
+	}
+	a.ok("POST", "/v1/gamedata/client_versions", map[string]any{"client_version": "1.2.0.5", "data_version": "2"})
 	var listed struct {
 		Platforms []liveops.PlatformPolicy `json:"platforms"`
 		Versions  []liveops.ClientVersion  `json:"client_versions"`
@@ -223,7 +229,7 @@ func TestClientVersionPolicyAtLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := liveOpsOf(t, resp); info.DataVersion != "gd-120" || info.AssetVersion != "ab-120" || info.ReviewServerURL != "" || info.DirectiveCode != 0 {
+	if info := liveOpsOf(t, resp); info.DataVersion != "2" || info.AssetVersion != "ab-120" || info.ReviewServerURL != "" || info.DirectiveCode != 0 {
 		t.Fatalf("login info %+v", info)
 	}
 	// iOS review build: the review server URL.
@@ -231,7 +237,8 @@ func TestClientVersionPolicyAtLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := liveOpsOf(t, resp); info.ReviewServerURL != "https://review.example/v1/rpc" || info.DataVersion != "gd-130" {
+	// Unmapped: the published data version (the embedded "1").
+	if info := liveOpsOf(t, resp); info.ReviewServerURL != "https://review.example/v1/rpc" || info.DataVersion != "1" {
 		t.Fatalf("review build %+v", info)
 	}
 	// Raising the minimum stops a live session at its next request.

@@ -26,11 +26,34 @@
 // signature check, review routing and data versions), then the mux, where
 // mutating commands add the idempotency middleware.
 //
+// # In-app purchases
+//
+// shop.buy_iap redeems receipts once globally through an
+// anticheat.Redeemer on the common database's anti-cheat tables, its
+// verdicts (forged receipts, other accounts' receipts) in the guard's
+// monitor. The receipts are verified by Config.IAPVerifier — production
+// must supply the store verifiers there (anticheat.AppleVerifier,
+// anticheat.GoogleVerifier) — or, in dev mode without one, by
+// game.DevVerifiers ("dev-receipt:<id>:<product>"). Outside dev mode
+// without a verifier shop.buy_iap answers protocol.CodeForbidden.
+//
+// # Game data
+//
+// The static tables come from a gamedata.Catalog on the common database:
+// the embedded gamedata.Default (version "1" in use until a publish) or
+// Config.GameDataDir. Its client version mappings are the one source of
+// data versions: the login answer's liveops.data_version is the catalog's
+// version for the client version (liveops client version entries carry no
+// data version here). Every publish, rollback or mapping resets the
+// per-user cache; each server re-reads the catalog's state every
+// Config.LiveOpsPoll (a goroutine Close stops).
+//
 // # Ops listener
 //
 // Config.AdminAddr serves package ops: the JSON operator API behind a
-// bearer token, /healthz, /readyz and /metrics (a Prometheus registry of the
-// server's own).
+// bearer token (with the game's mail and ledger endpoints and the
+// catalog's under /v1/gamedata/), /healthz, /readyz and /metrics (a
+// Prometheus registry of the server's own).
 package server
 
 import (
@@ -44,6 +67,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +76,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/examples/gameserver/ops"
 	"github.com/madang-io/madang/protocol"
@@ -84,7 +110,13 @@ type Server struct {
 	registry *anticheat.Registry
 	guard    *anticheat.Guard
 	liveops  *liveops.Manager
+	catalog  *gamedata.Catalog
 	game     *game.Game
+
+	// stop ends the goroutines the server owns (the game data poll); wg
+	// waits for them. Both run from Close.
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 
 	admin      *ops.Handler
 	adminToken string
@@ -123,6 +155,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = DefaultAdminAddr
 	}
+	if cfg.GameDataDir != "" { // fail before touching any database
+		if st, err := os.Stat(cfg.GameDataDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("game data directory %q: not a readable directory (%v)", cfg.GameDataDir, err)
+		}
+	}
 	s := &Server{cfg: cfg, log: log, mux: protocol.NewMux(), http: http.NewServeMux(), now: time.Now}
 	defer func() {
 		if err != nil {
@@ -156,11 +193,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if _, err := shard.Migrate(ctx, s.store.common, liveops.Migrations()); err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
 	}
+	if err := s.openGameData(ctx); err != nil {
+		return nil, err
+	}
 	if s.liveops, err = liveops.New(ctx, liveops.Config{
 		DB: s.store.common, Dialect: s.store.dialect, Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
 		PollInterval: cfg.LiveOpsPoll, LoginCommand: game.CmdGuestLogin, LoginUser: s.loginUser,
 		Exempt: []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
+		// One source of data versions: the catalog's client mappings.
+		DataVersion: func(clientVersion string) string { return s.catalog.ForClient(clientVersion).Version },
 	}); err != nil {
+		return nil, err
+	}
+	iap, err := s.iapConfig()
+	if err != nil {
 		return nil, err
 	}
 
@@ -171,6 +217,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		// verdicts go to the guard's monitor (one hack log and block list).
 		BoardStore: s.boards,
 		Monitor:    s.guard.Monitor(),
+		Data:       game.FromCatalog(s.catalog),
+		IAP:        iap,
+		Events:     s.boosts,
 	}); err != nil {
 		return nil, err
 	}
@@ -255,6 +304,96 @@ func (s *Server) openSessions(ctx context.Context) error {
 	return err
 }
 
+// openGameData opens the game data catalog on the common database (the
+// embedded versions, or Config.GameDataDir) and starts its poll, owned by
+// the server (stopped by Close). Every change resets the per-user cache.
+func (s *Server) openGameData(ctx context.Context) error {
+	src, initial := gamedata.Default(), "1"
+	if s.cfg.GameDataDir != "" {
+		src, initial = os.DirFS(s.cfg.GameDataDir), ""
+	}
+	cat, err := gamedata.Open(ctx, src, gamedata.Config{
+		DB: s.store.common, Initial: initial, Logger: s.log,
+		OnPublish: func(ctx context.Context, e gamedata.Event) {
+			// A change made here resets the cache for every server (the
+			// Redis cache's reset is global); a change seen by the poll
+			// was reset by the server that made it, unless the cache is
+			// this process's memory.
+			if e.Kind == "refresh" && len(s.redis) > 0 {
+				return
+			}
+			if err := s.cache.ResetAll(ctx); err != nil {
+				s.log.Warn("game data changed, but the user cache reset failed", "kind", e.Kind, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("game data: %w", err)
+	}
+	s.catalog = cat
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	if s.cfg.LiveOpsPoll > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			cat.Run(runCtx, s.cfg.LiveOpsPoll)
+		}()
+	}
+	return nil
+}
+
+// boosts turns the live-ops events running for t into the game's Boosts:
+// a login bonus is a mail keyed by the event and the day in the event's
+// time zone (once per day per user), buffs add up, the best sale wins.
+func (s *Server) boosts(t game.EventTarget, now time.Time) game.Boosts {
+	var b game.Boosts
+	for _, e := range s.liveops.ActiveEvents(liveops.Target(t), now) {
+		switch e.Kind {
+		case liveops.EventLoginBonus:
+			m := game.Mail{Key: "event:" + e.ID + ":" + e.Day(now), Title: e.Title, Body: e.Body, Gold: e.Gold, Gems: e.Gems}
+			for _, it := range e.Items {
+				m.Items = append(m.Items, game.ItemCount{ItemID: it.ItemID, Count: it.Count})
+			}
+			b.LoginBonuses = append(b.LoginBonuses, m)
+		case liveops.EventDungeonBuff:
+			b.GoldPct += e.GoldPct
+			b.ExpPct += e.ExpPct
+		case liveops.EventShopSale:
+			if b.Sales == nil {
+				b.Sales = map[string]int64{}
+			}
+			items := e.ShopItems
+			if len(items) == 0 {
+				items = []string{"*"}
+			}
+			for _, id := range items {
+				b.Sales[id] = max(b.Sales[id], e.DiscountPct)
+			}
+		}
+	}
+	return b
+}
+
+// iapConfig configures shop.buy_iap: Config.IAPVerifier, else the dev
+// verifier in dev mode, else nil (the command answers forbidden).
+func (s *Server) iapConfig() (*game.IAPConfig, error) {
+	v := s.cfg.IAPVerifier
+	if v == nil && s.cfg.Dev {
+		v = game.DevVerifiers()
+	}
+	if v == nil {
+		return nil, nil
+	}
+	red, err := anticheat.NewRedeemer(anticheat.RedeemerConfig{
+		Verifier: v, Redemptions: s.store.anticheat, Monitor: s.guard.Monitor(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &game.IAPConfig{Redeemer: red, DevReceipts: s.cfg.Dev}, nil
+}
+
 // loginUser resolves the account of an auth.guest payload without creating
 // it, for the block and maintenance checks before the login runs.
 func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, error) {
@@ -301,6 +440,7 @@ func (s *Server) buildAdmin() error {
 	s.admin, err = ops.New(ops.Config{
 		Token: s.adminToken, LiveOps: s.liveops, Registry: s.registry, Monitor: s.guard.Monitor(),
 		RevokeUser: s.sessions.RevokeUser, Ready: ready, Metrics: s.metrics, Logger: s.log,
+		Game: s.game, GameData: s.catalog.Handler(),
 		Stats: func(context.Context) map[string]any {
 			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats()}
 		},
@@ -322,6 +462,11 @@ func (s *Server) AdminToken() string { return s.adminToken }
 // databases and the Redis clients. Call it after Serve returned.
 func (s *Server) Close() error {
 	var errs []error
+	if s.stop != nil {
+		s.stop()
+		s.wg.Wait()
+		s.stop = nil
+	}
 	if s.liveops != nil {
 		errs = append(errs, s.liveops.Close())
 	}
@@ -403,11 +548,16 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 	fmt.Fprintf(out, "  rpc:     POST %s%s\n", base, protocol.DefaultHTTPPath)
 	fmt.Fprintf(out, "  health:  GET  %s/healthz\n", base)
 	fmt.Fprintf(out, "  data:    %s\n", s.describeBackends())
+	if s.catalog != nil {
+		pub, _ := s.catalog.Published()
+		fmt.Fprintf(out, "  gamedata: version %s in use of %v\n", pub, s.catalog.Versions())
+	}
 	if admin != nil {
 		servers = append(servers, newHTTP(s.admin))
 		listeners = append(listeners, admin)
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
+		fmt.Fprintf(out, "  try:     curl -s -H 'Authorization: Bearer <token>' %s/v1/gamedata/ (also /v1/events, /v1/mail, /v1/ledger?user=K)\n", abase)
 		if s.adminTokenGenerated && s.cfg.Dev {
 			fmt.Fprintf(out, "  token:   %s (dev mode, random; set MADANG_ADMIN_TOKEN to choose one)\n", s.adminToken)
 		}
