@@ -48,6 +48,16 @@
 // per-user cache; each server re-reads the catalog's state every
 // Config.LiveOpsPoll (a goroutine Close stops).
 //
+// # Realtime
+//
+// The game listener also mounts a realtime.Hub on WSPath (/ws): clients
+// connect with their session token, chat and receive pushes, and may send
+// game commands over the websocket through the same chain as HTTP. In
+// memory mode the hub's own broker serves this process; with Redis a
+// RedisBroker (key prefix Config.RedisPrefix + "rt:") lets several game
+// servers, and realtime nodes sharing the sessions, share channels. At
+// shutdown the hub tells its clients going_away before the listeners close.
+//
 // # Ops listener
 //
 // Config.AdminAddr serves package ops: the JSON operator API behind a
@@ -80,6 +90,7 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/examples/gameserver/ops"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
@@ -112,6 +123,12 @@ type Server struct {
 	liveops  *liveops.Manager
 	catalog  *gamedata.Catalog
 	game     *game.Game
+	// hub is the realtime hub on WSPath; hubBroker its Redis broker (nil in
+	// memory mode: the hub owns its memory broker). shutdownHub ends them
+	// once.
+	hub       *realtime.Hub
+	hubBroker realtime.Broker
+	hubOnce   sync.Once
 
 	// stop ends the goroutines the server owns (the game data poll); wg
 	// waits for them. Both run from Close.
@@ -250,6 +267,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.http.Handle("POST "+protocol.DefaultHTTPPath, rpc)
+	if s.hub, s.hubBroker, err = newRealtimeHub(s.sessions, chain, []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
+		return nil, err
+	}
+	s.http.Handle("GET "+WSPath, s.hub)
 	s.http.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -462,6 +483,9 @@ func (s *Server) AdminToken() string { return s.adminToken }
 // databases and the Redis clients. Call it after Serve returned.
 func (s *Server) Close() error {
 	var errs []error
+	hubCtx, cancelHub := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	errs = append(errs, s.shutdownHub(hubCtx))
+	cancelHub()
 	if s.stop != nil {
 		s.stop()
 		s.wg.Wait()
@@ -547,6 +571,7 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 	fmt.Fprintf(out, "madang game server listening on %s\n", base)
 	fmt.Fprintf(out, "  rpc:     POST %s%s\n", base, protocol.DefaultHTTPPath)
 	fmt.Fprintf(out, "  health:  GET  %s/healthz\n", base)
+	fmt.Fprintf(out, "  ws:      ws://%s%s?token=<token> (realtime: chat, pushes; game commands too)\n", ln.Addr().String(), WSPath)
 	fmt.Fprintf(out, "  data:    %s\n", s.describeBackends())
 	if s.catalog != nil {
 		pub, _ := s.catalog.Published()
@@ -578,6 +603,11 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Websocket connections are hijacked: http.Server.Shutdown does not
+	// wait for them, so the hub tells them going_away first.
+	if herr := s.shutdownHub(shutdownCtx); herr != nil {
+		s.log.Warn("realtime hub shutdown", "err", herr)
+	}
 	for _, hs := range servers {
 		if serr := hs.Shutdown(shutdownCtx); err == nil {
 			err = serr

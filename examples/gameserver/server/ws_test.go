@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime/realtimetest"
+)
+
+// The game server mounts the realtime hub on /ws in the same process: a
+// player logged in over HTTP connects with the session token, chats with
+// another player, runs a game command through the same chain as HTTP, is
+// disconnected when a newer login kicks the session, and is told
+// going_away when the server shuts down.
+func TestRealtimeHubOnWS(t *testing.T) {
+	base, srv := newGameServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + WSPath
+	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+
+	ca, _ := newClient(t, base)
+	a := login(t, ca, "ws-a")
+	cb, _ := newClient(t, base)
+	b := login(t, cb, "ws-b")
+	wa, err := realtimetest.Dial(ctx, wsURL, a.Token, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wa.Close()
+	wb, err := realtimetest.Dial(ctx, wsURL, b.Token, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.Close()
+
+	for _, c := range []*realtimetest.Client{wa, wb} {
+		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := wa.Publish(ctx, "world.0", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := wb.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		From int64           `json:"from"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(p.Payload, &m); err != nil || p.Channel != "world.0" || m.From != a.UserKey || string(m.Data) != `"hello"` {
+		t.Fatalf("chat push %+v (%s): %+v %v", p, p.Payload, m, err)
+	}
+
+	// A game command over the websocket runs through the session, anti-cheat
+	// and live-ops chain like over HTTP.
+	r, err := wa.Call(ctx, game.CmdLoad, nil)
+	if err != nil || r.Code != protocol.CodeOK {
+		t.Fatalf("player.load over /ws: %+v %v", r, err)
+	}
+	var pl game.Player
+	if err := json.Unmarshal(r.Payload, &pl); err != nil || pl.UserKey != a.UserKey {
+		t.Fatalf("player over /ws: %+v %v", pl, err)
+	}
+
+	// Server pushes reach the player.
+	if err := srv.hub.PushUser(ctx, b.UserKey, "notice", json.RawMessage(`"hi b"`)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := wb.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Topic == "notice" {
+			if string(p.Payload) != `"hi b"` {
+				t.Fatalf("notice %s", p.Payload)
+			}
+			break
+		}
+	}
+
+	// A second login of player b kicks its websocket.
+	cb2, _ := newClient(t, base)
+	login(t, cb2, "ws-b")
+	select {
+	case <-wb.Done():
+	case <-ctx.Done():
+		t.Fatal("kicked websocket not closed")
+	}
+	if code, _ := wb.CloseCode(); code != protocol.CodeKicked {
+		t.Fatalf("kicked websocket closed with %v", code)
+	}
+
+	// Shutdown tells the remaining client going_away.
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := srv.shutdownHub(sctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wa.Done():
+	case <-ctx.Done():
+		t.Fatal("websocket not closed at shutdown")
+	}
+	if code, _ := wa.CloseCode(); code != protocol.CodeGoingAway {
+		t.Fatalf("closed at shutdown with %v", code)
+	}
+}
