@@ -113,6 +113,14 @@ func (r *rig) login(device string) int64 {
 // at the fake server time plus skew, and decodes the payload into out.
 func (r *rig) do(user int64, cmd, rid string, in, out any) *protocol.Response {
 	r.t.Helper()
+	return r.doQueued(user, cmd, rid, 0, in, out)
+}
+
+// doQueued is do for a request that arrived queued earlier: its client
+// clock and ReceivedAt are queued before the fake server time at which it
+// runs (a busy server).
+func (r *rig) doQueued(user int64, cmd, rid string, queued time.Duration, in, out any) *protocol.Response {
+	r.t.Helper()
 	if rid == "" {
 		rid = rand.Text()
 	}
@@ -123,8 +131,9 @@ func (r *rig) do(user int64, cmd, rid string, in, out any) *protocol.Response {
 			r.t.Fatal(err)
 		}
 	}
-	req := &protocol.Request{Command: cmd, RequestID: rid, Payload: payload, ClientTime: r.clock.Now().UnixMilli(),
-		ReceivedAt: r.clock.Now(), Principal: &protocol.Principal{UserKey: user, ClientVersion: "1.0.0.0"}}
+	arrived := r.clock.Now().Add(-queued)
+	req := &protocol.Request{Command: cmd, RequestID: rid, Payload: payload, ClientTime: arrived.UnixMilli(),
+		ReceivedAt: arrived, Principal: &protocol.Principal{UserKey: user, ClientVersion: "1.0.0.0"}}
 	resp := protocol.Dispatch(context.Background(), r.mux, req, nil)
 	if resp.Code == protocol.CodeOK && out != nil {
 		if err := json.Unmarshal(resp.Payload, out); err != nil {
@@ -327,5 +336,25 @@ func TestConcurrentClaimsOnEachBackend(t *testing.T) {
 				t.Fatalf("paid %d gems, player %+v; want %d", gems, p, want)
 			}
 		})
+	}
+}
+
+// A dungeon.start that waited in a busy server's queue longer than the
+// drift tolerance is timed from its arrival: the honest finish that follows
+// is not taken for a fast client clock (found by the load tool under
+// saturation).
+func TestQueuedDungeonStartIsNotASpeedHack(t *testing.T) {
+	r := newRig(t, backends()[0])
+	u := r.login("queued")
+	var run game.RunStarted
+	r.clock.Advance(4 * time.Second) // the start ran 4 s after it arrived
+	if resp := r.doQueued(u, game.CmdDungeonStart, "", 4*time.Second, game.StartDungeon{DungeonID: "forest"}, &run); resp.Code != protocol.CodeOK {
+		t.Fatalf("start: %v %s", resp.Code, resp.Message)
+	}
+	r.clock.Advance(6 * time.Second) // the client played 10 s from sending the start
+	var done game.RunFinished
+	resp := r.do(u, game.CmdDungeonFinish, "", game.FinishDungeon{RunID: run.RunID, Result: game.ResultWin, Damage: 5000, PlayTimeMs: 9500}, &done)
+	if resp.Code != protocol.CodeOK || done.Result != game.ResultWin {
+		t.Fatalf("honest finish after a queued start: %v %s %+v", resp.Code, resp.Message, done)
 	}
 }

@@ -165,7 +165,10 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	if _, err := tx.ExecContext(ctx, "UPDATE players SET stamina = ?, stamina_at = ? WHERE user_key = ?", newStored, newAt, userKey); err != nil {
 		return RunStarted{}, fmt.Errorf("game: stamina of %d: %w", userKey, err)
 	}
-	run := RunStarted{RunID: rand.Text(), DungeonID: d.ID, StartedAt: now.UnixMilli(), Stamina: StaminaAt(newStored, newAt, now)}
+	// The run's server start is when the request arrived: time it waited
+	// for a busy server or database is not the player's, and counting it
+	// would make an honest finish look like a fast clock (drift_ahead).
+	run := RunStarted{RunID: rand.Text(), DungeonID: d.ID, StartedAt: g.arrivedAt(req, now).UnixMilli(), Stamina: StaminaAt(newStored, newAt, now)}
 	_, err = tx.ExecContext(ctx, "INSERT INTO dungeon_runs (run_id, user_key, dungeon_id, started_at, client_started_at) VALUES (?, ?, ?, ?, ?)",
 		run.RunID, userKey, d.ID, run.StartedAt, req.ClientTime)
 	if err != nil {
@@ -238,7 +241,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 		}
 		return nil
 	}
-	serverElapsed := nowMs - startedAt
+	serverElapsed := g.arrivedAt(req, now).UnixMilli() - startedAt
 	if serverElapsed > MaxRunTime.Milliseconds() {
 		if err := end(resultExpired, 0, 0, 0); err != nil {
 			return RunFinished{}, err
@@ -325,4 +328,14 @@ func (g *Game) judge(req *protocol.Request, checker *anticheat.StatChecker, d Du
 		}
 	}
 	return out
+}
+
+// arrivedAt is when req reached the server (protocol.Request.ReceivedAt,
+// stamped by the transport on the server clock the game also runs on), or
+// now when the transport stamped nothing.
+func (g *Game) arrivedAt(req *protocol.Request, now time.Time) time.Time {
+	if req.ReceivedAt.IsZero() || req.ReceivedAt.After(now) {
+		return now
+	}
+	return req.ReceivedAt
 }

@@ -162,3 +162,17 @@ func startPrivateRedis(t *testing.T) *redis.Client {
 	}
 	return c
 }
+
+// The common database's pool is bounded in MySQL mode, so a login storm
+// queues instead of exhausting the MySQL server's connections (the load
+// tool once used up all of a shared MariaDB's).
+func TestCommonPoolIsBoundedOnMySQL(t *testing.T) {
+	cfg := testConfig(t)
+	if cfg.MySQLDSN == "" {
+		t.Skip("MySQL mode only; set " + testdb.EnvMySQLDSN)
+	}
+	_, srv := startServerOn(t, cfg)
+	if got := srv.store.common.Stats().MaxOpenConnections; got != CommonMaxOpenConns {
+		t.Fatalf("common pool limit %d, want %d", got, CommonMaxOpenConns)
+	}
+}

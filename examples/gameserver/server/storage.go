@@ -34,6 +34,11 @@ const (
 	EmbeddedKeyRange = 10_000_000
 )
 
+// CommonMaxOpenConns is the connection limit of the common database's pool
+// in MySQL mode (logins, accounts, receipts, live ops); requests beyond it
+// wait for a connection.
+const CommonMaxOpenConns = 32
+
 // storageConfig says where the databases are.
 type storageConfig struct {
 	// DataDir holds the SQLite files (embedded mode).
@@ -182,6 +187,13 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	// Bounded like the game databases' pools (shard.Config.MaxOpenConns):
+	// under a login storm an unbounded pool opens connections until the
+	// server refuses them ("Too many connections"), failing every client
+	// of that MySQL server; a bounded one queues the logins instead.
+	st.common.SetMaxOpenConns(CommonMaxOpenConns)
+	st.common.SetMaxIdleConns(CommonMaxOpenConns / 2)
+	st.common.SetConnMaxLifetime(30 * time.Minute)
 	if err := st.migrateCommon(ctx); err != nil {
 		return err
 	}
