@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
-	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -50,54 +48,7 @@ func backends() []backend {
 // and the idempotency table share one database (key range 1000..1999).
 func newRig(t testing.TB, b backend) *rig {
 	t.Helper()
-	ctx := context.Background()
-	driver, dsn := b.open(t)
-	common, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { common.Close() })
-	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := shard.NewSQLDirectory(common)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.Add(ctx, shard.Database{ID: 1, ServerID: 1, WorldID: 1, Name: "game", Driver: driver, DSN: dsn, FirstKey: 1000, LastKey: 1999}); err != nil {
-		t.Fatal(err)
-	}
-	router, err := shard.NewRouter(ctx, shard.Config{Directory: dir, RefreshInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { router.Close() })
-	if _, err := router.MigrateAll(ctx, game.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	fake := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)) // a Tuesday
-	idem, err := idempotency.NewSQLStore(ctx, common, idempotency.SQLConfig{
-		Config: idempotency.Config{RequireKey: true, Clock: fake},
-		DB:     func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) { return router.DB(ctx, s.UserKey) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error { return idem.Migrate(ctx, db) }); err != nil {
-		t.Fatal(err)
-	}
-	sessions := session.NewMemoryStore(session.Config{Clock: fake})
-	t.Cleanup(func() { sessions.Close() })
-	g, err := game.New(game.Config{
-		Router: router, Accounts: shard.NewAccounts(dir), Sessions: sessions, Idempotency: idem,
-		Dialect: b.dialect, Clock: fake,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := protocol.NewMux()
-	g.Register(mux)
-	return &rig{t: t, g: g, mux: mux, clock: fake, router: router}
+	return newRigWith(t, b, func(*sql.DB, *game.Config) {})
 }
 
 func (r *rig) login(device string) int64 {

@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -256,30 +254,7 @@ func TestDungeonConcurrentFinishesPayOnce(t *testing.T) {
 	forest, _ := game.DungeonByID("forest")
 	run := startRun(t, c, "forest")
 	const n = 6
-	codes := make(chan protocol.Code, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := c.Call(ctx, game.CmdDungeonFinish, honestFinish(run.RunID, 1000), nil)
-			var pe *protocol.Error
-			switch {
-			case err == nil:
-				codes <- protocol.CodeOK
-			case errors.As(err, &pe):
-				codes <- pe.Code
-			default:
-				t.Errorf("finish: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[protocol.Code]int{}
-	for code := range codes {
-		count[code]++
-	}
+	count := callConcurrently(ctx, t, c, int(n), game.CmdDungeonFinish, honestFinish(run.RunID, 1000))
 	if count[protocol.CodeOK] != 1 || count[game.CodeRunFinished] != n-1 {
 		t.Fatalf("results %v, want one ok and %d run finished", count, n-1)
 	}
@@ -383,30 +358,7 @@ func TestConcurrentDungeonStartsNeverOverspendStamina(t *testing.T) {
 	forest, _ := game.DungeonByID("forest")
 	affordable := int(game.StaminaMax / forest.Stamina)
 	n := affordable + 4
-	codes := make(chan protocol.Code, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := c.Call(ctx, game.CmdDungeonStart, game.StartDungeon{DungeonID: "forest"}, nil)
-			var pe *protocol.Error
-			switch {
-			case err == nil:
-				codes <- protocol.CodeOK
-			case errors.As(err, &pe):
-				codes <- pe.Code
-			default:
-				t.Errorf("start: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[protocol.Code]int{}
-	for code := range codes {
-		count[code]++
-	}
+	count := callConcurrently(ctx, t, c, int(n), game.CmdDungeonStart, game.StartDungeon{DungeonID: "forest"})
 	if count[protocol.CodeOK] != affordable || count[game.CodeNotEnoughStamina] != n-affordable {
 		t.Fatalf("results %v, want %d ok and %d not enough stamina", count, affordable, n-affordable)
 	}

@@ -318,30 +318,7 @@ func TestConcurrentPurchasesNeverOverspend(t *testing.T) {
 	affordable := game.StartGems / item.Gems
 	n := int(affordable) + 4
 
-	codes := make(chan protocol.Code, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := c.Call(ctx, game.CmdShopBuy, game.Buy{ItemID: item.ID}, nil)
-			var pe *protocol.Error
-			switch {
-			case err == nil:
-				codes <- protocol.CodeOK
-			case errors.As(err, &pe):
-				codes <- pe.Code
-			default:
-				t.Errorf("buy: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[protocol.Code]int{}
-	for code := range codes {
-		count[code]++
-	}
+	count := callConcurrently(ctx, t, c, int(n), game.CmdShopBuy, game.Buy{ItemID: item.ID})
 	if count[protocol.CodeOK] != int(affordable) || count[game.CodeNotEnoughGems] != n-int(affordable) {
 		t.Fatalf("results %v, want %d ok and %d not enough gems", count, affordable, n-int(affordable))
 	}
@@ -446,4 +423,35 @@ func TestConcurrentFirstStarts(t *testing.T) {
 	if len(dbs) != EmbeddedGameDBs {
 		t.Fatalf("%d directory rows after concurrent first starts, want %d", len(dbs), EmbeddedGameDBs)
 	}
+}
+
+// callConcurrently calls cmd with in n times at once on c and counts the
+// answers by result code (transport failures fail the test).
+func callConcurrently(ctx context.Context, t *testing.T, c *protocol.Client, n int, cmd string, in any) map[protocol.Code]int {
+	t.Helper()
+	codes := make(chan protocol.Code, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Call(ctx, cmd, in, nil)
+			var pe *protocol.Error
+			switch {
+			case err == nil:
+				codes <- protocol.CodeOK
+			case errors.As(err, &pe):
+				codes <- pe.Code
+			default:
+				t.Errorf("%s: %v", cmd, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[protocol.Code]int{}
+	for code := range codes {
+		count[code]++
+	}
+	return count
 }
