@@ -20,6 +20,10 @@
 //	GET /healthz                   200 "ok" while serving
 //	GET /stats                     JSON: node id, mode, hub counters (realtime.Stats)
 //	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key"}
+//	                               (optional &country=&language=&platform=&client_version=)
+//	POST /dev/notice?topic=T&message=M
+//	                               dev + memory mode only: Broadcast on "system"
+//	                               (the game server's POST /v1/notices in Redis mode)
 //
 // Game commands are not served here (they answer unknown_command): the
 // node carries chat, whispers and pushes; the game server serves the game.
@@ -197,6 +201,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.mux.HandleFunc("GET /stats", n.stats)
 	if n.devLogin() {
 		n.mux.HandleFunc("GET /dev/login", n.login)
+		n.mux.HandleFunc("POST /dev/notice", n.notice)
 	}
 	return n, nil
 }
@@ -318,6 +323,31 @@ func (n *Node) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, DevLogin{Token: s.Token, UserKey: uk})
 }
 
+// notice broadcasts {"message": M} with topic T on the system channel (dev
+// only: in Redis mode notices come from the game server's ops API).
+func (n *Node) notice(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	topic, msg := q.Get("topic"), q.Get("message")
+	if topic == "" {
+		topic = "notice"
+	}
+	if msg == "" || len(msg) > 2000 || len(topic) > 64 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "message (1-2000 bytes) is required; topic at most 64 bytes"})
+		return
+	}
+	payload, _ := json.Marshal(map[string]string{"message": msg})
+	f := realtime.Filter{
+		ClientVersion: q.Get("client_version"), Country: q.Get("country"),
+		Language: q.Get("language"), Platform: q.Get("platform"),
+	}
+	pos, err := n.hub.Broadcast(r.Context(), f, topic, payload)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, pos)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -345,6 +375,7 @@ func (n *Node) Serve(ctx context.Context, ln net.Listener, out io.Writer) error 
 	fmt.Fprintf(out, "  stats:   http://%s/stats   health: http://%s/healthz\n", addr, addr)
 	if n.devLogin() {
 		fmt.Fprintf(out, "  dev:     curl 'http://%s/dev/login?user=1001' → a test token (dev mode, memory sessions only)\n", addr)
+		fmt.Fprintf(out, "  dev:     curl -X POST 'http://%s/dev/notice?topic=maintenance&message=hi' → a push on \"system\"\n", addr)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -173,6 +173,26 @@ func TestMemoryNode(t *testing.T) {
 		t.Fatalf("KR client got %+v %v", pa, err)
 	}
 
+	// The dev notice endpoint does the same over HTTP.
+	resp, err := http.Post(base+"/dev/notice?topic=event&message=double+gold&platform=ios", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dev notice: %d", resp.StatusCode)
+	}
+	if p := nextOn(ctx, t, b, realtime.ChannelSystem, "event"); string(p.Payload) != `{"message":"double gold"}` {
+		t.Fatalf("dev notice %s", p.Payload)
+	}
+	if resp, err = http.Post(base+"/dev/notice", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("dev notice without a message: %d", resp.StatusCode)
+	}
+
 	var st Stats
 	if code := getJSON(t, base+"/stats", &st); code != http.StatusOK || st.Node != "test-1" || st.Mode != "memory" || st.Hub.Connections != 2 || st.Broker != nil {
 		t.Fatalf("stats %d %+v", code, st)
@@ -214,6 +234,9 @@ func TestProductionNodeRefusesPlainAndDevLogin(t *testing.T) {
 	base, _ := startNode(t, n)
 	if code := getJSON(t, base+"/dev/login?user=1", nil); code != http.StatusNotFound {
 		t.Fatalf("dev login outside dev mode: %d", code)
+	}
+	if resp, err := http.Post(base+"/dev/notice?message=x", "", nil); err != nil || resp.Body.Close() != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("dev notice outside dev mode: %v %v", resp, err)
 	}
 	s, err := n.Sessions().Create(context.Background(), sessionFor(7))
 	if err != nil {
