@@ -267,18 +267,42 @@ func (n *Node) Sessions() session.Store { return n.sessions }
 
 // Stats is the /stats answer.
 type Stats struct {
-	Node   string                     `json:"node"`
-	Mode   string                     `json:"mode"` // "memory", "redis" or "redis-cluster"
-	Hub    realtime.Stats             `json:"hub"`
-	Broker *realtime.RedisBrokerStats `json:"broker,omitempty"`
+	Node   string       `json:"node"`
+	Mode   string       `json:"mode"` // "memory", "redis" or "redis-cluster"
+	Hub    HubStats     `json:"hub"`
+	Broker *BrokerStats `json:"broker,omitempty"` // Redis mode only
+}
+
+// HubStats are realtime.Stats in JSON.
+type HubStats struct {
+	Connections int64 `json:"connections"` // open connections now
+	Published   int64 `json:"published"`   // publications delivered to this node by the broker
+	Delivered   int64 `json:"delivered"`   // pushes queued to connections
+	SlowClosed  int64 `json:"slow_closed"` // connections closed with slow_consumer
+}
+
+// BrokerStats are realtime.RedisBrokerStats in JSON.
+type BrokerStats struct {
+	Published  uint64 `json:"published"`
+	Delivered  uint64 `json:"delivered"`
+	Foreign    uint64 `json:"foreign"`
+	Malformed  uint64 `json:"malformed"`
+	Reconnects uint64 `json:"reconnects"`
+	Failures   uint64 `json:"failures"`
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	s := Stats{Node: n.cfg.NodeID, Mode: n.mode(), Hub: n.hub.Stats()}
+	hs := n.hub.Stats()
+	s := Stats{Node: n.cfg.NodeID, Mode: n.mode(), Hub: HubStats{
+		Connections: hs.Connections, Published: hs.Published, Delivered: hs.Delivered, SlowClosed: hs.SlowClosed,
+	}}
 	if n.broker != nil {
 		bs := n.broker.Stats()
-		s.Broker = &bs
+		s.Broker = &BrokerStats{
+			Published: bs.Published, Delivered: bs.Delivered, Foreign: bs.Foreign,
+			Malformed: bs.Malformed, Reconnects: bs.Reconnects, Failures: bs.Failures,
+		}
 	}
 	return s
 }
