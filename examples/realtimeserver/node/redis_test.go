@@ -130,6 +130,7 @@ func TestRedisNodesWithGameServer(t *testing.T) {
 func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	base, admin, adminToken := gameServer(t, gcfg)
 	var urls []string
+	var stops []func() error
 	for _, id := range []string{"node-1", "node-2"} {
 		cfg := ncfg
 		cfg.NodeID = id
@@ -137,7 +138,8 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nb, _ := startNode(t, n)
+		nb, stop := startNode(t, n)
+		stops = append(stops, stop)
 		if code := getJSON(t, nb+"/dev/login?user=1", nil); code != http.StatusNotFound {
 			t.Fatalf("dev login served in Redis mode: %d", code)
 		}
@@ -163,10 +165,15 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	var systemEpoch string
 	for _, c := range []*realtimetest.Client{a, b} {
 		for _, ch := range []string{"world.0", realtime.ChannelSystem} {
-			if _, err := c.Subscribe(ctx, ch, nil); err != nil {
+			s, err := c.Subscribe(ctx, ch, nil)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if ch == realtime.ChannelSystem {
+				systemEpoch = s.Position.Epoch
 			}
 		}
 	}
@@ -190,8 +197,13 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 
 	// A notice from the game server's ops API reaches both nodes' clients.
 	postNotice(t, admin, adminToken, map[string]any{"topic": "maintenance", "message": "restart at 04:00", "filter": map[string]string{"platform": "android"}})
+	var lastSeen uint64 // a's last system push
 	for _, c := range []*realtimetest.Client{b, a} {
 		p = nextOn(ctx, t, c, realtime.ChannelSystem, "maintenance")
+		lastSeen = p.ID
+		if p.Epoch != "" { // the channel's first publication starts its epoch
+			systemEpoch = p.Epoch
+		}
 		var np server.NoticePayload
 		if err := json.Unmarshal(p.Payload, &np); err != nil || np.Message != "restart at 04:00" {
 			t.Fatalf("notice %s: %v", p.Payload, err)
@@ -212,5 +224,33 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	case <-a.Done():
 		t.Fatal("the other player's connection on node 1 was closed")
 	default:
+	}
+
+	// Node 1 shuts down: its client is told going_away, reconnects to
+	// node 2 and resumes the system channel without missing the notice
+	// sent while it was away.
+	if err := stops[0](); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Done():
+	case <-ctx.Done():
+		t.Fatal("node 1 shut down without closing its connection")
+	}
+	if code, _ := a.CloseCode(); code != protocol.CodeGoingAway {
+		t.Fatalf("node 1 closed with %v", code)
+	}
+	postNotice(t, admin, adminToken, map[string]any{"topic": "notice", "message": "while you were away"})
+	a2, err := realtimetest.Dial(ctx, urls[1], pa.Token, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if _, err := a2.Subscribe(ctx, realtime.ChannelSystem, &realtime.StreamPosition{Offset: lastSeen, Epoch: systemEpoch}); err != nil {
+		t.Fatal(err)
+	}
+	p = nextOn(ctx, t, a2, realtime.ChannelSystem, "notice")
+	if p.ID != lastSeen+1 || string(p.Payload) != `{"message":"while you were away"}` {
+		t.Fatalf("resumed push %+v %s after %d", p, p.Payload, lastSeen)
 	}
 }
