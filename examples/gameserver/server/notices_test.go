@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
@@ -94,4 +97,29 @@ func TestOpsNotices(t *testing.T) {
 	// None of the refused requests was broadcast: the next push is this one.
 	a.ok("POST", NoticesPath, map[string]any{"topic": "event", "message": "double gold", "filter": map[string]string{"client_version": "1.0."}})
 	want(wjp, "event", "double gold")
+}
+
+// The notice body decoder never panics, and what it accepts is a valid
+// notice: a known topic and a non-blank UTF-8 message within the limit.
+func FuzzNoticeRequest(f *testing.F) {
+	f.Add([]byte(`{"topic":"notice","message":"hi","filter":{"country":"KR"}}`))
+	f.Add([]byte(`{"topic":"maintenance","message":"\u00ff","filter":{"client_version":"1."}}`))
+	f.Add([]byte(`{"topic":"chat","message":"x"}`))
+	f.Add([]byte(`{"topic":"event","message":"x"} {}`))
+	f.Add([]byte("{\"topic\":\"notice\",\"message\":\"\xff\"}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", NoticesPath, bytes.NewReader(body))
+		var req NoticeRequest
+		if err := decodeNotice(httptest.NewRecorder(), r, &req); err != nil {
+			return
+		}
+		switch req.Topic {
+		case NoticeTopicNotice, NoticeTopicMaintenance, NoticeTopicEvent:
+		default:
+			t.Fatalf("accepted topic %q", req.Topic)
+		}
+		if strings.TrimSpace(req.Message) == "" || len(req.Message) > MaxNoticeLen || !utf8.ValidString(req.Message) {
+			t.Fatalf("accepted message %q", req.Message)
+		}
+	})
 }

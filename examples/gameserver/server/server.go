@@ -472,7 +472,7 @@ func (s *Server) buildAdmin() error {
 // Handler returns the server's HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// AdminHandler returns the ops API handler (for the admin listener).
+// AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
 func (s *Server) AdminHandler() http.Handler { return withNotices(s.admin, s.hub, s.adminToken, s.log) }
 
 // AdminToken returns the ops API's bearer token (generated in dev mode when
