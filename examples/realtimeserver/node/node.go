@@ -18,7 +18,7 @@
 //
 //	GET /ws?token=T&mode=xor       the realtime binding (docs/PROTOCOL.md §16)
 //	GET /healthz                   200 "ok" while serving
-//	GET /stats                     JSON: node id, mode, hub counters (realtime.Stats)
+//	GET /stats                     JSON: node id, mode, hub counters, Redis broker counters
 //	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key"}
 //	                               (optional &country=&language=&platform=&client_version=)
 //	POST /dev/notice?topic=T&message=M
@@ -28,7 +28,11 @@
 // Game commands are not served here (they answer unknown_command): the
 // node carries chat, whispers and pushes; the game server serves the game.
 //
-// TODO: a raid room demo with a server tick, once realtime's rooms land.
+// TODO(rooms): the raid room demo of issue 10 is not here yet: a room per
+// raid joined over the websocket, a server tick (say 10 Hz) that applies
+// the members' inputs and pushes snapshots, on realtime's tick rooms once
+// they land (they are being built in parallel). Until then this node
+// carries chat, whispers and pushes only.
 package node
 
 import (
@@ -63,7 +67,7 @@ const (
 )
 
 // Config configures a Node. The zero value is a memory node on
-// DefaultAddr in dev mode off (New fills the defaults; ParseConfig turns
+// DefaultAddr with dev mode off (New fills the defaults; ParseConfig turns
 // dev mode on unless MADANG_DEV=0, like the game server).
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8090 (flag -addr, env
