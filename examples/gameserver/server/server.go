@@ -472,8 +472,8 @@ func (s *Server) buildAdmin() error {
 // Handler returns the server's HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// AdminHandler returns the ops API handler (for the admin listener).
-func (s *Server) AdminHandler() http.Handler { return s.admin }
+// AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
+func (s *Server) AdminHandler() http.Handler { return withNotices(s.admin, s.hub, s.adminToken, s.log) }
 
 // AdminToken returns the ops API's bearer token (generated in dev mode when
 // none was configured).
@@ -578,7 +578,7 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 		fmt.Fprintf(out, "  gamedata: version %s in use of %v\n", pub, s.catalog.Versions())
 	}
 	if admin != nil {
-		servers = append(servers, newHTTP(s.admin))
+		servers = append(servers, newHTTP(s.AdminHandler()))
 		listeners = append(listeners, admin)
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
