@@ -2,13 +2,17 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/ops"
+	"github.com/madang-io/madang/protocol"
 )
 
 type dayStats struct {
@@ -29,8 +33,8 @@ func getStats(t *testing.T, a *admin, query string) dayStats {
 }
 
 // Revenue and hacks per day in /v1/stats, end to end: purchases with dev
-// receipts by two players (on whichever game databases they landed) and a
-// cheating dungeon finish show up today; another day shows zeros; the
+// receipts by two players (on whichever game databases they landed), a
+// cheating dungeon finish and a speed hack show up today; another day shows zeros; the
 // last values for today are exported in /metrics.
 func TestStatsRevenueAndHacksPerDay(t *testing.T) {
 	cfg := testConfig(t)
@@ -55,10 +59,42 @@ func TestStatsRevenueAndHacksPerDay(t *testing.T) {
 	}
 	// A cheat: 10 million damage in a moment breaks two stat rules.
 	c, _ := newClient(t, base)
-	login(t, c, "cheater")
+	cheater := login(t, c, "cheater")
 	run := startRun(t, c, "forest")
 	if code, _ := call(t, c, game.CmdDungeonFinish, honestFinish(run.RunID, 10_000_000), nil); code != game.CodeCheatDetected {
 		t.Fatalf("cheating finish: code %v", code)
+	}
+
+	// A speed hack: the client's clock jumps 30 s ahead during a run.
+	var ahead atomic.Int64
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	speedy, err := protocol.NewClient(protocol.ClientConfig{
+		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
+		Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
+		Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	speeder := login(t, speedy, "speeder")
+	run = startRun(t, speedy, "forest")
+	ahead.Store(int64(30 * time.Second))
+	if code, _ := call(t, speedy, game.CmdDungeonFinish, honestFinish(run.RunID, 1000), nil); code != game.CodeCheatDetected {
+		t.Fatalf("speed-hacked finish: code %v", code)
+	}
+	// The day's counts are the two users' hack log records: at least the
+	// two stat verdicts of the cheater and one speed verdict of the speeder.
+	wantKinds := map[string]int64{}
+	var wantTotal int64
+	for _, u := range []int64{cheater.UserKey, speeder.UserKey} {
+		for _, e := range userEvents(t, srv, u) {
+			wantKinds[string(e.Kind)]++
+			wantTotal++
+		}
+	}
+	if wantKinds["stat"] < 2 || wantKinds["speed"] < 1 {
+		t.Fatalf("hack log of the cheaters: %v", wantKinds)
 	}
 
 	today := time.Now().UTC().Format(time.DateOnly)
@@ -70,10 +106,10 @@ func TestStatsRevenueAndHacksPerDay(t *testing.T) {
 	if len(st.Revenue) != 1 || st.Revenue[0] != want {
 		t.Fatalf("revenue %+v, want [%+v]", st.Revenue, want)
 	}
-	if st.Hacks.Total != 2 || st.Hacks.ByKind["stat"] != 2 || len(st.Hacks.ByKind) != 1 {
-		t.Fatalf("hacks %+v", st.Hacks)
+	if st.Hacks.Total != wantTotal || !reflect.DeepEqual(st.Hacks.ByKind, wantKinds) {
+		t.Fatalf("hacks %+v, want %d %v", st.Hacks, wantTotal, wantKinds)
 	}
-	if same := getStats(t, a, "?day="+today); same.Hacks.Total != 2 || len(same.Revenue) != 1 || same.Revenue[0] != want {
+	if same := getStats(t, a, "?day="+today); same.Hacks.Total != wantTotal || len(same.Revenue) != 1 || same.Revenue[0] != want {
 		t.Fatalf("?day=today: %+v", same)
 	}
 
@@ -98,7 +134,8 @@ func TestStatsRevenueAndHacksPerDay(t *testing.T) {
 	}
 	for _, w := range []string{
 		`madang_revenue_today_micros{currency="USD"} 5.98e+06`,
-		`madang_hacks_today{kind="stat"} 2`,
+		fmt.Sprintf(`madang_hacks_today{kind="stat"} %d`, wantKinds["stat"]),
+		fmt.Sprintf(`madang_hacks_today{kind="speed"} %d`, wantKinds["speed"]),
 		`madang_daily_stats_timestamp_seconds `,
 	} {
 		if !strings.Contains(string(body), w) {
