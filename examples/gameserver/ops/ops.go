@@ -1,9 +1,9 @@
 // Package ops is the game server's operator API: a JSON HTTP handler for a
 // separate admin listener, behind a bearer token, over the live-ops policy
 // (client versions, maintenance), anticheat's APK signature registry and
-// block list, and stats (CCU, DAU, NRU); health endpoints; and /metrics, a
-// Prometheus registry of the main's own fed by the packages' Stats methods
-// through a custom Collector.
+// block list, and stats (CCU, DAU, NRU, revenue and hacks per day); health
+// endpoints; and /metrics, a Prometheus registry of the main's own fed by
+// the packages' Stats methods through a custom Collector.
 //
 // # Endpoints
 //
@@ -32,7 +32,8 @@
 //	GET    /v1/blocks/{user}            {"blocked", "until", "reason", "at"}
 //	PUT    /v1/blocks/{user}            {"duration" (Go duration, "" = permanent), "reason"}; ends the user's sessions
 //	DELETE /v1/blocks/{user}
-//	GET    /v1/stats                    {"ccu", "dau", "nru", "day", ...}
+//	GET    /v1/stats?day=YYYY-MM-DD     {"day", "ccu", "dau", "nru", "revenue": [{"currency", "amount_micros",
+//	                                     "payments"}], "hacks": {"total", "by_kind": {kind: n}}, ...}
 //	GET    /v1/events                   [liveops.Event ...] (every event, running or not)
 //	PUT    /v1/events/{id}              liveops.Event without "id": {"kind" ("login_bonus", "dungeon_buff",
 //	                                     "shop_sale"), "title", "body", "time_zone" (IANA, e.g. "Asia/Seoul"),
@@ -57,6 +58,18 @@
 // listed in "failed" (no such player, their game database unavailable)
 // got nothing; the whole request is refused with 400 when the mail
 // itself is bad.
+//
+// Stats: "day" is a UTC calendar day (default today, UTC); DAU, NRU,
+// revenue and hacks count that day from 00:00 to 24:00 UTC, CCU is always
+// now. Revenue sums the payment ledger rows (currency "pay:<ISO 4217>",
+// amounts in millionths of the currency at list price) of every game
+// database, per currency (omitted when Config.Game is nil; a game database
+// that does not answer makes the request 503). Hacks counts the anticheat
+// hack log's verdicts of that day, in total and by kind ("speed", "stat",
+// "signature", ...). A day with nothing gives zeros and an empty list.
+// The last stats computed for the current day are also exported in
+// /metrics (madang_revenue_today_micros{currency},
+// madang_hacks_today{kind}); a scrape never queries the databases.
 //
 // Errors are {"error": "..."} with 400 (bad input), 401, 404, 500 or 503
 // (a database unavailable: retry). Request bodies are limited to MaxBody
@@ -119,9 +132,10 @@ type Config struct {
 
 // Handler serves the ops API.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	daily *dailyCollector // nil without Metrics
 }
 
 // New returns the ops API handler.
@@ -137,6 +151,10 @@ func New(cfg Config) (*Handler, error) {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", h.ready)
 	if cfg.Metrics != nil {
+		h.daily = newDailyCollector()
+		if err := cfg.Metrics.Register(h.daily); err != nil {
+			return nil, fmt.Errorf("ops: register the daily stats metrics: %w", err)
+		}
 		m.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	auth := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) (any, error)) {
@@ -540,5 +558,38 @@ func (h *Handler) stats(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	out["ccu"], out["dau"], out["nru"] = ccu, dau, nru
 	out["liveops"] = h.cfg.LiveOps.Stats()
+	from := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 0, 1)
+	hacks, err := h.cfg.Monitor.Log().DailyCounts(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	hs := HackStats{ByKind: map[string]int64{}}
+	for _, c := range hacks {
+		hs.Total += c.Count
+		hs.ByKind[string(c.Kind)] += c.Count
+	}
+	out["hacks"] = hs
+	var revenue []game.Revenue
+	if h.cfg.Game != nil {
+		if revenue, err = h.cfg.Game.RevenueBetween(ctx, from, to); err != nil {
+			return nil, err
+		}
+		out["revenue"] = revenue
+	}
+	if h.daily != nil && from.Equal(today(time.Now())) {
+		h.daily.set(from, revenue, hs)
+	}
 	return out, nil
+}
+
+// HackStats is the hack log's verdicts of one day in /v1/stats.
+type HackStats struct {
+	Total  int64            `json:"total"`
+	ByKind map[string]int64 `json:"by_kind"` // anticheat.Kind → verdicts
+}
+
+func today(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }

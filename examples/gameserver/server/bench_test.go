@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -19,8 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
+	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
@@ -43,6 +48,13 @@ import (
 //
 // The mix per player, repeated: player.load, shop.buy, mail.list,
 // dungeon.start, dungeon.finish, rank.top (3 of 6 requests write).
+//
+// With MADANG_REDIS_ADDR and MADANG_MYSQL_DSN set, the same three paths run
+// again under "redis-mariadb/" in Redis + MariaDB mode: sessions and the
+// board on Redis (a random key prefix), the common and game databases on
+// MariaDB (random database names, dropped after); the db loop then runs
+// the same transactions on MariaDB (SELECT ... FOR UPDATE and the MySQL
+// upsert, as the game does there) and the board on Redis.
 const benchWorkers = 8
 
 // benchMix is the command cycle.
@@ -74,11 +86,18 @@ func benchHTTPClient(b *testing.B) *http.Client {
 	return hc
 }
 
-// benchServer builds an embedded-mode server and gives nWorkers players
-// plenty of gems and stamina (so the mix never hits a refusal).
-func benchServer(b *testing.B) *Server {
+// benchServer builds an embedded-mode server, or with remote a Redis +
+// MariaDB one (benchRemoteReady must be true).
+func benchServer(b *testing.B, remote bool) *Server {
 	b.Helper()
-	srv, err := New(context.Background(), Config{XORKey: testXORKey, DataDir: filepath.Join(b.TempDir(), "data")}, nil)
+	cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(b.TempDir(), "data")}
+	if remote {
+		cfg.MySQLDSN = testdb.MySQL(b)
+		benchDropGameDBs(b, cfg.MySQLDSN, EmbeddedGameDBs)
+		cfg.RedisAddr = os.Getenv(testredis.EnvAddr)
+		cfg.RedisPrefix = testredis.Prefix(b, testredis.Client(b))
+	}
+	srv, err := New(context.Background(), cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,6 +122,18 @@ func fundPlayer(b *testing.B, srv *Server, userKey int64) {
 // process).
 func runWorkers(b *testing.B, step func(w, i int) error) {
 	b.Helper()
+	runWorkersOn(b, nil, step)
+}
+
+// runWorkersOn is runWorkers that also reports, when srv is not nil, the
+// idempotency keys released after retryable failures (deadlocks) per
+// request: each one cost a retry after a backoff.
+func runWorkersOn(b *testing.B, srv *Server, step func(w, i int) error) {
+	b.Helper()
+	var released0 uint64
+	if srv != nil {
+		released0 = srv.store.idem.Stats().Released
+	}
 	var next atomic.Int64
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
@@ -133,17 +164,54 @@ func runWorkers(b *testing.B, step func(w, i int) error) {
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+	if srv != nil {
+		b.ReportMetric(float64(srv.store.idem.Stats().Released-released0)/float64(b.N), "retries/req")
+	}
 }
 
 func BenchmarkFullStack(b *testing.B) {
-	b.Run("stack", benchStack)
+	b.Run("stack", func(b *testing.B) { benchStack(b, benchServer(b, false)) })
 	b.Run("bare", benchBare)
-	b.Run("db", benchDB)
+	b.Run("db", func(b *testing.B) { benchDB(b, benchServer(b, false)) })
+	if os.Getenv(testredis.EnvAddr) == "" || os.Getenv(testdb.EnvMySQLDSN) == "" {
+		b.Logf("Redis + MariaDB mode not run: set %s and %s", testredis.EnvAddr, testdb.EnvMySQLDSN)
+		return
+	}
+	b.Run("redis-mariadb", func(b *testing.B) {
+		b.Run("stack", func(b *testing.B) { benchStack(b, benchServer(b, true)) })
+		b.Run("bare", benchBare)
+		b.Run("db", func(b *testing.B) { benchDB(b, benchServer(b, true)) })
+	})
+}
+
+// benchDropGameDBs drops the game databases a MariaDB-mode server creates
+// next to dsn's database when the benchmark ends (after the server
+// closed: cleanups run last registered first).
+func benchDropGameDBs(b *testing.B, dsn string, n int) {
+	b.Helper()
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	common := mc.DBName
+	mc.DBName = ""
+	b.Cleanup(func() {
+		db, err := sql.Open("mysql", mc.FormatDSN())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer db.Close()
+		for i := 1; i <= n; i++ {
+			if _, err := db.Exec(fmt.Sprintf("DROP DATABASE IF EXISTS %s_gamedb%02d", common, i)); err != nil {
+				b.Errorf("drop game database: %v", err)
+			}
+		}
+	})
 }
 
 // benchStack: the mix through the whole server over loopback HTTP.
-func benchStack(b *testing.B) {
-	srv := benchServer(b)
+func benchStack(b *testing.B, srv *Server) {
 	base := benchServe(b, srv.Handler())
 	hc := benchHTTPClient(b)
 	ctx := context.Background()
@@ -168,7 +236,7 @@ func benchStack(b *testing.B) {
 		fundPlayer(b, srv, res.UserKey)
 		players[w] = &player{c: c}
 	}
-	runWorkers(b, func(w, i int) error {
+	runWorkersOn(b, srv, func(w, i int) error {
 		p := players[w]
 		var err error
 		switch cmd := benchMix[i%len(benchMix)]; cmd {
@@ -212,13 +280,14 @@ func benchBare(b *testing.B) {
 	})
 }
 
-// benchDB: the mix's transactions straight on the databases of an
-// embedded-mode server (the same SQLite files, pools and idempotency
-// store), without HTTP, codec, sessions or the game's handlers.
-func benchDB(b *testing.B) {
-	srv := benchServer(b)
+// benchDB: the mix's transactions straight on the databases of a server
+// (the same SQLite files or MariaDB databases, pools, idempotency store
+// and board), without HTTP, codec, sessions or the game's handlers.
+func benchDB(b *testing.B, srv *Server) {
 	ctx := context.Background()
 	router, idem := srv.store.router, srv.store.idem
+	forUpdate := srv.store.dialect.ForUpdate()
+	upsert := srv.store.dialect.Upsert([]string{"user_key", "item_id"}, "count")
 	board := srv.game.Board()
 	type player struct {
 		key int64
@@ -239,20 +308,30 @@ func benchDB(b *testing.B) {
 		return err
 	}
 	// once runs fn in an idempotent transaction, as the server does for a
-	// mutating command, storing out as the result.
+	// mutating command, storing out as the result. A retryable failure (a
+	// MariaDB deadlock: the key is released) is retried with the same
+	// request id as protocol.Client does with its defaults (3 attempts,
+	// 100 ms backoff doubled), so both paths pay the same for one.
 	once := func(user int64, cmd string, fn func(ctx context.Context, tx *sql.Tx, rid string) (any, error)) error {
 		rid := rand.Text()
-		_, err := idem.Do(ctx, idempotency.Scope{UserKey: user, Command: cmd}, rid, idempotency.FingerprintOf([]byte(rid)), func(ctx context.Context) (idempotency.Result, error) {
-			out, err := fn(ctx, idempotency.TxFrom(ctx), rid)
-			if err != nil {
-				return idempotency.Result{}, err
+		backoff := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			_, err := idem.Do(ctx, idempotency.Scope{UserKey: user, Command: cmd}, rid, idempotency.FingerprintOf([]byte(rid)), func(ctx context.Context) (idempotency.Result, error) {
+				out, err := fn(ctx, idempotency.TxFrom(ctx), rid)
+				if err != nil {
+					return idempotency.Result{}, err
+				}
+				payload, err := json.Marshal(out)
+				return idempotency.Result{Payload: payload}, err
+			})
+			if err == nil || !protocol.CodeOf(err).Retryable() || attempt >= 3 {
+				return err
 			}
-			payload, err := json.Marshal(out)
-			return idempotency.Result{Payload: payload}, err
-		})
-		return err
+			time.Sleep(backoff)
+			backoff *= 2
+		}
 	}
-	runWorkers(b, func(w, i int) error {
+	runWorkersOn(b, srv, func(w, i int) error {
 		p := players[w]
 		switch benchMix[i%len(benchMix)] {
 		case game.CmdLoad:
@@ -270,7 +349,7 @@ func benchDB(b *testing.B) {
 		case game.CmdShopBuy:
 			return once(p.key, game.CmdShopBuy, func(ctx context.Context, tx *sql.Tx, rid string) (any, error) {
 				var gold, gems, exp, have int64
-				if err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?", p.key).Scan(&gold, &gems, &exp); err != nil {
+				if err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+forUpdate, p.key).Scan(&gold, &gems, &exp); err != nil {
 					return nil, err
 				}
 				gems -= 5
@@ -280,11 +359,11 @@ func benchDB(b *testing.B) {
 				if err := ledger(ctx, tx, p.key, "gems", -5, gems, "shop:potion_pack", rid); err != nil {
 					return nil, err
 				}
-				err := tx.QueryRowContext(ctx, "SELECT count FROM inventory WHERE user_key = ? AND item_id = ?", p.key, "potion").Scan(&have)
+				err := tx.QueryRowContext(ctx, "SELECT count FROM inventory WHERE user_key = ? AND item_id = ?"+forUpdate, p.key, "potion").Scan(&have)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return nil, err
 				}
-				if _, err := tx.ExecContext(ctx, "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?) ON CONFLICT (user_key, item_id) DO UPDATE SET count = excluded.count", p.key, "potion", have+3); err != nil {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)"+upsert, p.key, "potion", have+3); err != nil {
 					return nil, err
 				}
 				return game.BuyResult{ItemID: "potion_pack", Gold: gold, Gems: gems, Items: []game.ItemCount{{ItemID: "potion", Count: 3}}},
@@ -299,7 +378,7 @@ func benchDB(b *testing.B) {
 		case game.CmdDungeonStart:
 			return once(p.key, game.CmdDungeonStart, func(ctx context.Context, tx *sql.Tx, _ string) (any, error) {
 				var st, stAt int64
-				if err := tx.QueryRowContext(ctx, "SELECT stamina, stamina_at FROM players WHERE user_key = ?", p.key).Scan(&st, &stAt); err != nil {
+				if err := tx.QueryRowContext(ctx, "SELECT stamina, stamina_at FROM players WHERE user_key = ?"+forUpdate, p.key).Scan(&st, &stAt); err != nil {
 					return nil, err
 				}
 				now := time.Now().UnixMilli()
@@ -314,12 +393,12 @@ func benchDB(b *testing.B) {
 			score := 500 + int64(i%400)
 			err := once(p.key, game.CmdDungeonFinish, func(ctx context.Context, tx *sql.Tx, rid string) (any, error) {
 				var gold, gems, exp int64
-				if err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?", p.key).Scan(&gold, &gems, &exp); err != nil {
+				if err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+forUpdate, p.key).Scan(&gold, &gems, &exp); err != nil {
 					return nil, err
 				}
 				var dungeon string
 				var startedAt, clientStartedAt, finishedAt int64
-				if err := tx.QueryRowContext(ctx, "SELECT dungeon_id, started_at, client_started_at, finished_at FROM dungeon_runs WHERE run_id = ? AND user_key = ?", p.run, p.key).
+				if err := tx.QueryRowContext(ctx, "SELECT dungeon_id, started_at, client_started_at, finished_at FROM dungeon_runs WHERE run_id = ? AND user_key = ?"+forUpdate, p.run, p.key).
 					Scan(&dungeon, &startedAt, &clientStartedAt, &finishedAt); err != nil {
 					return nil, err
 				}

@@ -1,0 +1,2 @@
+-- The ledger by time (SQLite): the operators' revenue per day.
+CREATE INDEX ledger_at ON ledger (at);
