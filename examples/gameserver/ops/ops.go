@@ -49,6 +49,10 @@
 //	GET    /v1/ledger?user=K&limit=N    {"user_key", "entries": [...]}: the newest ledger rows first (N ≤ 1000, default 100)
 //	*      /v1/gamedata/...             the game data catalog (gamedata.Catalog.Handler): GET /v1/gamedata/,
 //	                                    POST /v1/gamedata/publish, /rollback, /client_versions
+//	POST   /v1/notices                  {"topic" ("notice", "maintenance", "event"), "message", "filter":
+//	                                     {"client_version", "country", "language", "platform"}}: a push on the
+//	                                     realtime "system" channel of every node (served by the game server
+//	                                     beside this handler: server.NoticesHandler)
 //
 // Mail grants (or, with /v1/mail/recall, takes back while unclaimed) gold,
 // gems and items through the player's mailbox (game.SendMail). "key" is
