@@ -252,7 +252,7 @@ func decodeRoomMsg(b []byte, m *roomMsg) error {
 	}
 	switch m.Op {
 	case roomMsgJoin, roomMsgLeave, roomMsgInput, roomMsgDisconnect:
-		if !validRoomID(m.Room) || !validChannel(prefixRoomNode+m.Node) {
+		if !validRoomID(m.Room) || m.Node == "" || !validChannel(prefixRoomNode+m.Node) {
 			return fmt.Errorf("%w: bad room or node", errRoomMsg)
 		}
 	case roomMsgReply:
@@ -269,7 +269,7 @@ func decodeRoomMsg(b []byte, m *roomMsg) error {
 }
 
 func validRoomID(id string) bool {
-	return len(id) <= maxRoomIDLen && validChannel(prefixRoom+id)
+	return id != "" && len(id) <= maxRoomIDLen && validChannel(prefixRoom+id)
 }
 
 // dispatch serves this node's channel: requests for the rooms it owns and
