@@ -18,7 +18,8 @@ const (
 	// as room.join.
 	CmdRoomCreate = "room.create"
 	// CmdRoomJoin {"room"}: join a room on any node, or rejoin it within
-	// the grace period after a disconnect. Reply {"room","rejoined",
+	// the grace period after a disconnect (each room joined counts against
+	// Config.MaxChannels). Reply {"room","rejoined",
 	// "snapshot"}: the room's latest snapshot (null before its first tick).
 	// Then the connection gets the room's pushes. A room that is not
 	// running answers not_member.

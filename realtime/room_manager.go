@@ -505,6 +505,9 @@ func (r *Rooms) serve(ctx context.Context, c *conn, req *protocol.Request) (*pro
 			return nil, errRoomNotMember
 		}
 		if _, err := r.call(ctx, in.Room, roomMsgInput, user, in.Input); err != nil {
+			if errors.Is(err, ErrRoomNotFound) || protocol.CodeOf(err) == protocol.CodeNotMember {
+				r.forget(in.Room, c) // the room ended or dropped this member: stop its pushes here
+			}
 			return nil, err
 		}
 		return &protocol.Response{}, nil
@@ -567,6 +570,10 @@ func (r *Rooms) join(ctx context.Context, c *conn, id string) (*protocol.Respons
 		return nil, ErrClosed
 	}
 	sb, had := c.subs[ch]
+	if !had && len(c.subs) >= r.hub.cfg.MaxChannels {
+		c.subsMu.Unlock()
+		return nil, badRequest("realtime: at most %d channels and rooms per connection", r.hub.cfg.MaxChannels)
+	}
 	if !had {
 		sb = &sub{c: c, channel: ch}
 		c.subs[ch] = sb
