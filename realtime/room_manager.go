@@ -199,6 +199,10 @@ func isRoomChannel(ch string) bool {
 // Close ends this node's rooms (their members get room.end with reason
 // going_away and their leases are released) and stops the dispatcher. Safe
 // to call more than once.
+//
+// Members connected through this node to rooms of other nodes are reported
+// disconnected to those rooms first (their grace periods start: they may
+// reconnect through another node).
 func (r *Rooms) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -206,11 +210,31 @@ func (r *Rooms) Close() error {
 		return nil
 	}
 	r.closed = true
+	type member struct {
+		room string
+		user int64
+	}
+	var away []member
+	for id, m := range r.local {
+		seen := make(map[int64]bool)
+		for c := range m {
+			if u := c.sess.UserKey; !seen[u] {
+				seen[u] = true
+				away = append(away, member{id, u})
+			}
+		}
+	}
+	clear(r.local)
 	rooms := make([]*room, 0, len(r.rooms))
 	for _, rm := range r.rooms {
 		rooms = append(rooms, rm)
 	}
 	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.ctx, roomDisconnectTimeout)
+	for _, m := range away {
+		r.notifyDisconnect(ctx, m.room, m.user)
+	}
+	cancel()
 	for _, rm := range rooms {
 		rm.stop()
 	}
@@ -219,6 +243,11 @@ func (r *Rooms) Close() error {
 	}
 	r.cancel()
 	r.wg.Wait()
+	ctx, cancel = context.WithTimeout(context.Background(), roomDisconnectTimeout)
+	defer cancel()
+	if err := r.hub.broker.Unsubscribe(ctx, r.nodeChan); err != nil {
+		r.log.Warn("realtime: rooms: unsubscribe node channel", "err", err)
+	}
 	return nil
 }
 

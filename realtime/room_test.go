@@ -465,3 +465,35 @@ func TestFIFOMatchmaker(t *testing.T) {
 		t.Fatalf("another kind's queue: %v", err)
 	}
 }
+
+// A node that shuts down reports its players as disconnected to the rooms
+// of other nodes: their grace periods start and they are removed after it.
+func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
+	b2 := b1.Peer()
+	t.Cleanup(func() { b2.Close(); b1.Close() })
+	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
+	n1 := startHub(t, store, realtime.Config{Broker: b1})
+	n2 := startHub(t, store, realtime.Config{Broker: b2})
+	startRooms(t, n1, dir, realtime.RoomConfig{Node: "n1", Grace: 500 * time.Millisecond})
+	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2"})
+	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
+	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)
+	ctx := ctxT(t)
+	j, err := a.RoomCreate(ctx, "raid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RoomJoin(ctx, j.Room); err != nil {
+		t.Fatal(err)
+	}
+	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
+	if err := n2.hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitClosed(t, b); code != protocol.CodeGoingAway {
+		t.Fatalf("closed with %v", code)
+	}
+	snapUntil(t, a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+}
