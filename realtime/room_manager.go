@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ const (
 	roomMsgInput          = "input"
 	roomMsgDisconnect     = "disconnect"
 	roomMsgReply          = "reply"
+	roomMsgTouch          = "touch" // data: [userKey...] still connected through the sender
 	roomReasonDone        = "done"
 	roomReasonGoingAway   = "going_away"
 	roomOpsExtra          = 64 // room.ops capacity beyond InputQueueLen (joins, leaves)
@@ -65,7 +67,10 @@ type RoomConfig struct {
 	MaxInputSize int
 	// Grace is how long a member whose connection dropped stays a member
 	// (rejoining with room.join from any node); then it is removed
-	// (RoomLogic.Leave). Default 30 s.
+	// (RoomLogic.Leave). Default 30 s. Nodes tell the owner every Grace/3
+	// which of its members they still serve: a member whose node went
+	// silent (crashed) for Grace counts as disconnected from its last
+	// heartbeat, so it is removed within 2×Grace.
 	Grace time.Duration
 	// LeaseTTL is the room's Directory lease, renewed every LeaseTTL/3 by
 	// the room's goroutine. A room whose node dies is gone after it.
@@ -181,8 +186,9 @@ func NewRooms(h *Hub, dir Directory, cfg RoomConfig) (*Rooms, error) {
 		r.cancel()
 		return nil, fmt.Errorf("realtime: rooms: subscribe %q: %w", r.nodeChan, err)
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.dispatch()
+	go r.heartbeat()
 	return r, nil
 }
 
@@ -280,7 +286,7 @@ func decodeRoomMsg(b []byte, m *roomMsg) error {
 		return fmt.Errorf("%w: %v", errRoomMsg, err)
 	}
 	switch m.Op {
-	case roomMsgJoin, roomMsgLeave, roomMsgInput, roomMsgDisconnect:
+	case roomMsgJoin, roomMsgLeave, roomMsgInput, roomMsgDisconnect, roomMsgTouch:
 		if !validRoomID(m.Room) || m.Node == "" || !validChannel(prefixRoomNode+m.Node) {
 			return fmt.Errorf("%w: bad room or node", errRoomMsg)
 		}
@@ -332,7 +338,7 @@ func (r *Rooms) dispatch() {
 
 func (r *Rooms) serveRemote(m roomMsg) {
 	var reply func(roomReply)
-	if m.Op != roomMsgDisconnect {
+	if m.Op != roomMsgDisconnect && m.Op != roomMsgTouch {
 		to, seq := m.Node, m.Seq
 		reply = func(rep roomReply) { r.sendReply(to, seq, rep) }
 	}
@@ -728,3 +734,43 @@ func (r *Rooms) notifyDisconnect(ctx context.Context, id string, user int64) {
 }
 
 var errRoomTimeout = &protocol.Error{Code: protocol.CodeTimeout, Message: "realtime: room request timed out"}
+
+// heartbeat tells the owners of the rooms this node's connections joined,
+// every Grace/3, which members are still connected through this node.
+func (r *Rooms) heartbeat() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.Grace / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			return
+		}
+		users := make(map[string][]int64)
+		r.mu.Lock()
+		for id, m := range r.local {
+			if r.rooms[id] != nil {
+				continue // local members: their connections' closes are seen here
+			}
+			for c := range m {
+				if u := c.sess.UserKey; !slices.Contains(users[id], u) {
+					users[id] = append(users[id], u)
+				}
+			}
+		}
+		r.mu.Unlock()
+		for id, us := range users {
+			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
+			l, err := r.dir.Lookup(ctx, id)
+			if err == nil && l.Node != r.cfg.Node {
+				data, _ := json.Marshal(us)
+				b, _ := json.Marshal(roomMsg{Op: roomMsgTouch, Room: id, Node: r.cfg.Node, Data: data})
+				if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+l.Node, b, PublishOptions{}); err != nil {
+					r.log.Warn("realtime: room heartbeat failed", "room", id, "err", err)
+				}
+			}
+			cancel()
+		}
+	}
+}

@@ -33,6 +33,7 @@ type roomMember struct {
 	node      string
 	connected bool
 	since     time.Time // when it disconnected
+	seen      time.Time // the last heartbeat of its node (remote members)
 }
 
 type roomOp struct {
@@ -134,7 +135,7 @@ func (rm *room) handle(op roomOp) {
 			m = &roomMember{}
 			rm.members[op.user] = m
 		}
-		m.node, m.connected = op.node, true
+		m.node, m.connected, m.seen = op.node, true, time.Now()
 		b, _ := json.Marshal(struct {
 			Room     string          `json:"room"`
 			Rejoined bool            `json:"rejoined"`
@@ -159,6 +160,17 @@ func (rm *room) handle(op roomOp) {
 			rm.inputs = append(rm.inputs, op)
 			reply(roomReply{})
 		}
+	case roomMsgTouch:
+		var users []int64
+		if json.Unmarshal(op.data, &users) != nil {
+			return
+		}
+		now := time.Now()
+		for _, u := range users {
+			if m := rm.members[u]; m != nil && m.connected && m.node == op.node {
+				m.seen = now
+			}
+		}
 	case roomMsgDisconnect:
 		if m != nil && m.connected && m.node == op.node {
 			m.connected, m.since = false, time.Now()
@@ -178,6 +190,9 @@ func (rm *room) onTick(now time.Time, dt time.Duration) bool {
 	clear(rm.inputs)
 	rm.inputs = rm.inputs[:0]
 	for u, m := range rm.members {
+		if m.connected && m.node != rm.r.cfg.Node && now.Sub(m.seen) >= rm.r.cfg.Grace {
+			m.connected, m.since = false, m.seen // its node went silent
+		}
 		if !m.connected && now.Sub(m.since) >= rm.r.cfg.Grace {
 			delete(rm.members, u)
 			rm.logic.Leave(u)

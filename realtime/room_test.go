@@ -477,7 +477,7 @@ func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
 	n1 := startHub(t, store, realtime.Config{Broker: b1})
 	n2 := startHub(t, store, realtime.Config{Broker: b2})
 	startRooms(t, n1, dir, realtime.RoomConfig{Node: "n1", Grace: 500 * time.Millisecond})
-	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2"})
+	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", Grace: 500 * time.Millisecond})
 	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
 	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)
 	ctx := ctxT(t)
@@ -495,5 +495,40 @@ func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
 	if code := waitClosed(t, b); code != protocol.CodeGoingAway {
 		t.Fatalf("closed with %v", code)
 	}
+	snapUntil(t, a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+}
+
+// A member connected through another node stays a member while that node's
+// heartbeats come (longer than the grace period); when the node dies
+// silently the member is removed after the grace.
+func TestRoomMemberNodeCrash(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
+	b2 := b1.Peer()
+	t.Cleanup(func() { b2.Close(); b1.Close() })
+	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
+	n1 := startHub(t, store, realtime.Config{Broker: b1})
+	n2 := startHub(t, store, realtime.Config{Broker: b2})
+	const grace = 1500 * time.Millisecond
+	startRooms(t, n1, dir, realtime.RoomConfig{Node: "n1", Grace: grace})
+	r2 := startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", Grace: grace})
+	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
+	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)
+	ctx := ctxT(t)
+	j, err := a.RoomCreate(ctx, "raid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RoomJoin(ctx, j.Room); err != nil {
+		t.Fatal(err)
+	}
+	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
+	until := time.Now().Add(3 * grace)
+	for time.Now().Before(until) {
+		if _, st := nextSnap(t, a); len(st.Players) != 2 {
+			t.Fatalf("a remote member with a live node was dropped: %+v", st)
+		}
+	}
+	realtime.CrashRooms(r2)
 	snapUntil(t, a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
 }
