@@ -70,7 +70,8 @@ type RoomConfig struct {
 	// (RoomLogic.Leave). Default 30 s. Nodes tell the owner every Grace/3
 	// which of its members they still serve: a member whose node went
 	// silent (crashed) for Grace counts as disconnected from its last
-	// heartbeat, so it is removed within 2×Grace.
+	// heartbeat, so it is removed within 2×Grace. Use the same Grace on
+	// every node.
 	Grace time.Duration
 	// LeaseTTL is the room's Directory lease, renewed every LeaseTTL/3 by
 	// the room's goroutine. A room whose node dies is gone after it.
