@@ -210,6 +210,7 @@ func TestRoomSnapshotsToMembersOnly(t *testing.T) {
 }
 
 func TestRoomReconnectWithinGrace(t *testing.T) {
+	t.Parallel() // waits out grace periods and leases
 	store := sessiontest.NewStore(t, nil)
 	n := startHub(t, store, realtime.Config{})
 	startRooms(t, n, realtime.NewMemoryDirectory(realtime.DirectoryConfig{}), realtime.RoomConfig{Grace: 3 * time.Second})
@@ -366,6 +367,7 @@ func testRoomsTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker,
 // gone for other nodes once its lease expires: requests to it time out as
 // unavailable meanwhile, then answer not_member.
 func TestRoomOwnerDiesLostAfterLease(t *testing.T) {
+	t.Parallel() // waits out grace periods and leases
 	store := sessiontest.NewStore(t, nil)
 	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
 	b2 := b1.Peer()
@@ -469,6 +471,7 @@ func TestFIFOMatchmaker(t *testing.T) {
 // A node that shuts down reports its players as disconnected to the rooms
 // of other nodes: their grace periods start and they are removed after it.
 func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
+	t.Parallel() // waits out grace periods and leases
 	store := sessiontest.NewStore(t, nil)
 	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
 	b2 := b1.Peer()
@@ -502,6 +505,7 @@ func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
 // heartbeats come (longer than the grace period); when the node dies
 // silently the member is removed after the grace.
 func TestRoomMemberNodeCrash(t *testing.T) {
+	t.Parallel() // waits out grace periods and leases
 	store := sessiontest.NewStore(t, nil)
 	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
 	b2 := b1.Peer()
@@ -523,7 +527,7 @@ func TestRoomMemberNodeCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
-	until := time.Now().Add(3 * grace)
+	until := time.Now().Add(2 * grace)
 	for time.Now().Before(until) {
 		if _, st := nextSnap(t, a); len(st.Players) != 2 {
 			t.Fatalf("a remote member with a live node was dropped: %+v", st)
