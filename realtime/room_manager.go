@@ -623,8 +623,11 @@ func (r *Rooms) join(ctx context.Context, c *conn, id string) (*protocol.Respons
 	}
 	data, err := r.call(ctx, id, roomMsgJoin, c.sess.UserKey, nil)
 	if err != nil {
-		if !had {
+		switch {
+		case !had:
 			r.dropSub(c, sb)
+		case protocol.CodeOf(err) == protocol.CodeNotMember: // the room ended
+			r.forget(id, c)
 		}
 		return nil, err
 	}
