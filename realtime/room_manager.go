@@ -580,7 +580,14 @@ func (r *Rooms) serve(ctx context.Context, c *conn, req *protocol.Request) (*pro
 			return &protocol.Response{Payload: json.RawMessage(`{"queued":true}`)}, nil
 		}
 		id, err := r.Create(ctx, in.Kind, nil)
-		if err != nil {
+		if err != nil { // the others wait on (at the back of the queue); the caller is told
+			for _, u := range group {
+				if u != user {
+					if _, err := r.mm.Add(ctx, in.Kind, u); err != nil {
+						r.log.Warn("realtime: cannot requeue a matched player", "user", u, "err", err)
+					}
+				}
+			}
 			return nil, err
 		}
 		note, _ := json.Marshal(map[string]any{"room": id, "kind": in.Kind, "players": group})
