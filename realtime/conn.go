@@ -176,6 +176,9 @@ func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, r
 // cleanup removes the connection from the hub.
 func (c *conn) cleanup() {
 	h := c.hub
+	if r := h.rooms.Load(); r != nil {
+		r.connClosed(c)
+	}
 	c.subsMu.Lock()
 	subs := c.subs
 	c.subs = nil
@@ -632,6 +635,10 @@ func (c *conn) route(ctx context.Context, req *protocol.Request) (*protocol.Resp
 		return c.whisper(ctx, req)
 	case CmdHistory:
 		return c.history(ctx, req)
+	case CmdRoomCreate, CmdRoomJoin, CmdRoomInput, CmdRoomLeave, CmdRoomMatch:
+		if r := c.hub.rooms.Load(); r != nil {
+			return r.serve(ctx, c, req)
+		}
 	}
 	if c.hub.cfg.Handler == nil {
 		return nil, &protocol.Error{Code: protocol.CodeUnknownCommand, Message: "unknown command"}
@@ -662,6 +669,9 @@ func decodeArgs(req *protocol.Request, v any) error {
 func (c *conn) checkChannel(ctx context.Context, ch string, a Action) error {
 	if !validChannel(ch) {
 		return badRequest("realtime: invalid channel name")
+	}
+	if isRoomChannel(ch) { // members only, through room.join
+		return errForbidden
 	}
 	switch KindOf(ch) {
 	case KindWorld:

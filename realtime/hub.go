@@ -269,6 +269,8 @@ type Hub struct {
 	shardWG    sync.WaitGroup
 
 	stats hubStats
+
+	rooms atomic.Pointer[Rooms] // set by NewRooms
 }
 
 type hubStats struct {
@@ -365,6 +367,10 @@ func (h *Hub) userShard(userKey int64) *userShard {
 // deliver is the broker's callback: it queues the publication to its
 // channel's shard (waiting when that queue is full).
 func (h *Hub) deliver(p Publication) {
+	if r := h.rooms.Load(); r != nil && p.Channel == r.nodeChan {
+		r.inboxPut(p)
+		return
+	}
 	s := h.chanShard(p.Channel)
 	select {
 	case s.in <- p:
@@ -582,6 +588,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return errors.New("realtime: Shutdown called twice")
 	}
 	h.unsubEvent()
+	if r := h.rooms.Load(); r != nil {
+		_ = r.Close() // members on other nodes get room.end going_away
+	}
 	for _, us := range h.users {
 		us.mu.Lock()
 		var all []*conn
