@@ -121,6 +121,8 @@ type RedisBroker struct {
 
 	published, delivered, foreign, malformed, reconnects, failures atomic.Uint64
 
+	hubResync atomic.Pointer[func()] // set by the Hub using the broker
+
 	mu      sync.RWMutex
 	started bool
 	closed  bool
@@ -164,6 +166,10 @@ func NewRedisBroker(client redis.UniversalClient, cfg RedisBrokerConfig) (*Redis
 		topics:      make(map[string]int),
 	}, nil
 }
+
+// notifyResubscribed makes the broker call f (Hub.Resync) after a
+// resubscription, besides RedisBrokerConfig.OnResubscribed.
+func (b *RedisBroker) notifyResubscribed(f func()) { b.hubResync.Store(&f) }
 
 // keys returns the group (bucket or 0), the meta and history keys and the
 // pub/sub channel of channel ch.
@@ -439,8 +445,13 @@ func (g *psGroup) run() {
 			// this one is Redis ending the subscription: its slot moved.
 			moved := m.Kind == "sunsubscribe" && g.waiting[m.Channel] != nil
 			g.mu.Unlock()
-			if resubscribed && b.cfg.OnResubscribed != nil {
-				b.cfg.OnResubscribed()
+			if resubscribed {
+				if f := b.hubResync.Load(); f != nil {
+					(*f)()
+				}
+				if b.cfg.OnResubscribed != nil {
+					b.cfg.OnResubscribed()
+				}
 			}
 			if moved {
 				g.failed(fmt.Errorf("redis ended the sharded subscription to %q (its slot moved)", m.Channel))
