@@ -46,7 +46,9 @@ type RedisBrokerConfig struct {
 	// made in between were not delivered on this node, and a channel whose
 	// publishing then stopped shows no gap in its offsets: the caller may
 	// compare its channels' positions with History. It runs on the broker's
-	// goroutine and must not block. Nil: not called.
+	// goroutine and must not block. Nil: not called. A Hub whose
+	// Config.Broker is this broker resyncs by itself (Hub.Resync) without
+	// it.
 	OnResubscribed func()
 	// Logger receives pub/sub connection failures and reconnections. Nil:
 	// silent.

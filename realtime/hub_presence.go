@@ -277,10 +277,19 @@ type resubscribeNotifier interface {
 // which the node has seen no position yet (a user channel that never got a
 // message) are skipped: clients read their own channel with rt.history.
 //
-// A hub calls Resync by itself when its broker is a *RedisBroker whose
-// pub/sub connection came back. A broker wrapped in another type can be
-// wired by hand: RedisBrokerConfig{OnResubscribed: func() { hub.Resync() }}
-// (the hub variable set before the broker is started by NewHub).
+// A hub calls Resync by itself when its Config.Broker is a *RedisBroker
+// whose pub/sub connection came back. A RedisBroker wrapped in another type
+// is wired by hand, through a pointer set once NewHub returns:
+//
+//	var hub atomic.Pointer[realtime.Hub]
+//	cfg := realtime.RedisBrokerConfig{OnResubscribed: func() {
+//		if h := hub.Load(); h != nil {
+//			h.Resync()
+//		}
+//	}}
+//
+// A live publication that arrives after a gap is filled the same way
+// without Resync; Resync is for the channels that went quiet.
 func (h *Hub) Resync() {
 	select {
 	case h.resyncCh <- struct{}{}:

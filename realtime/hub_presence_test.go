@@ -1,11 +1,13 @@
 package realtime_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,5 +334,112 @@ func TestResyncAfterRedisReconnect(t *testing.T) {
 	}
 	if st := b.Stats(); st.Reconnects == 0 {
 		t.Fatalf("broker did not reconnect: %+v", st)
+	}
+}
+
+// downPresence is a Presence whose backend is down while down is set.
+type downPresence struct {
+	realtime.Presence
+	down atomic.Bool
+}
+
+func (p *downPresence) err() error {
+	if p.down.Load() {
+		return fmt.Errorf("%w: test: presence down", realtime.ErrUnavailable)
+	}
+	return nil
+}
+
+func (p *downPresence) Touch(ctx context.Context, e ...realtime.PresenceEntry) error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	return p.Presence.Touch(ctx, e...)
+}
+
+func (p *downPresence) Count(ctx context.Context, ch string) (int, error) {
+	if err := p.err(); err != nil {
+		return 0, err
+	}
+	return p.Presence.Count(ctx, ch)
+}
+
+func (p *downPresence) Where(ctx context.Context, uk int64) ([]realtime.PresenceConn, error) {
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return p.Presence.Where(ctx, uk)
+}
+
+// While the broker's and presence's backend (Redis) is down, connected
+// clients stay connected: publish, subscribe and rt.presence answer
+// unavailable (retryable), "world" joins fall back to this node's counts;
+// once it is back everything works again, with no gap for subscribers.
+func TestBackendDown(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	fb := realtimetest.NewFakeBroker(realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{}))
+	t.Cleanup(func() { fb.Close() })
+	pr := &downPresence{Presence: realtime.NewMemoryPresence(realtime.PresenceConfig{})}
+	n := startHub(t, store, realtime.Config{Broker: fb, Presence: pr, PresenceInterval: presenceInterval, WorldPartitionSize: 1})
+	ctx := ctxT(t)
+	a := dial(t, n, sessiontest.Login(t, store, 1), nil)
+	b := dial(t, n, sessiontest.Login(t, store, 2), nil)
+	if s, err := a.Subscribe(ctx, "world", nil); err != nil || s.Channel != "world.0" {
+		t.Fatalf("join world: %+v %v", s, err)
+	}
+	if _, err := a.Publish(ctx, "world.0", "one"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, a)
+
+	fb.SetDown(realtimetest.OpAll)
+	pr.down.Store(true)
+	code := func(r *protocol.Response, err error) protocol.Code {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Code
+	}
+	if c := code(a.Call(ctx, realtime.CmdPublish, map[string]any{"ch": "world.0", "data": "two"})); c != protocol.CodeUnavailable {
+		t.Fatalf("publish while down: %v", c)
+	}
+	if c := code(b.Call(ctx, realtime.CmdSubscribe, map[string]any{"ch": "world.5"})); c != protocol.CodeUnavailable {
+		t.Fatalf("subscribe while down: %v", c)
+	}
+	if c := code(b.Call(ctx, realtime.CmdPresence, map[string]any{"ch": "world.0"})); c != protocol.CodeUnavailable {
+		t.Fatalf("rt.presence while down: %v", c)
+	}
+	if _, _, err := n.hub.Online(ctx, 1); err == nil {
+		t.Fatal("Online answered while presence is down")
+	}
+	if err := n.hub.PushUser(ctx, 2, "mail", nil); err == nil {
+		t.Fatal("PushUser succeeded while the broker is down")
+	}
+
+	// The broker is back, presence not yet: a "world" join counts this
+	// node's members (user 1 fills world.0, size 1), so user 2 goes to
+	// world.1.
+	fb.Heal()
+	time.Sleep(1100 * time.Millisecond) // past the hub's 1 s cache of partition counts
+	if s, err := b.Subscribe(ctx, "world", nil); err != nil || s.Channel != "world.1" {
+		t.Fatalf("join world with presence down: %+v %v", s, err)
+	}
+	pr.down.Store(false)
+	if c := code(b.Call(ctx, realtime.CmdPresence, map[string]any{"ch": "world.0"})); c != protocol.CodeOK {
+		t.Fatalf("rt.presence after recovery: %v", c)
+	}
+	if _, err := a.Publish(ctx, "world.0", "three"); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, a); p.ID != 2 || string(chatOf(t, p).Data) != `"three"` {
+		t.Fatalf("after recovery: %+v", p)
+	}
+	select {
+	case <-a.Done():
+		t.Fatal("client a was disconnected")
+	case <-b.Done():
+		t.Fatal("client b was disconnected")
+	default:
 	}
 }
