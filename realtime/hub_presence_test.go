@@ -34,10 +34,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // Presence TTL and heartbeat interval of the two-hub presence tests: short,
-// so a dead node's users drop out quickly, and the interval a tenth of the
+// so a dead node's users drop out quickly, and the interval a fifteenth of the
 // TTL so a live node's heartbeat is never late on a loaded machine.
 const (
-	presenceTTL      = 2 * time.Second
+	presenceTTL      = 3 * time.Second
 	presenceInterval = 200 * time.Millisecond
 )
 
