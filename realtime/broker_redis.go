@@ -46,7 +46,9 @@ type RedisBrokerConfig struct {
 	// made in between were not delivered on this node, and a channel whose
 	// publishing then stopped shows no gap in its offsets: the caller may
 	// compare its channels' positions with History. It runs on the broker's
-	// goroutine and must not block. Nil: not called.
+	// goroutine and must not block. Nil: not called. A Hub whose
+	// Config.Broker is this broker resyncs by itself (Hub.Resync) without
+	// it.
 	OnResubscribed func()
 	// Logger receives pub/sub connection failures and reconnections. Nil:
 	// silent.
@@ -121,6 +123,8 @@ type RedisBroker struct {
 
 	published, delivered, foreign, malformed, reconnects, failures atomic.Uint64
 
+	hubResync atomic.Pointer[func()] // set by the Hub using the broker
+
 	mu      sync.RWMutex
 	started bool
 	closed  bool
@@ -164,6 +168,10 @@ func NewRedisBroker(client redis.UniversalClient, cfg RedisBrokerConfig) (*Redis
 		topics:      make(map[string]int),
 	}, nil
 }
+
+// notifyResubscribed makes the broker call f (Hub.Resync) after a
+// resubscription, besides RedisBrokerConfig.OnResubscribed.
+func (b *RedisBroker) notifyResubscribed(f func()) { b.hubResync.Store(&f) }
 
 // keys returns the group (bucket or 0), the meta and history keys and the
 // pub/sub channel of channel ch.
@@ -439,8 +447,13 @@ func (g *psGroup) run() {
 			// this one is Redis ending the subscription: its slot moved.
 			moved := m.Kind == "sunsubscribe" && g.waiting[m.Channel] != nil
 			g.mu.Unlock()
-			if resubscribed && b.cfg.OnResubscribed != nil {
-				b.cfg.OnResubscribed()
+			if resubscribed {
+				if f := b.hubResync.Load(); f != nil {
+					(*f)()
+				}
+				if b.cfg.OnResubscribed != nil {
+					b.cfg.OnResubscribed()
+				}
 			}
 			if moved {
 				g.failed(fmt.Errorf("redis ended the sharded subscription to %q (its slot moved)", m.Channel))

@@ -151,22 +151,11 @@ func (b *tokenBucket) take(now time.Time, rate float64, burst int) (ok bool, wai
 	return false, wait, b.tokens <= -float64(burst)
 }
 
-// worldPartitions counts this node's members of each world partition.
+// worldPartitions counts this node's members of each world partition (the
+// fallback of Hub.pickWorld when Presence fails).
 type worldPartitions struct {
 	mu     sync.Mutex
 	counts map[int]int
-}
-
-// join picks the first partition with room (counted on this node).
-func (w *worldPartitions) pick(size, maxParts int) (int, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for n := range maxParts {
-		if w.counts[n] < size {
-			return n, true
-		}
-	}
-	return 0, false
 }
 
 func (w *worldPartitions) add(channel string, d int) {

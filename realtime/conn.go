@@ -81,6 +81,7 @@ func (sb *sub) deliver(m outMsg) {
 type conn struct {
 	hub       *Hub
 	sess      *session.Session
+	pid       uint64 // presence connection id on this node
 	token     string
 	principal *protocol.Principal
 	mode      protocol.Mode
@@ -134,6 +135,7 @@ func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, r
 		hub: h, sess: sess, token: token, principal: sess.Principal(), mode: mode, remote: remote,
 		out: make(chan *protocol.Prepared, h.cfg.SendQueueLen), closing: make(chan struct{}),
 		subs: make(map[string]*sub), lastCounter: sess.Counter,
+		pid: h.presence.seq.Add(1),
 	}
 	if mode == protocol.ModeAuthenticated {
 		k, err := sess.Keys()
@@ -170,6 +172,7 @@ func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, r
 		c.cleanup()
 		return nil, err
 	}
+	h.touchConn(c)
 	return c, nil
 }
 
@@ -183,9 +186,12 @@ func (c *conn) cleanup() {
 	subs := c.subs
 	c.subs = nil
 	c.subsMu.Unlock()
-	for _, sb := range subs {
+	chans := make([]string, 0, len(subs))
+	for ch, sb := range subs {
 		h.removeSub(sb)
+		chans = append(chans, ch)
 	}
+	h.presenceDisconnect(c, chans)
 	if c.userSub != nil {
 		h.removeSub(c.userSub)
 	}
@@ -628,7 +634,7 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 func (c *conn) route(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 	switch req.Command {
 	case CmdUnsubscribe:
-		return c.unsubscribe(req)
+		return c.unsubscribe(ctx, req)
 	case CmdPublish:
 		return c.publish(ctx, req)
 	case CmdWhisper:
@@ -639,6 +645,8 @@ func (c *conn) route(ctx context.Context, req *protocol.Request) (*protocol.Resp
 		if r := c.hub.rooms.Load(); r != nil {
 			return r.serve(ctx, c, req)
 		}
+	case CmdPresence:
+		return c.presenceCount(ctx, req)
 	}
 	if c.hub.cfg.Handler == nil {
 		return nil, &protocol.Error{Code: protocol.CodeUnknownCommand, Message: "unknown command"}
@@ -713,7 +721,7 @@ func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
 	}
 	ch := in.Ch
 	if ch == ChannelWorld {
-		n, ok := h.world.pick(h.cfg.WorldPartitionSize, h.cfg.MaxWorldPartitions)
+		n, ok := h.pickWorld(ctx)
 		if !ok {
 			return &protocol.Error{Code: protocol.CodeUnavailable, Message: "realtime: world chat is full"}
 		}
@@ -752,6 +760,8 @@ func (c *conn) subscribe(ctx context.Context, req *protocol.Request) error {
 		return fmt.Errorf("realtime: subscribe %q: %w", ch, err)
 	}
 	c.subs[ch] = sb
+	h.notePosition(ch, res.Position)
+	h.touchConnLocked(c)
 	payload, _ := json.Marshal(posJSON{Channel: ch, Offset: res.Position.Offset, Epoch: res.Position.Epoch})
 	if p := c.prepareReply(&protocol.Response{Seq: req.Seq, RequestID: req.RequestID, Payload: payload}); p != nil {
 		c.sendWait(ctx, p)
@@ -798,7 +808,7 @@ func (c *conn) prepareFor(body *[]byte, p *Publication) (*protocol.Prepared, err
 	return c.hub.codec.Prepare(*body)
 }
 
-func (c *conn) unsubscribe(req *protocol.Request) (*protocol.Response, error) {
+func (c *conn) unsubscribe(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 	var in struct {
 		Ch string `json:"ch"`
 	}
@@ -813,6 +823,7 @@ func (c *conn) unsubscribe(req *protocol.Request) (*protocol.Response, error) {
 		return nil, errNotMember
 	}
 	c.hub.removeSub(sb)
+	c.hub.presenceLeave(ctx, c, in.Ch)
 	return nil, nil
 }
 

@@ -23,3 +23,7 @@ func WritersRunning(h *Hub, userKey int64) int {
 	}
 	return n
 }
+
+// PausePresence stops h's presence heartbeats and disconnect reports, as
+// if the node died with its connections still counted.
+func PausePresence(h *Hub) { h.presence.paused.Store(true) }

@@ -42,6 +42,8 @@ const (
 	DefaultCommandBurst       = 100
 	DefaultMaxMessageSize     = 1024
 	DefaultDeliveryQueueLen   = 1024
+	DefaultPresenceInterval   = 20 * time.Second
+	DefaultPresenceBatch      = 500
 )
 
 // Built-in commands the hub answers itself. Every other command goes to
@@ -146,8 +148,9 @@ type Config struct {
 	HistoryTTL   time.Duration
 	HistoryLimit int
 	// WorldPartitionSize is how many members a world chat partition takes
-	// (counted per node) before "world" sends newcomers to the next; at most
-	// MaxWorldPartitions partitions. Defaults 500 and 1000.
+	// (counted across nodes by Presence) before "world" sends newcomers to
+	// the next; at most MaxWorldPartitions partitions. Defaults 500 and
+	// 1000.
 	WorldPartitionSize int
 	MaxWorldPartitions int
 	// ChatRate (per second) and ChatBurst limit each user's rt.publish and
@@ -172,6 +175,24 @@ type Config struct {
 	// it is published: an error is answered with its code (CodeOf).
 	// Nil: no check beyond MaxMessageSize.
 	Validate func(ctx context.Context, m *ChatMessage) error
+	// Presence tracks who is online and each channel's online count across
+	// nodes (Hub.Online, rt.presence, world partition choice). Nodes that
+	// share a Broker should share one Presence (a RedisPresence on the same
+	// Redis). Nil: a MemoryPresence with the default TTL, owned by the hub
+	// (one node).
+	Presence Presence
+	// NodeID names this node in Presence (Hub.Online's nodes). Default: a
+	// random hex string per Hub.
+	NodeID string
+	// PresenceInterval is how often the hub reports all its connections to
+	// Presence (Touch, PresenceBatch connections per call: one round trip
+	// per batch). It must be well below the Presence's TTL (default TTL
+	// 60 s): a connection not reported within the TTL is offline. Default
+	// 20 s.
+	PresenceInterval time.Duration
+	// PresenceBatch is how many connections one heartbeat Touch carries.
+	// Default 500.
+	PresenceBatch int
 	// OriginPatterns are the browser origins allowed besides the request's
 	// own host (websocket.AcceptOptions). Native clients send no Origin.
 	OriginPatterns []string
@@ -227,6 +248,8 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.CommandBurst, DefaultCommandBurst)
 	def(&c.MaxMessageSize, DefaultMaxMessageSize)
+	defDur(&c.PresenceInterval, DefaultPresenceInterval)
+	def(&c.PresenceBatch, DefaultPresenceBatch)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -261,12 +284,16 @@ type Hub struct {
 	users []*userShard
 	world worldPartitions
 
+	presence presenceState
+	resyncCh chan struct{}
+
 	ctx        context.Context // ends at Shutdown: every connection's parent
 	cancel     context.CancelFunc
 	unsubEvent func()
 	shutting   atomic.Bool
 	connWG     sync.WaitGroup
 	shardWG    sync.WaitGroup
+	bgWG       sync.WaitGroup // presence heartbeat and resync goroutines
 
 	stats hubStats
 
@@ -301,6 +328,13 @@ type chanShard struct {
 	chans map[string][]*sub // copy on write: fan-out iterates without the lock
 	in    chan Publication
 	body  []byte // the delivery goroutine's scratch
+
+	// pos is the last position this node delivered (or a subscribe read)
+	// for each channel with subscribers here: fanout drops a publication
+	// not after it (a duplicate, e.g. after Resync), and Resync reads the
+	// missed ones after it.
+	posMu sync.Mutex
+	pos   map[string]StreamPosition
 }
 
 type userShard struct {
@@ -339,7 +373,7 @@ func NewHub(store session.Store, cfg Config) (*Hub, error) {
 	h.chans = make([]*chanShard, cfg.Shards)
 	h.users = make([]*userShard, cfg.Shards)
 	for i := range h.chans {
-		h.chans[i] = &chanShard{chans: make(map[string][]*sub), in: make(chan Publication, cfg.DeliveryQueueLen)}
+		h.chans[i] = &chanShard{chans: make(map[string][]*sub), in: make(chan Publication, cfg.DeliveryQueueLen), pos: make(map[string]StreamPosition)}
 		h.users[i] = &userShard{users: make(map[int64]*userState), ended: make(map[string]time.Time)}
 	}
 	for _, s := range h.chans {
@@ -352,6 +386,7 @@ func NewHub(store session.Store, cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("realtime: start broker: %w", err)
 	}
 	h.unsubEvent = store.Subscribe(h.onSessionEvent)
+	h.startBackground()
 	return h, nil
 }
 
@@ -400,6 +435,22 @@ func (h *Hub) fanout(s *chanShard, p Publication) {
 	if len(subs) == 0 {
 		return
 	}
+	ok, gapAfter, gap := s.check(&p)
+	if !ok {
+		return // a duplicate (already delivered, e.g. by Resync)
+	}
+	if gap {
+		h.fillGap(s, &p, gapAfter)
+		s.mu.RLock()
+		subs = s.chans[p.Channel]
+		s.mu.RUnlock()
+	}
+	s.setPos(&p)
+	h.fanoutTo(s, subs, p)
+}
+
+// fanoutTo delivers p to subs (the channel's subscribers on this node).
+func (h *Hub) fanoutTo(s *chanShard, subs []*sub, p Publication) {
 	var m message
 	if err := parseMessage(p.Data, &m); err != nil {
 		h.log.Warn("realtime: dropped a malformed broker message", "ch", p.Channel, "err", err)
@@ -614,6 +665,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.cancel()
 	h.shardWG.Wait()
+	h.bgWG.Wait()
 	if h.ownsBroker {
 		h.broker.Close()
 	}
@@ -666,6 +718,9 @@ func (h *Hub) removeSub(sb *sub) {
 		s.mu.Lock()
 		delete(s.chans, sb.channel)
 		s.mu.Unlock()
+		s.posMu.Lock()
+		delete(s.pos, sb.channel)
+		s.posMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommandTimeout)
 		if err := h.broker.Unsubscribe(ctx, sb.channel); err != nil {
 			h.log.Warn("realtime: broker unsubscribe failed", "ch", sb.channel, "err", err)

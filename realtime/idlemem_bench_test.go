@@ -23,12 +23,20 @@ import (
 )
 
 // childEnv makes the test binary run as the hub process of
-// BenchmarkIdleConnMemory instead of running tests.
+// BenchmarkIdleConnMemory ("1") or BenchmarkLoopback ("loop") instead of
+// running tests.
 const childEnv = "MADANG_RT_BENCH_SERVER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		if err := runBenchServer(); err != nil {
+	var serve func() error
+	switch os.Getenv(childEnv) {
+	case "1":
+		serve = runBenchServer
+	case "loop":
+		serve = runLoopServer
+	}
+	if serve != nil {
+		if err := serve(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
