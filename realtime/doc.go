@@ -11,4 +11,13 @@
 // node subscribed to it, and each channel keeps a short history with
 // offsets so a reconnecting client resumes without gaps it can't see. The
 // memory broker is a real single-node backend; the Redis broker scales out.
+// A Presence (memory or Redis) answers who is online on which node and how
+// many are in a channel, from heartbeats with a TTL, so a dead node's users
+// drop out on their own.
+//
+// Rooms (NewRooms) run raids and PvP matches with a server-side tick: each
+// room's state is owned by one goroutine on one node, claimed in a
+// Directory with a lease; players on any node join it, their inputs and its
+// snapshots crossing through the Broker. The studio writes a RoomLogic;
+// RaidBoss is a small demo.
 package realtime
