@@ -28,11 +28,17 @@
 // Game commands are not served here (they answer unknown_command): the
 // node carries chat, whispers and pushes; the game server serves the game.
 //
-// TODO(rooms): the raid room demo of issue 10 is not here yet: a room per
-// raid joined over the websocket, a server tick (say 10 Hz) that applies
-// the members' inputs and pushes snapshots, on realtime's tick rooms once
-// they land (they are being built in parallel). Until then this node
-// carries chat, whispers and pushes only.
+// # Raid rooms
+//
+// The node runs realtime's tick rooms with the RaidBoss demo logic: a
+// client sends room.create {"kind": "raid", "params": {"hp": n}} (or
+// room.match {"kind": "raid"} to be grouped with RaidMatchSize players),
+// other players room.join it from any node, every room.input {"damage": d}
+// (at most 100) hits the boss at the next tick (10 per second), and the
+// members get room.snapshot pushes until the boss falls (room.end). In
+// Redis mode the rooms are claimed in a RedisDirectory (prefix
+// RedisPrefix + "rt:"), so players on other nodes join them; in memory
+// mode the directory is in process. See docs/PROTOCOL.md §16.3.1.
 package node
 
 import (
@@ -199,6 +205,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	}
 	if n.hub, err = realtime.NewHub(n.sessions, hc); err != nil {
 		return nil, fmt.Errorf("realtimeserver: %w", err)
+	}
+	if err := n.startRooms(); err != nil {
+		return nil, err
 	}
 	n.mux.Handle("GET /ws", n.hub)
 	n.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -469,4 +478,58 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Raid demo settings (see the package doc, "Raid rooms").
+const (
+	RaidKind       = "raid"
+	RaidDefaultHP  = 10_000
+	RaidMaxHP      = 1_000_000
+	RaidMaxPlayers = 8
+	RaidMatchSize  = 2
+)
+
+// startRooms attaches the raid rooms to the hub (Hub.Shutdown closes them).
+func (n *Node) startRooms() error {
+	var dir realtime.Directory = realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
+	if len(n.redis) > 0 {
+		rd, err := realtime.NewRedisDirectory(n.redis[0], realtime.DirectoryConfig{Prefix: n.cfg.RedisPrefix + "rt:"})
+		if err != nil {
+			return fmt.Errorf("realtimeserver: room directory: %w", err)
+		}
+		dir = rd
+	}
+	_, err := realtime.NewRooms(n.hub, dir, realtime.RoomConfig{
+		Node:      n.cfg.NodeID,
+		MatchSize: RaidMatchSize,
+		NewLogic:  newRaid,
+		Logger:    n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("realtimeserver: rooms: %w", err)
+	}
+	return nil
+}
+
+// newRaid makes a raid boss for room.create {"kind": "raid", "params":
+// {"hp": n}} (hp optional, 1..RaidMaxHP) or a match.
+func newRaid(kind string, params json.RawMessage) (realtime.RoomLogic, error) {
+	if kind != RaidKind {
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("unknown room kind %q (this node runs %q)", kind, RaidKind)}
+	}
+	var p struct {
+		HP int `json:"hp"`
+	}
+	if len(params) > 0 && string(params) != "null" {
+		if err := json.Unmarshal(params, &p); err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: "raid params: " + err.Error()}
+		}
+	}
+	switch {
+	case p.HP == 0:
+		p.HP = RaidDefaultHP
+	case p.HP < 0 || p.HP > RaidMaxHP:
+		return nil, &protocol.Error{Code: protocol.CodeBadRequest, Message: fmt.Sprintf("raid hp must be 1..%d", RaidMaxHP)}
+	}
+	return realtime.NewRaidBoss(p.HP, RaidMaxPlayers), nil
 }

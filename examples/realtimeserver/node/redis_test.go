@@ -195,6 +195,38 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 		t.Fatalf("whisper on node 2: %s %v", p.Payload, err)
 	}
 
+	// A raid created on node 1 is joined from node 2; node 2's hits reach
+	// the boss and the snapshots come back (through the Redis directory
+	// and broker).
+	room, err := a.RoomCreate(ctx, RaidKind, map[string]int{"hp": 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RoomJoin(ctx, room.Room); err != nil {
+		t.Fatalf("join node 1's raid from node 2: %v", err)
+	}
+	if err := b.RoomInput(ctx, room.Room, map[string]int{"damage": 70}); err != nil {
+		t.Fatal(err)
+	}
+	for hp := 1000; hp != 930; {
+		payload, err := b.NextTopic(ctx, "room.snapshot")
+		if err != nil {
+			t.Fatalf("raid snapshot on node 2 (hp %d): %v", hp, err)
+		}
+		var snap struct {
+			State struct {
+				HP int `json:"hp"`
+			} `json:"state"`
+		}
+		if err := json.Unmarshal(payload, &snap); err != nil {
+			t.Fatal(err)
+		}
+		hp = snap.State.HP
+	}
+	if err := b.RoomLeave(ctx, room.Room); err != nil {
+		t.Fatal(err)
+	}
+
 	// A notice from the game server's ops API reaches both nodes' clients.
 	postNotice(t, admin, adminToken, map[string]any{"topic": "maintenance", "message": "restart at 04:00", "filter": map[string]string{"platform": "android"}})
 	var lastSeen uint64 // a's last system push
