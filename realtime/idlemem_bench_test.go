@@ -101,28 +101,8 @@ func runBenchServer() error {
 // else. b.N is ignored: one measurement per run.
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const conns = 2000
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
+	addr, stop := startChild(b, childEnv+"=1")
+	defer stop()
 	base := "http://" + strings.TrimSpace(addr)
 	get := func(path string) []byte {
 		resp, err := http.Get(base + path)
@@ -174,4 +154,36 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	b.ReportMetric(per("stack"), "stack-B/conn")
 	b.ReportMetric(per("heap")+per("stack"), "B/conn")
 	b.ReportMetric(per("goroutines"), "goroutines/conn")
+}
+
+// startChild runs this test binary again as a benchmark's server process,
+// with env added to the environment, and returns the first line it prints
+// (the addresses it serves on) and a func that stops it (closes its stdin)
+// and waits for it to exit.
+func startChild(b *testing.B, env ...string) (firstLine string, stop func()) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop = func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+	firstLine, err = bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		b.Fatal(err)
+	}
+	return firstLine, stop
 }

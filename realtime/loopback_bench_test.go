@@ -1,7 +1,6 @@
 package realtime_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,28 +169,8 @@ func BenchmarkLoopback(b *testing.B) {
 }
 
 func runLoopback(b *testing.B, env []string, conns, msgs int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), childEnv+"=loop"), env...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
+	line, stop := startChild(b, append([]string{childEnv + "=loop"}, env...)...)
+	defer stop()
 	addrs := strings.Fields(line)
 	base := "http://" + addrs[0]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
