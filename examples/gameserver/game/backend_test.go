@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -307,5 +308,74 @@ func TestQueuedDungeonStartIsNotASpeedHack(t *testing.T) {
 	resp := r.do(u, game.CmdDungeonFinish, "", game.FinishDungeon{RunID: run.RunID, Result: game.ResultWin, Damage: 5000, PlayTimeMs: 9500}, &done)
 	if resp.Code != protocol.CodeOK || done.Result != game.ResultWin {
 		t.Fatalf("honest finish after a queued start: %v %s %+v", resp.Code, resp.Message, done)
+	}
+}
+
+// TestManyPlayersClaimMailAtOnce: many players claim their mail at the same
+// moment, each request once (no client retry). Every claim must succeed.
+// On MariaDB this used to deadlock players against each other (error 1213,
+// answered CodeUnavailable): the inventory's SELECT … FOR UPDATE of an item
+// row a player did not have yet took a gap lock shared with the players of
+// neighbouring user keys, whose INSERTs into that gap then waited on each
+// other; and claim_all's locking range scan of the mailbox locked the next
+// player's first mail. See docs/FAILURES.md.
+func TestManyPlayersClaimMailAtOnce(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			r := newRig(t, b)
+			const players, rounds = 24, 3
+			users := make([]int64, players)
+			for i := range users {
+				users[i] = r.login(fmt.Sprintf("crowd-%d", i))
+			}
+			failed := 0
+			for round := range rounds {
+				// Each round brings an item some players do not have yet,
+				// and a second mail for claim (one by id).
+				items := []game.ItemCount{{ItemID: "key_bronze", Count: 1}, {ItemID: "potion", Count: 2}}
+				for i, u := range users {
+					its := items
+					if (i+round)%2 == 0 {
+						its = items[1:]
+					}
+					for range 2 {
+						if _, err := r.g.SendMail(context.Background(), u, game.Mail{Title: "gift", Gold: 1, Items: its}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				lists := make([]game.MailList, players)
+				for i, u := range users {
+					r.ok(u, game.CmdMailList, nil, &lists[i])
+				}
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				start := make(chan struct{})
+				for i, u := range users {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						var resp *protocol.Response
+						if i%3 == 0 {
+							resp = r.do(u, game.CmdMailClaim, "", game.ClaimMail{MailID: lists[i].Mails[0].ID}, nil)
+						} else {
+							resp = r.do(u, game.CmdMailClaimAll, "", nil, nil)
+						}
+						if resp.Code != protocol.CodeOK {
+							mu.Lock()
+							failed++
+							mu.Unlock()
+							t.Logf("round %d player %d: %v %s", round, u, resp.Code, resp.Message)
+						}
+					}()
+				}
+				close(start)
+				wg.Wait()
+			}
+			if failed > 0 {
+				t.Fatalf("%d of %d claims failed", failed, players*rounds)
+			}
+		})
 	}
 }

@@ -90,9 +90,14 @@ func (t *Tables) Product(id string) (Product, bool) { p, ok := t.products[id]; r
 
 // DataSource gives the tables of a client version (the session's
 // protocol.Principal.ClientVersion). Config.Data; nil means DefaultTables
-// for everyone. A nil *Tables from Tables also means the defaults.
+// for everyone. A nil *Tables from either method also means the defaults.
 type DataSource interface {
+	// Tables returns the tables served to clientVersion.
 	Tables(clientVersion string) *Tables
+	// Published returns the tables of the published data version (served
+	// to every client version without a mapping of its own). Operators'
+	// mail attachments are checked against it.
+	Published() *Tables
 }
 
 // FromCatalog adapts a gamedata.Catalog to a DataSource: each client version
@@ -106,7 +111,12 @@ type catalogSource struct {
 }
 
 func (s *catalogSource) Tables(clientVersion string) *Tables {
-	set := s.c.ForClient(clientVersion)
+	return s.of(s.c.ForClient(clientVersion))
+}
+
+func (s *catalogSource) Published() *Tables { return s.of(s.c.Current()) }
+
+func (s *catalogSource) of(set *gamedata.Set) *Tables {
 	if t, ok := s.cache.Load(set); ok {
 		return t.(*Tables)
 	}
@@ -150,10 +160,29 @@ func TablesOf(set *gamedata.Set) *Tables {
 
 // tables returns the tables of req's client version.
 func (g *Game) tables(req *protocol.Request) *Tables {
-	if g.cfg.Data == nil || req.Principal == nil {
+	if req.Principal == nil {
 		return g.defaults
 	}
-	if t := g.cfg.Data.Tables(req.Principal.ClientVersion); t != nil {
+	return g.clientTables(req.Principal.ClientVersion)
+}
+
+// clientTables returns the tables served to clientVersion.
+func (g *Game) clientTables(clientVersion string) *Tables {
+	if g.cfg.Data == nil {
+		return g.defaults
+	}
+	if t := g.cfg.Data.Tables(clientVersion); t != nil {
+		return t
+	}
+	return g.defaults
+}
+
+// publishedTables returns the tables of the published data version.
+func (g *Game) publishedTables() *Tables {
+	if g.cfg.Data == nil {
+		return g.defaults
+	}
+	if t := g.cfg.Data.Published(); t != nil {
 		return t
 	}
 	return g.defaults

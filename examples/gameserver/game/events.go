@@ -19,7 +19,9 @@ type Boosts struct {
 	// LoginBonuses are mailed at login, each at most once per user by its
 	// Mail.Key (an event's key carries its id and the day in the event's
 	// time zone, so the bonus comes once per day). A mail that does not
-	// pass SendMail's checks (an unknown item) is skipped and logged.
+	// pass SendMail's checks is skipped and logged; its items are checked
+	// against the game data served to the login's client version (its
+	// mapped data version, else the published one).
 	LoginBonuses []Mail
 	// GoldPct and ExpPct add percent to dungeon.finish's gold and exp
 	// (rounded down), as running when the run finishes.
@@ -71,13 +73,14 @@ func buffed(v, pct int64) int64 {
 }
 
 // sendLoginBonuses mails the login bonuses in tx (each once by its key).
-func (g *Game) sendLoginBonuses(ctx context.Context, tx *sql.Tx, userKey int64, bonuses []Mail, now time.Time) error {
+// Their items are checked against t.
+func (g *Game) sendLoginBonuses(ctx context.Context, tx *sql.Tx, userKey int64, bonuses []Mail, t *Tables, now time.Time) error {
 	for _, m := range bonuses {
 		if m.Key == "" {
 			g.log.Warn("game: login bonus without a key skipped", "title", m.Title)
 			continue
 		}
-		if err := m.check(now); err != nil {
+		if err := m.check(now, t); err != nil {
 			g.log.Warn("game: login bonus skipped", "key", m.Key, "err", err)
 			continue
 		}

@@ -324,6 +324,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	nowT := g.cfg.Clock.Now()
 	now := nowT.UnixMilli()
 	bonuses := g.boosts(EventTarget{Country: in.Country, Language: in.Language, Platform: in.Platform, ClientVersion: in.ClientVersion}).LoginBonuses
+	data := g.clientTables(in.ClientVersion)
 	// A new player gets the welcome mail in the same transaction, and
 	// every player the running login bonuses (once each, by mail key).
 	err = g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
@@ -342,7 +343,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 				return err
 			}
 		}
-		return g.sendLoginBonuses(ctx, tx, userKey, bonuses, nowT)
+		return g.sendLoginBonuses(ctx, tx, userKey, bonuses, data, nowT)
 	})
 	if err != nil {
 		return fail(fmt.Errorf("game: create player %d: %w", userKey, err))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/protocol"
 )
 
 func TestStaminaAt(t *testing.T) {
@@ -40,7 +41,7 @@ func TestStaminaAt(t *testing.T) {
 func TestCatalogAndMigrations(t *testing.T) {
 	for _, it := range Catalog() {
 		got, ok := ShopItem(it.ID)
-		if !ok || !reflect.DeepEqual(got, it) || it.Gems <= 0 || (it.Gold <= 0 && len(it.Items) == 0) || checkItems(it.Items) != nil {
+		if !ok || !reflect.DeepEqual(got, it) || it.Gems <= 0 || (it.Gold <= 0 && len(it.Items) == 0) || checkItems(it.Items, DefaultTables()) != nil {
 			t.Errorf("item %+v: lookup %+v %v", it, got, ok)
 		}
 	}
@@ -163,11 +164,21 @@ func TestDungeonRules(t *testing.T) {
 func TestMailCheck(t *testing.T) {
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	m := WelcomeMail()
-	if err := m.check(now); err != nil || !m.ExpiresAt.Equal(now.Add(DefaultMailTTL)) {
+	if err := m.check(now, DefaultTables()); err != nil || !m.ExpiresAt.Equal(now.Add(DefaultMailTTL)) {
 		t.Fatalf("welcome mail: %v, expires %v", err, m.ExpiresAt)
 	}
 	bad := Mail{Title: "x", Items: []ItemCount{{ItemID: "potion", Count: MaxGrant + 1}}}
-	if err := bad.check(now); !errors.Is(err, ErrBadMail) {
+	if err := bad.check(now, DefaultTables()); !errors.Is(err, ErrBadMail) || errors.Is(err, ErrUnknownItem) {
 		t.Fatalf("count above MaxGrant: %v", err)
+	}
+	// Items are checked against the tables given, not the built-in list.
+	egg := Mail{Title: "x", Items: []ItemCount{{ItemID: "dragon_egg", Count: 1}}}
+	err := egg.check(now, DefaultTables())
+	if !errors.Is(err, ErrBadMail) || !errors.Is(err, ErrUnknownItem) || protocol.CodeOf(err) != CodeUnknownItem {
+		t.Fatalf("unknown item: %v (code %v)", err, protocol.CodeOf(err))
+	}
+	v2 := NewTables("2", append(ItemDefs(), ItemDef{ID: "dragon_egg", Title: "Dragon egg"}), Catalog(), Dungeons(), Products())
+	if err := egg.check(now, v2); err != nil {
+		t.Fatalf("item of the tables refused: %v", err)
 	}
 }

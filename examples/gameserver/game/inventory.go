@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/madang-io/madang/internal/sqldialect"
+	"github.com/madang-io/madang/protocol"
 )
 
 // ItemDef is an item a player can own (a consumable, a key, equipment).
@@ -50,16 +53,22 @@ func ItemDefByID(id string) (ItemDef, bool) {
 	return ItemDef{}, false
 }
 
-// checkItems validates a grant's items: known ids, each once, counts in
-// 1..MaxGrant, at most MaxGrantItems entries.
-func checkItems(items []ItemCount) error {
+// ErrUnknownItem is the error class of a grant naming an item that the game
+// data checked against does not have (result code CodeUnknownItem).
+var ErrUnknownItem = errors.New("game: unknown item")
+
+// checkItems validates a grant's items against the item table of t: known
+// ids (else CodeUnknownItem wrapping ErrUnknownItem), each once, counts in
+// 1..MaxGrant, at most MaxGrantItems entries (else CodeBadRequest).
+func checkItems(items []ItemCount, t *Tables) error {
 	if len(items) > MaxGrantItems {
 		return badRequest("at most %d items", MaxGrantItems)
 	}
 	seen := make(map[string]bool, len(items))
 	for _, it := range items {
-		if _, ok := ItemDefByID(it.ItemID); !ok {
-			return badRequest("unknown item %q", it.ItemID)
+		if _, ok := t.Item(it.ItemID); !ok {
+			return &protocol.Error{Code: CodeUnknownItem, Err: ErrUnknownItem,
+				Message: fmt.Sprintf("item %q is not in game data version %q", it.ItemID, t.Version)}
 		}
 		if seen[it.ItemID] {
 			return badRequest("item %q listed twice", it.ItemID)
@@ -135,15 +144,15 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 	if err := ledger("gold", c.Gold, b.Gold); err != nil {
 		return b, err
 	}
+	addItem := addItemSQL(g.cfg.Dialect)
 	for _, it := range c.Items {
-		var have int64
-		err := tx.QueryRowContext(ctx, "SELECT count FROM inventory WHERE user_key = ? AND item_id = ?"+g.cfg.Dialect.ForUpdate(), userKey, it.ItemID).Scan(&have)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		// Add first, read after: see addItemSQL. The row is ours (locked by
+		// the upsert), so the plain read sees the count just written.
+		if _, err := tx.ExecContext(ctx, addItem, userKey, it.ItemID, it.Count); err != nil {
 			return b, fmt.Errorf("game: inventory of %d: %w", userKey, err)
 		}
-		have += it.Count
-		_, err = tx.ExecContext(ctx, "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)"+
-			g.cfg.Dialect.Upsert([]string{"user_key", "item_id"}, "count"), userKey, it.ItemID, have)
+		var have int64
+		err := tx.QueryRowContext(ctx, "SELECT count FROM inventory WHERE user_key = ? AND item_id = ?", userKey, it.ItemID).Scan(&have)
 		if err != nil {
 			return b, fmt.Errorf("game: inventory of %d: %w", userKey, err)
 		}
@@ -152,6 +161,26 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 		}
 	}
 	return b, nil
+}
+
+// addItemSQL is the statement that adds a count to a player's item row,
+// creating the row when the player has none (arguments: user key, item id,
+// count).
+//
+// It is one upsert, not a locking read followed by an insert: on InnoDB
+// (REPEATABLE READ) a SELECT … FOR UPDATE of a row that does not exist yet
+// locks the gap before the next row of the primary key, and the players of
+// neighbouring user keys getting their first rows of an item lock that same
+// gap; their INSERTs into it then wait on each other, and MariaDB kills one
+// as a deadlock (error 1213). An upsert takes no gap lock a neighbour could
+// hold: a new row takes an insert intention lock, an existing one (a
+// duplicate primary key) an exclusive lock on that record alone.
+func addItemSQL(d sqldialect.Dialect) string {
+	const insert = "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)"
+	if d.Name() == "mysql" {
+		return insert + " ON DUPLICATE KEY UPDATE count = count + VALUES(count)"
+	}
+	return insert + " ON CONFLICT(user_key, item_id) DO UPDATE SET count = count + excluded.count"
 }
 
 // inventory returns the user's items with a positive count, by item id.

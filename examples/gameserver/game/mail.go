@@ -102,10 +102,13 @@ type ClaimResult struct {
 	Remaining int `json:"remaining"`
 }
 
-// ErrBadMail is the error class of SendMail's refusals (CodeBadRequest).
+// ErrBadMail is the error class of SendMail's refusals (CodeBadRequest; an
+// attachment item missing from the game data: CodeUnknownItem, also
+// wrapping ErrUnknownItem).
 var ErrBadMail = errors.New("game: bad mail")
 
-func (m *Mail) check(now time.Time) error {
+// check validates m against the item table of t, setting a zero ExpiresAt.
+func (m *Mail) check(now time.Time, t *Tables) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrBadMail}, args...)...)
 	}
@@ -119,7 +122,10 @@ func (m *Mail) check(now time.Time) error {
 	case m.Gold < 0 || m.Gold > MaxGrant || m.Gems < 0 || m.Gems > MaxGrant:
 		return bad("gold and gems must be 0..%d", MaxGrant)
 	}
-	if err := checkItems(m.Items); err != nil {
+	if err := checkItems(m.Items, t); err != nil {
+		if protocol.CodeOf(err) == CodeUnknownItem {
+			return fmt.Errorf("%w: %w", ErrBadMail, err) // keeps the code
+		}
 		return bad("%v", err)
 	}
 	if m.ExpiresAt.IsZero() {
@@ -133,13 +139,15 @@ func (m *Mail) check(now time.Time) error {
 
 // SendMail puts m in userKey's mailbox and returns the mail's id. The player
 // must exist (CodeNoPlayer otherwise). A bad mail is refused with an error
-// wrapping ErrBadMail. With m.Key set, a mail with that key already sent to
+// wrapping ErrBadMail; an attachment naming an item that the published game
+// data (Config.Data's Published, the defaults without Config.Data) does not
+// have also wraps ErrUnknownItem and carries CodeUnknownItem. With m.Key set, a mail with that key already sent to
 // the user is not sent again: its id is returned. Operators take back a mail
 // not yet claimed with RecallMail.
 func (g *Game) SendMail(ctx context.Context, userKey int64, m Mail) (int64, error) {
 	var id int64
 	now := g.cfg.Clock.Now()
-	if err := m.check(now); err != nil {
+	if err := m.check(now, g.publishedTables()); err != nil {
 		return 0, err
 	}
 	err := g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
