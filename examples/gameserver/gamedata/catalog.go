@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/internal/clock"
 )
 
@@ -21,8 +22,9 @@ var (
 	ErrUnknownVersion = errors.New("gamedata: unknown data version")
 	// ErrNoPrevious: Rollback found no earlier published version.
 	ErrNoPrevious = errors.New("gamedata: no earlier published version to roll back to")
-	// ErrBadClientVersion: a client version outside 1..MaxClientVersionLen
-	// bytes.
+	// ErrBadClientVersion: a client version that is not "x", "x.y",
+	// "x.y.z" or "x.y.z.w" (decimal numbers, as anticheat.ParseVersion
+	// reads them), or longer than MaxClientVersionLen bytes.
 	ErrBadClientVersion = errors.New("gamedata: bad client version")
 )
 
@@ -62,10 +64,10 @@ type Config struct {
 
 // state is one immutable snapshot of what is live.
 type state struct {
-	published string   // current default version
-	history   []string // published versions, oldest first (not rolled back)
-	mappings  map[string]string
-	byClient  map[string]*Set
+	published string             // current default version
+	history   []string           // published versions, oldest first (not rolled back)
+	mappings  map[string]string  // canonical client version → data version
+	byClient  map[[4]uint32]*Set // by parsed client version
 	current   *Set
 	stamp     string // identifies the DB state, for Refresh
 }
@@ -135,7 +137,8 @@ func (c *Catalog) Published() (string, []string) {
 	return st.published, append([]string(nil), st.history...)
 }
 
-// Mappings returns a copy of the client version → data version mappings.
+// Mappings returns a copy of the client version → data version mappings,
+// client versions canonical ("x.y.z.w", see MapClient).
 func (c *Catalog) Mappings() map[string]string {
 	st := c.st.Load()
 	out := make(map[string]string, len(st.mappings))
@@ -146,13 +149,36 @@ func (c *Catalog) Mappings() map[string]string {
 }
 
 // ForClient returns the tables of clientVersion: its mapping's version, or
-// the published one.
+// the published one. Versions compare numerically, as liveops compares
+// them: a mapping of "1.2" serves "1.2.0", "1.2.0.0" and "1.02" alike. A
+// client version that does not parse gets the published version.
 func (c *Catalog) ForClient(clientVersion string) *Set {
 	st := c.st.Load()
-	if s, ok := st.byClient[clientVersion]; ok {
-		return s
+	if len(st.byClient) > 0 {
+		if v, err := anticheat.ParseVersion(clientVersion); err == nil {
+			if s, ok := st.byClient[v]; ok {
+				return s
+			}
+		}
 	}
 	return st.current
+}
+
+// parseClientVersion parses a mapped client version and returns it
+// canonical ("1.2" → "1.2.0.0").
+func parseClientVersion(v string) ([4]uint32, string, error) {
+	if len(v) > MaxClientVersionLen {
+		return [4]uint32{}, "", fmt.Errorf("%w: longer than %d bytes", ErrBadClientVersion, MaxClientVersionLen)
+	}
+	p, err := anticheat.ParseVersion(v)
+	if err != nil {
+		return p, "", fmt.Errorf("%w: %q", ErrBadClientVersion, v)
+	}
+	canon, err := anticheat.CanonicalVersion(v)
+	if err != nil {
+		return p, "", fmt.Errorf("%w: %q", ErrBadClientVersion, v)
+	}
+	return p, canon, nil
 }
 
 // Publish makes version the published one (the version of every client
@@ -213,24 +239,51 @@ func (c *Catalog) Rollback(ctx context.Context) (string, error) {
 
 // MapClient maps clientVersion to dataVersion; dataVersion "0"
 // (DeleteMapping) deletes the mapping, so the client version gets the
-// published version again.
+// published version again. The client version is stored canonical
+// ("1.2" → "1.2.0.0", as liveops stores client versions), and a mapping
+// replaces or deletes any row of the same version however it was spelled.
+// A client version that does not parse is ErrBadClientVersion.
 func (c *Catalog) MapClient(ctx context.Context, clientVersion, dataVersion string) error {
-	if clientVersion == "" || len(clientVersion) > MaxClientVersionLen {
-		return fmt.Errorf("%w: %q", ErrBadClientVersion, clientVersion)
+	parsed, canon, err := parseClientVersion(clientVersion)
+	if err != nil {
+		return err
 	}
 	if dataVersion != DeleteMapping {
 		if _, ok := c.sets[dataVersion]; !ok {
 			return fmt.Errorf("%w: %q", ErrUnknownVersion, dataVersion)
 		}
 	}
-	err := c.change(ctx, Event{Kind: "map", Version: dataVersion, ClientVersion: clientVersion}, func(tx *sql.Tx, now int64) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM gamedata_client_versions WHERE client_version = ?", clientVersion); err != nil {
+	err = c.change(ctx, Event{Kind: "map", Version: dataVersion, ClientVersion: canon}, func(tx *sql.Tx, now int64) error {
+		// Rows written before versions were canonical may spell this one
+		// otherwise ("1.2"): find them all (the table is small).
+		rows, err := tx.QueryContext(ctx, "SELECT client_version FROM gamedata_client_versions")
+		if err != nil {
 			return err
+		}
+		var same []string
+		for rows.Next() {
+			var cv string
+			if err := rows.Scan(&cv); err != nil {
+				rows.Close()
+				return err
+			}
+			if p, err := anticheat.ParseVersion(cv); err == nil && p == parsed {
+				same = append(same, cv)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, cv := range same {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM gamedata_client_versions WHERE client_version = ?", cv); err != nil {
+				return err
+			}
 		}
 		if dataVersion == DeleteMapping {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO gamedata_client_versions (client_version, data_version, updated_at) VALUES (?, ?, ?)", clientVersion, dataVersion, now)
+		_, err = tx.ExecContext(ctx, "INSERT INTO gamedata_client_versions (client_version, data_version, updated_at) VALUES (?, ?, ?)", canon, dataVersion, now)
 		return err
 	})
 	if err != nil {
@@ -314,7 +367,7 @@ func (c *Catalog) Run(ctx context.Context, interval time.Duration) {
 
 // load reads the state tables into a snapshot.
 func (c *Catalog) load(ctx context.Context) (*state, error) {
-	st := &state{mappings: map[string]string{}, byClient: map[string]*Set{}}
+	st := &state{mappings: map[string]string{}, byClient: map[[4]uint32]*Set{}}
 	rows, err := c.cfg.DB.QueryContext(ctx, "SELECT seq, version FROM gamedata_published WHERE rolled_back_at = 0 ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("gamedata: read state: %w", err)
@@ -341,7 +394,9 @@ func (c *Catalog) load(ctx context.Context) (*state, error) {
 		c.log.Warn("gamedata: published version not loaded here; keeping the initial one", "version", st.published)
 		st.current = c.sets[c.cfg.Initial]
 	}
-	rows, err = c.cfg.DB.QueryContext(ctx, "SELECT client_version, data_version FROM gamedata_client_versions")
+	// Oldest first, so of two rows spelling one version differently
+	// (written before versions were canonical) the newer wins.
+	rows, err = c.cfg.DB.QueryContext(ctx, "SELECT client_version, data_version FROM gamedata_client_versions ORDER BY updated_at, client_version")
 	if err != nil {
 		return nil, fmt.Errorf("gamedata: read mappings: %w", err)
 	}
@@ -351,10 +406,16 @@ func (c *Catalog) load(ctx context.Context) (*state, error) {
 		if err := rows.Scan(&cv, &dv); err != nil {
 			return nil, fmt.Errorf("gamedata: read mappings: %w", err)
 		}
-		st.mappings[cv] = dv
+		parsed, canon, err := parseClientVersion(cv)
+		if err != nil {
+			c.log.Warn("gamedata: mapping of a client version that does not parse ignored", "client_version", cv, "version", dv)
+			continue
+		}
+		st.mappings[canon] = dv
 		if s, ok := c.sets[dv]; ok {
-			st.byClient[cv] = s
+			st.byClient[parsed] = s
 		} else {
+			delete(st.byClient, parsed)
 			c.log.Warn("gamedata: mapping to a version not loaded here; the client gets the published one", "client_version", cv, "version", dv)
 		}
 	}

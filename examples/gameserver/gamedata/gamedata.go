@@ -32,6 +32,9 @@
 // client_version, protocol.Principal.ClientVersion) can be mapped to its own
 // data version, so an old build keeps the tables it understands while new
 // builds get new ones; mapping a client version to "0" deletes its mapping.
+// Client versions compare numerically, as package liveops compares them
+// ("1.2" = "1.2.0" = "1.2.0.0"): a mapping is stored canonical and serves
+// every spelling of its version.
 // Publish makes a version the published one and Rollback returns to the one
 // published before it. The state lives in the common database (tables
 // gamedata_published and gamedata_client_versions, created by Open, portable
@@ -56,7 +59,7 @@ import (
 const (
 	// MaxVersionLen bounds a data version's name.
 	MaxVersionLen = 32
-	// MaxClientVersionLen bounds a mapped client version.
+	// MaxClientVersionLen bounds a mapped client version (bytes, as given).
 	MaxClientVersionLen = 64
 	// MaxIDLen bounds item, dungeon, shop and product ids.
 	MaxIDLen = 64

@@ -192,3 +192,70 @@ func TestCatalog(t *testing.T) {
 		})
 	}
 }
+
+// TestClientVersionsCompareNumerically: a mapping serves every spelling of
+// its client version ("1.2" = "1.2.0" = "1.2.0.0" = "1.02"), as liveops
+// compares versions; it is stored canonical, replaces or deletes rows of
+// the same version spelled otherwise (written before), and a client version
+// that does not parse is refused.
+func TestClientVersionsCompareNumerically(t *testing.T) {
+	for _, b := range testdb.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.Open(t)
+			c, err := gamedata.Open(ctx, gamedata.Default(), gamedata.Config{DB: db, Initial: "1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := func(c *gamedata.Catalog, cvs ...string) string {
+				t.Helper()
+				var out []string
+				for _, cv := range cvs {
+					out = append(out, c.ForClient(cv).Version)
+				}
+				return strings.Join(out, ",")
+			}
+			if err := c.MapClient(ctx, "1.2", "2"); err != nil {
+				t.Fatal(err)
+			}
+			if got := served(c, "1.2", "1.2.0", "1.2.0.0", "1.02", "1.2.1", "1.20", "x", ""); got != "2,2,2,2,1,1,1,1" {
+				t.Fatalf("served %s", got)
+			}
+			if m := c.Mappings(); len(m) != 1 || m["1.2.0.0"] != "2" {
+				t.Fatalf("mappings %v", m)
+			}
+			if err := c.MapClient(ctx, "1.2.0", gamedata.DeleteMapping); err != nil {
+				t.Fatal(err)
+			}
+			if got := served(c, "1.2", "1.2.0.0"); got != "1,1" || len(c.Mappings()) != 0 {
+				t.Fatalf("after deleting by another spelling: %s %v", got, c.Mappings())
+			}
+			for _, bad := range []string{"", "latest", "1.x", "1.2.3.4.5", "-1", strings.Repeat("1", gamedata.MaxClientVersionLen+1)} {
+				if err := c.MapClient(ctx, bad, "2"); !errors.Is(err, gamedata.ErrBadClientVersion) {
+					t.Errorf("map %q: %v", bad, err)
+				}
+			}
+
+			// A row written before versions were stored canonical.
+			if _, err := db.ExecContext(ctx, "INSERT INTO gamedata_client_versions (client_version, data_version, updated_at) VALUES ('1.3', '2', 1)"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := served(c, "1.3.0.0", "1.3"); got != "2,2" || c.Mappings()["1.3.0.0"] != "2" {
+				t.Fatalf("legacy row: served %s, mappings %v", got, c.Mappings())
+			}
+			if err := c.MapClient(ctx, "1.3.0.0", "1"); err != nil {
+				t.Fatal(err)
+			}
+			var rows int
+			if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM gamedata_client_versions").Scan(&rows); err != nil || rows != 1 {
+				t.Fatalf("rows after remapping the legacy one: %d %v", rows, err)
+			}
+			if got := served(c, "1.3"); got != "1" {
+				t.Fatalf("remapped: %s", got)
+			}
+		})
+	}
+}
