@@ -27,132 +27,153 @@ type Sources struct {
 // Collector is a prometheus.Collector that turns the packages' Stats into
 // metrics at scrape time (const metrics: nothing is kept between scrapes).
 type Collector struct {
-	src   Sources
-	descs map[string]*prometheus.Desc
+	src      Sources
+	shard    family[shard.DBStats] // label "db"
+	sessions family[session.Stats]
+	guard    family[anticheat.GuardStats]
+	idem     family[idempotency.Stats]
+	liveops  family[liveops.Stats]
+	ccu      *prometheus.Desc
 }
 
-// metric names and help; label "db" on the shard series.
-var metricDefs = []struct {
+// metric is one series read from a Stats value S: its name, help, type and
+// value — each metric is written once, here.
+type metric[S any] struct {
 	name, help string
-	labels     []string
-}{
-	{"madang_shard_db_open_connections", "Open connections of the game database's primary pool.", []string{"db"}},
-	{"madang_shard_db_in_use_connections", "Connections in use.", []string{"db"}},
-	{"madang_shard_db_idle_connections", "Idle connections.", []string{"db"}},
-	{"madang_shard_db_wait_total", "Waits for a free connection.", []string{"db"}},
-	{"madang_shard_db_wait_seconds_total", "Time spent waiting for a free connection.", []string{"db"}},
-	{"madang_shard_db_tx_total", "Transactions run through the router.", []string{"db"}},
-	{"madang_shard_db_tx_retries_total", "Transaction retries after deadlocks or busy errors.", []string{"db"}},
-	{"madang_shard_db_tx_errors_total", "Transactions that returned an error.", []string{"db"}},
-	{"madang_shard_db_slow_tx_total", "Transactions slower than the router's threshold.", []string{"db"}},
-	{"madang_shard_db_errors_total", "Calls refused before running (unavailable, read-only, schema behind).", []string{"db"}},
-	{"madang_session_created_total", "Sessions created (logins).", nil},
-	{"madang_session_validated_total", "Requests whose session was accepted.", nil},
-	{"madang_session_rejected_total", "Requests whose session was refused.", nil},
-	{"madang_session_kicked_total", "Sessions ended by a newer login.", nil},
-	{"madang_session_revoked_total", "Sessions revoked.", nil},
-	{"madang_session_failures_total", "Session store calls that failed (backend unavailable).", nil},
-	{"madang_anticheat_speed_verdicts_total", "Speed-hack verdicts.", nil},
-	{"madang_anticheat_blocked_refusals_total", "Requests refused because the user is blocked.", nil},
-	{"madang_anticheat_signature_mismatch_total", "Logins with a mismatching signature (Guard registry).", nil},
-	{"madang_anticheat_store_errors_total", "Anti-cheat store failures.", nil},
-	{"madang_idempotency_executed_total", "Idempotent requests run and stored.", nil},
-	{"madang_idempotency_replayed_total", "Retried requests answered from the stored result.", nil},
-	{"madang_idempotency_in_flight_total", "Duplicates answered in-flight.", nil},
-	{"madang_idempotency_reused_total", "Request ids refused because the request differed.", nil},
-	{"madang_liveops_policy_version", "Live-ops policy version in use.", nil},
-	{"madang_liveops_reloads_total", "Live-ops policy reloads.", nil},
-	{"madang_liveops_reload_errors_total", "Failed live-ops polls and reloads.", nil},
-	{"madang_liveops_maintenance_refusals_total", "Requests refused for maintenance.", nil},
-	{"madang_liveops_update_required_total", "Requests refused as client too old.", nil},
-	{"madang_liveops_review_routed_total", "Logins sent to the review server.", nil},
-	{"madang_liveops_force_closed_total", "Logins told to force-close (repackaged APK).", nil},
-	{"madang_liveops_users_in_maintenance", "Users in per-user maintenance.", nil},
-	{"madang_liveops_global_maintenance", "1 while global maintenance is on.", nil},
-	{"madang_ccu", "Users with a request in the active window (CCU).", nil},
+	kind       prometheus.ValueType
+	value      func(S) float64
 }
 
-// NewCollector returns a collector over src.
-func NewCollector(src Sources) *Collector {
-	c := &Collector{src: src, descs: make(map[string]*prometheus.Desc, len(metricDefs))}
-	for _, d := range metricDefs {
-		c.descs[d.name] = prometheus.NewDesc(d.name, d.help, d.labels, nil)
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+var shardMetrics = []metric[shard.DBStats]{
+	{"madang_shard_db_open_connections", "Open connections of the game database's primary pool.", gauge, func(s shard.DBStats) float64 { return float64(s.Pool.OpenConnections) }},
+	{"madang_shard_db_in_use_connections", "Connections in use.", gauge, func(s shard.DBStats) float64 { return float64(s.Pool.InUse) }},
+	{"madang_shard_db_idle_connections", "Idle connections.", gauge, func(s shard.DBStats) float64 { return float64(s.Pool.Idle) }},
+	{"madang_shard_db_wait_total", "Waits for a free connection.", counter, func(s shard.DBStats) float64 { return float64(s.Pool.WaitCount) }},
+	{"madang_shard_db_wait_seconds_total", "Time spent waiting for a free connection.", counter, func(s shard.DBStats) float64 { return s.Pool.WaitDuration.Seconds() }},
+	{"madang_shard_db_tx_total", "Transactions run through the router.", counter, func(s shard.DBStats) float64 { return float64(s.Txs) }},
+	{"madang_shard_db_tx_retries_total", "Transaction retries after deadlocks or busy errors.", counter, func(s shard.DBStats) float64 { return float64(s.TxRetries) }},
+	{"madang_shard_db_tx_errors_total", "Transactions that returned an error.", counter, func(s shard.DBStats) float64 { return float64(s.TxErrors) }},
+	{"madang_shard_db_slow_tx_total", "Transactions slower than the router's threshold.", counter, func(s shard.DBStats) float64 { return float64(s.SlowTxs) }},
+	{"madang_shard_db_errors_total", "Calls refused before running (unavailable, read-only, schema behind).", counter, func(s shard.DBStats) float64 { return float64(s.Errors) }},
+}
+
+var sessionMetrics = []metric[session.Stats]{
+	{"madang_session_created_total", "Sessions created (logins).", counter, func(s session.Stats) float64 { return float64(s.Created) }},
+	{"madang_session_validated_total", "Requests whose session was accepted.", counter, func(s session.Stats) float64 { return float64(s.Validated) }},
+	{"madang_session_rejected_total", "Requests whose session was refused.", counter, func(s session.Stats) float64 { return float64(s.Rejected) }},
+	{"madang_session_kicked_total", "Sessions ended by a newer login.", counter, func(s session.Stats) float64 { return float64(s.Kicked) }},
+	{"madang_session_revoked_total", "Sessions revoked.", counter, func(s session.Stats) float64 { return float64(s.Revoked) }},
+	{"madang_session_failures_total", "Session store calls that failed (backend unavailable).", counter, func(s session.Stats) float64 { return float64(s.Failures) }},
+}
+
+var guardMetrics = []metric[anticheat.GuardStats]{
+	{"madang_anticheat_speed_verdicts_total", "Speed-hack verdicts.", counter, func(s anticheat.GuardStats) float64 { return float64(s.SpeedVerdicts) }},
+	{"madang_anticheat_blocked_refusals_total", "Requests refused because the user is blocked.", counter, func(s anticheat.GuardStats) float64 { return float64(s.BlockedRefusals) }},
+	{"madang_anticheat_signature_mismatch_total", "Logins with a mismatching signature (Guard registry).", counter, func(s anticheat.GuardStats) float64 { return float64(s.SignatureMismatch) }},
+	{"madang_anticheat_store_errors_total", "Anti-cheat store failures.", counter, func(s anticheat.GuardStats) float64 { return float64(s.StoreErrors) }},
+}
+
+var idempotencyMetrics = []metric[idempotency.Stats]{
+	{"madang_idempotency_executed_total", "Idempotent requests run and stored.", counter, func(s idempotency.Stats) float64 { return float64(s.Executed) }},
+	{"madang_idempotency_replayed_total", "Retried requests answered from the stored result.", counter, func(s idempotency.Stats) float64 { return float64(s.Replayed) }},
+	{"madang_idempotency_in_flight_total", "Duplicates answered in-flight.", counter, func(s idempotency.Stats) float64 { return float64(s.InFlight) }},
+	{"madang_idempotency_reused_total", "Request ids refused because the request differed.", counter, func(s idempotency.Stats) float64 { return float64(s.Reused) }},
+}
+
+var liveopsMetrics = []metric[liveops.Stats]{
+	{"madang_liveops_policy_version", "Live-ops policy version in use.", gauge, func(s liveops.Stats) float64 { return float64(s.Version) }},
+	{"madang_liveops_reloads_total", "Live-ops policy reloads.", counter, func(s liveops.Stats) float64 { return float64(s.Reloads) }},
+	{"madang_liveops_reload_errors_total", "Failed live-ops polls and reloads.", counter, func(s liveops.Stats) float64 { return float64(s.ReloadErrors) }},
+	{"madang_liveops_maintenance_refusals_total", "Requests refused for maintenance.", counter, func(s liveops.Stats) float64 { return float64(s.Maintenance) }},
+	{"madang_liveops_update_required_total", "Requests refused as client too old.", counter, func(s liveops.Stats) float64 { return float64(s.UpdateRequired) }},
+	{"madang_liveops_review_routed_total", "Logins sent to the review server.", counter, func(s liveops.Stats) float64 { return float64(s.ReviewRouted) }},
+	{"madang_liveops_force_closed_total", "Logins told to force-close (repackaged APK).", counter, func(s liveops.Stats) float64 { return float64(s.ForceClosed) }},
+	{"madang_liveops_users_in_maintenance", "Users in per-user maintenance.", gauge, func(s liveops.Stats) float64 { return float64(s.UsersInMaint) }},
+	{"madang_liveops_global_maintenance", "1 while global maintenance is on.", gauge, func(s liveops.Stats) float64 {
+		if s.GlobalMaint {
+			return 1
+		}
+		return 0
+	}},
+}
+
+// family is the metrics of one Stats type with their descriptors.
+type family[S any] struct {
+	metrics []metric[S]
+	descs   []*prometheus.Desc
+}
+
+func newFamily[S any](metrics []metric[S], labels ...string) family[S] {
+	f := family[S]{metrics: metrics, descs: make([]*prometheus.Desc, len(metrics))}
+	for i, m := range metrics {
+		f.descs[i] = prometheus.NewDesc(m.name, m.help, labels, nil)
 	}
-	return c
+	return f
 }
 
-// Describe implements prometheus.Collector.
-func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
+func (f family[S]) describe(ch chan<- *prometheus.Desc) {
+	for _, d := range f.descs {
 		ch <- d
 	}
 }
 
+// collect sends every metric of f read from s, with labelValues.
+func (f family[S]) collect(ch chan<- prometheus.Metric, s S, labelValues ...string) {
+	for i, m := range f.metrics {
+		ch <- prometheus.MustNewConstMetric(f.descs[i], m.kind, m.value(s), labelValues...)
+	}
+}
+
+// NewCollector returns a collector over src.
+func NewCollector(src Sources) *Collector {
+	return &Collector{
+		src:      src,
+		shard:    newFamily(shardMetrics, "db"),
+		sessions: newFamily(sessionMetrics),
+		guard:    newFamily(guardMetrics),
+		idem:     newFamily(idempotencyMetrics),
+		liveops:  newFamily(liveopsMetrics),
+		ccu:      prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	c.shard.describe(ch)
+	c.sessions.describe(ch)
+	c.guard.describe(ch)
+	c.idem.describe(ch)
+	c.liveops.describe(ch)
+	ch <- c.ccu
+}
+
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(name string, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, v, labels...)
-	}
-	gauge := func(name string, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
-	}
 	if r := c.src.Router; r != nil {
 		for _, s := range r.Stats() {
-			db := strconv.Itoa(s.ID)
-			gauge("madang_shard_db_open_connections", float64(s.Pool.OpenConnections), db)
-			gauge("madang_shard_db_in_use_connections", float64(s.Pool.InUse), db)
-			gauge("madang_shard_db_idle_connections", float64(s.Pool.Idle), db)
-			counter("madang_shard_db_wait_total", float64(s.Pool.WaitCount), db)
-			counter("madang_shard_db_wait_seconds_total", s.Pool.WaitDuration.Seconds(), db)
-			counter("madang_shard_db_tx_total", float64(s.Txs), db)
-			counter("madang_shard_db_tx_retries_total", float64(s.TxRetries), db)
-			counter("madang_shard_db_tx_errors_total", float64(s.TxErrors), db)
-			counter("madang_shard_db_slow_tx_total", float64(s.SlowTxs), db)
-			counter("madang_shard_db_errors_total", float64(s.Errors), db)
+			c.shard.collect(ch, s, strconv.Itoa(s.ID))
 		}
 	}
 	if f := c.src.Sessions; f != nil {
-		s := f()
-		counter("madang_session_created_total", float64(s.Created))
-		counter("madang_session_validated_total", float64(s.Validated))
-		counter("madang_session_rejected_total", float64(s.Rejected))
-		counter("madang_session_kicked_total", float64(s.Kicked))
-		counter("madang_session_revoked_total", float64(s.Revoked))
-		counter("madang_session_failures_total", float64(s.Failures))
+		c.sessions.collect(ch, f())
 	}
 	if g := c.src.Guard; g != nil {
-		s := g.Stats()
-		counter("madang_anticheat_speed_verdicts_total", float64(s.SpeedVerdicts))
-		counter("madang_anticheat_blocked_refusals_total", float64(s.BlockedRefusals))
-		counter("madang_anticheat_signature_mismatch_total", float64(s.SignatureMismatch))
-		counter("madang_anticheat_store_errors_total", float64(s.StoreErrors))
+		c.guard.collect(ch, g.Stats())
 	}
 	if f := c.src.Idempotency; f != nil {
-		s := f()
-		counter("madang_idempotency_executed_total", float64(s.Executed))
-		counter("madang_idempotency_replayed_total", float64(s.Replayed))
-		counter("madang_idempotency_in_flight_total", float64(s.InFlight))
-		counter("madang_idempotency_reused_total", float64(s.Reused))
+		c.idem.collect(ch, f())
 	}
 	if m := c.src.LiveOps; m != nil {
-		s := m.Stats()
-		gauge("madang_liveops_policy_version", float64(s.Version))
-		counter("madang_liveops_reloads_total", float64(s.Reloads))
-		counter("madang_liveops_reload_errors_total", float64(s.ReloadErrors))
-		counter("madang_liveops_maintenance_refusals_total", float64(s.Maintenance))
-		counter("madang_liveops_update_required_total", float64(s.UpdateRequired))
-		counter("madang_liveops_review_routed_total", float64(s.ReviewRouted))
-		counter("madang_liveops_force_closed_total", float64(s.ForceClosed))
-		gauge("madang_liveops_users_in_maintenance", float64(s.UsersInMaint))
-		g := 0.0
-		if s.GlobalMaint {
-			g = 1
-		}
-		gauge("madang_liveops_global_maintenance", g)
+		c.liveops.collect(ch, m.Stats())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if n, err := m.CCU(ctx); err == nil {
-			gauge("madang_ccu", float64(n))
+			ch <- prometheus.MustNewConstMetric(c.ccu, prometheus.GaugeValue, float64(n))
 		}
 	}
 }
