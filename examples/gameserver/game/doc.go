@@ -97,8 +97,10 @@
 // every client gets DefaultTables (ItemDefs, Catalog, Dungeons, Products).
 // dungeon.finish judges and rewards a run with the dungeon of the request's
 // data version (or, if that version lacks it, the defaults'); a win also
-// grants the dungeon's item rewards (Dungeon.Items) to the inventory. Mail
-// attachments are checked against the default items.
+// grants the dungeon's item rewards (Dungeon.Items) to the inventory.
+// Operators' mail attachments (SendMail) are checked against the published
+// version's items (DataSource.Published), login bonuses against the items
+// served to the login's client version; an unknown item is CodeUnknownItem.
 //
 // # Live-ops events
 //
@@ -137,6 +139,11 @@
 // grant safe to resend) and take back unclaimed mail with RecallMail. A
 // claim locks the player row, then the mail rows, and marks them claimed in
 // the transaction that pays them, so concurrent claims pay each mail once.
+// Items are added to the inventory with an upsert before they are read back
+// (never a locking read of a missing row: on InnoDB that gap-locks rows of
+// neighbouring players and deadlocked their claims). A command whose
+// transaction is still picked as a deadlock victim runs again in the server
+// (Config.DeadlockRetries).
 //
 // # Anti-cheat
 //

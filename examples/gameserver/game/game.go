@@ -46,7 +46,8 @@ func PublicCommands() []string { return []string{CmdGuestLogin} }
 const (
 	// CodeNotEnoughGems: the player cannot pay the item's gem price.
 	CodeNotEnoughGems = protocol.CodeGameBase + 1
-	// CodeUnknownItem: the shop has no item with that id.
+	// CodeUnknownItem: the shop has no item with that id; from SendMail,
+	// an attachment names an item the published game data does not have.
 	CodeUnknownItem = protocol.CodeGameBase + 2
 	// CodeNoPlayer: the session's user has no player row (it is created at
 	// login, so this means the data was removed under a live session).
