@@ -74,6 +74,15 @@
 // old home and revocations reach both, so nobody is logged out; drop
 // Previous after TTL plus Tombstone.
 //
+// OpenRedis opens the two usual layouts from a list of addresses, as a
+// server's flags give them: RedisOptions.Addrs, one client per node routed
+// by user key, or RedisOptions.ClusterAddrs, one Cluster client routed as a
+// single node. Each client is built from a *redis.Options (or
+// *redis.ClusterOptions) template of the caller's, for passwords, TLS and
+// pool sizes, and must answer PING before OpenRedis returns; on any error
+// it closes what it opened. The RedisClients it returns hold the Router for
+// the stores and the clients, which the caller closes after the stores.
+//
 // # Per-user cache
 //
 // UserCache is a per-user key/value cache with TTLs (NewMemoryCache,

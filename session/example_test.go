@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
@@ -151,4 +152,53 @@ func ExampleKeyResolver() {
 	fmt.Println(who, err)
 	// Output:
 	// 20000001 <nil>
+}
+
+// A game server's Redis from its flags: hand-sharded nodes routed by user
+// key (or, with ClusterAddrs instead, one Redis Cluster), every client with
+// the same password and pool size; the stores go on the Router, and what is
+// not per user (a pub/sub broker) on the first client. Not run: it needs
+// the servers.
+func ExampleOpenRedis() {
+	ctx := context.Background()
+	rc, err := session.OpenRedis(ctx, session.RedisOptions{
+		Addrs:   []string{"10.0.0.1:6379", "10.0.0.2:6379"},
+		Options: &redis.Options{Password: "secret", PoolSize: 50},
+	})
+	if err != nil {
+		panic(err) // ErrUnavailable naming the node that did not answer
+	}
+	defer rc.Close() // after the stores
+
+	store, err := session.NewRedisStore(rc.Router, session.Config{Prefix: "game:"})
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	cache, err := session.NewRedisCache(ctx, rc.Router, session.CacheConfig{Prefix: "game:"})
+	if err != nil {
+		panic(err)
+	}
+	defer cache.Close()
+	_ = rc.Clients[0] // e.g. realtime.NewRedisBroker(rc.Clients[0], ...)
+}
+
+// OpenRedis checks its options before it opens anything, and a server that
+// does not answer is ErrUnavailable naming it.
+func ExampleOpenRedis_errors() {
+	ctx := context.Background()
+	_, err := session.OpenRedis(ctx, session.RedisOptions{
+		Addrs:        []string{"10.0.0.1:6379"},
+		ClusterAddrs: []string{"10.0.0.9:7000"},
+	})
+	fmt.Println(err)
+
+	_, err = session.OpenRedis(ctx, session.RedisOptions{
+		Addrs:   []string{"127.0.0.1:1"},
+		Options: &redis.Options{MaxRetries: -1},
+	})
+	fmt.Println(errors.Is(err, session.ErrUnavailable), strings.Contains(err.Error(), "127.0.0.1:1"))
+	// Output:
+	// session: invalid Redis options: both Addrs and ClusterAddrs set; pick one
+	// true true
 }

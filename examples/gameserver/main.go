@@ -19,6 +19,7 @@ import (
 	_ "time/tzdata" // live-ops event time zones on hosts without a zone database
 
 	"github.com/madang-io/madang/examples/gameserver/server"
+	"github.com/madang-io/madang/internal/cli"
 )
 
 func main() {
@@ -31,11 +32,12 @@ func main() {
 }
 
 // run parses the configuration, starts the server and blocks until ctx is
-// done and the server has shut down.
+// done and the server has shut down. For -h or -help it writes the usage
+// to out and returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	cfg, err := server.ParseConfig(args, getenv)
 	if err != nil {
-		return err
+		return cli.Help(out, err) // -h: the usage, nil
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	srv, err := server.New(ctx, cfg, log)

@@ -77,3 +77,20 @@ func TestRunEmbedded(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 }
+
+// -h and -help write the usage to out and return nil (main exits 0),
+// starting nothing.
+func TestRunHelp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // were the server started anyway, it would stop at once
+	for _, arg := range []string{"-h", "-help"} {
+		var out bytes.Buffer
+		args := []string{"-addr", "127.0.0.1:0", "-admin-addr", "off", "-data", t.TempDir(), arg}
+		if err := run(ctx, args, func(string) string { return "" }, &out); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if !strings.HasPrefix(out.String(), "Usage of gameserver:\n") || !strings.Contains(out.String(), "-redis-cluster string") {
+			t.Errorf("%s: output %q", arg, out.String())
+		}
+	}
+}

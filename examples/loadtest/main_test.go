@@ -66,7 +66,7 @@ func TestRunRefusesRemoteAndUnbounded(t *testing.T) {
 		{"-duration", "0"}, {"-iterations", "0"}, {"-users", "0"}, {"-users", "-3"}, {"-duration", "25h"},
 		{"-think", "2s-1s"}, {"-think", "x"}, {"-scenario", "raid"}, {"-mix", "load=1,x=2"}, {"-mode", "plain"},
 		{"-max-error-rate", "1.5"}, {"-max-error-rate", "-0.1"}, {"-max-error-rate", "NaN"}, {"-max-error-rate", "x"},
-		{"extra"}, {"-h"},
+		{"extra"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}); err == nil || errors.Is(err, load.ErrRemote) {
 			t.Errorf("%v: %v, want a usage error", args, err)
@@ -123,22 +123,31 @@ func TestMaxErrorRate(t *testing.T) {
 	}
 }
 
-// The command exits with status 1 when the error rate is exceeded (run in
-// a child process: the test binary re-executed as the command).
-func TestMaxErrorRateExitStatus(t *testing.T) {
+// The command's exit status (run in a child process: the test binary
+// re-executed as the command): 1 when the error rate is exceeded, 0 when
+// it is not, and 0 for -h or -help, with the usage on standard output.
+func TestExitStatus(t *testing.T) {
 	if os.Getenv("LOADTEST_RUN_MAIN") == "1" {
 		os.Args = append([]string{"loadtest"}, strings.Fields(os.Getenv("LOADTEST_ARGS"))...)
 		main()
 		os.Exit(0)
 	}
+	failing := "-url " + closedURL(t) + " -quiet -users 1 -duration 1s -attempts 1 -max-error-rate "
 	for _, tc := range []struct {
-		limit string
-		code  int
-	}{{"0.01", 1}, {"1", 0}} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMaxErrorRateExitStatus$")
-		cmd.Env = append(os.Environ(), "LOADTEST_RUN_MAIN=1",
-			"LOADTEST_ARGS=-url "+closedURL(t)+" -quiet -users 1 -duration 1s -attempts 1 -max-error-rate "+tc.limit)
-		out, err := cmd.CombinedOutput()
+		args   string
+		code   int
+		stdout string // a part of it, or ""
+	}{
+		{failing + "0.01", 1, ""},
+		{failing + "1", 0, "total"},
+		{"-h", 0, "Usage of loadtest:\n"},
+		{"-help", 0, "-max-error-rate float"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExitStatus$")
+		cmd.Env = append(os.Environ(), "LOADTEST_RUN_MAIN=1", "LOADTEST_ARGS="+tc.args)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		code := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -146,8 +155,22 @@ func TestMaxErrorRateExitStatus(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		if code != tc.code || (tc.code == 1 && !bytes.Contains(out, []byte("error rate above -max-error-rate"))) {
-			t.Errorf("limit %s: exit status %d, want %d:\n%s", tc.limit, code, tc.code, out)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) ||
+			(tc.code == 1 && !strings.Contains(stderr.String(), "error rate above -max-error-rate")) {
+			t.Errorf("%s: exit status %d, want %d:\n%s\n%s", tc.args, code, tc.code, &stdout, &stderr)
+		}
+	}
+}
+
+// -h and -help write the usage to stdout, run nothing and return nil.
+func TestRunHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"-quiet", arg}, &out); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if !strings.HasPrefix(out.String(), "Usage of loadtest:\n") || !strings.Contains(out.String(), "-inproc") {
+			t.Errorf("%s: output %q", arg, out.String())
 		}
 	}
 }

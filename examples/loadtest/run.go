@@ -16,6 +16,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/examples/loadtest/load"
+	"github.com/madang-io/madang/internal/cli"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -63,14 +64,8 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.htmlFile, "html", "", "write the report as a self-contained HTML page to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
 	fs.Float64Var(&o.maxErrRate, "max-error-rate", 0, "fail (exit status 1, after the reports are written) when failed calls over all calls exceed this fraction, such as 0.01, or when no call completed; not checked unless given")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return o, fmt.Errorf("usage of loadtest:\n%s", b.String())
-		}
-		return o, err
+	if err := cli.Parse(fs, args); err != nil {
+		return o, err // -h: a *cli.HelpError, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -115,11 +110,12 @@ func parseThink(s string) (lo, hi time.Duration, err error) {
 }
 
 // run parses args, runs the load test and writes the summary (and the
-// progress lines) to stdout, and the files asked for.
+// progress lines) to stdout, and the files asked for. For -h or -help it
+// writes the usage to stdout and returns nil.
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	o, err := parseArgs(args)
 	if err != nil {
-		return err
+		return cli.Help(stdout, err) // -h: the usage, nil
 	}
 	if !o.quiet {
 		o.cfg.Progress, o.cfg.ProgressTTY = stdout, isTerminal(stdout)

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,27 +17,25 @@ import (
 	"syscall"
 
 	"github.com/madang-io/madang/examples/realtimeserver/node"
+	"github.com/madang-io/madang/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
 // run parses the configuration, starts the node and serves until ctx ends
-// (SIGINT/SIGTERM in main), then shuts down gracefully.
+// (SIGINT/SIGTERM in main), then shuts down gracefully. For -h or -help it
+// writes the usage to stdout and returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := node.ParseConfig(args, getenv)
 	if err != nil {
-		return err
+		return cli.Help(stdout, err) // -h: the usage, nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n, err := node.New(ctx, cfg, log)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/internal/cli"
 )
 
 // Config is the game server's configuration. The zero value (after
@@ -107,7 +108,9 @@ const (
 const AdminOff = "off"
 
 // ParseConfig reads flags from args, with MADANG_* environment variables
-// (through getenv) as the defaults flags override.
+// (through getenv) as the defaults flags override. For -h or -help it
+// returns a *cli.HelpError: errors.Is(err, flag.ErrHelp) holds and the
+// message is the usage text.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -138,14 +141,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
 	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data versions (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return cfg, fmt.Errorf("usage of gameserver:\n%s", b.String())
-		}
-		return cfg, err
+	if err := cli.Parse(fs, args); err != nil {
+		return cfg, err // -h: a *cli.HelpError, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -166,15 +163,4 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, errors.New("-admin-token (MADANG_ADMIN_TOKEN) is required outside dev mode, or -admin-addr off")
 	}
 	return cfg, nil
-}
-
-// splitList splits a comma-separated list, dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -89,6 +89,7 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/examples/gameserver/ops"
+	"github.com/madang-io/madang/internal/cli"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/session"
@@ -112,7 +113,7 @@ type Server struct {
 	store *storage
 	// redis holds the clients the server opened (closed by Close); nil in
 	// memory mode.
-	redis    []redis.UniversalClient
+	redis    *session.RedisClients
 	sessions sessionStore
 	// cache and boards are the per-user cache and leaderboard store, memory
 	// or Redis, for the game's packages.
@@ -203,9 +204,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		},
 	})
 
-	var rdb redis.UniversalClient
-	if len(s.redis) > 0 {
-		rdb = s.redis[0]
+	var rdb redis.UniversalClient // global values and pub/sub: the first node
+	if s.redis != nil {
+		rdb = s.redis.Clients[0]
 	}
 	if _, err := shard.Migrate(ctx, s.store.common, liveops.Migrations()); err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
@@ -281,47 +282,32 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	return s, nil
 }
 
-// openSessions connects Redis when configured and opens the session store,
-// cache and board store on it (memory otherwise).
+// openSessions connects Redis when configured (session.OpenRedis: the
+// cluster seeds win over the node list) and opens the session store, cache
+// and board store on it (memory otherwise).
 func (s *Server) openSessions(ctx context.Context) error {
 	cfg := s.cfg
-	var router *session.Router
-	switch {
-	case cfg.RedisCluster != "":
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: splitList(cfg.RedisCluster)})
-		s.redis = append(s.redis, c)
-		router = session.Single(c)
-	case cfg.RedisAddr != "":
-		for _, addr := range splitList(cfg.RedisAddr) {
-			s.redis = append(s.redis, redis.NewClient(&redis.Options{Addr: addr}))
-		}
-		var err error
-		if router, err = session.NewRouter(s.redis, session.RouterConfig{}); err != nil {
-			return err
-		}
-	default:
+	opt, ok := cli.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
+	if !ok {
 		s.sessions = session.NewMemoryStore(session.Config{Logger: s.log})
 		s.cache = session.NewMemoryCache(session.CacheConfig{Logger: s.log})
 		s.boards = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
 		return nil
 	}
-	for _, c := range s.redis {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.Ping(pctx).Err()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
+	rc, err := session.OpenRedis(ctx, opt)
+	if err != nil {
+		return err
 	}
-	rs, err := session.NewRedisStore(router, session.Config{Prefix: cfg.RedisPrefix, Logger: s.log})
+	s.redis = rc
+	rs, err := session.NewRedisStore(rc.Router, session.Config{Prefix: cfg.RedisPrefix, Logger: s.log})
 	if err != nil {
 		return err
 	}
 	s.sessions = rs
-	if s.cache, err = session.NewRedisCache(ctx, router, session.CacheConfig{Prefix: cfg.RedisPrefix, Logger: s.log}); err != nil {
+	if s.cache, err = session.NewRedisCache(ctx, rc.Router, session.CacheConfig{Prefix: cfg.RedisPrefix, Logger: s.log}); err != nil {
 		return err
 	}
-	s.boards, err = session.NewBoardRedisStore(s.redis, session.BoardRedisConfig{Prefix: cfg.RedisPrefix})
+	s.boards, err = session.NewBoardRedisStore(rc.Clients, session.BoardRedisConfig{Prefix: cfg.RedisPrefix})
 	return err
 }
 
@@ -340,7 +326,7 @@ func (s *Server) openGameData(ctx context.Context) error {
 			// Redis cache's reset is global); a change seen by the poll
 			// was reset by the server that made it, unless the cache is
 			// this process's memory.
-			if e.Kind == "refresh" && len(s.redis) > 0 {
+			if e.Kind == "refresh" && s.redis != nil {
 				return
 			}
 			if err := s.cache.ResetAll(ctx); err != nil {
@@ -447,9 +433,9 @@ func (s *Server) buildAdmin() error {
 			return s.store.Ping(ctx)
 		},
 	}
-	if len(s.redis) > 0 {
+	if rc := s.redis; rc != nil {
 		ready["redis"] = func(ctx context.Context) error {
-			for _, c := range s.redis {
+			for _, c := range rc.Clients {
 				if err := c.Ping(ctx).Err(); err != nil {
 					return err
 				}
@@ -503,8 +489,8 @@ func (s *Server) Close() error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
-	for _, c := range s.redis {
-		errs = append(errs, c.Close())
+	if s.redis != nil {
+		errs = append(errs, s.redis.Close())
 	}
 	s.liveops, s.cache, s.sessions, s.store, s.redis = nil, nil, nil, nil, nil
 	return errors.Join(errs...)

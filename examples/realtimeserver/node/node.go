@@ -57,8 +57,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/madang-io/madang/internal/cli"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/session"
@@ -110,7 +109,9 @@ type Config struct {
 }
 
 // ParseConfig reads flags from args, with environment variables (through
-// getenv) as the defaults flags override.
+// getenv) as the defaults flags override. For -h or -help it returns a
+// *cli.HelpError: errors.Is(err, flag.ErrHelp) holds and the message is the
+// usage text.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -129,12 +130,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.RedisCluster, "redis-cluster", env("MADANG_REDIS_CLUSTER", ""), "Redis Cluster seeds, comma-separated (env MADANG_REDIS_CLUSTER)")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("MADANG_REDIS_PREFIX", DefaultRedisPrefix), "Redis key prefix, the game server's (env MADANG_REDIS_PREFIX)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown bound")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return cfg, fmt.Errorf("%w\nflags:\n%s", err, b.String())
+			return cfg, err // the usage, unprefixed
 		}
 		return cfg, fmt.Errorf("realtimeserver: %w", err)
 	}
@@ -152,7 +150,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	redis    []redis.UniversalClient
+	redis    *session.RedisClients // nil in memory mode
 	sessions session.Store
 	broker   *realtime.RedisBroker // nil in memory mode (the hub owns its broker)
 	hub      *realtime.Hub
@@ -221,49 +219,31 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 
 // devLogin reports whether /dev/login is served: dev mode with memory
 // sessions only (never against the game server's shared store).
-func (n *Node) devLogin() bool { return n.cfg.Dev && len(n.redis) == 0 }
+func (n *Node) devLogin() bool { return n.cfg.Dev && n.redis == nil }
 
 // openBackends opens the session store and, with Redis, the broker, on the
-// game server's rules: a cluster client routed as one node, or a list of
-// nodes routed by user key (session.NewRouter, default rule); sessions
-// under RedisPrefix, the broker on the first client under RedisPrefix+"rt:".
+// game server's rules (session.OpenRedis: a cluster client routed as one
+// node, or a list of nodes routed by user key, default rule; the cluster
+// seeds win over the list); sessions under RedisPrefix, the broker on the
+// first client under RedisPrefix+"rt:".
 func (n *Node) openBackends(ctx context.Context) error {
 	cfg := n.cfg
-	var router *session.Router
-	switch {
-	case cfg.RedisCluster != "":
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: splitList(cfg.RedisCluster)})
-		n.redis = append(n.redis, c)
-		router = session.Single(c)
-	case cfg.RedisAddr != "":
-		for _, addr := range splitList(cfg.RedisAddr) {
-			n.redis = append(n.redis, redis.NewClient(&redis.Options{Addr: addr}))
-		}
-		if len(n.redis) == 0 {
-			return errors.New("realtimeserver: empty Redis address list")
-		}
-		var err error
-		if router, err = session.NewRouter(n.redis, session.RouterConfig{}); err != nil {
-			return fmt.Errorf("realtimeserver: %w", err)
-		}
-	default:
+	opt, ok := cli.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
+	if !ok {
 		n.sessions = session.NewMemoryStore(session.Config{Logger: n.log})
 		return nil
 	}
-	for _, c := range n.redis {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.Ping(pctx).Err()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("realtimeserver: redis: %w", err)
-		}
+	rc, err := session.OpenRedis(ctx, opt)
+	if err != nil {
+		return fmt.Errorf("realtimeserver: %w", err)
 	}
-	rs, err := session.NewRedisStore(router, session.Config{Prefix: cfg.RedisPrefix, Logger: n.log})
+	n.redis = rc
+	rs, err := session.NewRedisStore(rc.Router, session.Config{Prefix: cfg.RedisPrefix, Logger: n.log})
 	if err != nil {
 		return fmt.Errorf("realtimeserver: %w", err)
 	}
 	n.sessions = rs
-	if n.broker, err = realtime.NewRedisBroker(n.redis[0], realtime.RedisBrokerConfig{Prefix: cfg.RedisPrefix + "rt:", Logger: n.log}); err != nil {
+	if n.broker, err = realtime.NewRedisBroker(rc.Clients[0], realtime.RedisBrokerConfig{Prefix: cfg.RedisPrefix + "rt:", Logger: n.log}); err != nil {
 		return fmt.Errorf("realtimeserver: %w", err)
 	}
 	return nil
@@ -324,7 +304,7 @@ func (n *Node) mode() string {
 	switch {
 	case n.cfg.RedisCluster != "":
 		return "redis-cluster"
-	case len(n.redis) > 0:
+	case n.redis != nil:
 		return "redis"
 	}
 	return "memory"
@@ -464,20 +444,10 @@ func (n *Node) Close() error {
 	if n.sessions != nil {
 		errs = append(errs, n.sessions.Close())
 	}
-	for _, c := range n.redis {
-		errs = append(errs, c.Close())
+	if n.redis != nil {
+		errs = append(errs, n.redis.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // Raid demo settings (see the package doc, "Raid rooms").
@@ -492,8 +462,8 @@ const (
 // startRooms attaches the raid rooms to the hub (Hub.Shutdown closes them).
 func (n *Node) startRooms() error {
 	var dir realtime.Directory = realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
-	if len(n.redis) > 0 {
-		rd, err := realtime.NewRedisDirectory(n.redis[0], realtime.DirectoryConfig{Prefix: n.cfg.RedisPrefix + "rt:"})
+	if n.redis != nil {
+		rd, err := realtime.NewRedisDirectory(n.redis.Clients[0], realtime.DirectoryConfig{Prefix: n.cfg.RedisPrefix + "rt:"})
 		if err != nil {
 			return fmt.Errorf("realtimeserver: room directory: %w", err)
 		}
