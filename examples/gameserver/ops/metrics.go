@@ -22,6 +22,9 @@ type Sources struct {
 	Guard       *anticheat.Guard
 	Idempotency func() idempotency.Stats
 	LiveOps     *liveops.Manager
+	// DeadlockReruns counts commands run again after a database deadlock
+	// (game.Game.DeadlockRetries).
+	DeadlockReruns func() uint64
 }
 
 // Collector is a prometheus.Collector that turns the packages' Stats into
@@ -34,6 +37,7 @@ type Collector struct {
 	idem     family[idempotency.Stats]
 	liveops  family[liveops.Stats]
 	ccu      *prometheus.Desc
+	reruns   *prometheus.Desc
 }
 
 // metric is one series read from a Stats value S: its name, help, type and
@@ -139,6 +143,7 @@ func NewCollector(src Sources) *Collector {
 		idem:     newFamily(idempotencyMetrics),
 		liveops:  newFamily(liveopsMetrics),
 		ccu:      prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
+		reruns:   prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
 	}
 }
 
@@ -150,6 +155,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.idem.describe(ch)
 	c.liveops.describe(ch)
 	ch <- c.ccu
+	ch <- c.reruns
 }
 
 // Collect implements prometheus.Collector.
@@ -167,6 +173,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.Idempotency; f != nil {
 		c.idem.collect(ch, f())
+	}
+	if f := c.src.DeadlockReruns; f != nil {
+		ch <- prometheus.MustNewConstMetric(c.reruns, prometheus.CounterValue, float64(f()))
 	}
 	if m := c.src.LiveOps; m != nil {
 		c.liveops.collect(ch, m.Stats())

@@ -30,10 +30,11 @@ func TestCollectorSeries(t *testing.T) {
 	t.Cleanup(func() { lo.Close() })
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(Sources{
-		Sessions:    func() session.Stats { return session.Stats{Created: 4, Kicked: 1} },
-		Guard:       anticheat.NewGuard(anticheat.GuardConfig{}),
-		Idempotency: func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
-		LiveOps:     lo,
+		Sessions:       func() session.Stats { return session.Stats{Created: 4, Kicked: 1} },
+		Guard:          anticheat.NewGuard(anticheat.GuardConfig{}),
+		Idempotency:    func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
+		LiveOps:        lo,
+		DeadlockReruns: func() uint64 { return 3 },
 	}))
 	fams, err := reg.Gather()
 	if err != nil {
@@ -61,12 +62,13 @@ func TestCollectorSeries(t *testing.T) {
 		"madang_liveops_global_maintenance":     {false, 0},
 		"madang_liveops_users_in_maintenance":   {false, 0},
 		"madang_ccu":                            {false, 0},
+		"madang_game_deadlock_reruns_total":     {true, 3},
 	} {
 		if g, ok := got[name]; !ok || g != want {
 			t.Errorf("%s: %+v (present %v), want %+v", name, g, ok, want)
 		}
 	}
-	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + 1; len(got) != n {
-		t.Errorf("%d series, want %d (no router: no shard series)", len(got), n)
+	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + 2; len(got) != n {
+		t.Errorf("%d series, want %d (no router: no shard series; ccu and reruns)", len(got), n)
 	}
 }
