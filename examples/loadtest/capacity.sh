@@ -34,7 +34,8 @@
 # users/fan-out rooms, so each message reaches about fan-out users (1: each
 # user alone in its room, only its own echo: the baseline of the fan-out).
 # Each user sends a message every 600 ms at most (the hub's default chat
-# limit is 2 per second). A table of the chat runs (messages sent per second:
+# limit is 2 per second). The users start over $CHAT_RAMP (default 5s): 500
+# guest logins at once on the embedded SQLite time out and back off. A table of the chat runs (messages sent per second:
 # rt.publish and rt.whisper calls; rt.publish and
 # chat.echo p50/p99, pushes/s, server CPU) ends the output.
 #   CHAT="100 500" PACED=0 examples/loadtest/capacity.sh 20s 0
@@ -55,6 +56,7 @@ BASE_USERS=${BASE_USERS:-10}
 PACED=${PACED:-3000}
 CHAT=${CHAT:-}
 CHAT_FANOUT=${CHAT_FANOUT:-1 10 50}
+CHAT_RAMP=${CHAT_RAMP:-5s}
 PACED_DUR=${PACED_DUR:-90s}
 PACED_RAMP=${PACED_RAMP:-45s}
 REDIS=${REDIS:-127.0.0.1:6379}
@@ -153,7 +155,7 @@ for u in $CHAT; do
 		rooms=$((u / f))
 		[ "$rooms" -lt 1 ] && rooms=1
 		echo "== chat, $u users, $rooms rooms (fan-out $f), $DUR"
-		lt "chat-$u-f$f" -scenario chat -users "$u" -chat-rooms "$rooms" -duration "$DUR"
+		lt "chat-$u-f$f" -scenario chat -users "$u" -chat-rooms "$rooms" -ramp "$CHAT_RAMP" -duration "$DUR"
 		CHATRUNS="$CHATRUNS chat-$u-f$f"
 	done
 done
