@@ -827,8 +827,16 @@ func (c *conn) unsubscribe(ctx context.Context, req *protocol.Request) (*protoco
 	return nil, nil
 }
 
-type chatPayload struct {
-	From int64           `json:"from"`
+// ChatPush is the payload of the pushes TopicChat (a publication on a
+// channel, from rt.publish) and TopicWhisper (a private message, from
+// rt.whisper): {"from": userKey, "data": ...}. The hub marshals this type
+// itself, so a Go client that unmarshals a push's Payload into it reads
+// what the hub sent (docs/PROTOCOL.md §16.3).
+type ChatPush struct {
+	// From is the sender's user key.
+	From int64 `json:"from"`
+	// Data is the message as the sender published it (after
+	// Config.Validate, which may have rewritten it): any JSON value.
 	Data json.RawMessage `json:"data"`
 }
 
@@ -882,7 +890,7 @@ func (c *conn) publish(ctx context.Context, req *protocol.Request) (*protocol.Re
 	if err := c.chatCheck(ctx, &m); err != nil {
 		return nil, err
 	}
-	payload, err := json.Marshal(chatPayload{From: c.sess.UserKey, Data: m.Data})
+	payload, err := json.Marshal(ChatPush{From: c.sess.UserKey, Data: m.Data})
 	if err != nil {
 		return nil, badRequest("realtime: message is not JSON")
 	}
@@ -909,7 +917,7 @@ func (c *conn) whisper(ctx context.Context, req *protocol.Request) (*protocol.Re
 	if err := c.chatCheck(ctx, &m); err != nil {
 		return nil, err
 	}
-	payload, err := json.Marshal(chatPayload{From: c.sess.UserKey, Data: m.Data})
+	payload, err := json.Marshal(ChatPush{From: c.sess.UserKey, Data: m.Data})
 	if err != nil {
 		return nil, badRequest("realtime: message is not JSON")
 	}

@@ -28,6 +28,18 @@
 # Then a concurrent-users check: $PACED users (default 3000) playing the mix
 # with a think time of 5-15 s (10 s on average) for $PACED_DUR (default 90s,
 # with $PACED_RAMP of ramp-up, default 45s); PACED=0 skips it.
+# Then, when $CHAT lists user counts (default none), chat through the game
+# server's realtime hub (/ws, the same process): for each count and each
+# fan-out in $CHAT_FANOUT (default "1 10 50"), -scenario chat with
+# users/fan-out rooms, so each message reaches about fan-out users (1: each
+# user alone in its room, only its own echo: the baseline of the fan-out).
+# Each user sends a message every 600 ms at most (the hub's default chat
+# limit is 2 per second). The users start over $CHAT_RAMP (default 5s): 500
+# guest logins at once on the embedded SQLite time out and back off. A table of the chat runs (messages sent per second:
+# rt.publish and rt.whisper calls; rt.publish and
+# chat.echo p50/p99, pushes/s, server CPU) ends the output.
+#   CHAT="100 500" PACED=0 examples/loadtest/capacity.sh 20s 0
+# runs only the time baseline and the chat runs.
 # Reports (JSON and HTML per run) go to $OUT (default a temporary directory).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -42,6 +54,9 @@ DATA=$(mktemp -d)
 PORT=${PORT:-18080}
 BASE_USERS=${BASE_USERS:-10}
 PACED=${PACED:-3000}
+CHAT=${CHAT:-}
+CHAT_FANOUT=${CHAT_FANOUT:-1 10 50}
+CHAT_RAMP=${CHAT_RAMP:-5s}
 PACED_DUR=${PACED_DUR:-90s}
 PACED_RAMP=${PACED_RAMP:-45s}
 REDIS=${REDIS:-127.0.0.1:6379}
@@ -133,4 +148,27 @@ done
 if [ "$PACED" -gt 0 ]; then
 	echo "== mix paced, $PACED users, think 5s-15s, $PACED_DUR"
 	lt "paced-$PACED" -users "$PACED" -ramp "$PACED_RAMP" -think 5s-15s -duration "$PACED_DUR"
+fi
+CHATRUNS=
+for u in $CHAT; do
+	for f in $CHAT_FANOUT; do
+		rooms=$((u / f))
+		[ "$rooms" -lt 1 ] && rooms=1
+		echo "== chat, $u users, $rooms rooms (fan-out $f), $DUR"
+		lt "chat-$u-f$f" -scenario chat -users "$u" -chat-rooms "$rooms" -ramp "$CHAT_RAMP" -duration "$DUR"
+		CHATRUNS="$CHATRUNS chat-$u-f$f"
+	done
+done
+if [ -n "$CHATRUNS" ]; then
+	echo "== chat through the hub: summary"
+	printf '%-16s %6s %6s %9s %9s %9s %9s %9s %10s %9s %7s\n' run users rooms msgs/s pub-p50 pub-p99 echo-p50 echo-p99 pushes/s srv-cpu% errors
+	for name in $CHATRUNS; do
+		jq -r --arg name "$name" '
+			def cmd(c): (.commands[] | select(.command == c));
+			[$name, .users, .realtime.rooms, ([.commands[] | select(.command == "rt.publish" or .command == "rt.whisper") | .tps] | add | floor),
+			 cmd("rt.publish").p50_ms, cmd("rt.publish").p99_ms, cmd("chat.echo").p50_ms, cmd("chat.echo").p99_ms,
+			 (.realtime.pushes_per_s | floor), (if .server_cpu_s >= 0 then (100 * .server_cpu_s / .elapsed_s | floor) else "-" end),
+			 .total.errors] | @tsv' "$OUT/$name.json" |
+			awk -F'\t' '{ printf "%-16s %6s %6s %9s %9.2f %9.2f %9.2f %9.2f %10s %9s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
+	done
 fi

@@ -1,13 +1,22 @@
-// Command loadtest drives a madang game server with virtual users, as the
-// studio in the talk did with JMeter, and reports throughput and latency
-// per command.
+// Command loadtest drives a madang game server and its realtime hub with
+// virtual users, as the studio in the talk did with JMeter, and reports
+// throughput and latency per command.
 //
 //	go run ./examples/loadtest -inproc -duration 10s -users 20
 //
 // starts a game server inside the process and loads it with the mixed
 // scenario; without -inproc it loads the server at -url (loopback only,
 // unless -allow-remote). Every run is bounded by -duration and
-// -iterations. Run it with -h for the flags. For CI,
+// -iterations. Run it with -h for the flags.
+//
+//	go run ./examples/loadtest -inproc -scenario chat -users 100 -chat-rooms 5
+//
+// chats over websockets instead: each user joins one of 5 rooms on the
+// game server's hub (/ws; -ws-url names a realtime server's node instead,
+// with -ws-dev-login for one in memory mode), publishes, and times its
+// message's way back (chat.echo); the report adds the pushes received per
+// second and their delivery latency. -mix "login=1,chat=3" mixes it with
+// the other scenarios. For CI,
 //
 //	go run ./examples/loadtest -inproc -duration 10s -max-error-rate 0.01
 //

@@ -52,10 +52,41 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
+// The chat scenario in a mix over the in-process server's hub, with the
+// flags that set its rooms.
+func TestRunInProcessChat(t *testing.T) {
+	dir := t.TempDir()
+	jsonFile := filepath.Join(dir, "r.json")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{
+		"-inproc", "-duration", "2s", "-users", "4", "-mix", "chat=3,time=1", "-chat-rooms", "2", "-json", jsonFile,
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"chat.echo", "rt.publish", "ws.connect", "pushes ", "2 rooms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep load.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total.Errors != 0 || rep.Realtime == nil || rep.Realtime.Rooms != 2 || rep.Realtime.Echoes == 0 || !strings.HasSuffix(rep.Realtime.URL, "/ws") {
+		t.Fatalf("report: %+v, realtime %+v", rep.Total, rep.Realtime)
+	}
+}
+
 func TestRunRefusesRemoteAndUnbounded(t *testing.T) {
 	for _, args := range [][]string{
 		{"-url", "http://192.0.2.1:8080/v1/rpc"},
 		{"-url", "http://example.com/v1/rpc", "-duration", "1s"},
+		{"-ws-url", "ws://192.0.2.1:8090/ws", "-scenario", "chat"},
 	} {
 		err := run(context.Background(), args, &bytes.Buffer{})
 		if !errors.Is(err, load.ErrRemote) {
@@ -66,7 +97,7 @@ func TestRunRefusesRemoteAndUnbounded(t *testing.T) {
 		{"-duration", "0"}, {"-iterations", "0"}, {"-users", "0"}, {"-users", "-3"}, {"-duration", "25h"},
 		{"-think", "2s-1s"}, {"-think", "x"}, {"-scenario", "raid"}, {"-mix", "load=1,x=2"}, {"-mode", "plain"},
 		{"-max-error-rate", "1.5"}, {"-max-error-rate", "-0.1"}, {"-max-error-rate", "NaN"}, {"-max-error-rate", "x"},
-		{"extra"},
+		{"extra"}, {"-chat-rooms", "1001"}, {"-chat-rooms", "-1"}, {"-ws-url", "ftp://127.0.0.1/ws"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}); err == nil || errors.Is(err, load.ErrRemote) {
 			t.Errorf("%v: %v, want a usage error", args, err)

@@ -43,6 +43,9 @@ func parseArgs(args []string) (options, error) {
 	var scenario, mix, think, mode string
 	var iterations int64
 	fs.StringVar(&o.cfg.URL, "url", "http://"+server.DefaultAddr+protocol.DefaultHTTPPath, "game server RPC endpoint")
+	fs.StringVar(&o.cfg.WSURL, "ws-url", "", "realtime (websocket) endpoint of the chat scenario, such as ws://127.0.0.1:8090/ws for a realtime server (default: the game server's own hub, "+load.DefaultWSPath+" on -url's host)")
+	fs.BoolVar(&o.cfg.WSDevLogin, "ws-dev-login", false, "chat: take websocket tokens from the realtime node's GET /dev/login?user=<key> (a realtime server in memory mode, which does not know the game server's sessions); not needed for the game server's hub or a realtime server in Redis mode sharing the game server's Redis and prefix")
+	fs.IntVar(&o.cfg.ChatRooms, "chat-rooms", 0, fmt.Sprintf("chat: rooms the users spread over (world.0 .. world.<n-1>), so each message reaches about users/rooms users (default: users/%d rounded up, at most %d)", load.DefaultChatRoomSize, load.MaxChatRooms))
 	fs.BoolVar(&o.inproc, "inproc", false, "start a game server in this process (temporary data dir, 127.0.0.1:0) and load it; generator and server then share the CPU")
 	fs.BoolVar(&o.cfg.AllowRemote, "allow-remote", false, "allow a target that is not loopback")
 	fs.StringVar(&scenario, "scenario", "mix", "mix or a unit scenario: "+strings.Join(slices.Sorted(maps.Keys(load.Units())), ", "))
@@ -52,7 +55,7 @@ func parseArgs(args []string) (options, error) {
 	fs.DurationVar(&o.cfg.Duration, "duration", load.DefaultDuration, fmt.Sprintf("run time limit (at most %v)", load.MaxDuration))
 	fs.Int64Var(&iterations, "iterations", load.DefaultIterations, fmt.Sprintf("limit of scenario iterations over all users (at most %d); the run ends at whichever limit comes first", load.MaxIterations))
 	fs.StringVar(&think, "think", "0", "pause after each iteration: a duration (500ms) or a range drawn uniformly (200ms-2s)")
-	fs.StringVar(&mode, "mode", string(load.ModeAuthenticated), "frames after login: auth (AES-GCM with the session's keys) or xor")
+	fs.StringVar(&mode, "mode", string(load.ModeAuthenticated), "HTTP frames after login: auth (AES-GCM with the session's keys) or xor (the chat scenario's websocket always uses xor)")
 	fs.StringVar(&o.cfg.XORKey, "xor-key", server.DefaultXORKey, "frame obfuscation key the server expects")
 	fs.DurationVar(&o.cfg.RequestTimeout, "timeout", load.DefaultRequestTimeout, "limit of one call, retries included")
 	fs.IntVar(&o.cfg.MaxAttempts, "attempts", load.DefaultMaxAttempts, "sends of one call at most (retries keep the request id)")

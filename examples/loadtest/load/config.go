@@ -36,6 +36,28 @@ type Config struct {
 	// ::1, localhost). Default false: a load test aimed at someone else's
 	// server by a typo is refused (ErrRemote).
 	AllowRemote bool
+	// WSURL is the realtime (websocket) endpoint of the Chat scenario: the
+	// game server's hub or a realtime server's node, as a ws, wss, http or
+	// https URL, such as "ws://127.0.0.1:8080/ws". Default: URL's host with
+	// the path DefaultWSPath (the game server's own hub) and the scheme ws
+	// (wss for https). It is checked like URL (loopback unless
+	// AllowRemote). Only the Chat scenario connects to it.
+	WSURL string
+	// WSDevLogin makes the Chat scenario take its websocket tokens from the
+	// realtime node's development login (GET /dev/login?user=<the user's
+	// key> on WSURL's host) instead of sending the game session's token.
+	// Use it for a realtime server (examples/realtimeserver) in memory
+	// mode, which does not know the game server's sessions. A realtime
+	// server in Redis mode on the game server's Redis and key prefix, and
+	// the game server's own hub, accept the game session's token: leave it
+	// false. Default false.
+	WSDevLogin bool
+	// ChatRooms is how many chat channels the Chat scenario's users spread
+	// over: user i joins the world chat partition "world.<i mod
+	// ChatRooms>", so each message reaches about Users/ChatRooms users.
+	// Default Users/DefaultChatRoomSize rounded up, at most MaxChatRooms
+	// (the hub's default number of world partitions).
+	ChatRooms int
 	// XORKey is the frame obfuscation key the server expects. Default
 	// "madang-dev-xor-key" (the game server's default).
 	XORKey string
@@ -110,6 +132,15 @@ const (
 	DefaultMaxAttempts    = 3
 	DefaultMetricsEvery   = 5 * time.Second
 	DefaultXORKey         = "madang-dev-xor-key"
+	// DefaultWSPath is where the game server mounts its realtime hub
+	// (server.WSPath), the path of the default WSURL.
+	DefaultWSPath = "/ws"
+	// DefaultChatRoomSize is the users per chat room by default
+	// (Config.ChatRooms), so a message reaches about 20 users.
+	DefaultChatRoomSize = 20
+	// MaxChatRooms bounds Config.ChatRooms: the hub's default number of
+	// world chat partitions (realtime.DefaultMaxWorldPartitions).
+	MaxChatRooms = 1000
 	// MaxLoginBackoff caps a user's wait between failed logins (it starts
 	// at 1 s and doubles, with jitter).
 	MaxLoginBackoff = 30 * time.Second
@@ -131,6 +162,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		if err := CheckTarget(cfg.MetricsURL, cfg.AllowRemote); err != nil {
 			return cfg, fmt.Errorf("metrics URL: %w", err)
 		}
+	}
+	if cfg.WSURL == "" {
+		cfg.WSURL = defaultWSURL(cfg.URL)
+	}
+	if err := CheckTarget(cfg.WSURL, cfg.AllowRemote); err != nil {
+		return cfg, fmt.Errorf("websocket URL: %w", err)
 	}
 	if cfg.XORKey == "" {
 		cfg.XORKey = DefaultXORKey
@@ -187,6 +224,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("load: think time must not be negative")
 	}
 	cfg.ThinkMax = max(cfg.ThinkMax, cfg.ThinkMin)
+	switch {
+	case cfg.ChatRooms < 0 || cfg.ChatRooms > MaxChatRooms:
+		return cfg, fmt.Errorf("load: chat rooms %d: want 1..%d (0: the default)", cfg.ChatRooms, MaxChatRooms)
+	case cfg.ChatRooms == 0:
+		cfg.ChatRooms = min((cfg.Users+DefaultChatRoomSize-1)/DefaultChatRoomSize, MaxChatRooms)
+	}
 	if cfg.DevicePrefix == "" {
 		cfg.DevicePrefix = fmt.Sprintf("lt-%08x-", rand.Uint32())
 	}
@@ -196,16 +239,36 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
+// defaultWSURL returns the game server's hub on rpcURL's host: scheme ws
+// (wss for https), path DefaultWSPath. A URL that does not parse is
+// returned as is, for CheckTarget to refuse.
+func defaultWSURL(rpcURL string) string {
+	u, err := url.Parse(rpcURL)
+	if err != nil {
+		return rpcURL
+	}
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	case "http":
+		u.Scheme = "ws"
+	}
+	u.Path, u.RawPath, u.RawQuery, u.Fragment = DefaultWSPath, "", "", ""
+	return u.String()
+}
+
 // CheckTarget returns ErrRemote when rawURL's host is not a loopback
 // address or "localhost" and allowRemote is false, and an error when rawURL
-// is not an http or https URL with a host.
+// is not an http, https, ws or wss URL with a host.
 func CheckTarget(rawURL string, allowRemote bool) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("load: target %q: %w", rawURL, err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("load: target %q: want an http or https URL", rawURL)
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("load: target %q: want an http, https, ws or wss URL", rawURL)
 	}
 	host := u.Hostname()
 	if host == "" {

@@ -14,7 +14,7 @@ import (
 func TestCheckTarget(t *testing.T) {
 	for _, u := range []string{
 		"http://127.0.0.1:8080/v1/rpc", "http://127.9.9.9/", "http://[::1]:80/x", "http://localhost:1/",
-		"https://LOCALHOST./", "http://[::ffff:127.0.0.1]:8080/",
+		"https://LOCALHOST./", "http://[::ffff:127.0.0.1]:8080/", "ws://127.0.0.1:8080/ws", "wss://localhost/ws",
 	} {
 		if err := CheckTarget(u, false); err != nil {
 			t.Errorf("%s refused: %v", u, err)
@@ -54,6 +54,7 @@ func TestRunRefusesRemoteBeforeSending(t *testing.T) {
 	for _, cfg := range []Config{
 		{URL: "http://203.0.113.7:" + port + "/v1/rpc", Duration: time.Second},
 		{URL: "http://127.0.0.1:" + port + "/v1/rpc", MetricsURL: "http://203.0.113.7/metrics", Duration: time.Second},
+		{URL: "http://127.0.0.1:" + port + "/v1/rpc", WSURL: "ws://203.0.113.7:" + port + "/ws", Scenario: Chat{}, Duration: time.Second},
 	} {
 		rep, err := Run(context.Background(), cfg)
 		if !errors.Is(err, ErrRemote) || rep != nil {

@@ -1,6 +1,6 @@
 // Package load is the engine of madang's load tool (examples/loadtest): what
 // the studio in the talk did with JMeter, in Go, against madang's own
-// protocol.
+// protocol and its realtime (websocket) binding.
 //
 // # Runs
 //
@@ -23,10 +23,37 @@
 // (mail.list, mail.claim_all), Dungeon (dungeon.start, a pause for the play,
 // dungeon.finish with a report the anti-cheat rules accept), Rank (rank.top,
 // rank.me, rank.around), Purchase (shop.buy), IAP (shop.buy_iap with
-// development receipts) and Time (sys.time); Mix runs them in proportion to
-// weights (DefaultMix, "login=1,load=3,..."). A scenario for another command
-// is a new type added to Units. A chat scenario needs a realtime (websocket)
-// client in VU beside the protocol client; it is not there yet.
+// development receipts), Time (sys.time) and Chat (below); Mix runs them in
+// proportion to weights (DefaultMix, "login=1,load=3,...", or
+// "login=1,chat=3"). A scenario for another command is a new type added to
+// Units.
+//
+// # Chat: the realtime server
+//
+// Chat drives the realtime hub with the realtime test client
+// (realtime/realtimetest) beside the protocol client: each user keeps one
+// websocket connection to Config.WSURL — by default the game server's own
+// hub (DefaultWSPath on URL's host, the same process and sessions) —
+// made on its first chat iteration with its game session's token, made
+// again after the server closed it or the user logged in again, and closed
+// when the user ends. It joins one of Config.ChatRooms rooms (world chat
+// partitions "world.<n>", which the hub lets any player join and talk in
+// without Config.Authorize; guild and custom channels need the server's
+// Authorize), so a message reaches about Users/ChatRooms users: the
+// fan-out is bounded by the room size (DefaultChatRoomSize by default).
+// Each iteration publishes one message (rt.publish) and times its way back
+// as a push (chat.echo, CmdChatEcho), or every few iterations whispers to
+// another user (rt.whisper); a user sends at most one message per
+// Chat.Interval, under the hub's chat rate limit. Every push is read as it
+// arrives and counted: Report.Realtime has the pushes received per second
+// (the fan-out) and the delivery latency of every chat message and whisper.
+//
+// A realtime server (examples/realtimeserver) in Redis mode on the game
+// server's Redis and key prefix accepts the game's session tokens: point
+// Config.WSURL at it. One in memory mode knows no game session: set
+// Config.WSDevLogin, and each user takes a token for its user key from the
+// node's development login (GET /dev/login, dev mode only). The websocket
+// carries XOR frames in both modes (see Chat).
 //
 // # What is measured
 //
@@ -37,6 +64,11 @@
 // p99 and max, and each command's calls and p99. Optionally the server's resident memory, CPU and goroutines
 // from its Prometheus endpoint (Config.MetricsURL), and its CPU time from
 // /proc (Config.ServerPID), apart from the generator's own (rusage).
+//
+// The Chat scenario's connections, subscriptions and message echoes are
+// recorded as commands too (ws.connect, rt.subscribe, rt.publish,
+// rt.whisper, chat.echo), so they appear, and count, among the calls; the
+// pushes received are not calls (Report.Realtime, Point.Pushes).
 //
 // # Output
 //

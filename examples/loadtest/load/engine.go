@@ -50,6 +50,10 @@ type Report struct {
 	// (-1: not measured).
 	GeneratorCPUS float64 `json:"generator_cpu_s"`
 	ServerCPUS    float64 `json:"server_cpu_s"`
+	// Realtime is the websocket side of a run in which the Chat scenario
+	// ran (nil otherwise): connections, pushes received and their delivery
+	// latency.
+	Realtime *RealtimeStats `json:"realtime,omitempty"`
 	// Notes are remarks for the reader (set by the caller, such as "the
 	// server ran in this process").
 	Notes []string `json:"notes,omitempty"`
@@ -68,6 +72,10 @@ type engine struct {
 	iters  atomic.Int64 // iterations started (claimed from the budget)
 	done   atomic.Int64 // iterations completed
 	active atomic.Int64 // users logged in and running
+	// rt counts the Chat scenario's connections and pushes; userKeys is
+	// each user's player (0 until logged in), for whispers.
+	rt       rtTotals
+	userKeys []atomic.Int64
 }
 
 // ErrRunEnded is returned by a scenario whose iteration the end of the run
@@ -100,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
 	}
-	e := &engine{cfg: cfg, log: log, hc: hc, runID: fmt.Sprintf("lt%016x", rand.Uint64())}
+	e := &engine{cfg: cfg, log: log, hc: hc, runID: fmt.Sprintf("lt%016x", rand.Uint64()), userKeys: make([]atomic.Int64, cfg.Users)}
 
 	cpu0 := processCPU()
 	srv0 := serverCPU(cfg.ServerPID)
@@ -152,6 +160,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Commands, rep.Total = e.rec.Totals(end.Sub(e.start))
 	rep.Series = e.rec.FlushAll(end)
+	if rep.Realtime = e.rtReport(end.Sub(e.start)); rep.Realtime != nil {
+		for i := range rep.Series {
+			p := &rep.Series[i]
+			p.Pushes = e.rt.pushesIn(p.Second)
+			if p.SpanS > 0 {
+				p.PushesPerS = float64(p.Pushes) / p.SpanS
+			}
+		}
+	}
 	if sampler != nil {
 		rep.Samples, rep.SampleErrors, rep.SampleProblem = sampler.result()
 	}
@@ -180,6 +197,7 @@ func (e *engine) user(ctx, runCtx context.Context, id int) {
 		e.log.Error("load: user", "id", id, "err", err)
 		return
 	}
+	defer vu.closeRealtime() // the Chat scenario's connection, if any
 	e.active.Add(1)
 	defer e.active.Add(-1)
 	backoff := time.Second
@@ -262,6 +280,11 @@ type VU struct {
 	loggedIn bool
 	devices  int
 	receipts int
+	// The Chat scenario's connection, its messages sent and the time of
+	// the last one.
+	rt       *rtConn
+	chats    uint64
+	lastChat time.Time
 }
 
 func (e *engine) newVU(id int) (*VU, error) {
@@ -366,6 +389,7 @@ func (vu *VU) Login(ctx context.Context) error {
 	}
 	vu.Client.SetSession(res.Token, keys)
 	vu.UserKey = res.UserKey
+	vu.e.userKeys[vu.ID].Store(res.UserKey)
 	if res.NewUser {
 		vu.Gems, vu.Stamina, vu.Level = game.StartGems, game.StaminaMax, game.LevelOf(0)
 	}

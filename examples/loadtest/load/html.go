@@ -13,7 +13,7 @@ import (
 )
 
 // WriteHTML writes r as a self-contained HTML page: the run's settings, the
-// summary table, charts of throughput, latency and each command's p99 per
+// summary table, the realtime pushes (when the Chat scenario ran), charts of throughput, latency and each command's p99 per
 // second (and of the server's memory, CPU and goroutines when sampled) as
 // inline SVG, and the errors by result code. It needs no network, no script and no other file;
 // it is also well-formed XML, so tools can parse it.
@@ -42,6 +42,17 @@ func WriteHTML(w io.Writer, r *Report) error {
 		}))
 	if len(r.Commands) > 0 {
 		v.Charts = append(v.Charts, commandChart(r))
+	}
+	if r.Realtime != nil {
+		var pushes []float64
+		for _, p := range r.Series {
+			if p.SpanS >= 0.5 {
+				pushes = append(pushes, p.PushesPerS)
+			}
+		}
+		v.Charts = append(v.Charts, newChart("Realtime pushes received", "pushes per second", "s", r.ElapsedS, xs, []line{
+			{ID: "pushes", Name: "pushes/s", Color: "#9467bd", Y: pushes},
+		}))
 	}
 	if len(r.Samples) > 0 {
 		v.Charts = append(v.Charts, sampleCharts(r.Samples, r.ElapsedS)...)
@@ -296,6 +307,14 @@ svg .ttl { font-size: 13px; font-weight: 600; fill: #222; }
 </table>
 <p class="note">Latency runs from the first send of a call to its final answer, retries included. Percentiles come from log-bucketed histograms (within 0.8 %); max is exact.</p>
 
+{{with .R.Realtime}}<h2>Realtime</h2>
+<table class="kv">
+<tr><td>websocket</td><td>{{.URL}} (xor frames), {{.Rooms}} chat rooms{{if .DevLogin}}, tokens from /dev/login{{end}}</td></tr>
+<tr><td>connections</td><td>{{.Connects}} made{{range $k, $v := .Drops}}; {{$v}} closed by the server ({{$k}}){{end}}</td></tr>
+<tr><td>pushes received</td><td>{{.Pushes}} at {{f1 .PushesPerS}} per second: {{.Echoes}} own chat back, {{.Chat}} chat of others, {{.Whispers}} whispers, {{.Other}} other</td></tr>
+<tr><td>delivery</td><td>p50 {{ms .DeliveryP50Ms}}, p99 {{ms .DeliveryP99Ms}}, max {{ms .DeliveryMaxMs}} (from the send to the arrival, every chat push and whisper received)</td></tr>
+</table>
+{{end}}
 <h2>Over time</h2>
 {{range .Charts}}{{template "chart" .}}{{end}}
 

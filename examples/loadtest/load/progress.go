@@ -40,6 +40,9 @@ func (e *engine) printProgress(pts []Point, final bool) {
 	line := fmt.Sprintf("%5ds  users %d/%d  iter %d  calls %d  tps %d  errors %d (total %d)  p50 %s  p99 %s",
 		p.Second+1, e.active.Load(), e.cfg.Users, e.done.Load(), calls, p.Requests, p.Errors, errs,
 		fmtMs(p.P50Ms), fmtMs(p.P99Ms))
+	if e.rt.used.Load() {
+		line += fmt.Sprintf("  pushes %d", e.rt.pushesIn(p.Second))
+	}
 	if e.cfg.ProgressTTY {
 		fmt.Fprintf(w, "\r\033[K%s", line)
 	} else {

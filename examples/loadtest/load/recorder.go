@@ -134,6 +134,11 @@ type Point struct {
 	// CommandP99Ms is the p99 latency of each command's calls in this
 	// second, in milliseconds.
 	CommandP99Ms map[string]float64 `json:"command_p99_ms,omitempty"`
+	// Pushes is how many realtime pushes the users received in this second
+	// (the Chat scenario's connections), PushesPerS the same per second of
+	// the span. Not calls: not in Requests.
+	Pushes     uint64  `json:"pushes,omitempty"`
+	PushesPerS float64 `json:"pushes_per_s,omitempty"`
 }
 
 func ms(us uint64) float64 { return float64(us) / 1000 }

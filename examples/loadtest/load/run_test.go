@@ -27,7 +27,13 @@ const testXORKey = "loadtest-key"
 // 127.0.0.1:0 until the test ends, and returns its RPC URL.
 func startGameServer(t *testing.T) string {
 	t.Helper()
-	srv, err := server.New(context.Background(), server.Config{DataDir: filepath.Join(t.TempDir(), "data"), XORKey: testXORKey}, nil)
+	return startGameServerWith(t, server.Config{DataDir: filepath.Join(t.TempDir(), "data"), XORKey: testXORKey})
+}
+
+// startGameServerWith is startGameServer with cfg.
+func startGameServerWith(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

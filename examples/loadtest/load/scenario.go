@@ -37,6 +37,7 @@ func Units() map[string]Scenario {
 		"purchase": Purchase{},
 		"iap":      IAP{},
 		"time":     Time{},
+		"chat":     Chat{},
 	}
 }
 

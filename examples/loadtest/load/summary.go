@@ -11,7 +11,8 @@ import (
 
 // WriteSummary writes the run's summary: what ran, then a table with one row
 // per command (count, TPS, error %, p50, p95, p99, max) and a total row,
-// then the errors by result code.
+// then the errors by result code, and the realtime pushes when the Chat
+// scenario ran.
 func WriteSummary(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "target    %s (%s frames)\n", r.Target, r.Mode)
@@ -50,6 +51,23 @@ func WriteSummary(w io.Writer, r *Report) error {
 			parts = append(parts, fmt.Sprintf("%s %d", k, c.ErrorsByCode[k]))
 		}
 		fmt.Fprintf(&b, "errors of %s: %s\n", c.Command, strings.Join(parts, ", "))
+	}
+	if rt := r.Realtime; rt != nil {
+		fmt.Fprintf(&b, "realtime  %s (xor frames), %d rooms, %d connections", rt.URL, rt.Rooms, rt.Connects)
+		if rt.DevLogin {
+			b.WriteString(" (tokens from /dev/login)")
+		}
+		if len(rt.Drops) > 0 {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(rt.Drops)) {
+				parts = append(parts, fmt.Sprintf("%s %d", k, rt.Drops[k]))
+			}
+			fmt.Fprintf(&b, ", closed by the server: %s", strings.Join(parts, ", "))
+		}
+		fmt.Fprintf(&b, "\npushes    %d (%.1f/s): %d own chat back, %d chat of others, %d whispers, %d other\n",
+			rt.Pushes, rt.PushesPerS, rt.Echoes, rt.Chat, rt.Whispers, rt.Other)
+		fmt.Fprintf(&b, "delivery  p50 %s, p99 %s, max %s (send to arrival, every chat push and whisper received)\n",
+			fmtMs(rt.DeliveryP50Ms), fmtMs(rt.DeliveryP99Ms), fmtMs(rt.DeliveryMaxMs))
 	}
 	if r.Total.Replays > 0 {
 		fmt.Fprintf(&b, "replays (a retry answered from the idempotency record): %d\n", r.Total.Replays)
