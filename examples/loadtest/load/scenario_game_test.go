@@ -148,7 +148,11 @@ func TestScenarioIAPAgainstGameServer(t *testing.T) {
 func TestScenarioDefaultMix(t *testing.T) {
 	t.Parallel()
 	url := startGameServer(t)
-	rep, counts := runCounts(t, Config{URL: url, Users: 6, Duration: 3 * time.Second, Seed: 3})
+	// Bounded by iterations, not time, so a slow machine still sees every
+	// command: 120 iterations miss a weight-1 unit (1/12) with probability
+	// (11/12)^120 ≈ 3e-5; a dungeon's play takes 1-2 s, 30 of them over 12
+	// users about 4 s.
+	rep, counts := runCounts(t, Config{URL: url, Users: 12, Iterations: 120, Duration: time.Minute, Seed: 3})
 	if !strings.HasPrefix(rep.Scenario, "mix(login=1,load=3,mail=2,dungeon=3,rank=2,purchase=1") {
 		t.Errorf("scenario %s", rep.Scenario)
 	}
