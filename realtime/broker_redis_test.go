@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,17 +22,11 @@ import (
 // prefix.
 func redisBrokers(c redis.UniversalClient, cfg realtime.RedisBrokerConfig) func(t *testing.T) []realtime.Broker {
 	return func(t *testing.T) []realtime.Broker {
-		cfg := cfg
-		cfg.Prefix = testredis.Prefix(t, c)
-		var bs []realtime.Broker
-		for range 2 {
-			b, err := realtime.NewRedisBroker(c, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bs = append(bs, b)
-		}
-		return bs
+		return redisInstances(t, c, 2, func(prefix string) (realtime.Broker, error) {
+			cfg := cfg
+			cfg.Prefix = prefix
+			return realtime.NewRedisBroker(c, cfg)
+		})
 	}
 }
 
@@ -92,8 +85,7 @@ func TestRedisBrokerConfig(t *testing.T) {
 
 // A broker over a server that does not answer fails with ErrUnavailable.
 func TestRedisBrokerUnavailable(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
+	c := deadRedis(t)
 	b, err := realtime.NewRedisBroker(c, realtime.RedisBrokerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -168,26 +160,7 @@ func TestRedisBrokerResubscribes(t *testing.T) {
 	}
 
 	// Find and kill the broker's pub/sub connection.
-	list, err := shared.ClientList(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id string
-	for line := range strings.SplitSeq(list, "\n") {
-		if strings.Contains(line, " name="+name+" ") && !strings.Contains(line, " sub=0 ") {
-			for f := range strings.FieldsSeq(line) {
-				if v, ok := strings.CutPrefix(f, "id="); ok {
-					id = v
-				}
-			}
-		}
-	}
-	if id == "" {
-		t.Fatalf("no pub/sub connection named %s in CLIENT LIST:\n%s", name, list)
-	}
-	if err := shared.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
-		t.Fatalf("CLIENT KILL ID %s: %v", id, err)
-	}
+	killPubSub(t, ctx, shared, name)
 
 	// Publish until delivery resumes on k:1; the others follow.
 	deadline := time.Now().Add(15 * time.Second)

@@ -21,16 +21,9 @@ func TestMemoryDirectory(t *testing.T) {
 
 func redisDirectories(c redis.UniversalClient) func(t *testing.T) []realtime.Directory {
 	return func(t *testing.T) []realtime.Directory {
-		prefix := testredis.Prefix(t, c)
-		var ds []realtime.Directory
-		for range 2 {
-			d, err := realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ds = append(ds, d)
-		}
-		return ds
+		return redisInstances(t, c, 2, func(prefix string) (realtime.Directory, error) {
+			return realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: prefix})
+		})
 	}
 }
 
@@ -43,8 +36,7 @@ func TestRedisDirectoryCluster(t *testing.T) {
 }
 
 func TestRedisDirectoryUnavailable(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	defer c.Close()
+	c := deadRedis(t)
 	if _, err := realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: "{"}); err == nil {
 		t.Error("prefix with a brace accepted")
 	}

@@ -402,9 +402,12 @@ func (h *Hub) userShard(userKey int64) *userShard {
 // deliver is the broker's callback: it queues the publication to its
 // channel's shard (waiting when that queue is full).
 func (h *Hub) deliver(p Publication) {
-	if r := h.rooms.Load(); r != nil && p.Channel == r.nodeChan {
-		r.inboxPut(p)
-		return
+	if r := h.rooms.Load(); r != nil {
+		if p.Channel == r.nodeChan {
+			r.inboxPut(p)
+			return
+		}
+		r.seen(p) // before this node's members get it
 	}
 	s := h.chanShard(p.Channel)
 	select {

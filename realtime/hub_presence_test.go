@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,38 +42,18 @@ const (
 
 // Two hubs sharing a MemoryPresence in process (and a memory broker).
 func TestPresenceTwoHubsMemory(t *testing.T) {
-	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
 	p := realtime.NewMemoryPresence(realtime.PresenceConfig{TTL: presenceTTL})
-	testPresenceTwoHubs(t, store, [2]realtime.Broker{b1, b2}, [2]realtime.Presence{p, p})
+	testPresenceTwoHubs(t, sessiontest.NewStore(t, nil), memoryBrokers(t, 2), []realtime.Presence{p, p})
 }
 
 // Two hubs sharing Redis: sessions, a RedisBroker and a RedisPresence each.
 func TestPresenceTwoHubsRedis(t *testing.T) {
 	c := testredis.Client(t)
 	prefix := testredis.Prefix(t, c)
-	store, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	var bs [2]realtime.Broker
-	var ps [2]realtime.Presence
-	for i := range bs {
-		b, err := realtime.NewRedisBroker(c, realtime.RedisBrokerConfig{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		p, err := realtime.NewRedisPresence(c, realtime.PresenceConfig{Prefix: prefix, TTL: presenceTTL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		bs[i], ps[i] = b, p
-	}
-	testPresenceTwoHubs(t, store, bs, ps)
+	ps := redisInstances(t, c, 2, func(p string) (realtime.Presence, error) {
+		return realtime.NewRedisPresence(c, realtime.PresenceConfig{Prefix: p, TTL: presenceTTL})
+	})
+	testPresenceTwoHubs(t, redisSessions(t, c, prefix), newRedisBrokers(t, c, prefix, 2), ps)
 }
 
 func presenceCount(t *testing.T, c *realtimetest.Client, ch string) (int, protocol.Code) {
@@ -96,7 +75,7 @@ func presenceCount(t *testing.T, c *realtimetest.Client, ch string) (int, protoc
 	return out.Count, r.Code
 }
 
-func testPresenceTwoHubs(t *testing.T, store session.Store, bs [2]realtime.Broker, ps [2]realtime.Presence) {
+func testPresenceTwoHubs(t *testing.T, store session.Store, bs []realtime.Broker, ps []realtime.Presence) {
 	var n [2]*node
 	for i := range n {
 		n[i] = startHub(t, store, realtime.Config{
@@ -298,26 +277,7 @@ func TestResyncAfterRedisReconnect(t *testing.T) {
 		t.Fatalf("first push: %+v", p)
 	}
 
-	list, err := shared.ClientList(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id string
-	for line := range strings.SplitSeq(list, "\n") {
-		if strings.Contains(line, " name="+name+" ") && !strings.Contains(line, " sub=0 ") {
-			for f := range strings.FieldsSeq(line) {
-				if v, ok := strings.CutPrefix(f, "id="); ok {
-					id = v
-				}
-			}
-		}
-	}
-	if id == "" {
-		t.Fatalf("no pub/sub connection named %s", name)
-	}
-	if err := shared.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
-		t.Fatal(err)
-	}
+	killPubSub(t, ctx, shared, name)
 	// Publish during the reconnect backoff (these are not delivered live),
 	// then stop: only the resync brings them.
 	for range 5 {

@@ -5,9 +5,6 @@ import (
 
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/session"
 )
 
 // Two hubs sharing Redis — sessions in a RedisStore, channels through a
@@ -23,19 +20,7 @@ func TestTwoHubsOnRedisCluster(t *testing.T) {
 
 func testTwoHubsOn(t *testing.T, c redis.UniversalClient) {
 	prefix := testredis.Prefix(t, c)
-	store, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	var brokers [2]realtime.Broker
-	for i := range brokers {
-		b, err := realtime.NewRedisBroker(c, realtime.RedisBrokerConfig{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		brokers[i] = b
-		t.Cleanup(func() { _ = b.Close() }) // after the hubs' Shutdown (cleanups run last first)
-	}
-	testTwoHubs(t, store, brokers[0], brokers[1])
+	store := redisSessions(t, c, prefix)
+	bs := newRedisBrokers(t, c, prefix, 2)
+	testTwoHubs(t, store, bs[0], bs[1])
 }

@@ -202,11 +202,8 @@ func TestWorldPartitions(t *testing.T) {
 }
 
 func TestTwoHubsWhisperPushKick(t *testing.T) {
-	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
-	testTwoHubs(t, store, b1, b2)
+	bs := memoryBrokers(t, 2)
+	testTwoHubs(t, sessiontest.NewStore(t, nil), bs[0], bs[1])
 }
 
 // testTwoHubs checks that chat, whispers, pushes to a user, kicks and
@@ -577,9 +574,8 @@ func TestShutdownGoingAway(t *testing.T) {
 // from history: every publication arrives once, in order.
 func TestFailoverResume(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
+	bs := memoryBrokers(t, 2)
+	b1, b2 := bs[0], bs[1]
 	h1, err := realtime.NewHub(store, realtime.Config{Broker: b1})
 	if err != nil {
 		t.Fatal(err)

@@ -20,16 +20,9 @@ func TestMemoryPresence(t *testing.T) {
 
 func redisPresence(c redis.UniversalClient) func(t *testing.T, ttl time.Duration) []realtime.Presence {
 	return func(t *testing.T, ttl time.Duration) []realtime.Presence {
-		prefix := testredis.Prefix(t, c)
-		var ps []realtime.Presence
-		for range 2 {
-			p, err := realtime.NewRedisPresence(c, realtime.PresenceConfig{TTL: ttl, Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps = append(ps, p)
-		}
-		return ps
+		return redisInstances(t, c, 2, func(prefix string) (realtime.Presence, error) {
+			return realtime.NewRedisPresence(c, realtime.PresenceConfig{TTL: ttl, Prefix: prefix})
+		})
 	}
 }
 
@@ -42,8 +35,7 @@ func TestRedisPresenceCluster(t *testing.T) {
 }
 
 func TestRedisPresenceConfig(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	defer c.Close()
+	c := deadRedis(t)
 	if _, err := realtime.NewRedisPresence(c, realtime.PresenceConfig{Prefix: "}"}); err == nil {
 		t.Error("prefix with a brace accepted")
 	}

@@ -18,13 +18,11 @@ import (
 // hub → room goroutine → reply), from a client on the room's node (local)
 // and from a client on a second node, whose input crosses a MemoryBroker
 // to the owner and whose reply crosses back (remote). The ratio is the
-// cost of crossing nodes, without a network.
+// cost of crossing nodes, without a network. The remote node knows the
+// owner from the join (RoomConfig.OwnerCacheTTL, 1 s by default): at most
+// one Directory lookup a second.
 func BenchmarkRoomInput(b *testing.B) {
-	store := sessiontest.NewStore(b, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	b.Cleanup(func() { b2.Close(); b1.Close() })
-	benchRoomInput(b, store, b1, b2, realtime.NewMemoryDirectory(realtime.DirectoryConfig{}))
+	benchRoomInput(b, sessiontest.NewStore(b, nil), memoryBrokers(b, 2), realtime.NewMemoryDirectory(realtime.DirectoryConfig{}))
 }
 
 // BenchmarkRoomInputRedis is BenchmarkRoomInput with RedisBrokers and a
@@ -32,26 +30,17 @@ func BenchmarkRoomInput(b *testing.B) {
 func BenchmarkRoomInputRedis(b *testing.B) {
 	c := testredis.Client(b)
 	prefix := testredis.Prefix(b, c)
-	var brs [2]realtime.Broker
-	for i := range brs {
-		br, err := realtime.NewRedisBroker(c, realtime.RedisBrokerConfig{Prefix: prefix})
-		if err != nil {
-			b.Fatal(err)
-		}
-		brs[i] = br
-		b.Cleanup(func() { _ = br.Close() })
-	}
 	dir, err := realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: prefix})
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchRoomInput(b, sessiontest.NewStore(b, nil), brs[0], brs[1], dir)
+	benchRoomInput(b, sessiontest.NewStore(b, nil), newRedisBrokers(b, c, prefix, 2), dir)
 }
 
-func benchRoomInput(b *testing.B, store session.Store, b1, b2 realtime.Broker, dir realtime.Directory) {
+func benchRoomInput(b *testing.B, store session.Store, brokers []realtime.Broker, dir realtime.Directory) {
 	cfg := realtime.Config{CommandRate: 1e9, CommandBurst: 1 << 30}
 	var nodes [2]*node
-	for i, br := range []realtime.Broker{b1, b2} {
+	for i, br := range brokers {
 		cfg.Broker = br
 		nodes[i] = startHubTB(b, store, cfg)
 		r, err := realtime.NewRooms(nodes[i].hub, dir, realtime.RoomConfig{NewLogic: raidLogic, InputQueueLen: 4096})

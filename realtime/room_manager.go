@@ -88,6 +88,19 @@ type RoomConfig struct {
 	// for this node's room dispatcher; over it they are dropped (the
 	// sender times out). Default 4096.
 	InboxLen int
+	// OwnerCacheTTL is how long this node remembers which node owns a room
+	// it forwards requests to (room.join, room.input, room.leave of its
+	// players, disconnect notices and heartbeats), instead of asking the
+	// Directory (one Redis round trip in Redis mode) each time. An entry is
+	// dropped sooner when that node answers it has no such room (the room
+	// ended, or its lease was lost), then the request looks the room up
+	// again once; or when the node does not answer in RequestTimeout.
+	// Default 1 s; negative: no cache (a Directory lookup per request).
+	OwnerCacheTTL time.Duration
+	// OwnerCacheSize bounds the rooms whose owner this node remembers (about
+	// 150 bytes each); a new one over it replaces an arbitrary one. Default
+	// 10,000.
+	OwnerCacheSize int
 	// Logger receives room failures. Nil: the hub's.
 	Logger *slog.Logger
 }
@@ -98,6 +111,11 @@ type RoomConfig struct {
 // them, through the hub's Broker. A room whose node dies is lost once its
 // lease expires (no migration): its members' room.join then answers
 // not_member.
+//
+// A node remembers for a short while which node owns a room its players
+// are in (RoomConfig.OwnerCacheTTL), so their inputs cost no Directory
+// lookup; a node that no longer runs the room says so and the request
+// looks the room up again.
 //
 // Messages between nodes go on one channel per node ("roomnode.<Node>",
 // live, no history); snapshots on the room's channel ("room.<id>", live),
@@ -110,6 +128,7 @@ type Rooms struct {
 	mm       Matchmaker
 	log      *slog.Logger
 	nodeChan string
+	owners   *ownerCache // owners of other nodes' rooms
 
 	mu     sync.Mutex
 	rooms  map[string]*room              // owned by this node
@@ -154,6 +173,10 @@ func NewRooms(h *Hub, dir Directory, cfg RoomConfig) (*Rooms, error) {
 	def(&cfg.MaxInputSize, DefaultMaxInputSize)
 	def(&cfg.MaxRooms, DefaultMaxRooms)
 	def(&cfg.InboxLen, DefaultRoomInboxLen)
+	def(&cfg.OwnerCacheSize, DefaultOwnerCacheSize)
+	if cfg.OwnerCacheTTL == 0 {
+		cfg.OwnerCacheTTL = DefaultOwnerCacheTTL
+	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultRoomGrace
 	}
@@ -170,6 +193,7 @@ func NewRooms(h *Hub, dir Directory, cfg RoomConfig) (*Rooms, error) {
 		hub: h, dir: dir, cfg: cfg, mm: cfg.Matchmaker, log: cfg.Logger, nodeChan: prefixRoomNode + cfg.Node,
 		rooms: make(map[string]*room), local: make(map[string]map[*conn]struct{}),
 		pending: make(map[uint64]chan roomReply), inbox: make(chan Publication, cfg.InboxLen),
+		owners: newOwnerCache(cfg.OwnerCacheTTL, cfg.OwnerCacheSize, time.Now),
 	}
 	if r.mm == nil {
 		r.mm = NewFIFOMatchmaker(cfg.MatchSize, 0)
@@ -276,6 +300,7 @@ type roomMsg struct {
 	Seq  uint64          `json:"seq,omitempty"`
 	Code protocol.Code   `json:"code,omitempty"`
 	Msg  string          `json:"msg,omitempty"`
+	Gone bool            `json:"gone,omitempty"` // reply: the node runs no room of that id
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
@@ -326,7 +351,7 @@ func (r *Rooms) dispatch() {
 				delete(r.pending, m.Seq)
 				r.pendMu.Unlock()
 				if ch != nil {
-					ch <- roomReply{code: m.Code, msg: m.Msg, data: m.Data}
+					ch <- roomReply{code: m.Code, msg: m.Msg, gone: m.Gone, data: m.Data}
 				}
 				continue
 			}
@@ -356,7 +381,7 @@ func (r *Rooms) serveRemote(m roomMsg) {
 }
 
 func (r *Rooms) sendReply(node string, seq uint64, rep roomReply) {
-	b, _ := json.Marshal(roomMsg{Op: roomMsgReply, Seq: seq, Code: rep.code, Msg: rep.msg, Data: rep.data})
+	b, _ := json.Marshal(roomMsg{Op: roomMsgReply, Seq: seq, Code: rep.code, Msg: rep.msg, Gone: rep.gone, Data: rep.data})
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+node, b, PublishOptions{}); err != nil {
@@ -367,6 +392,7 @@ func (r *Rooms) sendReply(node string, seq uint64, rep roomReply) {
 type roomReply struct {
 	code protocol.Code
 	msg  string
+	gone bool // ErrRoomNotFound: the room does not run there (any more)
 	data json.RawMessage
 }
 
@@ -376,12 +402,15 @@ func replyErr(err error) roomReply {
 	if errors.As(err, &pe) {
 		msg = pe.Message
 	}
-	return roomReply{code: protocol.CodeOf(err), msg: msg}
+	return roomReply{code: protocol.CodeOf(err), msg: msg, gone: errors.Is(err, ErrRoomNotFound)}
 }
 
 func (rep roomReply) err() error {
-	if rep.code == protocol.CodeOK {
+	switch {
+	case rep.code == protocol.CodeOK:
 		return nil
+	case rep.gone:
+		return ErrRoomNotFound
 	}
 	return &protocol.Error{Code: rep.code, Message: rep.msg}
 }
@@ -408,13 +437,39 @@ func (r *Rooms) call(ctx context.Context, roomID, op string, user int64, data js
 			return nil, errRoomTimeout
 		}
 	}
-	l, err := r.dir.Lookup(ctx, roomID)
+	node, cached, err := r.owner(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	if l.Node == r.cfg.Node { // a stale lease of a room that ended here
-		return nil, ErrRoomNotFound
+	rep, err := r.callNode(ctx, node, roomID, op, user, data)
+	if err == nil && rep.gone && cached {
+		// The cached owner has no such room (it ended, or moved): ask the
+		// Directory once more. The node answered without running the op.
+		r.owners.drop(roomID, node)
+		old := node
+		if node, err = r.lookupOwner(ctx, roomID); err != nil {
+			return nil, err
+		}
+		if node == old { // the Directory still names it: a lease not yet released
+			r.owners.drop(roomID, node)
+			return nil, ErrRoomNotFound
+		}
+		rep, err = r.callNode(ctx, node, roomID, op, user, data)
 	}
+	if err != nil || rep.gone {
+		// No answer (the node may be dead) or no such room: look it up
+		// next time.
+		r.owners.drop(roomID, node)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep.data, rep.err()
+}
+
+// callNode sends an op to the room's owner node and waits for the answer.
+// Its error is only for no answer (or a broker failure).
+func (r *Rooms) callNode(ctx context.Context, node, roomID, op string, user int64, data json.RawMessage) (roomReply, error) {
 	seq := r.seq.Add(1)
 	ch := make(chan roomReply, 1)
 	r.pendMu.Lock()
@@ -426,18 +481,18 @@ func (r *Rooms) call(ctx context.Context, roomID, op string, user int64, data js
 		r.pendMu.Unlock()
 	}()
 	b, _ := json.Marshal(roomMsg{Op: op, Room: roomID, User: user, Node: r.cfg.Node, Seq: seq, Data: data})
-	if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+l.Node, b, PublishOptions{}); err != nil {
-		return nil, fmt.Errorf("realtime: room %q: %w", roomID, err)
+	if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+node, b, PublishOptions{}); err != nil {
+		return roomReply{}, fmt.Errorf("realtime: room %q: %w", roomID, err)
 	}
 	t := time.NewTimer(r.cfg.RequestTimeout)
 	defer t.Stop()
 	select {
 	case rep := <-ch:
-		return rep.data, rep.err()
+		return rep, nil
 	case <-t.C:
-		return nil, &protocol.Error{Code: protocol.CodeUnavailable, Message: "realtime: the room's node did not answer"}
+		return roomReply{}, &protocol.Error{Code: protocol.CodeUnavailable, Message: "realtime: the room's node did not answer"}
 	case <-ctx.Done():
-		return nil, errRoomTimeout
+		return roomReply{}, errRoomTimeout
 	}
 }
 
@@ -447,11 +502,15 @@ func (r *Rooms) Create(ctx context.Context, kind string, params json.RawMessage)
 	if kind == "" || len(kind) > maxRoomKindLen || !validChannel(kind) || strings.Contains(kind, ".") {
 		return "", badRequest("realtime: invalid room kind")
 	}
+	return r.create(ctx, kind+"-"+newToken()[:20], kind, params)
+}
+
+// create starts a room with the given id (Create's random one).
+func (r *Rooms) create(ctx context.Context, id, kind string, params json.RawMessage) (string, error) {
 	logic, err := r.cfg.NewLogic(kind, params)
 	if err != nil {
 		return "", err
 	}
-	id := kind + "-" + newToken()[:20]
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -734,12 +793,12 @@ func (r *Rooms) notifyDisconnect(ctx context.Context, id string, user int64) {
 		rm.submit(roomOp{kind: roomMsgDisconnect, user: user, node: r.cfg.Node})
 		return
 	}
-	l, err := r.dir.Lookup(ctx, id)
-	if err != nil || l.Node == r.cfg.Node {
+	node, _, err := r.owner(ctx, id)
+	if err != nil {
 		return
 	}
 	b, _ := json.Marshal(roomMsg{Op: roomMsgDisconnect, Room: id, User: user, Node: r.cfg.Node})
-	if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+l.Node, b, PublishOptions{}); err != nil {
+	if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+node, b, PublishOptions{}); err != nil {
 		r.log.Warn("realtime: room disconnect notice failed", "room", id, "err", err)
 	}
 }
@@ -773,11 +832,11 @@ func (r *Rooms) heartbeat() {
 		r.mu.Unlock()
 		for id, us := range users {
 			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
-			l, err := r.dir.Lookup(ctx, id)
-			if err == nil && l.Node != r.cfg.Node {
+			node, _, err := r.owner(ctx, id)
+			if err == nil {
 				data, _ := json.Marshal(us)
 				b, _ := json.Marshal(roomMsg{Op: roomMsgTouch, Room: id, Node: r.cfg.Node, Data: data})
-				if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+l.Node, b, PublishOptions{}); err != nil {
+				if _, err := r.hub.broker.Publish(ctx, prefixRoomNode+node, b, PublishOptions{}); err != nil {
 					r.log.Warn("realtime: room heartbeat failed", "room", id, "err", err)
 				}
 			}

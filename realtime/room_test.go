@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,49 +253,25 @@ func TestRoomReconnectWithinGrace(t *testing.T) {
 }
 
 func TestRoomsTwoHubsMemory(t *testing.T) {
-	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
-	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
-	testRoomsTwoHubs(t, store, b1, b2, dir, dir)
+	testRoomsTwoHubs(t, sessiontest.NewStore(t, nil), memoryBrokers(t, 2), []realtime.Directory{realtime.NewMemoryDirectory(realtime.DirectoryConfig{})})
 }
 
 func TestRoomsTwoHubsRedis(t *testing.T) {
 	c := testredis.Client(t)
 	prefix := testredis.Prefix(t, c)
-	store, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	var brokers [2]realtime.Broker
-	var dirs [2]realtime.Directory
-	for i := range brokers {
-		b, err := realtime.NewRedisBroker(c, realtime.RedisBrokerConfig{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		brokers[i] = b
-		t.Cleanup(func() { _ = b.Close() })
-		d, err := realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dirs[i] = d
-	}
-	testRoomsTwoHubs(t, store, brokers[0], brokers[1], dirs[0], dirs[1])
+	dirs := redisInstances(t, c, 2, func(p string) (realtime.Directory, error) {
+		return realtime.NewRedisDirectory(c, realtime.DirectoryConfig{Prefix: p})
+	})
+	testRoomsTwoHubs(t, redisSessions(t, c, prefix), newRedisBrokers(t, c, prefix, 2), dirs)
 }
 
 // testRoomsTwoHubs: a player on hub 2 joins a room owned by hub 1; inputs
 // and snapshots cross; it reconnects through hub 1 within the grace; the
 // owner shuts down and the player on hub 2 is told going_away, and the
 // room is gone.
-func testRoomsTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker, d1, d2 realtime.Directory) {
-	n1 := startHub(t, store, realtime.Config{Broker: b1})
-	n2 := startHub(t, store, realtime.Config{Broker: b2})
-	r1 := startRooms(t, n1, d1, realtime.RoomConfig{Node: "n1", Grace: 5 * time.Second})
-	startRooms(t, n2, d2, realtime.RoomConfig{Node: "n2", Grace: 5 * time.Second})
+func testRoomsTwoHubs(t *testing.T, store session.Store, brokers []realtime.Broker, dirs []realtime.Directory) {
+	ns, rs := roomNodes(t, store, brokers, dirs, realtime.RoomConfig{Grace: 5 * time.Second})
+	n1, n2, r1, d2 := ns[0], ns[1], rs[0], dirs[len(dirs)-1]
 	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
 	sb := sessiontest.Login(t, store, 2)
 	b := dial(t, n2, sb, nil)
@@ -369,11 +346,8 @@ func testRoomsTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker,
 func TestRoomOwnerDiesLostAfterLease(t *testing.T) {
 	t.Parallel() // waits out grace periods and leases
 	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
 	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
-	n2 := startHub(t, store, realtime.Config{Broker: b2})
+	n2 := startHub(t, store, realtime.Config{})
 	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", RequestTimeout: 500 * time.Millisecond})
 	// A dead node's lease: claimed, never renewed, nobody serves it.
 	if _, err := dir.Claim(ctxT(t), "raid-ghost", "dead", time.Second); err != nil {
@@ -472,33 +446,14 @@ func TestFIFOMatchmaker(t *testing.T) {
 // of other nodes: their grace periods start and they are removed after it.
 func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
 	t.Parallel() // waits out grace periods and leases
-	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
-	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
-	n1 := startHub(t, store, realtime.Config{Broker: b1})
-	n2 := startHub(t, store, realtime.Config{Broker: b2})
-	startRooms(t, n1, dir, realtime.RoomConfig{Node: "n1", Grace: 500 * time.Millisecond})
-	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", Grace: 500 * time.Millisecond})
-	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
-	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)
-	ctx := ctxT(t)
-	j, err := a.RoomCreate(ctx, "raid", nil)
-	if err != nil {
+	rr := startRemoteMember(t, realtime.NewMemoryDirectory(realtime.DirectoryConfig{}), realtime.RoomConfig{Grace: 500 * time.Millisecond})
+	if err := rr.nodes[1].hub.Shutdown(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.RoomJoin(ctx, j.Room); err != nil {
-		t.Fatal(err)
-	}
-	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
-	if err := n2.hub.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if code := waitClosed(t, b); code != protocol.CodeGoingAway {
+	if code := waitClosed(t, rr.b); code != protocol.CodeGoingAway {
 		t.Fatalf("closed with %v", code)
 	}
-	snapUntil(t, a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+	snapUntil(t, rr.a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
 }
 
 // A member connected through another node stays a member while that node's
@@ -506,33 +461,176 @@ func TestRoomMemberNodeShutdownStartsGrace(t *testing.T) {
 // silently the member is removed after the grace.
 func TestRoomMemberNodeCrash(t *testing.T) {
 	t.Parallel() // waits out grace periods and leases
-	store := sessiontest.NewStore(t, nil)
-	b1 := realtime.NewMemoryBroker(realtime.MemoryBrokerConfig{})
-	b2 := b1.Peer()
-	t.Cleanup(func() { b2.Close(); b1.Close() })
-	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
-	n1 := startHub(t, store, realtime.Config{Broker: b1})
-	n2 := startHub(t, store, realtime.Config{Broker: b2})
 	const grace = 1500 * time.Millisecond
-	startRooms(t, n1, dir, realtime.RoomConfig{Node: "n1", Grace: grace})
-	r2 := startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", Grace: grace})
-	a := dial(t, n1, sessiontest.Login(t, store, 1), nil)
-	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)
-	ctx := ctxT(t)
-	j, err := a.RoomCreate(ctx, "raid", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.RoomJoin(ctx, j.Room); err != nil {
-		t.Fatal(err)
-	}
-	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
+	rr := startRemoteMember(t, realtime.NewMemoryDirectory(realtime.DirectoryConfig{}), realtime.RoomConfig{Grace: grace})
 	until := time.Now().Add(2 * grace)
 	for time.Now().Before(until) {
-		if _, st := nextSnap(t, a); len(st.Players) != 2 {
+		if _, st := nextSnap(t, rr.a); len(st.Players) != 2 {
 			t.Fatalf("a remote member with a live node was dropped: %+v", st)
 		}
 	}
-	realtime.CrashRooms(r2)
-	snapUntil(t, a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+	realtime.CrashRooms(rr.rooms[1])
+	snapUntil(t, rr.a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+}
+
+// remoteMember is a raid on node n1 created by user 1 (a, on n1) and
+// joined by user 2 (b) through node n2: two nodes on a memory broker.
+type remoteMember struct {
+	store session.Store
+	nodes []*node
+	rooms []*realtime.Rooms
+	a, b  *realtimetest.Client
+	room  string
+}
+
+// startRemoteMember starts it with dir and cfg on both nodes, and returns
+// once a's snapshots show both players.
+func startRemoteMember(t *testing.T, dir realtime.Directory, cfg realtime.RoomConfig) remoteMember {
+	t.Helper()
+	rr := remoteMember{store: sessiontest.NewStore(t, nil)}
+	rr.nodes, rr.rooms = roomNodes(t, rr.store, memoryBrokers(t, 2), []realtime.Directory{dir}, cfg)
+	rr.a = dial(t, rr.nodes[0], sessiontest.Login(t, rr.store, 1), nil)
+	rr.b = dial(t, rr.nodes[1], sessiontest.Login(t, rr.store, 2), nil)
+	ctx := ctxT(t)
+	j, err := rr.a.RoomCreate(ctx, "raid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rr.b.RoomJoin(ctx, j.Room); err != nil {
+		t.Fatal(err)
+	}
+	rr.room = j.Room
+	snapUntil(t, rr.a, func(s raidState) bool { return len(s.Players) == 2 })
+	return rr
+}
+
+// countingDirectory counts the Lookups of the Directory it wraps.
+type countingDirectory struct {
+	realtime.Directory
+	lookups atomic.Int64
+}
+
+func (d *countingDirectory) Lookup(ctx context.Context, room string) (realtime.Lease, error) {
+	d.lookups.Add(1)
+	return d.Directory.Lookup(ctx, room)
+}
+
+func wantLookups(t *testing.T, d *countingDirectory, want int64) {
+	t.Helper()
+	if n := d.lookups.Load(); n != want {
+		t.Fatalf("%d directory lookups, want %d", n, want)
+	}
+}
+
+// A member's requests to a room of another node look its owner up in the
+// Directory once, not once per request.
+func TestRoomOwnerCached(t *testing.T) {
+	dir := &countingDirectory{Directory: realtime.NewMemoryDirectory(realtime.DirectoryConfig{})}
+	// Grace long enough that no heartbeat (a lookup too) runs during the
+	// test; the cache outlives the test.
+	rr := startRemoteMember(t, dir, realtime.RoomConfig{Grace: time.Hour, OwnerCacheTTL: time.Hour})
+	wantLookups(t, dir, 1) // b's room.join
+	ctx := ctxT(t)
+	for range 20 {
+		if err := rr.b.RoomInput(ctx, rr.room, map[string]int{"damage": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapUntil(t, rr.a, func(s raidState) bool { return s.HP == 1_000_000-20 })
+	if err := rr.b.RoomLeave(ctx, rr.room); err != nil {
+		t.Fatal(err)
+	}
+	wantLookups(t, dir, 1)
+	snapUntil(t, rr.a, func(s raidState) bool { return slices.Equal(players(s), []int64{1}) })
+}
+
+// A cached owner that no longer runs the room answers so without applying
+// the request, and the member's node looks the room up again once: when
+// the room ended and a room with the same id runs on another node, the
+// request reaches that room; when the room ended for good, the member is
+// told not_member.
+func TestRoomOwnerCacheReResolves(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	dir := &countingDirectory{Directory: realtime.NewMemoryDirectory(realtime.DirectoryConfig{})}
+	ns, rs := roomNodes(t, store, memoryBrokers(t, 3), []realtime.Directory{dir},
+		realtime.RoomConfig{Grace: time.Hour, OwnerCacheTTL: time.Hour, NewLogic: func(string, json.RawMessage) (realtime.RoomLogic, error) {
+			return realtime.NewRaidBoss(5, 8), nil // a room ends after 5 damage
+		}})
+	ctx := ctxT(t)
+	const id = "raid-moving"
+	// kill creates the room on node i and ends it there through user u
+	// connected to that node.
+	create := func(i int) {
+		t.Helper()
+		for {
+			err := realtime.CreateRoomID(ctx, rs[i], id, "raid")
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, realtime.ErrRoomTaken) || ctx.Err() != nil {
+				t.Fatalf("create %q on %s: %v", id, rs[i].Node(), err)
+			}
+			time.Sleep(10 * time.Millisecond) // the last owner releases its lease after room.end
+		}
+	}
+	end := func(c *realtimetest.Client) {
+		t.Helper()
+		if _, err := c.RoomJoin(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RoomInput(ctx, id, map[string]int{"damage": 5}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.NextTopic(ctx, realtime.TopicRoomEnd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b, through n2, joins and leaves the room on n1: n2 caches n1 as its
+	// owner and no longer follows the room (it will not see its room.end).
+	b := dial(t, ns[1], sessiontest.Login(t, store, 2), nil)
+	create(0)
+	if _, err := b.RoomJoin(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RoomLeave(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	wantLookups(t, dir, 1)
+	// The room ends on n1; a room with the same id starts on n3.
+	end(dial(t, ns[0], sessiontest.Login(t, store, 1), nil))
+	create(2)
+	if got := realtime.CachedOwner(rs[1], id); got != "n1" {
+		t.Fatalf("n2 caches owner %q, want the stale n1", got)
+	}
+	// b's join goes to n1, which has no such room; n2 looks it up again
+	// and joins the room on n3.
+	jb, err := b.RoomJoin(ctx, id)
+	if err != nil || jb.Rejoined {
+		t.Fatalf("join of the room on n3 = %+v, %v", jb, err)
+	}
+	wantLookups(t, dir, 2)
+	if got := realtime.CachedOwner(rs[1], id); got != "n3" {
+		t.Fatalf("n2 caches owner %q, want n3", got)
+	}
+	if err := b.RoomInput(ctx, id, map[string]int{"damage": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if st := snapUntil(t, b, func(s raidState) bool { return len(s.Hits) > 0 }); st.HP != 4 {
+		t.Fatalf("the room on n3: %+v", st)
+	}
+	if err := b.RoomLeave(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// The room on n3 ends for good: b's join is refused, after one more
+	// lookup.
+	end(dial(t, ns[2], sessiontest.Login(t, store, 3), nil))
+	if got := realtime.CachedOwner(rs[1], id); got != "n3" {
+		t.Fatalf("n2 caches owner %q, want the stale n3", got)
+	}
+	_, err = b.RoomJoin(ctx, id)
+	wantCode(t, err, protocol.CodeNotMember)
+	wantLookups(t, dir, 3)
+	if got := realtime.CachedOwner(rs[1], id); got != "" {
+		t.Fatalf("n2 still caches owner %q of an ended room", got)
+	}
 }
