@@ -14,9 +14,10 @@
 # prefix's keys deleted at the end. The MariaDB is a private one that the
 # script starts (mariadbd with default settings and max_connections 1000,
 # in a temporary directory on port $MYSQL_PORT, default 13306) and stops:
-# under hundreds of users the game server's common-database pool opens
-# connections without bound, and on a shared MariaDB (max_connections
-# 151) it would take every connection from other clients. MYSQL_HOST=
+# under load the game server's pools (32 connections to the common
+# database, 16 to each game database) hold about 100 connections, most of
+# a shared MariaDB's 151, and the run would disturb, and be disturbed by,
+# its other clients. MYSQL_HOST=
 # host:port uses an existing server instead (user root, no password).
 #
 # Defaults: 20s; the mix at 100, 300 and 600 users (0 skips them). The
