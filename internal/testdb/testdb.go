@@ -86,13 +86,21 @@ func MySQL(t testing.TB) (dsn string) {
 	return cfg.FormatDSN()
 }
 
-// OpenMySQL is MySQL plus sql.Open, closed when the test ends.
+// MySQLMaxOpenConns bounds the pool OpenMySQL returns. Test packages run
+// in parallel against one MariaDB (151 connections by default); a test
+// with a hundred concurrent goroutines on an unbounded pool would take most
+// of them and make other packages' tests fail with "Too many connections".
+const MySQLMaxOpenConns = 16
+
+// OpenMySQL is MySQL plus sql.Open with at most MySQLMaxOpenConns
+// connections, closed when the test ends.
 func OpenMySQL(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", MySQL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetMaxOpenConns(MySQLMaxOpenConns)
 	t.Cleanup(func() { db.Close() })
 	if err := db.Ping(); err != nil {
 		t.Fatalf("ping MariaDB: %v", err)
