@@ -544,6 +544,22 @@ func (c *lostReplyConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// lostReplyDialer dials connections that drop a reply once armed
+// (lostReplyConn), counting the dials in dials when it is not nil.
+func lostReplyDialer(armed *atomic.Bool, dials *atomic.Int64) func(context.Context, string, string) (net.Conn, error) {
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if dials != nil {
+			dials.Add(1)
+		}
+		return &lostReplyConn{Conn: conn, armed: armed}, nil
+	}
+}
+
 // TestLostReply: the connection drops after the server ran the command and
 // before its reply arrived, on a client with go-redis retries off. The call
 // reports the typed unavailable error (the caller cannot know whether it
@@ -554,17 +570,10 @@ func (c *lostReplyConn) Read(b []byte) (int, error) {
 func TestLostReply(t *testing.T) {
 	shared := testredis.Client(t)
 	var armed atomic.Bool
-	var d net.Dialer
 	c := redis.NewClient(&redis.Options{
 		Addr:       shared.Options().Addr,
 		MaxRetries: -1,
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &lostReplyConn{Conn: conn, armed: &armed}, nil
-		},
+		Dialer:     lostReplyDialer(&armed, nil),
 	})
 	defer c.Close()
 	ctx := context.Background()
@@ -641,17 +650,9 @@ func TestLostReplyRetried(t *testing.T) {
 	shared := testredis.Client(t)
 	var armed atomic.Bool
 	var dials atomic.Int64
-	var d net.Dialer
 	c := redis.NewClient(&redis.Options{
-		Addr: shared.Options().Addr, // MaxRetries: the default (3)
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			conn, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			dials.Add(1)
-			return &lostReplyConn{Conn: conn, armed: &armed}, nil
-		},
+		Addr:   shared.Options().Addr, // MaxRetries: the default (3)
+		Dialer: lostReplyDialer(&armed, &dials),
 	})
 	defer c.Close()
 	ctx := context.Background()
@@ -745,17 +746,9 @@ func TestBoardLostReplyRetried(t *testing.T) {
 		shared := testredis.Client(t)
 		var armed atomic.Bool
 		var dials atomic.Int64
-		var d net.Dialer
 		c := redis.NewClient(&redis.Options{
-			Addr: shared.Options().Addr, // MaxRetries: the default (3)
-			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				conn, err := d.DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				dials.Add(1)
-				return &lostReplyConn{Conn: conn, armed: &armed}, nil
-			},
+			Addr:   shared.Options().Addr, // MaxRetries: the default (3)
+			Dialer: lostReplyDialer(&armed, &dials),
 		})
 		defer c.Close()
 		boardLostReplyRetried(t, c, testredis.Prefix(t, shared), &armed, &dials)
@@ -764,17 +757,9 @@ func TestBoardLostReplyRetried(t *testing.T) {
 		admin := testredis.Cluster(t)
 		var armed atomic.Bool
 		var dials atomic.Int64
-		var d net.Dialer
 		c := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: admin.Options().Addrs, // MaxRetries: the default
-			Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				conn, err := d.DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				dials.Add(1)
-				return &lostReplyConn{Conn: conn, armed: &armed}, nil
-			},
+			Addrs:  admin.Options().Addrs, // MaxRetries: the default
+			Dialer: lostReplyDialer(&armed, &dials),
 		})
 		defer c.Close()
 		boardLostReplyRetried(t, c, testredis.Prefix(t, admin), &armed, &dials)
