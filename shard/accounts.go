@@ -71,12 +71,18 @@ type Accounts struct {
 	// before the first Register.
 	KeyBlock int
 
-	mu       sync.Mutex // guards free and the block fields below
-	free     []int64    // keys of a lost race, handed out first
-	next     int64      // the current block's next key
-	end      int64      // the current block's end (exclusive)
-	reserved time.Time  // when the current block was reserved
+	mu       sync.Mutex    // guards free and the block fields below
+	free     []reservedKey // keys of a lost race, handed out first
+	next     int64         // the current block's next key
+	end      int64         // the current block's end (exclusive)
+	reserved time.Time     // when the current block was reserved
 	refill   chan struct{}
+}
+
+// reservedKey is a key of a block and when the block was reserved.
+type reservedKey struct {
+	key int64
+	at  time.Time
 }
 
 // MaxKeyBlock bounds Accounts.KeyBlock.
@@ -220,64 +226,68 @@ func (a *Accounts) blockSize() int { return min(a.KeyBlock, MaxKeyBlock) }
 // an error that leaves it unknown (a lost connection, ctx's end) the key
 // is dropped.
 func (a *Accounts) registerFromBlock(ctx context.Context, id Identity) (int64, error) {
-	key, err := a.takeKey(ctx)
+	rk, err := a.takeKey(ctx)
 	if err != nil {
 		return 0, err
 	}
 	_, err = a.dir.db.ExecContext(ctx, "INSERT INTO shard_accounts (platform, external_id, user_key, created_at) VALUES (?, ?, ?, ?)",
-		id.Platform, id.ID, key, a.dir.now())
+		id.Platform, id.ID, rk.key, a.dir.now())
 	if err != nil {
 		if ctx.Err() == nil && (sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err)) {
 			a.mu.Lock()
-			a.free = append(a.free, key)
+			a.free = append(a.free, rk)
 			a.mu.Unlock()
 		}
 		return 0, fmt.Errorf("shard: register: %w", err)
 	}
-	return key, nil
+	return rk.key, nil
 }
 
 // takeKey hands out a reserved key, reserving a new block when none is
 // left. One refill at a time per Accounts; the others wait for it (or for
 // ctx).
-func (a *Accounts) takeKey(ctx context.Context) (int64, error) {
-	if key, ok := a.popKey(); ok {
-		return key, nil
+func (a *Accounts) takeKey(ctx context.Context) (reservedKey, error) {
+	if rk, ok := a.popKey(); ok {
+		return rk, nil
 	}
 	select {
 	case a.refill <- struct{}{}:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return reservedKey{}, ctx.Err()
 	}
 	defer func() { <-a.refill }()
-	if key, ok := a.popKey(); ok { // another goroutine refilled
-		return key, nil
+	if rk, ok := a.popKey(); ok { // another goroutine refilled
+		return rk, nil
 	}
 	first, n, _, err := a.dir.allocateBlock(ctx, a.dir.db, int64(a.blockSize()))
 	if err != nil {
-		return 0, err
+		return reservedKey{}, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.next, a.end, a.reserved = first+1, first+n, a.dir.clock.Now()
-	return first, nil
+	return reservedKey{first, a.reserved}, nil
 }
 
-// popKey takes a key from the free list or the current block, if it has
-// one younger than KeyBlockMaxAge.
-func (a *Accounts) popKey() (int64, bool) {
+// popKey takes a key younger than KeyBlockMaxAge from the free list or the
+// current block, dropping older ones.
+func (a *Accounts) popKey() (reservedKey, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if n := len(a.free); n > 0 {
-		key := a.free[n-1]
+	now := a.dir.clock.Now()
+	fresh := func(at time.Time) bool { return now.Sub(at) < KeyBlockMaxAge && !now.Before(at) }
+	for n := len(a.free); n > 0; n-- {
+		rk := a.free[n-1]
 		a.free = a.free[:n-1]
-		return key, true
+		if fresh(rk.at) {
+			return rk, true
+		}
 	}
-	if a.next < a.end && a.dir.clock.Now().Sub(a.reserved) < KeyBlockMaxAge {
-		key := a.next
+	if a.next < a.end && fresh(a.reserved) {
+		rk := reservedKey{a.next, a.reserved}
 		a.next++
-		return key, true
+		return rk, true
 	}
 	a.next, a.end = 0, 0
-	return 0, false
+	return reservedKey{}, false
 }
