@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,10 +47,56 @@ type Accounts struct {
 	// Retries is how many times Register runs again after a deadlock or
 	// busy database (sqldialect.IsRetryable); 0 means 3.
 	Retries int
+	// KeyBlock is how many user keys Register reserves from the directory
+	// at a time (Hi/Lo allocation). 0 or 1, the default: one key per
+	// registration, allocated in the registration's own transaction.
+	// Larger values (at most MaxKeyBlock; more means MaxKeyBlock): one
+	// UPDATE of a shard_databases row reserves a block of up to KeyBlock
+	// consecutive keys of one database for this Accounts, and later
+	// registrations take keys from it in memory, each one a single INSERT
+	// — so concurrent registrations no longer queue on the chosen
+	// database's row lock until their COMMIT, which is what limits a
+	// login storm on MariaDB.
+	//
+	// What changes with blocks: a key is never handed out twice (next_key
+	// only moves forward, across processes and restarts), but the keys of
+	// a block not used when the process exits, or older than
+	// KeyBlockMaxAge, are never used (gaps in the key sequence;
+	// user_count counts them, since it counts reserved keys). The policy
+	// balances whole blocks: with N processes a database may receive up
+	// to N*KeyBlock users more than the others. A database closed or
+	// drained by an operator still receives the remaining keys of blocks
+	// already reserved from it, for at most KeyBlockMaxAge. A range's last
+	// keys, too few for a whole block, are reserved one at a time. Set it
+	// before the first Register.
+	KeyBlock int
+
+	mu       sync.Mutex    // guards free and the block fields below
+	free     []reservedKey // keys of a lost race, handed out first
+	next     int64         // the current block's next key
+	end      int64         // the current block's end (exclusive)
+	reserved time.Time     // when the current block was reserved
+	refill   chan struct{}
 }
 
+// reservedKey is a key of a block and when the block was reserved.
+type reservedKey struct {
+	key int64
+	at  time.Time
+}
+
+// MaxKeyBlock bounds Accounts.KeyBlock.
+const MaxKeyBlock = 1024
+
+// KeyBlockMaxAge is how long Register hands out the keys of a reserved
+// block (Accounts.KeyBlock); older blocks are dropped and their unused
+// keys are never used.
+const KeyBlockMaxAge = time.Minute
+
 // NewAccounts returns the accounts of dir's common database.
-func NewAccounts(dir *SQLDirectory) *Accounts { return &Accounts{dir: dir} }
+func NewAccounts(dir *SQLDirectory) *Accounts {
+	return &Accounts{dir: dir, refill: make(chan struct{}, 1)}
+}
 
 // Lookup returns id's user key; ok is false when id never registered. A
 // common database that cannot be reached gives ErrUnavailable
@@ -75,7 +122,9 @@ func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok b
 // common database. When two first logins of the same identity race, the
 // loser's INSERT hits the unique key, its transaction rolls back (so its
 // allocation and user_count increment vanish) and it returns the winner's
-// key: both get the same user key.
+// key: both get the same user key. With KeyBlock > 1 the account row is one
+// INSERT with a key of a block reserved earlier; the loser's key goes back
+// to its Accounts for the next registration.
 func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, created bool, err error) {
 	if err := id.validate(); err != nil {
 		return 0, false, err
@@ -92,7 +141,11 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 		if ok {
 			return key, false, nil
 		}
-		key, err = a.registerTx(ctx, id)
+		if a.blockSize() > 1 {
+			key, err = a.registerFromBlock(ctx, id)
+		} else {
+			key, err = a.registerTx(ctx, id)
+		}
 		switch {
 		case err == nil:
 			return key, true, nil
@@ -155,7 +208,86 @@ func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
 		return 0, fmt.Errorf("shard: register: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
+		if ctx.Err() != nil {
+			// database/sql rolled the transaction back when ctx ended:
+			// report that, not sql.ErrTxDone.
+			err = ctx.Err()
+		}
 		return 0, fmt.Errorf("shard: register: %w", err)
 	}
 	return key, nil
+}
+
+func (a *Accounts) blockSize() int { return min(a.KeyBlock, MaxKeyBlock) }
+
+// registerFromBlock inserts id's account row with a key of this Accounts'
+// block, in one statement. A key whose INSERT certainly did not happen (a
+// duplicate identity, a deadlock) goes back to be handed out again; after
+// an error that leaves it unknown (a lost connection, ctx's end) the key
+// is dropped.
+func (a *Accounts) registerFromBlock(ctx context.Context, id Identity) (int64, error) {
+	rk, err := a.takeKey(ctx)
+	if err != nil {
+		return 0, err
+	}
+	_, err = a.dir.db.ExecContext(ctx, "INSERT INTO shard_accounts (platform, external_id, user_key, created_at) VALUES (?, ?, ?, ?)",
+		id.Platform, id.ID, rk.key, a.dir.now())
+	if err != nil {
+		if ctx.Err() == nil && (sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err)) {
+			a.mu.Lock()
+			a.free = append(a.free, rk)
+			a.mu.Unlock()
+		}
+		return 0, fmt.Errorf("shard: register: %w", err)
+	}
+	return rk.key, nil
+}
+
+// takeKey hands out a reserved key, reserving a new block when none is
+// left. One refill at a time per Accounts; the others wait for it (or for
+// ctx).
+func (a *Accounts) takeKey(ctx context.Context) (reservedKey, error) {
+	if rk, ok := a.popKey(); ok {
+		return rk, nil
+	}
+	select {
+	case a.refill <- struct{}{}:
+	case <-ctx.Done():
+		return reservedKey{}, ctx.Err()
+	}
+	defer func() { <-a.refill }()
+	if rk, ok := a.popKey(); ok { // another goroutine refilled
+		return rk, nil
+	}
+	first, n, _, err := a.dir.allocateBlock(ctx, a.dir.db, int64(a.blockSize()))
+	if err != nil {
+		return reservedKey{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.next, a.end, a.reserved = first+1, first+n, a.dir.clock.Now()
+	return reservedKey{first, a.reserved}, nil
+}
+
+// popKey takes a key younger than KeyBlockMaxAge from the free list or the
+// current block, dropping older ones.
+func (a *Accounts) popKey() (reservedKey, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.dir.clock.Now()
+	fresh := func(at time.Time) bool { return now.Sub(at) < KeyBlockMaxAge && !now.Before(at) }
+	for n := len(a.free); n > 0; n-- {
+		rk := a.free[n-1]
+		a.free = a.free[:n-1]
+		if fresh(rk.at) {
+			return rk, true
+		}
+	}
+	if a.next < a.end && fresh(a.reserved) {
+		rk := reservedKey{a.next, a.reserved}
+		a.next++
+		return rk, true
+	}
+	a.next, a.end = 0, 0
+	return reservedKey{}, false
 }

@@ -3,7 +3,10 @@ package shard_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +97,74 @@ func BenchmarkAllocateMariaDB(b *testing.B) {
 	}
 	if total < int64(b.N) {
 		b.Fatalf("user_count %d after %d allocations", total, b.N)
+	}
+}
+
+// BenchmarkRegisterMariaDB measures first registrations (Accounts.Register
+// of new identities) on a MariaDB common database with 4 open game
+// databases, at 1, 16 and 64 concurrent registrations over a pool of 32
+// connections, as the example server's: "one" is the default, one key per
+// registration in the registration's transaction (every registration
+// holds the chosen database's directory row from its UPDATE to its
+// COMMIT); "block32" is Accounts.KeyBlock 32 (a registration is one
+// INSERT, one UPDATE per 32 keys). Both run in the same process, one after
+// the other; regs/s is the throughput.
+func BenchmarkRegisterMariaDB(b *testing.B) {
+	be := shardtest.MariaDB()
+	for _, conc := range []int{1, 16, 64} {
+		for _, block := range []int{1, 32} {
+			name := fmt.Sprintf("c%d/one", conc)
+			if block > 1 {
+				name = fmt.Sprintf("c%d/block%d", conc, block)
+			}
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				common := be.Open(b, be.NewDSN(b))
+				common.SetMaxOpenConns(32)
+				common.SetMaxIdleConns(32)
+				if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
+					b.Fatal(err)
+				}
+				dir, err := shard.NewSQLDirectory(common)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 1; i <= 4; i++ {
+					first, last := shardtest.Range(i)
+					if err := dir.Add(ctx, shard.Database{ID: i, Name: "g", Driver: "mysql", DSN: "unused", FirstKey: first, LastKey: last}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				acc := shard.NewAccounts(dir)
+				acc.KeyBlock = block
+				var next atomic.Int64
+				var failed atomic.Pointer[error]
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for range conc {
+					wg.Go(func() {
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) || failed.Load() != nil {
+								return
+							}
+							if _, _, err := acc.Register(ctx, shard.Identity{Platform: "guest", ID: fmt.Sprintf("bench-%d", i)}); err != nil {
+								failed.CompareAndSwap(nil, &err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				if e := failed.Load(); e != nil {
+					b.Fatal(*e)
+				}
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "regs/s")
+			})
+		}
 	}
 }
 

@@ -69,7 +69,8 @@ type Database struct {
 	// NextKey is the next key Allocate hands out: FirstKey when 0,
 	// LastKey+1 when the range is used up.
 	NextKey int64 `json:"next_key,omitempty"`
-	// UserCount is how many keys Allocate has handed out here.
+	// UserCount is how many keys Allocate has handed out here (with
+	// Accounts.KeyBlock: reserved, including unused keys of blocks).
 	UserCount   int64  `json:"user_count,omitempty"`
 	Weight      int    `json:"weight,omitempty"`      // allocation weight; 0 means 1
 	State       State  `json:"state,omitempty"`       // empty means open

@@ -162,3 +162,39 @@ func ExampleSplitStatements() {
 	// 1: "CREATE TABLE a (\n  id INT\n)"
 	// 2: "CREATE TABLE b (id INT)"
 }
+
+// Reserving user keys in blocks (Hi/Lo): the first registration reserves
+// 32 keys of the chosen database with one UPDATE, the next ones are each
+// a single INSERT with the following keys. user_count counts the reserved
+// keys.
+func ExampleAccounts_keyBlock() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "shard-example")
+	defer os.RemoveAll(dir)
+	common, _ := sql.Open("sqlite", testdb.SQLiteDSN(filepath.Join(dir, "common.db")))
+	defer common.Close()
+	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	directory, _ := shard.NewSQLDirectory(common)
+	err := directory.Add(ctx, shard.Database{ID: 1, Name: "gamedb01", Driver: "sqlite",
+		DSN: testdb.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	accounts := shard.NewAccounts(directory)
+	accounts.KeyBlock = 32
+	for _, device := range []string{"phone-a", "phone-b", "phone-c"} {
+		key, created, err := accounts.Register(ctx, shard.Identity{Platform: "guest", ID: device})
+		fmt.Println(device, key, created, err)
+	}
+	dbs, _ := directory.Databases(ctx)
+	fmt.Println("user_count", dbs[0].UserCount, "next_key", dbs[0].NextKey)
+	// Output:
+	// phone-a 10000000 true <nil>
+	// phone-b 10000001 true <nil>
+	// phone-c 10000002 true <nil>
+	// user_count 32 next_key 10000032
+}

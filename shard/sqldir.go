@@ -187,6 +187,75 @@ func (s *SQLDirectory) allocate(ctx context.Context, q execQuerier) (int64, int,
 	return 0, 0, &Error{Kind: ErrNoOpenDatabase, Err: errors.New("gave up after repeated races for full ranges")}
 }
 
+// allocateBlock reserves up to n (> 1) consecutive keys of one database,
+// chosen by Allocate's policy: the keys first..first+count-1. A database
+// with fewer than n free keys gives one key at a time (take), so a
+// reservation never crosses the end of a range.
+func (s *SQLDirectory) allocateBlock(ctx context.Context, q execQuerier, n int64) (first, count int64, dbID int, err error) {
+	for attempt := 0; attempt < allocCandidateLimit; attempt++ {
+		id, ok, err := s.choose(ctx, q)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if !ok {
+			return 0, 0, 0, &Error{Kind: ErrNoOpenDatabase}
+		}
+		first, ok, err := s.takeBlock(ctx, q, id, n)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if ok {
+			return first, n, id, nil
+		}
+		key, ok, err := s.take(ctx, q, id)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if ok {
+			return key, 1, id, nil
+		}
+	}
+	return 0, 0, 0, &Error{Kind: ErrNoOpenDatabase, Err: errors.New("gave up after repeated races for full ranges")}
+}
+
+// takeBlock is take for n keys: ok is false when the chosen database has
+// fewer than n free keys left (or was closed). The block that takes a
+// range's last key closes the database, as take does.
+func (s *SQLDirectory) takeBlock(ctx context.Context, q execQuerier, id int, n int64) (int64, bool, error) {
+	const set = "UPDATE shard_databases SET " +
+		"state = CASE WHEN next_key + ? > last_key THEN 'closed' ELSE state END, " +
+		"updated_at = CASE WHEN next_key + ? > last_key THEN " + bumpUpdatedAt + " ELSE updated_at END, " +
+		"user_count = user_count + ?, "
+	const where = " WHERE db_id = ? AND state = 'open' AND next_key + ? <= last_key + 1"
+	now := s.now()
+	var next int64
+	if s.d.Name() == "sqlite" {
+		err := q.QueryRowContext(ctx, set+"next_key = next_key + ?"+where+" RETURNING next_key", n, n, now, now, n, n, id, n).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("shard: allocate: %w", err)
+		}
+		return next - n, true, nil
+	}
+	res, err := q.ExecContext(ctx, set+"next_key = LAST_INSERT_ID(next_key + ?)"+where, n, n, now, now, n, n, id, n)
+	if err != nil {
+		return 0, false, fmt.Errorf("shard: allocate: %w", err)
+	}
+	affected, err := res.RowsAffected()
+	if err != nil {
+		return 0, false, fmt.Errorf("shard: allocate: %w", err)
+	}
+	if affected == 0 {
+		return 0, false, nil
+	}
+	if next, err = res.LastInsertId(); err != nil || next <= n {
+		return 0, false, fmt.Errorf("shard: allocate: LAST_INSERT_ID not returned (%d): %v", next, err)
+	}
+	return next - n, true, nil
+}
+
 // choose applies the allocation policy to the open databases.
 func (s *SQLDirectory) choose(ctx context.Context, q execQuerier) (int, bool, error) {
 	rows, err := q.QueryContext(ctx, "SELECT db_id, user_count, weight FROM shard_databases WHERE state = 'open' AND next_key <= last_key")

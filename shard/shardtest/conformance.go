@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -112,6 +113,7 @@ func RunConformance(t *testing.T, b Backend) {
 	t.Run("AllocatePolicy", func(t *testing.T) { testAllocatePolicy(t, b) })
 	t.Run("AllocateFullCloses", func(t *testing.T) { testAllocateFull(t, b) })
 	t.Run("Register", func(t *testing.T) { testRegister(t, b) })
+	t.Run("RegisterKeyBlocks", func(t *testing.T) { testRegisterBlocks(t, b) })
 	t.Run("Routing", func(t *testing.T) { testRouting(t, b) })
 	t.Run("TxRetry", func(t *testing.T) { testTxRetry(t, b) })
 	t.Run("Replica", func(t *testing.T) { testReplica(t, b) })
@@ -355,6 +357,123 @@ func testRegister(t *testing.T, b Backend) {
 	for _, bad := range []shard.Identity{{}, {Platform: "google"}, {ID: "x"}, {Platform: string(make([]byte, 33)), ID: "x"}, {Platform: "g", ID: "\xff"}} {
 		if _, _, err := accs[0].Register(ctx, bad); !errors.Is(err, shard.ErrInvalid) {
 			t.Fatalf("identity %q: %v", bad, err)
+		}
+	}
+}
+
+// testRegisterBlocks registers with Accounts.KeyBlock on two independent
+// pools (two processes) at once, then on a third (a restart), until both
+// small ranges are used up: no key is handed out twice, every key lies in
+// its database's range, full databases close, and the racers of one
+// identity still share one key.
+func testRegisterBlocks(t *testing.T, b Backend) {
+	ctx := context.Background()
+	e := newEnv(t, b)
+	var ranges []shard.Database
+	for _, id := range []int{1, 2} {
+		d := b.Database(t, id)
+		d.LastKey = d.FirstKey + 19 + int64(id)*2 // 22 and 24 keys: blocks of 8 do not fit the tails
+		if err := e.dir.Add(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		ranges = append(ranges, d)
+	}
+	newAccounts := func() *shard.Accounts {
+		a := shard.NewAccounts(e.directory(t, b.Open(t, e.commonDSN)))
+		a.KeyBlock = 8
+		return a
+	}
+	type reg struct {
+		id  shard.Identity
+		key int64
+	}
+	var mu sync.Mutex
+	var regs []reg
+	register := func(a *shard.Accounts, id shard.Identity) error {
+		key, created, err := a.Register(ctx, id)
+		if err != nil {
+			return err
+		}
+		if created {
+			mu.Lock()
+			regs = append(regs, reg{id, key})
+			mu.Unlock()
+		}
+		return nil
+	}
+	procs := []*shard.Accounts{newAccounts(), newAccounts()}
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 3 {
+				if err := register(procs[w%2], shard.Identity{Platform: "guest", ID: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	// Racers of one identity over both processes: one key, one creation.
+	racer := shard.Identity{Platform: "guest", ID: "racer"}
+	keys := make([]int64, 8)
+	created := make([]bool, 8)
+	errs := make([]error, 8)
+	for i := range 8 {
+		wg.Go(func() { keys[i], created[i], errs[i] = procs[i%2].Register(ctx, racer) })
+	}
+	wg.Wait()
+	nCreated := 0
+	for i := range keys {
+		if errs[i] != nil || keys[i] != keys[0] {
+			t.Fatalf("racers: keys %v errors %v", keys, errs)
+		}
+		if created[i] {
+			nCreated++
+		}
+	}
+	if nCreated != 1 {
+		t.Fatalf("%d racers created the account", nCreated)
+	}
+	regs = append(regs, reg{racer, keys[0]})
+	// A restart: a new process, the first one gone, the second still
+	// registering, until nothing is open.
+	procs[0] = newAccounts()
+	var end error
+	for i := 0; end == nil; i++ {
+		if i > 100 {
+			t.Fatal("46 keys never ran out")
+		}
+		end = register(procs[i%2], shard.Identity{Platform: "guest", ID: fmt.Sprintf("late-%d", i)})
+	}
+	if !errors.Is(end, shard.ErrNoOpenDatabase) {
+		t.Fatalf("registering past the ranges: %v", end)
+	}
+	seen := map[int64]bool{}
+	for _, r := range regs {
+		if seen[r.key] {
+			t.Fatalf("key %d handed out twice", r.key)
+		}
+		seen[r.key] = true
+		if !slices.ContainsFunc(ranges, func(d shard.Database) bool { return d.Contains(r.key) }) {
+			t.Fatalf("key %d outside the ranges", r.key)
+		}
+		if k, ok, err := procs[1].Lookup(ctx, r.id); err != nil || !ok || k != r.key {
+			t.Fatalf("lookup %v: %d %v %v, registered %d", r.id, k, ok, err, r.key)
+		}
+	}
+	if len(regs) < 8*3+1 {
+		t.Fatalf("%d registrations", len(regs))
+	}
+	for _, d := range ranges {
+		got := e.entry(t, d.ID)
+		if got.State != shard.StateClosed || got.NextKey != got.LastKey+1 || got.UserCount != got.LastKey-got.FirstKey+1 {
+			t.Fatalf("db %d after its range ran out: %+v", d.ID, got)
 		}
 	}
 }

@@ -60,6 +60,16 @@ type Config struct {
 	// creates. Default 4 (flag -mysql-game-dbs, env MADANG_MYSQL_GAME_DBS).
 	MySQLGameDBs int
 
+	// MaxLogins is how many logins (auth.guest) the server runs at once;
+	// a login past it waits up to LoginQueueWait for one to finish, then
+	// is answered protocol.CodeRateLimited (retryable) with a retry hint
+	// of 1-2 s (LoginRetryAfter plus jitter). Default DefaultMaxLogins (16),
+	// negative: no limit (flag -max-logins, env MADANG_MAX_LOGINS).
+	MaxLogins int
+	// LoginQueueWait is how long a login past MaxLogins waits for a slot.
+	// Default DefaultLoginQueueWait (1 s); negative: not at all.
+	LoginQueueWait time.Duration
+
 	// AdminAddr is the ops API's listen address; "off" disables it. Default
 	// 127.0.0.1:8081 (flag -admin-addr, env MADANG_ADMIN_ADDR).
 	AdminAddr string
@@ -137,6 +147,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, fmt.Errorf("MADANG_MYSQL_GAME_DBS: %w", err)
 	}
 	fs.IntVar(&cfg.MySQLGameDBs, "mysql-game-dbs", gameDBs, "game databases a first start on MySQL creates (env MADANG_MYSQL_GAME_DBS)")
+	maxLogins, err := strconv.Atoi(env("MADANG_MAX_LOGINS", strconv.Itoa(DefaultMaxLogins)))
+	if err != nil {
+		return cfg, fmt.Errorf("MADANG_MAX_LOGINS: %w", err)
+	}
+	fs.IntVar(&cfg.MaxLogins, "max-logins", maxLogins, "logins run at once; more wait up to 1 s, then are answered rate_limited; negative: no limit (env MADANG_MAX_LOGINS)")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")

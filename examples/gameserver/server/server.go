@@ -20,6 +20,10 @@
 //
 // # Request chain
 //
+// Logins (auth.guest) first pass a limit of Config.MaxLogins running at
+// once: past it a login waits up to Config.LoginQueueWait and is then
+// answered protocol.CodeRateLimited with a retry hint of 1-2 s, so a login
+// storm is shed quickly instead of queueing past the clients' timeouts.
 // Every request passes session.Middleware (auth.guest and sys.time are
 // public), the anti-cheat Guard (block list and speed check), the live-ops
 // middleware (maintenance, minimum client version, and at login the APK
@@ -141,6 +145,9 @@ type Server struct {
 	// adminTokenGenerated is set when the token was made up (dev mode).
 	adminTokenGenerated bool
 	metrics             *prometheus.Registry
+
+	// logins bounds the logins running at once (Config.MaxLogins).
+	logins *loginGate
 }
 
 // CmdTime is the public clock command.
@@ -247,7 +254,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.registerCommands()
+	s.logins = newLoginGate(game.CmdGuestLogin, cfg.MaxLogins, cfg.LoginQueueWait)
 	chain := protocol.Chain(s.mux,
+		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 		s.guard.Middleware(),
 		s.liveops.Middleware(),
@@ -408,7 +417,15 @@ func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, er
 	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
 		return 0, false, nil // the login handler answers bad input
 	}
-	return s.store.accounts.Lookup(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	memo, _ := ctx.Value(loginMemoKey{}).(*loginMemo) // set by the login gate
+	if memo != nil && memo.done {
+		return memo.userKey, memo.ok, nil
+	}
+	key, ok, err := s.store.accounts.Lookup(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	if memo != nil && err == nil {
+		*memo = loginMemo{done: true, userKey: key, ok: ok}
+	}
+	return key, ok, err
 }
 
 // buildAdmin makes the ops handler and the metrics registry.

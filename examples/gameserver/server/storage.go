@@ -36,8 +36,19 @@ const (
 
 // CommonMaxOpenConns is the connection limit of the common database's pool
 // in MySQL mode (logins, accounts, receipts, live ops); requests beyond it
-// wait for a connection.
+// wait for a connection. All of them are kept open when idle: closing idle
+// connections at the end of a burst only makes the next burst reconnect.
 const CommonMaxOpenConns = 32
+
+// MySQLKeyBlock is shard.Accounts.KeyBlock in MySQL mode: each server
+// reserves user keys 32 at a time, so a first login is one INSERT instead
+// of a transaction that holds the chosen game database's directory row
+// until it commits (on MariaDB those transactions queued behind each other
+// under a login storm). The price: up to 31 unused keys per server restart
+// (ranges hold 10,000,000) and a balance between game databases that is
+// exact to 32 users per server. Embedded mode (SQLite, one writer at a
+// time anyway) allocates one key per registration.
+const MySQLKeyBlock = 32
 
 // storageConfig says where the databases are.
 type storageConfig struct {
@@ -86,6 +97,9 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 		}
 	}
 	st.accounts = shard.NewAccounts(st.directory)
+	if cfg.MySQLDSN != "" {
+		st.accounts.KeyBlock = MySQLKeyBlock
+	}
 	routerCfg.Directory = st.directory
 	routerCfg.Logger = log
 	if st.router, err = shard.NewRouter(ctx, routerCfg); err != nil {
@@ -192,7 +206,7 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 	// server refuses them ("Too many connections"), failing every client
 	// of that MySQL server; a bounded one queues the logins instead.
 	st.common.SetMaxOpenConns(CommonMaxOpenConns)
-	st.common.SetMaxIdleConns(CommonMaxOpenConns / 2)
+	st.common.SetMaxIdleConns(CommonMaxOpenConns)
 	st.common.SetConnMaxLifetime(30 * time.Minute)
 	if err := st.migrateCommon(ctx); err != nil {
 		return err

@@ -1,0 +1,57 @@
+package shard
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/sqldialect"
+)
+
+// A block older than KeyBlockMaxAge is dropped: the next registration
+// reserves a new block instead of using the old one's keys (which may
+// belong to a database an operator closed since).
+func TestKeyBlockMaxAge(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(t.TempDir(), "common.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := Migrate(ctx, db, DirectoryMigrations()); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := NewSQLDirectory(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := clock.NewFake(time.Unix(1_800_000_000, 0))
+	dir.clock = fake
+	if err := dir.Add(ctx, Database{ID: 1, Name: "g1", Driver: "sqlite", DSN: "unused", FirstKey: 1000, LastKey: 1999}); err != nil {
+		t.Fatal(err)
+	}
+	a := NewAccounts(dir)
+	a.KeyBlock = 4
+	reg := func(id string) int64 {
+		t.Helper()
+		k, created, err := a.Register(ctx, Identity{Platform: "guest", ID: id})
+		if err != nil || !created {
+			t.Fatalf("register %s: %d %v %v", id, k, created, err)
+		}
+		return k
+	}
+	if k1, k2 := reg("a"), reg("b"); k1 != 1000 || k2 != 1001 {
+		t.Fatalf("first block gave %d, %d", k1, k2)
+	}
+	fake.Advance(KeyBlockMaxAge)
+	if k := reg("c"); k != 1004 {
+		t.Fatalf("after KeyBlockMaxAge: key %d, want 1004 (a new block)", k)
+	}
+	var users int64
+	if err := db.QueryRow("SELECT user_count FROM shard_databases WHERE db_id = 1").Scan(&users); err != nil || users != 8 {
+		t.Fatalf("user_count %d (%v), want 8: two blocks reserved", users, err)
+	}
+}
