@@ -22,6 +22,9 @@
 //     server_time}. Registers the identity (platform "guest", the device id)
 //     with shard.Accounts, creates the player row and the welcome mail on
 //     the first login, and opens a session, kicking the user's older one.
+//     The example server runs a bounded number of logins at once
+//     (server.Config.MaxLogins); past it a login answers
+//     protocol.CodeRateLimited with a retry hint of 1-2 s.
 //   - player.load {} → Player {user_key, name, gold, gems, exp, level,
 //     stamina {current, max, next_at, interval_ms}, created_at, items
 //     [{item_id, count}]}.

@@ -25,6 +25,9 @@ type Sources struct {
 	// DeadlockReruns counts commands run again after a database deadlock
 	// (game.Game.DeadlockRetries).
 	DeadlockReruns func() uint64
+	// LoginsRefused counts logins answered rate_limited by the server's
+	// login limit.
+	LoginsRefused func() uint64
 }
 
 // Collector is a prometheus.Collector that turns the packages' Stats into
@@ -38,6 +41,7 @@ type Collector struct {
 	liveops  family[liveops.Stats]
 	ccu      *prometheus.Desc
 	reruns   *prometheus.Desc
+	refused  *prometheus.Desc
 }
 
 // metric is one series read from a Stats value S: its name, help, type and
@@ -144,6 +148,7 @@ func NewCollector(src Sources) *Collector {
 		liveops:  newFamily(liveopsMetrics),
 		ccu:      prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
 		reruns:   prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
+		refused:  prometheus.NewDesc("madang_game_logins_refused_total", "Logins answered rate_limited by the login limit.", nil, nil),
 	}
 }
 
@@ -156,6 +161,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.liveops.describe(ch)
 	ch <- c.ccu
 	ch <- c.reruns
+	ch <- c.refused
 }
 
 // Collect implements prometheus.Collector.
@@ -176,6 +182,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.DeadlockReruns; f != nil {
 		ch <- prometheus.MustNewConstMetric(c.reruns, prometheus.CounterValue, float64(f()))
+	}
+	if f := c.src.LoginsRefused; f != nil {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(f()))
 	}
 	if m := c.src.LiveOps; m != nil {
 		c.liveops.collect(ch, m.Stats())

@@ -35,6 +35,7 @@ func TestCollectorSeries(t *testing.T) {
 		Idempotency:    func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
 		LiveOps:        lo,
 		DeadlockReruns: func() uint64 { return 3 },
+		LoginsRefused:  func() uint64 { return 5 },
 	}))
 	fams, err := reg.Gather()
 	if err != nil {
@@ -63,12 +64,13 @@ func TestCollectorSeries(t *testing.T) {
 		"madang_liveops_users_in_maintenance":   {false, 0},
 		"madang_ccu":                            {false, 0},
 		"madang_game_deadlock_reruns_total":     {true, 3},
+		"madang_game_logins_refused_total":      {true, 5},
 	} {
 		if g, ok := got[name]; !ok || g != want {
 			t.Errorf("%s: %+v (present %v), want %+v", name, g, ok, want)
 		}
 	}
-	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + 2; len(got) != n {
-		t.Errorf("%d series, want %d (no router: no shard series; ccu and reruns)", len(got), n)
+	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + 3; len(got) != n {
+		t.Errorf("%d series, want %d (no router: no shard series; ccu, reruns, refused logins)", len(got), n)
 	}
 }

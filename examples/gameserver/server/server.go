@@ -442,6 +442,7 @@ func (s *Server) buildAdmin() error {
 	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops, DeadlockReruns: s.game.DeadlockRetries,
+		LoginsRefused: s.logins.refused.Load,
 	}))
 	ready := map[string]func(context.Context) error{
 		"databases": func(ctx context.Context) error {
