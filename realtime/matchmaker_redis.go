@@ -114,6 +114,12 @@ func (c RedisMatchmakerConfig) withDefaults() RedisMatchmakerConfig {
 // sent again through another node. Which kinds a player waits for is kept
 // in this process only, bounded by MaxKinds per player.
 //
+// When Rooms cannot create a matched room it puts the group's other
+// players back (at the back of the queue) through its own matchmaker: that
+// node then owns and refreshes their entries, so their own node's Remove no
+// longer takes them out; they wait until matched, or until WaitTTL after
+// that node stops.
+//
 // When a node dies, its waiting players stay in the queues until their
 // deadlines pass (WaitTTL at most): a group formed meanwhile may name a
 // player who never joins its room (the room runs without it). Close (on a
