@@ -37,7 +37,7 @@ var ErrMatchTooManyKinds = &protocol.Error{Code: protocol.CodeRateLimited, Messa
 var ErrMatchKind = &protocol.Error{Code: protocol.CodeBadRequest, Message: "realtime: invalid match kind"}
 
 // RedisMatchmakerConfig configures a RedisMatchmaker. The zero value works;
-// use the same Size, MaxQueue and Prefix on every node.
+// use the same Prefix, Size, MaxQueue and WaitTTL on every node.
 type RedisMatchmakerConfig struct {
 	// Prefix starts every key; it must not contain '{' or '}'. Default
 	// "madang:rt:".
@@ -182,16 +182,14 @@ func validMatchKind(kind string) bool {
 }
 
 // The scripts' shared head: KEYS 1 queue, 2 deadlines, 3 owners, 4
-// counter; now is the server's time in ms; keep(ttl) extends the keys'
-// TTLs to at least ttl (they vanish once every entry expired).
+// counter; now is the server's time in ms; keep(ttl) sets the keys' TTLs
+// to twice the wait TTL, so they vanish a while after every entry expired
+// (the deadlines, not these TTLs, decide who waits).
 const matchScriptHead = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function keep(ttl)
-  for i = 1, 4 do
-    local p = redis.call('PTTL', KEYS[i])
-    if p ~= -2 and p < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-  end
+  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], 2 * ttl) end
 end
 `
 
@@ -233,7 +231,6 @@ if n >= tonumber(ARGV[5]) then return {2} end
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[4]), ARGV[1])
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[4], ttl)
 keep(ttl)
 return {0}
 `)
