@@ -242,4 +242,32 @@ func testRoomMatchAcrossNodes(t *testing.T, c redis.UniversalClient, prefix stri
 			return len(s.Players) == 2 && slices.ContainsFunc(s.Players, func(p realtime.RaidHit) bool { return p.User == 1 && p.Damage == 3 })
 		})
 	}
+
+	// A player who queued on node 1 and disconnected leaves the queue: the
+	// next player, on node 2, waits instead of being matched with it.
+	gone := dial(t, nodes[0], sessiontest.Login(t, store, 3), nil)
+	if room, err := gone.RoomMatch(ctx, "raid"); err != nil || room != "" {
+		t.Fatalf("match = %q, %v; want queued", room, err)
+	}
+	queue := prefix + "{mm:raid}:q"
+	if n, err := c.ZCard(ctx, queue).Result(); err != nil || n != 1 {
+		t.Fatalf("%s holds %d, %v; want 1 (the key layout changed?)", queue, n, err)
+	}
+	gone.Close()
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		n, err := c.ZCard(ctx, queue).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the disconnected player is still queued")
+		}
+	}
+	d := dial(t, nodes[1], sessiontest.Login(t, store, 4), nil)
+	if room, err := d.RoomMatch(ctx, "raid"); err != nil || room != "" {
+		t.Fatalf("match after the other player left = %q, %v; want queued", room, err)
+	}
 }
