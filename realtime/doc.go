@@ -19,5 +19,9 @@
 // room's state is owned by one goroutine on one node, claimed in a
 // Directory with a lease; players on any node join it, their inputs and its
 // snapshots crossing through the Broker. The studio writes a RoomLogic;
-// RaidBoss is a small demo.
+// RaidBoss is a small demo. room.match groups waiting players through a
+// Matchmaker: FIFOMatchmaker (the default) matches the players of one node;
+// RedisMatchmaker queues them in Redis (single node or Cluster) so players
+// on every node meet, first come first served; a dead node's waiting
+// players leave the queues after RedisMatchmakerConfig.WaitTTL.
 package realtime

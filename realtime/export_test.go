@@ -27,3 +27,7 @@ func WritersRunning(h *Hub, userKey int64) int {
 // PausePresence stops h's presence heartbeats and disconnect reports, as
 // if the node died with its connections still counted.
 func PausePresence(h *Hub) { h.presence.paused.Store(true) }
+
+// HaltMatchmaker stops m's refreshes without removing its players, as if
+// its node died.
+func HaltMatchmaker(m *RedisMatchmaker) { m.halt() }

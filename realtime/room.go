@@ -70,14 +70,20 @@ type RoomLogic interface {
 }
 
 // Matchmaker groups waiting players into rooms (room.match). Safe for
-// concurrent use.
+// concurrent use. FIFOMatchmaker matches the players of one node;
+// RedisMatchmaker those of every node sharing a Redis.
+// realtimetest.RunMatchmakerTests checks an implementation.
 type Matchmaker interface {
 	// Add queues a player for a room of kind. When the player completes a
-	// group, Add removes the group from the queue and returns it (the
-	// player included); otherwise it returns nil. Adding a player already
-	// waiting is a no-op.
+	// group, Add removes the group from the queue and returns it, in
+	// arrival order (the player last); otherwise it returns nil. Adding a
+	// player already waiting is a no-op (it keeps its place). A player
+	// may wait for several kinds at once. The node whose Add completed a
+	// group creates the room and sends every member room.matched
+	// (Hub.PushUser: through the broker, to any node).
 	Add(ctx context.Context, kind string, userKey int64) ([]int64, error)
-	// Remove takes the player out of every queue (it disconnected).
+	// Remove takes the player out of every queue it waits in through this
+	// matchmaker (its connection on this node closed).
 	Remove(ctx context.Context, userKey int64)
 }
 
@@ -114,14 +120,14 @@ func (m *FIFOMatchmaker) Add(_ context.Context, kind string, userKey int64) ([]i
 	if slices.Contains(q, userKey) {
 		return nil, nil
 	}
-	if len(q) >= m.maxQueue {
-		return nil, ErrMatchQueueFull
-	}
-	q = append(q, userKey)
-	if len(q) < m.size {
-		m.queues[kind] = q
+	if len(q)+1 < m.size {
+		if len(q) >= m.maxQueue { // only players who would wait count against the bound
+			return nil, ErrMatchQueueFull
+		}
+		m.queues[kind] = append(q, userKey)
 		return nil, nil
 	}
+	q = append(q, userKey)
 	group := slices.Clone(q[:m.size])
 	rest := slices.Clone(q[m.size:])
 	if len(rest) == 0 {

@@ -52,9 +52,13 @@ type RoomConfig struct {
 	// or the matched kind) with room.create's params (nil for matches). An
 	// error refuses the room with its code. Required.
 	NewLogic func(kind string, params json.RawMessage) (RoomLogic, error)
-	// Matchmaker serves room.match. Default NewFIFOMatchmaker(MatchSize, 0).
+	// Matchmaker serves room.match. Default NewFIFOMatchmaker(MatchSize,
+	// 0): players of this node only. With several nodes give each its own
+	// RedisMatchmaker on the shared Redis (players of every node meet);
+	// Rooms does not close it (close it after Hub.Shutdown).
 	Matchmaker Matchmaker
-	// MatchSize is the default matchmaker's group size. Default 2.
+	// MatchSize is the default matchmaker's group size (a Matchmaker given
+	// above has its own). Default 2.
 	MatchSize int
 	// TickRate is how many ticks per second each room runs. Default 10.
 	TickRate float64

@@ -1,6 +1,6 @@
 // Package realtimetest helps test realtime code: conformance suites any
-// Broker, Presence or Directory implementation can run, and a fake broker
-// that records publications and injects failures.
+// Broker, Presence, Directory or Matchmaker implementation can run, and a
+// fake broker that records publications and injects failures.
 package realtimetest
 
 import (

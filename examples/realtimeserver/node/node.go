@@ -36,9 +36,11 @@
 // other players room.join it from any node, every room.input {"damage": d}
 // (at most 100) hits the boss at the next tick (10 per second), and the
 // members get room.snapshot pushes until the boss falls (room.end). In
-// Redis mode the rooms are claimed in a RedisDirectory (prefix
-// RedisPrefix + "rt:"), so players on other nodes join them; in memory
-// mode the directory is in process. See docs/PROTOCOL.md §16.3.1.
+// Redis mode the rooms are claimed in a RedisDirectory and room.match
+// queues in a RedisMatchmaker (both under the prefix RedisPrefix + "rt:"),
+// so players on different nodes are matched together and join rooms on
+// other nodes; in memory mode the directory and the FIFO matchmaker are in
+// process. See docs/PROTOCOL.md §16.3.1.
 package node
 
 import (
@@ -152,7 +154,8 @@ type Node struct {
 	log      *slog.Logger
 	redis    *session.RedisClients // nil in memory mode
 	sessions session.Store
-	broker   *realtime.RedisBroker // nil in memory mode (the hub owns its broker)
+	broker   *realtime.RedisBroker     // nil in memory mode (the hub owns its broker)
+	mm       *realtime.RedisMatchmaker // nil in memory mode (rooms use a FIFOMatchmaker)
 	hub      *realtime.Hub
 	mux      *http.ServeMux
 
@@ -428,6 +431,9 @@ func (n *Node) shutdownHub(ctx context.Context) error {
 		if n.hub != nil {
 			n.shutdownErr = n.hub.Shutdown(ctx)
 		}
+		if n.mm != nil { // after the hub: no room.match runs any more
+			n.shutdownErr = errors.Join(n.shutdownErr, n.mm.Close(ctx))
+		}
 		if n.broker != nil {
 			n.shutdownErr = errors.Join(n.shutdownErr, n.broker.Close())
 		}
@@ -462,18 +468,27 @@ const (
 // startRooms attaches the raid rooms to the hub (Hub.Shutdown closes them).
 func (n *Node) startRooms() error {
 	var dir realtime.Directory = realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
+	var mm realtime.Matchmaker // memory mode: the rooms' FIFOMatchmaker
 	if n.redis != nil {
 		rd, err := realtime.NewRedisDirectory(n.redis.Clients[0], realtime.DirectoryConfig{Prefix: n.cfg.RedisPrefix + "rt:"})
 		if err != nil {
 			return fmt.Errorf("realtimeserver: room directory: %w", err)
 		}
 		dir = rd
+		n.mm, err = realtime.NewRedisMatchmaker(n.redis.Clients[0], realtime.RedisMatchmakerConfig{
+			Prefix: n.cfg.RedisPrefix + "rt:", Size: RaidMatchSize, Logger: n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("realtimeserver: matchmaker: %w", err)
+		}
+		mm = n.mm
 	}
 	_, err := realtime.NewRooms(n.hub, dir, realtime.RoomConfig{
-		Node:      n.cfg.NodeID,
-		MatchSize: RaidMatchSize,
-		NewLogic:  newRaid,
-		Logger:    n.log,
+		Node:       n.cfg.NodeID,
+		Matchmaker: mm,
+		MatchSize:  RaidMatchSize,
+		NewLogic:   newRaid,
+		Logger:     n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("realtimeserver: rooms: %w", err)

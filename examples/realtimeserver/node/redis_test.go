@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -225,6 +226,58 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	}
 	if err := b.RoomLeave(ctx, room.Room); err != nil {
 		t.Fatal(err)
+	}
+
+	// room.match on node 1, then on node 2: the players meet in one raid
+	// (the nodes share the RedisMatchmaker's queue), both are told, join
+	// it and see it tick.
+	if r, err := a.RoomMatch(ctx, RaidKind); err != nil || r != "" {
+		t.Fatalf("match on node 1 = %q, %v; want queued", r, err)
+	}
+	matched, err := b.RoomMatch(ctx, RaidKind)
+	if err != nil || matched == "" {
+		t.Fatalf("match on node 2 = %q, %v; want the raid", matched, err)
+	}
+	for _, c := range []*realtimetest.Client{a, b} {
+		payload, err := c.NextTopic(ctx, realtime.TopicRoomMatched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Room    string  `json:"room"`
+			Players []int64 `json:"players"`
+		}
+		if err := json.Unmarshal(payload, &m); err != nil || m.Room != matched || !slices.Equal(m.Players, []int64{pa.UserKey, pb.UserKey}) {
+			t.Fatalf("room.matched %s: %v", payload, err)
+		}
+		if _, err := c.RoomJoin(ctx, matched); err != nil {
+			t.Fatalf("join the matched raid: %v", err)
+		}
+	}
+	for _, c := range []*realtimetest.Client{a, b} {
+		for {
+			payload, err := c.NextTopic(ctx, realtime.TopicRoomSnapshot)
+			if err != nil {
+				t.Fatalf("matched raid snapshot: %v", err)
+			}
+			var snap struct {
+				Room  string `json:"room"`
+				State struct {
+					Players []struct{} `json:"players"`
+				} `json:"state"`
+			}
+			if err := json.Unmarshal(payload, &snap); err != nil {
+				t.Fatal(err)
+			}
+			if snap.Room == matched && len(snap.State.Players) == 2 {
+				break
+			}
+		}
+	}
+	for _, c := range []*realtimetest.Client{a, b} {
+		if err := c.RoomLeave(ctx, matched); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// A notice from the game server's ops API reaches both nodes' clients.
