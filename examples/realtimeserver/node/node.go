@@ -43,6 +43,7 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -314,10 +315,14 @@ func (n *Node) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, n.Stats())
 }
 
-// DevLogin is the /dev/login answer.
+// DevLogin is the /dev/login answer: the session's token, and its key id
+// and secret (base64, standard encoding) for authenticated frames
+// (protocol.NewKeys(KeyID, Secret)), as a game login gives them.
 type DevLogin struct {
 	Token   string `json:"token"`
 	UserKey int64  `json:"user_key"`
+	KeyID   string `json:"key_id"`
+	Secret  string `json:"secret"`
 }
 
 // login makes a memory session for user K (dev only): the same kick rule
@@ -337,7 +342,7 @@ func (n *Node) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, DevLogin{Token: s.Token, UserKey: uk})
+	writeJSON(w, http.StatusOK, DevLogin{Token: s.Token, UserKey: uk, KeyID: s.ID, Secret: base64.StdEncoding.EncodeToString(s.Secret)})
 }
 
 // notice broadcasts {"message": M} with topic T on the system channel (dev
