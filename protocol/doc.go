@@ -50,4 +50,14 @@
 // requests, re-sends a request whose reply was lost with the same request id
 // (sealed again with a new counter), and estimates the server clock offset
 // while always sending its raw clock.
+//
+// The frame counter belongs to the session keys, not to a connection: a
+// FrameCounter hands out a session's counters, and every connection that
+// seals frames with the same keys (the Client's HTTP requests, a websocket
+// of the realtime binding) takes them from the same one (Client.Counter,
+// Client.SetSessionCounter), so no counter, and so no AES-GCM nonce, is used
+// twice. The server refuses a counter at or below the highest it accepted
+// for the session (no window), so frames it checks must arrive in counter
+// order: don't let a websocket game command overtake an HTTP request of
+// the same session (docs/PROTOCOL.md §7.4, §16.1).
 package protocol

@@ -19,7 +19,7 @@
 //	GET /ws?token=T&mode=xor       the realtime binding (docs/PROTOCOL.md §16)
 //	GET /healthz                   200 "ok" while serving
 //	GET /stats                     JSON: node id, mode, hub counters, Redis broker counters
-//	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key"}
+//	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key", "key_id", "secret"}
 //	                               (optional &country=&language=&platform=&client_version=)
 //	POST /dev/notice?topic=T&message=M
 //	                               dev + memory mode only: Broadcast on "system"
