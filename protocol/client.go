@@ -116,10 +116,10 @@ type ClientConfig struct {
 // the server while always sending its raw clock.
 //
 // A Client is safe for concurrent use. In authenticated mode calls are sent
-// one at a time, because the server refuses a counter at or below one it
-// already accepted, and concurrent HTTP requests may arrive out of order.
-// Its frame counters come from a FrameCounter (Counter) that a websocket
-// client of the same session shares.
+// one at a time, so its frames reach the server in counter order (the
+// server accepts a counter at most ReplayWindowSize below the highest it
+// accepted). Its frame counters come from a FrameCounter (Counter) that a
+// websocket client of the same session shares.
 type Client struct {
 	cfg   ClientConfig
 	codec *Codec

@@ -39,8 +39,8 @@ const (
 	CodeKicked Code = 12
 	// CodeSessionRevoked: the session was revoked by the server or an operator.
 	CodeSessionRevoked Code = 13
-	// CodeReplayed: an authenticated frame's counter is at or below the last
-	// accepted one for its session.
+	// CodeReplayed: an authenticated frame's counter was accepted before for
+	// its session, or is ReplayWindowSize or more below the highest accepted.
 	CodeReplayed Code = 14
 	// CodeBlocked: the account or device is blocked.
 	CodeBlocked Code = 15

@@ -47,3 +47,48 @@ func (c *FrameCounter) Next() uint64 {
 // started from before the first Next). A client that keeps its session keys
 // across restarts stores it, to count on from it with NewFrameCounter.
 func (c *FrameCounter) Last() uint64 { return c.last.Load() }
+
+// ReplayWindowSize is how far below the highest accepted counter of a
+// session a counter may still be accepted, once (docs/PROTOCOL.md §7.4):
+// frames of one session that travel over two connections (an HTTP request
+// and a websocket) may arrive in another order than their counters.
+const ReplayWindowSize = 64
+
+// ReplayWindow is the server's record of a session's accepted frame
+// counters, the anti-replay window of IPsec and DTLS (RFC 4303 §3.4.3,
+// RFC 6347 §4.1.2.6): the highest counter accepted and which of the
+// ReplayWindowSize counters up to it were. A counter is accepted at most
+// once: above Top, or at most ReplayWindowSize-1 below it and not seen
+// before. Everything further below is refused. The zero value has
+// accepted nothing.
+type ReplayWindow struct {
+	// Top is the highest counter accepted, 0 before the first.
+	Top uint64
+	// Seen has bit i set when counter Top-i was accepted (bit 0 is Top).
+	// A window kept by an older server without it starts with every bit
+	// set: nothing at or below Top is accepted, the strict rule.
+	Seen uint64
+}
+
+// Accept records counter and reports whether it is new: false for 0, a
+// counter already accepted, or one ReplayWindowSize or more below Top.
+func (w *ReplayWindow) Accept(counter uint64) bool {
+	if counter == 0 {
+		return false
+	}
+	if counter > w.Top {
+		if d := counter - w.Top; d >= ReplayWindowSize {
+			w.Seen = 1
+		} else {
+			w.Seen = w.Seen<<d | 1
+		}
+		w.Top = counter
+		return true
+	}
+	d := w.Top - counter
+	if d >= ReplayWindowSize || w.Seen&(1<<d) != 0 {
+		return false
+	}
+	w.Seen |= 1 << d
+	return true
+}

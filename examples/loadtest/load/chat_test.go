@@ -330,8 +330,8 @@ func TestChatConfig(t *testing.T) {
 
 // wsGameChat is a test scenario: a game command the session store checks
 // (player.load) over HTTP, the same over the user's websocket, then a chat
-// message. The store refuses a counter at or below the last it accepted,
-// so every frame must take its counter from the session's one counter.
+// message. The store accepts each counter of the session once, so every
+// frame must take its counter from the session's one counter.
 type wsGameChat struct{ chat Chat }
 
 const cmdWSLoad = "ws." + game.CmdLoad
