@@ -116,8 +116,10 @@ type ClientConfig struct {
 // the server while always sending its raw clock.
 //
 // A Client is safe for concurrent use. In authenticated mode calls are sent
-// one at a time, because the server refuses a counter at or below one it
-// already accepted, and concurrent HTTP requests may arrive out of order.
+// one at a time, so its frames reach the server in counter order (the
+// server accepts a counter at most ReplayWindowSize below the highest it
+// accepted). Its frame counters come from a FrameCounter (Counter) that a
+// websocket client of the same session shares.
 type Client struct {
 	cfg   ClientConfig
 	codec *Codec
@@ -125,7 +127,7 @@ type Client struct {
 	mu      sync.Mutex // guards everything below
 	token   string
 	keys    *Keys
-	counter uint64
+	counter *FrameCounter // of keys; nil without keys
 	seq     uint64
 	samples [clockSamples]clockSample
 	nSample int
@@ -173,16 +175,40 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 // SetSession sets the session token sent in every envelope and, when keys is
-// not nil, switches to authenticated frames with those keys. New keys start
-// the counter again at 1; the same keys keep it, because the server refuses
-// counters it has already passed. Pass "" and nil to log out.
+// not nil, switches to authenticated frames with those keys. New keys get a
+// new FrameCounter starting at 1; the same keys keep theirs, because the
+// server refuses counters it has already passed. Pass "" and nil to log out.
 func (c *Client) SetSession(token string, keys *Keys) {
+	c.SetSessionCounter(token, keys, nil)
+}
+
+// SetSessionCounter is SetSession with the FrameCounter the keys' frames
+// take their counters from: one shared with another connection of the
+// session, or one restored with NewFrameCounter after a restart. Nil
+// behaves as SetSession. The counter is ignored when keys is nil.
+func (c *Client) SetSessionCounter(token string, keys *Keys, counter *FrameCounter) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if keys != c.keys {
-		c.counter = 0
+	switch {
+	case keys == nil:
+		counter = nil
+	case counter == nil && keys == c.keys:
+		counter = c.counter
+	case counter == nil:
+		counter = new(FrameCounter)
 	}
-	c.token, c.keys = token, keys
+	c.token, c.keys, c.counter = token, keys, counter
+}
+
+// Counter returns the FrameCounter of the current session keys, nil when
+// the Client is not in authenticated mode. A websocket connection of the
+// same session must take its counters from it (for example
+// realtimetest.DialOptions.Counters), so that HTTP requests and websocket
+// frames never use a counter twice (docs/PROTOCOL.md §7.4, §16.1).
+func (c *Client) Counter() *FrameCounter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counter
 }
 
 // Token returns the current session token.
@@ -280,8 +306,7 @@ func (c *Client) send(ctx context.Context, req *Request) (*Response, error) {
 	keys := c.keys
 	opts := EncodeOptions{Mode: c.cfg.Mode}
 	if keys != nil {
-		c.counter++
-		opts = EncodeOptions{Mode: ModeAuthenticated, Keys: keys, Counter: c.counter}
+		opts = EncodeOptions{Mode: ModeAuthenticated, Keys: keys, Counter: c.counter.Next()}
 		req.Token = ""
 	} else {
 		req.Token = c.token

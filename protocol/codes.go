@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -38,8 +39,8 @@ const (
 	CodeKicked Code = 12
 	// CodeSessionRevoked: the session was revoked by the server or an operator.
 	CodeSessionRevoked Code = 13
-	// CodeReplayed: an authenticated frame's counter is at or below the last
-	// accepted one for its session.
+	// CodeReplayed: an authenticated frame's counter was accepted before for
+	// its session, or is ReplayWindowSize or more below the highest accepted.
 	CodeReplayed Code = 14
 	// CodeBlocked: the account or device is blocked.
 	CodeBlocked Code = 15
@@ -217,4 +218,28 @@ func publicError(err error) (Code, string, time.Duration) {
 	}
 	code := CodeOf(err)
 	return code, code.String(), 0
+}
+
+// ParseCode returns the code named s (Code.String: "kicked", "game_1001",
+// "code_77"); false for any other string.
+func ParseCode(s string) (Code, bool) {
+	for c, name := range codeNames {
+		if name == s {
+			return c, true
+		}
+	}
+	for _, p := range []string{"game_", "code_"} {
+		rest, ok := strings.CutPrefix(s, p)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(rest, 10, 31)
+		if err != nil || strconv.FormatUint(n, 10) != rest {
+			return 0, false
+		}
+		if c := Code(n); c.String() == s {
+			return c, true
+		}
+	}
+	return 0, false
 }

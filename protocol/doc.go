@@ -18,8 +18,10 @@
 // counter in the clear; the nonce is built from the counter and the header is
 // the additional data, so a frame cannot be altered, cut short or moved to
 // another session. A CounterGuard (the session store in a real server, a
-// Keyring in tests) refuses counters at or below the last accepted, so a
-// captured frame cannot be replayed. Server frames use random nonces.
+// Keyring in tests) accepts each counter at most once, in a ReplayWindow
+// (above the highest accepted, or less than ReplayWindowSize below it and
+// not seen before), so a captured frame cannot be replayed. Server frames
+// use random nonces.
 //
 // Decoding never trusts a length before checking it: frame size and declared
 // decompressed size are limited (Config.MaxFrameSize, Config.MaxBodySize)
@@ -50,4 +52,13 @@
 // requests, re-sends a request whose reply was lost with the same request id
 // (sealed again with a new counter), and estimates the server clock offset
 // while always sending its raw clock.
+//
+// The frame counter belongs to the session keys, not to a connection: a
+// FrameCounter hands out a session's counters, and every connection that
+// seals frames with the same keys (the Client's HTTP requests, a websocket
+// of the realtime binding) takes them from the same one (Client.Counter,
+// Client.SetSessionCounter), so no counter, and so no AES-GCM nonce, is used
+// twice. The server accepts a counter that arrives after higher ones of the
+// same session up to ReplayWindowSize below the highest (docs/PROTOCOL.md
+// §7.4, §16.1).
 package protocol

@@ -96,3 +96,36 @@ func ExampleCodeOf() {
 	// timeout
 	// internal
 }
+
+// The frame counter belongs to the session keys: a second connection of the
+// same session (a websocket next to the HTTP client, another Client) takes
+// its counters from the same FrameCounter, so no counter is used twice.
+func ExampleClient_Counter() {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	keys, _ := protocol.NewKeys([]byte("10000042.s1"), secret)
+	keyring := protocol.NewKeyring()
+	keyring.Add(keys)
+	mux := protocol.NewMux()
+	mux.HandleFunc("ping", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		return &protocol.Response{Payload: []byte(fmt.Sprint(req.Counter))}, nil
+	})
+	h, _ := protocol.NewHTTPHandler(mux, protocol.HTTPConfig{Keys: keyring, RequireAuthenticated: true})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	http1, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
+	http1.SetSession("", keys)
+	http2, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
+	http2.SetSessionCounter("", keys, http1.Counter()) // realtimetest.DialOptions{Counters: ...} likewise
+	for _, c := range []*protocol.Client{http1, http2, http1} {
+		var counter uint64
+		_, err := c.Call(context.Background(), "ping", nil, &counter)
+		fmt.Println(counter, err)
+	}
+	fmt.Println("last", http1.Counter().Last())
+	// Output:
+	// 1 <nil>
+	// 2 <nil>
+	// 3 <nil>
+	// last 3
+}

@@ -144,11 +144,12 @@ func TestHTTPModes(t *testing.T) {
 func TestHTTPAuthenticatedReplayAndForgery(t *testing.T) {
 	f := newHTTPFixture(t, HTTPConfig{})
 	req := &Request{Command: "echo", Seq: 1}
-	frame, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 7})
+	frame, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 70})
 	if status, _, _ := f.post(t, ContentTypeFrame, frame); status != http.StatusOK {
 		t.Fatalf("first: %d", status)
 	}
-	// The same frame again, and an older counter: both refused.
+	// The same frame again, and a counter ReplayWindowSize (64) or more
+	// older: both refused.
 	status, _, reply := f.post(t, ContentTypeFrame, frame)
 	if code := replyCode(t, f, reply); status != http.StatusUnauthorized || code != CodeReplayed {
 		t.Fatalf("replay: status %d code %v", status, code)
@@ -157,14 +158,22 @@ func TestHTTPAuthenticatedReplayAndForgery(t *testing.T) {
 	if status, _, reply = f.post(t, ContentTypeFrame, older); replyCode(t, f, reply) != CodeReplayed {
 		t.Fatalf("older counter: status %d", status)
 	}
+	// One less than 64 below that was never used: accepted, once.
+	inWindow, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 7})
+	if status, _, _ = f.post(t, ContentTypeFrame, inWindow); status != http.StatusOK {
+		t.Fatalf("counter in the window: %d", status)
+	}
+	if status, _, reply = f.post(t, ContentTypeFrame, inWindow); replyCode(t, f, reply) != CodeReplayed {
+		t.Fatalf("counter in the window again: status %d", status)
+	}
 	// A forged frame with a higher counter fails authentication and does not
-	// advance the counter: the next honest frame (8) still goes through.
+	// advance the counter: the next honest frame (71) still goes through.
 	forged, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 100})
 	forged[len(forged)-1] ^= 1
 	if status, _, reply = f.post(t, ContentTypeFrame, forged); status != http.StatusUnauthorized || replyCode(t, f, reply) != CodeUnauthorized {
 		t.Fatalf("forged: status %d", status)
 	}
-	next, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 8})
+	next, _ := f.client.Encode(AppendRequest(nil, req), EncodeOptions{Mode: ModeAuthenticated, Keys: f.keys, Counter: 71})
 	if status, _, _ = f.post(t, ContentTypeFrame, next); status != http.StatusOK {
 		t.Fatalf("honest frame after forgery: %d", status)
 	}

@@ -83,12 +83,14 @@ type KeyResolver interface {
 	ResolveKeys(ctx context.Context, keyID []byte) (*Keys, error)
 }
 
-// CounterGuard enforces strictly increasing frame counters per key id.
+// CounterGuard accepts each frame counter of a key id at most once, within
+// a ReplayWindow (docs/PROTOCOL.md §7.4).
 type CounterGuard interface {
-	// AcceptCounter records counter as the last accepted for keyID, or
-	// returns an error wrapping ErrReplayed if it is not above the last one.
-	// It is called only after the frame authenticated, so a forged frame
-	// cannot advance the counter.
+	// AcceptCounter records counter as accepted for keyID, or returns an
+	// error wrapping ErrReplayed if it was accepted before or is
+	// ReplayWindowSize or more below the highest accepted. It is called
+	// only after the frame authenticated, so a forged frame cannot advance
+	// the counter.
 	AcceptCounter(ctx context.Context, keyID []byte, counter uint64) error
 }
 
@@ -101,7 +103,7 @@ type Keyring struct {
 
 type keyringEntry struct {
 	keys *Keys
-	last uint64
+	win  ReplayWindow
 }
 
 // NewKeyring returns an empty Keyring.
@@ -141,10 +143,9 @@ func (r *Keyring) AcceptCounter(_ context.Context, keyID []byte, counter uint64)
 	if e == nil {
 		return ErrNoKeys
 	}
-	if counter <= e.last {
-		return fmt.Errorf("%w: counter %d, last accepted %d", ErrReplayed, counter, e.last)
+	if !e.win.Accept(counter) {
+		return fmt.Errorf("%w: counter %d, highest accepted %d", ErrReplayed, counter, e.win.Top)
 	}
-	e.last = counter
 	return nil
 }
 

@@ -19,14 +19,17 @@
 //     no index of its own. Both start with the user key, so a lookup routes
 //     to the user's Redis node without a global index.
 //   - Secret, 32 random bytes for the authenticated frame mode
-//     (protocol.NewKeys), and Counter, the last accepted frame counter.
+//     (protocol.NewKeys), and Counter, the highest accepted frame counter.
 //   - the user key, shard id, client version, platform, device id, country,
 //     language, created and last-seen times, and the game's own Attrs.
 //
 // Store.Get validates a token and slides the session's TTL; Store.GetFrame
-// does the same for a key id and, in the same step, checks that the frame
-// counter is above the last accepted one and advances it. On Redis each is
-// one Lua script: one round trip (tested with a go-redis hook).
+// does the same for a key id and, in the same step, accepts the frame
+// counter at most once, in a protocol.ReplayWindow: above the highest
+// accepted, or less than protocol.ReplayWindowSize (64) below it and not
+// seen before (frames of one session over HTTP and a websocket may arrive
+// slightly out of counter order). On Redis each is one Lua script: one
+// round trip (tested with a go-redis hook).
 //
 // One session per user is the default (Config.AllowMultiple off): a new
 // login kicks the user's older sessions. A kicked session answers ErrKicked

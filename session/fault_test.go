@@ -703,6 +703,19 @@ func TestLostReplyRetried(t *testing.T) {
 	if _, err := s.GetFrame(ctx, sess.ID, 3); err != nil {
 		t.Fatalf("GetFrame(3) after the resent frame 2: %v", err)
 	}
+	// The same for a counter below the highest (in the replay window).
+	if _, err := s.GetFrame(ctx, sess.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := lose("GetFrame below the highest", func() error { var err error; got, err = s.GetFrame(ctx, sess.ID, 8); return err }); err != nil || got.Counter != 8 {
+		t.Fatalf("GetFrame(8) after 10, with its first reply lost: %v, want success", err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 8); protocol.CodeOf(err) != protocol.CodeReplayed {
+		t.Fatalf("frame 8 again (a new call): %v, want CodeReplayed", err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 9); err != nil {
+		t.Fatalf("GetFrame(9) after the resent frame 8: %v", err)
+	}
 
 	var fresh *session.Session
 	if err := lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: uk}); return err }); err != nil {

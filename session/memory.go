@@ -28,6 +28,7 @@ type MemoryStore struct {
 
 type memSession struct {
 	s     Session
+	win   uint64    // protocol.ReplayWindow.Seen; s.Counter is its Top
 	ended byte      // 0 live, stateKicked, stateRevoked
 	exp   time.Time // live: expiry; ended: when the tombstone goes
 }
@@ -215,12 +216,16 @@ func (m *MemoryStore) touchLocked(id string, frame bool, counter uint64) (*Sessi
 		return nil, err
 	}
 	if frame {
-		if counter <= e.s.Counter {
-			return nil, fmt.Errorf("session: counter %d, last accepted %d: %w", counter, e.s.Counter, protocol.ErrReplayed)
+		w := protocol.ReplayWindow{Top: e.s.Counter, Seen: e.win}
+		if !w.Accept(counter) {
+			return nil, fmt.Errorf("session: counter %d, highest accepted %d: %w", counter, e.s.Counter, protocol.ErrReplayed)
 		}
-		e.s.Counter = counter
+		e.s.Counter, e.win = w.Top, w.Seen
 	}
 	out := copySession(&e.s)
+	if frame {
+		out.Counter = counter
+	}
 	e.s.LastSeen = now
 	e.exp = now.Add(m.cfg.TTL)
 	return out, nil

@@ -101,8 +101,13 @@ func (s *RedisStore) userPrefix(uk int64) string {
 
 // The session hash has the fields st (state: absent while live, k kicked,
 // r revoked), exp (live: expiry; ended: end of the tombstone, Unix ms), ls
-// (last seen, Unix ms), ctr (last accepted frame counter, decimal), fn (the
-// nonce of the GetFrame call that accepted ctr, absent before the first), tk
+// (last seen, Unix ms), ctr (highest accepted frame counter, decimal), cw
+// (the replay window below it: 64 characters '0'/'1', the i-th (from 1)
+// for counter ctr-i+1, as protocol.ReplayWindow.Seen; absent before the
+// first frame and in sessions of older versions, read as all '1': the
+// strict rule), fn and fc (the nonce of the last GetFrame call that
+// accepted a counter, and that counter; fc absent in older sessions, where
+// fn belongs to ctr), tk
 // (the token's random part) and d (everything that never changes, encoded by
 // encodeData; dropped when the session ends, so a tombstone keeps no
 // secret).
@@ -163,8 +168,12 @@ return kicked
 // session hash. ARGV: 1 mode (t token, f frame, s secret peek), 2 now ms, 3
 // ttl ms, 4 tombstone ms, 5 keep-alive ms, 6 the token's secret part (mode
 // t) or the frame counter (mode f), 7 (mode f) the call's nonce. A frame
-// counter equal to the last accepted one with the same nonce is a resend of
-// the call that accepted it (go-redis retries a command whose reply was
+// counter is accepted as protocol.ReplayWindow.Accept does; the counters
+// are decimal strings of up to 20 digits, beyond Lua's exact doubles, so
+// delta computes their difference from two halves of 10 digits (exact
+// when it is below 1e10, which is all the window needs). A refused counter
+// equal to the last accepted one with the same nonce is a resend of the
+// call that accepted it (go-redis retries a command whose reply was
 // lost): it succeeds again without a second advance. The keys' Redis TTLs are renewed only
 // when they would end before the new expiry plus the tombstone, so most
 // calls skip the PEXPIREs. Returns {status} or {0, ls, ctr, tk, d}; {5,
@@ -172,9 +181,19 @@ return kicked
 // kicked, 4 revoked, 5 replayed. Times are Unix ms, exact in Lua's doubles
 // (below 2^53).
 var getScript = redis.NewScript(`
+local function halves(x)
+  local n = #x
+  if n <= 10 then return 0, tonumber(x) end
+  return tonumber(string.sub(x, 1, n - 10)), tonumber(string.sub(x, n - 9))
+end
+local function delta(a, b)
+  local ah, al = halves(a)
+  local bh, bl = halves(b)
+  return (ah - bh) * 1e10 + (al - bl)
+end
 local mode = ARGV[1]
 local hk = KEYS[2]
-local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc', 'fn')
+local f = redis.call('HMGET', hk, 'st', 'exp', 'ls', 'ctr', 'tk', 'd', 'gc', 'fn', 'cw', 'fc')
 if not f[2] or (mode == 't' and f[5] ~= ARGV[6]) then return {1} end
 local now = tonumber(ARGV[2])
 local exp = tonumber(f[2])
@@ -191,11 +210,22 @@ local newExp = now + tonumber(ARGV[3])
 if mode == 'f' then
   local c = ARGV[6]
   local last = f[4]
-  if #c < #last or (#c == #last and c <= last) then
-    if c == last and f[8] == ARGV[7] then return {0, f[3], f[4], f[5], f[6]} end
+  local w = f[9] or string.rep('1', 64)
+  local d = delta(c, last)
+  if d > 0 then
+    if d >= 64 then
+      w = '1' .. string.rep('0', 63)
+    else
+      w = '1' .. string.rep('0', d - 1) .. string.sub(w, 1, 64 - d)
+    end
+    redis.call('HSET', hk, 'ctr', c, 'cw', w, 'fn', ARGV[7], 'fc', c, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
+  elseif d > -64 and string.sub(w, 1 - d, 1 - d) == '0' then
+    w = string.sub(w, 1, -d) .. '1' .. string.sub(w, 2 - d)
+    redis.call('HSET', hk, 'cw', w, 'fn', ARGV[7], 'fc', c, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
+  else
+    if f[8] == ARGV[7] and (f[10] or last) == c then return {0, f[3], f[4], f[5], f[6]} end
     return {5, last}
   end
-  redis.call('HSET', hk, 'ctr', c, 'fn', ARGV[7], 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 else
   redis.call('HSET', hk, 'ls', ARGV[2], 'exp', string.format('%d', newExp))
 end
@@ -382,7 +412,7 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 		if len(res) > 1 {
 			last, _ = res[1].(string)
 		}
-		return nil, fmt.Errorf("session: counter %d, last accepted %s: %w", counter, last, protocol.ErrReplayed)
+		return nil, fmt.Errorf("session: counter %d, highest accepted %s: %w", counter, last, protocol.ErrReplayed)
 	default:
 		return nil, unavailable("get", fmt.Errorf("script status %d", status))
 	}

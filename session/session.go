@@ -194,7 +194,8 @@ type Session struct {
 	// Secret is the session secret for authenticated frames (SecretLen
 	// random bytes); protocol.NewKeys derives the frame keys from it.
 	Secret []byte
-	// Counter is the last accepted authenticated frame counter.
+	// Counter is the highest accepted authenticated frame counter; in
+	// GetFrame's answer, the counter of the frame just accepted.
 	Counter uint64
 	Attrs   map[string]string
 }
@@ -262,10 +263,12 @@ type Store interface {
 	// (wrapped).
 	Get(ctx context.Context, token string) (*Session, error)
 	// GetFrame validates the session named by a key id (Session.ID) for an
-	// authenticated frame with the given counter: the counter must be above
-	// the last accepted one (else protocol.ErrReplayed, wrapped) and becomes
-	// the last accepted one. It slides the TTL like Get, atomically with the
-	// check (one Redis round trip).
+	// authenticated frame with the given counter: the counter must not have
+	// been accepted before and must be above the highest accepted one or
+	// less than protocol.ReplayWindowSize below it (else
+	// protocol.ErrReplayed, wrapped); it is then recorded as accepted, as a
+	// protocol.ReplayWindow does. It slides the TTL like Get, atomically
+	// with the check (one Redis round trip).
 	GetFrame(ctx context.Context, keyID string, counter uint64) (*Session, error)
 	// Secret returns the secret of a live session by key id, without
 	// sliding its TTL or touching its counter (for protocol.KeyResolver).

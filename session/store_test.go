@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -420,4 +421,38 @@ func TestStats(t *testing.T) {
 		defer s.Close()
 		run(t, s)
 	})
+}
+
+// A session written by a version before the replay window (no cw or fc
+// field) keeps the strict rule below its counter, and opens the window as
+// its counter moves on.
+func TestRedisWindowOfOlderSession(t *testing.T) {
+	c := testredis.Client(t)
+	ctx := context.Background()
+	prefix := testredis.Prefix(t, c)
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sess, err := s.Create(ctx, session.NewSession{UserKey: 77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetFrame(ctx, sess.ID, 50); err != nil {
+		t.Fatal(err)
+	}
+	_, sid, _ := strings.Cut(sess.ID, ".")
+	if n, err := c.HDel(ctx, prefix+"{u:77}:s:"+sid, "cw", "fc").Result(); err != nil || n != 2 {
+		t.Fatalf("HDEL cw fc: %d, %v", n, err)
+	}
+	for _, st := range []struct {
+		c  uint64
+		ok bool
+	}{{49, false}, {50, false}, {51, true}, {49, false}, {53, true}, {52, true}, {51, false}, {50, false}} {
+		_, err := s.GetFrame(ctx, sess.ID, st.c)
+		if (err == nil) != st.ok || (err != nil && protocol.CodeOf(err) != protocol.CodeReplayed) {
+			t.Fatalf("GetFrame(%d): %v, want ok %v", st.c, err, st.ok)
+		}
+	}
 }

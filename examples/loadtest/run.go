@@ -55,7 +55,7 @@ func parseArgs(args []string) (options, error) {
 	fs.DurationVar(&o.cfg.Duration, "duration", load.DefaultDuration, fmt.Sprintf("run time limit (at most %v)", load.MaxDuration))
 	fs.Int64Var(&iterations, "iterations", load.DefaultIterations, fmt.Sprintf("limit of scenario iterations over all users (at most %d); the run ends at whichever limit comes first", load.MaxIterations))
 	fs.StringVar(&think, "think", "0", "pause after each iteration: a duration (500ms) or a range drawn uniformly (200ms-2s)")
-	fs.StringVar(&mode, "mode", string(load.ModeAuthenticated), "HTTP frames after login: auth (AES-GCM with the session's keys) or xor (the chat scenario's websocket always uses xor)")
+	fs.StringVar(&mode, "mode", string(load.ModeAuthenticated), "frames after login, HTTP and the chat scenario's websocket: auth (AES-GCM with the session's keys, one frame counter for both) or xor")
 	fs.StringVar(&o.cfg.XORKey, "xor-key", server.DefaultXORKey, "frame obfuscation key the server expects")
 	fs.DurationVar(&o.cfg.RequestTimeout, "timeout", load.DefaultRequestTimeout, "limit of one call, retries included")
 	fs.IntVar(&o.cfg.MaxAttempts, "attempts", load.DefaultMaxAttempts, "sends of one call at most (retries keep the request id)")

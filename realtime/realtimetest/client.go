@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -23,8 +25,16 @@ type DialOptions struct {
 	Mode protocol.Mode
 	// Keys are the session's frame keys for ModeAuthenticated.
 	Keys *protocol.Keys
-	// Counter is the last frame counter the session accepted
-	// (session.Session.Counter); the client's frames count on from it.
+	// Counters hands out the counters of the client's authenticated
+	// frames. The counter belongs to the session's keys, so pass the
+	// FrameCounter of every other connection of the session
+	// (protocol.Client.Counter of the HTTP client): HTTP requests and
+	// websocket frames then never use a counter twice. Nil: a FrameCounter
+	// of the client's own, counting on from Counter.
+	Counters *protocol.FrameCounter
+	// Counter is the last frame counter the session used, when Counters is
+	// nil (session.Session.Counter, if nothing else uses the session's
+	// keys); the client's frames count on from it.
 	Counter uint64
 	// Codec configures the frame codec (its Role is ignored).
 	Codec protocol.Config
@@ -51,10 +61,10 @@ type Client struct {
 	codec *protocol.Codec
 	opts  DialOptions
 
-	mu      sync.Mutex // guards seq, counter and the order of writes
-	seq     uint64
-	counter uint64
-	pending map[uint64]chan *protocol.Response
+	mu       sync.Mutex // guards seq, pending and the order of writes
+	seq      uint64
+	counters *protocol.FrameCounter
+	pending  map[uint64]chan *protocol.Response
 
 	pushes    chan *protocol.Push
 	unmatched chan *protocol.Response
@@ -66,9 +76,76 @@ type Client struct {
 	wg        sync.WaitGroup
 }
 
+// HandshakeError is a websocket handshake the server refused with an HTTP
+// status instead of upgrading (docs/PROTOCOL.md §16.1): 401 for a missing,
+// unknown or expired token, 403 for a kicked or revoked session or refused
+// plain frames, 400 for a bad mode, 503 while the node shuts down or its
+// session store is unavailable. The hub names the result code at the start
+// of the body; protocol.CodeOf(err) gives it (ResultCode).
+type HandshakeError struct {
+	// Status is the HTTP status of the refusal.
+	Status int
+	// Code is the result code named at the start of the body; 0 (CodeOK)
+	// when the body names none (not a hub's answer: a proxy's error page,
+	// a wrong path).
+	Code protocol.Code
+	// Body is the start of the response body (at most 1 KiB).
+	Body string
+	// Err is the websocket library's error.
+	Err error
+}
+
+// Error implements error.
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("realtimetest: dial: HTTP %d %s: %v", e.Status, e.ResultCode(), e.Err)
+}
+
+// Unwrap returns the websocket library's error.
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// ResultCode implements protocol.Coder: Code, or when the body named none
+// the code that fits Status: unauthorized (401), forbidden (403),
+// bad_request (400), too_large (413), rate_limited (429), unavailable (502,
+// 503, 504), else internal.
+func (e *HandshakeError) ResultCode() protocol.Code {
+	if e.Code != protocol.CodeOK {
+		return e.Code
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return protocol.CodeUnauthorized
+	case http.StatusForbidden:
+		return protocol.CodeForbidden
+	case http.StatusBadRequest:
+		return protocol.CodeBadRequest
+	case http.StatusRequestEntityTooLarge:
+		return protocol.CodeTooLarge
+	case http.StatusTooManyRequests:
+		return protocol.CodeRateLimited
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return protocol.CodeUnavailable
+	}
+	return protocol.CodeInternal
+}
+
+// handshakeError builds the HandshakeError of a refused handshake.
+func handshakeError(resp *http.Response, err error) *HandshakeError {
+	he := &HandshakeError{Status: resp.StatusCode, Err: err}
+	if resp.Body != nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		he.Body = string(b)
+	}
+	name, _, _ := strings.Cut(strings.TrimSpace(he.Body), ":")
+	if c, ok := protocol.ParseCode(name); ok {
+		he.Code = c
+	}
+	return he
+}
+
 // Dial connects to the hub at rawURL (ws:// or http://) with a session
-// token. A refused handshake returns an error with the HTTP status and the
-// result code name the hub answered.
+// token. A handshake the server refused with an HTTP status is a
+// *HandshakeError (protocol.CodeOf gives its result code); other failures
+// (the server cannot be reached) are errors without a code.
 func Dial(ctx context.Context, rawURL, token string, opts *DialOptions) (*Client, error) {
 	var o DialOptions
 	if opts != nil {
@@ -103,14 +180,17 @@ func Dial(ctx context.Context, rawURL, token string, opts *DialOptions) (*Client
 	u.RawQuery = q.Encode()
 	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: o.HTTPClient})
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("realtimetest: dial: HTTP %d: %w", resp.StatusCode, err)
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, handshakeError(resp, err)
 		}
 		return nil, fmt.Errorf("realtimetest: dial: %w", err)
 	}
 	ws.SetReadLimit(o.ReadLimit)
+	if o.Counters == nil {
+		o.Counters = protocol.NewFrameCounter(o.Counter)
+	}
 	c := &Client{
-		ws: ws, codec: codec, opts: o, counter: o.Counter,
+		ws: ws, codec: codec, opts: o, counters: o.Counters,
 		pending:   make(map[uint64]chan *protocol.Response),
 		pushes:    make(chan *protocol.Push, o.PushBuffer),
 		unmatched: make(chan *protocol.Response, 100),
@@ -213,8 +293,10 @@ func (c *Client) Call(ctx context.Context, cmd string, payload any) (*protocol.R
 	body := protocol.AppendRequest(nil, &protocol.Request{Command: cmd, Seq: seq, Payload: raw})
 	o := protocol.EncodeOptions{Mode: c.opts.Mode, Keys: c.opts.Keys}
 	if o.Mode == protocol.ModeAuthenticated {
-		c.counter++
-		o.Counter = c.counter
+		// Taken under mu: this connection's frames go out in counter
+		// order, as the hub requires (other connections' counters may
+		// come in between).
+		o.Counter = c.counters.Next()
 	}
 	frame, err := c.codec.Encode(body, o)
 	if err == nil {

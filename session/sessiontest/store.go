@@ -6,7 +6,9 @@ package sessiontest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +48,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, newStore) })
 	t.Run("Sliding", func(t *testing.T) { testSliding(t, newStore) })
 	t.Run("FrameCounter", func(t *testing.T) { testFrameCounter(t, newStore) })
+	t.Run("FrameCounterWindow", func(t *testing.T) { testFrameCounterWindow(t, newStore) })
 	t.Run("FrameCounterRace", func(t *testing.T) { testFrameCounterRace(t, newStore) })
 	t.Run("Kick", func(t *testing.T) { testKick(t, newStore) })
 	t.Run("AllowMultiple", func(t *testing.T) { testAllowMultiple(t, newStore) })
@@ -267,9 +270,15 @@ func testFrameCounter(t *testing.T, newStore NewStoreFunc) {
 		counter uint64
 		ok      bool
 	}{
-		{0, false}, {1, true}, {1, false}, {5, true}, {3, false}, {6, true},
-		{1 << 53, true}, {1<<53 + 1, true}, {1 << 53, false},
+		{0, false}, {1, true}, {1, false}, {5, true}, {3, true}, {3, false}, {4, true}, {5, false}, {6, true},
+		// The window: less than protocol.ReplayWindowSize (64) below the
+		// highest, once.
+		{100, true}, {36, false}, {37, true}, {37, false}, {99, true}, {99, false},
+		// Beyond 2^53 (Lua's exact doubles): neighbours are told apart.
+		{1 << 53, true}, {1<<53 + 1, true}, {1 << 53, false}, {1<<53 - 1, true},
+		{1<<60 + 5, true}, {1<<60 + 3, true}, {1<<60 + 4, true}, {1<<60 + 3, false}, {1<<60 + 5, false}, {1<<60 + 2, true},
 		{math.MaxUint64 - 1, true}, {math.MaxUint64 - 1, false}, {math.MaxUint64, true}, {math.MaxUint64, false},
+		{math.MaxUint64 - 2, true}, {math.MaxUint64 - 63, true}, {math.MaxUint64 - 64, false}, {math.MaxUint64 - 63, false},
 	}
 	for _, st := range steps {
 		got, err := e.store.GetFrame(e.ctx, s.ID, st.counter)
@@ -282,7 +291,7 @@ func testFrameCounter(t *testing.T, newStore NewStoreFunc) {
 			}
 			continue
 		}
-		wantErr(t, "stale counter", err, protocol.ErrReplayed, protocol.CodeReplayed)
+		wantErr(t, fmt.Sprintf("replayed counter %d", st.counter), err, protocol.ErrReplayed, protocol.CodeReplayed)
 	}
 	// Get and Secret leave the counter alone.
 	if _, err := e.store.Secret(e.ctx, s.ID); err != nil {
@@ -291,6 +300,38 @@ func testFrameCounter(t *testing.T, newStore NewStoreFunc) {
 	got, err := e.store.Get(e.ctx, s.Token)
 	if err != nil || got.Counter != math.MaxUint64 {
 		t.Fatalf("Get: counter %v, %v", got, err)
+	}
+}
+
+// testFrameCounterWindow sends counters that wander up and down (as frames
+// of one session over two connections arrive) and checks each answer
+// against protocol.ReplayWindow, the rule: no counter accepted twice, none
+// accepted 64 or more below the highest, every other one accepted.
+func testFrameCounterWindow(t *testing.T, newStore NewStoreFunc) {
+	e := setup(t, newStore, false)
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for _, base := range []uint64{0, 1<<62 + 12345} {
+		s := e.login(t, uniqueUser(t))
+		var want protocol.ReplayWindow
+		c := base
+		for i := range 150 {
+			c += uint64(r.IntN(41)) - 15 // mostly up, sometimes back
+			if c == 0 {
+				c = 1
+			}
+			ok := want.Accept(c)
+			_, err := e.store.GetFrame(e.ctx, s.ID, c)
+			if ok && err != nil {
+				t.Fatalf("step %d (base %d): GetFrame(%d) refused: %v (the rule accepts it; highest %d)", i, base, c, err, want.Top)
+			}
+			if !ok {
+				wantErr(t, fmt.Sprintf("step %d: GetFrame(%d), highest %d", i, c, want.Top), err, protocol.ErrReplayed, protocol.CodeReplayed)
+			}
+		}
+		got, err := e.store.Get(e.ctx, s.Token)
+		if err != nil || got.Counter != want.Top {
+			t.Fatalf("Get: counter %v, %v; want the highest accepted %d", got, err, want.Top)
+		}
 	}
 }
 

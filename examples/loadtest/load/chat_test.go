@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/examples/realtimeserver/node"
 	"github.com/madang-io/madang/internal/testredis"
@@ -131,7 +132,7 @@ func TestRunChatAgainstGameServerHub(t *testing.T) {
 	checkRealtime(t, rep)
 	counts := countsOf(rep)
 	rt := rep.Realtime
-	if rt.URL != "ws://"+strings.TrimSuffix(strings.TrimPrefix(url, "http://"), protocol.DefaultHTTPPath)+"/ws" || rt.Rooms != 2 || rt.DevLogin {
+	if rt.URL != "ws://"+strings.TrimSuffix(strings.TrimPrefix(url, "http://"), protocol.DefaultHTTPPath)+"/ws" || rt.Rooms != 2 || rt.DevLogin || rt.Mode != ModeAuthenticated {
 		t.Fatalf("realtime stats %+v (target %s)", rt, url)
 	}
 	// One connection per user, never dropped; each room has three users, so
@@ -154,7 +155,7 @@ func TestRunChatAgainstGameServerHub(t *testing.T) {
 	if err := WriteSummary(&sum, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{CmdChatEcho, realtime.CmdPublish, "pushes ", "delivery  p50"} {
+	for _, want := range []string{CmdChatEcho, realtime.CmdPublish, "pushes ", "delivery  p50", "/ws (auth frames)"} {
 		if !strings.Contains(sum.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum.String())
 		}
@@ -164,25 +165,37 @@ func TestRunChatAgainstGameServerHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	series := svgSeries(t, page.Bytes())
-	if series["pushes"] == 0 || series["p99:"+CmdChatEcho] == 0 || !strings.Contains(page.String(), "<h2>Realtime</h2>") {
+	if series["pushes"] == 0 || series["p99:"+CmdChatEcho] == 0 || !strings.Contains(page.String(), "<h2>Realtime</h2>") || !strings.Contains(page.String(), "(auth frames)") {
 		t.Fatalf("page series %v", series)
 	}
 }
 
+// Chat between HTTP calls (sys.time, player.load), in both modes: in auth
+// mode the websocket and HTTP frames of a session take their counters from
+// one counter, so neither path's frames are refused.
 func TestRunMixWithChat(t *testing.T) {
+	for _, mode := range []Mode{ModeAuthenticated, ModeXOR} {
+		t.Run(string(mode), func(t *testing.T) { testRunMixWithChat(t, mode) })
+	}
+}
+
+func testRunMixWithChat(t *testing.T, mode Mode) {
 	url := startGameServer(t)
-	mix, err := ParseMix("login=1,chat=3,time=1")
+	mix, err := ParseMix("login=1,chat=3,time=1,load=1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rep, err := Run(context.Background(), Config{
-		URL: url, XORKey: testXORKey, Scenario: mix, Users: 4, Duration: 2 * time.Second,
+		URL: url, XORKey: testXORKey, Scenario: mix, Users: 4, Duration: 2 * time.Second, Mode: mode,
 		ThinkMin: 10 * time.Millisecond, ThinkMax: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkRealtime(t, rep)
+	if rep.Realtime.Mode != mode {
+		t.Fatalf("websocket mode %q, want %q", rep.Realtime.Mode, mode)
+	}
 	// A login kicks the user's connection (a new session); the next chat
 	// connects again. Nothing else closes them.
 	for kind := range rep.Realtime.Drops {
@@ -191,7 +204,7 @@ func TestRunMixWithChat(t *testing.T) {
 		}
 	}
 	counts := countsOf(rep)
-	if counts[server.CmdTime] == 0 || rep.Realtime.Rooms != 1 {
+	if counts[server.CmdTime] == 0 || counts[game.CmdLoad] == 0 || rep.Realtime.Rooms != 1 {
 		t.Fatalf("calls %v, rooms %d", counts, rep.Realtime.Rooms)
 	}
 	// Four users in one room: they hear each other.
@@ -214,7 +227,7 @@ func TestRunChatAgainstRealtimeNodeDevLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRealtime(t, rep)
-	if rep.Realtime.URL != wsURL || !rep.Realtime.DevLogin || rep.Realtime.Connects != 4 {
+	if rep.Realtime.URL != wsURL || !rep.Realtime.DevLogin || rep.Realtime.Connects != 4 || rep.Realtime.Mode != ModeAuthenticated {
 		t.Fatalf("realtime %+v", rep.Realtime)
 	}
 	// The node saw the connections end.
@@ -226,8 +239,9 @@ func TestRunChatAgainstRealtimeNodeDevLogin(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// Without /dev/login the node refuses the game's tokens: every
-	// connection fails, and the run still ends.
+	// Without /dev/login the node refuses the game's tokens (HTTP 401,
+	// recorded as unauthorized): every connection fails, and the run still
+	// ends.
 	cfg.WSDevLogin, cfg.Users, cfg.Duration = false, 2, time.Second
 	rep, err = Run(context.Background(), cfg)
 	if err != nil {
@@ -236,7 +250,7 @@ func TestRunChatAgainstRealtimeNodeDevLogin(t *testing.T) {
 	checkConsistent(t, rep)
 	counts := countsOf(rep)
 	for _, c := range rep.Commands {
-		if c.Command == CmdWSConnect && (c.Errors == 0 || c.Errors != c.Count || c.ErrorsByCode["transport"] != c.Errors) {
+		if c.Command == CmdWSConnect && (c.Errors == 0 || c.Errors != c.Count || c.ErrorsByCode["unauthorized"] != c.Errors) {
 			t.Fatalf("ws.connect %+v", c)
 		}
 	}
@@ -311,5 +325,95 @@ func TestChatConfig(t *testing.T) {
 	}
 	if _, err := (Config{URL: "http://127.0.0.1/", WSURL: "ftp://127.0.0.1/ws"}).withDefaults(); err == nil || errors.Is(err, ErrRemote) {
 		t.Errorf("ftp websocket: %v", err)
+	}
+}
+
+// wsGameChat is a test scenario: a game command the session store checks
+// (player.load) over HTTP, the same over the user's websocket, then a chat
+// message. The store accepts each counter of the session once, so every
+// frame must take its counter from the session's one counter.
+type wsGameChat struct{ chat Chat }
+
+const cmdWSLoad = "ws." + game.CmdLoad
+
+func (wsGameChat) Name() string { return "ws-game-chat" }
+
+func (s wsGameChat) Run(ctx context.Context, vu *VU) error {
+	if _, err := vu.Call(ctx, game.CmdLoad, nil, nil); err != nil {
+		return err
+	}
+	rc, err := vu.realtime(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, vu.e.cfg.RequestTimeout)
+	defer cancel()
+	t0 := time.Now()
+	r, err := rc.c.Call(cctx, game.CmdLoad, nil)
+	end := time.Now()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil && r.Code != protocol.CodeOK {
+		err = &protocol.Error{Code: r.Code, Message: r.Message}
+	}
+	err = rtError(err)
+	vu.e.rec.Record(cmdWSLoad, end, end.Sub(t0), err, false)
+	if err != nil {
+		return err
+	}
+	return s.chat.Run(ctx, vu)
+}
+
+// In auth mode a user's HTTP requests and websocket frames share the
+// session's counter: game commands over both, which the session store
+// checks, are never refused as replays. (With a counter of its own, the
+// websocket's first player.load reuses a counter HTTP took: replayed.)
+func TestRunAuthWebsocketSharesCounter(t *testing.T) {
+	url := startGameServer(t)
+	rep, err := Run(context.Background(), Config{
+		URL: url, XORKey: testXORKey, Scenario: wsGameChat{Chat{Interval: 200 * time.Millisecond, WhisperEvery: -1}},
+		Users: 3, Duration: 2 * time.Second, Mode: ModeAuthenticated,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRealtime(t, rep)
+	counts := countsOf(rep)
+	// The run may end between a user's steps.
+	if counts[cmdWSLoad] == 0 || counts[cmdWSLoad] < counts[realtime.CmdPublish] || counts[game.CmdLoad] < counts[cmdWSLoad] {
+		t.Fatalf("calls %v", counts)
+	}
+}
+
+// A handshake the hub refused is recorded by its result code (see
+// TestRunChatAgainstRealtimeNodeDevLogin: unauthorized); an error page
+// without one by its status; a server that cannot be reached is a
+// transport error.
+func TestWSConnectErrorKinds(t *testing.T) {
+	url := startGameServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "ws://" + ln.Addr().String() + "/ws"
+	ln.Close()
+	for _, tc := range []struct {
+		ws, want string
+	}{
+		{ws: strings.TrimSuffix(strings.Replace(url, "http://", "ws://", 1), protocol.DefaultHTTPPath) + "/no-such-hub", want: "http_404"}, // not a hub's answer
+		{ws: closed, want: "transport"},
+	} {
+		rep, err := Run(context.Background(), Config{
+			URL: url, XORKey: testXORKey, WSURL: tc.ws, Scenario: Chat{}, Users: 1, Iterations: 2, Duration: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rep.Commands {
+			if c.Command == CmdWSConnect && (c.Errors == 0 || c.ErrorsByCode[tc.want] != c.Errors) {
+				t.Errorf("%s: ws.connect %+v, want every error %s", tc.ws, c, tc.want)
+			}
+		}
 	}
 }

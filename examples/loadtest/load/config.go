@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// Mode is how virtual users protect their requests after logging in.
+// Mode is how virtual users protect their requests after logging in, over
+// HTTP and over the Chat scenario's websocket.
 type Mode string
 
 // Modes.
@@ -61,7 +62,8 @@ type Config struct {
 	// XORKey is the frame obfuscation key the server expects. Default
 	// "madang-dev-xor-key" (the game server's default).
 	XORKey string
-	// Mode protects requests after login. Default ModeAuthenticated.
+	// Mode protects requests after login, HTTP and websocket. Default
+	// ModeAuthenticated.
 	Mode Mode
 	// Scenario is what each user does repeatedly. Default: the mix
 	// DefaultMix.

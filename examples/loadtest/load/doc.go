@@ -53,7 +53,10 @@
 // Config.WSURL at it. One in memory mode knows no game session: set
 // Config.WSDevLogin, and each user takes a token for its user key from the
 // node's development login (GET /dev/login, dev mode only). The websocket
-// carries XOR frames in both modes (see Chat).
+// frames are protected as the HTTP requests are (Config.Mode): in auth
+// mode sealed with the session's keys, their counters taken from the same
+// counter as the user's HTTP requests (with WSDevLogin, the development
+// session's keys and a counter of its own); in xor mode XORed.
 //
 // # What is measured
 //

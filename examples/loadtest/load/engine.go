@@ -277,6 +277,7 @@ type VU struct {
 	Level int
 
 	e        *engine
+	keys     *protocol.Keys // the session's, in ModeAuthenticated
 	loggedIn bool
 	devices  int
 	receipts int
@@ -371,6 +372,7 @@ func (vu *VU) ReceiptID() string {
 // authenticated frames in ModeAuthenticated.
 func (vu *VU) Login(ctx context.Context) error {
 	vu.Client.SetSession("", nil)
+	vu.keys = nil
 	vu.loggedIn = false
 	var res game.LoginResult
 	in := game.GuestLogin{DeviceID: vu.Device, Platform: "android", ClientVersion: "1.0.0.0", Country: "KR", Language: "ko"}
@@ -388,6 +390,7 @@ func (vu *VU) Login(ctx context.Context) error {
 		}
 	}
 	vu.Client.SetSession(res.Token, keys)
+	vu.keys = keys
 	vu.UserKey = res.UserKey
 	vu.e.userKeys[vu.ID].Store(res.UserKey)
 	if res.NewUser {

@@ -309,7 +309,7 @@ svg .ttl { font-size: 13px; font-weight: 600; fill: #222; }
 
 {{with .R.Realtime}}<h2>Realtime</h2>
 <table class="kv">
-<tr><td>websocket</td><td>{{.URL}} (xor frames), {{.Rooms}} chat rooms{{if .DevLogin}}, tokens from /dev/login{{end}}</td></tr>
+<tr><td>websocket</td><td>{{.URL}} ({{.FrameMode}} frames), {{.Rooms}} chat rooms{{if .DevLogin}}, tokens from /dev/login{{end}}</td></tr>
 <tr><td>connections</td><td>{{.Connects}} made{{range $k, $v := .Drops}}; {{$v}} closed by the server ({{$k}}){{end}}</td></tr>
 <tr><td>pushes received</td><td>{{.Pushes}} at {{f1 .PushesPerS}} per second: {{.Echoes}} own chat back, {{.Chat}} chat of others, {{.Whispers}} whispers, {{.Other}} other</td></tr>
 <tr><td>delivery</td><td>p50 {{ms .DeliveryP50Ms}}, p99 {{ms .DeliveryP99Ms}}, max {{ms .DeliveryMaxMs}} (from the send to the arrival, every chat push and whisper received)</td></tr>

@@ -84,12 +84,15 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 }
 
 // ErrorKind names an error for the error tables: the protocol result code's
-// name for an answer of the server ("unauthorized", "game_1001", ...),
-// "transport" or "http_<status>" for a lost reply, "timeout" when the
-// request's deadline passed, "bad_answer" for an OK answer that the
-// scenario found wrong (AnswerError), else "client".
+// name for an answer of the server ("unauthorized", "game_1001", ...) or
+// another error that carries a code (a protocol.Coder, such as a websocket
+// handshake the server refused: realtimetest.HandshakeError), "transport"
+// or "http_<status>" for a lost reply, "timeout" when the request's
+// deadline passed, "bad_answer" for an OK answer that the scenario found
+// wrong (AnswerError), else "client".
 func ErrorKind(err error) string {
 	var pe *protocol.Error
+	var ce protocol.Coder
 	var te *protocol.TransportError
 	var ae *AnswerError
 	switch {
@@ -105,6 +108,8 @@ func ErrorKind(err error) string {
 			return "timeout"
 		}
 		return "transport"
+	case errors.As(err, &ce):
+		return ce.ResultCode().String()
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	}

@@ -2,10 +2,12 @@ package load
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
 func TestRecorderSeries(t *testing.T) {
@@ -39,5 +41,22 @@ func TestRecorderSeries(t *testing.T) {
 	}
 	if calls, errs := r.Counts(); calls != 4 || errs != 2 {
 		t.Fatalf("counts %d %d", calls, errs)
+	}
+}
+
+func TestErrorKindHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&realtimetest.HandshakeError{Status: 401, Code: protocol.CodeUnauthorized}, "unauthorized"},
+		{fmt.Errorf("dial: %w", &realtimetest.HandshakeError{Status: 403, Code: protocol.CodeKicked}), "kicked"},
+		{&realtimetest.HandshakeError{Status: 503}, "unavailable"}, // no code named: by status
+		{&protocol.TransportError{Status: 404, Err: &realtimetest.HandshakeError{Status: 404}}, "http_404"},
+		{&protocol.TransportError{Err: errors.New("connection refused")}, "transport"},
+	} {
+		if got := ErrorKind(tc.err); got != tc.want {
+			t.Errorf("ErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

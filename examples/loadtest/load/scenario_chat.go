@@ -37,10 +37,13 @@ import (
 // sends the next one, as a person typing does; with no think time a user
 // sends 1/Interval messages per second.
 //
-// The websocket carries XOR frames whatever Config.Mode is: authenticated
-// frames must count on from the session's last frame counter (shared with
-// the HTTP requests, docs/PROTOCOL.md §7.4, §16.1), which the protocol
-// client keeps to itself.
+// The websocket frames are protected as the HTTP requests are
+// (Config.Mode). In ModeAuthenticated they are sealed with the game
+// session's keys and take their counters from the user's protocol client
+// (protocol.Client.Counter): a session's HTTP requests and websocket frames
+// share one counter (docs/PROTOCOL.md §7.4, §16.1), so no counter is used
+// twice. A user's iterations run one at a time, so its HTTP calls and its
+// websocket messages never overtake each other.
 type Chat struct {
 	// Interval is the least time between two messages of a user. Default
 	// DefaultChatInterval.

@@ -53,7 +53,7 @@ func WriteSummary(w io.Writer, r *Report) error {
 		fmt.Fprintf(&b, "errors of %s: %s\n", c.Command, strings.Join(parts, ", "))
 	}
 	if rt := r.Realtime; rt != nil {
-		fmt.Fprintf(&b, "realtime  %s (xor frames), %d rooms, %d connections", rt.URL, rt.Rooms, rt.Connects)
+		fmt.Fprintf(&b, "realtime  %s (%s frames), %d rooms, %d connections", rt.URL, rt.FrameMode(), rt.Rooms, rt.Connects)
 		if rt.DevLogin {
 			b.WriteString(" (tokens from /dev/login)")
 		}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ type RealtimeStats struct {
 	// chat rooms (Config.ChatRooms).
 	URL   string `json:"url"`
 	Rooms int    `json:"rooms"`
+	// Mode is how the websocket frames are protected: Config.Mode, as
+	// for HTTP.
+	Mode Mode `json:"mode"`
 	// DevLogin is Config.WSDevLogin.
 	DevLogin bool `json:"dev_login,omitempty"`
 	// Connects counts websocket connections made; Drops those the server
@@ -66,6 +70,15 @@ type RealtimeStats struct {
 	DeliveryP50Ms float64 `json:"delivery_p50_ms"`
 	DeliveryP99Ms float64 `json:"delivery_p99_ms"`
 	DeliveryMaxMs float64 `json:"delivery_max_ms"`
+}
+
+// FrameMode returns Mode, or ModeXOR for a report written before the
+// websocket followed Config.Mode (it always used XOR frames then).
+func (s *RealtimeStats) FrameMode() Mode {
+	if s.Mode == "" {
+		return ModeXOR
+	}
+	return s.Mode
 }
 
 // rtTotals gathers the realtime counters of a run.
@@ -113,7 +126,7 @@ func (e *engine) rtReport(elapsed time.Duration) *RealtimeStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := &RealtimeStats{
-		URL: e.cfg.WSURL, Rooms: e.cfg.ChatRooms, DevLogin: e.cfg.WSDevLogin,
+		URL: e.cfg.WSURL, Rooms: e.cfg.ChatRooms, Mode: e.cfg.Mode, DevLogin: e.cfg.WSDevLogin,
 		Connects: t.connects.Load(), Pushes: t.pushes.Load(), Echoes: t.echoes.Load(),
 		Chat: t.chat.Load(), Whispers: t.whispers.Load(), Other: t.other.Load(),
 		DeliveryP50Ms: ms(t.delivery.QuantileMicros(0.50)), DeliveryP99Ms: ms(t.delivery.QuantileMicros(0.99)),
@@ -218,33 +231,68 @@ func (vu *VU) realtime(ctx context.Context) (*rtConn, error) {
 	return rc, nil
 }
 
-// dialWS connects to Config.WSURL with XOR frames, with the game session's
-// token or, with Config.WSDevLogin, one from the node's development login.
+// dialWS connects to Config.WSURL with the game session's token or, with
+// Config.WSDevLogin, one from the node's development login. In
+// ModeAuthenticated its frames are sealed with the session's keys: the game
+// session's, taking their counters from the user's protocol client
+// (Client.Counter), so that HTTP requests and websocket frames share the
+// session's counter (docs/PROTOCOL.md §7.4, §16.1); or the development
+// session's, with a counter of their own. In ModeXOR they are XORed. A
+// handshake the hub refused is a *realtimetest.HandshakeError, which
+// ErrorKind names by its result code (unauthorized, kicked, going_away,
+// ...); an error status without a code (a proxy's page, a wrong path) is
+// "http_<status>", a connection that could not be made "transport".
 func (vu *VU) dialWS(ctx context.Context, gameToken string) (*realtimetest.Client, error) {
 	e := vu.e
+	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(e.cfg.XORKey)}}
 	token := gameToken
 	if e.cfg.WSDevLogin {
-		var err error
-		if token, err = vu.devLogin(ctx); err != nil {
+		dl, err := vu.devLogin(ctx)
+		if err != nil {
 			return nil, err
 		}
+		token = dl.Token
+		if e.cfg.Mode == ModeAuthenticated {
+			secret, err := base64.StdEncoding.DecodeString(dl.Secret)
+			if err != nil {
+				return nil, &AnswerError{Command: "dev login", Err: fmt.Errorf("secret: %w", err)}
+			}
+			if opts.Keys, err = protocol.NewKeys([]byte(dl.KeyID), secret); err != nil {
+				return nil, &AnswerError{Command: "dev login", Err: err}
+			}
+			opts.Mode = protocol.ModeAuthenticated // a new session: its counter starts at 1
+		}
+	} else if e.cfg.Mode == ModeAuthenticated && vu.keys != nil {
+		opts.Mode, opts.Keys, opts.Counters = protocol.ModeAuthenticated, vu.keys, vu.Client.Counter()
 	}
-	c, err := realtimetest.Dial(ctx, e.cfg.WSURL, token, &realtimetest.DialOptions{
-		Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(e.cfg.XORKey)},
-	})
+	c, err := realtimetest.Dial(ctx, e.cfg.WSURL, token, opts)
 	if err != nil {
+		var he *realtimetest.HandshakeError
+		switch {
+		case errors.As(err, &he) && he.Code != protocol.CodeOK:
+			return nil, err // the hub's refusal, by its code
+		case he != nil:
+			return nil, &protocol.TransportError{Status: he.Status, Err: err} // not a hub's answer
+		}
 		return nil, &protocol.TransportError{Err: err}
 	}
 	return c, nil
 }
 
+// devLoginAnswer is the part of the realtime node's /dev/login answer
+// (examples/realtimeserver's node.DevLogin) the load tool uses.
+type devLoginAnswer struct {
+	Token  string `json:"token"`
+	KeyID  string `json:"key_id"`
+	Secret string `json:"secret"`
+}
+
 // devLogin asks the realtime node for a session of the user's key (GET
-// /dev/login?user=K on WSURL's host; examples/realtimeserver's node.DevLogin
-// answer).
-func (vu *VU) devLogin(ctx context.Context) (string, error) {
+// /dev/login?user=K on WSURL's host).
+func (vu *VU) devLogin(ctx context.Context) (*devLoginAnswer, error) {
 	u, err := url.Parse(vu.e.cfg.WSURL)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	switch u.Scheme {
 	case "ws":
@@ -256,23 +304,24 @@ func (vu *VU) devLogin(ctx context.Context) (string, error) {
 	u.RawQuery = url.Values{"user": {strconv.FormatInt(vu.UserKey, 10)}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	resp, err := vu.e.hc.Do(req)
 	if err != nil {
-		return "", &protocol.TransportError{Err: fmt.Errorf("load: dev login: %w", err)}
+		return nil, &protocol.TransportError{Err: fmt.Errorf("load: dev login: %w", err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", &protocol.TransportError{Status: resp.StatusCode, Err: fmt.Errorf("load: dev login: HTTP %d (is the realtime node in dev and memory mode?)", resp.StatusCode)}
+		return nil, &protocol.TransportError{Status: resp.StatusCode, Err: fmt.Errorf("load: dev login: HTTP %d (is the realtime node in dev and memory mode?)", resp.StatusCode)}
 	}
-	var out struct {
-		Token string `json:"token"`
-	}
+	var out devLoginAnswer
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
-		return "", &AnswerError{Command: "dev login", Err: fmt.Errorf("no token in the answer (%v)", err)}
+		return nil, &AnswerError{Command: "dev login", Err: fmt.Errorf("no token in the answer (%v)", err)}
 	}
-	return out.Token, nil
+	if vu.e.cfg.Mode == ModeAuthenticated && (out.KeyID == "" || out.Secret == "") {
+		return nil, &AnswerError{Command: "dev login", Err: errors.New("no key_id and secret in the answer, needed for -mode auth (an older realtime node? use -mode xor)")}
+	}
+	return &out, nil
 }
 
 // read takes every push of the connection until it ends: it counts them,
@@ -342,11 +391,13 @@ func (vu *VU) closeRealtime() {
 }
 
 // rtError turns a realtimetest error into one ErrorKind names: answers
-// of the hub are *protocol.Error already; a connection that failed is a
-// transport error.
+// of the hub are *protocol.Error already, refused handshakes
+// *realtimetest.HandshakeError; a connection that failed is a transport
+// error.
 func rtError(err error) error {
 	var pe *protocol.Error
-	if err == nil || errors.As(err, &pe) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	var he *realtimetest.HandshakeError
+	if err == nil || errors.As(err, &pe) || errors.As(err, &he) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	return &protocol.TransportError{Err: err}

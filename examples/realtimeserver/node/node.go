@@ -19,7 +19,7 @@
 //	GET /ws?token=T&mode=xor       the realtime binding (docs/PROTOCOL.md §16)
 //	GET /healthz                   200 "ok" while serving
 //	GET /stats                     JSON: node id, mode, hub counters, Redis broker counters
-//	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key"}
+//	GET /dev/login?user=K          dev + memory mode only: {"token", "user_key", "key_id", "secret"}
 //	                               (optional &country=&language=&platform=&client_version=)
 //	POST /dev/notice?topic=T&message=M
 //	                               dev + memory mode only: Broadcast on "system"
@@ -45,6 +45,7 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -317,10 +318,14 @@ func (n *Node) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, n.Stats())
 }
 
-// DevLogin is the /dev/login answer.
+// DevLogin is the /dev/login answer: the session's token, and its key id
+// and secret (base64, standard encoding) for authenticated frames
+// (protocol.NewKeys(KeyID, Secret)), as a game login gives them.
 type DevLogin struct {
 	Token   string `json:"token"`
 	UserKey int64  `json:"user_key"`
+	KeyID   string `json:"key_id"`
+	Secret  string `json:"secret"`
 }
 
 // login makes a memory session for user K (dev only): the same kick rule
@@ -340,7 +345,7 @@ func (n *Node) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, DevLogin{Token: s.Token, UserKey: uk})
+	writeJSON(w, http.StatusOK, DevLogin{Token: s.Token, UserKey: uk, KeyID: s.ID, Secret: base64.StdEncoding.EncodeToString(s.Secret)})
 }
 
 // notice broadcasts {"message": M} with topic T on the system channel (dev
