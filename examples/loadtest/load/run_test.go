@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -401,17 +402,24 @@ func TestErrorKind(t *testing.T) {
 }
 
 // losingTransport passes requests to the server but loses the reply of
-// every nth one (after the server ran it).
+// every nth one (after the server ran it), at most one per cooldown: the
+// client resends a lost call 100 ms later, inside the cooldown, so the
+// resend is answered. Without it, other users' requests in between make a
+// resend lost again with probability 1/n, and now and then all of a
+// call's attempts (the test then failed about one run in five).
 type losingTransport struct {
-	next http.RoundTripper
-	n    int64
-	seen atomic.Int64
-	lost atomic.Int64
+	next     http.RoundTripper
+	n        int64
+	cooldown time.Duration
+	seen     atomic.Int64
+	lost     atomic.Int64
+	mu       sync.Mutex
+	lastLoss time.Time
 }
 
 func (l *losingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := l.next.RoundTrip(req)
-	if err == nil && l.seen.Add(1)%l.n == 0 {
+	if err == nil && l.seen.Add(1)%l.n == 0 && l.lose() {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		l.lost.Add(1)
@@ -420,13 +428,23 @@ func (l *losingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+func (l *losingTransport) lose() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.lastLoss) >= l.cooldown {
+		l.lastLoss = now
+		return true
+	}
+	return false
+}
+
 func TestRunRetriesLostRepliesWithTheSameRequestID(t *testing.T) {
 	url := startGameServer(t)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	lossy := &losingTransport{next: tr, n: 7}
+	lossy := &losingTransport{next: tr, n: 7, cooldown: 250 * time.Millisecond}
 	rep, err := Run(context.Background(), Config{
-		URL: url, XORKey: testXORKey, Scenario: Purchase{}, Users: 3, Iterations: 60, Duration: time.Minute,
+		URL: url, XORKey: testXORKey, Scenario: Purchase{}, Users: 3, Iterations: 800, Duration: time.Minute,
 		HTTPClient: &http.Client{Transport: lossy},
 	})
 	if err != nil {
@@ -442,7 +460,7 @@ func TestRunRetriesLostRepliesWithTheSameRequestID(t *testing.T) {
 	// Every lost reply was retried and answered; the retried purchases
 	// were answered from the idempotency record, not bought twice (a
 	// second debit would leave the user short of gems: not_enough_gems).
-	if lossy.lost.Load() == 0 || rep.Total.Errors != 0 || buy.Count != 60 || buy.Replays == 0 {
+	if lossy.lost.Load() == 0 || rep.Total.Errors != 0 || buy.Count != 800 || buy.Replays == 0 {
 		t.Fatalf("lost %d replies; errors %+v; shop.buy %+v", lossy.lost.Load(), rep.Commands, buy)
 	}
 }
