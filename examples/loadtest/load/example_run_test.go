@@ -44,10 +44,10 @@ func ExampleRun() {
 	}
 	fmt.Println("stopped by", rep.StopReason)
 	for _, c := range rep.Commands {
-		fmt.Println(c.Command, c.Count, "calls,", c.Errors, "errors")
+		fmt.Println(c.Command, c.Count, "calls, errors by kind:", c.ErrorsByCode)
 	}
 	// Output:
 	// stopped by iterations
-	// auth.guest 2 calls, 0 errors
-	// sys.time 20 calls, 0 errors
+	// auth.guest 2 calls, errors by kind: map[]
+	// sys.time 20 calls, errors by kind: map[]
 }
