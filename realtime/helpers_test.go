@@ -2,12 +2,15 @@ package realtime_test
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
+	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/redis/go-redis/v9"
 )
@@ -123,4 +126,27 @@ func roomNodes(t *testing.T, store session.Store, brokers []realtime.Broker, dir
 		rs[i] = startRooms(t, ns[i], dirs[i%len(dirs)], cfg)
 	}
 	return ns, rs
+}
+
+// joinMatched checks that each client got room.matched for room, a raid of
+// players 1 and 2, and joins it.
+func joinMatched(ctx context.Context, t *testing.T, room string, clients ...*realtimetest.Client) {
+	t.Helper()
+	for _, c := range clients {
+		raw, err := c.NextTopic(ctx, realtime.TopicRoomMatched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Room    string
+			Kind    string
+			Players []int64
+		}
+		if err := json.Unmarshal(raw, &m); err != nil || m.Room != room || m.Kind != "raid" || !slices.Equal(m.Players, []int64{1, 2}) {
+			t.Fatalf("room.matched %s", raw)
+		}
+		if _, err := c.RoomJoin(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

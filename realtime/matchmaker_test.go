@@ -2,7 +2,6 @@ package realtime_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -217,23 +216,7 @@ func testRoomMatchAcrossNodes(t *testing.T, c redis.UniversalClient, prefix stri
 	if l, err := dir.Lookup(ctx, room); err != nil || l.Node != "n2" {
 		t.Fatalf("room %q on %+v, %v; want n2 (its Add completed the group)", room, l, err)
 	}
-	for _, cl := range []*realtimetest.Client{a, b} {
-		raw, err := cl.NextTopic(ctx, realtime.TopicRoomMatched)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m struct {
-			Room    string
-			Kind    string
-			Players []int64
-		}
-		if err := json.Unmarshal(raw, &m); err != nil || m.Room != room || m.Kind != "raid" || !slices.Equal(m.Players, []int64{1, 2}) {
-			t.Fatalf("room.matched %s", raw)
-		}
-		if _, err := cl.RoomJoin(ctx, room); err != nil {
-			t.Fatal(err)
-		}
-	}
+	joinMatched(ctx, t, room, a, b)
 	if err := a.RoomInput(ctx, room, map[string]int{"damage": 3}); err != nil {
 		t.Fatal(err)
 	}

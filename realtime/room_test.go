@@ -386,23 +386,7 @@ func TestRoomMatchmaking(t *testing.T) {
 	if err != nil || room == "" {
 		t.Fatalf("second match = %q, %v; want a room", room, err)
 	}
-	for _, c := range []*realtimetest.Client{a, b} {
-		raw, err := c.NextTopic(ctx, realtime.TopicRoomMatched)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m struct {
-			Room    string
-			Kind    string
-			Players []int64
-		}
-		if err := json.Unmarshal(raw, &m); err != nil || m.Room != room || m.Kind != "raid" || !slices.Equal(m.Players, []int64{1, 2}) {
-			t.Fatalf("room.matched %s", raw)
-		}
-		if _, err := c.RoomJoin(ctx, room); err != nil {
-			t.Fatal(err)
-		}
-	}
+	joinMatched(ctx, t, room, a, b)
 	snapUntil(t, a, func(s raidState) bool { return len(s.Players) == 2 })
 }
 
