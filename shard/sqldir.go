@@ -168,29 +168,14 @@ func (s *SQLDirectory) Allocate(ctx context.Context) (userKey int64, dbID int, e
 const allocCandidateLimit = 64
 
 func (s *SQLDirectory) allocate(ctx context.Context, q execQuerier) (int64, int, error) {
-	for attempt := 0; attempt < allocCandidateLimit; attempt++ {
-		id, ok, err := s.choose(ctx, q)
-		if err != nil {
-			return 0, 0, err
-		}
-		if !ok {
-			return 0, 0, &Error{Kind: ErrNoOpenDatabase}
-		}
-		key, ok, err := s.take(ctx, q, id)
-		if err != nil {
-			return 0, 0, err
-		}
-		if ok {
-			return key, id, nil
-		}
-	}
-	return 0, 0, &Error{Kind: ErrNoOpenDatabase, Err: errors.New("gave up after repeated races for full ranges")}
+	key, _, id, err := s.allocateBlock(ctx, q, 1)
+	return key, id, err
 }
 
-// allocateBlock reserves up to n (> 1) consecutive keys of one database,
+// allocateBlock reserves up to n (>= 1) consecutive keys of one database,
 // chosen by Allocate's policy: the keys first..first+count-1. A database
-// with fewer than n free keys gives one key at a time (take), so a
-// reservation never crosses the end of a range.
+// with fewer than n free keys gives one key at a time, so a reservation
+// never crosses the end of a range.
 func (s *SQLDirectory) allocateBlock(ctx context.Context, q execQuerier, n int64) (first, count int64, dbID int, err error) {
 	for attempt := 0; attempt < allocCandidateLimit; attempt++ {
 		id, ok, err := s.choose(ctx, q)
@@ -207,7 +192,10 @@ func (s *SQLDirectory) allocateBlock(ctx context.Context, q execQuerier, n int64
 		if ok {
 			return first, n, id, nil
 		}
-		key, ok, err := s.take(ctx, q, id)
+		if n == 1 {
+			continue // another allocator filled or closed it first
+		}
+		key, ok, err := s.takeBlock(ctx, q, id, 1)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -218,9 +206,12 @@ func (s *SQLDirectory) allocateBlock(ctx context.Context, q execQuerier, n int64
 	return 0, 0, 0, &Error{Kind: ErrNoOpenDatabase, Err: errors.New("gave up after repeated races for full ranges")}
 }
 
-// takeBlock is take for n keys: ok is false when the chosen database has
-// fewer than n free keys left (or was closed). The block that takes a
-// range's last key closes the database, as take does.
+// takeBlock advances the chosen database's next_key by n (user_count with
+// it): ok is false when it has fewer than n free keys left, or another
+// allocator filled or closed it first. The block that takes a range's last
+// key closes the database. The state and updated_at assignments come
+// first: MySQL evaluates SET left to right with updated values, SQLite with
+// the old ones, and placed first both see the old next_key.
 func (s *SQLDirectory) takeBlock(ctx context.Context, q execQuerier, id int, n int64) (int64, bool, error) {
 	const set = "UPDATE shard_databases SET " +
 		"state = CASE WHEN next_key + ? > last_key THEN 'closed' ELSE state END, " +
@@ -284,44 +275,4 @@ func (s *SQLDirectory) choose(ctx context.Context, q execQuerier) (int, bool, er
 		return 0, false, fmt.Errorf("shard: allocate: %w", err)
 	}
 	return bestID, found, nil
-}
-
-// take advances the chosen database's next_key; ok is false when another
-// allocator filled or closed it first. The state and updated_at assignments
-// come first: MySQL evaluates SET left to right with updated values, SQLite
-// with the old ones, and placed first both see the old next_key.
-func (s *SQLDirectory) take(ctx context.Context, q execQuerier, id int) (int64, bool, error) {
-	const set = "UPDATE shard_databases SET " +
-		"state = CASE WHEN next_key >= last_key THEN 'closed' ELSE state END, " +
-		"updated_at = CASE WHEN next_key >= last_key THEN " + bumpUpdatedAt + " ELSE updated_at END, " +
-		"user_count = user_count + 1, "
-	const where = " WHERE db_id = ? AND state = 'open' AND next_key <= last_key"
-	now := s.now()
-	if s.d.Name() == "sqlite" {
-		var next int64
-		err := q.QueryRowContext(ctx, set+"next_key = next_key + 1"+where+" RETURNING next_key", now, now, id).Scan(&next)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, false, nil
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("shard: allocate: %w", err)
-		}
-		return next - 1, true, nil
-	}
-	res, err := q.ExecContext(ctx, set+"next_key = LAST_INSERT_ID(next_key + 1)"+where, now, now, id)
-	if err != nil {
-		return 0, false, fmt.Errorf("shard: allocate: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, false, fmt.Errorf("shard: allocate: %w", err)
-	}
-	if n == 0 {
-		return 0, false, nil
-	}
-	next, err := res.LastInsertId()
-	if err != nil || next <= 0 {
-		return 0, false, fmt.Errorf("shard: allocate: LAST_INSERT_ID not returned (%d): %v", next, err)
-	}
-	return next - 1, true, nil
 }
