@@ -58,10 +58,11 @@ func BenchmarkLookup(b *testing.B) {
 	})
 }
 
-// BenchmarkAllocateMariaDB measures Allocate with 16 concurrent allocators
-// over 4 open databases in one MariaDB common database.
-func BenchmarkAllocateMariaDB(b *testing.B) {
-	be := shardtest.MariaDB()
+// mariaDBDirectory returns a directory in a fresh MariaDB common database
+// (a pool of 32 connections, as the example server's) with 4 open game
+// databases.
+func mariaDBDirectory(b *testing.B, be shardtest.Backend) *shard.SQLDirectory {
+	b.Helper()
 	ctx := context.Background()
 	common := be.Open(b, be.NewDSN(b))
 	common.SetMaxOpenConns(32)
@@ -79,6 +80,14 @@ func BenchmarkAllocateMariaDB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	return dir
+}
+
+// BenchmarkAllocateMariaDB measures Allocate with 16 concurrent allocators
+// over 4 open databases in one MariaDB common database.
+func BenchmarkAllocateMariaDB(b *testing.B) {
+	ctx := context.Background()
+	dir := mariaDBDirectory(b, shardtest.MariaDB())
 	b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -119,23 +128,7 @@ func BenchmarkRegisterMariaDB(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
-				common := be.Open(b, be.NewDSN(b))
-				common.SetMaxOpenConns(32)
-				common.SetMaxIdleConns(32)
-				if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
-					b.Fatal(err)
-				}
-				dir, err := shard.NewSQLDirectory(common)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for i := 1; i <= 4; i++ {
-					first, last := shardtest.Range(i)
-					if err := dir.Add(ctx, shard.Database{ID: i, Name: "g", Driver: "mysql", DSN: "unused", FirstKey: first, LastKey: last}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				acc := shard.NewAccounts(dir)
+				acc := shard.NewAccounts(mariaDBDirectory(b, be))
 				acc.KeyBlock = block
 				var next atomic.Int64
 				var failed atomic.Pointer[error]
