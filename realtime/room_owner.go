@@ -92,6 +92,14 @@ func (c *ownerCache) drop(room, node string) {
 	}
 }
 
+// has reports whether room has a cached owner (expired or not).
+func (c *ownerCache) has(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[room]
+	return ok
+}
+
 // forget drops room's owner, whichever node it names.
 func (c *ownerCache) forget(room string) {
 	c.mu.Lock()
@@ -108,10 +116,12 @@ func (c *ownerCache) size() int {
 // seen watches the publications this node receives: a room's room.end
 // (its owner ended it, or shut down) drops its cached owner, so a member's
 // next request looks the room up instead of asking a node that may have
-// stopped answering. Called by the hub before the members get it.
+// stopped answering. Called by the hub before the members get it, for
+// every publication: a room's snapshots (10 a second) are parsed only on a
+// node that caches the room's owner, not on the owner itself.
 func (r *Rooms) seen(p Publication) {
 	id, ok := strings.CutPrefix(p.Channel, prefixRoom)
-	if !ok {
+	if !ok || !r.owners.has(id) {
 		return
 	}
 	var m message
