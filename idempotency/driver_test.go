@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -13,12 +14,58 @@ import (
 	"github.com/madang-io/madang/internal/testdb"
 )
 
-// probe wraps a database driver to count the statements a connection runs
-// and to lose the answer of a commit that succeeded (the connection "dies"
-// right after the server committed).
+// probe wraps a database driver to count the statements a connection runs,
+// to lose the answer of a commit that succeeded (the connection "dies"
+// right after the server committed), and to record what each transaction
+// ran and whether it committed.
 type probe struct {
 	statements     atomic.Int64
 	loseNextCommit atomic.Bool
+
+	mu     sync.Mutex
+	nextTx int
+	events []event
+	// onExec, if set, is called (outside mu) before a statement is sent.
+	onExec func(txn int, query string)
+	// beforeCommit, if set, is called (outside mu) when a transaction
+	// starts to commit, before the driver commits it.
+	beforeCommit func(txn int)
+}
+
+// event is one thing a connection did. txn numbers the transactions of
+// the probe from 1; 0 is outside a transaction.
+type event struct {
+	txn   int
+	kind  string // "begin", "exec", "query", "commit", "rollback"
+	query string
+	rows  int64 // rows affected by an exec; -1 when the statement failed
+	err   error
+}
+
+func (p *probe) record(e event) {
+	p.mu.Lock()
+	p.events = append(p.events, e)
+	p.mu.Unlock()
+}
+
+// txEvents returns what transaction txn did, in order.
+func (p *probe) txEvents(txn int) []event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []event
+	for _, e := range p.events {
+		if e.txn == txn {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// lastTxn returns the number of the newest transaction.
+func (p *probe) lastTxn() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextTx
 }
 
 type probeConnector struct {
@@ -39,10 +86,16 @@ func (c *probeConnector) Driver() driver.Driver { return c.drv }
 
 type probeConn struct {
 	driver.Conn
-	p *probe
+	p   *probe
+	txn int // the open transaction's number, 0 outside one
 }
 
 func (c *probeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	c.p.mu.Lock()
+	c.p.nextTx++
+	txn := c.p.nextTx
+	c.p.mu.Unlock()
+	c.p.record(event{txn: txn, kind: "begin"})
 	var tx driver.Tx
 	var err error
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
@@ -54,7 +107,8 @@ func (c *probeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 	if err != nil {
 		return nil, err
 	}
-	return &probeTx{Tx: tx, p: c.p}, nil
+	c.txn = txn
+	return &probeTx{Tx: tx, c: c, txn: txn}, nil
 }
 
 func (c *probeConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
@@ -70,9 +124,19 @@ func (c *probeConn) ExecContext(ctx context.Context, query string, args []driver
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	if f := c.p.onExec; f != nil {
+		f(c.txn, query)
+	}
 	r, err := e.ExecContext(ctx, query, args)
 	if !errors.Is(err, driver.ErrSkip) {
 		c.p.statements.Add(1)
+		ev := event{txn: c.txn, kind: "exec", query: query, rows: -1, err: err}
+		if err == nil {
+			if n, rerr := r.RowsAffected(); rerr == nil {
+				ev.rows = n
+			}
+		}
+		c.p.record(ev)
 	}
 	return r, err
 }
@@ -85,6 +149,7 @@ func (c *probeConn) QueryContext(ctx context.Context, query string, args []drive
 	r, err := q.QueryContext(ctx, query, args)
 	if !errors.Is(err, driver.ErrSkip) {
 		c.p.statements.Add(1)
+		c.p.record(event{txn: c.txn, kind: "query", query: query, err: err})
 	}
 	return r, err
 }
@@ -105,14 +170,28 @@ func (c *probeConn) ResetSession(ctx context.Context) error {
 
 type probeTx struct {
 	driver.Tx
-	p *probe
+	c   *probeConn
+	txn int
 }
 
 func (t *probeTx) Commit() error {
+	p := t.c.p
+	if f := p.beforeCommit; f != nil {
+		f(t.txn)
+	}
 	err := t.Tx.Commit()
-	if err == nil && t.p.loseNextCommit.CompareAndSwap(true, false) {
+	t.c.txn = 0
+	p.record(event{txn: t.txn, kind: "commit", err: err})
+	if err == nil && p.loseNextCommit.CompareAndSwap(true, false) {
 		return driver.ErrBadConn // committed on the server, answer lost
 	}
+	return err
+}
+
+func (t *probeTx) Rollback() error {
+	err := t.Tx.Rollback()
+	t.c.txn = 0
+	t.c.p.record(event{txn: t.txn, kind: "rollback", err: err})
 	return err
 }
 

@@ -48,16 +48,30 @@ type SQLConfig struct {
 // SQLConfig.DB) and hands it to the function through TxFrom. Either way the
 // store adds two statements to the transaction: an INSERT of the key row
 // first (a concurrent duplicate blocks on the primary key until this
-// transaction ends) and an UPDATE with the result at the end; a replay is an
-// INSERT that fails plus a SELECT. Create the table on every database with
-// Migrate; delete expired rows with Purge.
+// transaction ends) and an UPDATE with the result at the end. Create the
+// table on every database with Migrate; delete expired rows with Purge.
+//
+// A replay answers only a durable result. Seeing another transaction's
+// commit does not prove it survives a crash: InnoDB makes a commit visible
+// to other transactions before its redo log reaches the disk. So a replay
+// writes to the key row (it moves the row's expiry 1 ms later: the smallest
+// change that always changes the row) and commits before it answers; its
+// commit follows the original's in the log, and the log is made durable in
+// order, so when the replay's commit is durable the original's is too. On
+// MySQL/MariaDB this is one upsert (INSERT ... ON DUPLICATE KEY UPDATE,
+// which also queues concurrent replays on the row's exclusive lock instead
+// of deadlocking them) plus a SELECT; on SQLite an INSERT that fails, an
+// UPDATE and a SELECT (harmless there: SQLite serialises writers and its log
+// is sequential too). Either way, one commit with a logged change per
+// replay; BENCHMARKS.md has the cost.
 type SQLStore struct {
 	db      *sql.DB
 	cfg     SQLConfig
 	dialect sqldialect.Dialect
 	c       counters
+	upsert  bool // insert is an upsert that touches an existing key row
 
-	insert, selectRow, update, reset, deleteRow, purge string
+	insert, selectRow, update, touch, reset, deleteRow, purge string
 }
 
 var _ Doer = (*SQLStore)(nil)
@@ -83,7 +97,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 			return nil, fmt.Errorf("idempotency: %w", err)
 		}
 	}
-	s := &SQLStore{db: db, cfg: cfg, dialect: d}
+	s := &SQLStore{db: db, cfg: cfg, dialect: d, upsert: d.Name() == "mysql"}
 	if cfg.DB == nil {
 		s.cfg.DB = func(context.Context, Scope) (*sql.DB, error) { return db, nil }
 	}
@@ -101,6 +115,15 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	}
 	t := cfg.Table
 	s.insert = "INSERT INTO " + t + " (user_key, command, request_id, fingerprint, done, expires_at) VALUES (?, ?, ?, ?, 0, ?)"
+	if d.Name() == "mysql" {
+		// A duplicate takes the key row's exclusive lock and writes to it
+		// (its expiry moves 1 ms, so the row always changes and the
+		// transaction logs a change of its own): the replay that follows
+		// commits after the original's commit in the redo log. The
+		// exclusive lock also queues concurrent replays instead of letting
+		// their shared locks deadlock when each then writes.
+		s.insert += " ON DUPLICATE KEY UPDATE expires_at = expires_at + 1"
+	}
 	if mariadb {
 		wait := 1
 		if cfg.InFlight == Wait {
@@ -109,15 +132,16 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 		s.insert = fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout=%d FOR %s", wait, s.insert)
 	}
 	where := " WHERE user_key = ? AND command = ? AND request_id = ?"
-	// A shared locking read: it sees the latest committed row whatever the
-	// transaction read before, and shares the lock the failed INSERT took
-	// (FOR UPDATE would deadlock two concurrent replays).
+	// A locking read: it sees the latest committed row whatever the
+	// transaction read before. On MySQL the upsert already holds the row's
+	// exclusive lock, which covers it.
 	shared := ""
 	if d.Name() == "mysql" {
 		shared = " LOCK IN SHARE MODE"
 	}
 	s.selectRow = "SELECT fingerprint, done, code, message, payload, expires_at FROM " + t + where + shared
 	s.update = "UPDATE " + t + " SET done = 1, code = ?, message = ?, payload = ?" + where
+	s.touch = "UPDATE " + t + " SET expires_at = expires_at + 1" + where
 	s.reset = "UPDATE " + t + " SET fingerprint = ?, done = 0, code = 0, message = NULL, payload = NULL, expires_at = ?" + where
 	s.deleteRow = "DELETE FROM " + t + where
 	s.purge = "DELETE FROM " + t + " WHERE expires_at < ?"
@@ -214,8 +238,11 @@ func TxFrom(ctx context.Context) *sql.Tx {
 // returns tx as well), and its result is written to the key row in tx.
 //
 // After DoTx returns without error, commit tx and then call
-// TxOutcome.Committed to run the after-commit hooks. If Replay is set nothing
-// was written: commit or roll back, as you like. On an error, roll back: a
+// TxOutcome.Committed to run the after-commit hooks. If Replay is set, DoTx
+// wrote to the key row only (see SQLStore): commit tx too, and send the
+// replayed result only after the commit succeeded — that commit is what
+// makes the answer durable. If it fails, answer a retryable error
+// (CodeTimeout, as Do does), never the replay. On an error, roll back: a
 // retryable error from fn is returned as is (DoTx also deletes the key row,
 // so even a commit would leave the key free); a definitive error from fn is
 // stored and returned as the Outcome, and the writes fn made before failing
@@ -249,19 +276,45 @@ func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string
 	now := s.cfg.Clock.Now()
 	expires := now.Add(s.cfg.Retention).UnixMilli()
 	args := []any{scope.UserKey, scope.Command, key}
-	_, err := tx.ExecContext(ctx, s.insert, scope.UserKey, scope.Command, key, fp[:], expires)
+	r, err := tx.ExecContext(ctx, s.insert, scope.UserKey, scope.Command, key, fp[:], expires)
+	dup := false
 	switch {
 	case err == nil:
-	case sqldialect.IsDuplicateKey(err):
-		out, replay, err := s.existing(ctx, tx, scope, key, fp, now, expires, args)
-		if err != nil || replay {
-			return TxOutcome{Outcome: out}, err
+		if s.upsert {
+			// 1: inserted; 2: the key row existed and was touched.
+			n, err := r.RowsAffected()
+			if err != nil {
+				return TxOutcome{}, storeError("insert key", err)
+			}
+			dup = n != 1
 		}
+	case sqldialect.IsDuplicateKey(err):
+		// SQLite: the transaction already holds the database's write lock;
+		// touch the key row so that it commits a change of its own, after
+		// the original's.
+		r, err := tx.ExecContext(ctx, s.touch, args...)
+		if err != nil {
+			return TxOutcome{}, storeError("touch key", err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return TxOutcome{}, storeError("touch key", err)
+		} else if n == 0 {
+			// Deleted between our INSERT and UPDATE (Purge): try again.
+			s.c.inFlight.Add(1)
+			return TxOutcome{}, errInFlight(s.cfg.RetryAfter)
+		}
+		dup = true
 	case sqldialect.IsLockWaitTimeout(err):
 		s.c.inFlight.Add(1)
 		return TxOutcome{}, errInFlight(s.cfg.RetryAfter)
 	default:
 		return TxOutcome{}, storeError("insert key", err)
+	}
+	if dup {
+		out, replay, err := s.existing(ctx, tx, scope, key, fp, now, expires, args)
+		if err != nil || replay {
+			return TxOutcome{Outcome: out}, err
+		}
 	}
 
 	fctx, h := withHooks(ctx)
@@ -307,8 +360,9 @@ func (s *SQLStore) outcome(o Outcome, h *hooks) TxOutcome {
 	return TxOutcome{Outcome: o, hooks: h, log: func(ctx context.Context, h *hooks) { h.run(ctx, s.cfg.Logger) }}
 }
 
-// existing handles a key whose row is committed: replay it, refuse a
-// mismatch, or take over an expired row. replay reports whether out is final.
+// existing handles a key whose row is committed and already touched by tx:
+// replay it, refuse a mismatch, or take over an expired row. replay reports
+// whether out is final.
 func (s *SQLStore) existing(ctx context.Context, tx *sql.Tx, scope Scope, key string, fp Fingerprint, now time.Time, expires int64, args []any) (out Outcome, replay bool, err error) {
 	var (
 		gotFP     []byte
@@ -354,10 +408,11 @@ func (s *SQLStore) existing(ctx context.Context, tx *sql.Tx, scope Scope, key st
 // Do runs fn at most once for (scope, key) in a transaction of its own on
 // SQLConfig.DB(scope): it begins the transaction, runs DoTx (fn gets the
 // transaction from TxFrom(ctx)), commits, and runs the after-commit hooks.
+// A replay commits as well before it is returned (see SQLStore).
 //
 // If the commit fails or its answer is lost, Do cannot know whether it
 // committed: it returns a CodeTimeout error, and a retry with the same key
-// gets the stored result if it did.
+// gets the stored result if it did. The same holds for a replay's commit.
 func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerprint, fn Func) (Outcome, error) {
 	db, err := s.cfg.DB(ctx, scope)
 	if err != nil {
@@ -369,12 +424,15 @@ func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerpri
 	}
 	defer tx.Rollback() // after a commit: a harmless sql.ErrTxDone; after a panic: needed
 	out, err := s.DoTx(ctx, tx, scope, key, fp, fn)
-	if err != nil || !out.stored {
+	if err != nil || !(out.stored || out.Replay) {
 		return out.Outcome, err
 	}
+	// A replay commits too: its touch of the key row is logged after the
+	// original's commit, so once this commit is durable, so is the result
+	// it answers.
 	if err := tx.Commit(); err != nil {
 		if s.cfg.Logger != nil {
-			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "err", err)
+			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "replay", out.Replay, "err", err)
 		}
 		return Outcome{}, &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: fmt.Errorf("idempotency: commit: %w", err)}
 	}

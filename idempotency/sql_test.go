@@ -89,10 +89,17 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 				t.Fatalf("first run: %d statements besides the game's, want 2 (replay %v)", n-1, out.Replay)
 			}
 			out, n = run()
-			if !out.Replay || n != 2 {
-				t.Fatalf("replay: %d statements, want 2 (replay %v)", n, out.Replay)
+			// A replay: the upsert that touches the key row and a SELECT
+			// on MariaDB; on SQLite the INSERT fails and an UPDATE
+			// touches the row (see TestSQLStoreReplayCommitsBeforeAnswering).
+			want := int64(2)
+			if b.name == "sqlite" {
+				want = 3
 			}
-			t.Logf("%s: the store adds 2 statements to a first run and runs 2 for a replay", b.name)
+			if !out.Replay || n != want {
+				t.Fatalf("replay: %d statements, want %d (replay %v)", n, want, out.Replay)
+			}
+			t.Logf("%s: the store adds 2 statements to a first run and runs %d for a replay", b.name, want)
 			if g := gems(t, db); g != 90 {
 				t.Fatalf("gems %d, want 90", g)
 			}

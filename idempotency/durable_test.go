@@ -1,0 +1,276 @@
+package idempotency_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/idempotency"
+	"github.com/madang-io/madang/protocol"
+)
+
+// A replay answers only a durable result: seeing the original's commit is not
+// enough (InnoDB makes a commit visible before its redo log is flushed), so
+// the replaying transaction must itself commit a change, which the database
+// logs after the original's commit, before the replay is answered. These
+// tests watch the statements and commits through the probe driver (a real
+// driver underneath: SQLite and MariaDB).
+
+// wrote reports whether the events include a statement that changed at
+// least one row (a change the database logs), and lists them.
+func wrote(evs []event) (bool, string) {
+	var b strings.Builder
+	changed := false
+	for _, e := range evs {
+		fmt.Fprintf(&b, "\n  %s %s", e.kind, e.query)
+		if e.kind == "exec" {
+			fmt.Fprintf(&b, " -> rows %d err %v", e.rows, e.err)
+			if e.err == nil && e.rows > 0 {
+				changed = true
+			}
+		}
+		if e.kind == "commit" || e.kind == "rollback" {
+			fmt.Fprintf(&b, " err %v", e.err)
+		}
+	}
+	return changed, b.String()
+}
+
+// committed reports whether the events end with a successful commit.
+func committed(evs []event) bool {
+	return len(evs) > 0 && evs[len(evs)-1].kind == "commit" && evs[len(evs)-1].err == nil
+}
+
+// expiresAt reads the key row's expiry.
+func expiresAt(t *testing.T, db *sql.DB, key string) int64 {
+	t.Helper()
+	var v int64
+	if err := db.QueryRow(`SELECT expires_at FROM idempotency_keys WHERE user_key = ? AND command = ? AND request_id = ?`, buyScope.UserKey, buyScope.Command, key).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestSQLStoreReplayCommitsBeforeAnswering: Do answers a replay only after
+// the replaying transaction committed, and that transaction changed a row.
+// The probe holds the replay's commit: Do must still be waiting for it.
+func TestSQLStoreReplayCommitsBeforeAnswering(t *testing.T) {
+	for _, b := range probedBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, p := b.open(t)
+			wallet(t, db, 100)
+			s := sqlStore(t, db, idempotency.Config{})
+			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
+			out, err := s.Do(ctx, buyScope, "rid-1", fp, buy(30))
+			if err != nil || out.Replay {
+				t.Fatalf("first run: %+v, %v", out, err)
+			}
+			before := expiresAt(t, db, "rid-1")
+			first := p.lastTxn()
+
+			entered, release := make(chan int, 1), make(chan struct{})
+			var unblock sync.Once
+			p.beforeCommit = func(txn int) {
+				entered <- txn
+				<-release
+			}
+			type answer struct {
+				out idempotency.Outcome
+				err error
+			}
+			done := make(chan answer, 1)
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				out, err := s.Do(ctx, buyScope, "rid-1", fp, buy(30))
+				done <- answer{out, err}
+			}()
+			// On a failure, let the replay end (an open transaction would
+			// hold the table and block dropping the test database).
+			defer func() {
+				unblock.Do(func() { close(release) })
+				<-finished
+			}()
+			var txn int
+			select {
+			case a := <-done:
+				evs := p.txEvents(p.lastTxn())
+				_, list := wrote(evs)
+				t.Fatalf("replay answered (%+v, %v) without committing first; its transaction:%s", a.out, a.err, list)
+			case txn = <-entered:
+			}
+			if txn <= first {
+				t.Fatalf("commit of transaction %d, want the replay's (after %d)", txn, first)
+			}
+			select {
+			case a := <-done:
+				t.Fatalf("replay answered (%+v, %v) while its commit was still running", a.out, a.err)
+			default:
+			}
+			evs := p.txEvents(txn)
+			changed, list := wrote(evs)
+			if !changed {
+				t.Fatalf("the replay's transaction commits without a logged change; it ran:%s", list)
+			}
+			unblock.Do(func() { close(release) })
+			a := <-done
+			p.beforeCommit = nil
+			if a.err != nil || !a.out.Replay || string(a.out.Payload) != `{"gems":70}` {
+				t.Fatalf("replay: %+v (%s), %v", a.out, a.out.Payload, a.err)
+			}
+			if !committed(p.txEvents(txn)) {
+				_, list := wrote(p.txEvents(txn))
+				t.Fatalf("replay's transaction did not commit:%s", list)
+			}
+			// The change is the key row's expiry, 1 ms later; nothing else.
+			if after := expiresAt(t, db, "rid-1"); after != before+1 {
+				t.Fatalf("expiry %d after the replay, want %d", after, before+1)
+			}
+			if g := gems(t, db); g != 70 {
+				t.Fatalf("gems %d, want 70", g)
+			}
+			t.Logf("%s: replay transaction:%s", b.name, list)
+		})
+	}
+}
+
+// TestSQLStoreDoTxReplayWrites: in the caller's transaction (the game
+// server's path), a replay leaves a change in tx, so the caller's commit,
+// which must come before the answer, is logged after the original's.
+func TestSQLStoreDoTxReplayWrites(t *testing.T) {
+	for _, b := range probedBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, p := b.open(t)
+			wallet(t, db, 100)
+			s := sqlStore(t, db, idempotency.Config{})
+			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
+			for i := range 3 {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback()
+				txn := p.lastTxn()
+				out, err := s.DoTx(ctx, tx, buyScope, "rid-tx", fp, buy(10))
+				if err != nil || out.Replay != (i > 0) || string(out.Payload) != `{"gems":90}` {
+					t.Fatalf("%d: %+v (%s), %v", i, out, out.Payload, err)
+				}
+				changed, list := wrote(p.txEvents(txn))
+				if !changed {
+					t.Fatalf("%d: DoTx left no change in the transaction; it ran:%s", i, list)
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if g := gems(t, db); g != 90 {
+				t.Fatalf("gems %d, want 90", g)
+			}
+		})
+	}
+}
+
+// TestSQLStoreReplayOfUncommittedKey: while the original's transaction has
+// not committed, a duplicate never answers its result: under Wait it waits
+// for the commit and then replays (committing a change of its own); under
+// AnswerInFlight it answers CodeInFlight (MariaDB: after the one-second
+// lock wait; SQLite refuses a second writer with busy, as the conformance
+// suite shows).
+func TestSQLStoreReplayOfUncommittedKey(t *testing.T) {
+	for _, b := range probedBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, p := b.open(t)
+			wallet(t, db, 100)
+			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
+			s := sqlStore(t, db, idempotency.Config{WaitTimeout: time.Minute})
+			inFlight := sqlStore(t, db, idempotency.Config{InFlight: idempotency.AnswerInFlight})
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if out, err := s.DoTx(ctx, tx, buyScope, "rid-open", fp, buy(10)); err != nil || out.Replay {
+				t.Fatalf("original: %+v, %v", out, err)
+			}
+			original := p.lastTxn()
+
+			if b.name == "mariadb" {
+				out, err := inFlight.Do(ctx, buyScope, "rid-open", fp, buy(10))
+				if protocol.CodeOf(err) != protocol.CodeInFlight {
+					t.Fatalf("duplicate of an uncommitted key: %+v (%s), %v; want CodeInFlight", out, out.Payload, err)
+				}
+			}
+
+			// Under Wait: the duplicate is sent (its first statement or
+			// its BEGIN, which SQLite's immediate transactions block on),
+			// then the original commits.
+			sent := make(chan struct{})
+			var once sync.Once
+			p.onExec = func(txn int, _ string) {
+				if txn > original {
+					once.Do(func() { close(sent) })
+				}
+			}
+			type answer struct {
+				out idempotency.Outcome
+				err error
+			}
+			done := make(chan answer, 1)
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				out, err := s.Do(ctx, buyScope, "rid-open", fp, buy(10))
+				done <- answer{out, err}
+			}()
+			defer func() {
+				tx.Rollback() // on a failure: let the duplicate end
+				<-finished
+			}()
+			if b.name == "sqlite" {
+				// BEGIN IMMEDIATE waits for the original's write lock
+				// inside BeginTx: wait for the transaction to be counted
+				// instead (it is numbered before the driver begins it).
+				for p.lastTxn() == original {
+					select {
+					case a := <-done:
+						t.Fatalf("duplicate answered before the original committed: %+v, %v", a.out, a.err)
+					case <-time.After(time.Millisecond):
+					}
+				}
+			} else {
+				select {
+				case a := <-done:
+					t.Fatalf("duplicate answered before the original committed: %+v, %v", a.out, a.err)
+				case <-sent:
+				}
+			}
+			select {
+			case a := <-done:
+				t.Fatalf("duplicate answered before the original committed: %+v, %v", a.out, a.err)
+			default:
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			a := <-done
+			p.onExec = nil
+			if a.err != nil || !a.out.Replay || string(a.out.Payload) != `{"gems":90}` {
+				t.Fatalf("waiting duplicate: %+v (%s), %v; want the replay", a.out, a.out.Payload, a.err)
+			}
+			evs := p.txEvents(p.lastTxn())
+			if changed, list := wrote(evs); !changed || !committed(evs) {
+				t.Fatalf("the waiting duplicate answered without committing a change; it ran:%s", list)
+			}
+			if g := gems(t, db); g != 90 {
+				t.Fatalf("gems %d, want 90", g)
+			}
+		})
+	}
+}
