@@ -389,7 +389,8 @@ func (s *SQLStore) GetBlock(ctx context.Context, userKey int64, now time.Time) (
 }
 
 // Redeem implements Redemptions: INSERT IGNORE on the (store,
-// transaction_id) primary key, then read back the stored row.
+// transaction_id) primary key; when the row existed, read it back in a
+// transaction that commits a logged change after it (see Redemptions).
 func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, error) {
 	if err := checkRedemption(&r); err != nil {
 		return Redemption{}, false, err
@@ -405,12 +406,49 @@ func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, 
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
 		return r, true, nil
 	}
-	old := Redemption{Store: r.Store, TransactionID: r.TransactionID}
-	var at int64
-	if err := s.db.QueryRowContext(ctx, fmt.Sprintf("SELECT user_key, product_id, at_ms FROM %s WHERE store = ? AND transaction_id = ?", s.t.reds), r.Store, r.TransactionID).
-		Scan(&old.UserKey, &old.ProductID, &at); err != nil {
+	old, err := s.redeemedBefore(ctx, r)
+	if err != nil {
 		return Redemption{}, false, fmt.Errorf("anticheat: redeem: read back: %w", err)
 	}
-	old.At = fromMs(at)
 	return old, false, nil
+}
+
+// redeemedBefore reads back the redemption that r collided with, in a
+// transaction that also writes to its row and commits. The row may be
+// another request's commit that is visible but not yet durable (InnoDB
+// makes a commit visible before it flushes its redo log); the caller acts
+// on it (grants, or refuses the receipt), so it must survive a crash. Two
+// updates that cancel out (at_ms + 1, then - 1) give the transaction logged
+// changes that follow that commit in the log without changing the row;
+// committing them makes it durable too. Only a receipt presented again
+// pays for this.
+func (s *SQLStore) redeemedBefore(ctx context.Context, r Redemption) (Redemption, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Redemption{}, err
+	}
+	defer tx.Rollback()
+	where := " WHERE store = ? AND transaction_id = ?"
+	for _, q := range []string{"UPDATE %s SET at_ms = at_ms + 1", "UPDATE %s SET at_ms = at_ms - 1"} {
+		res, err := tx.ExecContext(ctx, fmt.Sprintf(q, s.t.reds)+where, r.Store, r.TransactionID)
+		if err != nil {
+			return Redemption{}, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return Redemption{}, err
+		} else if n != 1 {
+			return Redemption{}, fmt.Errorf("redemption of %s %q not found", r.Store, r.TransactionID)
+		}
+	}
+	old := Redemption{Store: r.Store, TransactionID: r.TransactionID}
+	var at int64
+	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT user_key, product_id, at_ms FROM %s", s.t.reds)+where, r.Store, r.TransactionID).
+		Scan(&old.UserKey, &old.ProductID, &at); err != nil {
+		return Redemption{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Redemption{}, err
+	}
+	old.At = fromMs(at)
+	return old, nil
 }

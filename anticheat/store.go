@@ -114,6 +114,10 @@ type Redemptions interface {
 	// Redeem inserts r unless (r.Store, r.TransactionID) exists. It returns
 	// the stored redemption (r itself or the earlier one) and whether this
 	// call created it. Concurrent calls for one transaction create once.
+	// An earlier redemption is returned only once it is durable: having
+	// seen another transaction's commit does not prove that it survives a
+	// crash, so a SQL implementation commits a change of its own after
+	// reading it (the database's log is made durable in order).
 	Redeem(ctx context.Context, r Redemption) (stored Redemption, created bool, err error)
 }
 
