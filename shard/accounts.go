@@ -125,6 +125,13 @@ func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok b
 // key: both get the same user key. With KeyBlock > 1 the account row is one
 // INSERT with a key of a block reserved earlier; the loser's key goes back
 // to its Accounts for the next registration.
+//
+// An existing account whose row was created less than 10 s ago (or that
+// won a race against this call) is returned only after Register committed
+// a change to its row (which leaves it as it was): the row may be a racing
+// registration's commit, visible before it is durable, and the key must
+// not be answered if a crash could still take the row back. Older rows are
+// read only, so ordinary logins stay one SELECT.
 func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, created bool, err error) {
 	if err := id.validate(); err != nil {
 		return 0, false, err
@@ -134,11 +141,19 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 		retries = 3
 	}
 	for attempt := 0; ; attempt++ {
-		key, ok, err := a.Lookup(ctx, id)
+		key, createdAt, ok, err := a.lookup(ctx, id)
 		if err != nil {
 			return 0, false, err
 		}
 		if ok {
+			// A row we lost the race to, or one registered moments ago,
+			// may be another transaction's commit that is visible but not
+			// yet durable: make it durable before answering with its key.
+			if attempt > 0 || a.dir.now()-createdAt < confirmWindow.Milliseconds() {
+				if err := a.confirm(ctx, id); err != nil {
+					return 0, false, a.classify(ctx, fmt.Errorf("shard: confirm account: %w", err))
+				}
+			}
 			return key, false, nil
 		}
 		if a.blockSize() > 1 {
@@ -156,6 +171,50 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 		}
 		return 0, false, a.classify(ctx, err)
 	}
+}
+
+// confirmWindow: Register confirms (see confirm) an account row created
+// less than this long ago by its created_at. A commit is flushed by its
+// own session before that session answers, and InnoDB flushes its log
+// every second besides; a row older than this was durable long ago unless
+// the clocks of the processes differ by more.
+const confirmWindow = 10 * time.Second
+
+// lookup is Lookup with the row's created_at.
+func (a *Accounts) lookup(ctx context.Context, id Identity) (userKey, createdAt int64, ok bool, err error) {
+	err = a.dir.db.QueryRowContext(ctx, "SELECT user_key, created_at FROM shard_accounts WHERE platform = ? AND external_id = ?", id.Platform, id.ID).Scan(&userKey, &createdAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, 0, false, nil
+	case err != nil:
+		return 0, 0, false, a.classify(ctx, fmt.Errorf("shard: lookup account: %w", err))
+	}
+	return userKey, createdAt, true, nil
+}
+
+// confirm makes id's account row durable before Register answers with a
+// key it read: InnoDB makes a commit visible to other transactions before
+// its redo log is flushed, so a racing registration's row can be read and
+// then lost in a crash — and its key handed out again (the allocation rolls
+// back with it) while the game already created a player under it. confirm
+// commits two updates of the row that cancel out (created_at + 1, then
+// - 1): logged changes after that commit in the log, so once this commit
+// is durable, so is the row. The row is unchanged.
+func (a *Accounts) confirm(ctx context.Context, id Identity) error {
+	tx, err := a.dir.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		"UPDATE shard_accounts SET created_at = created_at + 1 WHERE platform = ? AND external_id = ?",
+		"UPDATE shard_accounts SET created_at = created_at - 1 WHERE platform = ? AND external_id = ?",
+	} {
+		if _, err := tx.ExecContext(ctx, q, id.Platform, id.ID); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // unavailablePing bounds the ping that tells a lost common database from
