@@ -60,7 +60,25 @@
 // transaction, and the result is written to the key row before the caller
 // commits — the result commits exactly when the writes do, even if the
 // process dies between commit and reply. The store adds two statements to
-// the transaction. SQLStore.Do opens the transaction itself on the user's
+// the transaction.
+//
+// A replay answers only what is durable. Reading the original's committed
+// key row is not proof that it survives a crash: InnoDB makes a commit
+// visible to other transactions before it flushes the commit to its redo
+// log. So a SQL replay writes to the key row (moves its expiry 1 ms) and
+// commits before it is answered: its change is logged after the original's
+// commit and the log is flushed in order, so when the replay's commit is
+// durable, so is the result it answers. SQLStore.Do commits the replay
+// itself; a DoTx caller commits tx before sending the replay, and answers a
+// retryable error instead if that commit fails. A duplicate of a key whose
+// original has not committed waits for it on the key row's lock (or
+// answers in flight); it never answers an uncommitted result. The price is
+// one logged change and one durable commit per replay: on MariaDB a replay
+// then costs about as much as a first run (BENCHMARKS.md). Lease-based
+// stores answer what the store holds: with Redis, durability is Redis's
+// own (appendfsync).
+//
+// SQLStore.Do opens the transaction itself on the user's
 // database (SQLConfig.DB: inject the shard router; this package never
 // imports shard) and hands it to the function through TxFrom. On MariaDB
 // the key's lock wait is bounded per statement (SET STATEMENT
