@@ -185,8 +185,13 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 	if n, err := res.RowsAffected(); err != nil {
 		return IAPResult{}, fmt.Errorf("game: purchase of %d: %w", userKey, err)
 	} else if n == 0 {
+		// Granted before, by another request: this answer rests on that
+		// request's commit, which may be visible before it is durable. It
+		// is sent only after this transaction, which writes the idempotency
+		// key row and result, committed: later in the log, so the grant it
+		// read is durable by then.
 		out.Gems, out.Gold = b.Gems, b.Gold
-		return out, nil // granted before, by another request
+		return out, nil
 	}
 	grant := change{Gems: product.Gems * qty}
 	for _, it := range product.Items {
