@@ -100,7 +100,9 @@ func NewAccounts(dir *SQLDirectory) *Accounts {
 
 // Lookup returns id's user key; ok is false when id never registered. A
 // common database that cannot be reached gives ErrUnavailable
-// (protocol.CodeUnavailable: retry), as does Register.
+// (protocol.CodeUnavailable: retry), as does Register. Lookup only reads:
+// a row registered moments ago by another transaction may not be durable
+// yet, so log players in with Register, which makes it so.
 func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok bool, err error) {
 	if err := id.validate(); err != nil {
 		return 0, false, err
