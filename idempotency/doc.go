@@ -74,9 +74,11 @@
 // original has not committed waits for it on the key row's lock (or
 // answers in flight); it never answers an uncommitted result. The price is
 // one logged change and one durable commit per replay: on MariaDB a replay
-// then costs about as much as a first run (BENCHMARKS.md). Lease-based
-// stores answer what the store holds: with Redis, durability is Redis's
-// own (appendfsync).
+// then costs about as much as a first run (BENCHMARKS.md). SQLite needs no
+// write (it makes a commit visible only after its log was written and
+// synced as its synchronous setting demands); a replay there only commits
+// its read. Lease-based stores answer what the store holds: with Redis,
+// durability is Redis's own (appendfsync).
 //
 // SQLStore.Do opens the transaction itself on the user's
 // database (SQLConfig.DB: inject the shard router; this package never

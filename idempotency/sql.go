@@ -60,10 +60,11 @@ type SQLConfig struct {
 // order, so when the replay's commit is durable the original's is too. On
 // MySQL/MariaDB this is one upsert (INSERT ... ON DUPLICATE KEY UPDATE,
 // which also queues concurrent replays on the row's exclusive lock instead
-// of deadlocking them) plus a SELECT; on SQLite an INSERT that fails, an
-// UPDATE and a SELECT (harmless there: SQLite serialises writers and its log
-// is sequential too). Either way, one commit with a logged change per
-// replay; BENCHMARKS.md has the cost.
+// of deadlocking them) plus a SELECT, and one durable commit per replay
+// (BENCHMARKS.md has the cost). SQLite needs no write: it makes a commit
+// visible only after writing (and syncing, as its synchronous setting
+// demands) the commit's log, so a replay there is an INSERT that fails and
+// a SELECT, committed like any replay.
 type SQLStore struct {
 	db      *sql.DB
 	cfg     SQLConfig
@@ -71,7 +72,7 @@ type SQLStore struct {
 	c       counters
 	upsert  bool // insert is an upsert that touches an existing key row
 
-	insert, selectRow, update, touch, reset, deleteRow, purge string
+	insert, selectRow, update, reset, deleteRow, purge string
 }
 
 var _ Doer = (*SQLStore)(nil)
@@ -141,7 +142,6 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	}
 	s.selectRow = "SELECT fingerprint, done, code, message, payload, expires_at FROM " + t + where + shared
 	s.update = "UPDATE " + t + " SET done = 1, code = ?, message = ?, payload = ?" + where
-	s.touch = "UPDATE " + t + " SET expires_at = expires_at + 1" + where
 	s.reset = "UPDATE " + t + " SET fingerprint = ?, done = 0, code = 0, message = NULL, payload = NULL, expires_at = ?" + where
 	s.deleteRow = "DELETE FROM " + t + where
 	s.purge = "DELETE FROM " + t + " WHERE expires_at < ?"
@@ -239,7 +239,7 @@ func TxFrom(ctx context.Context) *sql.Tx {
 //
 // After DoTx returns without error, commit tx and then call
 // TxOutcome.Committed to run the after-commit hooks. If Replay is set, DoTx
-// wrote to the key row only (see SQLStore): commit tx too, and send the
+// wrote to the key row only (on MySQL; see SQLStore): commit tx too, and send the
 // replayed result only after the commit succeeded — that commit is what
 // makes the answer durable. If it fails, answer a retryable error
 // (CodeTimeout, as Do does), never the replay. On an error, roll back: a
@@ -289,20 +289,11 @@ func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string
 			dup = n != 1
 		}
 	case sqldialect.IsDuplicateKey(err):
-		// SQLite: the transaction already holds the database's write lock;
-		// touch the key row so that it commits a change of its own, after
-		// the original's.
-		r, err := tx.ExecContext(ctx, s.touch, args...)
-		if err != nil {
-			return TxOutcome{}, storeError("touch key", err)
-		}
-		if n, err := r.RowsAffected(); err != nil {
-			return TxOutcome{}, storeError("touch key", err)
-		} else if n == 0 {
-			// Deleted between our INSERT and UPDATE (Purge): try again.
-			s.c.inFlight.Add(1)
-			return TxOutcome{}, errInFlight(s.cfg.RetryAfter)
-		}
+		// SQLite: no write needed. A commit becomes visible to other
+		// connections only after its log frames were written and synced
+		// as the synchronous setting demands (the WAL index is updated
+		// last), so what a replay reads is as durable as its own commit
+		// would be.
 		dup = true
 	case sqldialect.IsLockWaitTimeout(err):
 		s.c.inFlight.Add(1)
@@ -360,7 +351,7 @@ func (s *SQLStore) outcome(o Outcome, h *hooks) TxOutcome {
 	return TxOutcome{Outcome: o, hooks: h, log: func(ctx context.Context, h *hooks) { h.run(ctx, s.cfg.Logger) }}
 }
 
-// existing handles a key whose row is committed and already touched by tx:
+// existing handles a key whose row is committed (on MySQL, touched by tx):
 // replay it, refuse a mismatch, or take over an expired row. replay reports
 // whether out is final.
 func (s *SQLStore) existing(ctx context.Context, tx *sql.Tx, scope Scope, key string, fp Fingerprint, now time.Time, expires int64, args []any) (out Outcome, replay bool, err error) {
@@ -427,9 +418,9 @@ func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerpri
 	if err != nil || !(out.stored || out.Replay) {
 		return out.Outcome, err
 	}
-	// A replay commits too: its touch of the key row is logged after the
-	// original's commit, so once this commit is durable, so is the result
-	// it answers.
+	// A replay commits too: on MySQL its touch of the key row is logged
+	// after the original's commit, so once this commit is durable, so is
+	// the result it answers.
 	if err := tx.Commit(); err != nil {
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "replay", out.Replay, "err", err)
