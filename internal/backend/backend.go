@@ -181,3 +181,18 @@ func Classify(err error) error {
 	}
 	return &protocol.Error{Code: c, Message: c.String(), Err: err}
 }
+
+// CommitUnknown reports whether a failed COMMIT may still have committed:
+// err is Unavailable and is not the database's own answer (a MySQL server
+// error or a SQLite result code, which say the commit did not happen) —
+// the connection was lost or the context ended while the commit was on
+// its way. Such a failure is CodeTimeout for the client (retry with the
+// same request id), not CodeUnavailable ("nothing was committed").
+func CommitUnknown(err error) bool {
+	if !Unavailable(err) {
+		return false
+	}
+	var me *mysql.MySQLError
+	var se sqliteCoder
+	return !errors.As(err, &me) && !errors.As(err, &se)
+}
