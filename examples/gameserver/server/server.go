@@ -256,6 +256,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	s.registerCommands()
 	s.logins = newLoginGate(game.CmdGuestLogin, cfg.MaxLogins, cfg.LoginQueueWait)
 	chain := protocol.Chain(s.mux,
+		classifyErrors,
 		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 		s.guard.Middleware(),
@@ -289,6 +290,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	return s, nil
+}
+
+// classifyErrors is the outermost middleware of the game chain: an error of
+// any layer below (sessions, anti-cheat, live ops, idempotency, the game's
+// handlers) that says a backend is down, slow, read-only or a deadlock
+// victim reaches the client as unavailable (41, retryable) — or timeout
+// (42) for an ended deadline — never as internal (40), which is left for
+// bugs. shard.ClassifyError is madang's one classification (the same as
+// session.ClassifyError): a studio's server does the same.
+func classifyErrors(next protocol.Handler) protocol.Handler {
+	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		resp, err := next.Serve(ctx, req)
+		return resp, shard.ClassifyError(err)
+	})
 }
 
 // openSessions connects Redis when configured (session.OpenRedis: the
