@@ -380,6 +380,15 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	if err != nil {
 		return fail(fmt.Errorf("game: create player %d: %w", userKey, err))
 	}
+	// In-app purchases redeemed while their grant never committed (the
+	// game database died in between) are granted now, without waiting for
+	// the client to send the receipt again. A failure here does not fail
+	// the login: the server's sweep grants them later.
+	if n, err := g.GrantPending(ctx, userKey); err != nil {
+		g.log.Warn("game: grant noted purchases at login", "user", userKey, "err", err)
+	} else if n > 0 {
+		g.log.Info("game: noted purchases granted at login", "user", userKey, "granted", n)
+	}
 	shardID, _ := g.cfg.Router.LookupID(userKey)
 	sess, err := g.cfg.Sessions.Create(ctx, session.NewSession{
 		UserKey: userKey, ShardID: shardID, ClientVersion: in.ClientVersion, Platform: in.Platform,
