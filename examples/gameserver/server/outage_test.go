@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -282,5 +284,56 @@ func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 			}
 		}
 		t.Logf("%s back: players play (%v since the test began)", outage.name, time.Since(began).Round(time.Millisecond))
+	}
+}
+
+// The server's sweep grants a noted purchase whose grant never committed
+// (here a note written straight into the common database, as a purchase
+// leaves it when the game database dies after the redemption), without
+// the player logging in again or resending the receipt: once.
+func TestServerSweepGrantsNotedPurchase(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Dev = true
+	cfg.IAPSweepInterval = 100 * time.Millisecond
+	base, srv := startServerOn(t, cfg)
+	c, _ := newClient(t, base)
+	res := login(t, c, "sweep-player")
+	before := load(t, c)
+	receipt := "dev-receipt:swept-1:gems_100"
+	h := sha256.Sum256([]byte("ios\x00" + receipt))
+	if _, err := srv.store.common.ExecContext(ctx, "INSERT INTO iap_pending (user_key, receipt_sha256, platform, product_id, client_version, request_id, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		res.UserKey, hex.EncodeToString(h[:]), "ios", "gems_100", "1.0.0.0", "iap-swept", receipt, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for load(t, c).Gems == before.Gems {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep did not grant the noted purchase in 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The note is gone, and the gems were given once, even after more sweeps.
+	for {
+		var n int
+		if err := srv.store.common.QueryRowContext(ctx, "SELECT COUNT(*) FROM iap_pending").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d notes left", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a few more sweeps
+	if p := load(t, c); p.Gems != before.Gems+100 {
+		t.Fatalf("gems %d, want %d", p.Gems, before.Gems+100)
+	}
+	// The client's own retry of that purchase now grants nothing more.
+	var again game.IAPResult
+	if _, err := c.Call(ctx, game.CmdShopBuyIAP, game.BuyIAP{ProductID: "gems_100", Platform: "ios", Receipt: receipt}, &again); err != nil || again.Granted || again.Gems != before.Gems+100 {
+		t.Fatalf("retry after the sweep: %+v %v", again, err)
 	}
 }
