@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
@@ -208,7 +209,9 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 }
 
 // storeErr passes ErrBlocked through and logs a store failure, which is
-// returned as is (CodeInternal or the store's code).
+// returned classified: a store whose backend is down or slow gives
+// protocol.CodeUnavailable (retryable), whatever store the Guard runs on;
+// other failures keep their code (CodeInternal for a bug).
 func (g *Guard) storeErr(ctx context.Context, err error) error {
 	switch {
 	case err == nil:
@@ -216,6 +219,7 @@ func (g *Guard) storeErr(ctx context.Context, err error) error {
 		g.blockedRefusals.Add(1)
 	default:
 		g.logErr(ctx, "block lookup", err)
+		return backend.Classify(err)
 	}
 	return err
 }

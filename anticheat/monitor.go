@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
 )
 
@@ -155,7 +156,7 @@ func (m *Monitor) Report(ctx context.Context, v Verdict) (Action, error) {
 	}
 	n, _, err := m.cfg.Log.Record(ctx, Event{UserKey: v.UserKey, Kind: v.Kind, Reason: v.Reason, Detail: v.Detail, ClientVersion: v.ClientVersion, At: v.At})
 	if err != nil {
-		return ActionNone, err
+		return ActionNone, backend.Classify(err)
 	}
 	a, d := m.cfg.Policy.Decide(v.Kind, n)
 	if v.UserKey == 0 && a > ActionFlag {
@@ -168,11 +169,11 @@ func (m *Monitor) Report(ctx context.Context, v Verdict) (Action, error) {
 		}
 		old, ok, err := m.cfg.Blocks.GetBlock(ctx, v.UserKey, v.At)
 		if err != nil {
-			return a, err
+			return a, backend.Classify(err)
 		}
 		if !ok || !old.Permanent() && (b.Permanent() || b.Until.After(old.Until)) {
 			if err := m.cfg.Blocks.PutBlock(ctx, b); err != nil {
-				return a, err
+				return a, backend.Classify(err)
 			}
 		}
 	}
@@ -196,7 +197,7 @@ func (m *Monitor) CheckBlocked(ctx context.Context, userKey int64) error {
 func (m *Monitor) checkBlockedAt(ctx context.Context, userKey int64, now time.Time) error {
 	b, ok, err := m.cfg.Blocks.GetBlock(ctx, userKey, now)
 	if err != nil {
-		return err
+		return backend.Classify(err)
 	}
 	if !ok {
 		return nil
@@ -217,10 +218,10 @@ func (m *Monitor) Block(ctx context.Context, userKey int64, d time.Duration, rea
 	if d > 0 {
 		b.Until = now.Add(d)
 	}
-	return m.cfg.Blocks.PutBlock(ctx, b)
+	return backend.Classify(m.cfg.Blocks.PutBlock(ctx, b))
 }
 
 // Unblock lifts a user's block.
 func (m *Monitor) Unblock(ctx context.Context, userKey int64) error {
-	return m.cfg.Blocks.DeleteBlock(ctx, userKey)
+	return backend.Classify(m.cfg.Blocks.DeleteBlock(ctx, userKey))
 }

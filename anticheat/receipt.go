@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
@@ -203,6 +204,7 @@ func NewRedeemer(cfg RedeemerConfig) (*Redeemer, error) {
 func (r *Redeemer) Redeem(ctx context.Context, userKey int64, clientVersion, store, receipt string) (Redeemed, error) {
 	p, err := r.cfg.Verifier.Verify(ctx, store, receipt)
 	if err != nil {
+		err = backend.Classify(err) // a verifier's lost connection is retryable
 		if c := protocol.CodeOf(err); c != protocol.CodeUnavailable && c != protocol.CodeTimeout && c != protocol.CodeInternal {
 			r.report(ctx, userKey, clientVersion, err)
 		}
@@ -211,7 +213,7 @@ func (r *Redeemer) Redeem(ctx context.Context, userKey int64, clientVersion, sto
 	p.Store = store
 	stored, created, err := r.cfg.Redemptions.Redeem(ctx, Redemption{Store: store, TransactionID: p.TransactionID, UserKey: userKey, ProductID: p.ProductID, At: r.cfg.Clock.Now()})
 	if err != nil {
-		return Redeemed{}, err
+		return Redeemed{}, backend.Classify(err)
 	}
 	if created {
 		return Redeemed{Purchase: p, First: true}, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 )
@@ -114,7 +115,7 @@ func (s *SQLStore) CreateTables(ctx context.Context) error {
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("anticheat: create tables: %w", err)
+			return sqlErr("create tables", err)
 		}
 	}
 	return nil
@@ -129,7 +130,7 @@ func (s *SQLStore) PutSignature(ctx context.Context, e SignatureEntry) error {
 	q := fmt.Sprintf("INSERT INTO %s (version, apk_md5, cert_sha256, updated_ms) VALUES (?, ?, ?, ?)", s.t.sigs) +
 		s.d.Upsert([]string{"version"}, "apk_md5", "cert_sha256", "updated_ms")
 	if _, err := s.db.ExecContext(ctx, q, e.Version, e.APKMD5, strings.Join(e.CertSHA256, ","), ms(e.UpdatedAt)); err != nil {
-		return fmt.Errorf("anticheat: put signature: %w", err)
+		return sqlErr("put signature", err)
 	}
 	return nil
 }
@@ -137,7 +138,7 @@ func (s *SQLStore) PutSignature(ctx context.Context, e SignatureEntry) error {
 // DeleteSignature implements SignatureStore.
 func (s *SQLStore) DeleteSignature(ctx context.Context, version string) error {
 	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE version = ?", s.t.sigs), version); err != nil {
-		return fmt.Errorf("anticheat: delete signature: %w", err)
+		return sqlErr("delete signature", err)
 	}
 	return nil
 }
@@ -164,7 +165,7 @@ func (s *SQLStore) GetSignature(ctx context.Context, version string) (SignatureE
 		return SignatureEntry{}, false, nil
 	}
 	if err != nil {
-		return SignatureEntry{}, false, fmt.Errorf("anticheat: get signature: %w", err)
+		return SignatureEntry{}, false, sqlErr("get signature", err)
 	}
 	return e, true, nil
 }
@@ -173,19 +174,19 @@ func (s *SQLStore) GetSignature(ctx context.Context, version string) (SignatureE
 func (s *SQLStore) ListSignatures(ctx context.Context) ([]SignatureEntry, error) {
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT version, apk_md5, cert_sha256, updated_ms FROM %s", s.t.sigs))
 	if err != nil {
-		return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+		return nil, sqlErr("list signatures", err)
 	}
 	defer rows.Close()
 	var out []SignatureEntry
 	for rows.Next() {
 		e, err := scanSig(rows)
 		if err != nil {
-			return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+			return nil, sqlErr("list signatures", err)
 		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("anticheat: list signatures: %w", err)
+		return nil, sqlErr("list signatures", err)
 	}
 	return out, nil
 }
@@ -215,7 +216,7 @@ func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("anticheat: record event: %w", err)
+		return 0, 0, sqlErr("record event", err)
 	}
 	return kindN, total, nil
 }
@@ -251,7 +252,7 @@ func (s *SQLStore) record(ctx context.Context, e Event) (kindN, total int64, err
 func (s *SQLStore) UserCounts(ctx context.Context, userKey int64) (map[Kind]int64, error) {
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT kind, n FROM %s WHERE user_key = ?", s.t.counters), userKey)
 	if err != nil {
-		return nil, fmt.Errorf("anticheat: user counts: %w", err)
+		return nil, sqlErr("user counts", err)
 	}
 	defer rows.Close()
 	out := make(map[Kind]int64)
@@ -259,12 +260,12 @@ func (s *SQLStore) UserCounts(ctx context.Context, userKey int64) (map[Kind]int6
 		var k string
 		var n int64
 		if err := rows.Scan(&k, &n); err != nil {
-			return nil, fmt.Errorf("anticheat: user counts: %w", err)
+			return nil, sqlErr("user counts", err)
 		}
 		out[Kind(k)] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("anticheat: user counts: %w", err)
+		return nil, sqlErr("user counts", err)
 	}
 	return out, nil
 }
@@ -276,7 +277,7 @@ func (s *SQLStore) UserEvents(ctx context.Context, userKey int64, limit int) ([]
 	}
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT id, user_key, kind, reason, detail, client_version, at_ms FROM %s WHERE user_key = ? ORDER BY id DESC LIMIT ?", s.t.events), userKey, limit)
 	if err != nil {
-		return nil, fmt.Errorf("anticheat: user events: %w", err)
+		return nil, sqlErr("user events", err)
 	}
 	defer rows.Close()
 	var out []Event
@@ -285,13 +286,13 @@ func (s *SQLStore) UserEvents(ctx context.Context, userKey int64, limit int) ([]
 		var kind, reason string
 		var at int64
 		if err := rows.Scan(&e.ID, &e.UserKey, &kind, &reason, &e.Detail, &e.ClientVersion, &at); err != nil {
-			return nil, fmt.Errorf("anticheat: user events: %w", err)
+			return nil, sqlErr("user events", err)
 		}
 		e.Kind, e.Reason, e.At = Kind(kind), Reason(reason), fromMs(at)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("anticheat: user events: %w", err)
+		return nil, sqlErr("user events", err)
 	}
 	return out, nil
 }
@@ -300,7 +301,7 @@ func (s *SQLStore) UserEvents(ctx context.Context, userKey int64, limit int) ([]
 func (s *SQLStore) DailyCounts(ctx context.Context, from, to time.Time) ([]DayCount, error) {
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT day, kind, COUNT(*) FROM %s WHERE at_ms >= ? AND at_ms < ? GROUP BY day, kind ORDER BY day, kind", s.t.events), ms(from), ms(to))
 	if err != nil {
-		return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+		return nil, sqlErr("daily counts", err)
 	}
 	defer rows.Close()
 	var out []DayCount
@@ -308,12 +309,12 @@ func (s *SQLStore) DailyCounts(ctx context.Context, from, to time.Time) ([]DayCo
 		var day, n int64
 		var kind string
 		if err := rows.Scan(&day, &kind, &n); err != nil {
-			return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+			return nil, sqlErr("daily counts", err)
 		}
 		out = append(out, DayCount{Day: time.Unix(day, 0).UTC(), Kind: Kind(kind), Count: n})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("anticheat: daily counts: %w", err)
+		return nil, sqlErr("daily counts", err)
 	}
 	return out, nil
 }
@@ -325,19 +326,19 @@ func (s *SQLStore) TopOffenders(ctx context.Context, since time.Time, limit int)
 	}
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT user_key, COUNT(*) AS c FROM %s WHERE at_ms >= ? GROUP BY user_key ORDER BY c DESC, user_key LIMIT ?", s.t.events), ms(since), limit)
 	if err != nil {
-		return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+		return nil, sqlErr("top offenders", err)
 	}
 	defer rows.Close()
 	var out []Offender
 	for rows.Next() {
 		var o Offender
 		if err := rows.Scan(&o.UserKey, &o.Count); err != nil {
-			return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+			return nil, sqlErr("top offenders", err)
 		}
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("anticheat: top offenders: %w", err)
+		return nil, sqlErr("top offenders", err)
 	}
 	return out, nil
 }
@@ -354,7 +355,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
 	q := fmt.Sprintf("INSERT INTO %s (user_key, until_ms, reason, at_ms) VALUES (?, ?, ?, ?)", s.t.blocks) +
 		s.d.Upsert([]string{"user_key"}, "until_ms", "reason", "at_ms")
 	if _, err := s.db.ExecContext(ctx, q, b.UserKey, until, truncate(b.Reason, MaxBlockReasonLen), ms(b.At)); err != nil {
-		return fmt.Errorf("anticheat: put block: %w", err)
+		return sqlErr("put block", err)
 	}
 	return nil
 }
@@ -362,7 +363,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
 // DeleteBlock implements Blocks.
 func (s *SQLStore) DeleteBlock(ctx context.Context, userKey int64) error {
 	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE user_key = ?", s.t.blocks), userKey); err != nil {
-		return fmt.Errorf("anticheat: delete block: %w", err)
+		return sqlErr("delete block", err)
 	}
 	return nil
 }
@@ -376,7 +377,7 @@ func (s *SQLStore) GetBlock(ctx context.Context, userKey int64, now time.Time) (
 		return Block{}, false, nil
 	}
 	if err != nil {
-		return Block{}, false, fmt.Errorf("anticheat: get block: %w", err)
+		return Block{}, false, sqlErr("get block", err)
 	}
 	b.At = fromMs(at)
 	if until != 0 {
@@ -401,14 +402,14 @@ func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, 
 	res, err := s.db.ExecContext(ctx, fmt.Sprintf("%s %s (store, transaction_id, user_key, product_id, at_ms) VALUES (?, ?, ?, ?, ?)", s.d.InsertIgnore(), s.t.reds),
 		r.Store, r.TransactionID, r.UserKey, r.ProductID, ms(r.At))
 	if err != nil {
-		return Redemption{}, false, fmt.Errorf("anticheat: redeem: %w", err)
+		return Redemption{}, false, sqlErr("redeem", err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
 		return r, true, nil
 	}
 	old, err := s.redeemedBefore(ctx, r)
 	if err != nil {
-		return Redemption{}, false, fmt.Errorf("anticheat: redeem: read back: %w", err)
+		return Redemption{}, false, sqlErr("redeem: read back", err)
 	}
 	return old, false, nil
 }
@@ -451,4 +452,12 @@ func (s *SQLStore) redeemedBefore(ctx context.Context, r Redemption) (Redemption
 	}
 	old.At = fromMs(at)
 	return old, nil
+}
+
+// sqlErr prefixes a database error with the store operation, classified
+// at the store's boundary: a database that is down, slow, read-only or
+// picked the transaction as a deadlock victim gives protocol.CodeUnavailable
+// (retryable), other errors stay internal.
+func sqlErr(op string, err error) error {
+	return fmt.Errorf("anticheat: %s: %w", op, backend.Classify(err))
 }

@@ -29,8 +29,8 @@
 //
 // Errors: a retryable failure releases the key so a retry can run; a
 // definitive result is stored like a success. IsRetryable documents the
-// default (context errors, sqldialect.IsRetryable, CodeUnavailable,
-// CodeTimeout, CodeInFlight, CodeRateLimited and CodeInternal are retryable;
+// default (context errors, backend outages as shard.ClassifyError
+// classifies them, CodeUnavailable, CodeTimeout, CodeInFlight, CodeRateLimited and CodeInternal are retryable;
 // every other code, including game codes at protocol.CodeGameBase and above,
 // is definitive); a function overrides it with Retryable(err) or
 // Definitive(err).

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
@@ -232,7 +233,9 @@ func Definitive(err error) error {
 //
 //   - an error wrapped by Retryable or Definitive: as marked (outermost wins);
 //   - context.Canceled, context.DeadlineExceeded: retryable;
-//   - sqldialect.IsRetryable (deadlock, lock wait timeout, busy): retryable;
+//   - a backend outage (shard.ClassifyError's classification: a lost or
+//     refused connection, deadlock, lock wait timeout, busy, read-only or
+//     stopping database, an unavailable Redis): retryable;
 //   - result codes CodeUnavailable, CodeTimeout, CodeInFlight,
 //     CodeRateLimited and CodeInternal (unknown errors, panics): retryable —
 //     the key is released, because storing a transient or unexplained
@@ -244,7 +247,7 @@ func IsRetryable(err error) bool {
 	if errors.As(err, &c) {
 		return c.retryable
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || sqldialect.IsRetryable(err) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || sqldialect.IsRetryable(err) || backend.Unavailable(err) {
 		return true
 	}
 	return retryableCode(protocol.CodeOf(err))
@@ -388,6 +391,9 @@ func storeError(op string, err error) error {
 func retryErr(err error) error {
 	if protocol.CodeOf(err) != protocol.CodeInternal {
 		return err
+	}
+	if backend.Unavailable(err) {
+		return backend.Classify(err)
 	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {

@@ -64,12 +64,18 @@ const (
 	// request; nothing ran.
 	CodeRequestIDReused Code = 31
 
-	// CodeInternal: the server failed; details are in the server log only.
+	// CodeInternal: the server failed (a bug); details are in the server log
+	// only. A backend outage is never CodeInternal: madang's packages
+	// classify backend errors as CodeUnavailable or CodeTimeout, and so
+	// does shard.ClassifyError for a game's own code.
 	CodeInternal Code = 40
-	// CodeUnavailable: a backend is temporarily unavailable; nothing was
-	// committed and the same request can be retried.
+	// CodeUnavailable: a backend is temporarily unavailable (down,
+	// unreachable, slow, restarting, read-only, out of connections, or a
+	// deadlock victim); nothing was committed and the same request can be
+	// retried.
 	CodeUnavailable Code = 41
-	// CodeTimeout: the server gave up waiting; the request may or may not have
+	// CodeTimeout: the server gave up waiting, or a database connection died
+	// with a commit on its way; the request may or may not have
 	// been committed, so retry it with the same request id.
 	CodeTimeout Code = 42
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
@@ -557,12 +558,13 @@ func (c *conn) handleFrame(frame []byte) bool {
 		}
 		return true
 	}
-	resp := protocol.Dispatch(ctx, protocol.HandlerFunc(c.route), req, h.log)
+	resp := protocol.Dispatch(ctx, protocol.HandlerFunc(c.classifiedRoute), req, h.log)
 	c.reply(resp)
 	return true
 }
 
 func (c *conn) replyError(seq uint64, rid string, err error) {
+	err = backend.Classify(err)
 	code := protocol.CodeOf(err)
 	msg := code.String()
 	var pe *protocol.Error
@@ -631,6 +633,14 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 }
 
 // route serves every command but rt.subscribe.
+// classifiedRoute is route with backend errors classified (a Redis or
+// database outage is unavailable, not internal), whatever returned them:
+// the hub's own commands or Config.Handler.
+func (c *conn) classifiedRoute(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	resp, err := c.route(ctx, req)
+	return resp, backend.Classify(err)
+}
+
 func (c *conn) route(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 	switch req.Command {
 	case CmdUnsubscribe:

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -406,7 +407,7 @@ func replyErr(err error) roomReply {
 	if errors.As(err, &pe) {
 		msg = pe.Message
 	}
-	return roomReply{code: protocol.CodeOf(err), msg: msg, gone: errors.Is(err, ErrRoomNotFound)}
+	return roomReply{code: backend.Code(err), msg: msg, gone: errors.Is(err, ErrRoomNotFound)}
 }
 
 func (rep roomReply) err() error {

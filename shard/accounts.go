@@ -3,16 +3,13 @@ package shard
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-sql-driver/mysql"
-
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/sqldialect"
 )
 
@@ -246,13 +243,11 @@ func (a *Accounts) classify(ctx context.Context, err error) error {
 	return &Error{Kind: ErrUnavailable, Err: err}
 }
 
-// connError reports whether err says the connection to the database
-// failed (rather than the database refusing a statement).
-func connError(err error) bool {
-	var ne net.Error
-	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &ne)
-}
+// connError reports whether err says the database is unavailable (a lost
+// connection, a deadlock victim after the retries, a read-only or
+// stopping server: ClassifyError's classification) rather than refusing
+// a statement.
+func connError(err error) bool { return backend.Unavailable(err) }
 
 func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
 	tx, err := a.dir.db.BeginTx(ctx, nil)

@@ -54,7 +54,13 @@
 // Errors are *Error values wrapping one of the ErrXxx sentinels and carry a
 // protocol result code: ErrUnknownKey (bad_request), ErrUnavailable
 // (unavailable: only the users of the database that is down see it),
-// ErrSchemaBehind and ErrReadOnly (maintenance), ErrNoOpenDatabase.
+// ErrSchemaBehind and ErrReadOnly (maintenance), ErrNoOpenDatabase. Router.Tx
+// also turns an error of fn or the commit that says the database is down,
+// slow, read-only or picked the transaction as a deadlock victim into
+// ErrUnavailable (retryable), and a commit whose connection died on the way
+// into protocol.CodeTimeout. ClassifyError is that classification for a
+// game's own code (madang's one classification of backend errors, the same
+// as session.ClassifyError): a backend outage is never protocol.CodeInternal.
 //
 // # Limits
 //

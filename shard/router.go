@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/sqldialect"
+	"github.com/madang-io/madang/protocol"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
@@ -550,8 +552,12 @@ func (p *pool) close() {
 // timeout or busy database (sqldialect.IsRetryable), the transaction is
 // rolled back and fn runs again from the start, at most Config.TxRetries
 // more times, waiting Config.TxBackoff (doubling, with jitter) in between.
-// So fn must not have effects outside the transaction. A database that
-// cannot be reached gives ErrUnavailable.
+// So fn must not have effects outside the transaction. A COMMIT whose
+// connection died on the way may have committed: that is a
+// protocol.CodeTimeout error (retry with the same request id). A database that
+// cannot be reached gives ErrUnavailable, and so does any error of fn or
+// the commit that ClassifyError calls unavailable (wrapped: errors.Is and
+// errors.As still find fn's error).
 func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	db, err := r.DB(ctx, userKey)
 	if err != nil {
@@ -587,13 +593,27 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	}
 	if err != nil {
 		p.txErrors.Add(1)
+		id := 0
+		if n != nil {
+			id = n.info.ID
+		}
 		var be beginError
 		if errors.As(err, &be) && ctx.Err() == nil {
-			id := 0
-			if n != nil {
-				id = n.info.ID
-			}
 			return &Error{Kind: ErrUnavailable, UserKey: userKey, DBID: id, Err: be.err}
+		}
+		var ce commitError
+		if errors.As(err, &ce) && backend.CommitUnknown(ce.err) {
+			// The connection died with the COMMIT on its way: it may
+			// have committed.
+			return &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: err}
+		}
+		// A lost connection, a deadlock victim after the retries, a
+		// read-only or stopping server, from fn's statements or the
+		// commit: unavailable (retryable), not internal. Errors that
+		// carry a code of their own, and an ended deadline (timeout),
+		// pass unchanged.
+		if backend.Code(err) == protocol.CodeUnavailable && protocol.CodeOf(err) == protocol.CodeInternal {
+			return &Error{Kind: ErrUnavailable, UserKey: userKey, DBID: id, Err: err}
 		}
 	}
 	return err
@@ -623,10 +643,16 @@ func runTx(ctx context.Context, db *sql.DB, fn func(context.Context, *sql.Tx) er
 	}
 	done = true
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("shard: commit: %w", err)
+		return commitError{err}
 	}
 	return nil
 }
+
+// commitError marks a failed COMMIT.
+type commitError struct{ err error }
+
+func (e commitError) Error() string { return "shard: commit: " + e.err.Error() }
+func (e commitError) Unwrap() error { return e.err }
 
 // Databases returns the cached directory entries, sorted by id.
 func (r *Router) Databases() []Database {

@@ -178,6 +178,13 @@ func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string
 // port.
 func startServer(t testing.TB, args func(port int) []string) int {
 	t.Helper()
+	return startServerStop(t, args, nil)
+}
+
+// startServerStop is startServer that also stores the server's kill func
+// in *stopOut when stopOut is not nil.
+func startServerStop(t testing.TB, args func(port int) []string, stopOut *func()) int {
+	t.Helper()
 	var lastErr error
 	for range 5 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -201,6 +208,9 @@ func startServer(t testing.TB, args func(port int) []string) int {
 		c.Close()
 		if lastErr == nil {
 			t.Cleanup(stop)
+			if stopOut != nil {
+				*stopOut = stop
+			}
 			return port
 		}
 		stop()
@@ -239,4 +249,25 @@ func hasRole(ctx context.Context, c *redis.Client, want string) error {
 		err = fmt.Errorf("ROLE of %s: %v, want %s", c.Options().Addr, role, want)
 	}
 	return err
+}
+
+// Private starts a redis-server of the test's own (no persistence, loopback
+// only) on a free random port and returns its address and a func that kills
+// it (kill -9; safe to call more than once). It is killed when the test
+// ends at the latest. For fault tests: never stop the shared servers. It
+// skips when /usr/bin/redis-server is missing, except in CI, where it fails.
+func Private(t testing.TB, extra ...string) (addr string, kill func()) {
+	t.Helper()
+	if _, err := os.Stat(redisServerBin); err != nil {
+		if os.Getenv("MADANG_CI") != "" {
+			t.Fatalf("%s is missing, and CI must not skip Redis tests: %v", redisServerBin, err)
+		}
+		t.Skipf("private Redis tests need %s: %v", redisServerBin, err)
+	}
+	dir := t.TempDir()
+	var stop func()
+	port := startServerStop(t, func(port int) []string {
+		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, extra...)
+	}, &stop)
+	return "127.0.0.1:" + strconv.Itoa(port), stop
 }

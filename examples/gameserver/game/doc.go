@@ -16,6 +16,10 @@
 // with the idempotency key row and the ledger rows; a retry with the same id
 // gets the first answer replayed (Response.Replay), refusals included.
 // Malformed payloads and out-of-range fields answer protocol.CodeBadRequest.
+// A database or Redis that is down, slow, read-only or picked the
+// transaction as a deadlock victim answers protocol.CodeUnavailable (or
+// CodeTimeout), both retryable, never CodeInternal (Register classifies
+// every command's error with shard.ClassifyError).
 //
 //   - auth.guest (public) {device_id, platform, client_version, country,
 //     language} → LoginResult {token, key_id, secret, user_key, new_user,
@@ -49,7 +53,12 @@
 //     CodeWrongProduct (the receipt is for another product). Development
 //     receipts "dev-receipt:<id>:<product>" (DevVerifier) are refused unless
 //     IAPConfig.DevReceipts; without Config.IAP the command answers
-//     protocol.CodeForbidden.
+//     protocol.CodeForbidden. With IAPConfig.Pending the purchase is noted
+//     in the common database before its redemption and the note deleted
+//     once the grant committed: a receipt redeemed while its grant never
+//     committed (the game database died in between) is granted at the
+//     player's next login (GrantPending) or by the server's sweep
+//     (SweepPendingGrants), once (the purchases row).
 //   - mail.list {} → MailList {mails [{mail_id, title, body, gold, gems,
 //     items, sent_at, expires_at}]}: unclaimed, unexpired mail, newest
 //     first, at most MaxMailList.

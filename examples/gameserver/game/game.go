@@ -266,19 +266,32 @@ func New(cfg Config) (*Game, error) {
 // Config.DeadlockRetries). Authentication and anti-cheat are the caller's
 // chain around the mux (see package server).
 func (g *Game) Register(mux *protocol.Mux) {
-	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin))
-	mux.Handle(CmdLoad, protocol.Typed(g.load))
+	// Every command's errors are classified (shard.ClassifyError): a game
+	// database, the common database or Redis that is down, slow or
+	// read-only, or a deadlock victim, answers unavailable (41, retryable)
+	// or timeout (42), never internal (40).
+	cl := classifyErrors
+	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin), cl)
+	mux.Handle(CmdLoad, protocol.Typed(g.load), cl)
 	once := idempotency.Middleware(g.once)
-	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), once)
-	mux.Handle(CmdShopBuyIAP, protocol.Typed(g.buyIAP), once)
-	mux.Handle(CmdMailList, protocol.Typed(g.mailList))
-	mux.Handle(CmdMailClaim, protocol.Typed(g.mailClaim), once)
-	mux.Handle(CmdMailClaimAll, protocol.Typed(g.mailClaimAll), once)
-	mux.Handle(CmdDungeonStart, protocol.Typed(g.dungeonStart), once)
-	mux.Handle(CmdDungeonFinish, protocol.Typed(g.dungeonFinish), once)
-	mux.Handle(CmdRankTop, protocol.Typed(g.rankTop))
-	mux.Handle(CmdRankMe, protocol.Typed(g.rankMe))
-	mux.Handle(CmdRankAround, protocol.Typed(g.rankAround))
+	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), cl, once)
+	mux.Handle(CmdShopBuyIAP, protocol.Typed(g.buyIAP), cl, once)
+	mux.Handle(CmdMailList, protocol.Typed(g.mailList), cl)
+	mux.Handle(CmdMailClaim, protocol.Typed(g.mailClaim), cl, once)
+	mux.Handle(CmdMailClaimAll, protocol.Typed(g.mailClaimAll), cl, once)
+	mux.Handle(CmdDungeonStart, protocol.Typed(g.dungeonStart), cl, once)
+	mux.Handle(CmdDungeonFinish, protocol.Typed(g.dungeonFinish), cl, once)
+	mux.Handle(CmdRankTop, protocol.Typed(g.rankTop), cl)
+	mux.Handle(CmdRankMe, protocol.Typed(g.rankMe), cl)
+	mux.Handle(CmdRankAround, protocol.Typed(g.rankAround), cl)
+}
+
+// classifyErrors passes a handler's error through shard.ClassifyError.
+func classifyErrors(next protocol.Handler) protocol.Handler {
+	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		resp, err := next.Serve(ctx, req)
+		return resp, shard.ClassifyError(err)
+	})
 }
 
 // Board returns the dungeon ranking (for operators and tests).
@@ -366,6 +379,15 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	})
 	if err != nil {
 		return fail(fmt.Errorf("game: create player %d: %w", userKey, err))
+	}
+	// In-app purchases redeemed while their grant never committed (the
+	// game database died in between) are granted now, without waiting for
+	// the client to send the receipt again. A failure here does not fail
+	// the login: the server's sweep grants them later.
+	if n, err := g.GrantPending(ctx, userKey); err != nil {
+		g.log.Warn("game: grant noted purchases at login", "user", userKey, "err", err)
+	} else if n > 0 {
+		g.log.Info("game: noted purchases granted at login", "user", userKey, "granted", n)
 	}
 	shardID, _ := g.cfg.Router.LookupID(userKey)
 	sess, err := g.cfg.Sessions.Create(ctx, session.NewSession{
@@ -461,8 +483,14 @@ func (g *Game) load(ctx context.Context, req *protocol.Request, _ struct{}) (Pla
 }
 
 // LoadPlayer returns userKey's player as player.load answers it (for
-// operators and tests). A user without a player row is CodeNoPlayer.
+// operators and tests). A user without a player row is CodeNoPlayer; a
+// game database that is down or slow is CodeUnavailable (retryable).
 func (g *Game) LoadPlayer(ctx context.Context, userKey int64) (Player, error) {
+	p, err := g.loadPlayer(ctx, userKey)
+	return p, shard.ClassifyError(err)
+}
+
+func (g *Game) loadPlayer(ctx context.Context, userKey int64) (Player, error) {
 	db, err := g.cfg.Router.DB(ctx, userKey)
 	if err != nil {
 		return Player{}, err

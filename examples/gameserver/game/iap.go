@@ -2,11 +2,13 @@ package game
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -40,6 +42,18 @@ type IAPConfig struct {
 	// refused: the server is not in dev mode", before any verifier sees
 	// it. Set it only on a development server (server Config.Dev).
 	DevReceipts bool
+	// Pending is the common database (the one of the Redeemer's store;
+	// same dialect as Config.Dialect, with CommonMigrations applied) where
+	// a purchase is noted before its receipt is redeemed and forgotten
+	// once its grant committed: a redemption that committed while the
+	// grant's transaction on the game database did not (the game database
+	// died in between) is then granted at the player's next login
+	// (GrantPending) or by a sweep (SweepPendingGrants), without waiting
+	// for the client to send the receipt again — once: the purchases row,
+	// keyed by store and transaction id, grants each transaction once
+	// whoever gets there first. Nil: such a purchase is granted only when
+	// the client sends it again.
+	Pending *sql.DB
 }
 
 // Platforms of shop.buy_iap and the receipt store each one means.
@@ -145,10 +159,33 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 	if err != nil {
 		return IAPResult{}, err
 	}
+	pg := pendingGrant{UserKey: userKey, Hash: receiptHash(in.Platform, in.Receipt), Platform: in.Platform, ProductID: in.ProductID,
+		ClientVersion: req.Principal.ClientVersion, RequestID: req.RequestID, Receipt: in.Receipt}
+	// Noted before the redemption, forgotten after the grant committed: a
+	// note that stays is granted at the next login or by the sweep.
+	if err := g.notePending(ctx, pg); err != nil {
+		return IAPResult{}, err
+	}
+	out, err := g.redeemAndGrant(ctx, tx, userKey, store, in.Receipt, req.Principal.ClientVersion, product, req.RequestID)
+	if err != nil {
+		if definitive(err) {
+			g.forgetPending(ctx, pg) // refused for good: nothing to grant later
+		}
+		return IAPResult{}, err
+	}
+	if g.pendingOn() {
+		idempotency.AfterCommit(ctx, func(ctx context.Context) { g.forgetPending(ctx, pg) })
+	}
+	return out, nil
+}
+
+// redeemAndGrant verifies and redeems receipt for userKey, then grants
+// product in tx unless this store transaction was granted before.
+func (g *Game) redeemAndGrant(ctx context.Context, tx *sql.Tx, userKey int64, store, receipt, clientVersion string, product Product, requestID string) (IAPResult, error) {
 	// Verify and bind the transaction to this account, globally (the
 	// common database). Another account's transaction is receipt_used; a
 	// verifier outage is unavailable (retryable: nothing was stored).
-	red, err := g.cfg.IAP.Redeemer.Redeem(ctx, userKey, req.Principal.ClientVersion, store, in.Receipt)
+	red, err := g.cfg.IAP.Redeemer.Redeem(ctx, userKey, clientVersion, store, receipt)
 	if err != nil {
 		return IAPResult{}, err
 	}
@@ -178,7 +215,7 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 	}
 	res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
 		" purchases (store, transaction_id, user_key, product_id, quantity, amount_micros, currency, environment, purchased_at, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		store, p.TransactionID, userKey, product.ID, qty, out.PriceMicros, product.Currency, p.Environment, purchasedAt, req.RequestID, now)
+		store, p.TransactionID, userKey, product.ID, qty, out.PriceMicros, product.Currency, p.Environment, purchasedAt, requestID, now)
 	if err != nil {
 		return IAPResult{}, fmt.Errorf("game: purchase of %d: %w", userKey, err)
 	}
@@ -198,7 +235,7 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 		grant.Items = append(grant.Items, ItemCount{ItemID: it.ItemID, Count: it.Count * qty})
 	}
 	reason := "iap:" + product.ID
-	if b, err = g.apply(ctx, tx, userKey, grant, reason, req.RequestID); err != nil {
+	if b, err = g.apply(ctx, tx, userKey, grant, reason, requestID); err != nil {
 		return IAPResult{}, err
 	}
 	// The payment: delta the amount paid, balance the account's total paid
@@ -208,7 +245,7 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 		return IAPResult{}, fmt.Errorf("game: payments of %d: %w", userKey, err)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		userKey, PaymentCurrency(product.Currency), out.PriceMicros, total, reason, req.RequestID, now); err != nil {
+		userKey, PaymentCurrency(product.Currency), out.PriceMicros, total, reason, requestID, now); err != nil {
 		return IAPResult{}, fmt.Errorf("game: ledger of %d: %w", userKey, err)
 	}
 	out.Granted, out.Gems, out.Gold = true, b.Gems, b.Gold

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // Mailbox limits and defaults.
@@ -245,6 +246,12 @@ func (g *Game) mailList(ctx context.Context, req *protocol.Request, _ struct{}) 
 	if err != nil {
 		return MailList{}, err
 	}
+	l, err := g.mails(ctx, userKey)
+	return l, shard.ClassifyError(err)
+}
+
+// mails is mail.list's answer for userKey.
+func (g *Game) mails(ctx context.Context, userKey int64) (MailList, error) {
 	db, err := g.cfg.Router.DB(ctx, userKey)
 	if err != nil {
 		return MailList{}, err

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // MaxOpsBody bounds an ops request body (64 KiB).
@@ -82,6 +85,9 @@ func (c *Catalog) reply(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	case errors.Is(err, ErrNoPrevious):
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case protocol.CodeOf(shard.ClassifyError(err)).Retryable():
+		c.log.Warn("gamedata: ops request", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "gamedata: database unavailable, retry"})
 	default:
 		c.log.Error("gamedata: ops request", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "gamedata: database error"})

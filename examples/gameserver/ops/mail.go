@@ -8,6 +8,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // Limits of the mail and ledger endpoints.
@@ -77,7 +78,7 @@ func (h *Handler) sendMail(_ http.ResponseWriter, r *http.Request) (any, error) 
 			// checked before anything is written, so nobody got it.
 			return nil, err
 		default:
-			code := protocol.CodeOf(err)
+			code := protocol.CodeOf(shard.ClassifyError(err))
 			msg := code.String()
 			if code == game.CodeNoPlayer {
 				msg = "no such player"

@@ -99,6 +99,7 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // MaxBody bounds an ops API request body.
@@ -246,6 +247,8 @@ func badRequest(format string, args ...any) error {
 }
 
 func writeErr(w http.ResponseWriter, err error) {
+	// A backend that is down or slow is 503 (retry), never 500.
+	err = shard.ClassifyError(err)
 	var he *httpError
 	var ae *anticheat.Error
 	var mbe *http.MaxBytesError
@@ -259,7 +262,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		he = &httpError{http.StatusBadRequest, err.Error()}
 	case protocol.CodeOf(err) == game.CodeNoPlayer:
 		he = &httpError{http.StatusNotFound, "no such player"}
-	case protocol.CodeOf(err) == protocol.CodeUnavailable:
+	case protocol.CodeOf(err) == protocol.CodeUnavailable, protocol.CodeOf(err) == protocol.CodeTimeout:
 		he = &httpError{http.StatusServiceUnavailable, "database unavailable, retry"}
 	default:
 		he = &httpError{http.StatusInternalServerError, "internal error"}

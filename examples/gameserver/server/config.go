@@ -101,6 +101,13 @@ type Config struct {
 	// Either way redemptions are recorded once globally in the common
 	// database (anticheat tables) and verdicts go to the guard's monitor.
 	IAPVerifier anticheat.Verifier
+	// IAPSweepInterval is how often the server grants the in-app
+	// purchases whose receipt was redeemed while their grant never
+	// committed (game.IAPConfig.Pending) and that were noted more than
+	// one interval ago; a player's own are also granted at their next
+	// login. Default DefaultIAPSweepInterval (1 minute); negative: no
+	// sweep (logins still grant them).
+	IAPSweepInterval time.Duration
 }
 
 // Defaults of Config.
@@ -112,6 +119,8 @@ const (
 	DefaultRedisPrefix     = "madang:"
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultLiveOpsPoll     = 5 * time.Second
+	// DefaultIAPSweepInterval is Config.IAPSweepInterval's default.
+	DefaultIAPSweepInterval = time.Minute
 )
 
 // AdminOff as Config.AdminAddr disables the ops API.

@@ -137,8 +137,9 @@ type Server struct {
 
 	// stop ends the goroutines the server owns (the game data poll); wg
 	// waits for them. Both run from Close.
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	stop   context.CancelFunc
+	runCtx context.Context // ends with stop: background loops
+	wg     sync.WaitGroup
 
 	admin      *ops.Handler
 	adminToken string
@@ -218,6 +219,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if _, err := shard.Migrate(ctx, s.store.common, liveops.Migrations()); err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
 	}
+	if _, err := shard.Migrate(ctx, s.store.common, game.CommonMigrations()); err != nil {
+		return nil, fmt.Errorf("common database: %w", err)
+	}
 	if err := s.openGameData(ctx); err != nil {
 		return nil, err
 	}
@@ -253,9 +257,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if _, err := s.game.RebuildRanking(ctx); err != nil {
 		return nil, err
 	}
+	if iap != nil && cfg.IAPSweepInterval >= 0 {
+		every := cfg.IAPSweepInterval
+		if every == 0 {
+			every = DefaultIAPSweepInterval
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweepPurchases(s.runCtx, every)
+		}()
+	}
 	s.registerCommands()
 	s.logins = newLoginGate(game.CmdGuestLogin, cfg.MaxLogins, cfg.LoginQueueWait)
 	chain := protocol.Chain(s.mux,
+		classifyErrors,
 		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 		s.guard.Middleware(),
@@ -289,6 +305,41 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	return s, nil
+}
+
+// sweepPurchases grants, every interval, the in-app purchases noted more
+// than an interval ago whose grant never committed (game.IAPConfig.Pending),
+// until ctx ends.
+func (s *Server) sweepPurchases(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.game.SweepPendingGrants(ctx, every, 100)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("iap sweep", "granted", n, "err", err)
+		} else if n > 0 {
+			s.log.Info("iap sweep: noted purchases granted", "granted", n)
+		}
+	}
+}
+
+// classifyErrors is the outermost middleware of the game chain: an error of
+// any layer below (sessions, anti-cheat, live ops, idempotency, the game's
+// handlers) that says a backend is down, slow, read-only or a deadlock
+// victim reaches the client as unavailable (41, retryable) — or timeout
+// (42) for an ended deadline — never as internal (40), which is left for
+// bugs. shard.ClassifyError is madang's one classification (the same as
+// session.ClassifyError): a studio's server does the same.
+func classifyErrors(next protocol.Handler) protocol.Handler {
+	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		resp, err := next.Serve(ctx, req)
+		return resp, shard.ClassifyError(err)
+	})
 }
 
 // openSessions connects Redis when configured (session.OpenRedis: the
@@ -348,7 +399,7 @@ func (s *Server) openGameData(ctx context.Context) error {
 	}
 	s.catalog = cat
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
+	s.stop, s.runCtx = cancel, runCtx
 	if s.cfg.LiveOpsPoll > 0 {
 		s.wg.Add(1)
 		go func() {
@@ -407,7 +458,7 @@ func (s *Server) iapConfig() (*game.IAPConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &game.IAPConfig{Redeemer: red, DevReceipts: s.cfg.Dev}, nil
+	return &game.IAPConfig{Redeemer: red, DevReceipts: s.cfg.Dev, Pending: s.store.common}, nil
 }
 
 // loginUser resolves the account of an auth.guest payload without creating
