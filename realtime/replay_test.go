@@ -1,0 +1,119 @@
+package realtime_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime"
+	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/session/sessiontest"
+)
+
+// TestHubCommandReplayedOnOtherConnections: captured authenticated frames
+// of the hub's own commands (rt.subscribe, rt.publish, rt.whisper) run once
+// per session, whatever the connection: replayed on a connection of the
+// session that was open before they were sent (its own counter is behind
+// them) and on a new connection, they are refused as replayed — with the
+// frame's seq and rid — and nothing is delivered again. Memory and Redis
+// session stores.
+func TestHubCommandReplayedOnOtherConnections(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		testHubCommandReplay(t, sessiontest.NewStore(t, nil))
+	})
+	t.Run("redis", func(t *testing.T) {
+		c := testredis.Client(t)
+		testHubCommandReplay(t, redisSessions(t, c, testredis.Prefix(t, c)))
+	})
+}
+
+func testHubCommandReplay(t *testing.T, store session.Store) {
+	n := startHub(t, store, realtime.Config{})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 21)
+	keys, err := sess.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := protocol.NewFrameCounter(sess.Counter) // the session's one sequence
+	auth := &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
+	a := dial(t, n, sess, auth)
+	b := dial(t, n, sess, auth) // open before the frames are sent
+	r := dial(t, n, sessiontest.Login(t, store, 22), nil)
+	for _, c := range []*realtimetest.Client{r, b} {
+		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	seal := func(body string) []byte {
+		f, err := codec.Encode([]byte(body), protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: fc.Next()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	captured := [][]byte{
+		seal(`{"cmd":"rt.subscribe","seq":100,"rid":"sub","payload":{"ch":"world.0"}}`),
+		seal(`{"cmd":"rt.publish","seq":101,"rid":"pub","payload":{"ch":"world.0","data":"once"}}`),
+		seal(`{"cmd":"rt.whisper","seq":102,"rid":"wsp","payload":{"to":22,"data":"psst"}}`),
+	}
+	// reply sends a raw frame and returns the reply, which has no pending
+	// call: it comes through Unmatched.
+	reply := func(c *realtimetest.Client, frame []byte) *protocol.Response {
+		t.Helper()
+		if err := c.SendRaw(ctx, frame); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Unmatched(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i, f := range captured {
+		if resp := reply(a, f); resp.Code != protocol.CodeOK || resp.Seq != uint64(100+i) {
+			t.Fatalf("frame %d on its own connection: %+v", i, resp)
+		}
+	}
+	rids := []string{"sub", "pub", "wsp"}
+	replay := func(who string, c *realtimetest.Client, frames [][]byte, from int) {
+		t.Helper()
+		for i, f := range frames {
+			resp := reply(c, f)
+			if resp.Code != protocol.CodeReplayed || resp.Seq != uint64(100+from+i) || resp.RequestID != rids[from+i] {
+				t.Fatalf("frame %d replayed on %s: %+v, want replayed with seq %d and rid %q", from+i, who, resp, 100+from+i, rids[from+i])
+			}
+		}
+	}
+	replay("a connection open before (b)", b, captured[1:], 1) // b is subscribed already
+	replay("a new connection", dial(t, n, sess, auth), captured, 0)
+	replay("a second new connection", dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys}), captured, 0)
+
+	// r got "once" and "psst" once: the next pushes are the markers.
+	if _, err := a.Publish(ctx, "world.0", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Whisper(ctx, 22, "marker"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for got[realtime.TopicChat+`"marker"`] == 0 || got[realtime.TopicWhisper+`"marker"`] == 0 {
+		p := next(t, r)
+		got[p.Topic+string(chatOf(t, p).Data)]++
+	}
+	want := map[string]int{
+		realtime.TopicChat + `"once"`: 1, realtime.TopicWhisper + `"psst"`: 1,
+		realtime.TopicChat + `"marker"`: 1, realtime.TopicWhisper + `"marker"`: 1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the other player got %v, want each message once: %v", got, want)
+	}
+	// The session's counter moved on in the store: an HTTP frame (or a game
+	// command) with a replayed counter is refused there too.
+	if _, err := store.GetFrame(ctx, sess.ID, 3); protocol.CodeOf(err) != protocol.CodeReplayed {
+		t.Fatalf("the rt.publish frame's counter in the store: %v, want replayed", err)
+	}
+}
