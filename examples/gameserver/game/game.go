@@ -23,6 +23,7 @@ import (
 // Command names.
 const (
 	CmdGuestLogin = "auth.guest"
+	CmdLogout     = "auth.logout"
 	CmdLoad       = "player.load"
 	CmdShopBuy    = "shop.buy"
 
@@ -267,6 +268,7 @@ func New(cfg Config) (*Game, error) {
 // chain around the mux (see package server).
 func (g *Game) Register(mux *protocol.Mux) {
 	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin))
+	mux.HandleFunc(CmdLogout, g.logout)
 	mux.Handle(CmdLoad, protocol.Typed(g.load))
 	once := idempotency.Middleware(g.once)
 	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), once)
@@ -443,6 +445,18 @@ func StaminaAt(stored, storedAt int64, now time.Time) Stamina {
 	st.Current = stored + gained
 	st.NextAt = storedAt + (gained+1)*st.IntervalMs
 	return st
+}
+
+// logout ends the caller's session (auth.logout): Sessions.Revoke, which
+// also closes its websocket connections on every node (session_revoked).
+func (g *Game) logout(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	if _, err := userOf(req); err != nil {
+		return nil, err
+	}
+	if err := g.cfg.Sessions.Revoke(ctx, req.Principal.SessionID); err != nil {
+		return nil, fmt.Errorf("game: logout: %w", err)
+	}
+	return nil, nil
 }
 
 func userOf(req *protocol.Request) (int64, error) {
