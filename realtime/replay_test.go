@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
@@ -115,5 +117,45 @@ func testHubCommandReplay(t *testing.T, store session.Store) {
 	// command) with a replayed counter is refused there too.
 	if _, err := store.GetFrame(ctx, sess.ID, 3); protocol.CodeOf(err) != protocol.CodeReplayed {
 		t.Fatalf("the rt.publish frame's counter in the store: %v, want replayed", err)
+	}
+}
+
+// TestDocumentedWebsocketRules pins two rules of docs/PROTOCOL.md §16 that
+// a client written from the document tripped on: rt.history needs a
+// subscription (the caller's own user channel excepted), and a text
+// websocket message closes the connection with 4002 bad_frame.
+func TestDocumentedWebsocketRules(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 31)
+	c := dial(t, n, sess, nil)
+	if r, err := c.Call(ctx, realtime.CmdHistory, map[string]any{"ch": "world.0"}); err != nil || r.Code != protocol.CodeNotMember {
+		t.Fatalf("rt.history without a subscription: %+v %v, want not_member", r, err)
+	}
+	if r, err := c.Call(ctx, realtime.CmdHistory, map[string]any{"ch": realtime.UserChannel(31)}); err != nil || r.Code != protocol.CodeOK {
+		t.Fatalf("rt.history of the own user channel: %+v %v", r, err)
+	}
+	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Call(ctx, realtime.CmdHistory, map[string]any{"ch": "world.0"}); err != nil || r.Code != protocol.CodeOK {
+		t.Fatalf("rt.history after subscribing: %+v %v", r, err)
+	}
+
+	ws, _, err := websocket.Dial(ctx, n.url+"?token="+sess.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"cmd":"rt.history"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ws.Read(ctx)
+	if st := websocket.CloseStatus(err); st != 4002 {
+		t.Fatalf("text message: %v (status %d), want close 4002", err, st)
+	}
+	if code, ok := realtime.CodeOfClose(4002); !ok || code != protocol.CodeBadFrame {
+		t.Fatalf("4002 is %v %v, want bad_frame", code, ok)
 	}
 }
