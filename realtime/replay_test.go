@@ -1,7 +1,9 @@
 package realtime_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -157,5 +159,48 @@ func TestDocumentedWebsocketRules(t *testing.T) {
 	}
 	if code, ok := realtime.CodeOfClose(4002); !ok || code != protocol.CodeBadFrame {
 		t.Fatalf("4002 is %v %v, want bad_frame", code, ok)
+	}
+}
+
+// downStore is a session store whose GetFrame fails while down is set (a
+// session store whose Redis is down).
+type downStore struct {
+	session.Store
+	down atomic.Bool
+}
+
+func (d *downStore) GetFrame(ctx context.Context, keyID string, counter uint64) (*session.Session, error) {
+	if d.down.Load() {
+		return nil, fmt.Errorf("%w: test: redis down", session.ErrUnavailable)
+	}
+	return d.Store.GetFrame(ctx, keyID, counter)
+}
+
+// TestHubCommandWhileSessionStoreDown: while the session store cannot
+// accept a frame's counter, the hub's commands on an authenticated
+// connection answer unavailable (retryable, with the frame's seq), the
+// connection stays, and the next frame works once the store is back
+// (docs/FAILURES.md, a realtime node).
+func TestHubCommandWhileSessionStoreDown(t *testing.T) {
+	store := &downStore{Store: sessiontest.NewStore(t, nil)}
+	n := startHub(t, store, realtime.Config{})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 51)
+	keys, _ := sess.Keys()
+	c := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+		t.Fatal(err)
+	}
+	store.down.Store(true)
+	r, err := c.Call(ctx, realtime.CmdPublish, map[string]any{"ch": "world.0", "data": "x"})
+	if err != nil || r.Code != protocol.CodeUnavailable || r.Seq == 0 {
+		t.Fatalf("publish with the session store down: %+v %v, want unavailable with its seq", r, err)
+	}
+	store.down.Store(false)
+	if _, err := c.Publish(ctx, "world.0", "y"); err != nil {
+		t.Fatalf("publish after the store is back: %v", err)
+	}
+	if p := next(t, c); string(chatOf(t, p).Data) != `"y"` {
+		t.Fatalf("push %s, want only the message sent after the outage", p.Payload)
 	}
 }
