@@ -204,3 +204,36 @@ func TestHubCommandWhileSessionStoreDown(t *testing.T) {
 		t.Fatalf("push %s, want only the message sent after the outage", p.Payload)
 	}
 }
+
+// TestRoomCommandReplayedOnANewConnection: with rooms, room.* commands are
+// the hub's own too: a captured sealed room.create replayed on a new
+// connection of the session is refused, so it creates no second room.
+func TestRoomCommandReplayedOnANewConnection(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{})
+	startRooms(t, n, realtime.NewMemoryDirectory(realtime.DirectoryConfig{}), realtime.RoomConfig{})
+	ctx := ctxT(t)
+	sess := sessiontest.Login(t, store, 61)
+	keys, _ := sess.Keys()
+	fc := protocol.NewFrameCounter(sess.Counter)
+	auth := &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
+	a := dial(t, n, sess, auth)
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	create, err := codec.Encode([]byte(`{"cmd":"room.create","seq":300,"payload":{"kind":"raid"}}`), protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: fc.Next()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendRaw(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Unmatched(ctx); err != nil || r.Code != protocol.CodeOK || r.Seq != 300 {
+		t.Fatalf("room.create: %+v %v", r, err)
+	}
+	b := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	if err := b.SendRaw(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Unmatched(ctx); err != nil || r.Code != protocol.CodeReplayed || r.Seq != 300 {
+		t.Fatalf("room.create replayed on a new connection: %+v %v, want replayed with seq 300", r, err)
+	}
+}
