@@ -166,7 +166,29 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := Dispatch(ctx, s.h, req, s.cfg.Logger)
 	resp.ServerTime = s.cfg.Now().UnixMilli()
+	if isSessionRefusal(resp.Code) {
+		// A session middleware's refusal takes the one form of a refusal
+		// before dispatch (docs/PROTOCOL.md §11), which a server can always
+		// give: the keys of an ended session may be gone.
+		s.write(w, httpStatusFor(resp.Code), req.PlainJSON, ModePlain, nil,
+			&Response{Code: resp.Code, Message: resp.Message, ServerTime: resp.ServerTime})
+		return
+	}
 	s.write(w, http.StatusOK, req.PlainJSON, req.Mode, keys, resp)
+}
+
+// isSessionRefusal reports whether c refuses the request's credentials
+// rather than answering the command: CodeUnauthorized, CodeSessionExpired,
+// CodeKicked, CodeSessionRevoked or CodeReplayed. The HTTP adapter answers
+// these with HTTP 401 and an unprotected frame without seq or rid, whether
+// the adapter refused the frame itself or a middleware of the chain (such
+// as the session middleware) did (docs/PROTOCOL.md §11).
+func isSessionRefusal(c Code) bool {
+	switch c {
+	case CodeUnauthorized, CodeSessionExpired, CodeKicked, CodeSessionRevoked, CodeReplayed:
+		return true
+	}
+	return false
 }
 
 // decodeFrame opens a frame into req and returns the keys it used.

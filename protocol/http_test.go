@@ -362,3 +362,54 @@ func TestHTTPStatusForRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSessionRefusalFromTheChain: a session refusal returned by the
+// handler chain (a session middleware: unauthorized, expired, kicked,
+// revoked, replayed) is answered like one before dispatch, in every mode:
+// HTTP 401, an unprotected server frame, no seq or rid (docs/PROTOCOL.md §8,
+// §9.2, §11). Other codes from the chain stay 200 in the request's mode.
+func TestHTTPSessionRefusalFromTheChain(t *testing.T) {
+	f := newHTTPFixture(t, HTTPConfig{})
+	var refuse Code
+	mux := echoMux()
+	mux.HandleFunc("refuse", func(context.Context, *Request) (*Response, error) {
+		return nil, &Error{Code: refuse, Message: refuse.String()}
+	})
+	h, err := NewHTTPHandler(mux, HTTPConfig{Codec: f.server, Keys: f.keyring, Now: func() time.Time { return fixedNow }, AllowPlainJSON: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	f.srv = srv
+	counter := uint64(0)
+	for _, code := range []Code{CodeUnauthorized, CodeSessionExpired, CodeKicked, CodeSessionRevoked, CodeReplayed, CodeForbidden, CodeBlocked} {
+		for _, mode := range []Mode{ModePlain, ModeXOR, ModeAuthenticated} {
+			refuse = code
+			opts := EncodeOptions{Mode: mode}
+			if mode == ModeAuthenticated {
+				counter++
+				opts.Keys, opts.Counter = f.keys, counter
+			}
+			status, rh, resp := f.roundTrip(t, &Request{Command: "refuse", Seq: 5, RequestID: "r-5"}, opts)
+			if resp.Code != code {
+				t.Fatalf("%v in %v: code %v", code, mode, resp.Code)
+			}
+			if code >= CodeUnauthorized && code <= CodeReplayed {
+				if status != http.StatusUnauthorized || ModeOf(rh.Flags) != ModePlain || resp.Seq != 0 || resp.RequestID != "" || resp.ServerTime != fixedNow.UnixMilli() {
+					t.Fatalf("%v in %v: status %d, flags %#x, %+v; want 401, an unprotected frame, no seq or rid", code, mode, status, rh.Flags, resp)
+				}
+				continue
+			}
+			if status != http.StatusOK || ModeOf(rh.Flags) != mode || resp.Seq != 5 || resp.RequestID != "r-5" {
+				t.Fatalf("%v in %v: status %d, flags %#x, %+v; want 200 in the request's mode with seq and rid", code, mode, status, rh.Flags, resp)
+			}
+		}
+	}
+	// Plain JSON: the same refusal in plain JSON, 401.
+	refuse = CodeKicked
+	status, hdr, body := f.post(t, ContentTypeJSON, []byte(`{"cmd":"refuse","seq":5}`))
+	if status != http.StatusUnauthorized || hdr.Get("Content-Type") != ContentTypeJSON || !strings.HasPrefix(string(body), `{"code":12,`) {
+		t.Fatalf("plain JSON: %d %s %s", status, hdr.Get("Content-Type"), body)
+	}
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -12,9 +13,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Test vectors for docs/PROTOCOL.md, in testdata/vectors.json.
@@ -683,7 +687,7 @@ func vecGenerate() (*vecFile, error) {
 		{Name: "s2c-authenticated-compressed", Direction: vecS2C, Mode: "authenticated", Compressed: true, NonceHex: nonceBig, Body: "big_response",
 			Description: "Server response compressed, then sealed with a (fixed, normally random) nonce."},
 		{Name: "s2c-plain-refusal", Direction: vecS2C, Mode: "plain", Body: "refusal",
-			Description: "A request refused before dispatch (here a replayed counter, HTTP 401) is answered with an unprotected server frame whatever the request's mode."},
+			Description: "A refused request (here a replayed counter, HTTP 401) is answered with an unprotected server frame without seq or rid, whatever the request's mode: every refusal before dispatch, and the session refusals (codes 10-14) wherever the server made them."},
 	}
 	f := &vecFile{
 		About: []string{
@@ -833,3 +837,86 @@ func vecGenerate() (*vecFile, error) {
 	}
 	return f, nil
 }
+
+// TestRefusalVectorIsWhatTheServerSends: the s2c-plain-refusal vector is
+// byte for byte what the HTTP adapter answers, with HTTP 401, to a replayed
+// authenticated frame — whether the adapter refuses it (a CounterGuard) or
+// a middleware of the chain does (as the session middleware does) — so the
+// vector, docs/PROTOCOL.md §11 and the server agree.
+func TestRefusalVectorIsWhatTheServerSends(t *testing.T) {
+	raw, err := os.ReadFile(vecPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f vecFile
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for _, v := range f.Vectors {
+		if v.Name == "s2c-plain-refusal" {
+			want = vecHex(t, v.FrameHex)
+		}
+	}
+	if want == nil {
+		t.Fatal("no s2c-plain-refusal vector")
+	}
+	keys, err := NewKeys([]byte(vecKeyID), vecHex(t, vecSecretHex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.UnixMilli(1767225601503) }
+	client, err := NewCodec(Config{Role: RoleClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(counter uint64) []byte {
+		frame, err := client.Encode([]byte(`{"cmd":"stage.clear","seq":12,"rid":"Vh3kX9cQeB2mT7wLp0sJdA"}`), EncodeOptions{Mode: ModeAuthenticated, Keys: keys, Counter: counter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return frame
+	}
+	post := func(h http.Handler, frame []byte) (int, []byte) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, DefaultHTTPPath, bytes.NewReader(frame)))
+		return rec.Code, rec.Body.Bytes()
+	}
+	ok := HandlerFunc(func(context.Context, *Request) (*Response, error) { return nil, nil })
+
+	// The adapter's own counter check (a Keyring is a CounterGuard).
+	kr := NewKeyring()
+	kr.Add(keys)
+	h, err := NewHTTPHandler(ok, HTTPConfig{Keys: kr, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := seal(1)
+	if status, _ := post(h, first); status != http.StatusOK {
+		t.Fatalf("first frame: %d", status)
+	}
+	if status, got := post(h, first); status != http.StatusUnauthorized || !bytes.Equal(got, want) {
+		t.Fatalf("replay refused by the adapter: %d\n got %x\nwant %x", status, got, want)
+	}
+
+	// A middleware's refusal (the session middleware checks counters in
+	// the session store).
+	refuse := func(Handler) Handler {
+		return HandlerFunc(func(context.Context, *Request) (*Response, error) {
+			return nil, &Error{Code: CodeReplayed, Message: ErrReplayed.Message, Err: fmt.Errorf("%w: counter 2", ErrReplayed)}
+		})
+	}
+	resolver := keysOnly{keys}
+	h, err = NewHTTPHandler(Chain(ok, refuse), HTTPConfig{Keys: resolver, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, got := post(h, seal(2)); status != http.StatusUnauthorized || !bytes.Equal(got, want) {
+		t.Fatalf("replay refused by a middleware: %d\n got %x\nwant %x", status, got, want)
+	}
+}
+
+// keysOnly is a KeyResolver that is not a CounterGuard.
+type keysOnly struct{ k *Keys }
+
+func (r keysOnly) ResolveKeys(context.Context, []byte) (*Keys, error) { return r.k, nil }

@@ -529,16 +529,23 @@ func (c *conn) handleFrame(frame []byte) bool {
 		c.replyError(0, "", fmt.Errorf("%w: %v frame on a %v connection", protocol.ErrFlags, protocol.ModeOf(hdr.Flags), c.mode))
 		return true
 	}
+	req := &protocol.Request{}
+	decodeErr := protocol.DecodeRequest(c.body, req)
+	if decodeErr != nil {
+		req.Seq, req.RequestID = 0, ""
+	}
 	if c.mode == protocol.ModeAuthenticated {
+		// The frame authenticated, so its envelope is the client's own: a
+		// refusal carries its seq and rid, so a client with several
+		// requests in flight knows which one was refused.
 		if hdr.Counter <= c.lastCounter {
-			c.replyError(0, "", protocol.ErrReplayed)
+			c.replyError(req.Seq, req.RequestID, protocol.ErrReplayed)
 			return true
 		}
 		c.lastCounter = hdr.Counter
 	}
-	req := &protocol.Request{}
-	if err := protocol.DecodeRequest(c.body, req); err != nil {
-		c.replyError(0, "", err)
+	if decodeErr != nil {
+		c.replyError(0, "", decodeErr)
 		return true
 	}
 	req.Mode, req.Counter, req.RemoteAddr, req.ReceivedAt = c.mode, hdr.Counter, c.remote, now
@@ -552,6 +559,12 @@ func (c *conn) handleFrame(frame []byte) bool {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, h.cfg.CommandTimeout)
 	defer cancel()
+	if c.mode == protocol.ModeAuthenticated && c.servesItself(req.Command) {
+		if err := c.acceptCounter(ctx, hdr.Counter); err != nil {
+			c.replyError(req.Seq, req.RequestID, err)
+			return true
+		}
+	}
 	if req.Command == CmdSubscribe {
 		if err := c.subscribe(ctx, req); err != nil {
 			c.replyError(req.Seq, req.RequestID, err)
@@ -630,6 +643,44 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 		c.slow()
 	case <-c.closing:
 	}
+}
+
+// servesItself reports whether the hub answers cmd itself (route, or
+// subscribe) rather than passing it to Config.Handler, whose chain checks
+// an authenticated frame's counter in the session store (session.Middleware).
+// Keep it in step with route.
+func (c *conn) servesItself(cmd string) bool {
+	switch cmd {
+	case CmdSubscribe, CmdUnsubscribe, CmdPublish, CmdWhisper, CmdHistory, CmdPresence:
+		return true
+	case CmdRoomCreate, CmdRoomJoin, CmdRoomInput, CmdRoomLeave, CmdRoomMatch:
+		if c.hub.rooms.Load() != nil {
+			return true
+		}
+	}
+	return c.hub.cfg.Handler == nil
+}
+
+// acceptCounter accepts an authenticated frame's counter in the session
+// store, as session.Middleware does for the commands of Config.Handler: the
+// counter belongs to the session, so a frame captured on one connection is
+// refused (replayed) on every other connection and over HTTP, whichever
+// saw it first. It also refuses the frames of a session that has ended.
+// One store round trip (Store.GetFrame).
+func (c *conn) acceptCounter(ctx context.Context, counter uint64) error {
+	_, err := c.hub.store.GetFrame(ctx, c.sess.ID, counter)
+	if err == nil {
+		return nil
+	}
+	code := protocol.CodeOf(err)
+	if code == protocol.CodeUnavailable || code == protocol.CodeInternal {
+		c.hub.log.Warn("realtime: frame counter check failed", "err", err)
+	}
+	msg := code.String()
+	if errors.Is(err, protocol.ErrReplayed) {
+		msg = protocol.ErrReplayed.Message
+	}
+	return &protocol.Error{Code: code, Message: msg, Err: err}
 }
 
 // route serves every command but rt.subscribe.

@@ -87,6 +87,14 @@ type Config struct {
 	// when the envelope has none, so a chain that starts with
 	// session.Middleware authenticates as over HTTP). Nil: other commands
 	// answer unknown_command.
+	//
+	// On an authenticated connection the hub accepts the frame counter of
+	// each command it serves itself in the session store (Store.GetFrame,
+	// one round trip), so every frame runs once per session whatever the
+	// connection; the frames it passes to Handler keep their key id and
+	// counter (Request.KeyID, Request.Counter) for Handler to accept, as
+	// session.Middleware does. A Handler without it leaves the game
+	// commands' counters checked on their connection only.
 	Handler protocol.Handler
 	// Broker carries publications between nodes. The hub Starts it (a
 	// broker serves one hub) and does not Close it: close it after

@@ -656,8 +656,9 @@ func TestAuthenticatedReplay(t *testing.T) {
 	if err := c.SendRaw(ctx, frame); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := c.Unmatched(ctx); err != nil || r.Code != protocol.CodeReplayed {
-		t.Fatalf("replayed frame: %+v %v", r, err)
+	// The refusal carries the frame's seq (docs/PROTOCOL.md §16.2).
+	if r, err := c.Unmatched(ctx); err != nil || r.Code != protocol.CodeReplayed || r.Seq != 77 {
+		t.Fatalf("replayed frame: %+v %v, want replayed with seq 77", r, err)
 	}
 	// A plain frame on an authenticated connection is refused too.
 	plain, _ := codec.Encode([]byte(`{"cmd":"rt.unsubscribe","seq":78,"payload":{"ch":"world.0"}}`), protocol.EncodeOptions{})

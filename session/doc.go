@@ -59,7 +59,9 @@
 //
 // Middleware authenticates every request (except Public commands such as
 // login) by key id and counter for authenticated frames, else by token, and
-// fills protocol.Request.Principal. KeyResolver implements
+// fills protocol.Request.Principal. A Public command in an authenticated
+// frame has its counter accepted all the same, so every authenticated frame
+// runs at most once per session. KeyResolver implements
 // protocol.KeyResolver for the HTTP adapter: it caches the keys derived from
 // immutable session secrets in process; revocation and the counter are still
 // enforced by the middleware's GetFrame. It deliberately does not implement

@@ -15,7 +15,11 @@ import (
 // command.
 type MiddlewareConfig struct {
 	// Public lists commands that run without a session (login, version
-	// check). Their requests keep a nil Principal.
+	// check). Their requests keep the Principal they came with (nil over
+	// HTTP). A public command in an authenticated frame still names a
+	// session (its key id): its counter is accepted in the store like any
+	// other frame's (GetFrame), so it runs at most once, and it is refused
+	// when that session has ended (send logins in plain or XOR frames).
 	Public []string
 	// Logger receives backend failures. Nil: silent.
 	Logger *slog.Logger
@@ -28,6 +32,11 @@ type MiddlewareConfig struct {
 //     and counter: the session check, the counter check and the TTL slide are
 //     one step (one Redis round trip);
 //   - otherwise by the bearer token in Request.Token, with Get.
+//
+// Commands in MiddlewareConfig.Public skip the session check unless they
+// come in an authenticated frame, whose counter is accepted as above
+// (without filling the Principal): every authenticated frame runs at most
+// once per session, public or not.
 //
 // Failures reach the client as result codes: no credentials or an unknown
 // session → CodeUnauthorized, expired → CodeSessionExpired, replaced by a
@@ -45,6 +54,11 @@ func Middleware(store Store, cfg MiddlewareConfig) protocol.Middleware {
 	return func(next protocol.Handler) protocol.Handler {
 		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 			if public[req.Command] {
+				if len(req.KeyID) > 0 {
+					if _, err := store.GetFrame(ctx, string(req.KeyID), req.Counter); err != nil {
+						return nil, publicErr(log, err)
+					}
+				}
 				return next.Serve(ctx, req)
 			}
 			var (

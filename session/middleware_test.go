@@ -277,3 +277,100 @@ func TestKeyResolver(t *testing.T) {
 		t.Fatal("KeyResolver must not be a CounterGuard: the middleware checks counters")
 	}
 }
+
+// TestSealedPublicCommandOnce: a public command in an authenticated frame
+// (sealed with a session's keys) runs at most once, like any other frame of
+// the session: the same frame posted again is refused as replayed and the
+// handler does not run again; a sealed public frame of a session a newer
+// login replaced is refused (kicked). Memory and Redis stores.
+func TestSealedPublicCommandOnce(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		s := session.NewMemoryStore(session.Config{})
+		defer s.Close()
+		testSealedPublicCommandOnce(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		c := testredis.Client(t)
+		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		testSealedPublicCommandOnce(t, s)
+	})
+}
+
+func testSealedPublicCommandOnce(t *testing.T, store session.Store) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	ran := 0
+	mux := protocol.NewMux()
+	mux.HandleFunc("sys.time", func(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
+		mu.Lock()
+		ran++
+		mu.Unlock()
+		return nil, nil
+	})
+	h, err := protocol.NewHTTPHandler(
+		protocol.Chain(mux, session.Middleware(store, session.MiddlewareConfig{Public: []string{"sys.time"}})),
+		protocol.HTTPConfig{Keys: session.NewKeyResolver(store, session.KeyResolverConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	sess := sessiontest.Login(t, store, 601)
+	keys, err := sess.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	seal := func(counter uint64) []byte {
+		f, err := codec.Encode([]byte(`{"cmd":"sys.time","seq":1}`), protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: counter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	post := func(frame []byte) protocol.Code {
+		t.Helper()
+		reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _, err := codec.Decode(reply, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp protocol.Response
+		if err := protocol.DecodeResponse(body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Code
+	}
+	ranNow := func() int { mu.Lock(); defer mu.Unlock(); return ran }
+	first := seal(1)
+	if code := post(first); code != protocol.CodeOK {
+		t.Fatalf("sealed public command: %v", code)
+	}
+	for i := range 2 {
+		if code := post(first); code != protocol.CodeReplayed {
+			t.Fatalf("the same frame again (%d): %v, want replayed", i+1, code)
+		}
+	}
+	if n := ranNow(); n != 1 {
+		t.Fatalf("the public handler ran %d times for one frame", n)
+	}
+	if code := post(seal(2)); code != protocol.CodeOK || ranNow() != 2 {
+		t.Fatalf("the next counter: %v, ran %d", code, ranNow())
+	}
+	// The public frame's counter is the session's: a non-public frame with
+	// it is refused too.
+	if _, err := store.GetFrame(ctx, sess.ID, 2); protocol.CodeOf(err) != protocol.CodeReplayed {
+		t.Fatalf("counter 2 in the store after the public frame: %v, want replayed", err)
+	}
+	sessiontest.Login(t, store, 601) // kicks sess
+	if code := post(seal(3)); code != protocol.CodeKicked || ranNow() != 2 {
+		t.Fatalf("sealed public frame of a kicked session: %v, ran %d", code, ranNow())
+	}
+}

@@ -29,6 +29,11 @@
 //     The example server runs a bounded number of logins at once
 //     (server.Config.MaxLogins); past it a login answers
 //     protocol.CodeRateLimited with a retry hint of 1-2 s.
+//   - auth.logout {} → nothing (code 0): ends the session (session
+//     Store.Revoke). Its later requests answer protocol.CodeSessionRevoked
+//     and its websocket connections close with 4013 session_revoked. A
+//     retry after a lost reply answers session_revoked too: the session
+//     has ended either way.
 //   - player.load {} → Player {user_key, name, gold, gems, exp, level,
 //     stamina {current, max, next_at, interval_ms}, created_at, items
 //     [{item_id, count}]}.

@@ -23,6 +23,7 @@ import (
 // Command names.
 const (
 	CmdGuestLogin = "auth.guest"
+	CmdLogout     = "auth.logout"
 	CmdLoad       = "player.load"
 	CmdShopBuy    = "shop.buy"
 
@@ -272,6 +273,7 @@ func (g *Game) Register(mux *protocol.Mux) {
 	// or timeout (42), never internal (40).
 	cl := classifyErrors
 	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin), cl)
+	mux.HandleFunc(CmdLogout, g.logout, cl)
 	mux.Handle(CmdLoad, protocol.Typed(g.load), cl)
 	once := idempotency.Middleware(g.once)
 	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), cl, once)
@@ -465,6 +467,18 @@ func StaminaAt(stored, storedAt int64, now time.Time) Stamina {
 	st.Current = stored + gained
 	st.NextAt = storedAt + (gained+1)*st.IntervalMs
 	return st
+}
+
+// logout ends the caller's session (auth.logout): Sessions.Revoke, which
+// also closes its websocket connections on every node (session_revoked).
+func (g *Game) logout(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	if _, err := userOf(req); err != nil {
+		return nil, err
+	}
+	if err := g.cfg.Sessions.Revoke(ctx, req.Principal.SessionID); err != nil {
+		return nil, fmt.Errorf("game: logout: %w", err)
+	}
+	return nil, nil
 }
 
 func userOf(req *protocol.Request) (int64, error) {
