@@ -465,6 +465,7 @@ func (s *Server) buildAdmin() error {
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops, DeadlockReruns: s.game.DeadlockRetries,
 		LoginsRefused: s.logins.refused.Load,
+		RateLimiter:   s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))
 	ready := map[string]func(context.Context) error{
 		"databases": func(ctx context.Context) error {
