@@ -286,6 +286,11 @@ type HubStats struct {
 	Published   int64 `json:"published"`   // publications delivered to this node by the broker
 	Delivered   int64 `json:"delivered"`   // pushes queued to connections
 	SlowClosed  int64 `json:"slow_closed"` // connections closed with slow_consumer
+	// ConnsRefused counts handshakes refused by the per-user connection
+	// cap; LimiterErrors chat messages let through while the chat limiter
+	// failed.
+	ConnsRefused  int64 `json:"conns_refused"`
+	LimiterErrors int64 `json:"limiter_errors"`
 }
 
 // BrokerStats are realtime.RedisBrokerStats in JSON.
@@ -303,6 +308,7 @@ func (n *Node) Stats() Stats {
 	hs := n.hub.Stats()
 	s := Stats{Node: n.cfg.NodeID, Mode: n.mode(), Hub: HubStats{
 		Connections: hs.Connections, Published: hs.Published, Delivered: hs.Delivered, SlowClosed: hs.SlowClosed,
+		ConnsRefused: hs.ConnsRefused, LimiterErrors: hs.LimiterErrors,
 	}}
 	if n.broker != nil {
 		bs := n.broker.Stats()
