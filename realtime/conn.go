@@ -145,6 +145,7 @@ func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, r
 		}
 		c.keys = k
 	}
+	elsewhere := h.connsElsewhere(sess.UserKey)
 	c.ctx, c.cancel = context.WithCancel(h.ctx)
 	us := h.userShard(sess.UserKey)
 	us.mu.Lock()
@@ -157,6 +158,15 @@ func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, r
 	if u == nil {
 		u = &userState{}
 		us.users[sess.UserKey] = u
+	}
+	if h.cfg.MaxUserConns > 0 && len(u.conns)+elsewhere >= h.cfg.MaxUserConns {
+		if len(u.conns) == 0 {
+			delete(us.users, sess.UserKey)
+		}
+		us.mu.Unlock()
+		c.cancel()
+		h.stats.refused.Add(1)
+		return nil, ErrTooManyConns
 	}
 	u.conns = append(u.conns, c)
 	us.mu.Unlock()
@@ -910,14 +920,8 @@ func (c *conn) chatCheck(ctx context.Context, m *ChatMessage) error {
 	if len(m.Data) > h.cfg.MaxMessageSize {
 		return &protocol.Error{Code: protocol.CodeTooLarge, Message: "realtime: message over " + strconv.Itoa(h.cfg.MaxMessageSize) + " bytes"}
 	}
-	us := h.userShard(c.sess.UserKey)
-	us.mu.Lock()
-	u := us.users[c.sess.UserKey]
-	us.mu.Unlock()
-	if u != nil {
-		if ok, wait, _ := u.chat.take(h.cfg.Now(), h.cfg.ChatRate, h.cfg.ChatBurst); !ok {
-			return &protocol.Error{Code: protocol.CodeRateLimited, Message: "realtime: chat rate limit", RetryAfter: wait}
-		}
+	if err := h.chatAllow(ctx, c.sess.UserKey); err != nil {
+		return err
 	}
 	if h.cfg.Validate != nil {
 		if err := h.cfg.Validate(ctx, m); err != nil {

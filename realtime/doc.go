@@ -15,6 +15,14 @@
 // many are in a channel, from heartbeats with a TTL, so a dead node's users
 // drop out on their own.
 //
+// Limits are per user and survive reconnects: each user's chat messages
+// and whispers are counted in Config.Limiter (a session.Limiter; a
+// session.RedisLimiter shared by the nodes makes the limit hold across
+// them), and a user may hold Config.MaxUserConns connections on a node
+// (counted across nodes with a shared Presence); past either the answer is
+// rate_limited with a retry hint. Every frame of a connection also passes a
+// per-connection rate (Config.CommandRate) before it is decoded.
+//
 // Rooms (NewRooms) run raids and PvP matches with a server-side tick: each
 // room's state is owned by one goroutine on one node, claimed in a
 // Directory with a lease; players on any node join it, their inputs and its

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,22 @@ const (
 	DefaultDeliveryQueueLen   = 1024
 	DefaultPresenceInterval   = 20 * time.Second
 	DefaultPresenceBatch      = 500
+	DefaultMaxUserConns       = 8
 )
+
+// ChatLimitName is the name of the chat limit (Config.ChatRate) in
+// Config.Limiter: the state key of a session.RedisLimiter ends with
+// ":rl:rt.chat".
+const ChatLimitName = "rt.chat"
+
+// ConnRetryAfter is the retry hint (HTTP Retry-After, seconds) of a
+// handshake refused by Config.MaxUserConns.
+const ConnRetryAfter = 5 * time.Second
+
+// ErrTooManyConns refuses a connection over Config.MaxUserConns: HTTP 429
+// with the body "rate_limited" and Retry-After (ConnRetryAfter), before the
+// websocket upgrade.
+var ErrTooManyConns = &protocol.Error{Code: protocol.CodeRateLimited, Message: "realtime: too many connections for this user", RetryAfter: ConnRetryAfter}
 
 // Built-in commands the hub answers itself. Every other command goes to
 // Config.Handler.
@@ -162,10 +178,29 @@ type Config struct {
 	WorldPartitionSize int
 	MaxWorldPartitions int
 	// ChatRate (per second) and ChatBurst limit each user's rt.publish and
-	// rt.whisper on this node (token bucket): over it the command answers
-	// rate_limited with retry_ms. Defaults 2/s and 10.
+	// rt.whisper, counted in Limiter under ChatLimitName: per user, not per
+	// connection, so closing and reopening connections gives nothing back.
+	// Over it the command answers rate_limited with retry_ms. Defaults 2/s
+	// and 10.
 	ChatRate  float64
 	ChatBurst int
+	// Limiter keeps the users' chat rate. Nodes that share a Broker should
+	// share one (a session.RedisLimiter on the sessions' Redis), so the
+	// limit holds across nodes too. When it fails (its Redis is down) chat
+	// passes unlimited (fail open), counted in Stats.LimiterErrors and
+	// logged at most once a minute. Nil: a session.MemoryLimiter of the
+	// hub's own (this node's users, across their reconnects).
+	Limiter session.Limiter
+	// MaxUserConns is how many websocket connections one user may hold on
+	// this node; one more is refused at the handshake (ErrTooManyConns:
+	// HTTP 429 "rate_limited", Retry-After 5 s) and counted in
+	// Stats.ConnsRefused. With a Presence shared by several nodes
+	// (Config.Presence), the user's connections on the other nodes count
+	// too: one Presence.Where per handshake (fail open when it fails;
+	// connections of a node that died count until the Presence TTL; two
+	// handshakes racing on two nodes may both pass). Default 8
+	// (DefaultMaxUserConns); negative: no cap.
+	MaxUserConns int
 	// CommandRate (per second) and CommandBurst limit every frame a
 	// connection sends: over it the frame answers rate_limited; a client
 	// that keeps sending until it owes another CommandBurst frames is
@@ -255,11 +290,17 @@ func (c *Config) applyDefaults() {
 		c.CommandRate = DefaultCommandRate
 	}
 	def(&c.CommandBurst, DefaultCommandBurst)
+	if c.MaxUserConns == 0 {
+		c.MaxUserConns = DefaultMaxUserConns
+	}
 	def(&c.MaxMessageSize, DefaultMaxMessageSize)
 	defDur(&c.PresenceInterval, DefaultPresenceInterval)
 	def(&c.PresenceBatch, DefaultPresenceBatch)
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Limiter == nil {
+		c.Limiter = session.NewMemoryLimiter(session.LimiterConfig{Now: c.Now})
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -310,6 +351,8 @@ type Hub struct {
 
 type hubStats struct {
 	conns, published, delivered, slow atomic.Int64
+	refused, limiterErrors            atomic.Int64
+	limiterLogged                     atomic.Int64 // Unix ns of the last limiter failure logged
 }
 
 // Stats are a hub's counters, for metrics.
@@ -318,6 +361,11 @@ type Stats struct {
 	Published   int64 // publications delivered to this node by the broker
 	Delivered   int64 // pushes queued to connections
 	SlowClosed  int64 // connections closed with slow_consumer
+	// ConnsRefused counts handshakes refused by Config.MaxUserConns.
+	ConnsRefused int64
+	// LimiterErrors counts chat messages let through because
+	// Config.Limiter failed.
+	LimiterErrors int64
 }
 
 // Stats returns the hub's counters.
@@ -327,6 +375,9 @@ func (h *Hub) Stats() Stats {
 		Published:   h.stats.published.Load(),
 		Delivered:   h.stats.delivered.Load(),
 		SlowClosed:  h.stats.slow.Load(),
+
+		ConnsRefused:  h.stats.refused.Load(),
+		LimiterErrors: h.stats.limiterErrors.Load(),
 	}
 }
 
@@ -353,7 +404,6 @@ type userShard struct {
 
 type userState struct {
 	conns []*conn
-	chat  tokenBucket
 }
 
 // NewHub returns a Hub that authenticates connections against store and
@@ -622,6 +672,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.newConn(sess, token, mode, r.RemoteAddr)
+	if errors.Is(err, ErrTooManyConns) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ConnRetryAfter/time.Second)))
+		http.Error(w, protocol.CodeRateLimited.String(), http.StatusTooManyRequests)
+		return
+	}
 	if err != nil {
 		http.Error(w, protocol.CodeOf(err).String(), http.StatusBadRequest)
 		return

@@ -104,9 +104,25 @@
 // Board and its stores (BoardMemoryStore, BoardRedisStore) are leaderboards
 // on sorted sets with seasons; see Board.
 //
+// # Rate limits
+//
+// A Limiter counts events per user and named Limit (Rate per second, Burst
+// at once; GCRA: one theoretical arrival time per user and limit, a refused
+// event not counted). The state belongs to the user, not to a connection,
+// so reconnecting gives nothing back. MemoryLimiter limits within one
+// process, bounded by LimiterConfig.MaxEntries; RedisLimiter shares the
+// state between servers: one key P{u:<userKey>}:rl:<name> on the user's
+// node (one Cluster slot), one Lua script per call, a TTL of the time left
+// until a full burst, time from LimiterConfig.Now like the session store's
+// expiry. RateLimitMiddleware limits each authenticated user's commands
+// (answering protocol.CodeRateLimited with the retry hint, RateLimited);
+// the realtime hub keeps its chat limit in a Limiter too. A Limiter whose
+// backend fails answers ErrUnavailable; both consumers then let the event
+// through (fail open) and count it.
+//
 // # Testing
 //
 // Package sessiontest has the conformance suites (RunStoreTests,
-// RunCacheTests) every backend passes, and NewStore, Login and Request for
-// game tests.
+// RunCacheTests, RunLimiterTests) every backend passes, a settable Clock,
+// and NewStore, Login and Request for game tests.
 package session

@@ -28,20 +28,28 @@ type Sources struct {
 	// LoginsRefused counts logins answered rate_limited by the server's
 	// login limit.
 	LoginsRefused func() uint64
+	// RateLimiter reads the per-user limiter's counters (commands and
+	// chat).
+	RateLimiter func() session.LimiterStats
+	// WebsocketsRefused counts websocket handshakes refused by the
+	// per-user connection cap (realtime.Stats.ConnsRefused).
+	WebsocketsRefused func() int64
 }
 
 // Collector is a prometheus.Collector that turns the packages' Stats into
 // metrics at scrape time (const metrics: nothing is kept between scrapes).
 type Collector struct {
-	src      Sources
-	shard    family[shard.DBStats] // label "db"
-	sessions family[session.Stats]
-	guard    family[anticheat.GuardStats]
-	idem     family[idempotency.Stats]
-	liveops  family[liveops.Stats]
-	ccu      *prometheus.Desc
-	reruns   *prometheus.Desc
-	refused  *prometheus.Desc
+	src       Sources
+	shard     family[shard.DBStats] // label "db"
+	sessions  family[session.Stats]
+	guard     family[anticheat.GuardStats]
+	idem      family[idempotency.Stats]
+	liveops   family[liveops.Stats]
+	limiter   family[session.LimiterStats]
+	wsRefused *prometheus.Desc
+	ccu       *prometheus.Desc
+	reruns    *prometheus.Desc
+	refused   *prometheus.Desc
 }
 
 // metric is one series read from a Stats value S: its name, help, type and
@@ -110,6 +118,14 @@ var liveopsMetrics = []metric[liveops.Stats]{
 	}},
 }
 
+var limiterMetrics = []metric[session.LimiterStats]{
+	{"madang_ratelimit_allowed_total", "Events (commands, chat messages) within their user's limit.", counter, func(s session.LimiterStats) float64 { return float64(s.Allowed) }},
+	{"madang_ratelimit_limited_total", "Events answered rate_limited by their user's limit.", counter, func(s session.LimiterStats) float64 { return float64(s.Limited) }},
+	{"madang_ratelimit_errors_total", "Limiter calls that failed (backend down); the events passed.", counter, func(s session.LimiterStats) float64 { return float64(s.Errors) }},
+	{"madang_ratelimit_evicted_total", "Memory limiter states dropped before their refill time (over MaxEntries).", counter, func(s session.LimiterStats) float64 { return float64(s.Evicted) }},
+	{"madang_ratelimit_entries", "Memory limiter states kept.", gauge, func(s session.LimiterStats) float64 { return float64(s.Entries) }},
+}
+
 // family is the metrics of one Stats type with their descriptors.
 type family[S any] struct {
 	metrics []metric[S]
@@ -140,15 +156,17 @@ func (f family[S]) collect(ch chan<- prometheus.Metric, s S, labelValues ...stri
 // NewCollector returns a collector over src.
 func NewCollector(src Sources) *Collector {
 	return &Collector{
-		src:      src,
-		shard:    newFamily(shardMetrics, "db"),
-		sessions: newFamily(sessionMetrics),
-		guard:    newFamily(guardMetrics),
-		idem:     newFamily(idempotencyMetrics),
-		liveops:  newFamily(liveopsMetrics),
-		ccu:      prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
-		reruns:   prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
-		refused:  prometheus.NewDesc("madang_game_logins_refused_total", "Logins answered rate_limited by the login limit.", nil, nil),
+		src:       src,
+		shard:     newFamily(shardMetrics, "db"),
+		sessions:  newFamily(sessionMetrics),
+		guard:     newFamily(guardMetrics),
+		idem:      newFamily(idempotencyMetrics),
+		liveops:   newFamily(liveopsMetrics),
+		limiter:   newFamily(limiterMetrics),
+		wsRefused: prometheus.NewDesc("madang_ws_refused_total", "Websocket handshakes refused by the per-user connection cap.", nil, nil),
+		ccu:       prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
+		reruns:    prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
+		refused:   prometheus.NewDesc("madang_game_logins_refused_total", "Logins answered rate_limited by the login limit.", nil, nil),
 	}
 }
 
@@ -159,6 +177,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.guard.describe(ch)
 	c.idem.describe(ch)
 	c.liveops.describe(ch)
+	c.limiter.describe(ch)
+	ch <- c.wsRefused
 	ch <- c.ccu
 	ch <- c.reruns
 	ch <- c.refused
@@ -185,6 +205,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.LoginsRefused; f != nil {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(f()))
+	}
+	if f := c.src.RateLimiter; f != nil {
+		c.limiter.collect(ch, f())
+	}
+	if f := c.src.WebsocketsRefused; f != nil {
+		ch <- prometheus.MustNewConstMetric(c.wsRefused, prometheus.CounterValue, float64(f()))
 	}
 	if m := c.src.LiveOps; m != nil {
 		c.liveops.collect(ch, m.Stats())

@@ -30,12 +30,14 @@ func TestCollectorSeries(t *testing.T) {
 	t.Cleanup(func() { lo.Close() })
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(NewCollector(Sources{
-		Sessions:       func() session.Stats { return session.Stats{Created: 4, Kicked: 1} },
-		Guard:          anticheat.NewGuard(anticheat.GuardConfig{}),
-		Idempotency:    func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
-		LiveOps:        lo,
-		DeadlockReruns: func() uint64 { return 3 },
-		LoginsRefused:  func() uint64 { return 5 },
+		Sessions:          func() session.Stats { return session.Stats{Created: 4, Kicked: 1} },
+		Guard:             anticheat.NewGuard(anticheat.GuardConfig{}),
+		Idempotency:       func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
+		LiveOps:           lo,
+		DeadlockReruns:    func() uint64 { return 3 },
+		LoginsRefused:     func() uint64 { return 5 },
+		RateLimiter:       func() session.LimiterStats { return session.LimiterStats{Allowed: 6, Limited: 7, Entries: 8} },
+		WebsocketsRefused: func() int64 { return 9 },
 	}))
 	fams, err := reg.Gather()
 	if err != nil {
@@ -65,12 +67,16 @@ func TestCollectorSeries(t *testing.T) {
 		"madang_ccu":                            {false, 0},
 		"madang_game_deadlock_reruns_total":     {true, 3},
 		"madang_game_logins_refused_total":      {true, 5},
+		"madang_ratelimit_allowed_total":        {true, 6},
+		"madang_ratelimit_limited_total":        {true, 7},
+		"madang_ratelimit_entries":              {false, 8},
+		"madang_ws_refused_total":               {true, 9},
 	} {
 		if g, ok := got[name]; !ok || g != want {
 			t.Errorf("%s: %+v (present %v), want %+v", name, g, ok, want)
 		}
 	}
-	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + 3; len(got) != n {
-		t.Errorf("%d series, want %d (no router: no shard series; ccu, reruns, refused logins)", len(got), n)
+	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + len(limiterMetrics) + 4; len(got) != n {
+		t.Errorf("%d series, want %d (no router: no shard series; ccu, reruns, refused logins, refused websockets)", len(got), n)
 	}
 }

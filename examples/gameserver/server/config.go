@@ -70,6 +70,30 @@ type Config struct {
 	// Default DefaultLoginQueueWait (1 s); negative: not at all.
 	LoginQueueWait time.Duration
 
+	// CommandRate and CommandBurst limit each user's game commands (HTTP
+	// and websocket together, every connection, every server sharing the
+	// Redis): past the burst a command is answered
+	// protocol.CodeRateLimited with retry_ms, without running. Logins and
+	// sys.time are not counted (logins have MaxLogins). Defaults
+	// session.DefaultCommandRate (20/s) and DefaultCommandBurst (40);
+	// negative CommandRate: no limit (flags -cmd-rate, -cmd-burst, env
+	// MADANG_CMD_RATE, MADANG_CMD_BURST).
+	CommandRate  float64
+	CommandBurst int
+	// ChatRate and ChatBurst limit each user's chat messages and whispers
+	// on the realtime hub (realtime.Config.ChatRate), per user across
+	// reconnects and servers. Defaults realtime.DefaultChatRate (2/s) and
+	// DefaultChatBurst (10) (flags -chat-rate, -chat-burst, env
+	// MADANG_CHAT_RATE, MADANG_CHAT_BURST).
+	ChatRate  float64
+	ChatBurst int
+	// MaxUserConns is how many websocket connections one user may hold on
+	// this server; one more is refused at the handshake with HTTP 429
+	// rate_limited (realtime.Config.MaxUserConns). Default
+	// realtime.DefaultMaxUserConns (8); negative: no cap (flag
+	// -max-ws-per-user, env MADANG_MAX_WS_PER_USER).
+	MaxUserConns int
+
 	// AdminAddr is the ops API's listen address; "off" disables it. Default
 	// 127.0.0.1:8081 (flag -admin-addr, env MADANG_ADMIN_ADDR).
 	AdminAddr string
@@ -161,6 +185,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, fmt.Errorf("MADANG_MAX_LOGINS: %w", err)
 	}
 	fs.IntVar(&cfg.MaxLogins, "max-logins", maxLogins, "logins run at once; more wait up to 1 s, then are answered rate_limited; negative: no limit (env MADANG_MAX_LOGINS)")
+	if err := limitFlags(fs, &cfg, env); err != nil {
+		return cfg, err
+	}
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
@@ -187,4 +214,30 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, errors.New("-admin-token (MADANG_ADMIN_TOKEN) is required outside dev mode, or -admin-addr off")
 	}
 	return cfg, nil
+}
+
+// limitFlags declares the per-user limit flags (-cmd-rate, -cmd-burst,
+// -chat-rate, -chat-burst, -max-ws-per-user) with their MADANG_* defaults.
+func limitFlags(fs *flag.FlagSet, cfg *Config, env func(name, def string) string) error {
+	num := func(name string) (float64, error) {
+		v, err := strconv.ParseFloat(env(name, "0"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		return v, nil
+	}
+	var vals [5]float64
+	for i, name := range []string{"MADANG_CMD_RATE", "MADANG_CMD_BURST", "MADANG_CHAT_RATE", "MADANG_CHAT_BURST", "MADANG_MAX_WS_PER_USER"} {
+		v, err := num(name)
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	fs.Float64Var(&cfg.CommandRate, "cmd-rate", vals[0], "game commands per second per user (0: 20; negative: no limit) (env MADANG_CMD_RATE)")
+	fs.IntVar(&cfg.CommandBurst, "cmd-burst", int(vals[1]), "game commands per user at once (0: 40) (env MADANG_CMD_BURST)")
+	fs.Float64Var(&cfg.ChatRate, "chat-rate", vals[2], "chat messages per second per user (0: 2) (env MADANG_CHAT_RATE)")
+	fs.IntVar(&cfg.ChatBurst, "chat-burst", int(vals[3]), "chat messages per user at once (0: 10) (env MADANG_CHAT_BURST)")
+	fs.IntVar(&cfg.MaxUserConns, "max-ws-per-user", int(vals[4]), "websocket connections per user on this server (0: 8; negative: no cap) (env MADANG_MAX_WS_PER_USER)")
+	return nil
 }

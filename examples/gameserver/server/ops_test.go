@@ -342,6 +342,8 @@ func TestStatsAndMetrics(t *testing.T) {
 		`madang_ccu 3`,
 		`madang_anticheat_speed_verdicts_total 0`,
 		`madang_idempotency_executed_total 0`,
+		`madang_ratelimit_limited_total 0`,
+		`madang_ws_refused_total 0`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(text, want) {

@@ -59,7 +59,10 @@
 // game commands over the websocket through the same chain as HTTP. In
 // memory mode the hub's own broker serves this process; with Redis a
 // RedisBroker (key prefix Config.RedisPrefix + "rt:") lets several game
-// servers, and realtime nodes sharing the sessions, share channels. At
+// servers, and realtime nodes sharing the sessions, share channels. Each
+// user's chat rate is kept in the limiter of the command limit (so
+// reconnecting, or moving to another server, gives nothing back), and a
+// user may hold Config.MaxUserConns websockets on one server. At
 // shutdown the hub tells its clients going_away before the listeners close.
 //
 // # Ops listener
@@ -149,6 +152,15 @@ type Server struct {
 
 	// logins bounds the logins running at once (Config.MaxLogins).
 	logins *loginGate
+	// limiter keeps the per-user command and chat limits (memory, or Redis
+	// shared by every server).
+	limiter limiter
+}
+
+// limiter is a session.Limiter with counters (both limiters have them).
+type limiter interface {
+	session.Limiter
+	Stats() session.LimiterStats
 }
 
 // CmdTime is the public clock command.
@@ -270,13 +282,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	s.registerCommands()
 	s.logins = newLoginGate(game.CmdGuestLogin, cfg.MaxLogins, cfg.LoginQueueWait)
-	chain := protocol.Chain(s.mux,
+	mws := []protocol.Middleware{
 		classifyErrors,
 		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
-		s.guard.Middleware(),
-		s.liveops.Middleware(),
-	)
+	}
+	if cfg.CommandRate >= 0 { // after authentication: counted per user
+		mws = append(mws, session.RateLimitMiddleware(s.limiter, session.RateLimitConfig{
+			Limit:  session.Limit{Name: "cmd", Rate: cfg.CommandRate, Burst: cfg.CommandBurst},
+			Logger: log,
+		}))
+	}
+	chain := protocol.Chain(s.mux, append(mws, s.guard.Middleware(), s.liveops.Middleware())...)
 
 	codec, err := protocol.NewCodec(protocol.Config{XORKey: []byte(cfg.XORKey)})
 	if err != nil {
@@ -293,7 +310,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.http.Handle("POST "+protocol.DefaultHTTPPath, rpc)
-	if s.hub, s.hubBroker, err = newRealtimeHub(s.sessions, chain, []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
+	hubCfg := realtime.Config{Limiter: s.limiter, ChatRate: cfg.ChatRate, ChatBurst: cfg.ChatBurst, MaxUserConns: cfg.MaxUserConns}
+	if s.hub, s.hubBroker, err = newRealtimeHub(hubCfg, s.sessions, chain, []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
 		return nil, err
 	}
 	s.http.Handle("GET "+WSPath, s.hub)
@@ -352,6 +370,7 @@ func (s *Server) openSessions(ctx context.Context) error {
 		s.sessions = session.NewMemoryStore(session.Config{Logger: s.log})
 		s.cache = session.NewMemoryCache(session.CacheConfig{Logger: s.log})
 		s.boards = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
+		s.limiter = session.NewMemoryLimiter(session.LimiterConfig{})
 		return nil
 	}
 	rc, err := session.OpenRedis(ctx, opt)
@@ -364,6 +383,9 @@ func (s *Server) openSessions(ctx context.Context) error {
 		return err
 	}
 	s.sessions = rs
+	if s.limiter, err = session.NewRedisLimiter(rc.Router, session.LimiterConfig{Prefix: cfg.RedisPrefix}); err != nil {
+		return err
+	}
 	if s.cache, err = session.NewRedisCache(ctx, rc.Router, session.CacheConfig{Prefix: cfg.RedisPrefix, Logger: s.log}); err != nil {
 		return err
 	}
@@ -494,6 +516,7 @@ func (s *Server) buildAdmin() error {
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops, DeadlockReruns: s.game.DeadlockRetries,
 		LoginsRefused: s.logins.refused.Load,
+		RateLimiter:   s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))
 	ready := map[string]func(context.Context) error{
 		"databases": func(ctx context.Context) error {

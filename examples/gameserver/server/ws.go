@@ -22,14 +22,13 @@ const WSPath = "/ws"
 // servers (and realtime nodes sharing the sessions) share chat and pushes;
 // without, the hub's own memory broker serves this one process. The
 // returned broker (nil in memory mode) is closed by the caller after the
-// hub's Shutdown.
-func newRealtimeHub(sessions session.Store, chain protocol.Handler, xorKey []byte, rdb redis.UniversalClient, redisPrefix string, dev bool, log *slog.Logger) (*realtime.Hub, realtime.Broker, error) {
-	cfg := realtime.Config{
-		Handler:     chain,
-		Codec:       protocol.Config{XORKey: xorKey},
-		RefusePlain: !dev,
-		Logger:      log,
-	}
+// hub's Shutdown. cfg carries the per-user limits (Limiter, ChatRate,
+// ChatBurst, MaxUserConns); the rest is set here.
+func newRealtimeHub(cfg realtime.Config, sessions session.Store, chain protocol.Handler, xorKey []byte, rdb redis.UniversalClient, redisPrefix string, dev bool, log *slog.Logger) (*realtime.Hub, realtime.Broker, error) {
+	cfg.Handler = chain
+	cfg.Codec = protocol.Config{XORKey: xorKey}
+	cfg.RefusePlain = !dev
+	cfg.Logger = log
 	var broker *realtime.RedisBroker
 	if rdb != nil {
 		var err error

@@ -12,7 +12,10 @@
 // server is accepted here, a newer login kicks the older connection on
 // whatever node it is, and notices the game server's ops API broadcasts
 // (POST /v1/notices on its admin listener) reach every node's clients
-// subscribed to the "system" channel.
+// subscribed to the "system" channel. In Redis mode each user's chat rate
+// is kept in a session.RedisLimiter under the same prefix, the one the game
+// servers use, so it holds across every node and reconnect; each node also
+// caps a user's websockets (realtime.Config.MaxUserConns, default 8).
 //
 // Endpoints on Config.Addr (default 127.0.0.1:8090):
 //
@@ -157,6 +160,7 @@ type Node struct {
 	sessions session.Store
 	broker   *realtime.RedisBroker     // nil in memory mode (the hub owns its broker)
 	mm       *realtime.RedisMatchmaker // nil in memory mode (rooms use a FIFOMatchmaker)
+	limiter  *session.RedisLimiter     // nil in memory mode (the hub keeps chat limits in memory)
 	hub      *realtime.Hub
 	mux      *http.ServeMux
 
@@ -205,6 +209,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if n.broker != nil {
 		hc.Broker = n.broker
 	}
+	if hc.Limiter == nil && n.limiter != nil {
+		hc.Limiter = n.limiter // chat limits shared with the game servers
+	}
 	if n.hub, err = realtime.NewHub(n.sessions, hc); err != nil {
 		return nil, fmt.Errorf("realtimeserver: %w", err)
 	}
@@ -247,6 +254,9 @@ func (n *Node) openBackends(ctx context.Context) error {
 		return fmt.Errorf("realtimeserver: %w", err)
 	}
 	n.sessions = rs
+	if n.limiter, err = session.NewRedisLimiter(rc.Router, session.LimiterConfig{Prefix: cfg.RedisPrefix}); err != nil {
+		return fmt.Errorf("realtimeserver: %w", err)
+	}
 	if n.broker, err = realtime.NewRedisBroker(rc.Clients[0], realtime.RedisBrokerConfig{Prefix: cfg.RedisPrefix + "rt:", Logger: n.log}); err != nil {
 		return fmt.Errorf("realtimeserver: %w", err)
 	}
@@ -276,6 +286,11 @@ type HubStats struct {
 	Published   int64 `json:"published"`   // publications delivered to this node by the broker
 	Delivered   int64 `json:"delivered"`   // pushes queued to connections
 	SlowClosed  int64 `json:"slow_closed"` // connections closed with slow_consumer
+	// ConnsRefused counts handshakes refused by the per-user connection
+	// cap; LimiterErrors chat messages let through while the chat limiter
+	// failed.
+	ConnsRefused  int64 `json:"conns_refused"`
+	LimiterErrors int64 `json:"limiter_errors"`
 }
 
 // BrokerStats are realtime.RedisBrokerStats in JSON.
@@ -293,6 +308,7 @@ func (n *Node) Stats() Stats {
 	hs := n.hub.Stats()
 	s := Stats{Node: n.cfg.NodeID, Mode: n.mode(), Hub: HubStats{
 		Connections: hs.Connections, Published: hs.Published, Delivered: hs.Delivered, SlowClosed: hs.SlowClosed,
+		ConnsRefused: hs.ConnsRefused, LimiterErrors: hs.LimiterErrors,
 	}}
 	if n.broker != nil {
 		bs := n.broker.Stats()

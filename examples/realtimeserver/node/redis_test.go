@@ -339,3 +339,58 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 		t.Fatalf("resumed push %+v %s after %d", p, p.Payload, lastSeen)
 	}
 }
+
+// A player's chat limit is one across the game server's hub and every
+// realtime node sharing its Redis: the burst spent on the game server's
+// /ws is spent on a node too.
+func TestChatLimitSharedWithGameServer(t *testing.T) {
+	for _, mode := range []string{"redis", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			gcfg := server.Config{ChatRate: 0.001, ChatBurst: 3}
+			var ncfg Config
+			switch mode {
+			case "redis":
+				c := testredis.Client(t)
+				gcfg.RedisAddr = os.Getenv(testredis.EnvAddr)
+				gcfg.RedisPrefix = testredis.Prefix(t, c)
+				ncfg.RedisAddr = gcfg.RedisAddr
+			case "cluster":
+				c := testredis.Cluster(t)
+				gcfg.RedisCluster = os.Getenv(testredis.EnvCluster)
+				gcfg.RedisPrefix = testredis.Prefix(t, c)
+				ncfg.RedisCluster = gcfg.RedisCluster
+			}
+			ncfg.RedisPrefix, ncfg.XORKey = gcfg.RedisPrefix, testXORKey
+			ncfg.Hub.ChatRate, ncfg.Hub.ChatBurst = 0.001, 3
+			base, _, _ := gameServer(t, gcfg)
+			n, err := New(context.Background(), ncfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nb, _ := startNode(t, n)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+			p := gameLogin(t, base, "chatty")
+			g, err := realtimetest.Dial(ctx, "ws"+base[len("http"):]+server.WSPath, p.Token, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			for i := range 3 {
+				if err := g.Whisper(ctx, p.UserKey+1, "hi"); err != nil {
+					t.Fatalf("whisper %d on the game server: %v", i+1, err)
+				}
+			}
+			c, err := realtimetest.Dial(ctx, "ws"+nb[len("http"):]+"/ws", p.Token, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := c.Call(ctx, realtime.CmdWhisper, map[string]any{"to": p.UserKey + 1, "data": "more"})
+			if err != nil || r.Code != protocol.CodeRateLimited || r.RetryAfterMs <= 0 {
+				t.Fatalf("whisper on the node after the burst: %+v %v, want rate_limited", r, err)
+			}
+		})
+	}
+}
