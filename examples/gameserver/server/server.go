@@ -476,7 +476,9 @@ func (s *Server) buildAdmin() error {
 	return err
 }
 
-// Handler returns the server's HTTP handler, for tests and embedding.
+// Handler returns the server's HTTP handler, for tests and embedding. In
+// development mode, serving it on a listener of one's own skips the
+// loopback check ServeAll makes: keep such a listener on loopback.
 func (s *Server) Handler() http.Handler { return s.http }
 
 // AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
