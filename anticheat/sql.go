@@ -77,7 +77,9 @@ func (s *SQLStore) CreateTables(ctx context.Context) error {
 	my := s.d.Name() == "mysql"
 	suffix := ""
 	if my {
-		suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+		// State the collation: utf8mb4's default is case-insensitive.
+		// Keys are VARBINARY (bin): byte for byte, no PAD SPACE.
+		suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 	}
 	text := func(n int) string {
 		if my {

@@ -165,7 +165,7 @@ func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (user_key, command, request_id),
   KEY ` + s.cfg.Table + `_expires (expires_at)
-) ENGINE=InnoDB`
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
 		if _, err := db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("idempotency: migrate: %w", err)
 		}

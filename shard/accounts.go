@@ -15,6 +15,8 @@ import (
 
 // Identity is a login identity: the platform that vouches for the player
 // ("google", "apple", "guest", a publisher's id) and the player's id there.
+// Both compare byte for byte: case and trailing spaces make another
+// identity, on every backend (see the package doc, "Character sets").
 type Identity struct {
 	Platform string // 1..MaxPlatformLen bytes of UTF-8
 	ID       string // 1..MaxIdentityIDLen bytes of UTF-8

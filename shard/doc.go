@@ -49,6 +49,22 @@
 // internal/testdb.SQLiteDSN). The package shardtest creates test databases
 // of both kinds and runs a conformance suite.
 //
+// # Character sets
+//
+// Identities compare byte for byte: "Device-1", "device-1" and "device-1 "
+// are three accounts, on every backend, whatever the server's default
+// character set and collation. On MySQL/MariaDB the directory's tables are
+// utf8mb4 with utf8mb4_bin, and shard_accounts' platform and external_id
+// are VARBINARY (utf8mb4_bin is a PAD SPACE collation: it ignores trailing
+// spaces); schema_migrations is utf8mb4_bin too. Databases created before
+// that took the server's defaults (latin1, case-insensitive on many
+// servers): DirectoryMigrations' version 2 converts them, transcoding the
+// data, keeping every account, rebuilding the tables (run it at a quiet
+// time on a large shard_accounts), and Migrate converts an older
+// schema_migrations table. SQLite's TEXT compares byte for byte already.
+// Tables of one's own should state theirs too (ENGINE=InnoDB DEFAULT
+// CHARSET=utf8mb4 COLLATE=utf8mb4_bin; VARBINARY for keys from outside).
+//
 // # Errors
 //
 // Errors are *Error values wrapping one of the ErrXxx sentinels and carry a
@@ -65,7 +81,8 @@
 // # Limits
 //
 // User keys are positive int64 values; ranges must not overlap. An Identity
-// has a platform of at most 32 bytes and an id of at most 191 bytes.
+// has a platform of at most 32 bytes and an id of at most 191 bytes, both
+// UTF-8, compared byte for byte.
 // Accounts.KeyBlock is at most MaxKeyBlock (1024) keys; a reserved block is
 // used for at most KeyBlockMaxAge (1 minute).
 // Migration statements are split at lines ending in ';' (see Migrations).

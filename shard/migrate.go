@@ -178,6 +178,26 @@ const schemaTable = "CREATE TABLE IF NOT EXISTS schema_migrations (" +
 	"source VARCHAR(64) NOT NULL, version BIGINT NOT NULL, dirty INT NOT NULL DEFAULT 0, applied_at BIGINT NOT NULL, " +
 	"PRIMARY KEY (source, version))"
 
+// schemaTableOptions end schemaTable on MySQL/MariaDB: the table states its
+// character set and collation instead of taking the server's.
+const schemaTableOptions = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+// convertSchemaTable converts a schema_migrations table created before it
+// stated its collation (one that took the server's, such as latin1) to
+// utf8mb4_bin; a table already there is left alone.
+func convertSchemaTable(ctx context.Context, conn *sql.Conn) error {
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "+
+		"AND TABLE_NAME = 'schema_migrations' AND COLLATION_NAME IS NOT NULL AND COLLATION_NAME <> 'utf8mb4_bin'").Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	_, err := conn.ExecContext(ctx, "ALTER TABLE schema_migrations CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+	return err
+}
+
 // recorded reads schema_migrations for source; a missing table is empty.
 func recorded(ctx context.Context, q execQuerier, source string) (clean, dirty map[int64]bool, err error) {
 	clean, dirty = map[int64]bool{}, map[int64]bool{}
@@ -269,11 +289,14 @@ func Migrate(ctx context.Context, db *sql.DB, m Migrations) ([]int64, error) {
 		return nil, fmt.Errorf("shard: migrate: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, schemaTable); err != nil {
-		return nil, fmt.Errorf("shard: migrate: create schema_migrations: %w", err)
-	}
 	if d.Name() == "sqlite" {
+		if _, err := conn.ExecContext(ctx, schemaTable); err != nil {
+			return nil, fmt.Errorf("shard: migrate: create schema_migrations: %w", err)
+		}
 		return migrateSQLite(ctx, conn, ms, m.source())
+	}
+	if _, err := conn.ExecContext(ctx, schemaTable+schemaTableOptions); err != nil {
+		return nil, fmt.Errorf("shard: migrate: create schema_migrations: %w", err)
 	}
 	var dbName sql.NullString
 	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
@@ -288,6 +311,9 @@ func Migrate(ctx context.Context, db *sql.DB, m Migrations) ([]int64, error) {
 		return nil, fmt.Errorf("shard: migrate: %w", err)
 	}
 	defer release()
+	if err := convertSchemaTable(ctx, conn); err != nil {
+		return nil, fmt.Errorf("shard: migrate: convert schema_migrations: %w", err)
+	}
 	clean, dirty, err := recorded(ctx, conn, m.source())
 	if err != nil {
 		return nil, fmt.Errorf("shard: migrate: %w", err)

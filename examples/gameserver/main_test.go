@@ -94,3 +94,28 @@ func TestRunHelp(t *testing.T) {
 		}
 	}
 }
+
+// A development switch the server does not understand refuses to start
+// ("off" used to leave development mode on), as does development mode on
+// every interface.
+func TestRunRefusesUnclearDevMode(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"MADANG_DEV": "off"}, nil, "MADANG_DEV"},
+		{map[string]string{"MADANG_DEV": "no"}, nil, "MADANG_DEV"},
+		{nil, []string{"-addr", ":0"}, "loopback"},
+		{map[string]string{"MADANG_DEV": "false"}, []string{"-admin-token", "short"}, "xor-key"},
+	} {
+		var out syncBuffer
+		err := run(context.Background(), c.args, func(k string) string { return c.env[k] }, &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: %v, want an error with %q", c.env, c.args, err, c.want)
+		}
+		if strings.Contains(out.String(), "listening") {
+			t.Errorf("%v %v: started:\n%s", c.env, c.args, out.String())
+		}
+	}
+}

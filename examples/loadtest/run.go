@@ -199,13 +199,15 @@ func writeFile(name string, write func(io.Writer) error) error {
 }
 
 // startServer runs a game server on a temporary data directory on
-// 127.0.0.1:0; stop shuts it down and removes the directory.
+// 127.0.0.1:0; stop shuts it down and removes the directory. The server is
+// in development mode (loopback only, so the default XOR key and
+// development receipts work); the admin listener is off.
 func startServer(ctx context.Context, xorKey string) (url string, stop func() error, err error) {
 	dir, err := os.MkdirTemp("", "madang-loadtest-")
 	if err != nil {
 		return "", nil, err
 	}
-	srv, err := server.New(ctx, server.Config{DataDir: dir, XORKey: xorKey, ShutdownTimeout: 5 * time.Second}, nil)
+	srv, err := server.New(ctx, server.Config{DataDir: dir, XORKey: xorKey, Dev: true, AdminAddr: server.AdminOff, ShutdownTimeout: 5 * time.Second}, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err

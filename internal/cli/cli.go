@@ -1,8 +1,9 @@
 // Package cli holds what the example commands (examples/gameserver,
 // examples/realtimeserver, examples/loadtest) share in reading their
 // command lines: -h/-help as a request for the usage rather than an error,
-// comma-separated lists in flags, and the servers' rule for their -redis
-// and -redis-cluster flags.
+// comma-separated lists in flags, the servers' rule for their -redis and
+// -redis-cluster flags, strict boolean switches (flags and environment
+// variables) and the loopback rule of development mode.
 package cli
 
 import (
@@ -10,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/madang-io/madang/session"
@@ -87,4 +90,74 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// ParseBool parses the value of the boolean switch name (a flag such as
+// "-dev" or an environment variable such as "MADANG_DEV") strictly: it
+// accepts exactly strconv.ParseBool's set ("1", "t", "T", "true", "TRUE",
+// "True" and "0", "f", "F", "false", "FALSE", "False"). Anything else —
+// "no", "off", "yes", " 1", "" — is an error naming the switch and the
+// accepted values, so a main refuses to start instead of guessing.
+func ParseBool(name, value string) (bool, error) {
+	b, err := strconv.ParseBool(value)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q is not a boolean: use true or false (or 1, 0, t, f, TRUE, FALSE, True, False)", name, value)
+	}
+	return b, nil
+}
+
+// EnvBool reads the boolean environment variable name through getenv: def
+// when it is unset or empty, else its value parsed by ParseBool (an error
+// for anything outside strconv.ParseBool's set).
+func EnvBool(getenv func(string) string, name string, def bool) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	return ParseBool(name, v)
+}
+
+// IsLoopbackListen reports whether the listen address addr ("host:port")
+// accepts connections from this machine only: its host is "localhost" or a
+// loopback IP address (127.0.0.0/8, ::1). An empty host (":8080"), an
+// unspecified address (0.0.0.0, ::), any other address and any other name
+// (names are not resolved) are not loopback, nor is an address without a
+// port.
+func IsLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// IsLoopbackAddr reports whether a listener's address a is loopback: a TCP
+// or UDP address on a loopback IP, or a Unix socket (local by nature).
+// Any other TCP address — the unspecified 0.0.0.0 or :: included — is not.
+func IsLoopbackAddr(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UDPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	case nil:
+		return false
+	}
+	return IsLoopbackListen(a.String())
+}
+
+// DevRemoteError is the error of a development mode that would serve on a
+// non-loopback address without its explicit second switch: what names the
+// listener ("-addr"), addr its address, features what development mode
+// turns on there.
+func DevRemoteError(what, addr, features string) error {
+	return fmt.Errorf("development mode is on (-dev, MADANG_DEV; %s) and %s %q is not a loopback address: "+
+		"turn development mode off (-dev=false or MADANG_DEV=false), listen on 127.0.0.1, "+
+		"or run it there on purpose with -dev-allow-remote (MADANG_DEV_ALLOW_REMOTE=true)", features, what, addr)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -81,6 +82,74 @@ func TestSplitList(t *testing.T) {
 	} {
 		if got := SplitList(in); !slices.Equal(got, want) {
 			t.Errorf("SplitList(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for _, v := range []string{"1", "t", "T", "true", "TRUE", "True"} {
+		if b, err := ParseBool("MADANG_DEV", v); err != nil || !b {
+			t.Errorf("%q: %v %v", v, b, err)
+		}
+	}
+	for _, v := range []string{"0", "f", "F", "false", "FALSE", "False"} {
+		if b, err := ParseBool("MADANG_DEV", v); err != nil || b {
+			t.Errorf("%q: %v %v", v, b, err)
+		}
+	}
+	// The values that used to leave dev mode on: refused, naming the switch.
+	for _, v := range []string{"no", "off", "yes", "on", "n", "y", "", " 0", "false ", "2", "disable"} {
+		_, err := ParseBool("MADANG_DEV", v)
+		if err == nil || !strings.Contains(err.Error(), "MADANG_DEV") || !strings.Contains(err.Error(), "not a boolean") {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+}
+
+func TestEnvBool(t *testing.T) {
+	env := map[string]string{"A": "false", "B": "off", "C": "1"}
+	getenv := func(k string) string { return env[k] }
+	if b, err := EnvBool(getenv, "A", true); err != nil || b {
+		t.Errorf("A: %v %v", b, err)
+	}
+	if _, err := EnvBool(getenv, "B", true); err == nil || !strings.Contains(err.Error(), `B="off"`) {
+		t.Errorf("B: %v", err)
+	}
+	if b, err := EnvBool(getenv, "C", false); err != nil || !b {
+		t.Errorf("C: %v %v", b, err)
+	}
+	for _, def := range []bool{true, false} {
+		if b, err := EnvBool(getenv, "UNSET", def); err != nil || b != def {
+			t.Errorf("unset, default %v: %v %v", def, b, err)
+		}
+	}
+}
+
+func TestIsLoopbackListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "127.1.2.3:1": true, "[::1]:8080": true, "localhost:8080": true, "LocalHost:0": true,
+		":8080": false, "0.0.0.0:8080": false, "[::]:8080": false, "10.0.0.5:8080": false, "example.com:80": false,
+		"127.0.0.1": false, "": false, "localhost.example.com:80": false,
+	} {
+		if got := IsLoopbackListen(addr); got != want {
+			t.Errorf("IsLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	for _, c := range []struct {
+		a    net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 1}, true},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 1}, false},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 1}, false},
+		{&net.TCPAddr{Port: 1}, false},
+		{&net.TCPAddr{IP: net.IPv4(192, 168, 1, 2), Port: 1}, false},
+		{&net.UnixAddr{Name: "/tmp/s", Net: "unix"}, true},
+		{nil, false},
+	} {
+		if got := IsLoopbackAddr(c.a); got != c.want {
+			t.Errorf("IsLoopbackAddr(%v) = %v, want %v", c.a, got, c.want)
 		}
 	}
 }

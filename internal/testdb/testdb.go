@@ -61,6 +61,19 @@ func MySQLDSN(t testing.TB) string {
 // when MADANG_MYSQL_DSN is unset.
 func MySQL(t testing.TB) (dsn string) {
 	t.Helper()
+	return MySQLWithDefaults(t, "")
+}
+
+// Latin1 is the database options of a server configured the old way:
+// latin1 and a case-insensitive, trailing-space-ignoring collation. Tables
+// that do not state their own character set and collation take these.
+const Latin1 = "CHARACTER SET latin1 COLLATE latin1_swedish_ci"
+
+// MySQLWithDefaults is MySQL for a database created with options, such as
+// Latin1, after CREATE DATABASE name (its default character set and
+// collation); "" is the server's defaults.
+func MySQLWithDefaults(t testing.TB, options string) (dsn string) {
+	t.Helper()
 	cfg, err := mysql.ParseDSN(MySQLDSN(t))
 	if err != nil {
 		t.Fatalf("parse %s: %v", EnvMySQLDSN, err)
@@ -73,7 +86,7 @@ func MySQL(t testing.TB) (dsn string) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "madang_t_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+	if _, err := admin.Exec("CREATE DATABASE " + name + " " + options); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/internal/clock"
 )
@@ -104,13 +106,8 @@ func Open(ctx context.Context, src fs.FS, cfg Config) (*Catalog, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	for _, stmt := range []string{
-		"CREATE TABLE IF NOT EXISTS gamedata_published (seq BIGINT NOT NULL PRIMARY KEY, version VARCHAR(32) NOT NULL, published_at BIGINT NOT NULL, rolled_back_at BIGINT NOT NULL DEFAULT 0)",
-		"CREATE TABLE IF NOT EXISTS gamedata_client_versions (client_version VARCHAR(64) NOT NULL PRIMARY KEY, data_version VARCHAR(32) NOT NULL, updated_at BIGINT NOT NULL)",
-	} {
-		if _, err := cfg.DB.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("gamedata: create tables: %w", err)
-		}
+	if err := createTables(ctx, cfg.DB); err != nil {
+		return nil, fmt.Errorf("gamedata: create tables: %w", err)
 	}
 	if _, err := c.refresh(ctx); err != nil {
 		return nil, err
@@ -429,4 +426,45 @@ func (c *Catalog) load(ctx context.Context) (*state, error) {
 	sort.Strings(keys)
 	st.stamp = fmt.Sprintf("%d:%d:%s:%v", lastSeq, len(st.history), st.published, keys)
 	return st, nil
+}
+
+// catalogTables are the Catalog's tables.
+var catalogTables = []string{"gamedata_published", "gamedata_client_versions"}
+
+// createTables creates the Catalog's tables if they do not exist. On
+// MySQL/MariaDB they state their character set and collation (utf8mb4,
+// utf8mb4_bin: versions compare byte for byte, never case-insensitively),
+// and tables created before they did, with the server's defaults, are
+// converted once.
+func createTables(ctx context.Context, db *sql.DB) error {
+	_, my := db.Driver().(*mysql.MySQLDriver)
+	opts := ""
+	if my {
+		opts = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+	}
+	for _, stmt := range []string{
+		"CREATE TABLE IF NOT EXISTS gamedata_published (seq BIGINT NOT NULL PRIMARY KEY, version VARCHAR(32) NOT NULL, published_at BIGINT NOT NULL, rolled_back_at BIGINT NOT NULL DEFAULT 0)" + opts,
+		"CREATE TABLE IF NOT EXISTS gamedata_client_versions (client_version VARCHAR(64) NOT NULL PRIMARY KEY, data_version VARCHAR(32) NOT NULL, updated_at BIGINT NOT NULL)" + opts,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	if !my {
+		return nil // SQLite compares TEXT byte for byte
+	}
+	for _, t := range catalogTables {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "+
+			"AND TABLE_NAME = ? AND COLLATION_NAME IS NOT NULL AND COLLATION_NAME <> 'utf8mb4_bin'", t).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t+" CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

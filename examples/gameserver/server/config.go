@@ -26,12 +26,26 @@ type Config struct {
 	// DataDir holds the embedded SQLite databases. Default ./data (flag
 	// -data, env MADANG_DATA_DIR). Unused with MySQLDSN.
 	DataDir string
-	// Dev accepts plain JSON requests so curl works, and prints a random
-	// admin token when AdminToken is empty. Default true (flag -dev, env
-	// MADANG_DEV=0 to turn off).
+	// Dev is development mode: plain JSON requests (so curl works) on the
+	// RPC path and plain frames on the websocket, development receipts for
+	// shop.buy_iap (free gems, see IAPVerifier), the default XOR key, a
+	// short admin token, and a random admin token printed at start when
+	// AdminToken is empty. It never runs on a non-loopback address (Addr,
+	// AdminAddr, or the listeners Serve is given) unless DevAllowRemote is
+	// set too. The zero value is off; ParseConfig's default is on (the
+	// server then listens on loopback only). Flag -dev, env MADANG_DEV:
+	// true or false (strconv.ParseBool's values; anything else refuses to
+	// start).
 	Dev bool
-	// XORKey is the frame obfuscation key shared with the client. Default
-	// "madang-dev-xor-key" (flag -xor-key, env MADANG_XOR_KEY).
+	// DevAllowRemote lets development mode run on a non-loopback address
+	// — everyone who can reach the server then gets its development
+	// features. Default false (flag -dev-allow-remote, env
+	// MADANG_DEV_ALLOW_REMOTE, parsed like MADANG_DEV).
+	DevAllowRemote bool
+	// XORKey is the frame obfuscation key shared with the client. Required
+	// outside development mode, and there it must not be DefaultXORKey
+	// (that key ships with every copy of madang). Default in development
+	// mode "madang-dev-xor-key" (flag -xor-key, env MADANG_XOR_KEY).
 	XORKey string
 	// ShutdownTimeout bounds graceful shutdown. Default 10 s.
 	ShutdownTimeout time.Duration
@@ -97,9 +111,14 @@ type Config struct {
 	// AdminAddr is the ops API's listen address; "off" disables it. Default
 	// 127.0.0.1:8081 (flag -admin-addr, env MADANG_ADMIN_ADDR).
 	AdminAddr string
-	// AdminToken is the ops API's bearer token. Required outside dev mode;
-	// in dev mode an empty token is replaced by a random one printed at
-	// start. Flag -admin-token, env MADANG_ADMIN_TOKEN.
+	// AdminToken is the ops API's bearer token. Outside development mode
+	// it must be at least MinAdminTokenLen bytes (ParseConfig also
+	// requires one unless AdminAddr is "off"; New with an empty token
+	// makes a random one nobody is told, closing the /v1 API). In
+	// development mode any length works, and an empty token is replaced
+	// by a random one printed at start. Never all or partly whitespace
+	// at either end, nor with control characters. Flag -admin-token, env
+	// MADANG_ADMIN_TOKEN.
 	AdminToken string
 	// LiveOpsPoll is how often each server re-reads the live-ops policy
 	// version from the common database (with Redis, changes also arrive by
@@ -150,6 +169,46 @@ const (
 // AdminOff as Config.AdminAddr disables the ops API.
 const AdminOff = "off"
 
+// MinAdminTokenLen is the shortest Config.AdminToken accepted outside
+// development mode: 32 bytes, such as 16 random bytes in hex or 24 in
+// base64 (openssl rand -hex 16).
+const MinAdminTokenLen = 32
+
+// devFeatures names what development mode turns on, for error messages.
+const devFeatures = "plain JSON, development receipts (free gems), the default XOR key, a printed admin token"
+
+// check enforces the rules of development mode and secrets on cfg (after
+// defaults): outside development mode a real XOR key and a long enough
+// admin token; in it, loopback listen addresses unless DevAllowRemote.
+func (cfg *Config) check() error {
+	if t := cfg.AdminToken; t != "" {
+		if strings.TrimSpace(t) != t || strings.IndexFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return errors.New("-admin-token (MADANG_ADMIN_TOKEN) must not start or end with whitespace nor contain control characters")
+		}
+	}
+	if !cfg.Dev {
+		switch {
+		case strings.TrimSpace(cfg.XORKey) == "":
+			return errors.New("-xor-key (MADANG_XOR_KEY) is required outside development mode")
+		case cfg.XORKey == DefaultXORKey:
+			return fmt.Errorf("-xor-key (MADANG_XOR_KEY) is the default %q, which ships with every copy of madang: choose your own outside development mode", DefaultXORKey)
+		case cfg.AdminToken != "" && len(cfg.AdminToken) < MinAdminTokenLen:
+			return fmt.Errorf("-admin-token (MADANG_ADMIN_TOKEN) is %d bytes; outside development mode it must be at least %d (for example: openssl rand -hex 16)", len(cfg.AdminToken), MinAdminTokenLen)
+		}
+		return nil
+	}
+	if cfg.DevAllowRemote {
+		return nil
+	}
+	if !cli.IsLoopbackListen(cfg.Addr) {
+		return cli.DevRemoteError("-addr (MADANG_ADDR)", cfg.Addr, devFeatures)
+	}
+	if cfg.AdminAddr != AdminOff && !cli.IsLoopbackListen(cfg.AdminAddr) {
+		return cli.DevRemoteError("-admin-addr (MADANG_ADMIN_ADDR)", cfg.AdminAddr, devFeatures)
+	}
+	return nil
+}
+
 // ParseConfig reads flags from args, with MADANG_* environment variables
 // (through getenv) as the defaults flags override. For -h or -help it
 // returns a *cli.HelpError: errors.Is(err, flag.ErrHelp) holds and the
@@ -167,8 +226,17 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var level string
 	fs.StringVar(&cfg.Addr, "addr", env("MADANG_ADDR", DefaultAddr), "listen address (env MADANG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", env("MADANG_DATA_DIR", DefaultDataDir), "directory of the embedded SQLite databases (env MADANG_DATA_DIR)")
-	fs.BoolVar(&cfg.Dev, "dev", env("MADANG_DEV", "1") != "0", "accept plain JSON requests so curl works, print a random admin token (env MADANG_DEV=0 turns it off)")
-	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame obfuscation key shared with clients (env MADANG_XOR_KEY)")
+	dev, err := cli.EnvBool(getenv, "MADANG_DEV", true)
+	if err != nil {
+		return cfg, err
+	}
+	devRemote, err := cli.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
+	if err != nil {
+		return cfg, err
+	}
+	fs.BoolVar(&cfg.Dev, "dev", dev, "development mode: plain JSON so curl works, development receipts, the default XOR key, a printed admin token; loopback addresses only (env MADANG_DEV; -dev=false or MADANG_DEV=false turns it off)")
+	fs.BoolVar(&cfg.DevAllowRemote, "dev-allow-remote", devRemote, "let development mode listen on a non-loopback address (env MADANG_DEV_ALLOW_REMOTE)")
+	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame obfuscation key shared with clients; the default is refused outside -dev (env MADANG_XOR_KEY)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown limit")
 	fs.StringVar(&level, "log-level", env("MADANG_LOG_LEVEL", "info"), "debug, info, warn or error (env MADANG_LOG_LEVEL)")
 	fs.StringVar(&cfg.RedisAddr, "redis", env("MADANG_REDIS_ADDR", ""), "Redis node host:port, or a comma list of nodes routed by user key (env MADANG_REDIS_ADDR)")
@@ -189,7 +257,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, err
 	}
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token; required unless -dev (env MADANG_ADMIN_TOKEN)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token, at least 32 bytes; required unless -dev or -admin-addr off (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
 	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data versions (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
 	if err := cli.Parse(fs, args); err != nil {
@@ -204,6 +272,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.XORKey == "" {
 		return cfg, errors.New("-xor-key must not be empty")
 	}
+	if err := cfg.check(); err != nil {
+		return cfg, err
+	}
 	if cfg.MySQLGameDBs < 1 || cfg.MySQLGameDBs > 99 {
 		return cfg, errors.New("-mysql-game-dbs must be 1..99")
 	}
@@ -211,7 +282,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, errors.New("-redis-prefix must not contain braces")
 	}
 	if !cfg.Dev && cfg.AdminAddr != AdminOff && cfg.AdminToken == "" {
-		return cfg, errors.New("-admin-token (MADANG_ADMIN_TOKEN) is required outside dev mode, or -admin-addr off")
+		return cfg, fmt.Errorf("-admin-token (MADANG_ADMIN_TOKEN, at least %d bytes) is required outside development mode, or -admin-addr off", MinAdminTokenLen)
 	}
 	return cfg, nil
 }

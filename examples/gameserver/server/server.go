@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
-	if cfg.XORKey == "" {
+	if cfg.XORKey == "" && cfg.Dev {
 		cfg.XORKey = DefaultXORKey
 	}
 	if cfg.ShutdownTimeout <= 0 {
@@ -192,6 +192,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = DefaultAdminAddr
+	}
+	if err := cfg.check(); err != nil { // development mode and secrets
+		return nil, err
 	}
 	if cfg.GameDataDir != "" { // fail before touching any database
 		if st, err := os.Stat(cfg.GameDataDir); err != nil || !st.IsDir() {
@@ -547,7 +550,9 @@ func (s *Server) buildAdmin() error {
 	return err
 }
 
-// Handler returns the server's HTTP handler, for tests and embedding.
+// Handler returns the server's HTTP handler, for tests and embedding. In
+// development mode, serving it on a listener of one's own skips the
+// loopback check ServeAll makes: keep such a listener on loopback.
 func (s *Server) Handler() http.Handler { return s.http }
 
 // AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
@@ -632,7 +637,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, out io.Writer) erro
 
 // ServeAll serves the game on ln and, when admin is not nil, the ops API on
 // admin, until ctx is done; then it shuts both down gracefully.
+//
+// In development mode (Config.Dev) without Config.DevAllowRemote it refuses
+// a listener that is not on a loopback address, before serving anything.
 func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Writer) error {
+	if s.cfg.Dev && !s.cfg.DevAllowRemote {
+		for _, l := range []net.Listener{ln, admin} {
+			if l != nil && !cli.IsLoopbackAddr(l.Addr()) {
+				ln.Close()
+				if admin != nil {
+					admin.Close()
+				}
+				return cli.DevRemoteError("the listener", l.Addr().String(), devFeatures)
+			}
+		}
+	}
 	newHTTP := func(h http.Handler) *http.Server {
 		return &http.Server{
 			Handler:           h,

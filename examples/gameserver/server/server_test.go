@@ -95,7 +95,7 @@ func TestServerAnswersFramesAndPlainJSON(t *testing.T) {
 }
 
 func TestServerRefusesPlainJSONOutsideDev(t *testing.T) {
-	base := startServer(t, Config{Dev: false})
+	base := startServer(t, Config{Dev: false, XORKey: testXORKey})
 	resp, err := http.Post(base+protocol.DefaultHTTPPath, "application/json", strings.NewReader(`{"cmd":"sys.time"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -107,27 +107,27 @@ func TestServerRefusesPlainJSONOutsideDev(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	env := map[string]string{"MADANG_ADDR": "127.0.0.1:9000", "MADANG_DEV": "0", "MADANG_ADMIN_TOKEN": "secret",
-		"MADANG_REDIS_ADDR": "r1:6379,r2:6379", "MADANG_MYSQL_DSN": "u@tcp(db:3306)/game", "MADANG_MYSQL_GAME_DBS": "8"}
+	env := map[string]string{"MADANG_ADDR": "127.0.0.1:9000", "MADANG_DEV": "0", "MADANG_ADMIN_TOKEN": testAdminToken,
+		"MADANG_XOR_KEY": "k", "MADANG_REDIS_ADDR": "r1:6379,r2:6379", "MADANG_MYSQL_DSN": "u@tcp(db:3306)/game", "MADANG_MYSQL_GAME_DBS": "8"}
 	cfg, err := ParseConfig([]string{"-data", "/tmp/x", "-admin-addr", "127.0.0.1:9001"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:9000" || cfg.Dev || cfg.DataDir != "/tmp/x" || cfg.XORKey != DefaultXORKey ||
-		cfg.AdminToken != "secret" || cfg.AdminAddr != "127.0.0.1:9001" || cfg.RedisAddr != "r1:6379,r2:6379" ||
+	if cfg.Addr != "127.0.0.1:9000" || cfg.Dev || cfg.DataDir != "/tmp/x" || cfg.XORKey != "k" ||
+		cfg.AdminToken != testAdminToken || cfg.AdminAddr != "127.0.0.1:9001" || cfg.RedisAddr != "r1:6379,r2:6379" ||
 		cfg.MySQLDSN != "u@tcp(db:3306)/game" || cfg.MySQLGameDBs != 8 || cfg.RedisPrefix != DefaultRedisPrefix {
 		t.Fatalf("%+v", cfg)
 	}
 	// Outside dev mode the ops API needs a token, or must be off.
-	env = map[string]string{"MADANG_DEV": "0"}
+	env = map[string]string{"MADANG_DEV": "0", "MADANG_XOR_KEY": "k"}
 	if _, err := ParseConfig(nil, func(k string) string { return env[k] }); err == nil {
 		t.Fatal("no admin token accepted outside dev mode")
 	}
 	if cfg, err := ParseConfig([]string{"-admin-addr", "off"}, func(k string) string { return env[k] }); err != nil || cfg.AdminAddr != AdminOff {
 		t.Fatalf("admin off: %+v %v", cfg, err)
 	}
-	cfg, err = ParseConfig([]string{"-addr", ":1"}, func(string) string { return "" })
-	if err != nil || cfg.Addr != ":1" || !cfg.Dev || cfg.DataDir != DefaultDataDir || cfg.AdminAddr != DefaultAdminAddr || cfg.RedisAddr != "" || cfg.MySQLDSN != "" {
+	cfg, err = ParseConfig([]string{"-addr", "127.0.0.1:1"}, func(string) string { return "" })
+	if err != nil || cfg.Addr != "127.0.0.1:1" || !cfg.Dev || cfg.DataDir != DefaultDataDir || cfg.AdminAddr != DefaultAdminAddr || cfg.RedisAddr != "" || cfg.MySQLDSN != "" {
 		t.Fatalf("%+v %v", cfg, err)
 	}
 	for _, bad := range [][]string{{"-nope"}, {"extra"}, {"-log-level", "loud"}, {"-xor-key", ""}, {"-mysql-game-dbs", "0"}, {"-redis-prefix", "a{b"}} {

@@ -218,8 +218,9 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 			Description: "game database"}
 	}, func(ctx context.Context, d shard.Database) error {
 		// CREATE DATABASE commits implicitly and is idempotent with IF NOT
-		// EXISTS, so racing first starts are fine.
-		_, err := st.common.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+d.Name)
+		// EXISTS, so racing first starts are fine. The database states its
+		// character set and collation (its tables do too).
+		_, err := st.common.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+d.Name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 		return err
 	})
 }

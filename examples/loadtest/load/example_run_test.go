@@ -21,7 +21,7 @@ func ExampleRun() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	srv, err := server.New(context.Background(), server.Config{DataDir: dir}, nil)
+	srv, err := server.New(context.Background(), server.Config{DataDir: dir, XORKey: "example-key"}, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -36,7 +36,7 @@ func ExampleRun() {
 	defer func() { stop(); <-served }()
 
 	rep, err := load.Run(context.Background(), load.Config{
-		URL:      "http://" + ln.Addr().String() + protocol.DefaultHTTPPath,
+		URL: "http://" + ln.Addr().String() + protocol.DefaultHTTPPath, XORKey: "example-key",
 		Scenario: load.Time{}, Users: 2, Iterations: 20, Duration: time.Minute,
 	})
 	if err != nil {

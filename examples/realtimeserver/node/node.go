@@ -77,9 +77,11 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
-// Config configures a Node. The zero value is a memory node on
-// DefaultAddr with dev mode off (New fills the defaults; ParseConfig turns
-// dev mode on unless MADANG_DEV=0, like the game server).
+// Config configures a Node. New fills the defaults; outside development
+// mode (the zero value's) an XOR key of one's own is required, so the
+// smallest working Config is {XORKey: "..."}, or {Dev: true} on loopback.
+// ParseConfig turns development mode on unless MADANG_DEV=false, like the
+// game server.
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8090 (flag -addr, env
 	// MADANG_RT_ADDR).
@@ -88,14 +90,24 @@ type Config struct {
 	// (flag -node-id, env MADANG_NODE_ID).
 	NodeID string
 	// XORKey is the frame obfuscation key shared with clients; it must be
-	// the game server's. Default "madang-dev-xor-key" (flag -xor-key, env
+	// the game server's. Required outside development mode, and there it
+	// must not be DefaultXORKey (it ships with every copy of madang).
+	// Default in development mode "madang-dev-xor-key" (flag -xor-key, env
 	// MADANG_XOR_KEY).
 	XORKey string
-	// Dev accepts plain frames (mode=plain) and, in memory mode, serves
-	// /dev/login. Outside dev mode connections must use xor or
-	// authenticated frames. ParseConfig's default: on (flag -dev, env
-	// MADANG_DEV=0 turns it off).
+	// Dev is development mode: it accepts plain frames (mode=plain) and
+	// the default XOR key and, in memory mode, serves /dev/login (anyone's
+	// session) and /dev/notice. Outside it connections must use xor or
+	// authenticated frames. It never runs on a non-loopback address (Addr,
+	// or the listener Serve is given) unless DevAllowRemote is set too.
+	// ParseConfig's default: on (flag -dev, env MADANG_DEV: true or false,
+	// strconv.ParseBool's values; anything else refuses to start).
 	Dev bool
+	// DevAllowRemote lets development mode run on a non-loopback address:
+	// everyone who can reach the node may then log in as anyone through
+	// /dev/login. Default false (flag -dev-allow-remote, env
+	// MADANG_DEV_ALLOW_REMOTE, parsed like MADANG_DEV).
+	DevAllowRemote bool
 	// RedisAddr is one Redis node or a comma-separated list routed by user
 	// key (session.Router, the game server's rule); the broker uses the
 	// first. Default "" (memory). Flag -redis, env MADANG_REDIS_ADDR.
@@ -130,8 +142,17 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var cfg Config
 	fs.StringVar(&cfg.Addr, "addr", env("MADANG_RT_ADDR", DefaultAddr), "listen address (env MADANG_RT_ADDR)")
 	fs.StringVar(&cfg.NodeID, "node-id", env("MADANG_NODE_ID", ""), "node name in /stats and logs (env MADANG_NODE_ID; default hostname-pid)")
-	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame XOR key, the game server's (env MADANG_XOR_KEY)")
-	fs.BoolVar(&cfg.Dev, "dev", env("MADANG_DEV", "1") != "0", "accept plain frames; /dev/login in memory mode (env MADANG_DEV=0 turns it off)")
+	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame XOR key, the game server's; the default is refused outside -dev (env MADANG_XOR_KEY)")
+	dev, err := cli.EnvBool(getenv, "MADANG_DEV", true)
+	if err != nil {
+		return cfg, fmt.Errorf("realtimeserver: %w", err)
+	}
+	devRemote, err := cli.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
+	if err != nil {
+		return cfg, fmt.Errorf("realtimeserver: %w", err)
+	}
+	fs.BoolVar(&cfg.Dev, "dev", dev, "development mode: plain frames, the default XOR key, /dev/login in memory mode; loopback addresses only (env MADANG_DEV; -dev=false or MADANG_DEV=false turns it off)")
+	fs.BoolVar(&cfg.DevAllowRemote, "dev-allow-remote", devRemote, "let development mode listen on a non-loopback address (env MADANG_DEV_ALLOW_REMOTE)")
 	fs.StringVar(&cfg.RedisAddr, "redis", env("MADANG_REDIS_ADDR", ""), "Redis node(s), comma-separated, the game server's (env MADANG_REDIS_ADDR)")
 	fs.StringVar(&cfg.RedisCluster, "redis-cluster", env("MADANG_REDIS_CLUSTER", ""), "Redis Cluster seeds, comma-separated (env MADANG_REDIS_CLUSTER)")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("MADANG_REDIS_PREFIX", DefaultRedisPrefix), "Redis key prefix, the game server's (env MADANG_REDIS_PREFIX)")
@@ -148,7 +169,32 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
 		return cfg, errors.New("realtimeserver: -redis-prefix must not contain braces")
 	}
+	if err := cfg.check(); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// devFeatures names what development mode turns on, for error messages.
+const devFeatures = "plain frames, the default XOR key, /dev/login handing out anyone's session"
+
+// check enforces the rules of development mode on cfg (after defaults):
+// outside it an XOR key of one's own; in it a loopback Addr unless
+// DevAllowRemote.
+func (cfg *Config) check() error {
+	if !cfg.Dev {
+		switch {
+		case strings.TrimSpace(cfg.XORKey) == "":
+			return errors.New("realtimeserver: -xor-key (MADANG_XOR_KEY) is required outside development mode")
+		case cfg.XORKey == DefaultXORKey:
+			return fmt.Errorf("realtimeserver: -xor-key (MADANG_XOR_KEY) is the default %q, which ships with every copy of madang: choose your own (the game server's) outside development mode", DefaultXORKey)
+		}
+		return nil
+	}
+	if !cfg.DevAllowRemote && !cli.IsLoopbackListen(cfg.Addr) {
+		return fmt.Errorf("realtimeserver: %w", cli.DevRemoteError("-addr (MADANG_RT_ADDR)", cfg.Addr, devFeatures))
+	}
+	return nil
 }
 
 // Node is one realtime server: the hub, its broker, the session store and
@@ -177,8 +223,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
 	}
-	if cfg.XORKey == "" {
+	if cfg.XORKey == "" && cfg.Dev {
 		cfg.XORKey = DefaultXORKey
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.RedisPrefix == "" {
 		cfg.RedisPrefix = DefaultRedisPrefix
@@ -408,7 +457,14 @@ func (n *Node) ListenAndServe(ctx context.Context, out io.Writer) error {
 // closes every websocket with going_away (clients reconnect to another
 // node and resume), then the listener stops, bounded by
 // Config.ShutdownTimeout. It prints where it listens to out.
+//
+// In development mode without Config.DevAllowRemote it refuses (and closes)
+// a listener that is not on a loopback address, before serving anything.
 func (n *Node) Serve(ctx context.Context, ln net.Listener, out io.Writer) error {
+	if n.cfg.Dev && !n.cfg.DevAllowRemote && !cli.IsLoopbackAddr(ln.Addr()) {
+		ln.Close()
+		return fmt.Errorf("realtimeserver: %w", cli.DevRemoteError("the listener", ln.Addr().String(), devFeatures))
+	}
 	srv := &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second}
 	addr := ln.Addr().String()
 	fmt.Fprintf(out, "madang realtime node %s listening on http://%s (%s)\n", n.cfg.NodeID, addr, n.describe())

@@ -227,7 +227,7 @@ func TestMemoryNode(t *testing.T) {
 
 // Outside dev mode: no /dev/login, plain frames refused.
 func TestProductionNodeRefusesPlainAndDevLogin(t *testing.T) {
-	n, err := New(context.Background(), Config{}, nil)
+	n, err := New(context.Background(), Config{XORKey: testXORKey}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestProductionNodeRefusesPlainAndDevLogin(t *testing.T) {
 	if _, err := realtimetest.Dial(ctx, wsURL, s.Token, nil); err == nil {
 		t.Fatal("plain frames accepted outside dev mode")
 	}
-	c, err := realtimetest.Dial(ctx, wsURL, s.Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(DefaultXORKey)}})
+	c, err := realtimetest.Dial(ctx, wsURL, s.Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}

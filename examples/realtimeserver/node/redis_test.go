@@ -31,7 +31,7 @@ func gameServer(t *testing.T, cfg server.Config) (base, admin, token string) {
 	cfg.XORKey = testXORKey
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.LiveOpsPoll = -1
-	cfg.AdminToken = "test-admin-token"
+	cfg.AdminToken = "test-admin-token-0123456789abcdef"
 	srv, err := server.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

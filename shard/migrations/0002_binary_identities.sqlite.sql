@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: TEXT columns compare with the BINARY collation
+-- (memcmp, trailing spaces significant) and store any UTF-8. See
+-- 0002_binary_identities.mysql.sql.
