@@ -91,11 +91,13 @@ type Audit struct {
 	// LostConfirmed: confirmed requests whose effects, or whose stored
 	// result, the databases do not hold.
 	LostConfirmed int
-	// AppliedButRefused counts, by final code, the requests applied in the
-	// databases of which a copy ended on that refusal (a request with two
-	// such copies of one code counts once). Code 40 (internal) is listed
-	// like the others: PROTOCOL.md makes it final.
-	AppliedButRefused map[protocol.Code]int
+	// AppliedButRefused: requests applied in the databases of which a copy
+	// ended on a final refusal (PROTOCOL.md §8: not retryable; 40 internal
+	// included, as the client stops there too). AppliedButRefusedByCode
+	// splits them by that code (a request whose copies ended on two codes
+	// is under both, and once in the total).
+	AppliedButRefused       int
+	AppliedButRefusedByCode map[protocol.Code]int
 	// RedeemedNotGranted: receipts redeemed in the common database with
 	// no purchases row in any game database.
 	RedeemedNotGranted int
@@ -113,9 +115,14 @@ type Audit struct {
 	// MailMismatch: mails marked claimed without being paid, or paid
 	// without being marked claimed.
 	MailMismatch int
-	// Internal counts requests with at least one answer 40 (internal): a
-	// backend failure must be 41 (unavailable), never 40.
+	// Internal counts the requests answered 40 (internal) at least once
+	// that are not applied (the applied ones are in AppliedButRefused): a
+	// backend failure must be 41 (unavailable), never 40, so each is a
+	// violation, counted once.
 	Internal int
+	// InternalAnswers counts the requests answered 40 at least once,
+	// applied or not (a figure, not a separate violation).
+	InternalAnswers int
 	// AppliedUnanswered: applied requests whose copies all gave up (not a
 	// violation: the client never heard).
 	AppliedUnanswered int
@@ -125,12 +132,8 @@ type Audit struct {
 
 // Violations is the number of violations of the run's promises.
 func (a *Audit) Violations() int {
-	n := a.LostConfirmed + a.RedeemedNotGranted + a.AppliedTwice + a.BalanceMismatch +
+	return a.LostConfirmed + a.AppliedButRefused + a.RedeemedNotGranted + a.AppliedTwice + a.BalanceMismatch +
 		a.AnswerMismatch + a.MailMismatch + a.Internal + a.Unanswered
-	for _, c := range a.AppliedButRefused {
-		n += c
-	}
-	return n
 }
 
 const maxExamples = 5
@@ -148,7 +151,7 @@ func mailReason(id int64) string { return "mail:" + strconv.FormatInt(id, 10) }
 // startGems are a new player's balances.
 func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audit {
 	a := &Audit{ByCommand: map[string]int{}, Answers: map[protocol.Code]int{}, Finals: map[string]int{},
-		AppliedButRefused: map[protocol.Code]int{}, Examples: map[string][]string{}}
+		AppliedButRefusedByCode: map[protocol.Code]int{}, Examples: map[string][]string{}}
 
 	ledgerByRID := map[string][]LedgerRow{}
 	for _, l := range snap.Ledger {
@@ -194,14 +197,17 @@ func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audi
 				a.Finals["gave_up"]++
 			}
 		}
-		if internal {
-			a.Internal++
-			a.example("internal", "%s %s (user %d): answered 40", r.Cmd, r.RID, r.UserKey)
-		}
 		rows := ledgerByRID[r.RID]
 		applied := len(rows) > 0 || len(purchaseByRID[r.RID]) > 0
 		if applied {
 			a.Applied++
+		}
+		if internal {
+			a.InternalAnswers++
+			if !applied {
+				a.Internal++
+				a.example("internal", "%s %s (user %d): answered 40, not applied", r.Cmd, r.RID, r.UserKey)
+			}
 		}
 		switch {
 		case len(oks) > 0:
@@ -215,9 +221,10 @@ func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audi
 				a.AppliedUnanswered++
 			}
 		}
-		if applied {
+		if applied && len(refusedCodes) > 0 {
+			a.AppliedButRefused++
 			for code := range refusedCodes {
-				a.AppliedButRefused[code]++
+				a.AppliedButRefusedByCode[code]++
 				a.example("applied_but_refused", "%s %s (user %d): applied (%d ledger rows), a copy answered %d %s", r.Cmd, r.RID, r.UserKey, len(rows), int(code), code)
 			}
 		}

@@ -22,8 +22,8 @@ func (res *Result) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "  mail       %d operator grants reached every player\n", res.MailRounds)
 	fmt.Fprintf(w, "  answers    %s\n", codesOf(a.Answers))
 	fmt.Fprintf(w, "  copy ends  %s\n", countsOf(a.Finals))
-	fmt.Fprintf(w, "  outcome    %d confirmed (an OK answer), %d refused (a final code, no OK), %d unanswered; %d applied in the databases (%d of them unanswered)\n",
-		a.Confirmed, a.Refused, a.Unanswered, a.Applied, a.AppliedUnanswered)
+	fmt.Fprintf(w, "  outcome    %d confirmed (an OK answer), %d refused (a final code, no OK), %d unanswered; %d applied in the databases (%d of them unanswered); %d answered 40 at least once\n",
+		a.Confirmed, a.Refused, a.Unanswered, a.Applied, a.AppliedUnanswered, a.InternalAnswers)
 	fmt.Fprintf(w, "audit (0 expected everywhere):\n")
 	line := func(name string, n int, kind string) {
 		fmt.Fprintf(w, "  %-40s %d\n", name, n)
@@ -32,11 +32,7 @@ func (res *Result) WriteSummary(w io.Writer) {
 		}
 	}
 	line("lost confirmed answers", a.LostConfirmed, "lost_confirmed")
-	abr := 0
-	for _, n := range a.AppliedButRefused {
-		abr += n
-	}
-	fmt.Fprintf(w, "  %-40s %d %s\n", "applied but refused", abr, codesOf(a.AppliedButRefused))
+	fmt.Fprintf(w, "  %-40s %d %s\n", "applied but refused (by final code)", a.AppliedButRefused, codesOf(a.AppliedButRefusedByCode))
 	for _, e := range a.Examples["applied_but_refused"] {
 		fmt.Fprintf(w, "      %s\n", e)
 	}
@@ -45,7 +41,7 @@ func (res *Result) WriteSummary(w io.Writer) {
 	line("balances unequal to their ledger", a.BalanceMismatch, "balance_mismatch")
 	line("answers unequal to the databases", a.AnswerMismatch, "answer_mismatch")
 	line("mails claimed unequal to paid", a.MailMismatch, "mail_mismatch")
-	line("requests answered internal (40)", a.Internal, "internal")
+	line("answered internal (40), not applied", a.Internal, "internal")
 	line("requests unanswered after recovery", a.Unanswered, "unanswered")
 	if v := a.Violations(); v > 0 {
 		fmt.Fprintf(w, "FAIL: %d violations", v)
