@@ -98,6 +98,9 @@ type Audit struct {
 	// is under both, and once in the total).
 	AppliedButRefused       int
 	AppliedButRefusedByCode map[protocol.Code]int
+	// AppliedButRefusedConfirmed is how many of AppliedButRefused another
+	// copy got an OK answer for (the client was told both).
+	AppliedButRefusedConfirmed int
 	// RedeemedNotGranted: receipts redeemed in the common database with
 	// no purchases row in any game database.
 	RedeemedNotGranted int
@@ -223,9 +226,12 @@ func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audi
 		}
 		if applied && len(refusedCodes) > 0 {
 			a.AppliedButRefused++
+			if len(oks) > 0 {
+				a.AppliedButRefusedConfirmed++
+			}
 			for code := range refusedCodes {
 				a.AppliedButRefusedByCode[code]++
-				a.example("applied_but_refused", "%s %s (user %d): applied (%d ledger rows), a copy answered %d %s", r.Cmd, r.RID, r.UserKey, len(rows), int(code), code)
+				a.example("applied_but_refused", "%s %s (user %d): applied (%d ledger rows), a copy answered %d %s, %d of %d copies OK", r.Cmd, r.RID, r.UserKey, len(rows), int(code), code, len(oks), len(r.Copies))
 			}
 		}
 		// Applied twice: one request writes one row per currency and reason.

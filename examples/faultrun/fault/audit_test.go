@@ -155,7 +155,8 @@ func TestAuditInternalCountedOnce(t *testing.T) {
 	reqs[0].Copies = []*Copy{okCopy(false, game.BuyResult{ItemID: "gold_small", Gold: 2000, Gems: 90, Paid: 10}), refusedCopy(protocol.CodeInternal), refusedCopy(protocol.CodeRequestIDReused)}
 	a = AuditRun(reqs, snap, 1000, 100)
 	if a.Internal != 0 || a.AppliedButRefused != 1 || a.InternalAnswers != 1 || a.Violations() != 1 ||
-		a.AppliedButRefusedByCode[protocol.CodeInternal] != 1 || a.AppliedButRefusedByCode[protocol.CodeRequestIDReused] != 1 {
+		a.AppliedButRefusedByCode[protocol.CodeInternal] != 1 || a.AppliedButRefusedByCode[protocol.CodeRequestIDReused] != 1 ||
+		a.AppliedButRefusedConfirmed != 1 {
 		t.Errorf("applied: internal %d applied but refused %d %v answers %d violations %d, want 0 1 {40:1 31:1} 1 1",
 			a.Internal, a.AppliedButRefused, a.AppliedButRefusedByCode, a.InternalAnswers, a.Violations())
 	}

@@ -32,7 +32,8 @@ func (res *Result) WriteSummary(w io.Writer) {
 		}
 	}
 	line("lost confirmed answers", a.LostConfirmed, "lost_confirmed")
-	fmt.Fprintf(w, "  %-40s %d %s\n", "applied but refused (by final code)", a.AppliedButRefused, codesOf(a.AppliedButRefusedByCode))
+	fmt.Fprintf(w, "  %-40s %d %s, %d with another copy answered OK\n", "applied but refused (by final code)", a.AppliedButRefused,
+		codesOf(a.AppliedButRefusedByCode), a.AppliedButRefusedConfirmed)
 	for _, e := range a.Examples["applied_but_refused"] {
 		fmt.Fprintf(w, "      %s\n", e)
 	}
