@@ -61,9 +61,9 @@ type Config struct {
 	// MariaDB, MariaDBInstall and RedisServer are the binaries (looked up
 	// in PATH). Defaults mariadbd, mariadb-install-db, redis-server.
 	MariaDB, MariaDBInstall, RedisServer string
-	// Dir holds the data directories, logs and the run's records. Default:
-	// a temporary directory, removed after a run without violations unless
-	// Keep.
+	// Dir holds the data directories, logs and the run's records (give an
+	// empty or new directory). Default: a temporary directory, removed after
+	// a run without violations unless Keep.
 	Dir  string
 	Keep bool
 	// Log receives progress lines. Nil: none.
@@ -193,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		if dir, err = os.MkdirTemp("", "madang-faultrun-"); err != nil {
 			return nil, err
 		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
 	res := &Result{ID: r.id, Dir: dir, Seed: cfg.Seed, FaultKind: map[string]int{}}
 	r.logf("run %s, seed %d, files in %s", r.id, cfg.Seed, dir)
