@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, out, logw io.Writer) (int, error) {
 		return 2, err
 	}
 	res.WriteSummary(out)
-	if res.Audit.Violations() > 0 {
+	if res.Violations() > 0 {
 		return 1, nil
 	}
 	return 0, nil

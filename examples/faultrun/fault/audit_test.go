@@ -161,3 +161,17 @@ func TestAuditInternalCountedOnce(t *testing.T) {
 			a.Internal, a.AppliedButRefused, a.AppliedButRefusedByCode, a.InternalAnswers, a.Violations())
 	}
 }
+
+// A run's violations add the game server's crashes and logins answered 40.
+func TestResultViolations(t *testing.T) {
+	reqs, snap := cleanRun()
+	res := &Result{Audit: AuditRun(reqs, snap, 1000, 100), LoginAnswers: map[protocol.Code]int{protocol.CodeOK: 3}}
+	if v := res.Violations(); v != 0 {
+		t.Fatalf("%d violations, want 0", v)
+	}
+	res.Crashes = 1
+	res.LoginAnswers[protocol.CodeInternal] = 2
+	if v := res.Violations(); v != 3 {
+		t.Errorf("%d violations, want 3 (1 crash, 2 logins answered 40)", v)
+	}
+}

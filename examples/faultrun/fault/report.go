@@ -17,7 +17,7 @@ func (res *Result) WriteSummary(w io.Writer) {
 		a.Requests, countsOf(a.ByCommand), a.Copies, a.Sends, a.LostReplies)
 	fmt.Fprintf(w, "  faults     %d: %s; game server crashes (exits not caused by the run): %d\n",
 		len(res.Faults), countsOf(res.FaultKind), res.Crashes)
-	fmt.Fprintf(w, "  sessions   %d logins (first ones and after Redis lost the sessions), login answers %s, %d lost\n",
+	fmt.Fprintf(w, "  sessions   %d logins (the first ones, after a session was lost, and a last round), login answers %s, %d lost\n",
 		res.Logins, codesOf(res.LoginAnswers), res.LoginLost)
 	fmt.Fprintf(w, "  mail       %d operator grants reached every player\n", res.MailRounds)
 	fmt.Fprintf(w, "  answers    %s\n", codesOf(a.Answers))
@@ -44,7 +44,9 @@ func (res *Result) WriteSummary(w io.Writer) {
 	line("mails claimed unequal to paid", a.MailMismatch, "mail_mismatch")
 	line("answered internal (40), not applied", a.Internal, "internal")
 	line("requests unanswered after recovery", a.Unanswered, "unanswered")
-	if v := a.Violations(); v > 0 {
+	fmt.Fprintf(w, "  %-40s %d\n", "logins answered internal (40)", res.LoginAnswers[protocol.CodeInternal])
+	fmt.Fprintf(w, "  %-40s %d\n", "game server crashes", res.Crashes)
+	if v := res.Violations(); v > 0 {
 		fmt.Fprintf(w, "FAIL: %d violations", v)
 		if res.Dir != "" {
 			fmt.Fprintf(w, " (logs and requests.jsonl in %s)", res.Dir)

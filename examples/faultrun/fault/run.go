@@ -120,6 +120,16 @@ type Result struct {
 	Audit      *Audit
 }
 
+// Violations is the audit's violations plus the game server's crashes and
+// the logins answered 40 (internal: a backend failure must be 41).
+func (res *Result) Violations() int {
+	n := res.Crashes + res.LoginAnswers[protocol.CodeInternal]
+	if res.Audit != nil {
+		n += res.Audit.Violations()
+	}
+	return n
+}
+
 // runner is one run's state.
 type runner struct {
 	cfg        Config
@@ -201,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	r.logf("run %s, seed %d, files in %s", r.id, cfg.Seed, dir)
 	defer func() {
 		r.shutdown()
-		if err == nil && !cfg.Keep && cfg.Dir == "" && res.Audit != nil && res.Audit.Violations() == 0 {
+		if err == nil && !cfg.Keep && cfg.Dir == "" && res.Audit != nil && res.Violations() == 0 {
 			os.RemoveAll(dir)
 			res.Dir = ""
 		}
