@@ -3,7 +3,6 @@ package fault
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -344,6 +343,3 @@ func (g *gameServer) proc() *proc {
 	defer g.mu.Unlock()
 	return g.p
 }
-
-// errStopped ends a watch.
-var errStopped = errors.New("stopped")

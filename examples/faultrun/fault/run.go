@@ -429,10 +429,10 @@ func (r *runner) failure(ctx context.Context) error {
 // healthy checks that every component answers, starting what is down.
 func (r *runner) healthy(ctx context.Context) error {
 	if err := r.maria.ping(ctx); err != nil {
-		return fmt.Errorf("MariaDB after the faults: %w", err)
+		return fmt.Errorf("mariadbd after the faults: %w", err)
 	}
 	if err := r.redis.ping(ctx); err != nil {
-		return fmt.Errorf("Redis after the faults: %w", err)
+		return fmt.Errorf("redis-server after the faults: %w", err)
 	}
 	if err := r.gs.health(ctx); err != nil {
 		return fmt.Errorf("game server after the faults: %w", err)
