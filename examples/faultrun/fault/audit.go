@@ -75,8 +75,8 @@ type Redemption struct {
 // otherwise; Examples holds a few of each violation, for the report.
 type Audit struct {
 	Requests, Copies, Sends, LostReplies int
-	// ByCommand counts requests per command.
-	ByCommand map[string]int
+	// ByCommand counts requests per command, AppliedByCommand those applied.
+	ByCommand, AppliedByCommand map[string]int
 	// Answers counts every answer the copies got, by code (each send that
 	// got one); Finals counts the copies' ends: "ok", "ok_replay",
 	// "refused_<code>", "gave_up".
@@ -153,7 +153,7 @@ func mailReason(id int64) string { return "mail:" + strconv.FormatInt(id, 10) }
 // AuditRun checks snap against every answer in reqs. startGold and
 // startGems are a new player's balances.
 func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audit {
-	a := &Audit{ByCommand: map[string]int{}, Answers: map[protocol.Code]int{}, Finals: map[string]int{},
+	a := &Audit{ByCommand: map[string]int{}, AppliedByCommand: map[string]int{}, Answers: map[protocol.Code]int{}, Finals: map[string]int{},
 		AppliedButRefusedByCode: map[protocol.Code]int{}, Examples: map[string][]string{}}
 
 	ledgerByRID := map[string][]LedgerRow{}
@@ -204,6 +204,7 @@ func AuditRun(reqs []*Request, snap *Snapshot, startGold, startGems int64) *Audi
 		applied := len(rows) > 0 || len(purchaseByRID[r.RID]) > 0
 		if applied {
 			a.Applied++
+			a.AppliedByCommand[r.Cmd]++
 		}
 		if internal {
 			a.InternalAnswers++

@@ -165,13 +165,35 @@ func TestAuditInternalCountedOnce(t *testing.T) {
 // A run's violations add the game server's crashes and logins answered 40.
 func TestResultViolations(t *testing.T) {
 	reqs, snap := cleanRun()
-	res := &Result{Audit: AuditRun(reqs, snap, 1000, 100), LoginAnswers: map[protocol.Code]int{protocol.CodeOK: 3}}
+	res := &Result{Audit: AuditRun(reqs, snap, 1000, 100), LoginAnswers: map[protocol.Code]int{protocol.CodeOK: 3},
+		FaultKind: map[string]int{KillGameServer: 1, RestartRedis: 1, KillMariaDB: 2, FreezeMariaDB: 1}}
+	res.Gaps = gaps(res)
 	if v := res.Violations(); v != 0 {
-		t.Fatalf("%d violations, want 0", v)
+		t.Fatalf("%d violations, want 0 (gaps %q)", v, res.Gaps)
 	}
 	res.Crashes = 1
 	res.LoginAnswers[protocol.CodeInternal] = 2
 	if v := res.Violations(); v != 3 {
 		t.Errorf("%d violations, want 3 (1 crash, 2 logins answered 40)", v)
+	}
+}
+
+// A run that never applied an in-app purchase or never froze mariadbd has
+// gaps, and fails.
+func TestResultGaps(t *testing.T) {
+	reqs, snap := cleanRun()
+	reqs[1].Copies = []*Copy{refusedCopy(protocol.CodeForbidden)}
+	snap.Purchases, snap.Redemptions = nil, nil
+	snap.Ledger = append(snap.Ledger[:2], snap.Ledger[4])
+	snap.Ledger[2].BalanceAfter = 2100
+	snap.Players[user] = PlayerRow{Gold: 2100, Gems: 90}
+	delete(snap.Keys, KeyID{user, game.CmdShopBuyIAP, "r2"})
+	res := &Result{Audit: AuditRun(reqs, snap, 1000, 100), FaultKind: map[string]int{KillGameServer: 1, RestartRedis: 1, KillMariaDB: 2}}
+	if v := res.Audit.Violations(); v != 0 {
+		t.Fatalf("audit: %d violations, want 0: %v", v, res.Audit.Examples)
+	}
+	res.Gaps = gaps(res)
+	if len(res.Gaps) != 2 || res.Violations() != 2 {
+		t.Errorf("gaps %q, violations %d; want the IAP and the freeze", res.Gaps, res.Violations())
 	}
 }

@@ -46,6 +46,10 @@ func (res *Result) WriteSummary(w io.Writer) {
 	line("requests unanswered after recovery", a.Unanswered, "unanswered")
 	fmt.Fprintf(w, "  %-40s %d\n", "logins answered internal (40)", res.LoginAnswers[protocol.CodeInternal])
 	fmt.Fprintf(w, "  %-40s %d\n", "game server crashes", res.Crashes)
+	fmt.Fprintf(w, "  %-40s %d\n", "gaps (not exercised)", len(res.Gaps))
+	for _, g := range res.Gaps {
+		fmt.Fprintf(w, "      %s\n", g)
+	}
 	if v := res.Violations(); v > 0 {
 		fmt.Fprintf(w, "FAIL: %d violations", v)
 		if res.Dir != "" {

@@ -118,12 +118,32 @@ type Result struct {
 	// MailRounds is how many operator grants reached every player.
 	MailRounds int
 	Audit      *Audit
+	// Gaps lists what the run failed to exercise (a command never applied,
+	// a fault kind never applied): a run with gaps proves too little, and
+	// each gap counts as a violation.
+	Gaps []string
+}
+
+// gaps lists what res did not exercise.
+func gaps(res *Result) []string {
+	var out []string
+	for _, cmd := range []string{game.CmdShopBuy, game.CmdShopBuyIAP, game.CmdMailClaimAll} {
+		if res.Audit.AppliedByCommand[cmd] == 0 {
+			out = append(out, fmt.Sprintf("no %s was applied (%d sent): is the command enabled (dev receipts for shop.buy_iap)?", cmd, res.Audit.ByCommand[cmd]))
+		}
+	}
+	for _, kind := range []string{KillGameServer, RestartRedis, KillMariaDB, FreezeMariaDB} {
+		if res.FaultKind[kind] == 0 {
+			out = append(out, fmt.Sprintf("no fault %s was applied (%d faults in all): lengthen -duration", kind, len(res.Faults)))
+		}
+	}
+	return out
 }
 
 // Violations is the audit's violations plus the game server's crashes and
 // the logins answered 40 (internal: a backend failure must be 41).
 func (res *Result) Violations() int {
-	n := res.Crashes + res.LoginAnswers[protocol.CodeInternal]
+	n := res.Crashes + res.LoginAnswers[protocol.CodeInternal] + len(res.Gaps)
 	if res.Audit != nil {
 		n += res.Audit.Violations()
 	}
@@ -368,6 +388,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	for _, f := range res.Faults {
 		res.FaultKind[f.Kind]++
 	}
+	res.Gaps = gaps(res)
 	r.gsOp.Lock()
 	res.Crashes = r.gs.crashes
 	r.gsOp.Unlock()
