@@ -1,0 +1,345 @@
+package fault
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// proc is one child process: started, waited for by a goroutine of its own
+// (so it is reaped), killed on demand.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's error, set before done closes
+	// killed is set before the run kills it on purpose.
+	killed atomic.Bool
+}
+
+// wasKilled reports whether the run killed or stopped the process.
+func (p *proc) wasKilled() bool { return p.killed.Load() }
+
+// startProc starts argv with its output appended to logPath.
+func startProc(name, logPath string, argv []string) (*proc, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logf, "\n==== %s: %s %q\n", time.Now().Format(time.RFC3339Nano), name, argv)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the process (nothing once it has exited).
+func (p *proc) signal(sig os.Signal) error {
+	if p.exited() {
+		return nil
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// kill9 kills the process with SIGKILL and waits for it to be reaped.
+func (p *proc) kill9() {
+	p.killed.Store(true)
+	_ = p.signal(syscall.SIGKILL)
+	_ = p.signal(syscall.SIGCONT) // a stopped process dies only when continued on some kernels
+	<-p.done
+}
+
+// stop asks the process to end (SIGTERM), and kills it after grace.
+func (p *proc) stop(grace time.Duration) {
+	p.killed.Store(true)
+	_ = p.signal(syscall.SIGCONT)
+	_ = p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.kill9()
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls probe every 200 ms until it succeeds, p exits, or timeout.
+func waitFor(ctx context.Context, p *proc, timeout time.Duration, probe func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = probe(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if p != nil && p.exited() {
+			return fmt.Errorf("%s exited (%v) before it answered: %w", p.name, p.err, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within %v: %w", p.name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// mariaDB is a private mariadbd: its own data directory, port and socket,
+// loopback only, root without a password.
+type mariaDB struct {
+	dir, bin string
+	port     int
+	logPath  string
+
+	mu sync.Mutex
+	p  *proc
+}
+
+// newMariaDB initialises a data directory under dir with installBin.
+func newMariaDB(ctx context.Context, dir, bin, installBin string) (*mariaDB, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m := &mariaDB{dir: dir, bin: bin, port: port, logPath: filepath.Join(dir, "mariadbd.log")}
+	args := []string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"),
+		"--auth-root-authentication-method=normal", "--skip-test-db"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	out, err := exec.CommandContext(ctx, installBin, args...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w\n%s", installBin, err, out)
+	}
+	return m, nil
+}
+
+func (m *mariaDB) argv() []string {
+	a := []string{m.bin, "--no-defaults", "--datadir=" + filepath.Join(m.dir, "data"),
+		"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(m.port),
+		"--socket=" + filepath.Join(m.dir, "mysqld.sock"), "--pid-file=" + filepath.Join(m.dir, "mysqld.pid"),
+		"--skip-log-bin", "--max-connections=500", "--innodb-buffer-pool-size=64M",
+		// The defaults, stated: a commit is on disk when it is acknowledged.
+		"--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1",
+	}
+	if os.Geteuid() == 0 {
+		a = append(a, "--user=root")
+	}
+	return a
+}
+
+// Addr is the server's host:port.
+func (m *mariaDB) Addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
+
+// DSN returns a DSN for database db ("" for none).
+func (m *mariaDB) DSN(db string) string {
+	c := mysql.NewConfig()
+	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", m.Addr(), db
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 3*time.Second, 30*time.Second, 30*time.Second
+	return c.FormatDSN()
+}
+
+// start starts mariadbd (after a crash: InnoDB recovers) and waits until it
+// answers.
+func (m *mariaDB) start(ctx context.Context) error {
+	p, err := startProc("mariadbd", m.logPath, m.argv())
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.p = p
+	m.mu.Unlock()
+	return waitFor(ctx, p, 120*time.Second, m.ping)
+}
+
+func (m *mariaDB) ping(ctx context.Context) error {
+	db, err := sql.Open("mysql", m.DSN(""))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PingContext(ctx)
+}
+
+func (m *mariaDB) proc() *proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.p
+}
+
+// redisServer is a private redis-server without persistence: a restart
+// brings it back empty, like the talk's Redis.
+type redisServer struct {
+	dir, bin string
+	port     int
+	logPath  string
+
+	mu sync.Mutex
+	p  *proc
+}
+
+func newRedis(dir, bin string) (*redisServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return &redisServer{dir: dir, bin: bin, port: port, logPath: filepath.Join(dir, "redis.log")}, nil
+}
+
+// Addr is the server's host:port.
+func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *redisServer) start(ctx context.Context) error {
+	p, err := startProc("redis-server", r.logPath, []string{r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes"})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.p = p
+	r.mu.Unlock()
+	return waitFor(ctx, p, 30*time.Second, r.ping)
+}
+
+// ping sends PING in RESP and expects +PONG.
+func (r *redisServer) ping(ctx context.Context) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", r.Addr())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if string(buf[:n]) != "+PONG\r\n" {
+		return fmt.Errorf("redis answered %q", buf[:n])
+	}
+	return nil
+}
+
+func (r *redisServer) proc() *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
+}
+
+// gameServer is the game server binary run as a child process on Redis and
+// the private MariaDB.
+type gameServer struct {
+	argv    []string
+	addr    string // game listener host:port
+	admin   string // ops listener host:port
+	logPath string
+
+	mu sync.Mutex
+	p  *proc
+	// crashes counts exits the run did not cause.
+	crashes int
+}
+
+// start starts the server, retrying (a start fails while a backend is down)
+// until its listener answers or timeout.
+func (g *gameServer) start(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		p, err := startProc("gameserver", g.logPath, g.argv)
+		if err != nil {
+			return err
+		}
+		g.mu.Lock()
+		g.p = p
+		g.mu.Unlock()
+		left := time.Until(deadline)
+		if left < time.Second {
+			left = time.Second
+		}
+		err = waitFor(ctx, p, left, g.health)
+		if err == nil {
+			return nil
+		}
+		p.kill9()
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("game server: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (g *gameServer) health(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.addr+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func (g *gameServer) proc() *proc {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.p
+}
