@@ -1,0 +1,122 @@
+// Command testjson reads `go test -json` on stdin and enforces CI's test rules:
+// every test passes and none skips (in CI every test must run; a skip means a
+// service or tool is missing, or a test that can never run). It prints the
+// output of each failed or skipped test, of each package that failed outside a
+// test (a build failure, a panic, a timeout), and a one-line summary; it exits 1
+// if anything failed or skipped. It does not judge go test's exit status: run it
+// under `set -o pipefail`.
+//
+// .ci/run uses it: go test -json ./... | go run .ci/testjson.go
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// event is one line of `go test -json` (cmd/test2json).
+type event struct {
+	Action     string
+	Package    string
+	ImportPath string // build events (go1.24+)
+	Test       string
+	Output     string
+}
+
+func main() {
+	bad, err := check(os.Stdin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testjson:", err)
+		os.Exit(2)
+	}
+	if bad {
+		os.Exit(1)
+	}
+}
+
+// check reads events from r and reports on w; bad says whether a test or a
+// package failed, or a test skipped.
+func check(r io.Reader, w io.Writer) (bad bool, err error) {
+	type key struct{ pkg, test string }
+	output := map[key]*strings.Builder{}
+	var failed, skipped, failedPkgs []key
+	passed := 0
+	packages := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var e event
+		if err := json.Unmarshal(line, &e); err != nil || e.Action == "" {
+			// Not an event (go test's exit status tells whether it
+			// failed): pass it on.
+			fmt.Fprintf(w, "%s\n", line)
+			continue
+		}
+		k := key{e.Package, e.Test}
+		switch e.Action {
+		case "build-output":
+			fmt.Fprint(w, e.Output)
+		case "build-fail":
+			fmt.Fprintf(w, "--- build failed: %s\n", e.ImportPath)
+			bad = true
+		case "output":
+			b := output[k]
+			if b == nil {
+				b = &strings.Builder{}
+				output[k] = b
+			}
+			b.WriteString(e.Output)
+		case "pass":
+			if e.Test != "" {
+				passed++
+				delete(output, k)
+			} else {
+				packages++
+			}
+		case "skip":
+			if e.Test != "" {
+				skipped = append(skipped, k)
+			} else {
+				packages++ // a package without tests
+				delete(output, k)
+			}
+		case "fail":
+			if e.Test != "" {
+				failed = append(failed, k)
+			} else {
+				packages++
+				failedPkgs = append(failedPkgs, k)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return true, err
+	}
+	show := func(title string, ks []key) {
+		sort.Slice(ks, func(i, j int) bool {
+			return ks[i].pkg < ks[j].pkg || ks[i].pkg == ks[j].pkg && ks[i].test < ks[j].test
+		})
+		for _, k := range ks {
+			name := k.pkg
+			if k.test != "" {
+				name += " " + k.test
+			}
+			fmt.Fprintf(w, "\n--- %s: %s\n", title, name)
+			if b := output[k]; b != nil {
+				fmt.Fprint(w, b.String())
+			}
+		}
+	}
+	show("FAIL", failed)
+	show("SKIP (CI must not skip: make the test run, or delete it)", skipped)
+	show("FAIL package", failedPkgs)
+	fmt.Fprintf(w, "\ntestjson: %d packages, %d tests passed, %d failed, %d skipped, %d packages failed\n",
+		packages, passed, len(failed), len(skipped), len(failedPkgs))
+	return bad || len(failed) > 0 || len(skipped) > 0 || len(failedPkgs) > 0, nil
+}
