@@ -1,9 +1,9 @@
 // Command testjson reads `go test -json` on stdin and enforces CI's test rules:
 // every test passes and none skips (in CI every test must run; a skip means a
-// service or tool is missing, or a test that can never run). It prints the
-// output of each failed or skipped test, of each package that failed outside a
-// test (a build failure, a panic, a timeout), and a one-line summary; it exits 1
-// if anything failed or skipped. It does not judge go test's exit status: run it
+// service or tool is missing, or a test that can never run). As events come it
+// prints a line per package and the output of each failed or skipped test and
+// of each failed package (a build failure, a panic, a timeout); then a summary.
+// It exits 1 if anything failed or skipped. It does not judge go test's exit status: run it
 // under `set -o pipefail`.
 //
 // .ci/run uses it: go test -json ./... | go run .ci/testjson.go
@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
@@ -25,6 +24,7 @@ type event struct {
 	Package    string
 	ImportPath string // build events (go1.24+)
 	Test       string
+	Elapsed    float64
 	Output     string
 }
 
@@ -39,14 +39,23 @@ func main() {
 	}
 }
 
-// check reads events from r and reports on w; bad says whether a test or a
-// package failed, or a test skipped.
+// check reads events from r and reports on w as they come: a line per
+// package, the output of each failed or skipped test, then a summary. bad says
+// whether a test or a package failed, or a test skipped.
 func check(r io.Reader, w io.Writer) (bad bool, err error) {
 	type key struct{ pkg, test string }
 	output := map[key]*strings.Builder{}
-	var failed, skipped, failedPkgs []key
-	passed := 0
-	packages := 0
+	show := func(title string, k key) {
+		name := k.pkg
+		if k.test != "" {
+			name += " " + k.test
+		}
+		fmt.Fprintf(w, "--- %s: %s\n", title, name)
+		if b := output[k]; b != nil {
+			fmt.Fprint(w, b.String())
+		}
+	}
+	var passed, failed, skipped, packages, failedPkgs int
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
@@ -75,48 +84,35 @@ func check(r io.Reader, w io.Writer) (bad bool, err error) {
 		case "pass":
 			if e.Test != "" {
 				passed++
-				delete(output, k)
 			} else {
 				packages++
+				fmt.Fprintf(w, "ok    %s %.1fs\n", e.Package, e.Elapsed)
 			}
 		case "skip":
 			if e.Test != "" {
-				skipped = append(skipped, k)
+				skipped++
+				show("SKIP (CI must not skip: make the test run, or delete it)", k)
 			} else {
-				packages++ // a package without tests
-				delete(output, k)
+				packages++ // no test files
 			}
 		case "fail":
 			if e.Test != "" {
-				failed = append(failed, k)
+				failed++
+				show("FAIL", k)
 			} else {
 				packages++
-				failedPkgs = append(failedPkgs, k)
+				failedPkgs++
+				show("FAIL package", k)
 			}
+		}
+		if e.Action == "pass" || e.Action == "fail" || e.Action == "skip" {
+			delete(output, k)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return true, err
 	}
-	show := func(title string, ks []key) {
-		sort.Slice(ks, func(i, j int) bool {
-			return ks[i].pkg < ks[j].pkg || ks[i].pkg == ks[j].pkg && ks[i].test < ks[j].test
-		})
-		for _, k := range ks {
-			name := k.pkg
-			if k.test != "" {
-				name += " " + k.test
-			}
-			fmt.Fprintf(w, "\n--- %s: %s\n", title, name)
-			if b := output[k]; b != nil {
-				fmt.Fprint(w, b.String())
-			}
-		}
-	}
-	show("FAIL", failed)
-	show("SKIP (CI must not skip: make the test run, or delete it)", skipped)
-	show("FAIL package", failedPkgs)
-	fmt.Fprintf(w, "\ntestjson: %d packages, %d tests passed, %d failed, %d skipped, %d packages failed\n",
-		packages, passed, len(failed), len(skipped), len(failedPkgs))
-	return bad || len(failed) > 0 || len(skipped) > 0 || len(failedPkgs) > 0, nil
+	fmt.Fprintf(w, "\ntestjson: %d packages, %d tests passed, %d failed, %d skipped; %d packages failed\n",
+		packages, passed, failed, skipped, failedPkgs)
+	return bad || failed > 0 || skipped > 0 || failedPkgs > 0, nil
 }
