@@ -106,7 +106,10 @@ type conn struct {
 
 	// busy is set while a command runs: the websocket library reads pongs
 	// only while the connection is being read, so no ping is sent then.
-	busy atomic.Bool
+	// started counts the commands begun, so a ping whose wait overlapped a
+	// command (its pong held up behind the command) is not a missed pong.
+	busy    atomic.Bool
+	started atomic.Uint64
 
 	// The writer goroutine runs only while there is something to write: it
 	// is started by kick and exits after a while without work, so an
@@ -424,10 +427,13 @@ func (c *conn) tick() {
 	}
 	if time.Since(c.pinged) >= h.cfg.PingInterval && !c.busy.Load() {
 		c.pinged = time.Now()
+		before := c.started.Load()
 		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.PongTimeout)
 		err := c.ws.Ping(ctx)
 		cancel()
-		if err != nil {
+		// A command that began while the ping waited kept the reader away
+		// from the pong: that proves nothing, and the next ping decides.
+		if err != nil && !c.busy.Load() && c.started.Load() == before {
 			c.close(protocol.CodeTimeout, "ping timeout")
 			return
 		}
@@ -490,6 +496,7 @@ func (c *conn) readLoop() {
 			}
 			msg = rest
 			c.busy.Store(true)
+			c.started.Add(1)
 			ok := c.handleFrame(frame)
 			c.busy.Store(false)
 			if !ok {

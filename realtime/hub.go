@@ -138,8 +138,10 @@ type Config struct {
 	// the bytes in time is disconnected. Default 10 s.
 	WriteTimeout time.Duration
 	// PingInterval is how often the server pings an idle-or-not connection;
-	// PongTimeout how long it waits for the pong before closing it.
-	// Defaults 25 s and 10 s.
+	// PongTimeout how long it waits for the pong before closing it (with
+	// timeout). A ping is not sent while a command runs, and one whose wait
+	// overlapped a command does not count (the pong waits behind it): the
+	// next ping decides. Defaults 25 s and 10 s.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// SessionRefresh is how often each connection re-validates its session

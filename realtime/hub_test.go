@@ -690,24 +690,58 @@ func TestSessionRefresh(t *testing.T) {
 	}
 }
 
-// Keepalive: a command longer than the pong timeout does not cost the
-// connection; a client that stops reading (so never answers pings) is closed
-// with timeout.
-func TestKeepalive(t *testing.T) {
+// keepalivePongTimeout is the pong timeout of the keepalive tests: long
+// enough that a loaded machine answers a ping in time (the tests never wait
+// for a pong that must come sooner), so only the behaviour under test can
+// close a connection.
+const keepalivePongTimeout = 2 * time.Second
+
+// Keepalive: commands longer than the pong timeout do not cost the
+// connection, even when a ping was in flight as one began (its pong waits
+// behind the command: the websocket library reads pongs only while the
+// connection is read).
+func TestKeepaliveSlowCommands(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
 	mux := protocol.NewMux()
 	mux.HandleFunc("game.slow", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(keepalivePongTimeout + keepalivePongTimeout/2)
 		return nil, nil
 	})
-	n := startHub(t, store, realtime.Config{Handler: mux, PingInterval: 20 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
-	ctx := ctxT(t)
+	mux.HandleFunc("game.fast", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		return nil, nil
+	})
+	// A ping every millisecond: one is often in flight when the next
+	// command arrives, so a slow command meets a ping waiting for its pong.
+	n := startHub(t, store, realtime.Config{Handler: mux, PingInterval: time.Millisecond, PongTimeout: keepalivePongTimeout})
 	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
-	for range 3 {
-		if r, err := c.Call(ctx, "game.slow", nil); err != nil || r.Code != protocol.CodeOK {
-			t.Fatalf("slow command: %+v %v", r, err)
+	call := func(cmd string) {
+		t.Helper()
+		cctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if r, err := c.Call(cctx, cmd, nil); err != nil || r.Code != protocol.CodeOK {
+			t.Fatalf("%s: %+v %v", cmd, r, err)
 		}
 	}
+	for range 2 {
+		// Fast commands between the slow ones keep pings going out in
+		// between (each needs a pong, which comes in time).
+		for range 20 {
+			call("game.fast")
+		}
+		call("game.slow")
+	}
+	if st := n.hub.Stats(); st.Connections != 1 {
+		t.Fatalf("connections %+v", st)
+	}
+}
+
+// Keepalive: a client that stops reading (so never answers pings) is closed
+// with timeout; the other connections stay.
+func TestKeepaliveDropsUnresponsive(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{PingInterval: 20 * time.Millisecond, PongTimeout: keepalivePongTimeout})
+	ctx := ctxT(t)
+	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
 	// The client's reader blocks on its full push buffer: pings go unanswered.
 	stuck := dial(t, n, sessiontest.Login(t, store, 2), &realtimetest.DialOptions{PushBuffer: 1})
 	if err := n.hub.PushUser(ctx, 2, "a", nil); err != nil {
@@ -716,7 +750,7 @@ func TestKeepalive(t *testing.T) {
 	if err := n.hub.PushUser(ctx, 2, "b", nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(wait + keepalivePongTimeout)
 	for n.hub.Stats().Connections != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("unresponsive client not dropped: %+v", n.hub.Stats())
@@ -731,7 +765,7 @@ func TestKeepalive(t *testing.T) {
 	if code := waitClosed(t, stuck); code != protocol.CodeTimeout && code != 0 {
 		t.Fatalf("unresponsive client closed with %v", code)
 	}
-	if _, err := c.Call(ctx, "game.slow", nil); err != nil {
+	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
 		t.Fatalf("the other connection: %v", err)
 	}
 }

@@ -349,8 +349,10 @@ func TestRoomOwnerDiesLostAfterLease(t *testing.T) {
 	dir := realtime.NewMemoryDirectory(realtime.DirectoryConfig{})
 	n2 := startHub(t, store, realtime.Config{})
 	startRooms(t, n2, dir, realtime.RoomConfig{Node: "n2", RequestTimeout: 500 * time.Millisecond})
-	// A dead node's lease: claimed, never renewed, nobody serves it.
-	if _, err := dir.Claim(ctxT(t), "raid-ghost", "dead", time.Second); err != nil {
+	// A dead node's lease: claimed, never renewed, nobody serves it. It
+	// lasts long enough for a loaded machine to dial and send the first
+	// join (answered unavailable only while the lease lasts).
+	if _, err := dir.Claim(ctxT(t), "raid-ghost", "dead", 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	b := dial(t, n2, sessiontest.Login(t, store, 2), nil)

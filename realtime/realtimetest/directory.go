@@ -139,12 +139,16 @@ func testLeaseExpiry(t *testing.T, nd func(t *testing.T) []realtime.Directory) {
 
 func testRenewKeeps(t *testing.T, nd func(t *testing.T) []realtime.Directory) {
 	a, b := pair(nd(t))
-	l := claim(t, a, "kept", "a", 200*time.Millisecond)
+	// The first lease is long enough for a loaded machine to renew it in
+	// time (a Renew after it ended would rightly fail); the check waits
+	// until it has surely ended.
+	const first = 2 * time.Second
+	began := time.Now()
+	l := claim(t, a, "kept", "a", first)
 	if _, err := a.Renew(ctxT(t), l, time.Minute); err != nil {
-		// On a very slow machine the 200ms lease may be gone already.
-		t.Skipf("Renew right after Claim failed (machine too slow for a 200ms lease?): %v", err)
+		t.Fatalf("Renew %v after a Claim of %v: %v", time.Since(began), first, err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Until(began.Add(first + 500*time.Millisecond)))
 	wantOwner(t, b, "kept", "a")
 }
 
