@@ -23,6 +23,7 @@ var identityColumns = []string{
 	"purchases.store", "purchases.transaction_id",
 	"mails.mail_key", "dungeon_runs.run_id",
 	"idempotency_keys.command", "idempotency_keys.request_id",
+	"iap_pending.receipt_sha256", "iap_pending.request_id",
 }
 
 // The game server on a MariaDB whose defaults are latin1 and

@@ -7,11 +7,11 @@
 -- player; identities compare byte for byte.
 CREATE TABLE iap_pending (
   user_key BIGINT NOT NULL,
-  receipt_sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  receipt_sha256 VARBINARY(64) NOT NULL,
   platform VARCHAR(16) NOT NULL,
   product_id VARCHAR(128) NOT NULL,
   client_version VARCHAR(256) NOT NULL,
-  request_id VARCHAR(128) NOT NULL,
+  request_id VARBINARY(128) NOT NULL,
   receipt MEDIUMTEXT NOT NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (user_key, receipt_sha256),
