@@ -342,6 +342,8 @@ func TestStatsAndMetrics(t *testing.T) {
 		`madang_ccu 3`,
 		`madang_anticheat_speed_verdicts_total 0`,
 		`madang_idempotency_executed_total 0`,
+		`madang_decode_budget_bytes 6.7108864e+07`,
+		`madang_decode_budget_refused_total 0`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(text, want) {

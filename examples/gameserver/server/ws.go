@@ -17,18 +17,19 @@ const WSPath = "/ws"
 
 // newRealtimeHub builds the websocket hub the game server mounts on WSPath:
 // sessions from the server's own store, game commands through the same
-// handler chain as HTTP, the same XOR key. With Redis, channels travel
+// handler chain as HTTP, the same XOR key, the same decode budget. With Redis, channels travel
 // through a RedisBroker under the server's key prefix, so several game
 // servers (and realtime nodes sharing the sessions) share chat and pushes;
 // without, the hub's own memory broker serves this one process. The
 // returned broker (nil in memory mode) is closed by the caller after the
 // hub's Shutdown.
-func newRealtimeHub(sessions session.Store, chain protocol.Handler, xorKey []byte, rdb redis.UniversalClient, redisPrefix string, dev bool, log *slog.Logger) (*realtime.Hub, realtime.Broker, error) {
+func newRealtimeHub(sessions session.Store, chain protocol.Handler, xorKey []byte, budget *protocol.DecodeBudget, rdb redis.UniversalClient, redisPrefix string, dev bool, log *slog.Logger) (*realtime.Hub, realtime.Broker, error) {
 	cfg := realtime.Config{
-		Handler:     chain,
-		Codec:       protocol.Config{XORKey: xorKey},
-		RefusePlain: !dev,
-		Logger:      log,
+		Handler:      chain,
+		Codec:        protocol.Config{XORKey: xorKey},
+		DecodeBudget: budget,
+		RefusePlain:  !dev,
+		Logger:       log,
 	}
 	var broker *realtime.RedisBroker
 	if rdb != nil {
