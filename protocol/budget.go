@@ -175,9 +175,6 @@ func (b *DecodeBudget) Acquire(ctx context.Context, n int, unauthenticated bool)
 	if b.cfg.Wait < 0 {
 		return DecodeLease{}, b.busy()
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Wait)
 	defer cancel()
 	if unauthenticated {

@@ -444,7 +444,7 @@ func counterNonce(nonce []byte, counter uint64) {
 // from many clients uses AppendDecodeBudget, which also bounds the bytes
 // all frames decode at once.
 func (c *Codec) AppendDecode(dst, frame []byte, keys *Keys) ([]byte, Header, error) {
-	body, h, _, err := c.appendDecode(nil, nil, dst, frame, keys)
+	body, h, _, err := c.appendDecode(context.Background(), nil, dst, frame, keys)
 	return body, h, err
 }
 
