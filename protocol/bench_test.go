@@ -622,3 +622,37 @@ func BenchmarkHTTPServe(b *testing.B) {
 	b.Run("impl=echo", func(b *testing.B) { benchRun(b, echo, 0) })
 	b.Run("impl=interleaved", func(b *testing.B) { benchInterleaved(b, "adapter", adapter, "echo", echo) })
 }
+
+// BenchmarkDecodeBudget: decoding a compressed XOR client frame into a
+// reused buffer through AppendDecodeBudget with a DecodeBudget (the lease
+// released at once) against AppendDecode without one, interleaved
+// (benchInterleaved), for a body under the budget's free size (1 KiB: only
+// the size check) and one it charges (16 KiB: the semaphore's uncontended
+// TryAcquire and Release). Goal: budget/plain at most 1.05 for the charged
+// body, 0 allocs/op for both.
+func BenchmarkDecodeBudget(b *testing.B) {
+	server, client := benchCodecs(b)
+	budget := NewDecodeBudget(DecodeBudgetConfig{})
+	ctx := context.Background()
+	for _, n := range []int{1 << 10, 16 << 10} {
+		body := benchGameJSON(b, n)
+		frame, err := client.Encode(body, EncodeOptions{Mode: ModeXOR})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := make([]byte, 0, 2*n+1024)
+		plain := func() error {
+			_, _, err := server.AppendDecode(out[:0], frame, nil)
+			return err
+		}
+		budgeted := func() error {
+			_, _, lease, err := server.AppendDecodeBudget(ctx, budget, out[:0], frame, nil)
+			lease.Release()
+			return err
+		}
+		b.Run(fmt.Sprintf("body=%dKiB/impl=interleaved", n>>10), func(b *testing.B) {
+			b.ReportAllocs()
+			benchInterleaved(b, "budget", budgeted, "plain", plain)
+		})
+	}
+}

@@ -24,9 +24,19 @@
 // use random nonces.
 //
 // Decoding never trusts a length before checking it: frame size and declared
-// decompressed size are limited (Config.MaxFrameSize, Config.MaxBodySize)
-// before anything is allocated. AppendEncode and AppendDecode write into the
-// caller's buffers and do not allocate in steady state.
+// decompressed size are limited (Config.MaxFrameSize, Config.MaxBodySize,
+// and the much lower Config.MaxUnauthenticatedBodySize for plain and XOR
+// client frames, which anyone can send) before anything is allocated, and an
+// authenticated frame's AEAD is opened before its body is decompressed.
+// AppendEncode and AppendDecode write into the caller's buffers and do not
+// allocate in steady state.
+//
+// A DecodeBudget bounds what decoding takes in total: the bytes of decoded
+// bodies that all requests and websocket frames of a process hold at once
+// (Codec.AppendDecodeBudget charges a body before allocating it; the
+// HTTPHandler and the realtime hub hold the charge until the request is
+// answered). Give one budget to every transport of the process
+// (HTTPConfig.DecodeBudget and the hub's Config.DecodeBudget).
 //
 // # Envelope and result codes
 //

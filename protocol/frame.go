@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ const (
 	DefaultCompressThreshold = 150
 	DefaultMaxFrameSize      = 1 << 20 // 1 MiB
 	DefaultMaxBodySize       = 4 << 20 // 4 MiB
+	// DefaultMaxUnauthenticatedBodySize is the default decoded body limit
+	// of plain and XOR client frames (Config.MaxUnauthenticatedBodySize).
+	DefaultMaxUnauthenticatedBodySize = 64 << 10 // 64 KiB
 	// MaxXORKeyLen is the longest XOR key Config accepts.
 	MaxXORKeyLen = 1024
 )
@@ -186,6 +190,14 @@ type Config struct {
 	// MaxBodySize limits a body after decompression, checked against the
 	// declared length before anything is allocated. Default 4 MiB.
 	MaxBodySize int
+	// MaxUnauthenticatedBodySize limits, in a RoleServer codec, the body of
+	// a client frame that is not sealed with session keys (plain or XOR:
+	// anyone can send one, and it is decoded before anything authenticates
+	// it), after decompression, checked like MaxBodySize. Authenticated
+	// frames get MaxBodySize: their AEAD is opened before their body is
+	// decompressed. Default 64 KiB (at most MaxBodySize); a negative value
+	// applies MaxBodySize. A RoleClient codec ignores it.
+	MaxUnauthenticatedBodySize int
 	// XORKey is the shared obfuscation key for ModeXOR (1–1024 bytes). XOR is
 	// obfuscation against casual packet inspection, not security: anyone with
 	// the client binary has the key. Nil disables ModeXOR.
@@ -199,6 +211,7 @@ type Codec struct {
 	threshold int // < 0: never compress
 	maxFrame  int
 	maxBody   int
+	maxUnauth int // plain and XOR client frames (RoleServer)
 	xor       *xorStream
 }
 
@@ -217,6 +230,14 @@ func NewCodec(cfg Config) (*Codec, error) {
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxBodySize
 	}
+	switch c.maxUnauth = cfg.MaxUnauthenticatedBodySize; {
+	case cfg.Role == RoleClient || c.maxUnauth < 0:
+		c.maxUnauth = c.maxBody
+	case c.maxUnauth == 0:
+		c.maxUnauth = min(DefaultMaxUnauthenticatedBodySize, c.maxBody)
+	default:
+		c.maxUnauth = min(c.maxUnauth, c.maxBody)
+	}
 	if cfg.XORKey != nil {
 		x, err := newXORStream(cfg.XORKey)
 		if err != nil {
@@ -232,6 +253,16 @@ func (c *Codec) MaxFrameSize() int { return c.maxFrame }
 
 // MaxBodySize returns the codec's decompressed body size limit.
 func (c *Codec) MaxBodySize() int { return c.maxBody }
+
+// MaxBodySizeFor returns the decompressed body size limit of frames in
+// mode m: MaxBodySize for authenticated frames (and in a RoleClient codec),
+// Config.MaxUnauthenticatedBodySize for plain and XOR frames.
+func (c *Codec) MaxBodySizeFor(m Mode) int {
+	if m == ModeAuthenticated {
+		return c.maxBody
+	}
+	return c.maxUnauth
+}
 
 // Role returns the side this codec is on.
 func (c *Codec) Role() Role { return c.role }
@@ -406,89 +437,151 @@ func counterNonce(nonce []byte, counter uint64) {
 // not modified. With enough capacity in dst it does not allocate.
 //
 // Limits are checked before any allocation: the frame against MaxFrameSize,
-// the declared uncompressed length against MaxBodySize.
+// the declared uncompressed length against MaxBodySize (for plain and XOR
+// client frames in a server codec, Config.MaxUnauthenticatedBodySize). An
+// authenticated frame's AEAD is opened before its body is decompressed, so
+// only authenticated bytes are ever decompressed. A server decoding frames
+// from many clients uses AppendDecodeBudget, which also bounds the bytes
+// all frames decode at once.
 func (c *Codec) AppendDecode(dst, frame []byte, keys *Keys) ([]byte, Header, error) {
+	body, h, _, err := c.appendDecode(context.Background(), nil, dst, frame, keys)
+	return body, h, err
+}
+
+// AppendDecodeBudget is AppendDecode charging the body's decoded length to
+// budget (DecodeBudget.Acquire) before the body is allocated: after the
+// header's limits are checked and, for an authenticated frame, after its
+// AEAD is opened. Plain and XOR frames are charged as unauthenticated. ctx
+// bounds the wait for room. The caller releases the lease when the body,
+// and anything it copied from it, is no longer held (a request: when its
+// response is written); on error nothing is held. A nil budget charges
+// nothing.
+func (c *Codec) AppendDecodeBudget(ctx context.Context, budget *DecodeBudget, dst, frame []byte, keys *Keys) ([]byte, Header, DecodeLease, error) {
+	return c.appendDecode(ctx, budget, dst, frame, keys)
+}
+
+func (c *Codec) appendDecode(ctx context.Context, budget *DecodeBudget, dst, frame []byte, keys *Keys) ([]byte, Header, DecodeLease, error) {
+	var lease DecodeLease
 	h, err := ParseHeader(frame)
 	if err != nil {
-		return dst, h, err
+		return dst, h, lease, err
 	}
 	if h.FrameLen() > c.maxFrame || len(frame) > c.maxFrame {
-		return dst, h, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, max(h.FrameLen(), len(frame)), c.maxFrame)
+		return dst, h, lease, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, max(h.FrameLen(), len(frame)), c.maxFrame)
 	}
 	if len(frame) < h.FrameLen() {
-		return dst, h, fmt.Errorf("%w: %d of %d bytes", ErrTruncated, len(frame), h.FrameLen())
+		return dst, h, lease, fmt.Errorf("%w: %d of %d bytes", ErrTruncated, len(frame), h.FrameLen())
 	}
 	if len(frame) > h.FrameLen() {
-		return dst, h, fmt.Errorf("%w: %d trailing bytes", ErrFrameLength, len(frame)-h.FrameLen())
+		return dst, h, lease, fmt.Errorf("%w: %d trailing bytes", ErrFrameLength, len(frame)-h.FrameLen())
 	}
 	if fromServer := h.Flags&FlagFromServer != 0; fromServer != (c.role == RoleClient) {
-		return dst, h, ErrDirection
+		return dst, h, lease, ErrDirection
 	}
+	authenticated := h.Flags&FlagAuthenticated != 0
 	switch {
 	case h.Flags&FlagXOR != 0 && c.xor == nil:
-		return dst, h, fmt.Errorf("%w: XOR frame but no XOR key configured", ErrFlags)
-	case h.Flags&FlagAuthenticated != 0 && keys == nil:
-		return dst, h, ErrNoKeys
-	case h.Flags&FlagAuthenticated != 0 && !bytes.Equal(keys.id, h.KeyID):
-		return dst, h, fmt.Errorf("%w: keys are for another key id", ErrNoKeys)
+		return dst, h, lease, fmt.Errorf("%w: XOR frame but no XOR key configured", ErrFlags)
+	case authenticated && keys == nil:
+		return dst, h, lease, ErrNoKeys
+	case authenticated && !bytes.Equal(keys.id, h.KeyID):
+		return dst, h, lease, fmt.Errorf("%w: keys are for another key id", ErrNoKeys)
 	}
 
 	wire := frame[h.HeaderLen:]
 	zLen := len(wire)
-	if h.Flags&FlagAuthenticated != 0 {
+	if authenticated {
 		zLen -= gcmTagSize
 		if h.Flags&FlagFromServer != 0 {
 			zLen -= gcmNonceSize
 		}
 	}
+	maxBody := c.maxBody
+	if !authenticated {
+		maxBody = c.maxUnauth
+	}
+	compressed := h.Flags&FlagCompressed != 0
 	outLen := zLen
-	if h.Flags&FlagCompressed != 0 {
-		if h.RawLen > c.maxBody {
-			return dst, h, fmt.Errorf("%w: declares %d bytes, limit %d", ErrBodyTooLarge, h.RawLen, c.maxBody)
+	if compressed {
+		if h.RawLen > maxBody {
+			return dst, h, lease, fmt.Errorf("%w: declares %d bytes, limit %d", ErrBodyTooLarge, h.RawLen, maxBody)
 		}
 		if h.RawLen > zLen*lz4MaxRatio {
-			return dst, h, fmt.Errorf("%w: declares %d bytes from %d", ErrCorrupt, h.RawLen, zLen)
+			return dst, h, lease, fmt.Errorf("%w: declares %d bytes from %d", ErrCorrupt, h.RawLen, zLen)
 		}
 		outLen = h.RawLen
-	} else if zLen > c.maxBody {
-		return dst, h, fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, zLen, c.maxBody)
+	} else if zLen > maxBody {
+		return dst, h, lease, fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, zLen, maxBody)
+	}
+
+	// An unauthenticated uncompressed body is charged before it is copied;
+	// an authenticated one after its AEAD is opened (it is no larger than
+	// the frame, so opening it first allocates nothing the sender did not
+	// send); a compressed one after it is opened or de-XORed, before the
+	// decompressed body is allocated.
+	if !compressed && !authenticated {
+		if lease, err = budget.Acquire(ctx, outLen, true); err != nil {
+			return dst, h, lease, err
+		}
 	}
 
 	// Room in dst: the body, then (when compressed) the compressed bytes it
-	// is decompressed from, then a nonce: regions that never overlap.
+	// is decompressed from, then a nonce: regions that never overlap. When
+	// dst is too small for all of it and the body must be decompressed, the
+	// compressed bytes are opened or de-XORed into a buffer of their own
+	// first, so that nothing as large as the declared body is allocated (or
+	// charged) before the frame is authenticated; a plain frame is
+	// decompressed straight from the frame.
 	start := len(dst)
-	zOff := start
-	if h.Flags&FlagCompressed != 0 {
-		zOff = start + outLen
+	var z, nonce []byte
+	switch {
+	case compressed && !authenticated && h.Flags&FlagXOR == 0:
+		z = wire
+	case compressed && cap(dst)-start < outLen+zLen+gcmNonceSize:
+		tmp := make([]byte, zLen+gcmNonceSize)
+		z, nonce = tmp[:zLen], tmp[zLen:]
+	default:
+		zOff := start
+		if compressed {
+			zOff = start + outLen
+		}
+		dst = slices.Grow(dst, zOff-start+zLen+gcmNonceSize)
+		buf := dst[:cap(dst)]
+		z, nonce = buf[zOff:zOff+zLen], buf[zOff+zLen:zOff+zLen+gcmNonceSize]
 	}
-	dst = slices.Grow(dst, zOff-start+zLen+gcmNonceSize)
-	buf := dst[:cap(dst)]
-	z := buf[zOff : zOff+zLen]
 
 	switch {
-	case h.Flags&FlagAuthenticated != 0 && h.Flags&FlagFromServer != 0:
+	case authenticated && h.Flags&FlagFromServer != 0:
 		if _, err := keys.s2c.Open(z[:0], nil, wire, frame[:h.HeaderLen]); err != nil {
-			return dst[:start], h, ErrAuthFailed
+			lease.Release()
+			return dst[:start], h, DecodeLease{}, ErrAuthFailed
 		}
-	case h.Flags&FlagAuthenticated != 0:
-		nonce := buf[zOff+zLen : zOff+zLen+gcmNonceSize]
+	case authenticated:
 		counterNonce(nonce, h.Counter)
 		if _, err := keys.c2s.Open(z[:0], nonce, wire, frame[:h.HeaderLen]); err != nil {
-			return dst[:start], h, ErrAuthFailed
+			lease.Release()
+			return dst[:start], h, DecodeLease{}, ErrAuthFailed
 		}
 	case h.Flags&FlagXOR != 0:
 		c.xor.apply(z, wire)
-	default:
+	case !compressed:
 		copy(z, wire)
 	}
-	if h.Flags&FlagCompressed == 0 {
-		return dst[:start+zLen], h, nil
+	if authenticated || compressed {
+		if lease, err = budget.Acquire(ctx, outLen, !authenticated); err != nil {
+			return dst[:start], h, lease, err
+		}
 	}
-	n, err := lz4.UncompressBlock(z, buf[start:start+outLen])
+	if !compressed {
+		return dst[:start+zLen], h, lease, nil
+	}
+	dst = slices.Grow(dst, outLen) // no-op unless z has a buffer of its own
+	n, err := lz4.UncompressBlock(z, dst[start:start+outLen])
 	if err != nil || n != outLen {
-		return dst[:start], h, fmt.Errorf("%w: decompressed %d of %d declared bytes", ErrCorrupt, n, outLen)
+		lease.Release()
+		return dst[:start], h, DecodeLease{}, fmt.Errorf("%w: decompressed %d of %d declared bytes", ErrCorrupt, n, outLen)
 	}
-	return dst[:start+outLen], h, nil
+	return dst[:start+outLen], h, lease, nil
 }
 
 // Decode decodes a whole frame into a new body.

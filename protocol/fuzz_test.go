@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 )
 
@@ -30,7 +32,28 @@ func FuzzFrameDecode(f *testing.F) {
 			}
 		}
 	}
+	// Compressed frames declaring more than a plain or XOR client frame may
+	// (Config.MaxUnauthenticatedBodySize) but within MaxBodySize.
+	for _, mode := range []Mode{ModePlain, ModeXOR, ModeAuthenticated} {
+		frame, err := client.Encode(bytes.Repeat([]byte{'z'}, 100<<10), EncodeOptions{Mode: mode, Keys: keys, Counter: 1})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame)
+	}
+	budget := NewDecodeBudget(DecodeBudgetConfig{Bytes: 1 << 20, FreeBytes: -1, Wait: -1})
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		// The budgeted decoder decodes what the plain one does and holds
+		// nothing once its lease is released.
+		b1, _, err1 := server.Decode(frame, keys)
+		b2, _, lease, err2 := server.AppendDecodeBudget(context.Background(), budget, nil, frame, keys)
+		if (err1 == nil) != (err2 == nil) || !bytes.Equal(b1, b2) || (err2 == nil && lease.Bytes() != int64(len(b2))) {
+			t.Fatalf("budgeted decode differs: %v / %v, lease %d", err1, err2, lease.Bytes())
+		}
+		lease.Release()
+		if s := budget.Stats(); s.InUse != 0 {
+			t.Fatalf("budget holds %d bytes after release", s.InUse)
+		}
 		for _, c := range []*Codec{server, client} {
 			body, h, err := c.Decode(frame, keys)
 			if err != nil {
@@ -39,7 +62,7 @@ func FuzzFrameDecode(f *testing.F) {
 				}
 				continue
 			}
-			if len(body) > c.MaxBodySize() || cap(body) > c.MaxBodySize()+c.MaxFrameSize()+gcmNonceSize {
+			if len(body) > c.MaxBodySizeFor(ModeOf(h.Flags)) || cap(body) > c.MaxBodySize()+c.MaxFrameSize()+gcmNonceSize {
 				t.Fatalf("body len %d cap %d beyond the limits", len(body), cap(body))
 			}
 			// What c accepts, the codec on the other side must be able to
@@ -88,6 +111,9 @@ func FuzzFrameRoundTrip(f *testing.F) {
 				t.Fatalf("encode: %v", err)
 			}
 			got, _, err := pair[1].Decode(frame, keys)
+			if errors.Is(err, ErrBodyTooLarge) && len(body) > pair[1].MaxBodySizeFor(opts.Mode) {
+				continue // a plain or XOR client frame over MaxUnauthenticatedBodySize
+			}
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}

@@ -28,7 +28,10 @@ const (
 // HTTPConfig configures an HTTPHandler. The zero value serves frames with the
 // default Codec, refuses plain JSON and cannot open authenticated frames.
 type HTTPConfig struct {
-	// Codec must be a RoleServer codec. Default: NewCodec(Config{}).
+	// Codec must be a RoleServer codec. Default: NewCodec(Config{}). Its
+	// limits bound each request: MaxFrameSize the body read, MaxBodySize
+	// the decoded body of an authenticated frame,
+	// MaxUnauthenticatedBodySize that of a plain or XOR frame.
 	Codec *Codec
 	// Keys resolves the keys of authenticated frames. Nil: authenticated
 	// frames are refused with CodeUnauthorized. If it also implements
@@ -39,6 +42,14 @@ type HTTPConfig struct {
 	AllowPlainJSON bool
 	// RequireAuthenticated refuses plain and XOR frames with CodeUnauthorized.
 	RequireAuthenticated bool
+	// DecodeBudget bounds the bytes that decoded request bodies hold at
+	// once, across all requests (DecodeBudget): a body is charged from
+	// before it is allocated until its response is written, and a request
+	// that gets no room within the budget's wait is refused with
+	// rate_limited (HTTP 429, with a retry hint). Give the same budget to
+	// every handler and realtime hub of the process. Default: a budget of
+	// the handler's own with the DecodeBudgetConfig defaults (64 MiB).
+	DecodeBudget *DecodeBudget
 	// HandlerTimeout bounds each request's context. 0: no bound beyond the
 	// client's connection.
 	HandlerTimeout time.Duration
@@ -80,6 +91,9 @@ func NewHTTPHandler(h Handler, cfg HTTPConfig) (*HTTPHandler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DecodeBudget == nil {
+		cfg.DecodeBudget = NewDecodeBudget(DecodeBudgetConfig{})
 	}
 	s := &HTTPHandler{h: h, cfg: cfg}
 	s.pool.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -141,7 +155,11 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		req.PlainJSON = true
 		err = DecodeRequest(in, req)
 	} else {
-		keys, err = s.decodeFrame(r.Context(), in, req)
+		var lease DecodeLease
+		keys, lease, err = s.decodeFrame(r.Context(), in, req)
+		// The decoded body's room in the budget is held until the response
+		// is written: req keeps a copy of its payload until then.
+		defer lease.Release()
 	}
 	if err != nil {
 		s.fail(w, plain, err)
@@ -191,36 +209,40 @@ func isSessionRefusal(c Code) bool {
 	return false
 }
 
-// decodeFrame opens a frame into req and returns the keys it used.
-func (s *HTTPHandler) decodeFrame(ctx context.Context, in []byte, req *Request) (*Keys, error) {
+// decodeFrame opens a frame into req and returns the keys it used and the
+// body's lease in the decode budget (held by the caller until the response
+// is written; nothing is held on error).
+func (s *HTTPHandler) decodeFrame(ctx context.Context, in []byte, req *Request) (*Keys, DecodeLease, error) {
+	var lease DecodeLease
 	h, err := ParseHeader(in)
 	if err != nil {
-		return nil, err
+		return nil, lease, err
 	}
 	mode := ModeOf(h.Flags)
 	if s.cfg.RequireAuthenticated && mode != ModeAuthenticated {
-		return nil, &Error{Code: CodeUnauthorized, Message: "protocol: authenticated frames required"}
+		return nil, lease, &Error{Code: CodeUnauthorized, Message: "protocol: authenticated frames required"}
 	}
 	var keys *Keys
 	if mode == ModeAuthenticated {
 		if s.cfg.Keys == nil {
-			return nil, ErrNoKeys
+			return nil, lease, ErrNoKeys
 		}
 		if keys, err = s.cfg.Keys.ResolveKeys(ctx, h.KeyID); err != nil {
-			return nil, err
+			return nil, lease, err
 		}
 	}
 	bodyBuf := s.getBuf()
 	defer s.putBuf(bodyBuf)
-	body, h, err := s.cfg.Codec.AppendDecode(*bodyBuf, in, keys)
+	body, h, lease, err := s.cfg.Codec.AppendDecodeBudget(ctx, s.cfg.DecodeBudget, *bodyBuf, in, keys)
 	*bodyBuf = body[:0]
 	if err != nil {
-		return nil, err
+		return nil, lease, err
 	}
 	if mode == ModeAuthenticated {
 		if g, ok := s.cfg.Keys.(CounterGuard); ok {
 			if err := g.AcceptCounter(ctx, h.KeyID, h.Counter); err != nil {
-				return nil, err
+				lease.Release()
+				return nil, DecodeLease{}, err
 			}
 		}
 		req.KeyID = append([]byte(nil), h.KeyID...)
@@ -228,19 +250,26 @@ func (s *HTTPHandler) decodeFrame(ctx context.Context, in []byte, req *Request) 
 	}
 	req.Mode = mode
 	// DecodeRequest copies what it keeps, so the pooled body can be reused.
-	return keys, DecodeRequest(body, req)
+	if err := DecodeRequest(body, req); err != nil {
+		lease.Release()
+		return nil, DecodeLease{}, err
+	}
+	return keys, lease, nil
 }
 
 // fail answers a request that never reached the handler: an unprotected
 // server frame (or plain JSON) with the error's code and an HTTP error status.
 func (s *HTTPHandler) fail(w http.ResponseWriter, plain bool, err error) {
-	code, msg, _ := publicError(err)
+	code, msg, retry := publicError(err)
 	if code == CodeInternal || code == CodeUnavailable {
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Error("protocol: request refused", "err", err)
 		}
 	}
 	resp := &Response{Code: code, Message: msg, ServerTime: s.cfg.Now().UnixMilli()}
+	if retry > 0 {
+		resp.RetryAfterMs = max(retry.Milliseconds(), 1)
+	}
 	s.write(w, httpStatusFor(code), plain, ModePlain, nil, resp)
 }
 

@@ -906,7 +906,7 @@ func TestRefusalVectorIsWhatTheServerSends(t *testing.T) {
 			return nil, &Error{Code: CodeReplayed, Message: ErrReplayed.Message, Err: fmt.Errorf("%w: counter 2", ErrReplayed)}
 		})
 	}
-	resolver := keysOnly{keys}
+	resolver := fixedKeys{keys}
 	h, err = NewHTTPHandler(Chain(ok, refuse), HTTPConfig{Keys: resolver, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -916,7 +916,7 @@ func TestRefusalVectorIsWhatTheServerSends(t *testing.T) {
 	}
 }
 
-// keysOnly is a KeyResolver that is not a CounterGuard.
-type keysOnly struct{ k *Keys }
+// fixedKeys is a KeyResolver that is not a CounterGuard.
+type fixedKeys struct{ k *Keys }
 
-func (r keysOnly) ResolveKeys(context.Context, []byte) (*Keys, error) { return r.k, nil }
+func (r fixedKeys) ResolveKeys(context.Context, []byte) (*Keys, error) { return r.k, nil }

@@ -522,6 +522,11 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
+// maxKeptBody is the largest decode buffer a connection keeps between
+// frames: a larger one (a rare large command) is dropped after use, so idle
+// connections do not each hold the largest body they ever sent.
+const maxKeptBody = 16 << 10
+
 // handleFrame runs one client frame; false means stop reading.
 func (c *conn) handleFrame(frame []byte) bool {
 	h := c.hub
@@ -537,7 +542,17 @@ func (c *conn) handleFrame(frame []byte) bool {
 	}
 	var err error
 	var hdr protocol.Header
-	c.body, hdr, err = h.codec.AppendDecode(c.body[:0], frame, c.keys)
+	var lease protocol.DecodeLease
+	c.body, hdr, lease, err = h.codec.AppendDecodeBudget(c.ctx, h.cfg.DecodeBudget, c.body[:0], frame, c.keys)
+	// The body's room in the decode budget is held until the command is
+	// answered (the request keeps a copy of its payload until then); a body
+	// larger than usual is not kept with the connection.
+	defer func() {
+		lease.Release()
+		if cap(c.body) > maxKeptBody {
+			c.body = nil
+		}
+	}()
 	if err != nil {
 		c.replyError(0, "", err)
 		return true
@@ -596,12 +611,15 @@ func (c *conn) handleFrame(frame []byte) bool {
 func (c *conn) replyError(seq uint64, rid string, err error) {
 	err = backend.Classify(err)
 	code := protocol.CodeOf(err)
-	msg := code.String()
+	resp := &protocol.Response{Seq: seq, RequestID: rid, Code: code, Message: code.String()}
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
-		msg = pe.Message
+		resp.Message = pe.Message
+		if pe.RetryAfter > 0 {
+			resp.RetryAfterMs = max(pe.RetryAfter.Milliseconds(), 1)
+		}
 	}
-	c.reply(&protocol.Response{Seq: seq, RequestID: rid, Code: code, Message: msg})
+	c.reply(resp)
 }
 
 // reply queues a response from the reader goroutine. When the queue is

@@ -117,8 +117,20 @@ type Config struct {
 	// Shutdown. Nil: a MemoryBroker the hub owns and closes (single node).
 	Broker Broker
 	// Codec configures the frame codec (XOR key, compression, limits); its
-	// Role is ignored (always RoleServer).
+	// Role is ignored (always RoleServer). Its MaxUnauthenticatedBodySize
+	// (64 KiB by default) limits the decoded body of frames on plain and XOR
+	// connections, MaxBodySize (4 MiB) that on authenticated ones.
 	Codec protocol.Config
+	// DecodeBudget bounds the bytes that decoded client frames hold at once
+	// (protocol.DecodeBudget): a frame's body is charged from before it is
+	// allocated until its command is answered; a frame that gets no room
+	// within the budget's wait is answered rate_limited with a retry hint
+	// (the connection stays open). Frames of plain and XOR connections are
+	// charged as unauthenticated. Give the hub the budget the process's
+	// HTTP handlers use (protocol.HTTPConfig.DecodeBudget), so both
+	// transports share one bound. Default: a budget of the hub's own with
+	// the protocol.DecodeBudgetConfig defaults (64 MiB).
+	DecodeBudget *protocol.DecodeBudget
 	// RefusePlain refuses connections with mode=plain (HTTP 403 before the
 	// upgrade), for production configs that require XOR or authenticated
 	// frames. Default false: plain frames are accepted (development).
@@ -260,6 +272,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ReadLimit <= 0 {
 		c.ReadLimit = DefaultReadLimit
+	}
+	if c.DecodeBudget == nil {
+		c.DecodeBudget = protocol.NewDecodeBudget(protocol.DecodeBudgetConfig{})
 	}
 	def(&c.SendQueueLen, DefaultSendQueueLen)
 	def(&c.MaxBatchBytes, DefaultMaxBatchBytes)

@@ -10,6 +10,7 @@ import (
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/idempotency"
+	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
@@ -34,6 +35,9 @@ type Sources struct {
 	// WebsocketsRefused counts websocket handshakes refused by the
 	// per-user connection cap (realtime.Stats.ConnsRefused).
 	WebsocketsRefused func() int64
+	// DecodeBudget is the bound on decoded request bodies that the HTTP
+	// handler and the realtime hub share (protocol.DecodeBudget.Stats).
+	DecodeBudget func() protocol.DecodeBudgetStats
 }
 
 // Collector is a prometheus.Collector that turns the packages' Stats into
@@ -46,6 +50,7 @@ type Collector struct {
 	idem      family[idempotency.Stats]
 	liveops   family[liveops.Stats]
 	limiter   family[session.LimiterStats]
+	decode    family[protocol.DecodeBudgetStats]
 	wsRefused *prometheus.Desc
 	ccu       *prometheus.Desc
 	reruns    *prometheus.Desc
@@ -126,6 +131,16 @@ var limiterMetrics = []metric[session.LimiterStats]{
 	{"madang_ratelimit_entries", "Memory limiter states kept.", gauge, func(s session.LimiterStats) float64 { return float64(s.Entries) }},
 }
 
+var decodeMetrics = []metric[protocol.DecodeBudgetStats]{
+	{"madang_decode_budget_bytes", "Bytes of decoded request bodies the server holds at most (HTTP and websocket together).", gauge, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Bytes) }},
+	{"madang_decode_budget_in_use_bytes", "Bytes of decoded request bodies held now.", gauge, func(s protocol.DecodeBudgetStats) float64 { return float64(s.InUse) }},
+	{"madang_decode_budget_unauthenticated_in_use_bytes", "Of which by plain and XOR frames.", gauge, func(s protocol.DecodeBudgetStats) float64 { return float64(s.UnauthenticatedInUse) }},
+	{"madang_decode_budget_peak_bytes", "The most bytes of decoded bodies held at once since the start.", gauge, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Peak) }},
+	{"madang_decode_budget_charged_total", "Request bodies charged to the budget (bodies above its free size).", counter, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Charged) }},
+	{"madang_decode_budget_waited_total", "Request bodies that waited for room in the budget.", counter, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Waited) }},
+	{"madang_decode_budget_refused_total", "Requests refused rate_limited for want of room in the budget.", counter, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Refused) }},
+}
+
 // family is the metrics of one Stats type with their descriptors.
 type family[S any] struct {
 	metrics []metric[S]
@@ -163,6 +178,7 @@ func NewCollector(src Sources) *Collector {
 		idem:      newFamily(idempotencyMetrics),
 		liveops:   newFamily(liveopsMetrics),
 		limiter:   newFamily(limiterMetrics),
+		decode:    newFamily(decodeMetrics),
 		wsRefused: prometheus.NewDesc("madang_ws_refused_total", "Websocket handshakes refused by the per-user connection cap.", nil, nil),
 		ccu:       prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
 		reruns:    prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
@@ -179,6 +195,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.liveops.describe(ch)
 	c.limiter.describe(ch)
 	ch <- c.wsRefused
+	c.decode.describe(ch)
 	ch <- c.ccu
 	ch <- c.reruns
 	ch <- c.refused
@@ -202,6 +219,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.DeadlockReruns; f != nil {
 		ch <- prometheus.MustNewConstMetric(c.reruns, prometheus.CounterValue, float64(f()))
+	}
+	if f := c.src.DecodeBudget; f != nil {
+		c.decode.collect(ch, f())
 	}
 	if f := c.src.LoginsRefused; f != nil {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(f()))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/internal/cli"
+	"github.com/madang-io/madang/protocol"
 )
 
 // Config is the game server's configuration. The zero value (after
@@ -83,6 +84,14 @@ type Config struct {
 	// LoginQueueWait is how long a login past MaxLogins waits for a slot.
 	// Default DefaultLoginQueueWait (1 s); negative: not at all.
 	LoginQueueWait time.Duration
+	// DecodeBudget bounds the bytes of decoded request bodies the server
+	// holds at once, shared by the HTTP handler and the realtime hub
+	// (protocol.DecodeBudget): a request that finds no room within its
+	// Wait is answered rate_limited with a retry hint of 1-2 s. Its zero
+	// value takes the protocol.DecodeBudgetConfig defaults: 64 MiB, of
+	// which plain and XOR frames at most a quarter; bodies up to 4 KiB
+	// free; 1 s wait. Published as madang_decode_budget_* on /metrics.
+	DecodeBudget protocol.DecodeBudgetConfig
 
 	// CommandRate and CommandBurst limit each user's game commands (HTTP
 	// and websocket together, every connection, every server sharing the

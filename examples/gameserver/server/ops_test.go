@@ -344,6 +344,8 @@ func TestStatsAndMetrics(t *testing.T) {
 		`madang_idempotency_executed_total 0`,
 		`madang_ratelimit_limited_total 0`,
 		`madang_ws_refused_total 0`,
+		`madang_decode_budget_bytes 6.7108864e+07`,
+		`madang_decode_budget_refused_total 0`,
 		`go_goroutines `,
 	} {
 		if !strings.Contains(text, want) {

@@ -137,6 +137,8 @@ type Server struct {
 	hub       *realtime.Hub
 	hubBroker realtime.Broker
 	hubOnce   sync.Once
+	// decodeBudget bounds decoded request bodies on HTTP and the hub.
+	decodeBudget *protocol.DecodeBudget
 
 	// stop ends the goroutines the server owns (the game data poll); wg
 	// waits for them. Both run from Close.
@@ -302,8 +304,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err != nil {
 		return nil, err
 	}
+	// One bound on decoded request bodies for both transports.
+	s.decodeBudget = protocol.NewDecodeBudget(cfg.DecodeBudget)
 	rpc, err := protocol.NewHTTPHandler(chain, protocol.HTTPConfig{
 		Codec:          codec,
+		DecodeBudget:   s.decodeBudget,
 		Keys:           session.NewKeyResolver(s.sessions, session.KeyResolverConfig{}),
 		AllowPlainJSON: cfg.Dev,
 		HandlerTimeout: 5 * time.Second,
@@ -313,7 +318,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.http.Handle("POST "+protocol.DefaultHTTPPath, rpc)
-	hubCfg := realtime.Config{Limiter: s.limiter, ChatRate: cfg.ChatRate, ChatBurst: cfg.ChatBurst, MaxUserConns: cfg.MaxUserConns}
+	hubCfg := realtime.Config{Limiter: s.limiter, ChatRate: cfg.ChatRate, ChatBurst: cfg.ChatBurst, MaxUserConns: cfg.MaxUserConns, DecodeBudget: s.decodeBudget}
 	if s.hub, s.hubBroker, err = newRealtimeHub(hubCfg, s.sessions, chain, []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
 		return nil, err
 	}
@@ -518,8 +523,8 @@ func (s *Server) buildAdmin() error {
 	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops, DeadlockReruns: s.game.DeadlockRetries,
-		LoginsRefused: s.logins.refused.Load,
-		RateLimiter:   s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
+		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats,
+		RateLimiter: s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))
 	ready := map[string]func(context.Context) error{
 		"databases": func(ctx context.Context) error {
@@ -544,7 +549,7 @@ func (s *Server) buildAdmin() error {
 		RevokeUser: s.sessions.RevokeUser, Ready: ready, Metrics: s.metrics, Logger: s.log,
 		Game: s.game, GameData: s.catalog.Handler(),
 		Stats: func(context.Context) map[string]any {
-			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats()}
+			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats(), "decode_budget": s.decodeBudget.Stats()}
 		},
 	})
 	return err

@@ -17,13 +17,13 @@ const WSPath = "/ws"
 
 // newRealtimeHub builds the websocket hub the game server mounts on WSPath:
 // sessions from the server's own store, game commands through the same
-// handler chain as HTTP, the same XOR key. With Redis, channels travel
+// handler chain as HTTP, the same XOR key, the same decode budget. With Redis, channels travel
 // through a RedisBroker under the server's key prefix, so several game
 // servers (and realtime nodes sharing the sessions) share chat and pushes;
 // without, the hub's own memory broker serves this one process. The
 // returned broker (nil in memory mode) is closed by the caller after the
 // hub's Shutdown. cfg carries the per-user limits (Limiter, ChatRate,
-// ChatBurst, MaxUserConns); the rest is set here.
+// ChatBurst, MaxUserConns) and the decode budget; the rest is set here.
 func newRealtimeHub(cfg realtime.Config, sessions session.Store, chain protocol.Handler, xorKey []byte, rdb redis.UniversalClient, redisPrefix string, dev bool, log *slog.Logger) (*realtime.Hub, realtime.Broker, error) {
 	cfg.Handler = chain
 	cfg.Codec = protocol.Config{XORKey: xorKey}

@@ -70,6 +70,20 @@ func TestRealtimeHubOnWS(t *testing.T) {
 		t.Fatalf("player over /ws: %+v %v", pl, err)
 	}
 
+	// HTTP and the hub share one decode budget: a body above its free
+	// 4 KiB is charged to the same budget on either transport.
+	big := json.RawMessage(`{"pad":"` + strings.Repeat("x", 8<<10) + `"}`)
+	charged := srv.decodeBudget.Stats().Charged
+	if _, err := wa.Call(ctx, game.CmdLoad, big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Do(ctx, game.CmdLoad, big); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.decodeBudget.Stats().Charged; got != charged+2 {
+		t.Fatalf("decode budget charged %d bodies for one large websocket and one large HTTP request", got-charged)
+	}
+
 	// Server pushes reach the player.
 	if err := srv.hub.PushUser(ctx, b.UserKey, "notice", json.RawMessage(`"hi b"`)); err != nil {
 		t.Fatal(err)

@@ -122,7 +122,10 @@ type Config struct {
 	// ShutdownTimeout bounds graceful shutdown. Default 10 s.
 	ShutdownTimeout time.Duration
 	// Hub tunes the hub (limits, rates, history); Broker, Codec,
-	// RefusePlain and Logger are set by the node.
+	// RefusePlain and Logger are set by the node. Hub.DecodeBudget may
+	// be a budget the embedding process shares with its HTTP handlers;
+	// nil: the node makes one with the protocol.DecodeBudgetConfig
+	// defaults (64 MiB), its counters under "decode" in /stats.
 	Hub realtime.Config
 }
 
@@ -208,6 +211,7 @@ type Node struct {
 	mm       *realtime.RedisMatchmaker // nil in memory mode (rooms use a FIFOMatchmaker)
 	limiter  *session.RedisLimiter     // nil in memory mode (the hub keeps chat limits in memory)
 	hub      *realtime.Hub
+	budget   *protocol.DecodeBudget // the hub's decode budget
 	mux      *http.ServeMux
 
 	shutdownOnce sync.Once
@@ -255,6 +259,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	hc.Codec = protocol.Config{XORKey: []byte(cfg.XORKey)}
 	hc.RefusePlain = !cfg.Dev
 	hc.Logger = n.log
+	if hc.DecodeBudget == nil {
+		hc.DecodeBudget = protocol.NewDecodeBudget(protocol.DecodeBudgetConfig{})
+	}
+	n.budget = hc.DecodeBudget
 	if n.broker != nil {
 		hc.Broker = n.broker
 	}
@@ -327,6 +335,19 @@ type Stats struct {
 	Mode   string       `json:"mode"` // "memory", "redis" or "redis-cluster"
 	Hub    HubStats     `json:"hub"`
 	Broker *BrokerStats `json:"broker,omitempty"` // Redis mode only
+	Decode DecodeStats  `json:"decode"`
+}
+
+// DecodeStats are protocol.DecodeBudgetStats in JSON: the bound on decoded
+// client frames the hub holds at once.
+type DecodeStats struct {
+	Bytes                int64  `json:"bytes"`                  // the budget
+	InUse                int64  `json:"in_use"`                 // bytes held now
+	UnauthenticatedInUse int64  `json:"unauthenticated_in_use"` // of which by plain and XOR frames
+	Peak                 int64  `json:"peak"`                   // the most held at once
+	Charged              uint64 `json:"charged"`                // frames charged (larger than the free size)
+	Waited               uint64 `json:"waited"`                 // frames that waited for room
+	Refused              uint64 `json:"refused"`                // frames answered rate_limited for want of room
 }
 
 // HubStats are realtime.Stats in JSON.
@@ -359,6 +380,11 @@ func (n *Node) Stats() Stats {
 		Connections: hs.Connections, Published: hs.Published, Delivered: hs.Delivered, SlowClosed: hs.SlowClosed,
 		ConnsRefused: hs.ConnsRefused, LimiterErrors: hs.LimiterErrors,
 	}}
+	ds := n.budget.Stats()
+	s.Decode = DecodeStats{
+		Bytes: ds.Bytes, InUse: ds.InUse, UnauthenticatedInUse: ds.UnauthenticatedInUse, Peak: ds.Peak,
+		Charged: ds.Charged, Waited: ds.Waited, Refused: ds.Refused,
+	}
 	if n.broker != nil {
 		bs := n.broker.Stats()
 		s.Broker = &BrokerStats{

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,9 +194,17 @@ func TestMemoryNode(t *testing.T) {
 		t.Fatalf("dev notice without a message: %d", resp.StatusCode)
 	}
 
+	// A command body above the decode budget's free 4 KiB is charged to
+	// the node's budget (counted in /stats).
+	if r, err := a.Call(ctx, "game.nothing", json.RawMessage(`"`+strings.Repeat("x", 8<<10)+`"`)); err != nil || r.Code != protocol.CodeUnknownCommand {
+		t.Fatalf("large unknown command: %+v %v", r, err)
+	}
 	var st Stats
 	if code := getJSON(t, base+"/stats", &st); code != http.StatusOK || st.Node != "test-1" || st.Mode != "memory" || st.Hub.Connections != 2 || st.Hub.Delivered < 5 || st.Broker != nil {
 		t.Fatalf("stats %d %+v", code, st)
+	}
+	if d := st.Decode; d.Bytes != protocol.DefaultDecodeBudget || d.Charged < 1 || d.Peak < 8<<10 || d.Refused != 0 {
+		t.Fatalf("decode stats %+v", d)
 	}
 	if code := getJSON(t, base+"/healthz", nil); code != http.StatusOK {
 		t.Fatalf("healthz %d", code)
