@@ -9,6 +9,7 @@ import (
 
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -56,10 +57,10 @@ func buy(price int) idempotency.Func {
 var buyScope = idempotency.Scope{UserKey: 1, Command: "shop.buy"}
 
 func TestSQLStoreAddsTwoStatements(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.open(t)
+			db, p := b.Open(t)
 			wallet(t, db, 100)
 			s := sqlStore(t, db, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
@@ -72,12 +73,12 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before := p.statements.Load()
+				before := p.Statements()
 				out, err := s.DoTx(ctx, tx, buyScope, "rid-1", fp, game)
 				if err != nil {
 					t.Fatal(err)
 				}
-				n := p.statements.Load() - before
+				n := p.Statements() - before
 				if err := tx.Commit(); err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +96,7 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 			if !out.Replay || n != 2 {
 				t.Fatalf("replay: %d statements, want 2 (replay %v)", n, out.Replay)
 			}
-			t.Logf("%s: the store adds 2 statements to a first run and runs 2 for a replay", b.name)
+			t.Logf("%s: the store adds 2 statements to a first run and runs 2 for a replay", b.Name)
 			if g := gems(t, db); g != 90 {
 				t.Fatalf("gems %d, want 90", g)
 			}
@@ -107,10 +108,10 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 // committed and before the reply; the retry gets the stored response and the
 // wallet was charged once.
 func TestSQLStoreCommitAnswerLost(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.open(t)
+			db, p := b.Open(t)
 			wallet(t, db, 100)
 			s := sqlStore(t, db, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
@@ -120,7 +121,7 @@ func TestSQLStoreCommitAnswerLost(t *testing.T) {
 				return buy(30)(ctx)
 			}
 
-			p.loseNextCommit.Store(true)
+			p.LoseNextCommit()
 			_, err := s.Do(ctx, buyScope, "rid-lost", fp, fn)
 			if protocol.CodeOf(err) != protocol.CodeTimeout || !protocol.CodeOf(err).Retryable() {
 				t.Fatalf("lost commit answer: %v (code %v), want a retryable CodeTimeout", err, protocol.CodeOf(err))
@@ -189,10 +190,10 @@ func TestSQLStoreCommitAnswerLost(t *testing.T) {
 }
 
 func TestSQLStoreRetryableFailureRollsBack(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
+			db, _ := b.Open(t)
 			wallet(t, db, 100)
 			s := sqlStore(t, db, idempotency.Config{})
 			fp := idempotency.FingerprintOf(nil)
@@ -217,10 +218,10 @@ func TestSQLStoreRetryableFailureRollsBack(t *testing.T) {
 }
 
 func TestSQLStoreExpiryAndPurge(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
+			db, _ := b.Open(t)
 			clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
 			s := sqlStore(t, db, idempotency.Config{Clock: clk, Retention: time.Hour})
 			fp := idempotency.FingerprintOf(nil)
@@ -255,10 +256,10 @@ func TestSQLStoreExpiryAndPurge(t *testing.T) {
 }
 
 func TestSQLStoreDoTxCommittedRunsHooks(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
+			db, _ := b.Open(t)
 			s := sqlStore(t, db, idempotency.Config{})
 			hooks := 0
 			fn := func(ctx context.Context) (idempotency.Result, error) {
@@ -290,7 +291,7 @@ func TestSQLStoreDoTxCommittedRunsHooks(t *testing.T) {
 }
 
 func TestNewSQLStoreRefusesBadTable(t *testing.T) {
-	db, _ := probedBackends()[0].open(t)
+	db, _ := testdb.RecordedBackends()[0].Open(t)
 	_, err := idempotency.NewSQLStore(context.Background(), db, idempotency.SQLConfig{Table: "x; DROP TABLE y"})
 	if err == nil {
 		t.Fatal("bad table name accepted")
