@@ -51,6 +51,24 @@ func committed(evs []testdb.Event) bool {
 	return len(evs) > 0 && evs[len(evs)-1].Kind == "commit" && evs[len(evs)-1].Err == nil
 }
 
+// answer is what Do returned.
+type answer struct {
+	out idempotency.Outcome
+	err error
+}
+
+// doAsync runs s.Do(ctx, buyScope, key, fp, fn) in a goroutine: its answer
+// comes on done, and finished closes when the goroutine has ended.
+func doAsync(ctx context.Context, s *idempotency.SQLStore, key string, fp idempotency.Fingerprint, fn idempotency.Func) (done <-chan answer, finished <-chan struct{}) {
+	d, f := make(chan answer, 1), make(chan struct{})
+	go func() {
+		defer close(f)
+		out, err := s.Do(ctx, buyScope, key, fp, fn)
+		d <- answer{out, err}
+	}()
+	return d, f
+}
+
 // expiresAt reads the key row's expiry.
 func expiresAt(t *testing.T, db *sql.DB, key string) int64 {
 	t.Helper()
@@ -68,9 +86,7 @@ func TestSQLStoreReplayCommitsBeforeAnswering(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.Open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			out, err := s.Do(ctx, buyScope, "rid-1", fp, buy(30))
 			if err != nil || out.Replay {
@@ -85,17 +101,7 @@ func TestSQLStoreReplayCommitsBeforeAnswering(t *testing.T) {
 				entered <- txn
 				<-release
 			})
-			type answer struct {
-				out idempotency.Outcome
-				err error
-			}
-			done := make(chan answer, 1)
-			finished := make(chan struct{})
-			go func() {
-				defer close(finished)
-				out, err := s.Do(ctx, buyScope, "rid-1", fp, buy(30))
-				done <- answer{out, err}
-			}()
+			done, finished := doAsync(ctx, s, "rid-1", fp, buy(30))
 			// On a failure, let the replay end (an open transaction would
 			// hold the table and block dropping the test database).
 			defer func() {
@@ -156,9 +162,7 @@ func TestSQLStoreDoTxReplayWrites(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.Open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			for i := range 3 {
 				tx, err := db.BeginTx(ctx, nil)
@@ -196,10 +200,8 @@ func TestSQLStoreReplayOfUncommittedKey(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.Open(t)
-			wallet(t, db, 100)
+			db, p, s := walletStore(t, b, idempotency.Config{WaitTimeout: time.Minute})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
-			s := sqlStore(t, db, idempotency.Config{WaitTimeout: time.Minute})
 			inFlight := sqlStore(t, db, idempotency.Config{InFlight: idempotency.AnswerInFlight})
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
@@ -228,17 +230,7 @@ func TestSQLStoreReplayOfUncommittedKey(t *testing.T) {
 					once.Do(func() { close(sent) })
 				}
 			})
-			type answer struct {
-				out idempotency.Outcome
-				err error
-			}
-			done := make(chan answer, 1)
-			finished := make(chan struct{})
-			go func() {
-				defer close(finished)
-				out, err := s.Do(ctx, buyScope, "rid-open", fp, buy(10))
-				done <- answer{out, err}
-			}()
+			done, finished := doAsync(ctx, s, "rid-open", fp, buy(10))
 			defer func() {
 				tx.Rollback() // on a failure: let the duplicate end
 				<-finished

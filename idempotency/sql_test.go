@@ -33,6 +33,15 @@ func gems(t testing.TB, db *sql.DB) int {
 	return n
 }
 
+// walletStore opens b, gives user 1 100 gems (wallet) and returns an
+// SQLStore with cfg on it.
+func walletStore(t testing.TB, b testdb.RecordedBackend, cfg idempotency.Config) (*sql.DB, *testdb.Recorder, *idempotency.SQLStore) {
+	t.Helper()
+	db, rec := b.Open(t)
+	wallet(t, db, 100)
+	return db, rec, sqlStore(t, db, cfg)
+}
+
 var errNotEnoughGems = &protocol.Error{Code: protocol.CodeGameBase + 1, Message: "not enough gems"}
 
 // buy debits price gems in the transaction of ctx and answers the balance.
@@ -60,9 +69,7 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.Open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			game := func(ctx context.Context) (idempotency.Result, error) {
 				_, err := idempotency.TxFrom(ctx).ExecContext(ctx, `UPDATE wallet SET gems = gems - 10 WHERE user_key = 1`)
@@ -111,9 +118,7 @@ func TestSQLStoreCommitAnswerLost(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.Open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			var hooks int
 			fn := func(ctx context.Context) (idempotency.Result, error) {
@@ -193,9 +198,7 @@ func TestSQLStoreRetryableFailureRollsBack(t *testing.T) {
 	for _, b := range testdb.RecordedBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.Open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, _, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf(nil)
 			_, err := s.Do(ctx, buyScope, "r", fp, func(ctx context.Context) (idempotency.Result, error) {
 				if _, err := buy(10)(ctx); err != nil {
