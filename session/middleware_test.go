@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
@@ -108,20 +107,7 @@ func (r *recorder) RoundTrip(ctx context.Context, frame []byte) ([]byte, error) 
 // KeyResolver, authenticated frames and a Redis store (memory without
 // Redis): login, calls, a replayed frame, a kick.
 func TestAuthenticatedFramesOverHTTP(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		s := session.NewMemoryStore(session.Config{})
-		defer s.Close()
-		testAuthenticatedFrames(t, s)
-	})
-	t.Run("redis", func(t *testing.T) {
-		c := testredis.Client(t)
-		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		testAuthenticatedFrames(t, s)
-	})
+	memoryAndRedis(t, testAuthenticatedFrames)
 }
 
 type loginReply struct {
@@ -284,20 +270,7 @@ func TestKeyResolver(t *testing.T) {
 // handler does not run again; a sealed public frame of a session a newer
 // login replaced is refused (kicked). Memory and Redis stores.
 func TestSealedPublicCommandOnce(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		s := session.NewMemoryStore(session.Config{})
-		defer s.Close()
-		testSealedPublicCommandOnce(t, s)
-	})
-	t.Run("redis", func(t *testing.T) {
-		c := testredis.Client(t)
-		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		testSealedPublicCommandOnce(t, s)
-	})
+	memoryAndRedis(t, testSealedPublicCommandOnce)
 }
 
 func testSealedPublicCommandOnce(t *testing.T, store session.Store) {
