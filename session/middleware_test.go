@@ -110,6 +110,26 @@ func TestAuthenticatedFramesOverHTTP(t *testing.T) {
 	memoryAndRedis(t, testAuthenticatedFrames)
 }
 
+// postFrame posts frame to the HTTP adapter at url and returns the code of
+// the reply, decoded with keys.
+func postFrame(t *testing.T, url string, frame []byte, keys *protocol.Keys) protocol.Code {
+	t.Helper()
+	reply, err := (&protocol.HTTPTransport{URL: url}).RoundTrip(context.Background(), frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	body, _, err := codec.Decode(reply, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp protocol.Response
+	if err := protocol.DecodeResponse(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Code
+}
+
 type loginReply struct {
 	Token  string `json:"token"`
 	KeyID  string `json:"key_id"`
@@ -168,22 +188,9 @@ func testAuthenticatedFrames(t *testing.T, store session.Store) {
 	rec.mu.Lock()
 	captured := rec.last
 	rec.mu.Unlock()
-	reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, captured)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys, _ := protocol.NewKeys([]byte(lr.KeyID), lr.Secret)
-	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
-	body, _, err := codec.Decode(reply, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resp protocol.Response
-	if err := protocol.DecodeResponse(body, &resp); err != nil {
-		t.Fatal(err)
-	}
-	if resp.Code != protocol.CodeReplayed {
-		t.Fatalf("replayed frame answered %v", resp.Code)
+	if code := postFrame(t, srv.URL, captured, keys); code != protocol.CodeReplayed {
+		t.Fatalf("replayed frame answered %v", code)
 	}
 	// A newer login kicks the first client.
 	cl2, _ := login()
@@ -307,19 +314,7 @@ func testSealedPublicCommandOnce(t *testing.T, store session.Store) {
 	}
 	post := func(frame []byte) protocol.Code {
 		t.Helper()
-		reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, frame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _, err := codec.Decode(reply, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp protocol.Response
-		if err := protocol.DecodeResponse(body, &resp); err != nil {
-			t.Fatal(err)
-		}
-		return resp.Code
+		return postFrame(t, srv.URL, frame, keys)
 	}
 	ranNow := func() int { mu.Lock(); defer mu.Unlock(); return ran }
 	first := seal(1)
