@@ -9,6 +9,7 @@ import (
 
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/internal/clock"
+	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -30,6 +31,15 @@ func gems(t testing.TB, db *sql.DB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// walletStore opens b, gives user 1 100 gems (wallet) and returns an
+// SQLStore with cfg on it.
+func walletStore(t testing.TB, b testdb.RecordedBackend, cfg idempotency.Config) (*sql.DB, *testdb.Recorder, *idempotency.SQLStore) {
+	t.Helper()
+	db, rec := b.Open(t)
+	wallet(t, db, 100)
+	return db, rec, sqlStore(t, db, cfg)
 }
 
 var errNotEnoughGems = &protocol.Error{Code: protocol.CodeGameBase + 1, Message: "not enough gems"}
@@ -56,12 +66,10 @@ func buy(price int) idempotency.Func {
 var buyScope = idempotency.Scope{UserKey: 1, Command: "shop.buy"}
 
 func TestSQLStoreAddsTwoStatements(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			game := func(ctx context.Context) (idempotency.Result, error) {
 				_, err := idempotency.TxFrom(ctx).ExecContext(ctx, `UPDATE wallet SET gems = gems - 10 WHERE user_key = 1`)
@@ -72,12 +80,12 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before := p.statements.Load()
+				before := p.Statements()
 				out, err := s.DoTx(ctx, tx, buyScope, "rid-1", fp, game)
 				if err != nil {
 					t.Fatal(err)
 				}
-				n := p.statements.Load() - before
+				n := p.Statements() - before
 				if err := tx.Commit(); err != nil {
 					t.Fatal(err)
 				}
@@ -95,7 +103,7 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 			if !out.Replay || n != 2 {
 				t.Fatalf("replay: %d statements, want 2 (replay %v)", n, out.Replay)
 			}
-			t.Logf("%s: the store adds 2 statements to a first run and runs 2 for a replay", b.name)
+			t.Logf("%s: the store adds 2 statements to a first run and runs 2 for a replay", b.Name)
 			if g := gems(t, db); g != 90 {
 				t.Fatalf("gems %d, want 90", g)
 			}
@@ -107,12 +115,10 @@ func TestSQLStoreAddsTwoStatements(t *testing.T) {
 // committed and before the reply; the retry gets the stored response and the
 // wallet was charged once.
 func TestSQLStoreCommitAnswerLost(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, p := b.open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, p, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf([]byte(`{"item":1}`))
 			var hooks int
 			fn := func(ctx context.Context) (idempotency.Result, error) {
@@ -120,7 +126,7 @@ func TestSQLStoreCommitAnswerLost(t *testing.T) {
 				return buy(30)(ctx)
 			}
 
-			p.loseNextCommit.Store(true)
+			p.LoseNextCommit()
 			_, err := s.Do(ctx, buyScope, "rid-lost", fp, fn)
 			if protocol.CodeOf(err) != protocol.CodeTimeout || !protocol.CodeOf(err).Retryable() {
 				t.Fatalf("lost commit answer: %v (code %v), want a retryable CodeTimeout", err, protocol.CodeOf(err))
@@ -189,12 +195,10 @@ func TestSQLStoreCommitAnswerLost(t *testing.T) {
 }
 
 func TestSQLStoreRetryableFailureRollsBack(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
-			wallet(t, db, 100)
-			s := sqlStore(t, db, idempotency.Config{})
+			db, _, s := walletStore(t, b, idempotency.Config{})
 			fp := idempotency.FingerprintOf(nil)
 			_, err := s.Do(ctx, buyScope, "r", fp, func(ctx context.Context) (idempotency.Result, error) {
 				if _, err := buy(10)(ctx); err != nil {
@@ -217,10 +221,10 @@ func TestSQLStoreRetryableFailureRollsBack(t *testing.T) {
 }
 
 func TestSQLStoreExpiryAndPurge(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
+			db, _ := b.Open(t)
 			clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
 			s := sqlStore(t, db, idempotency.Config{Clock: clk, Retention: time.Hour})
 			fp := idempotency.FingerprintOf(nil)
@@ -255,10 +259,10 @@ func TestSQLStoreExpiryAndPurge(t *testing.T) {
 }
 
 func TestSQLStoreDoTxCommittedRunsHooks(t *testing.T) {
-	for _, b := range probedBackends() {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, _ := b.open(t)
+			db, _ := b.Open(t)
 			s := sqlStore(t, db, idempotency.Config{})
 			hooks := 0
 			fn := func(ctx context.Context) (idempotency.Result, error) {
@@ -290,7 +294,7 @@ func TestSQLStoreDoTxCommittedRunsHooks(t *testing.T) {
 }
 
 func TestNewSQLStoreRefusesBadTable(t *testing.T) {
-	db, _ := probedBackends()[0].open(t)
+	db, _ := testdb.RecordedBackends()[0].Open(t)
 	_, err := idempotency.NewSQLStore(context.Background(), db, idempotency.SQLConfig{Table: "x; DROP TABLE y"})
 	if err == nil {
 		t.Fatal("bad table name accepted")

@@ -14,8 +14,35 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/session"
 	"github.com/redis/go-redis/v9"
 )
+
+// redisStore returns a RedisStore on c with a key prefix of the test's
+// own; the caller closes it.
+func redisStore(t testing.TB, c redis.UniversalClient) *session.RedisStore {
+	t.Helper()
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// memoryAndRedis runs run as subtests "memory" (a MemoryStore) and "redis"
+// (a RedisStore on the shared Redis server).
+func memoryAndRedis(t *testing.T, run func(t *testing.T, s session.Store)) {
+	t.Run("memory", func(t *testing.T) {
+		s := session.NewMemoryStore(session.Config{})
+		defer s.Close()
+		run(t, s)
+	})
+	t.Run("redis", func(t *testing.T) {
+		s := redisStore(t, testredis.Client(t))
+		defer s.Close()
+		run(t, s)
+	})
+}
 
 // needRedis skips (or, in CI, fails) like testredis does when Redis tests
 // are not enabled, and returns the shared server's address.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/internal/clock"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
@@ -108,20 +107,27 @@ func (r *recorder) RoundTrip(ctx context.Context, frame []byte) ([]byte, error) 
 // KeyResolver, authenticated frames and a Redis store (memory without
 // Redis): login, calls, a replayed frame, a kick.
 func TestAuthenticatedFramesOverHTTP(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		s := session.NewMemoryStore(session.Config{})
-		defer s.Close()
-		testAuthenticatedFrames(t, s)
-	})
-	t.Run("redis", func(t *testing.T) {
-		c := testredis.Client(t)
-		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		testAuthenticatedFrames(t, s)
-	})
+	memoryAndRedis(t, testAuthenticatedFrames)
+}
+
+// postFrame posts frame to the HTTP adapter at url and returns the code of
+// the reply, decoded with keys.
+func postFrame(t *testing.T, url string, frame []byte, keys *protocol.Keys) protocol.Code {
+	t.Helper()
+	reply, err := (&protocol.HTTPTransport{URL: url}).RoundTrip(context.Background(), frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	body, _, err := codec.Decode(reply, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp protocol.Response
+	if err := protocol.DecodeResponse(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Code
 }
 
 type loginReply struct {
@@ -182,22 +188,9 @@ func testAuthenticatedFrames(t *testing.T, store session.Store) {
 	rec.mu.Lock()
 	captured := rec.last
 	rec.mu.Unlock()
-	reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, captured)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys, _ := protocol.NewKeys([]byte(lr.KeyID), lr.Secret)
-	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
-	body, _, err := codec.Decode(reply, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resp protocol.Response
-	if err := protocol.DecodeResponse(body, &resp); err != nil {
-		t.Fatal(err)
-	}
-	if resp.Code != protocol.CodeReplayed {
-		t.Fatalf("replayed frame answered %v", resp.Code)
+	if code := postFrame(t, srv.URL, captured, keys); code != protocol.CodeReplayed {
+		t.Fatalf("replayed frame answered %v", code)
 	}
 	// A newer login kicks the first client.
 	cl2, _ := login()
@@ -284,20 +277,7 @@ func TestKeyResolver(t *testing.T) {
 // handler does not run again; a sealed public frame of a session a newer
 // login replaced is refused (kicked). Memory and Redis stores.
 func TestSealedPublicCommandOnce(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		s := session.NewMemoryStore(session.Config{})
-		defer s.Close()
-		testSealedPublicCommandOnce(t, s)
-	})
-	t.Run("redis", func(t *testing.T) {
-		c := testredis.Client(t)
-		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		testSealedPublicCommandOnce(t, s)
-	})
+	memoryAndRedis(t, testSealedPublicCommandOnce)
 }
 
 func testSealedPublicCommandOnce(t *testing.T, store session.Store) {
@@ -334,19 +314,7 @@ func testSealedPublicCommandOnce(t *testing.T, store session.Store) {
 	}
 	post := func(frame []byte) protocol.Code {
 		t.Helper()
-		reply, err := (&protocol.HTTPTransport{URL: srv.URL}).RoundTrip(ctx, frame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _, err := codec.Decode(reply, keys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp protocol.Response
-		if err := protocol.DecodeResponse(body, &resp); err != nil {
-			t.Fatal(err)
-		}
-		return resp.Code
+		return postFrame(t, srv.URL, frame, keys)
 	}
 	ranNow := func() int { mu.Lock(); defer mu.Unlock(); return ran }
 	first := seal(1)

@@ -45,10 +45,7 @@ func TestSentinelClientIsFailover(t *testing.T) {
 	if err != nil || len(role) == 0 || role[0] != "master" {
 		t.Fatalf("ROLE through the failover client: %v, %v; want master", role, err)
 	}
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := redisStore(t, c)
 	defer s.Close()
 	sess, err := s.Create(ctx, session.NewSession{UserKey: 12})
 	if err != nil {

@@ -69,10 +69,7 @@ func TestRedisGetOneRoundTrip(t *testing.T) {
 	defer c.Close()
 	var rt roundTrips
 	c.AddHook(&rt)
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := redisStore(t, c)
 	defer s.Close()
 	ctx := context.Background()
 	sess, err := s.Create(ctx, session.NewSession{UserKey: 42})
@@ -383,7 +380,8 @@ func TestStats(t *testing.T) {
 		session.Store
 		Stats() session.Stats
 	}
-	run := func(t *testing.T, s statser) {
+	run := func(t *testing.T, store session.Store) {
+		s := store.(statser) // both stores count
 		ctx := context.Background()
 		a, err := s.Create(ctx, session.NewSession{UserKey: 5})
 		if err != nil {
@@ -409,20 +407,7 @@ func TestStats(t *testing.T) {
 			t.Fatalf("Stats %+v, want %+v", got, want)
 		}
 	}
-	t.Run("memory", func(t *testing.T) {
-		s := session.NewMemoryStore(session.Config{})
-		defer s.Close()
-		run(t, s)
-	})
-	t.Run("redis", func(t *testing.T) {
-		c := testredis.Client(t)
-		s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: testredis.Prefix(t, c)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		run(t, s)
-	})
+	memoryAndRedis(t, run)
 }
 
 // A session written by a version before the replay window (no cw or fc

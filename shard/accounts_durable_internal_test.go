@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testdb"
 )
 
@@ -18,18 +17,7 @@ func TestRegisterConfirmsAYoungAccount(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db, rec := b.Open(t)
-			if _, err := Migrate(ctx, db, DirectoryMigrations()); err != nil {
-				t.Fatal(err)
-			}
-			dir, err := NewSQLDirectory(db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fake := clock.NewFake(time.Unix(1_800_000_000, 0))
-			dir.clock = fake
-			if err := dir.Add(ctx, Database{ID: 1, Name: "g1", Driver: "sqlite", DSN: "unused", FirstKey: 1000, LastKey: 1999}); err != nil {
-				t.Fatal(err)
-			}
+			dir, fake := fakeClockDirectory(t, db)
 			for _, block := range []int{1, 8} {
 				a := NewAccounts(dir)
 				a.KeyBlock = block

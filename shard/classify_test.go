@@ -11,7 +11,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
-	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // A transaction whose connection the server kills (as a restart or a
@@ -20,21 +19,8 @@ import (
 // (40). Before Tx classified fn's errors, the killed one was 40.
 func TestTxKilledConnectionIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	g := shardtest.MariaDB().Database(t, 1)
-	r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, g), RefreshInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	key := g.FirstKey
-	db, err := r.DB(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB"); err != nil {
-		t.Fatal(err)
-	}
-	err = r.Tx(ctx, key, func(ctx context.Context, tx *sql.Tx) error {
+	r, key, db := mariaDBTableC(t)
+	err := r.Tx(ctx, key, func(ctx context.Context, tx *sql.Tx) error {
 		var id int64
 		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 			return err

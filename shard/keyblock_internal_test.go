@@ -11,16 +11,11 @@ import (
 	"github.com/madang-io/madang/internal/sqldialect"
 )
 
-// A block older than KeyBlockMaxAge is dropped: the next registration
-// reserves a new block instead of using the old one's keys (which may
-// belong to a database an operator closed since).
-func TestKeyBlockMaxAge(t *testing.T) {
+// fakeClockDirectory migrates a directory into db and returns it on a fake
+// clock, with one database g1 holding keys 1000-1999.
+func fakeClockDirectory(t *testing.T, db *sql.DB) (*SQLDirectory, *clock.Fake) {
+	t.Helper()
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(t.TempDir(), "common.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	if _, err := Migrate(ctx, db, DirectoryMigrations()); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +28,20 @@ func TestKeyBlockMaxAge(t *testing.T) {
 	if err := dir.Add(ctx, Database{ID: 1, Name: "g1", Driver: "sqlite", DSN: "unused", FirstKey: 1000, LastKey: 1999}); err != nil {
 		t.Fatal(err)
 	}
+	return dir, fake
+}
+
+// A block older than KeyBlockMaxAge is dropped: the next registration
+// reserves a new block instead of using the old one's keys (which may
+// belong to a database an operator closed since).
+func TestKeyBlockMaxAge(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(t.TempDir(), "common.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dir, fake := fakeClockDirectory(t, db)
 	a := NewAccounts(dir)
 	a.KeyBlock = 4
 	reg := func(id string) int64 {

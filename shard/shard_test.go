@@ -377,25 +377,35 @@ func TestConcurrentFirstUse(t *testing.T) {
 	}
 }
 
-// A real InnoDB deadlock: two transactions lock two rows in opposite order.
-// MariaDB kills one (error 1213); Tx runs it again and both commit.
-func TestTxRetriesRealDeadlock(t *testing.T) {
+// mariaDBTableC returns a Router on one MariaDB database of the test's own
+// (closed when the test ends), that database's first key and its *sql.DB,
+// in which it created table c (id INT PRIMARY KEY, n INT NOT NULL).
+func mariaDBTableC(t *testing.T) (*shard.Router, int64, *sql.DB) {
+	t.Helper()
 	ctx := context.Background()
 	g := shardtest.MariaDB().Database(t, 1)
 	r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, g), RefreshInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	key := g.FirstKey
-	db, err := r.DB(ctx, key)
+	t.Cleanup(func() { r.Close() })
+	db, err := r.DB(ctx, g.FirstKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB", "INSERT INTO c VALUES (1, 0), (2, 0)"} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := db.Exec("CREATE TABLE c (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	return r, g.FirstKey, db
+}
+
+// A real InnoDB deadlock: two transactions lock two rows in opposite order.
+// MariaDB kills one (error 1213); Tx runs it again and both commit.
+func TestTxRetriesRealDeadlock(t *testing.T) {
+	ctx := context.Background()
+	r, key, db := mariaDBTableC(t)
+	if _, err := db.Exec("INSERT INTO c VALUES (1, 0), (2, 0)"); err != nil {
+		t.Fatal(err)
 	}
 	ready := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	run := func(me, first, second int) error {

@@ -55,6 +55,41 @@ func wantBug(t *testing.T, what string, err error) {
 	}
 }
 
+// execer is a *sql.DB, *sql.Conn or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// mustExec runs query on e and fails the test on an error.
+func mustExec(t *testing.T, e execer, query string) {
+	t.Helper()
+	if _, err := e.ExecContext(context.Background(), query); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownConn takes a connection of its own from db, closed when the test ends.
+func ownConn(t *testing.T, db *sql.DB) *sql.Conn {
+	t.Helper()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// connectionID returns the MariaDB id of the connection e runs on.
+func connectionID(t *testing.T, e execer) int64 {
+	t.Helper()
+	var id int64
+	if err := e.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // refusedAddr returns a loopback address nothing listens on.
 func refusedAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,25 +134,15 @@ func TestContextEnded(t *testing.T) {
 func TestSQLiteBusyAndBugs(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.SQLite(t, "busy")
-	if _, err := db.Exec("CREATE TABLE c (n INT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, db, "CREATE TABLE c (n INT PRIMARY KEY)")
 	holder, err := db.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer holder.Rollback()
-	if _, err := holder.Exec("INSERT INTO c VALUES (1)"); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 50"); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, holder, "INSERT INTO c VALUES (1)")
+	conn := ownConn(t, db)
+	mustExec(t, conn, "PRAGMA busy_timeout = 50")
 	_, err = conn.ExecContext(ctx, "INSERT INTO c VALUES (2)")
 	wantUnavailable(t, "sqlite busy", err, protocol.CodeUnavailable)
 	holder.Rollback()
@@ -126,9 +151,7 @@ func TestSQLiteBusyAndBugs(t *testing.T) {
 	wantBug(t, "sqlite syntax", err)
 	_, err = conn.ExecContext(ctx, "SELECT * FROM missing")
 	wantBug(t, "sqlite missing table", err)
-	if _, err := conn.ExecContext(ctx, "INSERT INTO c VALUES (3)"); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, conn, "INSERT INTO c VALUES (3)")
 	_, err = conn.ExecContext(ctx, "INSERT INTO c VALUES (3)")
 	wantBug(t, "sqlite duplicate", err)
 	wantBug(t, "no rows", conn.QueryRowContext(ctx, "SELECT n FROM c WHERE n = 99").Scan(new(int)))
@@ -140,27 +163,13 @@ func TestSQLiteBusyAndBugs(t *testing.T) {
 func TestMariaDB(t *testing.T) {
 	ctx := context.Background()
 	db := testdb.OpenMySQL(t)
-	if _, err := db.Exec("CREATE TABLE c (id INT PRIMARY KEY, n INT) ENGINE=InnoDB"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("INSERT INTO c VALUES (1, 0), (2, 0)"); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, db, "CREATE TABLE c (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
+	mustExec(t, db, "INSERT INTO c VALUES (1, 0), (2, 0)")
 
 	t.Run("killed connection", func(t *testing.T) {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		var id int64
-		if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err != nil {
-			t.Fatal(err)
-		}
-		_, err = conn.ExecContext(ctx, "UPDATE c SET n = n + 1 WHERE id = 1")
+		conn := ownConn(t, db)
+		mustExec(t, db, fmt.Sprintf("KILL %d", connectionID(t, conn)))
+		_, err := conn.ExecContext(ctx, "UPDATE c SET n = n + 1 WHERE id = 1")
 		wantUnavailable(t, "killed connection", err, protocol.CodeUnavailable)
 	})
 
@@ -170,28 +179,15 @@ func TestMariaDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		var id int64
-		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL %d", id)); err != nil {
-			t.Fatal(err)
-		}
+		mustExec(t, db, fmt.Sprintf("KILL %d", connectionID(t, tx)))
 		_, err = tx.ExecContext(ctx, "UPDATE c SET n = n + 1 WHERE id = 1")
 		wantUnavailable(t, "killed in a transaction", err, protocol.CodeUnavailable)
 		wantUnavailable(t, "commit after the kill", tx.Commit(), protocol.CodeUnavailable)
 	})
 
 	t.Run("killed query", func(t *testing.T) {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		var id int64
-		if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
-			t.Fatal(err)
-		}
+		conn := ownConn(t, db)
+		id := connectionID(t, conn)
 		done := make(chan error, 1)
 		go func() {
 			_, err := conn.ExecContext(ctx, "SELECT SLEEP(60)")
@@ -199,9 +195,7 @@ func TestMariaDB(t *testing.T) {
 		}()
 		// KILL QUERY until the sleep ends (it may not have started yet).
 		for {
-			if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id)); err != nil {
-				t.Fatal(err)
-			}
+			mustExec(t, db, fmt.Sprintf("KILL QUERY %d", id))
 			select {
 			case err := <-done:
 				var me *mysql.MySQLError
@@ -229,21 +223,13 @@ func TestMariaDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer b.Rollback()
-		if _, err := b.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.ExecContext(ctx, "UPDATE c SET n = 1 WHERE id = 1"); err != nil {
-			t.Fatal(err)
-		}
+		mustExec(t, b, "SET SESSION innodb_lock_wait_timeout = 1")
+		mustExec(t, a, "UPDATE c SET n = 1 WHERE id = 1")
 		_, err = b.ExecContext(ctx, "UPDATE c SET n = 2 WHERE id = 1")
 		wantUnavailable(t, "lock wait timeout", err, protocol.CodeUnavailable)
 		// Deadlock: b holds 2, a holds 1; a waits for 2, b asks for 1.
-		if _, err := b.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 50"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.ExecContext(ctx, "UPDATE c SET n = 2 WHERE id = 2"); err != nil {
-			t.Fatal(err)
-		}
+		mustExec(t, b, "SET SESSION innodb_lock_wait_timeout = 50")
+		mustExec(t, b, "UPDATE c SET n = 2 WHERE id = 2")
 		aDone := make(chan error, 1)
 		go func() {
 			_, err := a.ExecContext(ctx, "UPDATE c SET n = 1 WHERE id = 2")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -19,14 +20,26 @@ import (
 // another transaction's commit is only given after a commit of the
 // answering side that changed a row (a change the database logs after the
 // commit it read, so that commit is durable once this one is).
+//
+// It also counts the statements sent, can lose the answer of a commit that
+// succeeded (LoseNextCommit) and can stop a statement or a commit at a hook
+// (OnExec, BeforeCommit), so that tests can hold a transaction at a chosen
+// point.
 type Recorder struct {
-	mu     sync.Mutex
-	events []Event
+	statements     atomic.Int64
+	loseNextCommit atomic.Bool
+
+	mu           sync.Mutex
+	events       []Event
+	lastTxn      int
+	onExec       func(txn int, query string)
+	beforeCommit func(txn int)
 }
 
 // Event is one thing a recorded connection did.
 type Event struct {
 	Conn  int    // the connection, numbered from 1
+	Txn   int    // the transaction, numbered from 1 as each begins; 0 outside one
 	Kind  string // "exec", "query", "begin", "commit", "rollback"
 	Query string
 	Rows  int64 // rows changed by an exec; -1 if it failed
@@ -51,6 +64,59 @@ func (r *Recorder) add(e Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
+}
+
+// TxEvents returns what transaction txn did, in order.
+func (r *Recorder) TxEvents(txn int) []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Event
+	for _, e := range r.events {
+		if e.Txn == txn {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// LastTxn returns the number of the newest transaction. A transaction is
+// numbered when BeginTx is called, before the driver begins it (which may
+// wait, as SQLite's BEGIN IMMEDIATE does for another writer).
+func (r *Recorder) LastTxn() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastTxn
+}
+
+// Statements counts the statements prepared, executed or queried so far
+// (not reset by Reset).
+func (r *Recorder) Statements() int64 { return r.statements.Load() }
+
+// LoseNextCommit makes the next commit that succeeds answer
+// driver.ErrBadConn, as if the connection died after the server committed.
+func (r *Recorder) LoseNextCommit() { r.loseNextCommit.Store(true) }
+
+// OnExec sets f (nil: none) to be called with the transaction's number (0
+// outside one) and the query before an exec is sent.
+func (r *Recorder) OnExec(f func(txn int, query string)) {
+	r.mu.Lock()
+	r.onExec = f
+	r.mu.Unlock()
+}
+
+// BeforeCommit sets f (nil: none) to be called with the transaction's
+// number when it starts to commit, before the driver commits it; f may
+// block to hold the commit.
+func (r *Recorder) BeforeCommit(f func(txn int)) {
+	r.mu.Lock()
+	r.beforeCommit = f
+	r.mu.Unlock()
+}
+
+func (r *Recorder) hooks() (func(int, string), func(int)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.onExec, r.beforeCommit
 }
 
 // DurableWrites counts the writes that reached a durable point: an exec
@@ -141,11 +207,16 @@ func (c *recConnector) Driver() driver.Driver { return c.drv }
 
 type recConn struct {
 	driver.Conn
-	r  *Recorder
-	id int
+	r   *Recorder
+	id  int
+	txn int // the open transaction's number, 0 outside one
 }
 
 func (c *recConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	c.r.mu.Lock()
+	c.r.lastTxn++
+	txn := c.r.lastTxn
+	c.r.mu.Unlock()
 	var tx driver.Tx
 	var err error
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
@@ -157,11 +228,13 @@ func (c *recConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx
 	if err != nil {
 		return nil, err
 	}
-	c.r.add(Event{Conn: c.id, Kind: "begin"})
-	return &recTx{Tx: tx, c: c}, nil
+	c.txn = txn
+	c.r.add(Event{Conn: c.id, Txn: txn, Kind: "begin"})
+	return &recTx{Tx: tx, c: c, txn: txn}, nil
 }
 
 func (c *recConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.r.statements.Add(1)
 	if pc, ok := c.Conn.(driver.ConnPrepareContext); ok {
 		return pc.PrepareContext(ctx, query)
 	}
@@ -173,11 +246,15 @@ func (c *recConn) ExecContext(ctx context.Context, query string, args []driver.N
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	if f, _ := c.r.hooks(); f != nil {
+		f(c.txn, query)
+	}
 	res, err := e.ExecContext(ctx, query, args)
 	if errors.Is(err, driver.ErrSkip) {
 		return res, err
 	}
-	ev := Event{Conn: c.id, Kind: "exec", Query: query, Rows: -1, Err: err}
+	c.r.statements.Add(1)
+	ev := Event{Conn: c.id, Txn: c.txn, Kind: "exec", Query: query, Rows: -1, Err: err}
 	if err == nil {
 		if n, rerr := res.RowsAffected(); rerr == nil {
 			ev.Rows = n
@@ -194,7 +271,8 @@ func (c *recConn) QueryContext(ctx context.Context, query string, args []driver.
 	}
 	rows, err := q.QueryContext(ctx, query, args)
 	if !errors.Is(err, driver.ErrSkip) {
-		c.r.add(Event{Conn: c.id, Kind: "query", Query: query, Err: err})
+		c.r.statements.Add(1)
+		c.r.add(Event{Conn: c.id, Txn: c.txn, Kind: "query", Query: query, Err: err})
 	}
 	return rows, err
 }
@@ -215,17 +293,27 @@ func (c *recConn) ResetSession(ctx context.Context) error {
 
 type recTx struct {
 	driver.Tx
-	c *recConn
+	c   *recConn
+	txn int
 }
 
 func (t *recTx) Commit() error {
+	r := t.c.r
+	if _, f := r.hooks(); f != nil {
+		f(t.txn)
+	}
 	err := t.Tx.Commit()
-	t.c.r.add(Event{Conn: t.c.id, Kind: "commit", Err: err})
+	t.c.txn = 0
+	r.add(Event{Conn: t.c.id, Txn: t.txn, Kind: "commit", Err: err})
+	if err == nil && r.loseNextCommit.CompareAndSwap(true, false) {
+		return driver.ErrBadConn // committed on the server, answer lost
+	}
 	return err
 }
 
 func (t *recTx) Rollback() error {
 	err := t.Tx.Rollback()
-	t.c.r.add(Event{Conn: t.c.id, Kind: "rollback", Err: err})
+	t.c.txn = 0
+	t.c.r.add(Event{Conn: t.c.id, Txn: t.txn, Kind: "rollback", Err: err})
 	return err
 }

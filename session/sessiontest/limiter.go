@@ -78,13 +78,20 @@ func allow(t *testing.T, l session.Limiter, uk int64, lim session.Limit, want bo
 	}
 }
 
+// spend expects n events of uk under lim allowed at once, and the next
+// one refused with the retry hint wait.
+func spend(t *testing.T, l session.Limiter, uk int64, lim session.Limit, n int, wait time.Duration) {
+	t.Helper()
+	for range n {
+		allow(t, l, uk, lim, true, 0)
+	}
+	allow(t, l, uk, lim, false, wait)
+}
+
 func testLimiterBurst(t *testing.T, newLimiter NewLimiterFunc) {
 	l, _ := limiterSetup(t, newLimiter)
 	uk := limiterUser()
-	for range 3 {
-		allow(t, l, uk, perMinute3, true, 0)
-	}
-	allow(t, l, uk, perMinute3, false, time.Minute)
+	spend(t, l, uk, perMinute3, 3, time.Minute)
 }
 
 func testLimiterRefill(t *testing.T, newLimiter NewLimiterFunc) {
@@ -99,10 +106,7 @@ func testLimiterRefill(t *testing.T, newLimiter NewLimiterFunc) {
 	allow(t, l, uk, perMinute3, true, 0)
 	allow(t, l, uk, perMinute3, false, time.Minute)
 	clk.Add(10 * time.Minute) // idle past the refill time: a full burst again, no more
-	for range 3 {
-		allow(t, l, uk, perMinute3, true, 0)
-	}
-	allow(t, l, uk, perMinute3, false, time.Minute)
+	spend(t, l, uk, perMinute3, 3, time.Minute)
 }
 
 func testLimiterRefused(t *testing.T, newLimiter NewLimiterFunc) {
@@ -124,10 +128,7 @@ func testLimiterIndependent(t *testing.T, newLimiter NewLimiterFunc) {
 	a, b := limiterUser(), limiterUser()
 	other := perMinute3
 	other.Name = "suite.other"
-	for range 3 {
-		allow(t, l, a, perMinute3, true, 0)
-	}
-	allow(t, l, a, perMinute3, false, time.Minute)
+	spend(t, l, a, perMinute3, 3, time.Minute)
 	// Another user, and another limit of the same user, are untouched.
 	for range 3 {
 		allow(t, l, b, perMinute3, true, 0)
@@ -139,25 +140,16 @@ func testLimiterIndependent(t *testing.T, newLimiter NewLimiterFunc) {
 	// 3 of its 6 are spent.
 	wide := perMinute3
 	wide.Burst = 6
-	for range 3 {
-		allow(t, l, b, wide, true, 0)
-	}
-	allow(t, l, b, wide, false, time.Minute)
+	spend(t, l, b, wide, 3, time.Minute)
 }
 
 func testLimiterFast(t *testing.T, newLimiter NewLimiterFunc) {
 	l, clk := limiterSetup(t, newLimiter)
 	uk := limiterUser()
 	lim := session.Limit{Name: "suite.fast", Rate: 20, Burst: 40}
-	for range 40 {
-		allow(t, l, uk, lim, true, 0)
-	}
-	allow(t, l, uk, lim, false, 50*time.Millisecond)
+	spend(t, l, uk, lim, 40, 50*time.Millisecond)
 	clk.Add(time.Second) // 20 more
-	for range 20 {
-		allow(t, l, uk, lim, true, 0)
-	}
-	allow(t, l, uk, lim, false, 50*time.Millisecond)
+	spend(t, l, uk, lim, 20, 50*time.Millisecond)
 	clk.Add(10 * time.Millisecond)
 	allow(t, l, uk, lim, false, 40*time.Millisecond)
 }

@@ -128,6 +128,25 @@ func waitFor(ctx context.Context, p *proc, timeout time.Duration, probe func(con
 	}
 }
 
+// running holds a child server's current process, replaced at each start.
+type running struct {
+	mu sync.Mutex
+	p  *proc
+}
+
+func (r *running) set(p *proc) {
+	r.mu.Lock()
+	r.p = p
+	r.mu.Unlock()
+}
+
+// proc returns the current process (nil before the first start).
+func (r *running) proc() *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
+}
+
 // mariaDB is a private mariadbd: its own data directory, port and socket,
 // loopback only, root without a password.
 type mariaDB struct {
@@ -135,8 +154,7 @@ type mariaDB struct {
 	port     int
 	logPath  string
 
-	mu sync.Mutex
-	p  *proc
+	running
 }
 
 // newMariaDB initialises a data directory under dir with installBin.
@@ -190,9 +208,7 @@ func (m *mariaDB) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.p = p
-	m.mu.Unlock()
+	m.set(p)
 	return waitFor(ctx, p, 120*time.Second, m.ping)
 }
 
@@ -205,12 +221,6 @@ func (m *mariaDB) ping(ctx context.Context) error {
 	return db.PingContext(ctx)
 }
 
-func (m *mariaDB) proc() *proc {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.p
-}
-
 // redisServer is a private redis-server without persistence: a restart
 // brings it back empty, like the talk's Redis.
 type redisServer struct {
@@ -218,8 +228,7 @@ type redisServer struct {
 	port     int
 	logPath  string
 
-	mu sync.Mutex
-	p  *proc
+	running
 }
 
 func newRedis(dir, bin string) (*redisServer, error) {
@@ -239,9 +248,7 @@ func (r *redisServer) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.p = p
-	r.mu.Unlock()
+	r.set(p)
 	return waitFor(ctx, p, 30*time.Second, r.ping)
 }
 
@@ -270,12 +277,6 @@ func (r *redisServer) ping(ctx context.Context) error {
 	return nil
 }
 
-func (r *redisServer) proc() *proc {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.p
-}
-
 // gameServer is the game server binary run as a child process on Redis and
 // the private MariaDB.
 type gameServer struct {
@@ -284,8 +285,7 @@ type gameServer struct {
 	admin   string // ops listener host:port
 	logPath string
 
-	mu sync.Mutex
-	p  *proc
+	running
 	// crashes counts exits the run did not cause.
 	crashes int
 }
@@ -299,9 +299,7 @@ func (g *gameServer) start(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		g.mu.Lock()
-		g.p = p
-		g.mu.Unlock()
+		g.set(p)
 		left := time.Until(deadline)
 		if left < time.Second {
 			left = time.Second
@@ -336,10 +334,4 @@ func (g *gameServer) health(ctx context.Context) error {
 		return fmt.Errorf("healthz: HTTP %d", resp.StatusCode)
 	}
 	return nil
-}
-
-func (g *gameServer) proc() *proc {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.p
 }

@@ -1,10 +1,12 @@
 package fault
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/madang-io/madang/protocol"
 )
@@ -61,38 +63,26 @@ func (res *Result) WriteSummary(w io.Writer) {
 	}
 }
 
+// joinSorted lists m's entries in key order, each as item(k, n), separated
+// by ", ".
+func joinSorted[K cmp.Ordered](m map[K]int, item func(k K, n int) string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, item(k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func countsOf(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	s := ""
-	for i, k := range keys {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%s %d", k, m[k])
-	}
-	return s
+	return joinSorted(m, func(k string, n int) string { return fmt.Sprintf("%s %d", k, n) })
 }
 
 func codesOf(m map[protocol.Code]int) string {
-	keys := make([]protocol.Code, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	s := "{"
-	for i, k := range keys {
-		if i > 0 {
-			s += ", "
-		}
+	return "{" + joinSorted(m, func(k protocol.Code, n int) string {
 		name := k.String()
 		if k < 0 {
 			name = "none"
 		}
-		s += fmt.Sprintf("%d %s: %d", int(k), name, m[k])
-	}
-	return s + "}"
+		return fmt.Sprintf("%d %s: %d", int(k), name, n)
+	}) + "}"
 }

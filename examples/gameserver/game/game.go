@@ -136,12 +136,15 @@ var migrationFiles embed.FS
 
 // Migrations returns the game's migrations for every game database (source
 // "game"). The idempotency table is created by idempotency.SQLStore.Migrate.
-func Migrations() shard.Migrations {
-	sub, err := fs.Sub(migrationFiles, "migrations")
+func Migrations() shard.Migrations { return embedded(migrationFiles, "migrations", "game") }
+
+// embedded returns the migrations in directory dir of files, as source.
+func embedded(files embed.FS, dir, source string) shard.Migrations {
+	sub, err := fs.Sub(files, dir)
 	if err != nil { // cannot happen: the directory is embedded
 		panic(err)
 	}
-	return shard.Migrations{FS: sub, Source: "game"}
+	return shard.Migrations{FS: sub, Source: source}
 }
 
 // Config wires a Game to its backends. Router, Accounts, Sessions and

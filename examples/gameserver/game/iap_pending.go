@@ -7,7 +7,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/madang-io/madang/protocol"
@@ -20,11 +19,7 @@ var commonMigrationFiles embed.FS
 // CommonMigrations returns the game's migrations for the common database
 // (source "game_common"): the iap_pending table of IAPConfig.Pending.
 func CommonMigrations() shard.Migrations {
-	sub, err := fs.Sub(commonMigrationFiles, "common_migrations")
-	if err != nil { // cannot happen: the directory is embedded
-		panic(err)
-	}
-	return shard.Migrations{FS: sub, Source: "game_common"}
+	return embedded(commonMigrationFiles, "common_migrations", "game_common")
 }
 
 // pendingGrant is one iap_pending row: a purchase whose grant may not have

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"testing"
 	"time"
 
@@ -67,15 +66,7 @@ func TestLoginShedByServer(t *testing.T) {
 	cfg.MaxLogins, cfg.LoginQueueWait = 1, -1
 	base, srv := startServerOn(t, cfg)
 	srv.logins.slots <- struct{}{} // a login in progress
-	hc := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(hc.CloseIdleConnections)
-	c, err := protocol.NewClient(protocol.ClientConfig{
-		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-		Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR, MaxAttempts: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := floodClient(t, base)
 	in := game.GuestLogin{DeviceID: "storm-1", Platform: "android", ClientVersion: "1.0.0.0"}
 	resp, err := c.Call(context.Background(), game.CmdGuestLogin, in, nil)
 	if protocol.CodeOf(err) != protocol.CodeRateLimited || resp == nil || resp.RetryAfterMs < LoginRetryAfter.Milliseconds() {

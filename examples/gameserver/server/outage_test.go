@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -167,22 +166,10 @@ func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 	t.Logf("server up after %v", time.Since(began).Round(time.Millisecond))
 
 	// Clients that send each request once: the test sees every answer.
-	hc := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(hc.CloseIdleConnections)
-	newOnce := func() *protocol.Client {
-		c, err := protocol.NewClient(protocol.ClientConfig{
-			Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-			Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR, MaxAttempts: 1,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	const players = 4
 	clients := make([]*protocol.Client, players)
 	for i := range clients {
-		clients[i] = newOnce()
+		clients[i] = floodClient(t, base)
 		login(t, clients[i], fmt.Sprintf("outage-%d", i))
 	}
 
@@ -206,7 +193,7 @@ func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 			_, err := c.Call(ctx, call.cmd, call.in, nil)
 			record(call.cmd, err)
 		}
-		other := newOnce()
+		other := floodClient(t, base)
 		_, err := other.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: fmt.Sprintf("outage-new-%d-%d", i, n), Platform: "android", ClientVersion: "1.0.0.0"}, nil)
 		record(game.CmdGuestLogin, err)
 	}

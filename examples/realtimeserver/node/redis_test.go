@@ -99,6 +99,26 @@ func postNotice(t *testing.T, admin, token string, body any) {
 	}
 }
 
+// sharedRedis points the game server's config and the node's at the same
+// Redis for mode: "redis" the shared server, "cluster" the shared Cluster,
+// with one key prefix of the test's own.
+func sharedRedis(t *testing.T, mode string, gcfg *server.Config, ncfg *Config) {
+	t.Helper()
+	switch mode {
+	case "redis":
+		c := testredis.Client(t)
+		gcfg.RedisAddr = os.Getenv(testredis.EnvAddr)
+		gcfg.RedisPrefix = testredis.Prefix(t, c)
+		ncfg.RedisAddr = gcfg.RedisAddr
+	case "cluster":
+		c := testredis.Cluster(t)
+		gcfg.RedisCluster = os.Getenv(testredis.EnvCluster)
+		gcfg.RedisPrefix = testredis.Prefix(t, c)
+		ncfg.RedisCluster = gcfg.RedisCluster
+	}
+	ncfg.RedisPrefix = gcfg.RedisPrefix
+}
+
 // Two realtime nodes and the game server share Redis (one node, or
 // Cluster): a player logged in on the game server connects to node 2 with
 // the game's token, chats with a player on node 1 and gets a whisper from
@@ -109,19 +129,7 @@ func TestRedisNodesWithGameServer(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			var gcfg server.Config
 			var ncfg Config
-			switch mode {
-			case "redis":
-				c := testredis.Client(t)
-				gcfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-				gcfg.RedisPrefix = testredis.Prefix(t, c)
-				ncfg.RedisAddr = gcfg.RedisAddr
-			case "cluster":
-				c := testredis.Cluster(t)
-				gcfg.RedisCluster = os.Getenv(testredis.EnvCluster)
-				gcfg.RedisPrefix = testredis.Prefix(t, c)
-				ncfg.RedisCluster = gcfg.RedisCluster
-			}
-			ncfg.RedisPrefix = gcfg.RedisPrefix
+			sharedRedis(t, mode, &gcfg, &ncfg)
 			ncfg.XORKey = testXORKey
 			testRedisNodes(t, gcfg, ncfg)
 		})
@@ -348,19 +356,8 @@ func TestChatLimitSharedWithGameServer(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			gcfg := server.Config{ChatRate: 0.001, ChatBurst: 3}
 			var ncfg Config
-			switch mode {
-			case "redis":
-				c := testredis.Client(t)
-				gcfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-				gcfg.RedisPrefix = testredis.Prefix(t, c)
-				ncfg.RedisAddr = gcfg.RedisAddr
-			case "cluster":
-				c := testredis.Cluster(t)
-				gcfg.RedisCluster = os.Getenv(testredis.EnvCluster)
-				gcfg.RedisPrefix = testredis.Prefix(t, c)
-				ncfg.RedisCluster = gcfg.RedisCluster
-			}
-			ncfg.RedisPrefix, ncfg.XORKey = gcfg.RedisPrefix, testXORKey
+			sharedRedis(t, mode, &gcfg, &ncfg)
+			ncfg.XORKey = testXORKey
 			ncfg.Hub.ChatRate, ncfg.Hub.ChatBurst = 0.001, 3
 			base, _, _ := gameServer(t, gcfg)
 			n, err := New(context.Background(), ncfg, nil)
