@@ -128,13 +128,14 @@ func testPresenceTwoHubs(t *testing.T, store session.Store, bs []realtime.Broker
 		t.Fatalf("presence of a user channel: %v", code)
 	}
 
-	// Leaving a channel and disconnecting take effect at once.
+	// Leaving a channel and disconnecting take effect within one heartbeat:
+	// a heartbeat that read user 2's channels just before the leave may
+	// still report world.0 after it, until the next heartbeat (a race a
+	// loaded machine widens: the count was 2 once in a fresh clone).
 	if err := c2.Unsubscribe(ctx, "world.0"); err != nil {
 		t.Fatal(err)
 	}
-	if cnt, _ := presenceCount(t, c3, "world.0"); cnt != 1 {
-		t.Fatalf("world.0 count after user 2 left: %d", cnt)
-	}
+	waitFor(t, "world.0 count 1 after user 2 left", func() bool { cnt, _ := presenceCount(t, c3, "world.0"); return cnt == 1 })
 	if _, err := c2.Subscribe(ctx, "world.0", nil); err != nil {
 		t.Fatal(err)
 	}
