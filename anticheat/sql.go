@@ -431,18 +431,14 @@ func (s *SQLStore) redeemedBefore(ctx context.Context, r Redemption) (Redemption
 		return Redemption{}, err
 	}
 	defer tx.Rollback()
-	where := " WHERE store = ? AND transaction_id = ?"
-	for _, q := range []string{"UPDATE %s SET at_ms = at_ms + 1", "UPDATE %s SET at_ms = at_ms - 1"} {
-		res, err := tx.ExecContext(ctx, fmt.Sprintf(q, s.t.reds)+where, r.Store, r.TransactionID)
-		if err != nil {
-			return Redemption{}, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return Redemption{}, err
-		} else if n != 1 {
-			return Redemption{}, fmt.Errorf("redemption of %s %q not found", r.Store, r.TransactionID)
-		}
+	n, err := sqldialect.WriteUnchanged(ctx, tx, s.t.reds, "at_ms", "store = ? AND transaction_id = ?", r.Store, r.TransactionID)
+	if err != nil {
+		return Redemption{}, err
 	}
+	if n != 1 {
+		return Redemption{}, fmt.Errorf("redemption of %s %q not found", r.Store, r.TransactionID)
+	}
+	where := " WHERE store = ? AND transaction_id = ?"
 	old := Redemption{Store: r.Store, TransactionID: r.TransactionID}
 	var at int64
 	if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT user_key, product_id, at_ms FROM %s", s.t.reds)+where, r.Store, r.TransactionID).

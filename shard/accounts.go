@@ -207,13 +207,8 @@ func (a *Accounts) confirm(ctx context.Context, id Identity) error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		"UPDATE shard_accounts SET created_at = created_at + 1 WHERE platform = ? AND external_id = ?",
-		"UPDATE shard_accounts SET created_at = created_at - 1 WHERE platform = ? AND external_id = ?",
-	} {
-		if _, err := tx.ExecContext(ctx, q, id.Platform, id.ID); err != nil {
-			return err
-		}
+	if _, err := sqldialect.WriteUnchanged(ctx, tx, "shard_accounts", "created_at", "platform = ? AND external_id = ?", id.Platform, id.ID); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -234,7 +229,7 @@ func (a *Accounts) classify(ctx context.Context, err error) error {
 	if err == nil || errors.As(err, &se) || ctx.Err() != nil {
 		return err
 	}
-	if !connError(err) {
+	if !backend.Unavailable(err) {
 		pctx, cancel := context.WithTimeout(ctx, unavailablePing)
 		perr := a.dir.db.PingContext(pctx)
 		cancel()
@@ -244,12 +239,6 @@ func (a *Accounts) classify(ctx context.Context, err error) error {
 	}
 	return &Error{Kind: ErrUnavailable, Err: err}
 }
-
-// connError reports whether err says the database is unavailable (a lost
-// connection, a deadlock victim after the retries, a read-only or
-// stopping server: ClassifyError's classification) rather than refusing
-// a statement.
-func connError(err error) bool { return backend.Unavailable(err) }
 
 func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
 	tx, err := a.dir.db.BeginTx(ctx, nil)
