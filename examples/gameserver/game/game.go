@@ -274,7 +274,7 @@ func (g *Game) Register(mux *protocol.Mux) {
 	// database, the common database or Redis that is down, slow or
 	// read-only, or a deadlock victim, answers unavailable (41, retryable)
 	// or timeout (42), never internal (40).
-	cl := classifyErrors
+	cl := ClassifyErrors
 	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin), cl)
 	mux.HandleFunc(CmdLogout, g.logout, cl)
 	mux.Handle(CmdLoad, protocol.Typed(g.load), cl)
@@ -291,8 +291,13 @@ func (g *Game) Register(mux *protocol.Mux) {
 	mux.Handle(CmdRankAround, protocol.Typed(g.rankAround), cl)
 }
 
-// classifyErrors passes a handler's error through shard.ClassifyError.
-func classifyErrors(next protocol.Handler) protocol.Handler {
+// ClassifyErrors is a middleware that passes a handler's error through
+// shard.ClassifyError, madang's one classification of backend errors: a
+// backend that is down, slow, read-only or a deadlock victim answers
+// unavailable (41) or timeout (42), never internal (40). Register puts it
+// on every command; package server also puts it outermost on its whole
+// chain (sessions, anti-cheat, live ops).
+func ClassifyErrors(next protocol.Handler) protocol.Handler {
 	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 		resp, err := next.Serve(ctx, req)
 		return resp, shard.ClassifyError(err)

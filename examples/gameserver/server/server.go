@@ -288,7 +288,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	s.registerCommands()
 	s.logins = newLoginGate(game.CmdGuestLogin, cfg.MaxLogins, cfg.LoginQueueWait)
 	mws := []protocol.Middleware{
-		classifyErrors,
+		// Outermost: an error of any layer below (sessions, anti-cheat,
+		// live ops, idempotency, handlers) that says a backend is down is
+		// unavailable (41) or timeout (42), never internal (40).
+		game.ClassifyErrors,
 		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 	}
@@ -352,20 +355,6 @@ func (s *Server) sweepPurchases(ctx context.Context, every time.Duration) {
 			s.log.Info("iap sweep: noted purchases granted", "granted", n)
 		}
 	}
-}
-
-// classifyErrors is the outermost middleware of the game chain: an error of
-// any layer below (sessions, anti-cheat, live ops, idempotency, the game's
-// handlers) that says a backend is down, slow, read-only or a deadlock
-// victim reaches the client as unavailable (41, retryable) — or timeout
-// (42) for an ended deadline — never as internal (40), which is left for
-// bugs. shard.ClassifyError is madang's one classification (the same as
-// session.ClassifyError): a studio's server does the same.
-func classifyErrors(next protocol.Handler) protocol.Handler {
-	return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
-		resp, err := next.Serve(ctx, req)
-		return resp, shard.ClassifyError(err)
-	})
 }
 
 // openSessions connects Redis when configured (session.OpenRedis: the
