@@ -139,8 +139,9 @@ type RegistryConfig struct {
 	// ForceCloseMin and ForceCloseMax bound the random delay of a
 	// force-close directive after a mismatch. Defaults 1 min and 10 min.
 	ForceCloseMin, ForceCloseMax time.Duration
-	// Clock dates entries and directives. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates entries
+	// and directives.
+	Now func() time.Time
 	// Rand returns a uniform value in [0, n); tests pin it. Default
 	// math/rand/v2's Int64N.
 	Rand func(n int64) int64
@@ -160,7 +161,7 @@ func NewRegistry(store SignatureStore, cfg RegistryConfig) *Registry {
 	if cfg.ForceCloseMax < cfg.ForceCloseMin {
 		cfg.ForceCloseMax = cfg.ForceCloseMin
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Int64N
 	}
@@ -203,7 +204,7 @@ func (r *Registry) Set(ctx context.Context, version, apkMD5 string, certSHA256 .
 	if apkMD5 == "0" && len(certSHA256) == 0 {
 		return r.store.DeleteSignature(ctx, v)
 	}
-	e := SignatureEntry{Version: v, UpdatedAt: r.cfg.Clock.Now()}
+	e := SignatureEntry{Version: v, UpdatedAt: r.cfg.Now()}
 	if apkMD5 != "" {
 		m, ok := normHex(apkMD5, 32)
 		if !ok {
@@ -323,5 +324,5 @@ func (r *Registry) ForceCloseAt() ForceClose {
 	if span > 0 {
 		d += time.Duration(r.cfg.Rand(span + 1))
 	}
-	return ForceClose{At: r.cfg.Clock.Now().Add(d)}
+	return ForceClose{At: r.cfg.Now().Add(d)}
 }

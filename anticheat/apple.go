@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/madang-io/madang/internal/clock"
 )
@@ -54,8 +55,9 @@ type AppleVerifierConfig struct {
 	// Environments lists the accepted environments. Default
 	// {"Production"}; add "Sandbox" on test servers.
 	Environments []string
-	// Clock is the time the chain is verified at. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. The chain is
+	// verified at that time.
+	Now func() time.Time
 }
 
 // AppleVerifier verifies App Store signed transactions (the JWS
@@ -64,7 +66,7 @@ type AppleVerifierConfig struct {
 // optional online OCSP checks): alg ES256; an x5c header of exactly three
 // certificates (leaf, intermediate, root); the leaf chains through the
 // intermediate to Root (the x5c root itself is not trusted, Root is), valid
-// at Clock's time; the leaf carries the receipt-signing marker
+// at Now's time; the leaf carries the receipt-signing marker
 // (AppleReceiptSigningOID) and the intermediate the WWDR marker
 // (AppleWWDRIntermediateOID), else ErrReceiptUntrustedSigner, because
 // Apple's roots also certify every developer's certificates; the ES256
@@ -94,7 +96,7 @@ func NewAppleVerifier(cfg AppleVerifierConfig) (*AppleVerifier, error) {
 	if len(cfg.Environments) == 0 {
 		cfg.Environments = []string{"Production"}
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	return &AppleVerifier{cfg: cfg}, nil
 }
 
@@ -147,7 +149,7 @@ func (v *AppleVerifier) Verify(_ context.Context, store, receipt string) (Purcha
 	roots.AddCert(v.cfg.Root)
 	inter := x509.NewCertPool()
 	inter.AddCert(certs[1])
-	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: v.cfg.Clock.Now(),
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: v.cfg.Now(),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		return Purchase{}, newErr(ErrReceiptInvalid, "x5c chain: %w", err)

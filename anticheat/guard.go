@@ -74,8 +74,9 @@ type GuardConfig struct {
 	// time (ClientTime 0) with ErrBadInput, so a client cannot dodge the
 	// speed check by leaving it out. Default false: they are not judged.
 	RequireClientTime bool
-	// Clock is the server clock. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It is the server
+	// clock.
+	Now func() time.Time
 	// Logger receives store failures (the request goes on). Nil: silent.
 	Logger *slog.Logger
 }
@@ -112,12 +113,12 @@ func (g *Guard) Stats() GuardStats {
 
 // NewGuard returns a guard with cfg's defaults filled in.
 func NewGuard(cfg GuardConfig) *Guard {
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	if cfg.Monitor == nil {
-		cfg.Monitor = NewMonitor(MonitorConfig{Clock: cfg.Clock})
+		cfg.Monitor = NewMonitor(MonitorConfig{Now: cfg.Now})
 	}
 	if cfg.Speed == nil && !cfg.DisableSpeed {
-		cfg.Speed = NewSpeedChecker(SpeedConfig{Clock: cfg.Clock})
+		cfg.Speed = NewSpeedChecker(SpeedConfig{Now: cfg.Now})
 	}
 	if cfg.DisableSpeed {
 		cfg.Speed = nil
@@ -173,7 +174,7 @@ func (g *Guard) check(ctx context.Context, req *protocol.Request) error {
 	}
 	now := req.ReceivedAt
 	if now.IsZero() {
-		now = g.cfg.Clock.Now()
+		now = g.cfg.Now()
 	}
 	if !g.cfg.BlockAtLoginOnly {
 		if err := g.mon.checkBlockedAt(ctx, p.UserKey, now); err != nil {
@@ -242,7 +243,7 @@ func ForceCloseFrom(ctx context.Context) (ForceClose, bool) {
 }
 
 func (g *Guard) login(ctx context.Context, req *protocol.Request, next protocol.Handler) (*protocol.Response, error) {
-	now := g.cfg.Clock.Now()
+	now := g.cfg.Now()
 	var user int64
 	checked := false
 	if g.cfg.LoginUser != nil {

@@ -126,8 +126,9 @@ type IntegrityPolicy struct {
 	AllowUnrecognizedVersion bool
 	// RequireLicensed requires appLicensingVerdict LICENSED.
 	RequireLicensed bool
-	// Clock judges freshness. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It judges
+	// freshness.
+	Now func() time.Time
 }
 
 // Expect is what the server expects in requestDetails: the request hash of
@@ -177,7 +178,7 @@ func (p *IntegrityPolicy) Check(v *IntegrityVerdict, want Expect) error {
 	if maxAge <= 0 {
 		maxAge = 5 * time.Minute
 	}
-	now := clock.Or(p.Clock).Now()
+	now := clock.OrNow(p.Now)()
 	if age := now.Sub(time.UnixMilli(ts)); age > maxAge || age < -time.Minute {
 		return newErr(ErrIntegrityStale, "verdict age %v", age.Round(time.Second))
 	}

@@ -15,8 +15,9 @@ type MemoryConfig struct {
 	// MaxEvents bounds the hack log kept in memory; the oldest events are
 	// dropped first (counters keep counting). Default 100,000.
 	MaxEvents int
-	// Clock dates redemptions without a time. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates records
+	// written without a time.
+	Now func() time.Time
 }
 
 // MemoryStore is a single-process Store: the signature registry, a bounded
@@ -62,7 +63,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 100_000
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	s := &MemoryStore{
 		cfg:      cfg,
 		sigs:     make(map[string]SignatureEntry),
@@ -119,7 +120,7 @@ func (s *MemoryStore) Record(_ context.Context, e Event) (int64, int64, error) {
 		return 0, 0, err
 	}
 	if e.At.IsZero() {
-		e.At = s.cfg.Clock.Now()
+		e.At = s.cfg.Now()
 	}
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
@@ -241,7 +242,7 @@ func sortOffenders(out []Offender) {
 func (s *MemoryStore) PutBlock(_ context.Context, b Block) error {
 	b.Reason = truncate(b.Reason, MaxBlockReasonLen)
 	if b.At.IsZero() {
-		b.At = s.cfg.Clock.Now()
+		b.At = s.cfg.Now()
 	}
 	sh := &s.blockShards[shardOf(b.UserKey)]
 	sh.mu.Lock()
@@ -277,7 +278,7 @@ func (s *MemoryStore) Redeem(_ context.Context, r Redemption) (Redemption, bool,
 		return Redemption{}, false, err
 	}
 	if r.At.IsZero() {
-		r.At = s.cfg.Clock.Now()
+		r.At = s.cfg.Now()
 	}
 	k := redKey{r.Store, r.TransactionID}
 	s.redMu.Lock()

@@ -107,8 +107,9 @@ type MonitorConfig struct {
 	Blocks Blocks
 	// Policy turns counts into actions. Default DefaultPolicy().
 	Policy *Policy
-	// Clock dates verdicts and blocks. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates verdicts
+	// and blocks.
+	Now func() time.Time
 	// Logger receives flags and blocks. Nil: silent.
 	Logger *slog.Logger
 	// OnAction, if set, is called after each verdict is recorded with the
@@ -124,9 +125,9 @@ type Monitor struct {
 
 // NewMonitor returns a monitor with cfg's defaults filled in.
 func NewMonitor(cfg MonitorConfig) *Monitor {
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	if cfg.Log == nil || cfg.Blocks == nil {
-		m := NewMemoryStore(MemoryConfig{Clock: cfg.Clock})
+		m := NewMemoryStore(MemoryConfig{Now: cfg.Now})
 		if cfg.Log == nil {
 			cfg.Log = m
 		}
@@ -152,7 +153,7 @@ func (m *Monitor) Blocks() Blocks { return m.cfg.Blocks }
 // never blocked.
 func (m *Monitor) Report(ctx context.Context, v Verdict) (Action, error) {
 	if v.At.IsZero() {
-		v.At = m.cfg.Clock.Now()
+		v.At = m.cfg.Now()
 	}
 	n, _, err := m.cfg.Log.Record(ctx, Event{UserKey: v.UserKey, Kind: v.Kind, Reason: v.Reason, Detail: v.Detail, ClientVersion: v.ClientVersion, At: v.At})
 	if err != nil {
@@ -191,7 +192,7 @@ func (m *Monitor) Report(ctx context.Context, v Verdict) (Action, error) {
 // protocol.CodeBlocked) when the user is blocked now. It does not allocate
 // when the user is not blocked and the Blocks backend does not.
 func (m *Monitor) CheckBlocked(ctx context.Context, userKey int64) error {
-	return m.checkBlockedAt(ctx, userKey, m.cfg.Clock.Now())
+	return m.checkBlockedAt(ctx, userKey, m.cfg.Now())
 }
 
 func (m *Monitor) checkBlockedAt(ctx context.Context, userKey int64, now time.Time) error {
@@ -213,7 +214,7 @@ func (m *Monitor) Block(ctx context.Context, userKey int64, d time.Duration, rea
 	if userKey == 0 {
 		return errors.New("anticheat: block of user 0")
 	}
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	b := Block{UserKey: userKey, Reason: reason, At: now}
 	if d > 0 {
 		b.Until = now.Add(d)

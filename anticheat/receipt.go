@@ -167,8 +167,9 @@ type RedeemerConfig struct {
 	// OtherAccountCode is the result code for a receipt another account
 	// already redeemed. Default protocol.CodeReceiptUsed.
 	OtherAccountCode protocol.Code
-	// Clock dates redemptions. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates
+	// redemptions.
+	Now func() time.Time
 }
 
 // Redeemer verifies receipts and redeems each transaction once, globally.
@@ -192,7 +193,7 @@ func NewRedeemer(cfg RedeemerConfig) (*Redeemer, error) {
 	if cfg.OtherAccountCode == 0 {
 		cfg.OtherAccountCode = protocol.CodeReceiptUsed
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	return &Redeemer{cfg: cfg}, nil
 }
 
@@ -211,7 +212,7 @@ func (r *Redeemer) Redeem(ctx context.Context, userKey int64, clientVersion, sto
 		return Redeemed{}, err
 	}
 	p.Store = store
-	stored, created, err := r.cfg.Redemptions.Redeem(ctx, Redemption{Store: store, TransactionID: p.TransactionID, UserKey: userKey, ProductID: p.ProductID, At: r.cfg.Clock.Now()})
+	stored, created, err := r.cfg.Redemptions.Redeem(ctx, Redemption{Store: store, TransactionID: p.TransactionID, UserKey: userKey, ProductID: p.ProductID, At: r.cfg.Now()})
 	if err != nil {
 		return Redeemed{}, backend.Classify(err)
 	}

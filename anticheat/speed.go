@@ -52,9 +52,9 @@ type SpeedConfig struct {
 	MaxSessions int
 	// IdleTTL: a session not seen for this long starts afresh. Default 30 min.
 	IdleTTL time.Duration
-	// Clock is the server clock used when a request has no ReceivedAt.
-	// Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It is the server
+	// clock used when a request has no ReceivedAt.
+	Now func() time.Time
 }
 
 const (
@@ -90,7 +90,7 @@ func (c SpeedConfig) withDefaults() SpeedConfig {
 	if c.IdleTTL <= 0 {
 		c.IdleTTL = 30 * time.Minute
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	return c
 }
 
@@ -197,7 +197,7 @@ func (c *SpeedChecker) Observe(userKey int64, sessionID string, clientMs int64, 
 		return SpeedResult{}
 	}
 	if serverAt.IsZero() {
-		serverAt = c.cfg.Clock.Now()
+		serverAt = c.cfg.Now()
 	}
 	s := serverAt.UnixMilli()
 	o := clientMs - s

@@ -21,8 +21,9 @@ type SQLConfig struct {
 	// counters, blocks, redemptions). Default "anticheat_". Letters, digits
 	// and '_' only.
 	TablePrefix string
-	// Clock dates rows without a time. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates rows
+	// written without a time.
+	Now func() time.Time
 }
 
 // SQLStore is a Store on MySQL/MariaDB or SQLite through database/sql. Put
@@ -57,7 +58,7 @@ func NewSQLStore(db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
 			return nil, fmt.Errorf("anticheat: invalid table prefix %q", cfg.TablePrefix)
 		}
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	s := &SQLStore{db: db, d: cfg.Dialect, cfg: cfg}
 	p := cfg.TablePrefix
 	s.t.sigs, s.t.events, s.t.counters, s.t.blocks, s.t.reds = p+"signatures", p+"events", p+"counters", p+"blocks", p+"redemptions"
@@ -207,7 +208,7 @@ func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
 		return 0, 0, err
 	}
 	if e.At.IsZero() {
-		e.At = s.cfg.Clock.Now()
+		e.At = s.cfg.Now()
 	}
 	var kindN, total int64
 	var err error
@@ -348,7 +349,7 @@ func (s *SQLStore) TopOffenders(ctx context.Context, since time.Time, limit int)
 // PutBlock implements Blocks.
 func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
 	if b.At.IsZero() {
-		b.At = s.cfg.Clock.Now()
+		b.At = s.cfg.Now()
 	}
 	var until int64
 	if !b.Permanent() {
@@ -399,7 +400,7 @@ func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, 
 		return Redemption{}, false, err
 	}
 	if r.At.IsZero() {
-		r.At = s.cfg.Clock.Now()
+		r.At = s.cfg.Now()
 	}
 	res, err := s.db.ExecContext(ctx, fmt.Sprintf("%s %s (store, transaction_id, user_key, product_id, at_ms) VALUES (?, ?, ?, ?, ?)", s.d.InsertIgnore(), s.t.reds),
 		r.Store, r.TransactionID, r.UserKey, r.ProductID, ms(r.At))

@@ -132,9 +132,10 @@ type Config struct {
 	// Logger receives replays (debug), refusals and store failures. Nil:
 	// silent.
 	Logger *slog.Logger
-	// Clock is the clock of the memory store and SQL expiry. Default the
-	// system clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. SQLStore dates and
+	// expires its records by it (a MemoryStore has its own:
+	// MemoryConfig.Now).
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -150,7 +151,7 @@ func (c Config) withDefaults() Config {
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = 200 * time.Millisecond
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	return c
 }
 

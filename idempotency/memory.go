@@ -22,8 +22,9 @@ var ErrStoreFull = &protocol.Error{Code: protocol.CodeUnavailable, Message: "ide
 
 // MemoryConfig configures a MemoryStore. The zero value works.
 type MemoryConfig struct {
-	// Clock measures leases and retention. Default: the system clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. Leases and
+	// retention are measured on it.
+	Now func() time.Time
 	// SizeHint is how many records to make room for up front, so a store
 	// that will hold that many does not grow its index step by step.
 	// Default 0: start small and grow as records are added.
@@ -53,9 +54,9 @@ type MemoryConfig struct {
 //
 // Safe for concurrent use.
 type MemoryStore struct {
-	clock clock.Clock
-	base  time.Time // times are kept as offsets from base (monotonic when the clock is)
-	max   int
+	now  func() time.Time
+	base time.Time // times are kept as offsets from base (monotonic when the clock is)
+	max  int
 
 	seed maphash.Seed
 	hash func(m *MemoryStore, scope Scope, key string) uint64 // hashKey; tests force collisions
@@ -110,11 +111,12 @@ const (
 	sweepSample = 64
 )
 
-// NewMemoryStore returns an empty MemoryStore with the default MemoryConfig.
-// c is its clock (nil: the system clock); leases and retention are measured
-// on it.
-func NewMemoryStore(c clock.Clock) *MemoryStore {
-	s, _ := NewMemoryStoreConfig(MemoryConfig{Clock: c})
+// NewMemoryStore returns an empty MemoryStore with the default MemoryConfig
+// and now as its clock (MemoryConfig.Now; nil means time.Now): leases and
+// retention are measured on it. NewMemoryStoreConfig sets the other
+// settings.
+func NewMemoryStore(now func() time.Time) *MemoryStore {
+	s, _ := NewMemoryStoreConfig(MemoryConfig{Now: now})
 	return s
 }
 
@@ -129,10 +131,10 @@ func NewMemoryStoreConfig(cfg MemoryConfig) (*MemoryStore, error) {
 		hint = min(hint, cfg.MaxRecords)
 	}
 	hint = min(hint, math.MaxUint32/2)
-	c := clock.Or(cfg.Clock)
+	now := clock.OrNow(cfg.Now)
 	return &MemoryStore{
-		clock:  c,
-		base:   c.Now(),
+		now:    now,
+		base:   now(),
 		max:    cfg.MaxRecords,
 		seed:   maphash.MakeSeed(),
 		hash:   hashKey,
@@ -258,7 +260,7 @@ func (m *MemoryStore) sweep(now int64, n int) int64 {
 
 // Begin implements Store.
 func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Fingerprint, token string, lease time.Duration) (Begin, error) {
-	t := m.clock.Now()
+	t := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.since(t)
@@ -306,7 +308,7 @@ func (m *MemoryStore) Begin(_ context.Context, scope Scope, key string, fp Finge
 
 // Complete implements Store.
 func (m *MemoryStore) Complete(_ context.Context, scope Scope, key string, token string, res Result, retention time.Duration) error {
-	t := m.clock.Now()
+	t := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.since(t)

@@ -195,7 +195,7 @@ func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
 // Purge deletes the rows of db whose retention ended and returns how many.
 // Until purged, an expired row is treated as absent (its key runs again).
 func (s *SQLStore) Purge(ctx context.Context, db *sql.DB) (int64, error) {
-	r, err := db.ExecContext(ctx, s.purge, s.cfg.Clock.Now().UnixMilli())
+	r, err := db.ExecContext(ctx, s.purge, s.cfg.Now().UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("idempotency: purge: %w", err)
 	}
@@ -273,7 +273,7 @@ func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string
 	if err := checkKey(scope, key); err != nil {
 		return TxOutcome{}, err
 	}
-	now := s.cfg.Clock.Now()
+	now := s.cfg.Now()
 	expires := now.Add(s.cfg.Retention).UnixMilli()
 	args := []any{scope.UserKey, scope.Command, key}
 	r, err := tx.ExecContext(ctx, s.insert, scope.UserKey, scope.Command, key, fp[:], expires)

@@ -35,8 +35,9 @@ type MemoryBrokerConfig struct {
 	// channels whose HistoryTTL passed (expiry itself is checked on every
 	// access, so this only bounds memory). Default 1 minute.
 	SweepInterval time.Duration
-	// Clock decides history expiry. Default the real clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It decides history
+	// expiry.
+	Now func() time.Time
 }
 
 // MemoryBroker is a Broker in one process: the real single-node backend.
@@ -70,7 +71,7 @@ type MemoryBroker struct {
 
 type memBackend struct {
 	cfg MemoryBrokerConfig
-	clk clock.Clock
+	now func() time.Time
 
 	pubMu sync.Mutex // serializes publications: queue order = offset order
 
@@ -104,7 +105,7 @@ func NewMemoryBroker(cfg MemoryBrokerConfig) *MemoryBroker {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultBrokerSweepInterval
 	}
-	be := &memBackend{cfg: cfg, clk: clock.Or(cfg.Clock), channels: make(map[string]*memChannel), stop: make(chan struct{})}
+	be := &memBackend{cfg: cfg, now: clock.OrNow(cfg.Now), channels: make(map[string]*memChannel), stop: make(chan struct{})}
 	b := be.newNode()
 	be.swept.Add(1)
 	go be.sweep()
@@ -188,7 +189,7 @@ func (be *memBackend) sweep() {
 	for {
 		select {
 		case <-t.C:
-			now := be.clk.Now()
+			now := be.now()
 			be.mu.Lock()
 			for name, ch := range be.channels {
 				if !now.Before(ch.expires) {
@@ -280,7 +281,7 @@ func (b *MemoryBroker) Publish(ctx context.Context, channel string, data []byte,
 	var pos StreamPosition
 	if opts.HistorySize > 0 {
 		size := min(opts.HistorySize, be.cfg.MaxHistorySize)
-		now := be.clk.Now()
+		now := be.now()
 		be.mu.Lock()
 		ch := be.channels[channel]
 		if ch == nil || !now.Before(ch.expires) {
@@ -330,7 +331,7 @@ func (b *MemoryBroker) History(ctx context.Context, channel string, since Stream
 		return HistoryResult{}, ErrClosed
 	}
 	be := b.be
-	now := be.clk.Now()
+	now := be.now()
 	be.mu.Lock()
 	defer be.mu.Unlock()
 	ch := be.channels[channel]

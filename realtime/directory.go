@@ -69,16 +69,16 @@ type DirectoryConfig struct {
 	// Prefix starts every Redis key (Redis backend only); it must not
 	// contain '{' or '}'. Default "madang:rt:".
 	Prefix string
-	// Clock tells the time (the memory backend's expiry, and
-	// Lease.Expires); nil is the system clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It sets the memory
+	// backend's expiry and Lease.Expires.
+	Now func() time.Time
 }
 
 func (c DirectoryConfig) withDefaults() DirectoryConfig {
 	if c.Prefix == "" {
 		c.Prefix = "madang:rt:"
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	return c
 }
 

@@ -55,7 +55,7 @@ func (d *MemoryDirectory) Claim(ctx context.Context, room, node string, ttl time
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if l, ok := d.liveLocked(room, now); ok {
@@ -75,7 +75,7 @@ func (d *MemoryDirectory) Renew(ctx context.Context, l Lease, ttl time.Duration)
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cur, ok := d.liveLocked(l.Room, now)
@@ -106,7 +106,7 @@ func (d *MemoryDirectory) Lookup(ctx context.Context, room string) (Lease, error
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, ok := d.liveLocked(room, now)

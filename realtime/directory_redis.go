@@ -59,7 +59,7 @@ func (d *RedisDirectory) Claim(ctx context.Context, room, node string, ttl time.
 	if err := checkTTL(ttl); err != nil {
 		return Lease{}, err
 	}
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	l := Lease{Room: room, Node: node, Token: newToken(), Expires: now.Add(ttl)}
 	res, err := claimScript.Run(ctx, d.rc, []string{d.key(room)}, l.Token+":"+node, ttl.Milliseconds()).Slice()
 	if err != nil {
@@ -92,7 +92,7 @@ func (d *RedisDirectory) Renew(ctx context.Context, l Lease, ttl time.Duration) 
 	if err := checkTTL(ttl); err != nil {
 		return Lease{}, err
 	}
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	ok, err := renewScript.Run(ctx, d.rc, []string{d.key(l.Room)}, l.Token+":"+l.Node, ttl.Milliseconds()).Int()
 	if err != nil {
 		return Lease{}, directoryUnavailable("renew", err)
@@ -121,7 +121,7 @@ func (d *RedisDirectory) Release(ctx context.Context, l Lease) error {
 
 // Lookup implements Directory.
 func (d *RedisDirectory) Lookup(ctx context.Context, room string) (Lease, error) {
-	now := d.cfg.Clock.Now()
+	now := d.cfg.Now()
 	k := d.key(room)
 	var get *redis.StringCmd
 	var pttl *redis.DurationCmd

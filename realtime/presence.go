@@ -72,8 +72,8 @@ type PresenceConfig struct {
 	// Prefix starts every Redis key (Redis backend only); it must not
 	// contain '{' or '}'. Default "madang:rt:".
 	Prefix string
-	// Clock tells the time; nil is the system clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 }
 
 func (c PresenceConfig) withDefaults() PresenceConfig {
@@ -83,6 +83,6 @@ func (c PresenceConfig) withDefaults() PresenceConfig {
 	if c.Prefix == "" {
 		c.Prefix = "madang:rt:"
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	return c
 }

@@ -30,7 +30,7 @@ func NewMemoryPresence(cfg PresenceConfig) *MemoryPresence {
 	}
 }
 
-func (p *MemoryPresence) now() int64 { return p.cfg.Clock.Now().UnixNano() }
+func (p *MemoryPresence) now() int64 { return p.cfg.Now().UnixNano() }
 
 // trimLocked drops the users and channels whose every entry expired.
 func (p *MemoryPresence) trimLocked(now int64) {

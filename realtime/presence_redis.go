@@ -80,7 +80,7 @@ func (p *RedisPresence) Touch(ctx context.Context, entries ...PresenceEntry) err
 	if len(entries) == 0 {
 		return nil
 	}
-	now := p.cfg.Clock.Now()
+	now := p.cfg.Now()
 	exp := now.Add(p.cfg.TTL).UnixMilli()
 	ttl := p.cfg.TTL
 	pl := p.rc.Pipeline()
@@ -155,7 +155,7 @@ return live
 
 // Where implements Presence.
 func (p *RedisPresence) Where(ctx context.Context, userKey int64) ([]PresenceConn, error) {
-	now := p.cfg.Clock.Now().UnixMilli()
+	now := p.cfg.Now().UnixMilli()
 	fields, err := whereScript.Run(ctx, p.rc, []string{p.userKey(userKey)}, now).StringSlice()
 	if err != nil {
 		return nil, presenceUnavailable("where", err)
@@ -181,7 +181,7 @@ return redis.call('ZCARD', KEYS[1])
 
 // Count implements Presence.
 func (p *RedisPresence) Count(ctx context.Context, channel string) (int, error) {
-	now := p.cfg.Clock.Now().UnixMilli()
+	now := p.cfg.Now().UnixMilli()
 	n, err := countScript.Run(ctx, p.rc, []string{p.chanKey(channel)}, now).Int()
 	if err != nil {
 		return 0, presenceUnavailable("count", err)

@@ -186,8 +186,8 @@ type BoardConfig struct {
 	// to ScoreTimeSlots × TieResolution. Default 1 s (48.5 days); at least
 	// 1 ms.
 	TieResolution time.Duration
-	// Clock tells the time. Default the system clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 	// Logger, when set, receives backend failures at debug level.
 	Logger *slog.Logger
 }
@@ -331,7 +331,7 @@ func NewBoard(store BoardStore, name string, cfg BoardConfig) (*Board, error) {
 	if cfg.WeekStart < time.Sunday || cfg.WeekStart > time.Saturday {
 		return nil, fmt.Errorf("%w: week start %d", ErrBoardInvalid, cfg.WeekStart)
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	cfg.Now = clock.OrNow(cfg.Now)
 	maxLen := cfg.TieResolution * ScoreTimeSlots
 	if cfg.TieResolution > time.Duration(math.MaxInt64)/ScoreTimeSlots {
 		maxLen = time.Duration(math.MaxInt64)
@@ -416,7 +416,7 @@ func (b *Board) Season() (Season, error) {
 		}
 		return *b.pinned, nil
 	}
-	return b.SeasonAt(b.cfg.Clock.Now())
+	return b.SeasonAt(b.cfg.Now())
 }
 
 // SeasonAt returns the season that contains t, or ErrSeasonClosed when a
@@ -449,7 +449,7 @@ func (b *Board) readRef() (BoardRef, Season, bool, error) {
 	if err != nil {
 		return BoardRef{}, s, false, err
 	}
-	live := b.cfg.Clock.Now().Before(s.End.Add(b.cfg.Retention))
+	live := b.cfg.Now().Before(s.End.Add(b.cfg.Retention))
 	return BoardRef{Board: b.name, Season: s.ID}, s, live, nil
 }
 
@@ -493,7 +493,7 @@ func (b *Board) SubmitBatch(ctx context.Context, subs []ScoreSubmit) error {
 }
 
 func (b *Board) submit(ctx context.Context, subs []ScoreSubmit) ([]error, error) {
-	now := b.cfg.Clock.Now()
+	now := b.cfg.Now()
 	cur, err := b.SeasonAt(now)
 	if err != nil {
 		return nil, err

@@ -12,9 +12,9 @@ import (
 
 // BoardMemoryConfig configures a BoardMemoryStore. The zero value works.
 type BoardMemoryConfig struct {
-	// Clock tells the time for season expiry. Default the system clock; give
-	// it the same clock as the Boards that use the store.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It decides season
+	// expiry; give it the same Now as the Boards that use the store.
+	Now func() time.Time
 }
 
 // BoardMemoryStore is a BoardStore in process memory: a real single-node
@@ -26,7 +26,7 @@ type BoardMemoryConfig struct {
 // there is no goroutine. Safe for concurrent use: one lock per season, so
 // boards and seasons do not wait for each other.
 type BoardMemoryStore struct {
-	clock clock.Clock
+	now func() time.Time
 
 	mu        sync.Mutex
 	sets      map[boardSetKey]*boardSet
@@ -54,7 +54,7 @@ var _ BoardStore = (*BoardMemoryStore)(nil)
 
 // NewBoardMemoryStore returns an empty store.
 func NewBoardMemoryStore(cfg BoardMemoryConfig) *BoardMemoryStore {
-	return &BoardMemoryStore{clock: clock.Or(cfg.Clock), sets: make(map[boardSetKey]*boardSet)}
+	return &BoardMemoryStore{now: clock.OrNow(cfg.Now), sets: make(map[boardSetKey]*boardSet)}
 }
 
 // Seasons returns the number of seasons the store holds (expired ones not
@@ -68,7 +68,7 @@ func (m *BoardMemoryStore) Seasons() int {
 // get returns the live set of ref, creating it when create is set; nil when
 // absent.
 func (m *BoardMemoryStore) get(ref BoardRef, create bool) *boardSet {
-	now := m.clock.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.nextSweep.IsZero() && !now.Before(m.nextSweep) {
@@ -133,7 +133,7 @@ func (m *BoardMemoryStore) Write(ctx context.Context, ref BoardRef, ws []BoardWr
 		if ref.TTL > 0 {
 			exp = ref.ExpireAt
 			if exp.IsZero() {
-				exp = m.clock.Now().Add(ref.TTL)
+				exp = m.now().Add(ref.TTL)
 			}
 			s.expiry.Store(exp.UnixNano())
 		} else {

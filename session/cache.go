@@ -40,9 +40,10 @@ type CacheConfig struct {
 	// JanitorInterval is how often the memory cache drops expired entries.
 	// Default 1 minute.
 	JanitorInterval time.Duration
-	// Clock is the memory cache's time source (Redis expires cache entries
-	// itself, in real time). Default: the real clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. The memory cache
+	// expires entries by it (Redis expires cache entries itself, in real
+	// time).
+	Now func() time.Time
 	// Logger receives backend failures. Nil: silent.
 	Logger *slog.Logger
 }
@@ -69,7 +70,7 @@ func (c CacheConfig) withDefaults() CacheConfig {
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = time.Second
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -131,7 +132,7 @@ type cacheBackend interface {
 // drops expired entries until Close.
 func NewMemoryCache(cfg CacheConfig) *UserCache {
 	cfg = cfg.withDefaults()
-	m := &memCache{clk: cfg.Clock, entries: make(map[memCacheKey]memCacheEntry)}
+	m := &memCache{now: cfg.Now, entries: make(map[memCacheKey]memCacheEntry)}
 	m.jan = startJanitor(cfg.JanitorInterval, m.sweep)
 	return &UserCache{cfg: cfg, b: m}
 }
@@ -325,7 +326,7 @@ type memCacheEntry struct {
 }
 
 type memCache struct {
-	clk clock.Clock
+	now func() time.Time
 	jan *janitor
 	ver atomic.Int64
 
@@ -341,7 +342,7 @@ func (m *memCache) get(_ context.Context, ver, uk int64, key string) ([]byte, bo
 	if !ok {
 		return nil, false, nil
 	}
-	if !m.clk.Now().Before(e.exp) {
+	if !m.now().Before(e.exp) {
 		delete(m.entries, k)
 		return nil, false, nil
 	}
@@ -349,7 +350,7 @@ func (m *memCache) get(_ context.Context, ver, uk int64, key string) ([]byte, bo
 }
 
 func (m *memCache) set(_ context.Context, ver, uk int64, key string, val []byte, ttl time.Duration) error {
-	e := memCacheEntry{val: append([]byte(nil), val...), exp: m.clk.Now().Add(ttl)}
+	e := memCacheEntry{val: append([]byte(nil), val...), exp: m.now().Add(ttl)}
 	m.mu.Lock()
 	m.entries[memCacheKey{ver, uk, key}] = e
 	m.mu.Unlock()
@@ -377,7 +378,7 @@ func (m *memCache) reset(context.Context) (int64, error) {
 }
 
 func (m *memCache) sweep() {
-	now := m.clk.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, e := range m.entries {

@@ -48,12 +48,13 @@
 //
 // # Time
 //
-// Expiry is computed from Config.Clock, in the memory store and in Redis
+// Expiry is computed from Config.Now, in the memory store and in Redis
 // alike: the Redis session hash holds its expiry time and the scripts
-// compare it with the caller's clock; Redis TTLs (renewed about once per TTL,
-// to at most 2*TTL plus the tombstone) only collect garbage. So a fake clock (internal/clock.Fake) drives the
-// conformance suite on every backend without sleeping, and servers whose
-// clocks differ by a few seconds disagree about expiry by that much.
+// compare it with the caller's clock; Redis TTLs (renewed about once per
+// TTL, to at most 2*TTL plus the tombstone) only collect garbage. So a test
+// clock (sessiontest.Clock) drives the conformance suite on every backend
+// without sleeping, and servers whose clocks differ by a few seconds
+// disagree about expiry by that much.
 //
 // # Protocol integration
 //

@@ -167,7 +167,7 @@ func TestMemoryLimiterBounded(t *testing.T) {
 			}
 			uk++
 		}
-		clk.Add(31 * time.Second)
+		clk.Advance(31 * time.Second)
 		if st := l.Stats(); st.Entries > maxEntries {
 			t.Fatalf("%d entries, max %d", st.Entries, maxEntries)
 		}
@@ -246,7 +246,7 @@ func TestRateLimitMiddleware(t *testing.T) {
 	if ran != 8+1+40 {
 		t.Fatalf("handler ran %d times, want 49", ran)
 	}
-	clk.Add(250 * time.Millisecond)
+	clk.Advance(250 * time.Millisecond)
 	if r := send(1, "player.load"); r.Code != protocol.CodeOK {
 		t.Fatalf("after the retry hint: %+v", r)
 	}

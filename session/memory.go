@@ -12,7 +12,7 @@ import (
 
 // MemoryStore is a Store kept in one process: a real single-node backend for
 // development servers, tests and single-instance games. Expiry is computed
-// from Config.Clock on every access (lazy) and one janitor goroutine removes
+// from Config.Now on every access (lazy) and one janitor goroutine removes
 // ended sessions every Config.JanitorInterval; Close stops it.
 type MemoryStore struct {
 	cfg  Config
@@ -100,7 +100,7 @@ func (m *MemoryStore) removeLocked(id string, e *memSession) {
 }
 
 func (m *MemoryStore) sweep() {
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, e := range m.sessions {
@@ -116,7 +116,7 @@ func (m *MemoryStore) Create(_ context.Context, n NewSession) (*Session, error) 
 		return nil, err
 	}
 	token, id, secret := newToken(n.UserKey)
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	s := Session{
 		Token: token, ID: id, UserKey: n.UserKey, ShardID: n.ShardID,
 		ClientVersion: n.ClientVersion, Platform: n.Platform, DeviceID: n.DeviceID,
@@ -206,7 +206,7 @@ func (m *MemoryStore) touchLocked(id string, frame bool, counter uint64) (*Sessi
 	if e == nil {
 		return nil, ErrNotFound
 	}
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	err, gone := m.status(e, now)
 	if gone {
 		m.removeLocked(id, e)
@@ -245,7 +245,7 @@ func (m *MemoryStore) Secret(_ context.Context, keyID string) ([]byte, error) {
 	if e == nil {
 		return nil, ErrNotFound
 	}
-	if err, _ := m.status(e, m.cfg.Clock.Now()); err != nil {
+	if err, _ := m.status(e, m.cfg.Now()); err != nil {
 		return nil, err
 	}
 	return append([]byte(nil), e.s.Secret...), nil
@@ -257,7 +257,7 @@ func (m *MemoryStore) Revoke(_ context.Context, keyID string) error {
 	if err != nil {
 		return nil // nothing to revoke
 	}
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -282,7 +282,7 @@ func (m *MemoryStore) Revoke(_ context.Context, keyID string) error {
 
 // RevokeUser implements Store.
 func (m *MemoryStore) RevokeUser(_ context.Context, userKey int64) error {
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	var evs []Event
 	m.mu.Lock()
 	if m.closed {

@@ -25,7 +25,7 @@ import (
 //	P session:events  pub/sub channel of kicks and revocations
 //
 // Expiry is logical: the hash holds the expiry time computed from
-// Config.Clock, checked by the scripts; Redis TTLs (up to 2*TTL+Tombstone
+// Config.Now, checked by the scripts; Redis TTLs (up to 2*TTL+Tombstone
 // after the last renewal) only collect garbage. A token is found by its
 // session id and checked against the hash's copy of its secret part. Each
 // call is one script (one round trip) on the user's node, plus one on the previous node while a Router
@@ -271,7 +271,7 @@ func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error)
 	token, id, secret := newToken(n.UserKey)
 	_, _, tokRand, _ := splitToken(token)
 	_, sid, _ := split(id)
-	now := s.cfg.Clock.Now()
+	now := s.cfg.Now()
 	up := s.userPrefix(n.UserKey)
 	state := "k"
 	if s.cfg.AllowMultiple {
@@ -382,7 +382,7 @@ func (s *RedisStore) get(ctx context.Context, uk int64, mode, sid, arg string, c
 func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int64, mode, sid, arg string, counter uint64, nonce string) (*Session, error) {
 	up := s.userPrefix(uk)
 	keys := []string{up + "u", up + "s:" + sid}
-	now := ms(s.cfg.Clock.Now())
+	now := ms(s.cfg.Now())
 	var cmd *redis.Cmd
 	if mode == modeFrame {
 		cmd = getScript.Run(ctx, c, keys, mode, now, s.argTTL, s.argTomb, s.argKeepAlive, arg, nonce)
@@ -516,7 +516,7 @@ func (s *RedisStore) Revoke(ctx context.Context, keyID string) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	now := s.cfg.Clock.Now()
+	now := s.cfg.Now()
 	up := s.userPrefix(uk)
 	for _, c := range s.homes(uk) {
 		n, err := revokeScript.Run(ctx, c, []string{up + "s:" + sid},
@@ -536,7 +536,7 @@ func (s *RedisStore) RevokeUser(ctx context.Context, userKey int64) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	args := s.endArgs("r", s.cfg.Clock.Now(), userKey)
+	args := s.endArgs("r", s.cfg.Now(), userKey)
 	for _, c := range s.homes(userKey) {
 		n, err := endAllScript.Run(ctx, c, []string{s.userPrefix(userKey) + "u"}, args...).Uint64()
 		if err != nil {

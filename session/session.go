@@ -86,10 +86,10 @@ type Config struct {
 	// AllowMultiple lets a user hold several sessions at once. The default
 	// (false) is one session per user: a new login kicks the older ones.
 	AllowMultiple bool
-	// Clock is the store's time source for expiry (the Redis store computes
-	// expiry from it too and only uses Redis TTLs to collect garbage).
-	// Default: the real clock.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. The store computes
+	// expiry from it (the Redis store too: it uses Redis TTLs only to
+	// collect garbage).
+	Now func() time.Time
 	// Logger receives backend failures. Nil: silent.
 	Logger *slog.Logger
 	// Prefix starts every Redis key and channel of the store, such as
@@ -128,7 +128,7 @@ func (c Config) withDefaults() Config {
 	if c.ProbeInterval == 0 {
 		c.ProbeInterval = time.Second
 	}
-	c.Clock = clock.Or(c.Clock)
+	c.Now = clock.OrNow(c.Now)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -58,3 +58,12 @@ func (f *Fake) Set(t time.Time) {
 	f.now = t
 	f.mu.Unlock()
 }
+
+// OrNow returns now, or time.Now when now is nil: the default of every
+// public `Now func() time.Time` setting.
+func OrNow(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
+}

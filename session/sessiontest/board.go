@@ -9,21 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
 
-// BoardClock is the clock a BoardStoreFunc receives (the suite's fake clock).
-// It is clock.Clock under a name importable outside the module: anything with
-// a Now() time.Time method.
-type BoardClock = clock.Clock
-
 // BoardStoreFunc returns a fresh, empty board store. A store that keeps time
-// itself (BoardMemoryStore's expiry) must use clk, the suite's fake clock.
-// Stores may share a backend between calls as long as each call's store sees
-// only its own data (e.g. a random key prefix).
-type BoardStoreFunc func(t *testing.T, clk BoardClock) session.BoardStore
+// itself (BoardMemoryStore's expiry) must take it from now, the suite's
+// clock (see Clock). Stores may share a backend between calls as long as
+// each call's store sees only its own data (e.g. a random key prefix).
+type BoardStoreFunc func(t *testing.T, now func() time.Time) session.BoardStore
 
 // BoardSuiteStart is the fake clock's start in every board test: a
 // Wednesday, 10:00 in UTC (19:00 in Seoul).
@@ -35,17 +29,17 @@ var BoardSuiteStart = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 // input, all through session.Board on stores from newStore.
 func RunBoardTests(t *testing.T, newStore BoardStoreFunc) {
 	type env struct {
-		clk   *clock.Fake
+		clk   *Clock
 		store session.BoardStore
 		ctx   context.Context
 	}
 	setup := func(t *testing.T) env {
-		clk := clock.NewFake(BoardSuiteStart)
-		return env{clk: clk, store: newStore(t, clk), ctx: context.Background()}
+		clk := NewClock(BoardSuiteStart)
+		return env{clk: clk, store: newStore(t, clk.Now), ctx: context.Background()}
 	}
 	board := func(t *testing.T, e env, name string, cfg session.BoardConfig) *session.Board {
 		t.Helper()
-		cfg.Clock = e.clk
+		cfg.Now = e.clk.Now
 		b, err := session.NewBoard(e.store, name, cfg)
 		if err != nil {
 			t.Fatalf("NewBoard: %v", err)
@@ -604,13 +598,13 @@ func wantOrder(t *testing.T, b *session.Board, users []int64) {
 }
 
 // BoardForTest returns a board called name on a fresh memory store, for game
-// tests, with a fake clock set to BoardSuiteStart that the test moves (to
-// end a season, to order ties). cfg.Clock is replaced by the fake clock.
-func BoardForTest(t testing.TB, name string, cfg session.BoardConfig) (*session.Board, *clock.Fake) {
+// tests, with a Clock set to BoardSuiteStart that the test moves (to end a
+// season, to order ties). cfg.Now is replaced by the Clock's Now.
+func BoardForTest(t testing.TB, name string, cfg session.BoardConfig) (*session.Board, *Clock) {
 	t.Helper()
-	clk := clock.NewFake(BoardSuiteStart)
-	cfg.Clock = clk
-	b, err := session.NewBoard(session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk}), name, cfg)
+	clk := NewClock(BoardSuiteStart)
+	cfg.Now = clk.Now
+	b, err := session.NewBoard(session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: clk.Now}), name, cfg)
 	if err != nil {
 		t.Fatalf("sessiontest: board %q: %v", name, err)
 	}

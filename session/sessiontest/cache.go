@@ -7,19 +7,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
 
 // NewCacheFunc returns a fresh, empty cache configured with cfg (keep its
-// fields, in particular Clock; add your own, such as a random Prefix). The
+// fields, in particular Now; add your own, such as a random Prefix). The
 // suite closes it.
 type NewCacheFunc func(t *testing.T, cfg session.CacheConfig) *session.UserCache
 
 // RunCacheTests runs the per-user cache suite against caches from newCache.
 //
-// Time: the memory cache expires entries by Config.Clock (a *clock.Fake
+// Time: the memory cache expires entries by CacheConfig.Now (a Clock's Now
 // here) and Redis by its own real clock, so the expiry test sets a 50ms TTL,
 // advances the fake clock past it and then polls (bounded) until the entry
 // is gone: it passes on either kind of backend without asserting a speed.
@@ -66,10 +65,10 @@ func testCacheStats(t *testing.T, newCache NewCacheFunc) {
 	}
 }
 
-func cacheSetup(t *testing.T, newCache NewCacheFunc) (*session.UserCache, *clock.Fake) {
+func cacheSetup(t *testing.T, newCache NewCacheFunc) (*session.UserCache, *Clock) {
 	t.Helper()
-	clk := clock.NewFake(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
-	c := newCache(t, session.CacheConfig{Clock: clk})
+	clk := NewClock(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
+	c := newCache(t, session.CacheConfig{Now: clk.Now})
 	t.Cleanup(func() { _ = c.Close() })
 	return c, clk
 }

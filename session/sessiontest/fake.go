@@ -3,17 +3,18 @@ package sessiontest
 import (
 	"context"
 	"testing"
+	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
 
 // NewStore returns a memory store for a game test, closed when the test
-// ends. clk may be nil (real time) or a *clock.Fake to move expiry by hand.
-func NewStore(t testing.TB, clk clock.Clock) *session.MemoryStore {
+// ends. now is its clock (session.Config.Now): nil means time.Now; pass a
+// Clock's Now to move expiry by hand.
+func NewStore(t testing.TB, now func() time.Time) *session.MemoryStore {
 	t.Helper()
-	s := session.NewMemoryStore(session.Config{Clock: clk})
+	s := session.NewMemoryStore(session.Config{Now: now})
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }

@@ -18,24 +18,6 @@ import (
 // one prefix) or not (memory); the suite does not rely on either.
 type NewLimiterFunc func(t *testing.T, cfg session.LimiterConfig) session.Limiter
 
-// Clock is a settable clock for LimiterConfig.Now and the like: Now
-// returns the time last set, Add moves it. Safe for concurrent use. The
-// zero value reads the zero time; use NewClock.
-type Clock struct{ ns atomic.Int64 }
-
-// NewClock returns a Clock at t.
-func NewClock(t time.Time) *Clock {
-	c := &Clock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
-
-// Add moves the clock by d.
-func (c *Clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
-
 // RunLimiterTests runs the rate limiter conformance suite against limiters
 // from newLimiter.
 //
@@ -100,12 +82,12 @@ func testLimiterRefill(t *testing.T, newLimiter NewLimiterFunc) {
 	for range 3 {
 		allow(t, l, uk, perMinute3, true, 0)
 	}
-	clk.Add(20 * time.Second)
+	clk.Advance(20 * time.Second)
 	allow(t, l, uk, perMinute3, false, 40*time.Second)
-	clk.Add(40 * time.Second) // one minute: one more
+	clk.Advance(40 * time.Second) // one minute: one more
 	allow(t, l, uk, perMinute3, true, 0)
 	allow(t, l, uk, perMinute3, false, time.Minute)
-	clk.Add(10 * time.Minute) // idle past the refill time: a full burst again, no more
+	clk.Advance(10 * time.Minute) // idle past the refill time: a full burst again, no more
 	spend(t, l, uk, perMinute3, 3, time.Minute)
 }
 
@@ -116,10 +98,10 @@ func testLimiterRefused(t *testing.T, newLimiter NewLimiterFunc) {
 		allow(t, l, uk, perMinute3, true, 0)
 	}
 	for i := range 20 { // a client that keeps trying does not push its wait out
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 		allow(t, l, uk, perMinute3, false, time.Minute-time.Duration(i+1)*time.Second)
 	}
-	clk.Add(40 * time.Second)
+	clk.Advance(40 * time.Second)
 	allow(t, l, uk, perMinute3, true, 0)
 }
 
@@ -148,9 +130,9 @@ func testLimiterFast(t *testing.T, newLimiter NewLimiterFunc) {
 	uk := limiterUser()
 	lim := session.Limit{Name: "suite.fast", Rate: 20, Burst: 40}
 	spend(t, l, uk, lim, 40, 50*time.Millisecond)
-	clk.Add(time.Second) // 20 more
+	clk.Advance(time.Second) // 20 more
 	spend(t, l, uk, lim, 20, 50*time.Millisecond)
-	clk.Add(10 * time.Millisecond)
+	clk.Advance(10 * time.Millisecond)
 	allow(t, l, uk, lim, false, 40*time.Millisecond)
 }
 

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 )
@@ -32,15 +31,15 @@ const (
 const eventWait = 10 * time.Second
 
 // NewStoreFunc returns a fresh, empty store configured with cfg (keep every
-// field, in particular Clock, TTL, Tombstone and AllowMultiple; add your
+// field, in particular Now, TTL, Tombstone and AllowMultiple; add your
 // own, such as a random Prefix). The suite closes it.
 type NewStoreFunc func(t *testing.T, cfg session.Config) session.Store
 
 // RunStoreTests runs the conformance suite against stores from newStore.
 //
-// Time: the suite passes a *clock.Fake in Config.Clock and moves it to test
-// sliding expiry, kicks and tombstones. A store must therefore compute
-// expiry from Config.Clock (as MemoryStore and RedisStore do: the Redis
+// Time: the suite passes a Clock's Now in Config.Now and moves the Clock to
+// test sliding expiry, kicks and tombstones. A store must therefore compute
+// expiry from Config.Now (as MemoryStore and RedisStore do: the Redis
 // store keeps the expiry time in the session and checks it in its script;
 // real Redis TTLs, here an hour or more, only collect garbage). Nothing in
 // the suite sleeps.
@@ -60,15 +59,15 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 }
 
 type env struct {
-	clk   *clock.Fake
+	clk   *Clock
 	store session.Store
 	ctx   context.Context
 }
 
 func setup(t *testing.T, newStore NewStoreFunc, multiple bool) *env {
 	t.Helper()
-	clk := clock.NewFake(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
-	s := newStore(t, session.Config{Clock: clk, TTL: SuiteTTL, Tombstone: SuiteTombstone, AllowMultiple: multiple})
+	clk := NewClock(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
+	s := newStore(t, session.Config{Now: clk.Now, TTL: SuiteTTL, Tombstone: SuiteTombstone, AllowMultiple: multiple})
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)

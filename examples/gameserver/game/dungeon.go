@@ -149,7 +149,7 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	if err != nil {
 		return RunStarted{}, err
 	}
-	now := g.cfg.Clock.Now()
+	now := g.cfg.Now()
 	var stored, storedAt int64
 	err = tx.QueryRowContext(ctx, "SELECT stamina, stamina_at FROM players WHERE user_key = ?"+g.cfg.Dialect.ForUpdate(), userKey).Scan(&stored, &storedAt)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -231,7 +231,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	if !ok {
 		return RunFinished{}, fmt.Errorf("game: run %s: dungeon %q no longer exists", in.RunID, dungeonID)
 	}
-	now := g.cfg.Clock.Now()
+	now := g.cfg.Now()
 	nowMs := now.UnixMilli()
 	end := func(result string, score, gold, exp int64) error {
 		_, err := tx.ExecContext(ctx, "UPDATE dungeon_runs SET finished_at = ?, result = ?, damage = ?, play_time_ms = ?, score = ?, gold = ?, exp = ? WHERE run_id = ?",

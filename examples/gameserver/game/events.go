@@ -47,7 +47,7 @@ func (g *Game) boosts(t EventTarget) Boosts {
 	if g.cfg.Events == nil {
 		return Boosts{}
 	}
-	return g.cfg.Events(t, g.cfg.Clock.Now())
+	return g.cfg.Events(t, g.cfg.Now())
 }
 
 // discount returns the discount percent of a shop item (0..99).

@@ -13,7 +13,6 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -162,8 +161,9 @@ type Config struct {
 	Idempotency *idempotency.SQLStore
 	// Dialect of the game databases. Default sqldialect.SQLite.
 	Dialect sqldialect.Dialect
-	// Clock is the game's clock (stamina, timestamps). Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It is the game's
+	// clock (stamina, timestamps).
+	Now func() time.Time
 	// Logger receives logins at debug level. Nil: silent.
 	Logger *slog.Logger
 
@@ -231,8 +231,8 @@ func New(cfg Config) (*Game, error) {
 	if cfg.Dialect == nil {
 		cfg.Dialect = sqldialect.SQLite
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -242,7 +242,7 @@ func New(cfg Config) (*Game, error) {
 		cfg.BoardStore = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
 	}
 	if cfg.Monitor == nil {
-		cfg.Monitor = anticheat.NewMonitor(anticheat.MonitorConfig{Clock: cfg.Clock, Logger: cfg.Logger})
+		cfg.Monitor = anticheat.NewMonitor(anticheat.MonitorConfig{Now: cfg.Now, Logger: cfg.Logger})
 	}
 	if cfg.DriftTolerance <= 0 {
 		cfg.DriftTolerance = DefaultDriftTolerance
@@ -256,7 +256,7 @@ func New(cfg Config) (*Game, error) {
 		cfg.DeadlockRetries = 0
 	}
 	board, err := session.NewBoard(cfg.BoardStore, BoardName, session.BoardConfig{
-		Period: session.SeasonWeekly, WeekStart: time.Monday, Clock: cfg.Clock, Logger: cfg.Logger,
+		Period: session.SeasonWeekly, WeekStart: time.Monday, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("game: ranking: %w", err)
@@ -363,7 +363,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	}
 	// The player row is created on every login if missing (not only when
 	// the account is new), so a crash between the two steps heals itself.
-	nowT := g.cfg.Clock.Now()
+	nowT := g.cfg.Now()
 	now := nowT.UnixMilli()
 	bonuses := g.boosts(EventTarget{Country: in.Country, Language: in.Language, Platform: in.Platform, ClientVersion: in.ClientVersion}).LoginBonuses
 	data := g.clientTables(in.ClientVersion)
@@ -410,7 +410,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	g.log.Debug("guest login", "user", userKey, "new", created, "db", shardID)
 	return LoginResult{
 		Token: sess.Token, KeyID: sess.ID, Secret: base64.StdEncoding.EncodeToString(sess.Secret),
-		UserKey: userKey, NewUser: created, ServerTime: g.cfg.Clock.Now().UnixMilli(),
+		UserKey: userKey, NewUser: created, ServerTime: g.cfg.Now().UnixMilli(),
 	}, sess.Principal(), nil
 }
 
@@ -528,7 +528,7 @@ func (g *Game) loadPlayer(ctx context.Context, userKey int64) (Player, error) {
 		return Player{}, fmt.Errorf("game: load player %d: %w", userKey, err)
 	}
 	p.Level = LevelOf(p.Exp)
-	p.Stamina = StaminaAt(stamina, staminaAt, g.cfg.Clock.Now())
+	p.Stamina = StaminaAt(stamina, staminaAt, g.cfg.Now())
 	if p.Items, err = inventory(ctx, db, userKey); err != nil {
 		return Player{}, err
 	}

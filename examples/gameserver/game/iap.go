@@ -208,7 +208,7 @@ func (g *Game) redeemAndGrant(ctx context.Context, tx *sql.Tx, userKey int64, st
 	if err != nil {
 		return IAPResult{}, err
 	}
-	now := g.cfg.Clock.Now().UnixMilli()
+	now := g.cfg.Now().UnixMilli()
 	var purchasedAt int64
 	if !p.PurchasedAt.IsZero() {
 		purchasedAt = p.PurchasedAt.UnixMilli()

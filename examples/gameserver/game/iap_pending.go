@@ -62,7 +62,7 @@ func (g *Game) notePending(ctx context.Context, pg pendingGrant) error {
 	}
 	_, err := g.cfg.IAP.Pending.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
 		" iap_pending (user_key, receipt_sha256, platform, product_id, client_version, request_id, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		pg.UserKey, pg.Hash, pg.Platform, pg.ProductID, pg.ClientVersion, pg.RequestID, pg.Receipt, g.cfg.Clock.Now().UnixMilli())
+		pg.UserKey, pg.Hash, pg.Platform, pg.ProductID, pg.ClientVersion, pg.RequestID, pg.Receipt, g.cfg.Now().UnixMilli())
 	if err != nil {
 		return shard.ClassifyError(fmt.Errorf("game: note purchase of %d: %w", pg.UserKey, err))
 	}
@@ -128,7 +128,7 @@ func (g *Game) SweepPendingGrants(ctx context.Context, minAge time.Duration, lim
 	if !g.pendingOn() {
 		return 0, nil
 	}
-	pgs, err := g.pendingRows(ctx, "created_at <= ? ORDER BY created_at LIMIT ?", g.cfg.Clock.Now().Add(-minAge).UnixMilli(), limit)
+	pgs, err := g.pendingRows(ctx, "created_at <= ? ORDER BY created_at LIMIT ?", g.cfg.Now().Add(-minAge).UnixMilli(), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -126,7 +126,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 	if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ?, exp = ? WHERE user_key = ?", b.Gold, b.Gems, b.Exp, userKey); err != nil {
 		return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
 	}
-	now := g.cfg.Clock.Now().UnixMilli()
+	now := g.cfg.Now().UnixMilli()
 	ledger := func(currency string, delta, after int64) error {
 		if delta == 0 {
 			return nil

@@ -147,7 +147,7 @@ func (m *Mail) check(now time.Time, t *Tables) error {
 // not yet claimed with RecallMail.
 func (g *Game) SendMail(ctx context.Context, userKey int64, m Mail) (int64, error) {
 	var id int64
-	now := g.cfg.Clock.Now()
+	now := g.cfg.Now()
 	if err := m.check(now, g.publishedTables()); err != nil {
 		return 0, err
 	}
@@ -257,7 +257,7 @@ func (g *Game) mails(ctx context.Context, userKey int64) (MailList, error) {
 		return MailList{}, err
 	}
 	rows, err := db.QueryContext(ctx, "SELECT "+mailColumns+" FROM mails WHERE user_key = ? AND claimed_at = 0 AND expires_at > ? ORDER BY id DESC LIMIT "+strconv.Itoa(MaxMailList),
-		userKey, g.cfg.Clock.Now().UnixMilli())
+		userKey, g.cfg.Now().UnixMilli())
 	if err != nil {
 		return MailList{}, fmt.Errorf("game: mails of %d: %w", userKey, err)
 	}
@@ -307,7 +307,7 @@ func (g *Game) mailClaim(ctx context.Context, req *protocol.Request, in ClaimMai
 	if err := json.Unmarshal([]byte(items), &m.Items); err != nil {
 		return ClaimResult{}, fmt.Errorf("game: mail %d items: %w", m.ID, err)
 	}
-	now := g.cfg.Clock.Now().UnixMilli()
+	now := g.cfg.Now().UnixMilli()
 	switch {
 	case claimedAt != 0:
 		return ClaimResult{}, protocol.Errorf(CodeMailClaimed, "mail already claimed")
@@ -382,7 +382,7 @@ func (g *Game) mailClaimAll(ctx context.Context, req *protocol.Request, _ struct
 	}
 	res := ClaimResult{MailIDs: []int64{}, Items: []ItemCount{}}
 	res.Balance.Gold, res.Balance.Gems = b.Gold, b.Gems
-	now := g.cfg.Clock.Now().UnixMilli()
+	now := g.cfg.Now().UnixMilli()
 	rows, err := tx.QueryContext(ctx, "SELECT "+mailColumns+" FROM mails WHERE user_key = ? AND claimed_at = 0 AND expires_at > ? ORDER BY id LIMIT "+strconv.Itoa(MaxClaimAll+1)+g.cfg.Dialect.ForUpdate(),
 		userKey, now)
 	if err != nil {

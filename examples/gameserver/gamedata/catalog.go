@@ -15,7 +15,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/clock"
 )
 
 // Errors of a Catalog.
@@ -57,8 +56,8 @@ type Config struct {
 	// runs with Kind "refresh" when Refresh finds another server's change:
 	// reset only process-local caches then. Nil: nothing.
 	OnPublish func(ctx context.Context, e Event)
-	// Clock dates the rows. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now. It dates the rows.
+	Now func() time.Time
 	// Logger receives changes and mappings to versions this process has
 	// not loaded. Nil: silent.
 	Logger *slog.Logger
@@ -101,7 +100,9 @@ func Open(ctx context.Context, src fs.FS, cfg Config) (*Catalog, error) {
 	if _, ok := sets[cfg.Initial]; !ok {
 		return nil, fmt.Errorf("%w: Initial %q", ErrUnknownVersion, cfg.Initial)
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	c := &Catalog{cfg: cfg, log: cfg.Logger, sets: sets}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -297,7 +298,7 @@ func (c *Catalog) change(ctx context.Context, e Event, fn func(tx *sql.Tx, now i
 	if err != nil {
 		return err
 	}
-	if err := fn(tx, c.cfg.Clock.Now().UnixMilli()); err != nil {
+	if err := fn(tx, c.cfg.Now().UnixMilli()); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -7,15 +7,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/madang-io/madang/internal/clock"
 )
 
 // activity tracks users' last requests for CCU.
 type activity struct {
 	window time.Duration
 	max    int
-	clock  clock.Clock
+	now    func() time.Time
 	rdb    redis.UniversalClient
 	key    string
 
@@ -26,7 +24,7 @@ type activity struct {
 
 func newActivity(cfg Config) *activity {
 	return &activity{
-		window: cfg.ActiveWindow, max: cfg.MaxActive, clock: cfg.Clock, rdb: cfg.Redis,
+		window: cfg.ActiveWindow, max: cfg.MaxActive, now: cfg.Now, rdb: cfg.Redis,
 		key:  "{" + cfg.Channel + "}:active",
 		last: map[int64]int64{}, dirty: map[int64]int64{},
 	}
@@ -61,7 +59,7 @@ func (a *activity) pruneLocked(nowMs int64) {
 }
 
 func (a *activity) count(ctx context.Context) (int64, error) {
-	nowMs := a.clock.Now().UnixMilli()
+	nowMs := a.now().UnixMilli()
 	cut := nowMs - a.window.Milliseconds()
 	if a.rdb == nil {
 		a.mu.Lock()
@@ -88,7 +86,7 @@ func (a *activity) flushOnce(ctx context.Context) error {
 		}
 		pipe.ZAddGT(ctx, a.key, zs...)
 	}
-	cut := a.clock.Now().Add(-a.window).UnixMilli()
+	cut := a.now().Add(-a.window).UnixMilli()
 	pipe.ZRemRangeByScore(ctx, a.key, "-inf", "("+strconv.FormatInt(cut, 10))
 	pipe.Expire(ctx, a.key, 2*a.window+time.Minute)
 	_, err := pipe.Exec(ctx)

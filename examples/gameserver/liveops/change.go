@@ -22,7 +22,7 @@ func (m *Manager) change(ctx context.Context, fn func(ctx context.Context, tx *s
 		return fmt.Errorf("liveops: change: %w", err)
 	}
 	defer tx.Rollback()
-	now := m.cfg.Clock.Now().UnixMilli()
+	now := m.cfg.Now().UnixMilli()
 	if err := fn(ctx, tx, now); err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/shard"
 )
@@ -291,8 +290,8 @@ type Config struct {
 	// MaxActive bounds the users tracked in memory for CCU; beyond it new
 	// users are not tracked until old ones expire. Default 1,000,000.
 	MaxActive int
-	// Clock. Default clock.Real.
-	Clock clock.Clock
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 	// Logger receives reload failures. Nil: silent.
 	Logger *slog.Logger
 }
@@ -379,7 +378,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.MaxActive <= 0 {
 		cfg.MaxActive = 1_000_000
 	}
-	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	m := &Manager{cfg: cfg, dialect: cfg.Dialect, log: cfg.Logger, exempt: map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

@@ -88,7 +88,7 @@ func (m *Manager) Middleware() protocol.Middleware {
 				if old, pp := p.TooOld(req.Principal.Platform, req.Principal.ClientVersion); old {
 					return m.tooOldResp(pp), nil
 				}
-				m.act.seen(user, m.cfg.Clock.Now())
+				m.act.seen(user, m.cfg.Now())
 			}
 			return next.Serve(ctx, req)
 		})
@@ -173,7 +173,7 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 	if resp != nil && resp.Code != protocol.CodeOK {
 		return resp, nil
 	}
-	now := m.cfg.Clock.Now()
+	now := m.cfg.Now()
 	if user > 0 {
 		m.act.seen(user, now)
 		if err := m.recordLogin(ctx, user, now); err != nil {
