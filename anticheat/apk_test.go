@@ -3,12 +3,12 @@ package anticheat_test
 import (
 	"context"
 	"errors"
+	"github.com/madang-io/madang/anticheat/anticheattest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testdb"
 )
 
@@ -55,7 +55,7 @@ const (
 
 func testRegistry(t *testing.T, store anticheat.SignatureStore) {
 	ctx := context.Background()
-	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Clock: clock.NewFake(t0)})
+	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Now: func() time.Time { return t0 }})
 	check := func(version string, p anticheat.Presented, want anticheat.SignatureResult) {
 		t.Helper()
 		got, err := r.Check(ctx, version, p)
@@ -115,10 +115,10 @@ func TestRegistrySQL(t *testing.T) {
 }
 
 func TestRegistryForceClose(t *testing.T) {
-	f := clock.NewFake(t0)
+	f := anticheattest.NewClock(t0)
 	var asked int64
 	r := anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{
-		Clock: f, ForceCloseMin: time.Minute, ForceCloseMax: 3 * time.Minute,
+		Now: f.Now, ForceCloseMin: time.Minute, ForceCloseMax: 3 * time.Minute,
 		Rand: func(n int64) int64 { asked = n; return n / 2 },
 	})
 	fc := r.ForceCloseAt()
@@ -126,7 +126,7 @@ func TestRegistryForceClose(t *testing.T) {
 		t.Fatalf("asked %d, at %v", asked, fc.At)
 	}
 	// The default random source stays in the window.
-	r = anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{Clock: f})
+	r = anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{Now: f.Now})
 	for range 100 {
 		d := r.ForceCloseAt().At.Sub(t0)
 		if d < time.Minute || d > 10*time.Minute {

@@ -13,15 +13,14 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
 func TestAppleVerifier(t *testing.T) {
 	ca := anticheattest.NewAppleCA(t, t0)
 	other := anticheattest.NewAppleCA(t, t0)
-	f := clock.NewFake(t0)
-	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Clock: f})
+	f := anticheattest.NewClock(t0)
+	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Now: f.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func TestAppleVerifier(t *testing.T) {
 		t.Fatalf("expired: %v", err)
 	}
 	// Sandbox accepted when configured.
-	sv, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Environments: []string{"Production", "Sandbox"}, Clock: clock.NewFake(t0)})
+	sv, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Environments: []string{"Production", "Sandbox"}, Now: func() time.Time { return t0 }})
 	if _, err := sv.Verify(ctx, "apple", ca.Sign(t, mut(func(x *appleTx) { x.Environment = "Sandbox" }))); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +109,7 @@ func TestAppleVerifierMarkers(t *testing.T) {
 			if _, err := ca.Leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: t0}); err != nil {
 				t.Fatalf("test chain does not verify: %v", err)
 			}
-			v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+			v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Now: func() time.Time { return t0 }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +182,7 @@ func TestAppleRootCAG3(t *testing.T) {
 // Root CA - G3, so the test CA's transactions are refused and nothing else
 // changes.
 func TestAppleVerifierDefaultRoot(t *testing.T) {
-	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{BundleID: "io.madang.game", Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}

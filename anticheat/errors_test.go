@@ -14,7 +14,6 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -22,7 +21,7 @@ const pkg = "io.madang.game"
 
 func integrityPolicy() *anticheat.IntegrityPolicy {
 	return &anticheat.IntegrityPolicy{PackageName: pkg, CertSHA256: []string{certO, strings.ToUpper(certN[:2]) + ":" + certN[2:]},
-		MinDevice: anticheat.DeviceIntegrity, RequireLicensed: true, Clock: clock.NewFake(t0)}
+		MinDevice: anticheat.DeviceIntegrity, RequireLicensed: true, Now: func() time.Time { return t0 }}
 }
 
 func verdict(f func(v *anticheat.IntegrityVerdict)) *anticheat.IntegrityVerdict {
@@ -44,7 +43,7 @@ func TestTypedFailures(t *testing.T) {
 	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store})
 	_ = mon.Block(ctx, 1, 0, "test")
 	ca := anticheattest.NewAppleCA(t, t0)
-	apple, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+	apple, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Now: func() time.Time { return t0 }})
 	play := anticheattest.NewPlay()
 	play.Put(pkg, "gems", "pending", anticheat.ProductPurchase{PurchaseState: 2})
 	google, _ := anticheat.NewGoogleVerifier(anticheat.GoogleVerifierConfig{API: play, PackageName: pkg})
@@ -74,7 +73,7 @@ func TestTypedFailures(t *testing.T) {
 		{anticheat.ErrReceiptInvalid, protocol.CodeBadRequest, func() error { _, err := apple.Verify(ctx, "apple", "x.y.z"); return err }},
 		{anticheat.ErrReceiptUntrustedSigner, protocol.CodeBadRequest, func() error {
 			dev := anticheattest.NewAppleCAWith(t, t0, anticheattest.AppleCAOptions{NoLeafMarker: true})
-			v, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: dev.Root, BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+			v, _ := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: dev.Root, BundleID: "io.madang.game", Now: func() time.Time { return t0 }})
 			_, err := v.Verify(ctx, "apple", dev.Sign(t, tx))
 			return err
 		}},
@@ -209,7 +208,7 @@ func TestIntegrityPolicy(t *testing.T) {
 		}
 	}
 	// Relaxed policy.
-	relaxed := &anticheat.IntegrityPolicy{PackageName: pkg, CertSHA256: []string{certO}, AllowUnrecognizedVersion: true, Clock: clock.NewFake(t0)}
+	relaxed := &anticheat.IntegrityPolicy{PackageName: pkg, CertSHA256: []string{certO}, AllowUnrecognizedVersion: true, Now: func() time.Time { return t0 }}
 	v = verdict(func(v *anticheat.IntegrityVerdict) {
 		v.AppIntegrity.AppRecognitionVerdict = "UNRECOGNIZED_VERSION"
 		v.DeviceIntegrity.DeviceRecognitionVerdict = nil

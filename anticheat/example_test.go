@@ -8,7 +8,6 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -62,7 +61,7 @@ func ExampleRegistry() {
 // The Guard in a protocol chain: the fifth speed verdict blocks the user.
 func ExampleGuard() {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Clock: clock.NewFake(start)})
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Now: func() time.Time { return start }})
 	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon})
 	h := protocol.Chain(protocol.HandlerFunc(func(context.Context, *protocol.Request) (*protocol.Response, error) {
 		return nil, nil
@@ -107,7 +106,7 @@ func ExampleIntegrityPolicy() {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	cert := "1111111111111111111111111111111111111111111111111111111111111111"
 	pol := &anticheat.IntegrityPolicy{PackageName: "io.madang.game", CertSHA256: []string{cert},
-		MinDevice: anticheat.DeviceIntegrity, Clock: clock.NewFake(now)}
+		MinDevice: anticheat.DeviceIntegrity, Now: func() time.Time { return now }}
 	v := anticheattest.GoodVerdict("io.madang.game", cert, "req-hash", now.Add(-30*time.Second))
 	fmt.Println(pol.Check(&v, anticheat.Expect{RequestHash: "req-hash"}))
 	v.DeviceIntegrity.DeviceRecognitionVerdict = []string{"MEETS_BASIC_INTEGRITY"}
@@ -121,7 +120,7 @@ func ExampleIntegrityPolicy() {
 func ExampleMonitor() {
 	ctx := context.Background()
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Clock: clock.NewFake(day.Add(time.Hour))})
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Now: func() time.Time { return day.Add(time.Hour) }})
 	for _, v := range []anticheat.Verdict{
 		{UserKey: 1, Kind: anticheat.KindSpeed, Reason: anticheat.ReasonDriftAhead},
 		{UserKey: 1, Kind: anticheat.KindStat, Reason: anticheat.ReasonStatAbove},

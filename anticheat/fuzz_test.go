@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -34,7 +34,7 @@ func FuzzCompareVersions(f *testing.F) {
 
 func FuzzAppleVerify(f *testing.F) {
 	ca := anticheattest.NewAppleCA(f, t0)
-	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Clock: clock.NewFake(t0)})
+	v, err := anticheat.NewAppleVerifier(anticheat.AppleVerifierConfig{Root: ca.Root, BundleID: "io.madang.game", Now: func() time.Time { return t0 }})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/madang-io/madang/anticheat/anticheattest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -21,12 +21,12 @@ func okHandler(calls *int) protocol.Handler {
 }
 
 func TestGuardSpeedToBlock(t *testing.T) {
-	f := clock.NewFake(t0)
-	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{Clock: f})
+	f := anticheattest.NewClock(t0)
+	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{Now: f.Now})
 	var actions []anticheat.Action
-	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store, Clock: f,
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store, Now: f.Now,
 		OnAction: func(v anticheat.Verdict, a anticheat.Action) { actions = append(actions, a) }})
-	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon, Clock: f})
+	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon, Now: f.Now})
 	calls := 0
 	h := protocol.Chain(okHandler(&calls), g.Middleware())
 	p := &protocol.Principal{UserKey: 42, SessionID: "tok", ClientVersion: "1.0.0.0"}
@@ -80,7 +80,7 @@ func TestGuardSpeedToBlock(t *testing.T) {
 }
 
 func TestGuardBlockAtLoginOnly(t *testing.T) {
-	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Clock: clock.NewFake(t0)})
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Now: func() time.Time { return t0 }})
 	_ = mon.Block(context.Background(), 7, 0, "operator")
 	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon, BlockAtLoginOnly: true, DisableSpeed: true})
 	calls := 0
@@ -93,16 +93,16 @@ func TestGuardBlockAtLoginOnly(t *testing.T) {
 
 const testSig = `{"version":"1.0.0.0","apk_sig":"` + md5A + `","cert_sha256":["` + certO + `"]}`
 
-func loginFixture(t *testing.T, cfg anticheat.GuardConfig) (*anticheat.MemoryStore, *anticheat.Guard, *clock.Fake) {
+func loginFixture(t *testing.T, cfg anticheat.GuardConfig) (*anticheat.MemoryStore, *anticheat.Guard, *anticheattest.Clock) {
 	t.Helper()
-	f := clock.NewFake(t0)
-	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{Clock: f})
-	reg := anticheat.NewRegistry(store, anticheat.RegistryConfig{Clock: f, Rand: func(n int64) int64 { return n - 1 }})
+	f := anticheattest.NewClock(t0)
+	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{Now: f.Now})
+	reg := anticheat.NewRegistry(store, anticheat.RegistryConfig{Now: f.Now, Rand: func(n int64) int64 { return n - 1 }})
 	if err := reg.Set(context.Background(), "1.0.0.0", md5A, certO); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Monitor = anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store, Clock: f})
-	cfg.Registry, cfg.Clock = reg, f
+	cfg.Monitor = anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store, Now: f.Now})
+	cfg.Registry, cfg.Now = reg, f.Now
 	return store, anticheat.NewGuard(cfg), f
 }
 
@@ -216,11 +216,11 @@ func TestGuardLoginUserHook(t *testing.T) {
 
 func TestPolicyAndMonitor(t *testing.T) {
 	ctx := context.Background()
-	f := clock.NewFake(t0)
+	f := anticheattest.NewClock(t0)
 	p := &anticheat.Policy{ByKind: map[anticheat.Kind]anticheat.Threshold{
 		"receipt": {Flag: 1, TempBlock: 2, PermBlock: 3, TempBlockFor: time.Hour},
 	}}
-	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Policy: p, Clock: f})
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Policy: p, Now: f.Now})
 	want := []anticheat.Action{anticheat.ActionFlag, anticheat.ActionTempBlock, anticheat.ActionPermBlock}
 	for i, w := range want {
 		a, err := mon.Report(ctx, anticheat.Verdict{UserKey: 3, Kind: "receipt", Reason: "receipt_invalid"})
@@ -243,7 +243,7 @@ func TestPolicyAndMonitor(t *testing.T) {
 		}
 	}
 	// A permanent block is not shortened by a later temporary one.
-	mon2 := anticheat.NewMonitor(anticheat.MonitorConfig{Clock: f, Policy: &anticheat.Policy{Default: anticheat.Threshold{TempBlock: 1}}})
+	mon2 := anticheat.NewMonitor(anticheat.MonitorConfig{Now: f.Now, Policy: &anticheat.Policy{Default: anticheat.Threshold{TempBlock: 1}}})
 	_ = mon2.Block(ctx, 8, 0, "operator")
 	if a, _ := mon2.Report(ctx, anticheat.Verdict{UserKey: 8, Kind: "speed"}); a != anticheat.ActionTempBlock {
 		t.Fatal(a)

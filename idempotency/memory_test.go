@@ -10,7 +10,6 @@ import (
 
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/idempotency/idempotencytest"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -41,8 +40,8 @@ func TestMemoryStoreConfigRejectsNegative(t *testing.T) {
 // room again.
 func TestMemoryStoreMaxRecords(t *testing.T) {
 	ctx := context.Background()
-	fc := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	s, err := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{Clock: fc, MaxRecords: 3})
+	fc := idempotencytest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	s, err := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{Now: fc.Now, MaxRecords: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +97,8 @@ func TestMemoryStoreMaxRecords(t *testing.T) {
 // never used again, and their room is reused.
 func TestMemoryStoreSweepsExpired(t *testing.T) {
 	ctx := context.Background()
-	fc := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	s := idempotency.NewMemoryStore(fc)
+	fc := idempotencytest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	s := idempotency.NewMemoryStore(fc.Now)
 	scope := idempotency.Scope{UserKey: 1, Command: "c"}
 	fp := idempotency.FingerprintOf(nil)
 	const n = 1000
@@ -149,8 +148,8 @@ func ExampleNewMemoryStoreConfig() {
 // others: the store does not keep refusing until the older ones expire.
 func TestMemoryStoreFullShortLease(t *testing.T) {
 	ctx := context.Background()
-	fc := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	s, _ := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{Clock: fc, MaxRecords: 2})
+	fc := idempotencytest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	s, _ := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{Now: fc.Now, MaxRecords: 2})
 	scope := idempotency.Scope{UserKey: 1, Command: "c"}
 	fp := idempotency.FingerprintOf(nil)
 	begin := func(key string, lease time.Duration) error {

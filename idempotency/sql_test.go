@@ -3,12 +3,12 @@ package idempotency_test
 import (
 	"context"
 	"database/sql"
+	"github.com/madang-io/madang/idempotency/idempotencytest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 )
@@ -225,8 +225,8 @@ func TestSQLStoreExpiryAndPurge(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db, _ := b.Open(t)
-			clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-			s := sqlStore(t, db, idempotency.Config{Clock: clk, Retention: time.Hour})
+			clk := idempotencytest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+			s := sqlStore(t, db, idempotency.Config{Now: clk.Now, Retention: time.Hour})
 			fp := idempotency.FingerprintOf(nil)
 			runs := 0
 			fn := func(context.Context) (idempotency.Result, error) {

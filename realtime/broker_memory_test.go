@@ -64,7 +64,7 @@ func startNode(t *testing.T, b *MemoryBroker) *collector {
 func TestMemoryBrokerHistoryAndOrder(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	b := NewMemoryBroker(MemoryBrokerConfig{Clock: clk})
+	b := NewMemoryBroker(MemoryBrokerConfig{Now: clk.Now})
 	c := startNode(t, b)
 	if err := b.Subscribe(ctx, "a"); err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestMemoryBrokerClose(t *testing.T) {
 func TestMemoryBrokerSweep(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	b := NewMemoryBroker(MemoryBrokerConfig{Clock: clk, SweepInterval: time.Millisecond})
+	b := NewMemoryBroker(MemoryBrokerConfig{Now: clk.Now, SweepInterval: time.Millisecond})
 	defer b.Close()
 	if _, err := b.Publish(ctx, "s", []byte("x"), hist); err != nil {
 		t.Fatal(err)

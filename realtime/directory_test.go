@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
@@ -56,8 +55,8 @@ func TestRedisDirectoryUnavailable(t *testing.T) {
 // The memory directory forgets expired leases without a goroutine, and
 // follows its clock.
 func TestMemoryDirectoryClock(t *testing.T) {
-	clk := clock.NewFake(time.Unix(1_000_000, 0))
-	d := realtime.NewMemoryDirectory(realtime.DirectoryConfig{Clock: clk})
+	clk := realtimetest.NewClock(time.Unix(1_000_000, 0))
+	d := realtime.NewMemoryDirectory(realtime.DirectoryConfig{Now: clk.Now})
 	ctx := context.Background()
 	l, err := d.Claim(ctx, "r", "a", 10*time.Second)
 	if err != nil {

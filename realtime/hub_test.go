@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
@@ -677,8 +676,8 @@ func TestAuthenticatedReplay(t *testing.T) {
 // A connection re-validates its session: an ended session (here expired on
 // the store's clock, with no event) closes it with the store's code.
 func TestSessionRefresh(t *testing.T) {
-	clk := clock.NewFake(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
-	store := sessiontest.NewStore(t, clk)
+	clk := sessiontest.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	store := sessiontest.NewStore(t, clk.Now)
 	n := startHub(t, store, realtime.Config{SessionRefresh: 20 * time.Millisecond})
 	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
 	if _, err := c.Subscribe(ctxT(t), "world.0", nil); err != nil {

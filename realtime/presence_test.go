@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
@@ -58,8 +57,8 @@ func TestRedisPresenceConfig(t *testing.T) {
 // The memory backend forgets users and channels whose entries all expired,
 // without a goroutine: its maps do not grow with users who came and went.
 func TestMemoryPresenceForgets(t *testing.T) {
-	clk := clock.NewFake(time.Unix(1_000_000, 0))
-	p := realtime.NewMemoryPresence(realtime.PresenceConfig{TTL: time.Minute, Clock: clk})
+	clk := realtimetest.NewClock(time.Unix(1_000_000, 0))
+	p := realtime.NewMemoryPresence(realtime.PresenceConfig{TTL: time.Minute, Now: clk.Now})
 	ctx := context.Background()
 	for i := range 1000 {
 		e := realtime.PresenceEntry{PresenceConn: realtime.PresenceConn{UserKey: int64(i), Node: "n", ConnID: "c"}, Channels: []string{"ch" + string(rune('a'+i%20))}}

@@ -3,12 +3,12 @@ package session_test
 import (
 	"context"
 	"fmt"
+	"github.com/madang-io/madang/session/sessiontest"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/session"
 	"github.com/redis/go-redis/v9"
@@ -99,9 +99,9 @@ func BenchmarkBoardMemory(b *testing.B) {
 	}
 	fx := make([]fixture, len(sizes))
 	for k, size := range sizes {
-		clk := clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-		store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
-		board, err := session.NewBoard(store, "bench", session.BoardConfig{Clock: clk})
+		clk := sessiontest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+		store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: clk.Now})
+		board, err := session.NewBoard(store, "bench", session.BoardConfig{Now: clk.Now})
 		if err != nil {
 			b.Fatal(err)
 		}

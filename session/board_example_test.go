@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/session/sessiontest"
 )
 
 // A weekly PvP board kept in memory: submit scores, read the top, a user's
@@ -82,17 +83,17 @@ func ExampleBoard_Top() {
 // starts empty, and yesterday's results stay readable until they expire.
 func ExampleBoard_seasons() {
 	ctx := context.Background()
-	clk := &boardExampleClock{now: time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC)}
-	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
-	board, _ := session.NewBoard(store, "daily-dungeon", session.BoardConfig{Clock: clk, Retention: 48 * time.Hour})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 23, 0, 0, 0, time.UTC))
+	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: clk.Now})
+	board, _ := session.NewBoard(store, "daily-dungeon", session.BoardConfig{Now: clk.Now, Retention: 48 * time.Hour})
 
 	// Equal scores: the earlier submission ranks first.
 	_ = board.Submit(ctx, 7, 300, session.ScoreBest)
-	clk.now = clk.now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	_ = board.Submit(ctx, 8, 300, session.ScoreBest)
 	yesterday, _ := board.Season()
 
-	clk.now = clk.now.Add(time.Hour) // past midnight UTC
+	clk.Advance(time.Hour) // past midnight UTC
 	today, _ := board.Season()
 	fmt.Println("today:", today.ID, "users:", boardMust(board.Count(ctx)))
 
@@ -105,11 +106,6 @@ func ExampleBoard_seasons() {
 	// d20261125 #1 user 7 at 23:00
 	// d20261125 #2 user 8 at 23:01
 }
-
-// boardExampleClock is a clock the example moves by hand.
-type boardExampleClock struct{ now time.Time }
-
-func (c *boardExampleClock) Now() time.Time { return c.now }
 
 func boardMust[T any](v T, err error) T {
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -71,7 +70,7 @@ func TestBoardRedisScriptFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := session.NewBoard(store, "flush", session.BoardConfig{Clock: clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))})
+	b, err := session.NewBoard(store, "flush", session.BoardConfig{Now: func() time.Time { return time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)
 	}

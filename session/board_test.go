@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -16,8 +15,8 @@ import (
 )
 
 func TestBoardMemory(t *testing.T) {
-	sessiontest.RunBoardTests(t, func(t *testing.T, clk sessiontest.BoardClock) session.BoardStore {
-		return session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
+	sessiontest.RunBoardTests(t, func(t *testing.T, now func() time.Time) session.BoardStore {
+		return session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: now})
 	})
 }
 
@@ -32,14 +31,14 @@ func boardNewRedisStore(t *testing.T, clients ...redis.UniversalClient) *session
 
 func TestBoardRedis(t *testing.T) {
 	c := testredis.Client(t)
-	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
+	sessiontest.RunBoardTests(t, func(t *testing.T, _ func() time.Time) session.BoardStore {
 		return boardNewRedisStore(t, c)
 	})
 }
 
 func TestBoardRedisCluster(t *testing.T) {
 	c := testredis.Cluster(t)
-	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
+	sessiontest.RunBoardTests(t, func(t *testing.T, _ func() time.Time) session.BoardStore {
 		return boardNewRedisStore(t, c)
 	})
 }
@@ -48,9 +47,9 @@ func TestBoardRedisCluster(t *testing.T) {
 // season after its TTL (the suite sees only that reads come back empty).
 func TestBoardMemoryDropsExpiredSeasons(t *testing.T) {
 	ctx := context.Background()
-	clk := clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
-	b, err := session.NewBoard(store, "drop", session.BoardConfig{Clock: clk, Retention: time.Hour})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: clk.Now})
+	b, err := session.NewBoard(store, "drop", session.BoardConfig{Now: clk.Now, Retention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +77,8 @@ func TestBoardRedisSetsTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewFake(time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)) // 2 h before the day ends
-	b, err := session.NewBoard(store, "ttl", session.BoardConfig{Clock: clk, Retention: 3 * time.Hour})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)) // 2 h before the day ends
+	b, err := session.NewBoard(store, "ttl", session.BoardConfig{Now: clk.Now, Retention: 3 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +170,8 @@ func TestBoardRedisCorruptValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewFake(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	b, err := session.NewBoard(store, "corrupt", session.BoardConfig{Clock: clk})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	b, err := session.NewBoard(store, "corrupt", session.BoardConfig{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,11 +270,11 @@ func FuzzBoardScoreDecode(f *testing.F) {
 // the seasons within retention are kept.
 func TestBoardMemoryConcurrentSeasons(t *testing.T) {
 	ctx := context.Background()
-	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Clock: clk})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	store := session.NewBoardMemoryStore(session.BoardMemoryConfig{Now: clk.Now})
 	var boards []*session.Board
 	for _, name := range []string{"a", "b"} {
-		b, err := session.NewBoard(store, name, session.BoardConfig{Clock: clk, Retention: time.Hour})
+		b, err := session.NewBoard(store, name, session.BoardConfig{Now: clk.Now, Retention: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
@@ -23,8 +22,8 @@ var whoami = protocol.Typed(func(_ context.Context, req *protocol.Request, _ str
 })
 
 func TestMiddlewareCodes(t *testing.T) {
-	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	store := session.NewMemoryStore(session.Config{Clock: clk, TTL: time.Minute, Tombstone: time.Hour})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	store := session.NewMemoryStore(session.Config{Now: clk.Now, TTL: time.Minute, Tombstone: time.Hour})
 	defer store.Close()
 	mux := protocol.NewMux()
 	mux.Handle("whoami", whoami)

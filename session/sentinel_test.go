@@ -30,7 +30,7 @@ func TestSentinelCacheConformance(t *testing.T) {
 
 func TestSentinelBoardConformance(t *testing.T) {
 	c := testredis.Sentinel(t)
-	sessiontest.RunBoardTests(t, func(t *testing.T, _ sessiontest.BoardClock) session.BoardStore {
+	sessiontest.RunBoardTests(t, func(t *testing.T, _ func() time.Time) session.BoardStore {
 		return boardNewRedisStore(t, c)
 	})
 }

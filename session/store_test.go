@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -149,8 +148,8 @@ func TestRouterMigration(t *testing.T) {
 	newNode := privateRedis(t)
 	prefix := testredis.Prefix(t, oldNode)
 	ctx := context.Background()
-	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	cfg := session.Config{Prefix: prefix, Clock: clk}
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	cfg := session.Config{Prefix: prefix, Now: clk.Now}
 
 	before := session.Single(oldNode)
 	s1, err := session.NewRedisStore(before, cfg)
@@ -306,8 +305,8 @@ func TestClosedStore(t *testing.T) {
 }
 
 func TestMemoryJanitor(t *testing.T) {
-	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	s := session.NewMemoryStore(session.Config{Clock: clk, TTL: time.Minute, Tombstone: time.Minute, JanitorInterval: time.Millisecond})
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	s := session.NewMemoryStore(session.Config{Now: clk.Now, TTL: time.Minute, Tombstone: time.Minute, JanitorInterval: time.Millisecond})
 	defer s.Close()
 	for uk := int64(1); uk <= 100; uk++ {
 		if _, err := s.Create(context.Background(), session.NewSession{UserKey: uk}); err != nil {
@@ -332,9 +331,9 @@ func TestMemoryJanitor(t *testing.T) {
 func TestRedisKeepAliveRenewal(t *testing.T) {
 	c := testredis.Client(t)
 	prefix := testredis.Prefix(t, c)
-	clk := clock.NewFake(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	clk := sessiontest.NewClock(time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
 	const ttl, tomb = time.Hour, time.Hour
-	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix, Clock: clk, TTL: ttl, Tombstone: tomb})
+	s, err := session.NewRedisStore(session.Single(c), session.Config{Prefix: prefix, Now: clk.Now, TTL: ttl, Tombstone: tomb})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package anticheattest holds test helpers for package anticheat: a
-// conformance suite any Store implementation can run, and fakes of the
+// conformance suite any Store implementation can run, fakes of the
 // interfaces anticheat consumes (receipt verifiers, the Google Play
-// purchases API, the Play Integrity verdict fetcher).
+// purchases API, the Play Integrity verdict fetcher), and Clock, a clock the
+// test moves for the Now settings of anticheat's configs.
 package anticheattest
 
 import (

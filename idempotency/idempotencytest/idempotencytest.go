@@ -4,6 +4,7 @@
 // idempotent (an idempotency.Keeper over any store, an idempotency.SQLStore
 // on any database). Every backend madang ships runs both suites in the
 // idempotency package's tests; run them on your own implementations too.
+// Clock is a clock the test moves, for MemoryConfig.Now and Config.Now.
 package idempotencytest
 
 import (

@@ -1,6 +1,7 @@
 // Package realtimetest helps test realtime code: conformance suites any
-// Broker, Presence, Directory or Matchmaker implementation can run, and a
-// fake broker that records publications and injects failures.
+// Broker, Presence, Directory or Matchmaker implementation can run, a fake
+// broker that records publications and injects failures, and Clock, a
+// clock the test moves for the Now settings of realtime's configs.
 package realtimetest
 
 import (

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session/sessiontest"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -25,7 +25,7 @@ type rig struct {
 	t      testing.TB
 	g      *game.Game
 	mux    *protocol.Mux
-	clock  *clock.Fake
+	clock  *sessiontest.Clock
 	router *shard.Router
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"github.com/madang-io/madang/session/sessiontest"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/madang-io/madang/anticheat/anticheattest"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
@@ -49,9 +49,9 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	if _, err := router.MigrateAll(ctx, game.Migrations()); err != nil {
 		t.Fatal(err)
 	}
-	fake := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	fake := sessiontest.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	idem, err := idempotency.NewSQLStore(ctx, common, idempotency.SQLConfig{
-		Config: idempotency.Config{RequireKey: true, Clock: fake},
+		Config: idempotency.Config{RequireKey: true, Now: fake.Now},
 		DB:     func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) { return router.DB(ctx, s.UserKey) },
 	})
 	if err != nil {
@@ -60,11 +60,11 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	if err := router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error { return idem.Migrate(ctx, db) }); err != nil {
 		t.Fatal(err)
 	}
-	sessions := session.NewMemoryStore(session.Config{Clock: fake})
+	sessions := session.NewMemoryStore(session.Config{Now: fake.Now})
 	t.Cleanup(func() { sessions.Close() })
 	cfg := game.Config{
 		Router: router, Accounts: shard.NewAccounts(dir), Sessions: sessions, Idempotency: idem,
-		Dialect: b.dialect, Clock: fake,
+		Dialect: b.dialect, Now: fake.Now,
 	}
 	opts(common, &cfg)
 	g, err := game.New(cfg)
