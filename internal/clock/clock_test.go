@@ -25,3 +25,13 @@ func TestFake(t *testing.T) {
 		t.Fatalf("real clock off by %v", d)
 	}
 }
+
+func TestOrNow(t *testing.T) {
+	if d := time.Since(OrNow(nil)()); d < 0 || d > time.Minute {
+		t.Fatalf("OrNow(nil) off by %v", d)
+	}
+	f := NewFake(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
+	if got := OrNow(f.Now)(); !got.Equal(f.Now()) {
+		t.Fatalf("OrNow(f.Now) = %v", got)
+	}
+}
