@@ -22,12 +22,10 @@ const (
 	CmdRank   = "rank.me"      // → {"rank","score"}
 )
 
-// CodeAlreadyClaimed refuses a second daily reward on one day. Game codes
-// start at protocol.CodeGameBase.
-const CodeAlreadyClaimed = protocol.CodeGameBase + 1
-
-// DailyGold is the daily reward.
-const DailyGold = 100
+const (
+	CodeAlreadyClaimed = protocol.CodeGameBase + 1 // a second daily reward on one day; game codes start at CodeGameBase
+	DailyGold          = 100                       // the daily reward
+)
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -38,8 +36,8 @@ func gameMigrations() shard.Migrations {
 	return shard.Migrations{Source: "quickstart", FS: sub}
 }
 
-// register adds the commands to mux. The daily reward alone must never run
-// twice for one request, so it alone takes the idempotency middleware.
+// register adds the commands to mux. Only the daily reward must never run
+// twice for one request: it alone takes the idempotency middleware.
 func (s *Server) register(mux *protocol.Mux) {
 	mux.Handle(CmdLogin, protocol.Typed(s.login))
 	mux.Handle(CmdDaily, protocol.Typed(s.claimDaily), idempotency.Middleware(s.idem))
@@ -53,8 +51,8 @@ type loginArgs struct {
 	Version  string `json:"version"`
 }
 
-// loginReply is the token (HTTP and websocket) and the key id and secret of
-// authenticated frames: send it over TLS only.
+// loginReply: the token (HTTP, websocket) and the key id and secret of
+// authenticated frames. Over TLS only.
 type loginReply struct {
 	UserKey int64  `json:"user_key"`
 	Token   string `json:"token"`
@@ -63,8 +61,7 @@ type loginReply struct {
 }
 
 // login registers a new device (a user key on the emptiest game database),
-// gives the player a wallet there and opens a session, which kicks the
-// player's older one.
+// gives it a wallet there and opens a session (kicking an older one).
 func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs) (loginReply, error) {
 	if in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
 		return loginReply{}, protocol.Errorf(protocol.CodeBadRequest, "device_id: 1 to %d bytes", shard.MaxIdentityIDLen)
@@ -95,11 +92,10 @@ func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs)
 	return loginReply{UserKey: key, Token: sess.Token, KeyID: sess.ID, Secret: sess.Secret}, nil
 }
 
-// claimDaily grants DailyGold once per UTC day, inside the idempotency
-// store's transaction on the player's game database (TxFrom): the gold and
-// the stored answer commit together, so a retry gets this answer back and
-// never a second grant. The push runs after the commit, on the first run
-// only, never on a replay.
+// claimDaily grants DailyGold once per UTC day in the idempotency store's
+// transaction on the player's database (TxFrom): gold and stored answer
+// commit together, so a retry gets this answer, never a second grant. The
+// push runs after the commit, on the first run only.
 func (s *Server) claimDaily(ctx context.Context, req *protocol.Request, _ struct{}) (map[string]int64, error) {
 	user, day := req.Principal.UserKey, s.cfg.Now().UTC().Unix()/86400
 	tx := idempotency.TxFrom(ctx)
@@ -128,9 +124,9 @@ type rankReply struct {
 	Score int64 `json:"score"`
 }
 
-// submitScore keeps the player's best score of the week (sending it again
-// changes nothing: no request id needed) and tells everyone subscribed to
-// the system channel when the player takes first place.
+// submitScore keeps the player's best score of the week (a resend changes
+// nothing: no request id needed) and tells the system channel's
+// subscribers when the player takes first place.
 func (s *Server) submitScore(ctx context.Context, req *protocol.Request, in struct {
 	Score int64 `json:"score"`
 }) (rankReply, error) {

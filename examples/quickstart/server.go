@@ -35,7 +35,7 @@ type Config struct {
 	Dev         bool             // plain JSON over HTTP, plain websocket frames
 	XORKey      string           // XOR key of obfuscated frames (logins)
 	Now         func() time.Time // the daily reward's clock. Nil: time.Now
-	Logger      *slog.Logger     // nil: silent
+	Logger      *slog.Logger     // nil: silent (every package takes a nil logger)
 }
 
 // Server is the quickstart game server.
@@ -56,9 +56,6 @@ type Server struct {
 // New opens (on first start creates) the databases and builds the handler
 // chain that HTTP and the websocket hub share. Close the server when done.
 func New(ctx context.Context, cfg Config) (_ *Server, err error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -84,9 +81,9 @@ func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
-// openDatabases opens the common database (shard directory, accounts),
-// registers the game databases once, migrates them all, and opens the
-// router and the idempotency store over them.
+// openDatabases opens the common database (directory, accounts), registers
+// the game databases once, migrates them, and opens the router and the
+// idempotency store over them.
 func (s *Server) openDatabases(ctx context.Context) error {
 	driver, common, games := "mysql", s.cfg.MySQLDSN, []string{s.cfg.MySQLDSN}
 	if common == "" {
@@ -102,8 +99,7 @@ func (s *Server) openDatabases(ctx context.Context) error {
 		return err
 	}
 	s.closers = append(s.closers, db.Close)
-	// API CHANGE: Migrate, NewSQLDirectory, NewAccounts and NewSQLStore gain
-	// an explicit dialect ("mysql", "sqlite"); detection stays the default.
+	// API CHANGE: Migrate, NewSQLDirectory, NewAccounts, NewSQLStore: explicit dialect option.
 	if _, err := shard.Migrate(ctx, db, shard.DirectoryMigrations()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
@@ -131,10 +127,9 @@ func (s *Server) openDatabases(ctx context.Context) error {
 		return fmt.Errorf("game databases: %w", err)
 	}
 	s.accounts = shard.NewAccounts(directory) // API CHANGE: takes an AccountsConfig
-	// Idempotency keys live beside the game's rows, written in the game's
-	// transaction on the user's database: exactly once.
-	// API CHANGE: the store takes the router's transaction runner, and its
-	// table comes from a migration for MigrateAll.
+	// Idempotency keys live in the user's game database, written in the
+	// game's transaction: exactly once. API CHANGE: the store takes the
+	// router's transaction runner; its table comes from a migration.
 	s.idem, err = idempotency.NewSQLStore(ctx, db, idempotency.SQLConfig{
 		Config: idempotency.Config{RequireKey: true, Logger: s.cfg.Logger},
 		DB: func(ctx context.Context, sc idempotency.Scope) (*sql.DB, error) {
@@ -150,11 +145,9 @@ func (s *Server) openDatabases(ctx context.Context) error {
 }
 
 // openSessions opens the sessions and the leaderboard in memory (one
-// server) or on Redis (many servers; then a Redis broker carries the hub's
-// notices to every server's websockets too).
+// server) or on Redis (many servers, whose hubs then share a Redis broker).
 func (s *Server) openSessions(ctx context.Context) error {
 	var boards session.BoardStore = session.NewBoardMemoryStore(session.BoardMemoryConfig{})
-	var broker realtime.Broker
 	if s.cfg.RedisAddr == "" {
 		s.sessions = session.NewMemoryStore(session.Config{Logger: s.cfg.Logger})
 	} else {
@@ -176,11 +169,9 @@ func (s *Server) openSessions(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		broker = rb
-		s.closers = append(s.closers, rb.Close)
+		s.broker, s.closers = rb, append(s.closers, rb.Close)
 	}
 	s.closers = append(s.closers, s.sessions.Close)
-	s.broker = broker
 	var err error
 	s.board, err = session.NewBoard(boards, "stage", session.BoardConfig{Period: session.SeasonWeekly})
 	return err
@@ -222,8 +213,7 @@ func (s *Server) buildHandlers() (err error) {
 	if err != nil {
 		return err
 	}
-	// API CHANGE: NewHub takes a small realtime.Sessions interface (a
-	// session.Store satisfies it).
+	// API CHANGE: NewHub takes a small realtime.Sessions interface (session.Store has it).
 	s.hub, err = realtime.NewHub(s.sessions, realtime.Config{
 		Handler: chain, Broker: s.broker, Codec: protocol.Config{XORKey: xor},
 		DecodeBudget: budget, Limiter: limiter, RefusePlain: !s.cfg.Dev, Logger: log,
@@ -290,9 +280,9 @@ func (s *Server) shutdownHub(ctx context.Context) (err error) {
 	return err
 }
 
-// Close releases everything, the users of a resource before it: the hub,
-// then (backwards from opening) the session store, the broker, the Redis
-// clients, the game databases, the common database.
+// Close releases everything, users before what they use: the hub, then
+// backwards from opening the session store, broker, Redis clients, game
+// databases and common database.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
