@@ -88,8 +88,11 @@ func (s *Server) openDatabases(ctx context.Context) error {
 	driver, common, games := "mysql", s.cfg.MySQLDSN, []string{s.cfg.MySQLDSN}
 	if common == "" {
 		dir, err := filepath.Abs(cmp.Or(s.cfg.DataDir, "data")) // the directory keeps the paths
-		if err != nil || os.MkdirAll(dir, 0o755) != nil {
-			return fmt.Errorf("data directory %q: unusable", dir)
+		if err == nil {
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
 		}
 		driver, common = "sqlite", sqliteDSN(filepath.Join(dir, "common.db"))
 		games = []string{sqliteDSN(filepath.Join(dir, "gamedb01.db")), sqliteDSN(filepath.Join(dir, "gamedb02.db"))}
