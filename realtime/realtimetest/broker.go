@@ -1,6 +1,8 @@
 // Package realtimetest helps test realtime code: conformance suites any
 // Broker, Presence, Directory or Matchmaker implementation can run, and a
-// fake broker that records publications and injects failures.
+// fake broker that records publications and injects failures. The Go
+// websocket client is realtime.Dial; Dial, Client and the other client
+// names here are aliases of it, kept for existing tests.
 package realtimetest
 
 import (
