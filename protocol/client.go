@@ -203,7 +203,7 @@ func (c *Client) SetSessionCounter(token string, keys *Keys, counter *FrameCount
 // Counter returns the FrameCounter of the current session keys, nil when
 // the Client is not in authenticated mode. A websocket connection of the
 // same session must take its counters from it (for example
-// realtimetest.DialOptions.Counters), so that HTTP requests and websocket
+// realtime.DialOptions.Counters), so that HTTP requests and websocket
 // frames never use a counter twice (docs/PROTOCOL.md §7.4, §16.1).
 func (c *Client) Counter() *FrameCounter {
 	c.mu.Lock()
@@ -218,11 +218,42 @@ func (c *Client) Token() string {
 	return c.token
 }
 
+// CallOptions are the per-call settings of Client.CallWith and
+// Client.DoWith (and of the realtime package's websocket client). The zero
+// value is what Call and Do use.
+type CallOptions struct {
+	// RequestID identifies the logical request (Request.RequestID): the
+	// server's idempotency layer answers a request id it has seen with the
+	// stored result (Response.Replay) instead of running the command again.
+	// The Client keeps it across its own retries. Set it to re-send a
+	// request after the Client gave up on it (a new connection, a restarted
+	// bot, a queued purchase): the same id, the same command and payload.
+	// At most MaxRequestIDLen bytes. Empty: a fresh one (NewRequestID).
+	RequestID string
+}
+
+// requestID returns o.RequestID, or a fresh one when it is empty.
+func (o CallOptions) requestID() (string, error) {
+	if o.RequestID == "" {
+		return NewRequestID(), nil
+	}
+	if len(o.RequestID) > MaxRequestIDLen {
+		return "", fmt.Errorf("%w: request id longer than %d bytes", ErrEnvelope, MaxRequestIDLen)
+	}
+	return o.RequestID, nil
+}
+
 // Call runs cmd with in marshalled as the payload (nil: no payload) and
 // unmarshals the result payload into out (nil: ignored). A response with a
 // code other than CodeOK is returned together with an *Error carrying that
-// code, message and retry hint.
+// code, message and retry hint. The request gets a fresh request id.
 func (c *Client) Call(ctx context.Context, cmd string, in, out any) (*Response, error) {
+	return c.CallWith(ctx, cmd, in, out, CallOptions{})
+}
+
+// CallWith is Call with per-call options, such as the request id a re-sent
+// purchase must keep.
+func (c *Client) CallWith(ctx context.Context, cmd string, in, out any, opts CallOptions) (*Response, error) {
 	var payload json.RawMessage
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -231,7 +262,7 @@ func (c *Client) Call(ctx context.Context, cmd string, in, out any) (*Response, 
 		}
 		payload = b
 	}
-	resp, err := c.Do(ctx, cmd, payload)
+	resp, err := c.DoWith(ctx, cmd, payload, opts)
 	if err != nil {
 		return resp, err
 	}
@@ -249,11 +280,22 @@ func (c *Client) Call(ctx context.Context, cmd string, in, out any) (*Response, 
 // Do sends one logical request and returns the server's response, whatever
 // its code. Lost replies and retryable codes are retried with the same
 // sequence number and request id (and, when authenticated, a new counter)
-// up to MaxAttempts times. An error means no response was received.
+// up to MaxAttempts times. An error means no response was received. The
+// request gets a fresh request id.
 func (c *Client) Do(ctx context.Context, cmd string, payload json.RawMessage) (*Response, error) {
+	return c.DoWith(ctx, cmd, payload, CallOptions{})
+}
+
+// DoWith is Do with per-call options, such as the request id a re-sent
+// purchase must keep.
+func (c *Client) DoWith(ctx context.Context, cmd string, payload json.RawMessage, opts CallOptions) (*Response, error) {
+	rid, err := opts.requestID()
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	c.seq++
-	req := Request{Command: cmd, Seq: c.seq, RequestID: newRequestID(), Payload: payload}
+	req := Request{Command: cmd, Seq: c.seq, RequestID: rid, Payload: payload}
 	authenticated := c.keys != nil
 	c.mu.Unlock()
 	if authenticated {
@@ -399,8 +441,10 @@ func (c *Client) ClockOffset() time.Duration {
 // ServerNow estimates the server's clock now.
 func (c *Client) ServerNow() time.Time { return c.cfg.Now().Add(c.ClockOffset()) }
 
-// newRequestID returns 16 random bytes as 22 base64url characters.
-func newRequestID() string {
+// NewRequestID returns a fresh request id: 16 random bytes as 22 base64url
+// characters. Call and Do make one for every call; a caller that must
+// re-send a request later keeps one and passes it in CallOptions.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])

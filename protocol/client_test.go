@@ -113,6 +113,59 @@ func TestClientRetriesLostReplyWithSameRequestID(t *testing.T) {
 	}
 }
 
+// A caller's request id is sent as is, kept across the Client's retries,
+// and used again when the caller re-sends the request; without one every
+// call gets a fresh id. An id longer than MaxRequestIDLen is refused before
+// anything is sent.
+func TestClientCallerRequestID(t *testing.T) {
+	srv, rec := clientServer(t, 0, nil)
+	lossy := &lossyTransport{next: &HTTPTransport{URL: srv.URL, Client: srv.Client()}}
+	c, err := NewClient(ClientConfig{Transport: lossy, Codec: Config{XORKey: []byte("client-test")}, Mode: ModeXOR, RetryBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in := map[string]int{"A": 2, "B": 3}
+	lossy.lose.Store(1)
+	var sum int
+	if _, err := c.CallWith(ctx, "add", in, &sum, CallOptions{RequestID: "buy-42"}); err != nil || sum != 5 {
+		t.Fatalf("CallWith: %d %v", sum, err)
+	}
+	payload, _ := json.Marshal(in)
+	if _, err := c.DoWith(ctx, "add", payload, CallOptions{RequestID: "buy-42"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, "add", payload); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, "add", in, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.all()
+	if len(got) != 5 {
+		t.Fatalf("server ran %d requests, want 5", len(got))
+	}
+	for i, r := range got[:3] {
+		if r.RequestID != "buy-42" {
+			t.Fatalf("request %d: request id %q, want the caller's", i, r.RequestID)
+		}
+	}
+	if got[0].Seq != got[1].Seq || got[2].Seq == got[1].Seq {
+		t.Fatalf("seqs %d, %d, %d: a retry keeps its seq, a new call takes the next", got[0].Seq, got[1].Seq, got[2].Seq)
+	}
+	if a, b := got[3].RequestID, got[4].RequestID; len(a) != 22 || len(b) != 22 || a == b || a == "buy-42" {
+		t.Fatalf("fresh request ids %q, %q", a, b)
+	}
+
+	long := string(make([]byte, MaxRequestIDLen+1))
+	if _, err := c.DoWith(ctx, "add", payload, CallOptions{RequestID: long}); !errors.Is(err, ErrEnvelope) {
+		t.Fatalf("long request id: %v, want ErrEnvelope", err)
+	}
+	if n := len(rec.all()); n != 5 {
+		t.Fatalf("a refused request id reached the server (%d requests)", n)
+	}
+}
+
 func TestClientGivesUpAfterMaxAttempts(t *testing.T) {
 	srv, rec := clientServer(t, 0, nil)
 	lossy := &lossyTransport{next: &HTTPTransport{URL: srv.URL, Client: srv.Client()}}

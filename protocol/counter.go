@@ -12,7 +12,7 @@ import (
 // from the same FrameCounter; two counters of their own would reuse values,
 // which the server refuses as replays and which reuses AES-GCM nonces.
 // Client.Counter returns the one a Client uses; pass it to a websocket
-// client of the same session (realtimetest.DialOptions.Counters).
+// client of the same session (realtime.DialOptions.Counters).
 //
 // A FrameCounter is safe for concurrent use. Its zero value starts at 1.
 type FrameCounter struct {

@@ -61,7 +61,12 @@
 // Client is a Go client for tests, bots and the load tool: it numbers
 // requests, re-sends a request whose reply was lost with the same request id
 // (sealed again with a new counter), and estimates the server clock offset
-// while always sending its raw clock.
+// while always sending its raw clock. Call and Do give each call a fresh
+// request id (NewRequestID); CallWith and DoWith take one from the caller
+// (CallOptions.RequestID), for a request that must keep its id beyond the
+// Client's own retries: a purchase re-sent after the app restarted is then
+// answered from the stored result. The realtime package's websocket client
+// takes the same CallOptions.
 //
 // The frame counter belongs to the session keys, not to a connection: a
 // FrameCounter hands out a session's counters, and every connection that

@@ -2,10 +2,12 @@ package protocol_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 
 	"github.com/madang-io/madang/protocol"
 )
@@ -116,7 +118,7 @@ func ExampleClient_Counter() {
 	http1, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
 	http1.SetSession("", keys)
 	http2, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
-	http2.SetSessionCounter("", keys, http1.Counter()) // realtimetest.DialOptions{Counters: ...} likewise
+	http2.SetSessionCounter("", keys, http1.Counter()) // realtime.DialOptions{Counters: ...} likewise
 	for _, c := range []*protocol.Client{http1, http2, http1} {
 		var counter uint64
 		_, err := c.Call(context.Background(), "ping", nil, &counter)
@@ -128,4 +130,42 @@ func ExampleClient_Counter() {
 	// 2 <nil>
 	// 3 <nil>
 	// last 3
+}
+
+// A purchase keeps its request id until it is answered: when the app is
+// killed after sending it, the next session re-sends it with the same id,
+// and the server answers the stored result instead of debiting again. Here
+// a toy handler remembers results by request id; idempotency.Middleware
+// does this for real.
+func ExampleClient_CallWith() {
+	var mu sync.Mutex
+	results := map[string]json.RawMessage{}
+	debits := 0
+	mux := protocol.NewMux()
+	mux.HandleFunc("shop.buy", func(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r, ok := results[req.RequestID]; ok {
+			return &protocol.Response{Payload: r, Replay: true}, nil
+		}
+		debits++
+		results[req.RequestID] = json.RawMessage(`{"gems":90}`)
+		return &protocol.Response{Payload: results[req.RequestID]}, nil
+	})
+	h, _ := protocol.NewHTTPHandler(mux, protocol.HTTPConfig{})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx := context.Background()
+
+	rid := protocol.NewRequestID() // stored with the pending purchase
+	first, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
+	_, _ = first.CallWith(ctx, "shop.buy", map[string]string{"item": "sword"}, nil, protocol.CallOptions{RequestID: rid})
+
+	// The app restarts before it saw the answer and sends the purchase again.
+	again, _ := protocol.NewClient(protocol.ClientConfig{URL: srv.URL})
+	var out struct{ Gems int }
+	resp, err := again.CallWith(ctx, "shop.buy", map[string]string{"item": "sword"}, &out, protocol.CallOptions{RequestID: rid})
+	fmt.Println(err, resp.Replay, out.Gems, debits)
+	// Output:
+	// <nil> true 90 1
 }

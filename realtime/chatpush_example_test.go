@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -26,7 +25,7 @@ func ExampleChatPush() {
 	defer srv.Close()
 	defer hub.Shutdown(ctx)
 	sess, _ := store.Create(ctx, session.NewSession{UserKey: 7})
-	c, err := realtimetest.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), sess.Token, nil)
+	c, err := realtime.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), sess.Token, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -28,10 +27,10 @@ func ExampleHub() {
 	defer hub.Shutdown(ctx)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 
-	var clients []*realtimetest.Client
+	var clients []*realtime.Client
 	for _, user := range []int64{101, 202} {
 		sess, _ := store.Create(ctx, session.NewSession{UserKey: user, Country: "KR"})
-		c, err := realtimetest.Dial(ctx, url, sess.Token, nil)
+		c, err := realtime.Dial(ctx, url, sess.Token, nil)
 		if err != nil {
 			panic(err)
 		}

@@ -105,7 +105,7 @@ type Config struct {
 	// answer unknown_command.
 	//
 	// On an authenticated connection the hub accepts the frame counter of
-	// each command it serves itself in the session store (Store.GetFrame,
+	// each command it serves itself in the session store (Sessions.GetFrame,
 	// one round trip), so every frame runs once per session whatever the
 	// connection; the frames it passes to Handler keep their key id and
 	// counter (Request.KeyID, Request.Counter) for Handler to accept, as
@@ -337,7 +337,7 @@ func (c *Config) applyDefaults() {
 // subscriber; only XOR or sealing is done per connection, by its writer.
 type Hub struct {
 	cfg        Config
-	store      session.Store
+	store      Sessions
 	broker     Broker
 	ownsBroker bool
 	codec      *protocol.Codec
@@ -423,9 +423,37 @@ type userState struct {
 	conns []*conn
 }
 
-// NewHub returns a Hub that authenticates connections against store and
-// starts its delivery goroutines (and the broker). Shutdown stops them.
-func NewHub(store session.Store, cfg Config) (*Hub, error) {
+// Sessions is what a Hub needs of a session store: every session.Store
+// (session.MemoryStore, session.RedisStore) is one. A studio with its own
+// session service wraps it in these three methods.
+type Sessions interface {
+	// Get validates a bearer token (the handshake, and the periodic
+	// re-check every Config.SessionRefresh): a *session.Session, or an
+	// error whose protocol code says why not (session.ErrNotFound,
+	// ErrExpired, ErrKicked, ErrRevoked, ErrUnavailable).
+	Get(ctx context.Context, token string) (*session.Session, error)
+	// GetFrame accepts an authenticated frame's counter for the session
+	// with key id keyID (Session.ID), once, as session.Store.GetFrame does:
+	// the hub calls it for the commands it serves itself, so a frame
+	// replayed on another connection or over HTTP is refused
+	// (protocol.ErrReplayed).
+	GetFrame(ctx context.Context, keyID string, counter uint64) (*session.Session, error)
+	// Subscribe calls fn for every kick and revocation, from any node,
+	// until the returned cancel func is called; the hub closes the
+	// session's connections. fn must not block.
+	Subscribe(fn func(session.Event)) (cancel func())
+}
+
+var (
+	_ Sessions = (session.Store)(nil)
+	_ Sessions = (*session.MemoryStore)(nil)
+	_ Sessions = (*session.RedisStore)(nil)
+)
+
+// NewHub returns a Hub that authenticates connections against store (any
+// session.Store) and starts its delivery goroutines (and the broker).
+// Shutdown stops them.
+func NewHub(store Sessions, cfg Config) (*Hub, error) {
 	if store == nil {
 		return nil, errors.New("realtime: NewHub: nil session store")
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -57,9 +56,9 @@ func ExampleNewRooms() {
 		panic(err)
 	}
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	dial := func(user int64) *realtimetest.Client {
+	dial := func(user int64) *realtime.Client {
 		sess, _ := store.Create(ctx, session.NewSession{UserKey: user})
-		c, err := realtimetest.Dial(ctx, url, sess.Token, nil)
+		c, err := realtime.Dial(ctx, url, sess.Token, nil)
 		if err != nil {
 			panic(err)
 		}

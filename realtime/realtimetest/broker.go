@@ -1,7 +1,9 @@
 // Package realtimetest helps test realtime code: conformance suites any
 // Broker, Presence, Directory or Matchmaker implementation can run, a fake
 // broker that records publications and injects failures, and Clock, a
-// clock the test moves for the Now settings of realtime's configs.
+// clock the test moves for the Now settings of realtime's configs. The Go
+// websocket client is realtime.Dial; Dial, Client and the other client
+// names here are aliases of it, kept for existing tests.
 package realtimetest
 
 import (

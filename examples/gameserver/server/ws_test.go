@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
@@ -126,5 +128,68 @@ func TestRealtimeHubOnWS(t *testing.T) {
 	}
 	if code, _ := wa.CloseCode(); code != protocol.CodeGoingAway {
 		t.Fatalf("closed at shutdown with %v", code)
+	}
+}
+
+// A purchase over /ws carries a request id like one over HTTP: sent twice
+// with the same id (the second time on a new connection, as after a lost
+// answer) it debits once and the second answer is the stored one, a
+// replay; the same id over HTTP is answered from the same record. Without
+// a request id the idempotent command would be refused.
+func TestBuyOverWebsocketTwiceDebitsOnce(t *testing.T) {
+	base, srv := newGameServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a deadline for a failure, not a speed check
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + WSPath
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+	c, _ := newClient(t, base)
+	res := login(t, c, "ws-buyer")
+	dial := func() *realtime.Client {
+		w, err := realtime.Dial(ctx, wsURL, res.Token, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		return w
+	}
+	item, _ := game.ShopItem("gold_small")
+	rid := protocol.NewRequestID()
+	buy := func(w *realtime.Client) (game.BuyResult, *protocol.Response) {
+		t.Helper()
+		r, err := w.CallWith(ctx, game.CmdShopBuy, game.Buy{ItemID: item.ID}, protocol.CallOptions{RequestID: rid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Code != protocol.CodeOK || r.RequestID != rid {
+			t.Fatalf("shop.buy over /ws: %v %s (rid %q)", r.Code, r.Message, r.RequestID)
+		}
+		var out game.BuyResult
+		if err := json.Unmarshal(r.Payload, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out, r
+	}
+	first, r1 := buy(dial())
+	if r1.Replay || first.Gems != game.StartGems-item.Gems {
+		t.Fatalf("first purchase: %+v replay %v", first, r1.Replay)
+	}
+	again, r2 := buy(dial())
+	if !r2.Replay || !reflect.DeepEqual(again, first) {
+		t.Fatalf("purchase re-sent with its request id: %+v replay %v, want %+v replayed", again, r2.Replay, first)
+	}
+	var viaHTTP game.BuyResult
+	r3, err := c.CallWith(ctx, game.CmdShopBuy, game.Buy{ItemID: item.ID}, &viaHTTP, protocol.CallOptions{RequestID: rid})
+	if err != nil || !r3.Replay || !reflect.DeepEqual(viaHTTP, first) {
+		t.Fatalf("the same request id over HTTP: %+v replay %v %v", viaHTTP, r3 != nil && r3.Replay, err)
+	}
+	if p := load(t, c); p.Gems != game.StartGems-item.Gems || p.Gold != game.StartGold+item.Gold {
+		t.Fatalf("after one purchase sent three times: %+v (bought twice?)", p)
+	}
+	ledger, err := srv.game.Ledger(ctx, res.UserKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ledger) != 2 { // gems out, gold in, once
+		t.Fatalf("ledger after one purchase sent three times: %+v", ledger)
 	}
 }

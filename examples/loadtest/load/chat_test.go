@@ -76,7 +76,7 @@ func realtimeGoroutines() int {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
 			s := string(buf[:n])
-			return strings.Count(s, "load.(*rtConn).read(") + strings.Count(s, "realtimetest.(*Client).readLoop(")
+			return strings.Count(s, "load.(*rtConn).read(") + strings.Count(s, "realtime.(*Client).readLoop(")
 		}
 		buf = make([]byte, 2*len(buf))
 	}

@@ -30,8 +30,8 @@
 //
 // # Chat: the realtime server
 //
-// Chat drives the realtime hub with the realtime test client
-// (realtime/realtimetest) beside the protocol client: each user keeps one
+// Chat drives the realtime hub with the Go websocket client (realtime.Dial)
+// beside the protocol client: each user keeps one
 // websocket connection to Config.WSURL — by default the game server's own
 // hub (DefaultWSPath on URL's host, the same process and sessions) —
 // made on its first chat iteration with its game session's token, made

@@ -86,7 +86,7 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 // ErrorKind names an error for the error tables: the protocol result code's
 // name for an answer of the server ("unauthorized", "game_1001", ...) or
 // another error that carries a code (a protocol.Coder, such as a websocket
-// handshake the server refused: realtimetest.HandshakeError), "transport"
+// handshake the server refused: realtime.HandshakeError), "transport"
 // or "http_<status>" for a lost reply, "timeout" when the request's
 // deadline passed, "bad_answer" for an OK answer that the scenario found
 // wrong (AnswerError), else "client".

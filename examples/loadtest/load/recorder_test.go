@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/protocol"
-	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/realtime"
 )
 
 func TestRecorderSeries(t *testing.T) {
@@ -49,10 +49,10 @@ func TestErrorKindHandshake(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&realtimetest.HandshakeError{Status: 401, Code: protocol.CodeUnauthorized}, "unauthorized"},
-		{fmt.Errorf("dial: %w", &realtimetest.HandshakeError{Status: 403, Code: protocol.CodeKicked}), "kicked"},
-		{&realtimetest.HandshakeError{Status: 503}, "unavailable"}, // no code named: by status
-		{&protocol.TransportError{Status: 404, Err: &realtimetest.HandshakeError{Status: 404}}, "http_404"},
+		{&realtime.HandshakeError{Status: 401, Code: protocol.CodeUnauthorized}, "unauthorized"},
+		{fmt.Errorf("dial: %w", &realtime.HandshakeError{Status: 403, Code: protocol.CodeKicked}), "kicked"},
+		{&realtime.HandshakeError{Status: 503}, "unavailable"}, // no code named: by status
+		{&protocol.TransportError{Status: 404, Err: &realtime.HandshakeError{Status: 404}}, "http_404"},
 		{&protocol.TransportError{Err: errors.New("connection refused")}, "transport"},
 	} {
 		if got := ErrorKind(tc.err); got != tc.want {

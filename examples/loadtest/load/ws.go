@@ -16,7 +16,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
 // Pseudo-commands the Chat scenario records beside the hub's own commands
@@ -161,7 +160,7 @@ type echo struct {
 // and the goroutine that reads every push (so the client's queue never
 // fills) and hands the user's own messages to it.
 type rtConn struct {
-	c         *realtimetest.Client
+	c         *realtime.Client
 	gameToken string // the game session it was made for
 	userKey   int64
 	room      string
@@ -238,13 +237,13 @@ func (vu *VU) realtime(ctx context.Context) (*rtConn, error) {
 // (Client.Counter), so that HTTP requests and websocket frames share the
 // session's counter (docs/PROTOCOL.md §7.4, §16.1); or the development
 // session's, with a counter of their own. In ModeXOR they are XORed. A
-// handshake the hub refused is a *realtimetest.HandshakeError, which
+// handshake the hub refused is a *realtime.HandshakeError, which
 // ErrorKind names by its result code (unauthorized, kicked, going_away,
 // ...); an error status without a code (a proxy's page, a wrong path) is
 // "http_<status>", a connection that could not be made "transport".
-func (vu *VU) dialWS(ctx context.Context, gameToken string) (*realtimetest.Client, error) {
+func (vu *VU) dialWS(ctx context.Context, gameToken string) (*realtime.Client, error) {
 	e := vu.e
-	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(e.cfg.XORKey)}}
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(e.cfg.XORKey)}}
 	token := gameToken
 	if e.cfg.WSDevLogin {
 		dl, err := vu.devLogin(ctx)
@@ -265,9 +264,9 @@ func (vu *VU) dialWS(ctx context.Context, gameToken string) (*realtimetest.Clien
 	} else if e.cfg.Mode == ModeAuthenticated && vu.keys != nil {
 		opts.Mode, opts.Keys, opts.Counters = protocol.ModeAuthenticated, vu.keys, vu.Client.Counter()
 	}
-	c, err := realtimetest.Dial(ctx, e.cfg.WSURL, token, opts)
+	c, err := realtime.Dial(ctx, e.cfg.WSURL, token, opts)
 	if err != nil {
-		var he *realtimetest.HandshakeError
+		var he *realtime.HandshakeError
 		switch {
 		case errors.As(err, &he) && he.Code != protocol.CodeOK:
 			return nil, err // the hub's refusal, by its code
@@ -390,13 +389,13 @@ func (vu *VU) closeRealtime() {
 	<-rc.readerEnd
 }
 
-// rtError turns a realtimetest error into one ErrorKind names: answers
+// rtError turns a realtime client error into one ErrorKind names: answers
 // of the hub are *protocol.Error already, refused handshakes
-// *realtimetest.HandshakeError; a connection that failed is a transport
+// *realtime.HandshakeError; a connection that failed is a transport
 // error.
 func rtError(err error) error {
 	var pe *protocol.Error
-	var he *realtimetest.HandshakeError
+	var he *realtime.HandshakeError
 	if err == nil || errors.As(err, &pe) || errors.As(err, &he) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -1,13 +1,12 @@
-package realtimetest
+package realtime
 
 import (
 	"context"
 	"encoding/json"
-
-	"github.com/madang-io/madang/realtime"
 )
 
-// RoomJoined is the reply to room.create and room.join.
+// RoomJoined is the reply to room.create and room.join (Client.RoomCreate,
+// Client.RoomJoin).
 type RoomJoined struct {
 	// Room is the room's id.
 	Room string `json:"room"`
@@ -18,7 +17,8 @@ type RoomJoined struct {
 	Snapshot json.RawMessage `json:"snapshot"`
 }
 
-// RoomSnapshot is the payload of a room.snapshot push.
+// RoomSnapshot is the payload of a room.snapshot push
+// (TopicRoomSnapshot), as a Client decodes it.
 type RoomSnapshot struct {
 	Room  string          `json:"room"`
 	Tick  uint64          `json:"tick"`
@@ -32,12 +32,12 @@ func (c *Client) RoomCreate(ctx context.Context, kind string, params any) (RoomJ
 	if params != nil {
 		in["params"] = params
 	}
-	return c.roomJoined(ctx, realtime.CmdRoomCreate, in)
+	return c.roomJoined(ctx, CmdRoomCreate, in)
 }
 
 // RoomJoin joins (or rejoins) a room.
 func (c *Client) RoomJoin(ctx context.Context, room string) (RoomJoined, error) {
-	return c.roomJoined(ctx, realtime.CmdRoomJoin, map[string]string{"room": room})
+	return c.roomJoined(ctx, CmdRoomJoin, map[string]string{"room": room})
 }
 
 func (c *Client) roomJoined(ctx context.Context, cmd string, in any) (RoomJoined, error) {
@@ -52,20 +52,20 @@ func (c *Client) roomJoined(ctx context.Context, cmd string, in any) (RoomJoined
 
 // RoomInput queues an input (marshalled) for the room's next tick.
 func (c *Client) RoomInput(ctx context.Context, room string, input any) error {
-	_, err := c.callOK(ctx, realtime.CmdRoomInput, map[string]any{"room": room, "input": input})
+	_, err := c.callOK(ctx, CmdRoomInput, map[string]any{"room": room, "input": input})
 	return err
 }
 
 // RoomLeave leaves a room.
 func (c *Client) RoomLeave(ctx context.Context, room string) error {
-	_, err := c.callOK(ctx, realtime.CmdRoomLeave, map[string]string{"room": room})
+	_, err := c.callOK(ctx, CmdRoomLeave, map[string]string{"room": room})
 	return err
 }
 
 // RoomMatch asks for a match of kind. It returns the room when this player
 // completed a group, or "" when it is queued (a room.matched push follows).
 func (c *Client) RoomMatch(ctx context.Context, kind string) (string, error) {
-	r, err := c.callOK(ctx, realtime.CmdRoomMatch, map[string]string{"kind": kind})
+	r, err := c.callOK(ctx, CmdRoomMatch, map[string]string{"kind": kind})
 	if err != nil {
 		return "", err
 	}

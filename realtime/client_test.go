@@ -1,4 +1,4 @@
-package realtimetest_test
+package realtime_test
 
 import (
 	"context"
@@ -9,12 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 )
@@ -62,7 +63,7 @@ func newGameStack(t *testing.T, cfg realtime.Config) *gameStack {
 }
 
 // wsWho calls "who" over the websocket and returns its counter.
-func wsWho(t *testing.T, c *realtimetest.Client) uint64 {
+func wsWho(t *testing.T, c *realtime.Client) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a deadline for a failure, not a speed check
 	defer cancel()
@@ -108,7 +109,7 @@ func TestSharedCounterHTTPAndWebsocket(t *testing.T) {
 	}
 	httpWho() // 1
 
-	ws, err := realtimetest.Dial(ctx, st.ws, sess.Token, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: hc.Counter()})
+	ws, err := realtime.Dial(ctx, st.ws, sess.Token, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: hc.Counter()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestSharedCounterHTTPAndWebsocket(t *testing.T) {
 	// Not shared: a second connection counting on its own from a copy of
 	// the counter. Its first frame reuses the counter (and nonce) of the
 	// HTTP request sent in between, and the store refuses it.
-	own, err := realtimetest.Dial(ctx, st.ws, sess.Token, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: hc.Counter().Last()})
+	own, err := realtime.Dial(ctx, st.ws, sess.Token, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: hc.Counter().Last()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestOvertakenCounterAccepted(t *testing.T) {
 	keys, _ := sess.Keys()
 	fc := protocol.NewFrameCounter(0)
 	held := fc.Next() // an HTTP request's counter, still on its way
-	ws, err := realtimetest.Dial(ctx, st.ws, sess.Token, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc})
+	ws, err := realtime.Dial(ctx, st.ws, sess.Token, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestDialHandshakeError(t *testing.T) {
 	ctx := context.Background()
 	check := func(name string, err error, status int, code protocol.Code) {
 		t.Helper()
-		var he *realtimetest.HandshakeError
+		var he *realtime.HandshakeError
 		if !errors.As(err, &he) || he.Status != status || he.ResultCode() != code || protocol.CodeOf(err) != code {
 			t.Fatalf("%s: %v (%#v), want HTTP %d %v", name, err, he, status, code)
 		}
@@ -209,15 +210,15 @@ func TestDialHandshakeError(t *testing.T) {
 			t.Fatalf("%s: message %q", name, err)
 		}
 	}
-	_, err := realtimetest.Dial(ctx, st.ws, "1.nope", nil)
+	_, err := realtime.Dial(ctx, st.ws, "1.nope", nil)
 	check("unknown token", err, http.StatusUnauthorized, protocol.CodeUnauthorized)
 
 	old := sessiontest.Login(t, st.store, 7)
 	sessiontest.Login(t, st.store, 7) // kicks old
-	_, err = realtimetest.Dial(ctx, st.ws, old.Token, nil)
+	_, err = realtime.Dial(ctx, st.ws, old.Token, nil)
 	check("kicked", err, http.StatusForbidden, protocol.CodeKicked)
 
-	_, err = realtimetest.Dial(ctx, st.ws, old.Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte("k")}})
+	_, err = realtime.Dial(ctx, st.ws, old.Token, &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte("k")}})
 	check("xor not configured", err, http.StatusBadRequest, protocol.CodeBadRequest)
 
 	// A proxy's error page names no code: the status decides.
@@ -225,9 +226,9 @@ func TestDialHandshakeError(t *testing.T) {
 		http.Error(w, "<html>Bad Gateway</html>", http.StatusBadGateway)
 	}))
 	defer proxy.Close()
-	_, err = realtimetest.Dial(ctx, proxy.URL, "1.x", nil)
+	_, err = realtime.Dial(ctx, proxy.URL, "1.x", nil)
 	check("proxy", err, http.StatusBadGateway, protocol.CodeUnavailable)
-	if he := (*realtimetest.HandshakeError)(nil); !errors.As(err, &he) || he.Code != protocol.CodeOK || !strings.Contains(he.Body, "Bad Gateway") {
+	if he := (*realtime.HandshakeError)(nil); !errors.As(err, &he) || he.Code != protocol.CodeOK || !strings.Contains(he.Body, "Bad Gateway") {
 		t.Fatalf("proxy: %#v", he)
 	}
 
@@ -235,8 +236,8 @@ func TestDialHandshakeError(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err = realtimetest.Dial(ctx, "ws://"+addr+"/", "1.x", nil)
-	var he *realtimetest.HandshakeError
+	_, err = realtime.Dial(ctx, "ws://"+addr+"/", "1.x", nil)
+	var he *realtime.HandshakeError
 	if err == nil || errors.As(err, &he) {
 		t.Fatalf("closed port: %v", err)
 	}
@@ -246,6 +247,138 @@ func TestDialHandshakeError(t *testing.T) {
 	if err := st.hub.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err = realtimetest.Dial(ctx, st.ws, "1.x", nil)
+	_, err = realtime.Dial(ctx, st.ws, "1.x", nil)
 	check("shutting down", err, http.StatusServiceUnavailable, protocol.CodeGoingAway)
+}
+
+// A purchase over the websocket runs through the same handler chain as
+// over HTTP (session → idempotency → handler): sent twice with one request
+// id it debits once and the second answer is the stored one, marked as a
+// replay; Call gives every call a fresh id, so two Calls are two
+// purchases. A frame without a request id is refused by an idempotency
+// layer that requires one.
+func TestClientRequestIDIdempotentPurchase(t *testing.T) {
+	store := session.NewMemoryStore(session.Config{})
+	t.Cleanup(func() { store.Close() })
+	keysStore, err := idempotency.NewMemoryStoreConfig(idempotency.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keeper, err := idempotency.New(keysStore, idempotency.Config{RequireKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	gems := map[int64]int{}
+	mux := protocol.NewMux()
+	mux.HandleFunc("shop.buy", func(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		gems[req.Principal.UserKey] -= 10
+		b, _ := json.Marshal(map[string]any{"gems": gems[req.Principal.UserKey], "rid": req.RequestID})
+		return &protocol.Response{Payload: b}, nil
+	})
+	chain := protocol.Chain(mux, session.Middleware(store, session.MiddlewareConfig{}), idempotency.Middleware(keeper))
+	hub, err := realtime.NewHub(store, realtime.Config{Handler: chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(hub)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+		srv.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a deadline for a failure, not a speed check
+	defer cancel()
+	sess := sessiontest.Login(t, store, 77)
+	dial := func() *realtime.Client {
+		c, err := realtime.Dial(ctx, srv.URL, sess.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	type bought struct {
+		Gems int
+		RID  string
+	}
+	buy := func(c *realtime.Client, opts protocol.CallOptions) (bought, *protocol.Response) {
+		t.Helper()
+		r, err := c.CallWith(ctx, "shop.buy", map[string]string{"item": "sword"}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Code != protocol.CodeOK {
+			t.Fatalf("shop.buy: %v %s", r.Code, r.Message)
+		}
+		var out bought
+		if err := json.Unmarshal(r.Payload, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out, r
+	}
+
+	c := dial()
+	rid := protocol.NewRequestID()
+	first, r1 := buy(c, protocol.CallOptions{RequestID: rid})
+	if first.Gems != -10 || first.RID != rid || r1.RequestID != rid || r1.Replay {
+		t.Fatalf("first purchase: %+v, reply rid %q replay %v", first, r1.RequestID, r1.Replay)
+	}
+	// Sent again on a new connection (the first one's answer was lost).
+	again, r2 := buy(dial(), protocol.CallOptions{RequestID: rid})
+	if again != first || !r2.Replay || r2.RequestID != rid {
+		t.Fatalf("second purchase with the same request id: %+v replay %v, want %+v replayed", again, r2.Replay, first)
+	}
+	mu.Lock()
+	if gems[77] != -10 {
+		t.Fatalf("gems %d after one purchase sent twice: debited twice", gems[77])
+	}
+	mu.Unlock()
+
+	// Call: a fresh request id each time, so two purchases.
+	var rids []string
+	for range 2 {
+		r, err := c.Call(ctx, "shop.buy", map[string]string{"item": "sword"})
+		if err != nil || r.Code != protocol.CodeOK || r.Replay {
+			t.Fatalf("Call: %+v %v", r, err)
+		}
+		rids = append(rids, r.RequestID)
+	}
+	if rids[0] == "" || rids[0] == rids[1] || rids[0] == rid {
+		t.Fatalf("Call request ids %q", rids)
+	}
+	mu.Lock()
+	if gems[77] != -30 {
+		t.Fatalf("gems %d after three purchases", gems[77])
+	}
+	mu.Unlock()
+
+	// An envelope without a request id (what the test client sent before
+	// it had them) is refused: the command does not run.
+	body := protocol.AppendRequest(nil, &protocol.Request{Command: "shop.buy", Seq: 1000, Payload: json.RawMessage(`{"item":"sword"}`)})
+	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
+	frame, err := codec.Encode(body, protocol.EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendRaw(ctx, frame); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Unmatched(ctx)
+	if err != nil || r.Seq != 1000 || r.Code != protocol.CodeOf(idempotency.ErrMissingKey) {
+		t.Fatalf("purchase without a request id: %+v %v, want %v", r, err, protocol.CodeOf(idempotency.ErrMissingKey))
+	}
+	mu.Lock()
+	if gems[77] != -30 {
+		t.Fatalf("gems %d: the purchase without a request id ran", gems[77])
+	}
+	mu.Unlock()
+
+	long := strings.Repeat("x", protocol.MaxRequestIDLen+1)
+	if _, err := c.CallWith(ctx, "shop.buy", nil, protocol.CallOptions{RequestID: long}); !errors.Is(err, protocol.ErrEnvelope) {
+		t.Fatalf("long request id: %v", err)
+	}
 }
