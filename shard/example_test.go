@@ -27,7 +27,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	directory, _ := shard.NewSQLDirectory(common)
+	directory, _ := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	game := shard.Migrations{Source: "game", FS: os.DirFS("testdata/game")}
 	for i := 1; i <= 2; i++ {
 		d := shard.Database{ID: i, Name: fmt.Sprintf("gamedb%02d", i), Driver: "sqlite", DSN: dsn(fmt.Sprintf("gamedb%02d", i)),
@@ -177,7 +177,7 @@ func ExampleAccounts_keyBlock() {
 		fmt.Println(err)
 		return
 	}
-	directory, _ := shard.NewSQLDirectory(common)
+	directory, _ := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	err := directory.Add(ctx, shard.Database{ID: 1, Name: "gamedb01", Driver: "sqlite",
 		DSN: testdb.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
 	if err != nil {

@@ -245,7 +245,7 @@ func (st *storage) migrateCommon(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
-	st.directory, err = shard.NewSQLDirectory(st.common)
+	st.directory, err = shard.NewSQLDirectory(ctx, st.common, shard.SQLDirectoryConfig{})
 	return err
 }
 
