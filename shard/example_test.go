@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/madang-io/madang/internal/testdb"
+	_ "modernc.org/sqlite" // the "sqlite" driver
+
 	"github.com/madang-io/madang/shard"
 )
 
@@ -19,7 +20,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "shard-example")
 	defer os.RemoveAll(dir)
-	dsn := func(name string) string { return testdb.SQLiteDSN(filepath.Join(dir, name+".db")) }
+	dsn := func(name string) string { return shard.SQLiteDSN(filepath.Join(dir, name+".db")) }
 
 	common, _ := sql.Open("sqlite", dsn("common"))
 	defer common.Close()
@@ -171,7 +172,7 @@ func ExampleAccounts_keyBlock() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "shard-example")
 	defer os.RemoveAll(dir)
-	common, _ := sql.Open("sqlite", testdb.SQLiteDSN(filepath.Join(dir, "common.db")))
+	common, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	defer common.Close()
 	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
 		fmt.Println(err)
@@ -179,7 +180,7 @@ func ExampleAccounts_keyBlock() {
 	}
 	directory, _ := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	err := directory.Add(ctx, shard.Database{ID: 1, Name: "gamedb01", Driver: "sqlite",
-		DSN: testdb.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
+		DSN: shard.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
 	if err != nil {
 		fmt.Println(err)
 		return

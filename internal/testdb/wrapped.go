@@ -30,16 +30,15 @@ type connector struct {
 func (c connector) Connect(context.Context) (driver.Conn, error) { return c.raw.Open(c.dsn) }
 func (c connector) Driver() driver.Driver                        { return c.drv }
 
-// Wrapped opens dsn with the driver registered as driverName ("sqlite",
-// "mysql") behind a wrapping driver, as an instrumented application does,
-// and closes it when the test ends. With unwrap the wrapper has an
-// Unwrap() driver.Driver method; without, nothing but a query tells what
-// is behind it.
-func Wrapped(t testing.TB, driverName, dsn string, unwrap bool) *sql.DB {
-	t.Helper()
+// OpenWrapped opens dsn with the driver registered as driverName
+// ("sqlite", "mysql") behind a wrapping driver, as an instrumented
+// application does (it fits shard.Config.Open). With unwrap the wrapper
+// has an Unwrap() driver.Driver method; without, nothing but a query tells
+// what is behind it.
+func OpenWrapped(driverName, dsn string, unwrap bool) (*sql.DB, error) {
 	probe, err := sql.Open(driverName, dsn)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	raw := probe.Driver()
 	probe.Close()
@@ -47,7 +46,16 @@ func Wrapped(t testing.TB, driverName, dsn string, unwrap bool) *sql.DB {
 	if unwrap {
 		drv = unwrappingDriver{wrappedDriver{raw}}
 	}
-	db := sql.OpenDB(connector{dsn: dsn, drv: drv, raw: raw})
+	return sql.OpenDB(connector{dsn: dsn, drv: drv, raw: raw}), nil
+}
+
+// Wrapped is OpenWrapped plus a ping, closed when the test ends.
+func Wrapped(t testing.TB, driverName, dsn string, unwrap bool) *sql.DB {
+	t.Helper()
+	db, err := OpenWrapped(driverName, dsn, unwrap)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { db.Close() })
 	if err := db.Ping(); err != nil {
 		t.Fatal(err)
