@@ -35,7 +35,7 @@ type SQLConfig struct {
 	// Vitess vtgate) or "sqlite" (shard.DialectMySQL and
 	// shard.DialectSQLite are the same strings). Empty means detect it from
 	// the *sql.DB given to NewSQLStore, as shard.DetectDialect does: by the
-	// driver (also one wrapped by instrumentation that offers Unwrap() driver.Driver),
+	// driver (also through a wrapping driver's Unwrap() driver.Driver),
 	// else by asking the database. Another name is an error.
 	Dialect string
 	// MariaDB says the MySQL dialect talks to MariaDB, whose SET STATEMENT
