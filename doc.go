@@ -26,9 +26,11 @@
 //   - realtime: a websocket hub for chat, notices, events and raid/PvP rooms
 //     across nodes. (planned)
 //
-// Shared plumbing lives in internal/: SQL dialect differences
-// (internal/sqldialect), clocks (internal/clock) and test helpers that open
-// real Redis and databases (internal/testredis, internal/testdb).
+// SQL dialects have public names (shard.DialectMySQL, shard.DialectSQLite,
+// shard.DetectDialect) and the recommended SQLite DSN is shard.SQLiteDSN.
+// Shared plumbing lives in internal/ and is no part of the API: clocks
+// (internal/clock) and test helpers that open real Redis and databases
+// (internal/testredis, internal/testdb).
 //
 // The layering rule: protocol imports nothing of madang; session, shard,
 // idempotency and anticheat import only protocol and internal packages; data

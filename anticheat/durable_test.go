@@ -19,7 +19,7 @@ func TestRedeemAgainCommitsAWrite(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db, rec := b.Open(t)
-			s, err := anticheat.NewSQLStore(db, anticheat.SQLConfig{})
+			s, err := anticheat.NewSQLStore(t.Context(), db, anticheat.SQLConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}

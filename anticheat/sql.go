@@ -15,8 +15,13 @@ import (
 
 // SQLConfig configures a SQLStore. The zero value works.
 type SQLConfig struct {
-	// Dialect of the database. Default: sqldialect.Of(db).
-	Dialect sqldialect.Dialect
+	// Dialect names the database's SQL dialect: "mysql" (MySQL, MariaDB,
+	// Vitess vtgate) or "sqlite" (shard.DialectMySQL and
+	// shard.DialectSQLite are the same strings). Empty means detect it, as
+	// shard.DetectDialect does: by the driver (also one wrapped by
+	// instrumentation that offers Unwrap() driver.Driver), else by asking
+	// the database. Another name is an error.
+	Dialect string
 	// TablePrefix is prepended to the table names (signatures, events,
 	// counters, blocks, redemptions). Default "anticheat_". Letters, digits
 	// and '_' only.
@@ -38,17 +43,15 @@ type SQLStore struct {
 
 var _ Store = (*SQLStore)(nil)
 
-// NewSQLStore returns a store on db.
-func NewSQLStore(db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
+// NewSQLStore returns a store on db. ctx bounds the dialect's detection
+// (SQLConfig.Dialect), which may ask the database.
+func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
 	if db == nil {
 		return nil, errors.New("anticheat: nil *sql.DB")
 	}
-	if cfg.Dialect == nil {
-		d, err := sqldialect.Of(db)
-		if err != nil {
-			return nil, fmt.Errorf("anticheat: %w", err)
-		}
-		cfg.Dialect = d
+	d, err := sqldialect.Resolve(ctx, db, cfg.Dialect)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat: %w", err)
 	}
 	if cfg.TablePrefix == "" {
 		cfg.TablePrefix = "anticheat_"
@@ -59,7 +62,7 @@ func NewSQLStore(db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
 		}
 	}
 	cfg.Now = clock.OrNow(cfg.Now)
-	s := &SQLStore{db: db, d: cfg.Dialect, cfg: cfg}
+	s := &SQLStore{db: db, d: d, cfg: cfg}
 	p := cfg.TablePrefix
 	s.t.sigs, s.t.events, s.t.counters, s.t.blocks, s.t.reds = p+"signatures", p+"events", p+"counters", p+"blocks", p+"redemptions"
 	return s, nil

@@ -17,7 +17,7 @@ func TestMemoryStore(t *testing.T) {
 
 func newSQLStore(t testing.TB, b testdb.Backend) *anticheat.SQLStore {
 	db := b.Open(t)
-	s, err := anticheat.NewSQLStore(db, anticheat.SQLConfig{})
+	s, err := anticheat.NewSQLStore(t.Context(), db, anticheat.SQLConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 )
@@ -37,7 +36,7 @@ func TestSQLStoreDownIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	st, err := anticheat.NewSQLStore(db, anticheat.SQLConfig{Dialect: sqldialect.MySQL})
+	st, err := anticheat.NewSQLStore(t.Context(), db, anticheat.SQLConfig{Dialect: "mysql"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +63,7 @@ func TestSQLStoreDownIsUnavailable(t *testing.T) {
 
 	// A bug (the tables were never created) stays internal.
 	lite := testdb.SQLite(t, "notables")
-	bug, err := anticheat.NewSQLStore(lite, anticheat.SQLConfig{})
+	bug, err := anticheat.NewSQLStore(t.Context(), lite, anticheat.SQLConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

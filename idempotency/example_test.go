@@ -13,8 +13,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // A retried call returns the stored result; the function runs once.
@@ -79,7 +79,7 @@ func ExampleSQLStore_DoTx() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "idem-example")
 	defer os.RemoveAll(dir)
-	db, _ := sql.Open("sqlite", testdb.SQLiteDSN(filepath.Join(dir, "game.db")))
+	db, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "game.db")))
 	defer db.Close()
 	db.Exec(`CREATE TABLE wallet (user_key INTEGER PRIMARY KEY, gems INTEGER NOT NULL)`)
 	db.Exec(`INSERT INTO wallet VALUES (1, 100)`)

@@ -31,8 +31,13 @@ type SQLConfig struct {
 	// database (inject the shard router here; the store never imports
 	// shard). Default: the *sql.DB given to NewSQLStore.
 	DB func(ctx context.Context, scope Scope) (*sql.DB, error)
-	// Dialect overrides the dialect found from the *sql.DB's driver.
-	Dialect sqldialect.Dialect
+	// Dialect names the databases' SQL dialect: "mysql" (MySQL, MariaDB,
+	// Vitess vtgate) or "sqlite" (shard.DialectMySQL and
+	// shard.DialectSQLite are the same strings). Empty means detect it from
+	// the *sql.DB given to NewSQLStore, as shard.DetectDialect does: by the
+	// driver (also through a wrapping driver's Unwrap() driver.Driver),
+	// else by asking the database. Another name is an error.
+	Dialect string
 	// MariaDB says the MySQL dialect talks to MariaDB, whose SET STATEMENT
 	// bounds the key row's lock wait without changing the session. Default:
 	// asked once (SELECT VERSION()) by NewSQLStore.
@@ -91,12 +96,9 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	if !tableName.MatchString(cfg.Table) {
 		return nil, fmt.Errorf("idempotency: invalid table name %q", cfg.Table)
 	}
-	d := cfg.Dialect
-	if d == nil {
-		var err error
-		if d, err = sqldialect.Of(db); err != nil {
-			return nil, fmt.Errorf("idempotency: %w", err)
-		}
+	d, err := sqldialect.Resolve(ctx, db, cfg.Dialect)
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: %w", err)
 	}
 	s := &SQLStore{db: db, cfg: cfg, dialect: d, upsert: d.Name() == "mysql"}
 	if cfg.DB == nil {

@@ -27,7 +27,7 @@ func accountsOn(t *testing.T) (*shard.Accounts, *sql.DB) {
 	if _, err := shard.Migrate(ctx, db, shard.DirectoryMigrations()); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := shard.NewSQLDirectory(db)
+	dir, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestAccountsMySQLUnreachableIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	dir, err := shard.NewSQLDirectory(db)
+	dir, err := shard.NewSQLDirectory(t.Context(), db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func mariaDBDirectory(b *testing.B, be shardtest.Backend) *shard.SQLDirectory {
 	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
 		b.Fatal(err)
 	}
-	dir, err := shard.NewSQLDirectory(common)
+	dir, err := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}

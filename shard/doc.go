@@ -41,13 +41,23 @@
 //
 // # Databases
 //
-// MySQL/MariaDB through github.com/go-sql-driver/mysql, and SQLite (the
-// embedded default, e.g. modernc.org/sqlite, which this package does not
-// import: mains and tests import a driver and pass Config.Open or use
-// sql.Open's registry). SQLite DSNs must set the PRAGMAs in the DSN and
-// _txlock=immediate, and name files, never :memory: (see
-// internal/testdb.SQLiteDSN). The package shardtest creates test databases
-// of both kinds and runs a conformance suite.
+// MySQL/MariaDB (and Vitess vtgate) through github.com/go-sql-driver/mysql,
+// and SQLite (the embedded default, e.g. modernc.org/sqlite, which this
+// package does not import: mains and tests import a driver and pass
+// Config.Open or use sql.Open's registry). SQLite DSNs must set the PRAGMAs
+// in the DSN and _txlock=immediate, and name files, never :memory:;
+// SQLiteDSN returns the recommended one. The package shardtest creates test
+// databases of both kinds and runs a conformance suite.
+//
+// A dialect is named by a string, DialectMySQL ("mysql") or DialectSQLite
+// ("sqlite"), the same in every madang package that takes one (so the
+// idempotency and anticheat SQL stores need not import shard). Whatever
+// needs a dialect detects it unless told (DetectDialect: by the driver,
+// also through a wrapping driver's Unwrap() driver.Driver, else by asking
+// the database, so drivers wrapped by instrumentation such as otelsql
+// work), and takes an explicit one in its config: Migrations.Dialect (for
+// Migrate, Status, Router.MigrateAll and Config.Schema) and
+// SQLDirectoryConfig.Dialect (for the directory and its Accounts).
 //
 // # Character sets
 //

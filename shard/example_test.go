@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/madang-io/madang/internal/testdb"
+	_ "modernc.org/sqlite" // the "sqlite" driver
+
 	"github.com/madang-io/madang/shard"
 )
 
@@ -19,7 +20,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "shard-example")
 	defer os.RemoveAll(dir)
-	dsn := func(name string) string { return testdb.SQLiteDSN(filepath.Join(dir, name+".db")) }
+	dsn := func(name string) string { return shard.SQLiteDSN(filepath.Join(dir, name+".db")) }
 
 	common, _ := sql.Open("sqlite", dsn("common"))
 	defer common.Close()
@@ -27,7 +28,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	directory, _ := shard.NewSQLDirectory(common)
+	directory, _ := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	game := shard.Migrations{Source: "game", FS: os.DirFS("testdata/game")}
 	for i := 1; i <= 2; i++ {
 		d := shard.Database{ID: i, Name: fmt.Sprintf("gamedb%02d", i), Driver: "sqlite", DSN: dsn(fmt.Sprintf("gamedb%02d", i)),
@@ -171,15 +172,15 @@ func ExampleAccounts_keyBlock() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "shard-example")
 	defer os.RemoveAll(dir)
-	common, _ := sql.Open("sqlite", testdb.SQLiteDSN(filepath.Join(dir, "common.db")))
+	common, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	defer common.Close()
 	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
 		fmt.Println(err)
 		return
 	}
-	directory, _ := shard.NewSQLDirectory(common)
+	directory, _ := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	err := directory.Add(ctx, shard.Database{ID: 1, Name: "gamedb01", Driver: "sqlite",
-		DSN: testdb.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
+		DSN: shard.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), FirstKey: 10000000, LastKey: 19999999})
 	if err != nil {
 		fmt.Println(err)
 		return

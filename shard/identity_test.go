@@ -47,7 +47,7 @@ func accountsIn(t *testing.T, db *sql.DB, m shard.Migrations) *shard.Accounts {
 	if _, err := shard.Migrate(ctx, db, m); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := shard.NewSQLDirectory(db)
+	dir, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

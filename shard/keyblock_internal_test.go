@@ -19,7 +19,7 @@ func fakeClockDirectory(t *testing.T, db *sql.DB) (*SQLDirectory, *clock.Fake) {
 	if _, err := Migrate(ctx, db, DirectoryMigrations()); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := NewSQLDirectory(db)
+	dir, err := NewSQLDirectory(ctx, db, SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

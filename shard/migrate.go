@@ -46,6 +46,11 @@ type Migrations struct {
 	// LockTimeout bounds the wait for another process's migration of the
 	// same database (MariaDB GET_LOCK). Zero means 60 s.
 	LockTimeout time.Duration
+	// Dialect names the databases' dialect: DialectMySQL or DialectSQLite.
+	// Empty means each database's is detected (DetectDialect); name it when
+	// detection cannot tell, as with an unusual wrapping driver. Another
+	// name is an error (ErrInvalid) at Migrate and Status.
+	Dialect string
 }
 
 // DirectoryMigrations returns this package's own migrations for the common
@@ -246,11 +251,12 @@ func status(ms []migration, source string, clean, dirty map[int64]bool) SchemaSt
 	return st
 }
 
-// Status returns db's migration state for m.
+// Status returns db's migration state for m. Like Migrate, it takes db's
+// dialect from m.Dialect, or detects it (DetectDialect).
 func Status(ctx context.Context, db *sql.DB, m Migrations) (SchemaStatus, error) {
-	d, err := sqldialect.Of(db)
+	d, err := resolveDialect(ctx, db, m.Dialect)
 	if err != nil {
-		return SchemaStatus{}, fmt.Errorf("shard: %w", err)
+		return SchemaStatus{}, err
 	}
 	ms, err := m.load(d.Name())
 	if err != nil {
@@ -276,9 +282,9 @@ func Status(ctx context.Context, db *sql.DB, m Migrations) (SchemaStatus, error)
 // migration and its row commit in one write transaction, and a failure
 // leaves nothing behind.
 func Migrate(ctx context.Context, db *sql.DB, m Migrations) ([]int64, error) {
-	d, err := sqldialect.Of(db)
+	d, err := resolveDialect(ctx, db, m.Dialect)
 	if err != nil {
-		return nil, fmt.Errorf("shard: %w", err)
+		return nil, err
 	}
 	ms, err := m.load(d.Name())
 	if err != nil {

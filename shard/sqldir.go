@@ -24,13 +24,24 @@ type SQLDirectory struct {
 
 var _ Directory = (*SQLDirectory)(nil)
 
+// SQLDirectoryConfig configures a SQLDirectory. The zero value works.
+type SQLDirectoryConfig struct {
+	// Dialect names the common database's dialect: DialectMySQL or
+	// DialectSQLite. Empty means detect it (DetectDialect, which may ask
+	// the database); another name is an error.
+	Dialect string
+}
+
 // NewSQLDirectory returns the directory in common, a MySQL/MariaDB or SQLite
-// database (the dialect is detected from the driver). The caller owns common
-// and closes it.
-func NewSQLDirectory(common *sql.DB) (*SQLDirectory, error) {
-	d, err := sqldialect.Of(common)
+// database (cfg.Dialect, or detected: ctx bounds the detection). The caller
+// owns common and closes it.
+func NewSQLDirectory(ctx context.Context, common *sql.DB, cfg SQLDirectoryConfig) (*SQLDirectory, error) {
+	if common == nil {
+		return nil, invalidf("nil *sql.DB")
+	}
+	d, err := resolveDialect(ctx, common, cfg.Dialect)
 	if err != nil {
-		return nil, fmt.Errorf("shard: %w", err)
+		return nil, err
 	}
 	return &SQLDirectory{db: common, d: d, clock: clock.Real}, nil
 }

@@ -74,13 +74,6 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, s.buildHandlers()
 }
 
-// sqliteDSN names an embedded database file with WAL, a busy timeout and
-// immediate transactions (else read-then-write transactions fail under load).
-// API CHANGE: becomes shard.SQLiteDSN(path).
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-}
-
 // openDatabases opens the common database (directory, accounts), registers
 // the game databases once, migrates them, and opens the router and the
 // idempotency store over them.
@@ -94,19 +87,18 @@ func (s *Server) openDatabases(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
-		driver, common = "sqlite", sqliteDSN(filepath.Join(dir, "common.db"))
-		games = []string{sqliteDSN(filepath.Join(dir, "gamedb01.db")), sqliteDSN(filepath.Join(dir, "gamedb02.db"))}
+		driver, common = "sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db"))
+		games = []string{shard.SQLiteDSN(filepath.Join(dir, "gamedb01.db")), shard.SQLiteDSN(filepath.Join(dir, "gamedb02.db"))}
 	}
 	db, err := sql.Open(driver, common)
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, db.Close)
-	// API CHANGE: Migrate, NewSQLDirectory, NewAccounts, NewSQLStore: explicit dialect option.
 	if _, err := shard.Migrate(ctx, db, shard.DirectoryMigrations()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
-	directory, err := shard.NewSQLDirectory(db)
+	directory, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		return err
 	}

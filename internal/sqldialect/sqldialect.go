@@ -16,6 +16,7 @@ package sqldialect
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,17 +61,85 @@ var MySQL Dialect = mysqlDialect{}
 // SQLite is the SQLite dialect (modernc.org/sqlite).
 var SQLite Dialect = sqliteDialect{}
 
-// Of returns the dialect of db's driver: MySQL for go-sql-driver/mysql, SQLite
-// for a driver whose type name contains "sqlite".
+// Of returns the dialect db's driver announces by its type alone:
+// go-sql-driver/mysql, a driver whose type name contains "sqlite"
+// (modernc.org/sqlite), or one of those found by following Unwrap()
+// driver.Driver methods of wrapping drivers. It does no I/O; Detect also
+// asks the database.
 func Of(db *sql.DB) (Dialect, error) {
-	switch drv := db.Driver(); {
-	case isMySQLDriver(drv):
-		return MySQL, nil
-	case strings.Contains(strings.ToLower(fmt.Sprintf("%T", drv)), "sqlite"):
-		return SQLite, nil
-	default:
-		return nil, fmt.Errorf("sqldialect: unsupported driver %T", drv)
+	if d := ofDriver(db.Driver()); d != nil {
+		return d, nil
 	}
+	return nil, fmt.Errorf("sqldialect: unsupported driver %T", db.Driver())
+}
+
+// maxUnwrap bounds the chain of wrapping drivers Of follows.
+const maxUnwrap = 16
+
+// ofDriver returns the dialect of drv or of a driver it wraps, or nil.
+func ofDriver(drv driver.Driver) Dialect {
+	for range maxUnwrap {
+		switch {
+		case drv == nil:
+			return nil
+		case isMySQLDriver(drv):
+			return MySQL
+		case strings.Contains(strings.ToLower(fmt.Sprintf("%T", drv)), "sqlite"):
+			return SQLite
+		}
+		u, ok := drv.(interface{ Unwrap() driver.Driver })
+		if !ok {
+			return nil
+		}
+		drv = u.Unwrap()
+	}
+	return nil
+}
+
+// Detect returns db's dialect: Of's answer when the driver's type tells
+// (also through Unwrap() driver.Driver), otherwise the database's own
+// answer on one connection — SELECT sqlite_version() succeeds only on
+// SQLite, SELECT VERSION() answers a version number on MySQL, MariaDB and
+// Vitess. So a driver wrapped by instrumentation (otelsql and the like)
+// is recognised too. An error getting a connection is returned as it is
+// (the database may be down); a database that answers neither is an
+// unsupported one.
+func Detect(ctx context.Context, db *sql.DB) (Dialect, error) {
+	if d := ofDriver(db.Driver()); d != nil {
+		return d, nil
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqldialect: detect dialect of driver %T: %w", db.Driver(), err)
+	}
+	defer conn.Close()
+	var v string
+	lerr := conn.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v)
+	if lerr == nil {
+		return SQLite, nil
+	}
+	merr := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v)
+	if merr == nil && v != "" && '0' <= v[0] && v[0] <= '9' {
+		// MySQL "8.0.36", MariaDB "11.4.2-MariaDB", Vitess "8.0.30-Vitess";
+		// PostgreSQL's version() starts with its name.
+		return MySQL, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sqldialect: detect dialect of driver %T: %w", db.Driver(), err)
+	}
+	if merr == nil {
+		merr = fmt.Errorf("version %q", v)
+	}
+	return nil, fmt.Errorf("sqldialect: unsupported driver %T (neither SQLite: %v; nor MySQL: %v); name the dialect in the config", db.Driver(), lerr, merr)
+}
+
+// Resolve returns the dialect called name (ByName), or db's (Detect) when
+// name is "".
+func Resolve(ctx context.Context, db *sql.DB, name string) (Dialect, error) {
+	if name != "" {
+		return ByName(name)
+	}
+	return Detect(ctx, db)
 }
 
 func isMySQLDriver(drv any) bool {
@@ -81,7 +150,9 @@ func isMySQLDriver(drv any) bool {
 	return ok
 }
 
-// ByName returns the dialect called name ("mysql", "mariadb", "sqlite").
+// ByName returns the dialect called name: "mysql" (also "mariadb",
+// "vitess") or "sqlite" (also "sqlite3"), in any case. Any other name is an
+// error.
 func ByName(name string) (Dialect, error) {
 	switch strings.ToLower(name) {
 	case "mysql", "mariadb", "vitess":
@@ -89,7 +160,7 @@ func ByName(name string) (Dialect, error) {
 	case "sqlite", "sqlite3":
 		return SQLite, nil
 	}
-	return nil, fmt.Errorf("sqldialect: unknown dialect %q", name)
+	return nil, fmt.Errorf("sqldialect: unknown dialect %q (want \"mysql\" or \"sqlite\")", name)
 }
 
 type mysqlDialect struct{}

@@ -47,7 +47,7 @@ func newEnv(t *testing.T, b Backend) *env {
 
 func (e *env) directory(t *testing.T, db *sql.DB) *shard.SQLDirectory {
 	t.Helper()
-	d, err := shard.NewSQLDirectory(db)
+	d, err := shard.NewSQLDirectory(t.Context(), db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

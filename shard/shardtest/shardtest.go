@@ -4,7 +4,7 @@
 // conformance suite (RunConformance) that checks the directory, allocator,
 // accounts, router and migrations against a real backend.
 //
-// It imports the SQLite driver (through internal/testdb), so only tests and
+// It imports the SQLite driver (modernc.org/sqlite), so only tests and
 // mains may import it.
 package shardtest
 
@@ -56,16 +56,16 @@ type Backend struct {
 }
 
 // SQLite is the embedded backend: database files in t.TempDir() with
-// testdb.SQLiteDSN (WAL, busy timeout, _txlock=immediate).
+// shard.SQLiteDSN (WAL, busy timeout, _txlock=immediate).
 func SQLite() Backend {
 	return Backend{
 		Name:   "sqlite",
 		Driver: "sqlite",
 		NewDSN: func(t testing.TB) string {
-			return testdb.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))
+			return shard.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))
 		},
 		BrokenDSN: func(t testing.TB) string {
-			return testdb.SQLiteDSN(filepath.Join(t.TempDir(), "removed", "db.sqlite"))
+			return shard.SQLiteDSN(filepath.Join(t.TempDir(), "removed", "db.sqlite"))
 		},
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session/sessiontest"
@@ -31,17 +30,17 @@ type rig struct {
 
 type backend struct {
 	name    string
-	dialect sqldialect.Dialect
+	dialect string
 	// open returns the driver and DSN of a fresh empty database.
 	open func(t testing.TB) (driver, dsn string)
 }
 
 func backends() []backend {
 	return []backend{
-		{"sqlite", sqldialect.SQLite, func(t testing.TB) (string, string) {
+		{"sqlite", shard.DialectSQLite, func(t testing.TB) (string, string) {
 			return "sqlite", testdb.SQLiteDSN(filepath.Join(t.TempDir(), "game.db"))
 		}},
-		{"mariadb", sqldialect.MySQL, func(t testing.TB) (string, string) { return "mysql", testdb.MySQL(t) }},
+		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", testdb.MySQL(t) }},
 	}
 }
 

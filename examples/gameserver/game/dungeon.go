@@ -151,7 +151,7 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	}
 	now := g.cfg.Now()
 	var stored, storedAt int64
-	err = tx.QueryRowContext(ctx, "SELECT stamina, stamina_at FROM players WHERE user_key = ?"+g.cfg.Dialect.ForUpdate(), userKey).Scan(&stored, &storedAt)
+	err = tx.QueryRowContext(ctx, "SELECT stamina, stamina_at FROM players WHERE user_key = ?"+g.sql.ForUpdate(), userKey).Scan(&stored, &storedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RunStarted{}, errNoPlayer()
 	}
@@ -209,7 +209,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	}
 	var dungeonID string
 	var startedAt, clientStartedAt, finishedAt int64
-	err = tx.QueryRowContext(ctx, "SELECT dungeon_id, started_at, client_started_at, finished_at FROM dungeon_runs WHERE run_id = ? AND user_key = ?"+g.cfg.Dialect.ForUpdate(),
+	err = tx.QueryRowContext(ctx, "SELECT dungeon_id, started_at, client_started_at, finished_at FROM dungeon_runs WHERE run_id = ? AND user_key = ?"+g.sql.ForUpdate(),
 		in.RunID, userKey).Scan(&dungeonID, &startedAt, &clientStartedAt, &finishedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RunFinished{}, protocol.Errorf(CodeNoRun, "no such run")

@@ -13,7 +13,6 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
@@ -159,8 +158,10 @@ type Config struct {
 	// transaction of the purchase. Its SQLConfig.DB must route by
 	// Scope.UserKey through Router, and it should require keys.
 	Idempotency *idempotency.SQLStore
-	// Dialect of the game databases. Default sqldialect.SQLite.
-	Dialect sqldialect.Dialect
+	// Dialect of the game databases: shard.DialectSQLite or
+	// shard.DialectMySQL. Default shard.DialectSQLite; another name is an
+	// error.
+	Dialect string
 	// Now returns the current time; nil means time.Now. It is the game's
 	// clock (stamina, timestamps).
 	Now func() time.Time
@@ -221,6 +222,7 @@ type Game struct {
 	board    *session.Board
 	defaults *Tables // DefaultTables, when Config.Data has none
 	once     *deadlockRetry
+	sql      sqlDialect // Config.Dialect's SQL
 }
 
 // New returns a Game over cfg.
@@ -228,8 +230,12 @@ func New(cfg Config) (*Game, error) {
 	if cfg.Router == nil || cfg.Accounts == nil || cfg.Sessions == nil || cfg.Idempotency == nil {
 		return nil, errors.New("game: Router, Accounts, Sessions and Idempotency are required")
 	}
-	if cfg.Dialect == nil {
-		cfg.Dialect = sqldialect.SQLite
+	if cfg.Dialect == "" {
+		cfg.Dialect = shard.DialectSQLite
+	}
+	dialect, err := newSQLDialect(cfg.Dialect)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -262,7 +268,7 @@ func New(cfg Config) (*Game, error) {
 		return nil, fmt.Errorf("game: ranking: %w", err)
 	}
 	once := &deadlockRetry{Doer: cfg.Idempotency, retries: cfg.DeadlockRetries, backoff: deadlockBackoff}
-	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), once: once}, nil
+	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), once: once, sql: dialect}, nil
 }
 
 // Register adds the game's commands to mux: the mutating ones wrapped in the
@@ -370,7 +376,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	// A new player gets the welcome mail in the same transaction, and
 	// every player the running login bonuses (once each, by mail key).
 	err = g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
+		res, err := tx.ExecContext(ctx, g.sql.InsertIgnore()+
 			" players (user_key, name, gold, gems, stamina, stamina_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			userKey, fmt.Sprintf("guest-%d", userKey), StartGold, StartGems, StaminaMax, now, now)
 		if err != nil {

@@ -213,7 +213,7 @@ func (g *Game) redeemAndGrant(ctx context.Context, tx *sql.Tx, userKey int64, st
 	if !p.PurchasedAt.IsZero() {
 		purchasedAt = p.PurchasedAt.UnixMilli()
 	}
-	res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
+	res, err := tx.ExecContext(ctx, g.sql.InsertIgnore()+
 		" purchases (store, transaction_id, user_key, product_id, quantity, amount_micros, currency, environment, purchased_at, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		store, p.TransactionID, userKey, product.ID, qty, out.PriceMicros, product.Currency, p.Environment, purchasedAt, requestID, now)
 	if err != nil {

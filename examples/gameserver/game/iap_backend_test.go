@@ -34,7 +34,7 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := shard.NewSQLDirectory(common)
+	dir, err := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestIAPOnEachBackend(t *testing.T) {
 				if b.name == "sqlite" {
 					common = testdb.SQLite(t, "redemptions")
 				}
-				store, err := anticheat.NewSQLStore(common, anticheat.SQLConfig{})
+				store, err := anticheat.NewSQLStore(t.Context(), common, anticheat.SQLConfig{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -180,7 +180,7 @@ func FuzzBuyIAP(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	r := newRigWith(f, backends()[0], func(_ *sql.DB, cfg *game.Config) {
-		store, err := anticheat.NewSQLStore(testdb.SQLite(f, "redemptions"), anticheat.SQLConfig{})
+		store, err := anticheat.NewSQLStore(f.Context(), testdb.SQLite(f, "redemptions"), anticheat.SQLConfig{})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func (g *Game) notePending(ctx context.Context, pg pendingGrant) error {
 	if !g.pendingOn() {
 		return nil
 	}
-	_, err := g.cfg.IAP.Pending.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
+	_, err := g.cfg.IAP.Pending.ExecContext(ctx, g.sql.InsertIgnore()+
 		" iap_pending (user_key, receipt_sha256, platform, product_id, client_version, request_id, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		pg.UserKey, pg.Hash, pg.Platform, pg.ProductID, pg.ClientVersion, pg.RequestID, pg.Receipt, g.cfg.Now().UnixMilli())
 	if err != nil {

@@ -63,7 +63,7 @@ func TestRedeemedNotGrantedIsGrantedLater(t *testing.T) {
 				if _, err := shard.Migrate(ctx, common, game.CommonMigrations()); err != nil {
 					t.Fatal(err)
 				}
-				store, err := anticheat.NewSQLStore(common, anticheat.SQLConfig{})
+				store, err := anticheat.NewSQLStore(t.Context(), common, anticheat.SQLConfig{})
 				if err != nil {
 					t.Fatal(err)
 				}

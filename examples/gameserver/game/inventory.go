@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // ItemDef is an item a player can own (a consumable, a key, equipment).
@@ -101,7 +101,7 @@ type balances struct {
 // several tables takes that lock first, so they never deadlock on MySQL.
 func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, reason, requestID string) (balances, error) {
 	var b balances
-	err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+g.cfg.Dialect.ForUpdate(), userKey).Scan(&b.Gold, &b.Gems, &b.Exp)
+	err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+g.sql.ForUpdate(), userKey).Scan(&b.Gold, &b.Gems, &b.Exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, errNoPlayer()
 	}
@@ -144,7 +144,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 	if err := ledger("gold", c.Gold, b.Gold); err != nil {
 		return b, err
 	}
-	addItem := addItemSQL(g.cfg.Dialect)
+	addItem := addItemSQL(g.sql)
 	for _, it := range c.Items {
 		// Add first, read after: see addItemSQL. The row is ours (locked by
 		// the upsert), so the plain read sees the count just written.
@@ -175,9 +175,9 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 // as a deadlock (error 1213). An upsert takes no gap lock a neighbour could
 // hold: a new row takes an insert intention lock, an existing one (a
 // duplicate primary key) an exclusive lock on that record alone.
-func addItemSQL(d sqldialect.Dialect) string {
+func addItemSQL(d sqlDialect) string {
 	const insert = "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)"
-	if d.Name() == "mysql" {
+	if d == shard.DialectMySQL {
 		return insert + " ON DUPLICATE KEY UPDATE count = count + VALUES(count)"
 	}
 	return insert + " ON CONFLICT(user_key, item_id) DO UPDATE SET count = count + excluded.count"

@@ -188,7 +188,7 @@ func (g *Game) sendMailTx(ctx context.Context, tx *sql.Tx, userKey int64, m Mail
 	if m.Key != "" {
 		key = m.Key
 	}
-	res, err := tx.ExecContext(ctx, g.cfg.Dialect.InsertIgnore()+
+	res, err := tx.ExecContext(ctx, g.sql.InsertIgnore()+
 		" mails (user_key, mail_key, title, body, gold, gems, items, sent_at, expires_at, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
 		userKey, key, m.Title, m.Body, m.Gold, m.Gems, string(itemsJSON), nowMs, expires)
 	if err != nil {
@@ -295,7 +295,7 @@ func (g *Game) mailClaim(ctx context.Context, req *protocol.Request, in ClaimMai
 	}
 	var claimedAt int64
 	var m MailView
-	row := tx.QueryRowContext(ctx, "SELECT "+mailColumns+", claimed_at FROM mails WHERE id = ? AND user_key = ?"+g.cfg.Dialect.ForUpdate(), in.MailID, userKey)
+	row := tx.QueryRowContext(ctx, "SELECT "+mailColumns+", claimed_at FROM mails WHERE id = ? AND user_key = ?"+g.sql.ForUpdate(), in.MailID, userKey)
 	var items string
 	err = row.Scan(&m.ID, &m.Title, &m.Body, &m.Gold, &m.Gems, &items, &m.SentAt, &m.ExpiresAt, &claimedAt)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -383,7 +383,7 @@ func (g *Game) mailClaimAll(ctx context.Context, req *protocol.Request, _ struct
 	res := ClaimResult{MailIDs: []int64{}, Items: []ItemCount{}}
 	res.Balance.Gold, res.Balance.Gems = b.Gold, b.Gems
 	now := g.cfg.Now().UnixMilli()
-	rows, err := tx.QueryContext(ctx, "SELECT "+mailColumns+" FROM mails WHERE user_key = ? AND claimed_at = 0 AND expires_at > ? ORDER BY id LIMIT "+strconv.Itoa(MaxClaimAll+1)+g.cfg.Dialect.ForUpdate(),
+	rows, err := tx.QueryContext(ctx, "SELECT "+mailColumns+" FROM mails WHERE user_key = ? AND claimed_at = 0 AND expires_at > ? ORDER BY id LIMIT "+strconv.Itoa(MaxClaimAll+1)+g.sql.ForUpdate(),
 		userKey, now)
 	if err != nil {
 		return ClaimResult{}, fmt.Errorf("game: mails of %d: %w", userKey, err)

@@ -25,7 +25,7 @@ func TestRevenueBetweenOnEachBackend(t *testing.T) {
 				if b.name == "sqlite" {
 					common = testdb.SQLite(t, "redemptions")
 				}
-				store, err := anticheat.NewSQLStore(common, anticheat.SQLConfig{})
+				store, err := anticheat.NewSQLStore(t.Context(), common, anticheat.SQLConfig{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
-	"github.com/madang-io/madang/internal/sqldialect"
+	"github.com/madang-io/madang/shard"
 	_ "modernc.org/sqlite"
 )
 
@@ -17,7 +17,7 @@ import (
 func Example() {
 	dir, _ := os.MkdirTemp("", "gamedata-example")
 	defer os.RemoveAll(dir)
-	db, _ := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
+	db, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	defer db.Close()
 	ctx := context.Background()
 	cat, err := gamedata.Open(ctx, gamedata.Default(), gamedata.Config{

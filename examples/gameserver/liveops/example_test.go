@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/liveops"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
 	_ "modernc.org/sqlite"
@@ -22,7 +21,7 @@ func Example() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "liveops-example")
 	defer os.RemoveAll(dir)
-	db, _ := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
+	db, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	defer db.Close()
 	if _, err := shard.Migrate(ctx, db, liveops.Migrations()); err != nil {
 		fmt.Println(err)
@@ -63,7 +62,7 @@ func ExampleManager_SetEvent() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "liveops-event-example")
 	defer os.RemoveAll(dir)
-	db, _ := sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
+	db, _ := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	defer db.Close()
 	if _, err := shard.Migrate(ctx, db, liveops.Migrations()); err != nil {
 		fmt.Println(err)

@@ -19,7 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -232,8 +231,9 @@ func (p *Policy) InMaintenance(userKey int64) string {
 type Config struct {
 	// DB is the common database, migrated with Migrations.
 	DB *sql.DB
-	// Dialect of DB. Default sqldialect.Of(DB).
-	Dialect sqldialect.Dialect
+	// Dialect of DB: shard.DialectMySQL or shard.DialectSQLite. Default:
+	// detected (shard.DetectDialect); another name is an error.
+	Dialect string
 	// Redis, when set, carries change notifications (pub/sub on Channel)
 	// and the cross-server active-user set for CCU.
 	Redis redis.UniversalClient
@@ -314,7 +314,7 @@ type Stats struct {
 // use; Close stops its goroutines.
 type Manager struct {
 	cfg     Config
-	dialect sqldialect.Dialect
+	dialect sqlDialect
 	log     *slog.Logger
 	policy  atomic.Pointer[Policy]
 	reload  sync.Mutex // one reload at a time
@@ -335,12 +335,16 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("liveops: Config.DB is required")
 	}
-	if cfg.Dialect == nil {
-		d, err := sqldialect.Of(cfg.DB)
+	switch cfg.Dialect {
+	case "":
+		d, err := shard.DetectDialect(ctx, cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("liveops: %w", err)
 		}
 		cfg.Dialect = d
+	case shard.DialectMySQL, shard.DialectSQLite:
+	default:
+		return nil, fmt.Errorf("liveops: unknown dialect %q", cfg.Dialect)
 	}
 	if cfg.Channel == "" {
 		cfg.Channel = "madang:liveops"
@@ -381,7 +385,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m := &Manager{cfg: cfg, dialect: cfg.Dialect, log: cfg.Logger, exempt: map[string]bool{}}
+	m := &Manager{cfg: cfg, dialect: sqlDialect(cfg.Dialect), log: cfg.Logger, exempt: map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -497,7 +501,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 
 // load reads the whole policy in one read transaction.
 func (m *Manager) load(ctx context.Context) (*Policy, error) {
-	tx, err := m.cfg.DB.BeginTx(ctx, &sql.TxOptions{ReadOnly: m.dialect.Name() == "mysql"})
+	tx, err := m.cfg.DB.BeginTx(ctx, &sql.TxOptions{ReadOnly: m.dialect == shard.DialectMySQL})
 	if err != nil {
 		return nil, fmt.Errorf("liveops: load: %w", err)
 	}

@@ -290,7 +290,7 @@ func TestLocalCCUAndNRU(t *testing.T) {
 	if n, err := m.CCU(ctx); err != nil || n != 3 {
 		t.Fatalf("CCU %d %v", n, err)
 	}
-	dir, err := shard.NewSQLDirectory(db)
+	dir, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/shard"
 )
 
 // The full-stack benchmark (BENCHMARKS.md, "gameserver: full stack"): the
@@ -286,8 +287,10 @@ func benchBare(b *testing.B) {
 func benchDB(b *testing.B, srv *Server) {
 	ctx := context.Background()
 	router, idem := srv.store.router, srv.store.idem
-	forUpdate := srv.store.dialect.ForUpdate()
-	upsert := srv.store.dialect.Upsert([]string{"user_key", "item_id"}, "count")
+	forUpdate, upsert := "", " ON CONFLICT(user_key, item_id) DO UPDATE SET count = excluded.count"
+	if srv.store.dialect == shard.DialectMySQL {
+		forUpdate, upsert = " FOR UPDATE", " ON DUPLICATE KEY UPDATE count = VALUES(count)"
+	}
 	board := srv.game.Board()
 	type player struct {
 		key int64

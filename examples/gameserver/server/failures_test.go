@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/shard"
 )
 
 // The game server's lines of docs/FAILURES.md.
@@ -46,7 +46,7 @@ func breakGameDB(t *testing.T, srv *Server, id int) (restore func()) {
 			t.Fatal(err)
 		}
 	}
-	set(sqldialect.SQLiteDSN(filepath.Join(t.TempDir(), "no-such-dir", "gone.db")))
+	set(shard.SQLiteDSN(filepath.Join(t.TempDir(), "no-such-dir", "gone.db")))
 	return func() { set(dsn) }
 }
 

@@ -40,7 +40,7 @@ func newGameStack(t *testing.T, opts func(s *gameStack, cfg *game.Config)) *game
 	}
 	t.Cleanup(func() { srv.Close() })
 	s := &gameStack{srv: srv}
-	if s.anticheat, err = anticheat.NewSQLStore(srv.store.common, anticheat.SQLConfig{TablePrefix: "iaptest_"}); err != nil {
+	if s.anticheat, err = anticheat.NewSQLStore(t.Context(), srv.store.common, anticheat.SQLConfig{TablePrefix: "iaptest_"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.anticheat.CreateTables(ctx); err != nil {

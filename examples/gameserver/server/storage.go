@@ -63,7 +63,7 @@ type storageConfig struct {
 
 // storage is the server's databases.
 type storage struct {
-	dialect   sqldialect.Dialect
+	dialect   string // shard.DialectSQLite or shard.DialectMySQL
 	common    *sql.DB
 	directory *shard.SQLDirectory
 	accounts  *shard.Accounts
@@ -132,7 +132,7 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 	if err != nil {
 		return nil, fmt.Errorf("game databases: %w", err)
 	}
-	if st.anticheat, err = anticheat.NewSQLStore(st.common, anticheat.SQLConfig{Dialect: st.dialect}); err != nil {
+	if st.anticheat, err = anticheat.NewSQLStore(ctx, st.common, anticheat.SQLConfig{Dialect: st.dialect}); err != nil {
 		return nil, err
 	}
 	if err := retryBusy(ctx, func() error { return st.anticheat.CreateTables(ctx) }); err != nil {
@@ -152,8 +152,8 @@ func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st.dialect = sqldialect.SQLite
-	st.common, err = sql.Open("sqlite", sqldialect.SQLiteDSN(filepath.Join(dir, "common.db")))
+	st.dialect = shard.DialectSQLite
+	st.common, err = sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
@@ -162,7 +162,7 @@ func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
 	}
 	return registerGameDBs(ctx, st.directory, EmbeddedGameDBs, func(i int, name string) shard.Database {
 		return shard.Database{
-			Driver: "sqlite", DSN: sqldialect.SQLiteDSN(filepath.Join(dir, name+".db")),
+			Driver: "sqlite", DSN: shard.SQLiteDSN(filepath.Join(dir, name+".db")),
 			Description: "embedded SQLite game database",
 		}
 	})
@@ -197,7 +197,7 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 		return fmt.Errorf("MySQL DSN port: %w", err)
 	}
 	mc.ParseTime = true
-	st.dialect = sqldialect.MySQL
+	st.dialect = shard.DialectMySQL
 	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
@@ -245,7 +245,7 @@ func (st *storage) migrateCommon(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
-	st.directory, err = shard.NewSQLDirectory(st.common)
+	st.directory, err = shard.NewSQLDirectory(ctx, st.common, shard.SQLDirectoryConfig{Dialect: st.dialect})
 	return err
 }
 

@@ -34,7 +34,7 @@ func startIAPGame(t *testing.T) string {
 	if _, err := shard.Migrate(ctx, db, shard.DirectoryMigrations()); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := shard.NewSQLDirectory(db)
+	dir, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
