@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/clock"
@@ -264,22 +263,24 @@ func (g *Guard) login(ctx context.Context, req *protocol.Request, next protocol.
 		if err != nil {
 			return nil, err
 		}
-		res, err := g.cfg.Registry.Check(ctx, version, p)
+		sig, err := g.cfg.Registry.CheckLogin(ctx, version, p)
 		if err != nil {
 			return nil, err
 		}
-		switch res {
+		switch sig.Result {
 		case SignatureMismatch:
 			g.sigMismatches.Add(1)
-			fc = g.cfg.Registry.ForceCloseAt()
+			fc = sig.ForceClose
 			ctx = context.WithValue(ctx, forceCloseKey{}, fc)
-			verdict = &Verdict{Kind: KindSignature, Reason: ReasonSignatureMismatch, Detail: "close at " + fc.At.UTC().Format(time.RFC3339), ClientVersion: truncate(version, maxVersionLen), At: now}
 		case SignatureUnknownVersion:
 			g.unknownVersions.Add(1)
 			if g.cfg.RejectUnknownVersion {
-				return nil, newErr(ErrUnknownVersion, "%q", truncate(version, maxVersionLen))
+				return nil, newErr(ErrUnknownVersion, "%q", truncate(sig.Version, maxVersionLen))
 			}
-			verdict = &Verdict{Kind: KindSignature, Reason: ErrUnknownVersion.Reason, ClientVersion: truncate(version, maxVersionLen), At: now}
+		}
+		if v, ok := sig.Verdict(0); ok {
+			v.At = now
+			verdict = &v
 		}
 	}
 	resp, err := next.Serve(ctx, req)
