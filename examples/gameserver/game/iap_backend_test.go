@@ -63,7 +63,7 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	sessions := session.NewMemoryStore(session.Config{Clock: fake})
 	t.Cleanup(func() { sessions.Close() })
 	cfg := game.Config{
-		Router: router, Accounts: shard.NewAccounts(dir), Sessions: sessions, Idempotency: idem,
+		Router: router, Accounts: shard.NewAccounts(dir, shard.AccountsConfig{}), Sessions: sessions, Idempotency: idem,
 		Dialect: b.dialect, Clock: fake,
 	}
 	opts(common, &cfg)
