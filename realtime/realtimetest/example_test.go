@@ -32,7 +32,7 @@ func ExampleDial_sharedCounter() {
 	defer wsSrv.Close()
 	defer hub.Shutdown(ctx)
 
-	sess, _ := store.Create(ctx, session.NewSession{UserKey: 1001})
+	sess, _ := store.Create(ctx, session.CreateParams{UserKey: 1001})
 	keys, _ := sess.Keys()
 	client, _ := protocol.NewClient(protocol.ClientConfig{URL: httpSrv.URL})
 	client.SetSession(sess.Token, keys)
