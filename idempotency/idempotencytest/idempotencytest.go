@@ -348,7 +348,7 @@ func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 	})
 
 	t.Run("InFlightWaitGetsTheSameAnswer", func(t *testing.T) {
-		d := newDoer(t, idempotency.Config{InFlight: idempotency.Wait, WaitTimeout: 30 * time.Second})
+		d := newDoer(t, idempotency.Config{InFlight: idempotency.WaitInFlight, WaitTimeout: 30 * time.Second})
 		k := key()
 		started, release := make(chan struct{}), make(chan struct{})
 		var runs atomic.Int32
@@ -391,7 +391,7 @@ func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 	})
 
 	t.Run("ConcurrentSameKeyRunsOnce", func(t *testing.T) {
-		d := newDoer(t, idempotency.Config{InFlight: idempotency.Wait, WaitTimeout: 30 * time.Second})
+		d := newDoer(t, idempotency.Config{InFlight: idempotency.WaitInFlight, WaitTimeout: 30 * time.Second})
 		k := key()
 		var runs atomic.Int32
 		fn := func(context.Context) (idempotency.Result, error) {
