@@ -41,7 +41,8 @@ type GuardConfig struct {
 	// fresh reference (a hooked clock that restarts with the app shows as a
 	// jump, tolerated once per JumpWindow).
 	SpeedPerSession bool
-	// Registry enables the signature check at login. Nil: no check.
+	// Registry enables the signature check at login (Registry.CheckLogin).
+	// Nil: no check.
 	Registry *Registry
 	// LoginCommand is the login command's name. Default "login".
 	LoginCommand string
