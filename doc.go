@@ -33,8 +33,8 @@
 // reference servers under examples/ (gameserver, realtimeserver, loadtest,
 // faultrun) compose the packages.
 //
-// Shared plumbing lives in internal/ and is not part of the API: no exported
-// name of a public package mentions an internal type.
+// Shared plumbing lives in internal/ and is not part of the API: everything a
+// studio configures has a public name.
 //
 // The layering rule: protocol imports nothing of madang; session, shard,
 // idempotency and anticheat import only protocol and internal packages;
