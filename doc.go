@@ -23,17 +23,24 @@
 //     transaction.
 //   - anticheat: speed-hack clock drift, reported-stat rules, APK signatures,
 //     Play Integrity, receipts (redeemed once), hack log and blocks.
-//   - realtime: a websocket hub for chat, notices, events and raid/PvP rooms
-//     across nodes. (planned)
+//   - realtime: a websocket hub on the same protocol frames and Handler chain:
+//     chat channels, server push (notices, live events), presence, and tick
+//     rooms for raids and PvP with matchmaking, on one node or many (memory or
+//     Redis broker).
 //
 // SQL dialects have public names (shard.DialectMySQL, shard.DialectSQLite,
 // shard.DetectDialect) and the recommended SQLite DSN is shard.SQLiteDSN.
-// Shared plumbing lives in internal/ and is no part of the API: clocks
-// (internal/clock) and test helpers that open real Redis and databases
-// (internal/testredis, internal/testdb).
+// Each package's fakes and conformance suites are in a sibling xxxtest package
+// (sessiontest, shardtest, idempotencytest, anticheattest, realtimetest). The
+// reference servers under examples/ (gameserver, realtimeserver, loadtest,
+// faultrun) compose the packages.
+//
+// Shared plumbing lives in internal/ and is not part of the API: everything a
+// studio configures has a public name.
 //
 // The layering rule: protocol imports nothing of madang; session, shard,
-// idempotency and anticheat import only protocol and internal packages; data
-// they need from each other travels in protocol.Principal or through small
-// interfaces the caller injects.
+// idempotency and anticheat import only protocol and internal packages;
+// realtime may import protocol and session. Data the packages need from each
+// other travels in protocol.Principal or through small interfaces the caller
+// injects.
 package madang

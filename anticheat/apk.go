@@ -326,3 +326,59 @@ func (r *Registry) ForceCloseAt() ForceClose {
 	}
 	return ForceClose{At: r.cfg.Now().Add(d)}
 }
+
+// LoginSignature is a login's signature decision, from Registry.CheckLogin.
+type LoginSignature struct {
+	// Version is the client version checked (Latest for an empty one).
+	Version string
+	// Result is the registry's answer.
+	Result SignatureResult
+	// ForceClose is the directive for a mismatch: when the client must
+	// close itself. Zero for other results.
+	ForceClose ForceClose
+}
+
+// Verdict returns the hack-log verdict of the decision for the login's
+// user (0 when it has no account yet): kind signature with reason
+// signature_mismatch (detail: the force-close time) or unknown_version. ok
+// is false for SignatureOK, which records nothing. The verdict's At is zero
+// (Monitor.Report dates it).
+func (s LoginSignature) Verdict(userKey int64) (v Verdict, ok bool) {
+	v = Verdict{UserKey: userKey, Kind: KindSignature, ClientVersion: truncate(s.Version, maxVersionLen)}
+	switch s.Result {
+	case SignatureMismatch:
+		v.Reason, v.Detail = ReasonSignatureMismatch, "close at "+s.ForceClose.At.UTC().Format(time.RFC3339)
+	case SignatureUnknownVersion:
+		v.Reason = ErrUnknownVersion.Reason
+	default:
+		return Verdict{}, false
+	}
+	return v, true
+}
+
+// CheckLogin is the signature check of a login, the one the Guard runs: it
+// checks what a client of version presented (Check; an empty version
+// checks the Latest entry) and, on a mismatch, picks the force-close
+// directive (ForceCloseAt). The caller answers the login with
+// s.ForceClose on a mismatch, and records s.Verdict(userKey) with
+// Monitor.Report once the login knows its user, whether or not the login
+// succeeded. A malformed version is ErrBadVersion; a store failure is
+// returned as it is.
+//
+// Use it in a login middleware of your own that reads the signature from
+// its own payload (the Guard reads it from LoginFields or
+// GuardConfig.Signature).
+func (r *Registry) CheckLogin(ctx context.Context, version string, p Presented) (LoginSignature, error) {
+	if version == "" {
+		version = Latest
+	}
+	res, err := r.Check(ctx, version, p)
+	if err != nil {
+		return LoginSignature{}, err
+	}
+	s := LoginSignature{Version: version, Result: res}
+	if res == SignatureMismatch {
+		s.ForceClose = r.ForceCloseAt()
+	}
+	return s, nil
+}

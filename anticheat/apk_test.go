@@ -134,3 +134,57 @@ func TestRegistryForceClose(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryCheckLogin(t *testing.T) {
+	ctx := context.Background()
+	r := anticheat.NewRegistry(anticheat.NewMemoryStore(anticheat.MemoryConfig{}), anticheat.RegistryConfig{
+		ForceCloseMin: time.Minute, ForceCloseMax: 3 * time.Minute,
+		Rand: func(n int64) int64 { return n - 1 }, // the window's end
+	})
+	const good, bad = "0123456789abcdef0123456789abcdef", "ffffffffffffffffffffffffffffffff"
+	if err := r.Set(ctx, "1.0", good); err != nil {
+		t.Fatal(err)
+	}
+	// A version without an entry (and no "latest"): unknown, recorded as such.
+	s, err := r.CheckLogin(ctx, "2.0", anticheat.Presented{APKMD5: good})
+	if err != nil || s.Result != anticheat.SignatureUnknownVersion || !s.ForceClose.At.IsZero() {
+		t.Fatalf("unknown version: %+v %v", s, err)
+	}
+	if v, ok := s.Verdict(7); !ok || v.UserKey != 7 || v.Kind != anticheat.KindSignature || v.Reason != anticheat.ErrUnknownVersion.Reason || v.ClientVersion != "2.0" {
+		t.Fatalf("unknown version verdict %+v %v", v, ok)
+	}
+	// Genuine: nothing to record.
+	if s, err := r.CheckLogin(ctx, "1.0", anticheat.Presented{APKMD5: good}); err != nil || s.Result != anticheat.SignatureOK {
+		t.Fatalf("genuine: %+v %v", s, err)
+	} else if v, ok := s.Verdict(7); ok {
+		t.Fatalf("genuine login gave a verdict %+v", v)
+	}
+	// Repackaged: a force-close directive in the window, and a verdict
+	// that carries it.
+	before := time.Now()
+	s, err = r.CheckLogin(ctx, "1.0", anticheat.Presented{APKMD5: bad})
+	if err != nil || s.Result != anticheat.SignatureMismatch {
+		t.Fatalf("repackaged: %+v %v", s, err)
+	}
+	if d := s.ForceClose.At.Sub(before); d < 3*time.Minute-time.Second || d > 3*time.Minute+time.Minute {
+		t.Fatalf("force close %v after the check, want about 3m", d)
+	}
+	v, ok := s.Verdict(0)
+	if !ok || v.Reason != anticheat.ReasonSignatureMismatch || !strings.Contains(v.Detail, s.ForceClose.At.UTC().Format(time.RFC3339)) || !v.At.IsZero() {
+		t.Fatalf("mismatch verdict %+v %v", v, ok)
+	}
+	// An empty version checks the "latest" entry.
+	if s, err := r.CheckLogin(ctx, "", anticheat.Presented{APKMD5: good}); err != nil || s.Result != anticheat.SignatureUnknownVersion || s.Version != anticheat.Latest {
+		t.Fatalf("empty version without latest: %+v %v", s, err)
+	}
+	if err := r.Set(ctx, anticheat.Latest, good); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.CheckLogin(ctx, "", anticheat.Presented{APKMD5: good}); err != nil || s.Result != anticheat.SignatureOK {
+		t.Fatalf("empty version with latest: %+v %v", s, err)
+	}
+	// A malformed version is the client's error.
+	if _, err := r.CheckLogin(ctx, "1..2", anticheat.Presented{APKMD5: good}); !errors.Is(err, anticheat.ErrBadVersion) {
+		t.Fatalf("malformed version: %v", err)
+	}
+}

@@ -29,9 +29,12 @@
 // fallback, compared numerically), the 32-character MD5 of the APK
 // signature and the SHA-256 digests of the signing certificates' rotation
 // lineage. Set with "0" deletes, as in the talk's tool. Check answers ok,
-// mismatch or unknown version; the Guard logs every mismatch and answers a
-// ForceClose directive at a random later time instead of refusing, so a
-// repackager cannot tell what gave them away. IntegrityPolicy judges a
+// mismatch or unknown version. CheckLogin is the login check: Check plus,
+// on a mismatch, a ForceClose directive at a random later time, which the
+// login answers instead of refusing, so a repackager cannot tell what gave
+// them away, and the Verdict to record once the user is known. The Guard
+// runs it at login; a login middleware that reads the signature from its
+// own payload calls it directly. IntegrityPolicy judges a
 // decoded Play Integrity verdict (package, request hash or nonce,
 // freshness, app recognition, certificate allow-list, device tier,
 // licensing), each failure its own typed error; IntegrityDecoder fetches it.

@@ -58,6 +58,33 @@ func ExampleRegistry() {
 	// Output: ok mismatch ok unknown_version 1
 }
 
+// A login middleware of your own (the Guard runs the same check): check
+// the signature the client sent, answer the force-close directive, and
+// record the verdict once the login knows its user.
+func ExampleRegistry_CheckLogin() {
+	ctx := context.Background()
+	store := anticheat.NewMemoryStore(anticheat.MemoryConfig{})
+	reg := anticheat.NewRegistry(store, anticheat.RegistryConfig{})
+	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Log: store, Blocks: store})
+	_ = reg.Set(ctx, "latest", "0123456789abcdef0123456789abcdef")
+
+	sig, err := reg.CheckLogin(ctx, "1.4.2", anticheat.Presented{APKMD5: "ffffffffffffffffffffffffffffffff"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(sig.Result, "force close:", !sig.ForceClose.At.IsZero())
+	// ... the login handler runs and logs in user 42 ...
+	if v, ok := sig.Verdict(42); ok {
+		_, _ = mon.Report(ctx, v)
+	}
+	counts, _ := mon.Log().UserCounts(ctx, 42)
+	fmt.Println("signature verdicts:", counts[anticheat.KindSignature])
+	// Output:
+	// mismatch force close: true
+	// signature verdicts: 1
+}
+
 // The Guard in a protocol chain: the fifth speed verdict blocks the user.
 func ExampleGuard() {
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

@@ -42,7 +42,8 @@ type GuardConfig struct {
 	// fresh reference (a hooked clock that restarts with the app shows as a
 	// jump, tolerated once per JumpWindow).
 	SpeedPerSession bool
-	// Registry enables the signature check at login. Nil: no check.
+	// Registry enables the signature check at login (Registry.CheckLogin).
+	// Nil: no check.
 	Registry *Registry
 	// LoginCommand is the login command's name. Default "login".
 	LoginCommand string
@@ -265,22 +266,24 @@ func (g *Guard) login(ctx context.Context, req *protocol.Request, next protocol.
 		if err != nil {
 			return nil, err
 		}
-		res, err := g.cfg.Registry.Check(ctx, version, p)
+		sig, err := g.cfg.Registry.CheckLogin(ctx, version, p)
 		if err != nil {
 			return nil, err
 		}
-		switch res {
+		switch sig.Result {
 		case SignatureMismatch:
 			g.sigMismatches.Add(1)
-			fc = g.cfg.Registry.ForceCloseAt()
+			fc = sig.ForceClose
 			ctx = context.WithValue(ctx, forceCloseKey{}, fc)
-			verdict = &Verdict{Kind: KindSignature, Reason: ReasonSignatureMismatch, Detail: "close at " + fc.At.UTC().Format(time.RFC3339), ClientVersion: truncate(version, maxVersionLen), At: now}
 		case SignatureUnknownVersion:
 			g.unknownVersions.Add(1)
 			if g.cfg.RejectUnknownVersion {
-				return nil, newErr(ErrUnknownVersion, "%q", truncate(version, maxVersionLen))
+				return nil, newErr(ErrUnknownVersion, "%q", truncate(sig.Version, maxVersionLen))
 			}
-			verdict = &Verdict{Kind: KindSignature, Reason: ErrUnknownVersion.Reason, ClientVersion: truncate(version, maxVersionLen), At: now}
+		}
+		if v, ok := sig.Verdict(0); ok {
+			v.At = now
+			verdict = &v
 		}
 	}
 	resp, err := next.Serve(ctx, req)

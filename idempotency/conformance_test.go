@@ -15,7 +15,7 @@ import (
 
 func memoryStore(t testing.TB) idempotency.Store { return idempotency.NewMemoryStore(nil) }
 
-func redisStore(c redis.UniversalClient) idempotencytest.NewStore {
+func redisStore(c redis.UniversalClient) idempotencytest.NewStoreFunc {
 	return func(t testing.TB) idempotency.Store {
 		s, err := idempotency.NewRedisStore(c, idempotency.RedisConfig{Prefix: testredis.Prefix(t, c)})
 		if err != nil {
@@ -25,7 +25,7 @@ func redisStore(c redis.UniversalClient) idempotencytest.NewStore {
 	}
 }
 
-func keeperOver(newStore idempotencytest.NewStore) idempotencytest.NewDoer {
+func keeperOver(newStore idempotencytest.NewStoreFunc) idempotencytest.NewDoerFunc {
 	return func(t testing.TB, cfg idempotency.Config) idempotency.Doer {
 		k, err := idempotency.New(newStore(t), cfg)
 		if err != nil {

@@ -19,7 +19,7 @@
 //     sequence number, server time, the frame's nonce — are never stored:
 //     protocol.Dispatch and the transport stamp them fresh.
 //   - A duplicate while the first is in flight waits for it (Config.InFlight
-//     = Wait, bounded by WaitTimeout; every caller then gets the same
+//     = WaitInFlight, bounded by WaitTimeout; every caller then gets the same
 //     answer) or is answered at once (AnswerInFlight) with
 //     protocol.CodeInFlight and a retry-after hint (Config.RetryAfter).
 //   - The same key with another fingerprint is refused with

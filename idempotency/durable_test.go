@@ -191,7 +191,7 @@ func TestSQLStoreDoTxReplayWrites(t *testing.T) {
 }
 
 // TestSQLStoreReplayOfUncommittedKey: while the original's transaction has
-// not committed, a duplicate never answers its result: under Wait it waits
+// not committed, a duplicate never answers its result: under WaitInFlight it waits
 // for the commit and then replays (committing a change of its own); under
 // AnswerInFlight it answers CodeInFlight (MariaDB: after the one-second
 // lock wait; SQLite refuses a second writer with busy, as the conformance
@@ -220,7 +220,7 @@ func TestSQLStoreReplayOfUncommittedKey(t *testing.T) {
 				}
 			}
 
-			// Under Wait: the duplicate is sent (its first statement or
+			// Under WaitInFlight: the duplicate is sent (its first statement or
 			// its BEGIN, which SQLite's immediate transactions block on),
 			// then the original commits.
 			sent := make(chan struct{})

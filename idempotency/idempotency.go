@@ -97,11 +97,11 @@ type Func func(ctx context.Context) (Result, error)
 type InFlightPolicy int
 
 const (
-	// Wait (the default) waits up to Config.WaitTimeout for the first call to
-	// finish, then returns its stored result as a replay; every duplicate
-	// thus gets the same answer. If the wait times out it answers as
-	// AnswerInFlight does.
-	Wait InFlightPolicy = iota
+	// WaitInFlight (the default) waits up to Config.WaitTimeout for the
+	// first call to finish, then returns its stored result as a replay;
+	// every duplicate thus gets the same answer. If the wait times out it
+	// answers as AnswerInFlight does.
+	WaitInFlight InFlightPolicy = iota
 	// AnswerInFlight answers at once with CodeInFlight and a retry-after hint.
 	AnswerInFlight
 )
@@ -118,9 +118,9 @@ type Config struct {
 	// Default 30 s.
 	Lease time.Duration
 	// InFlight chooses what a duplicate does while the first call runs.
-	// Default Wait.
+	// Default WaitInFlight.
 	InFlight InFlightPolicy
-	// WaitTimeout bounds how long a duplicate waits under the Wait policy.
+	// WaitTimeout bounds how long a duplicate waits under WaitInFlight.
 	// Default 5 s.
 	WaitTimeout time.Duration
 	// RetryAfter is the hint sent with CodeInFlight. Default 200 ms.

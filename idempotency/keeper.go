@@ -87,9 +87,10 @@ func (k *Keeper) Stats() Stats { return k.c.snapshot() }
 //
 //   - key "" runs fn without idempotency, or fails with ErrMissingKey when
 //     Config.RequireKey is set.
-//   - A duplicate while the first call runs waits (Config.InFlight = Wait,
-//     bounded by WaitTimeout) or fails at once with a *protocol.Error of
-//     CodeInFlight (wrapping ErrInFlight) whose RetryAfter is a hint.
+//   - A duplicate while the first call runs waits (Config.InFlight =
+//     WaitInFlight, bounded by WaitTimeout) or fails at once with a
+//     *protocol.Error of CodeInFlight (wrapping ErrInFlight) whose
+//     RetryAfter is a hint.
 //   - Another fingerprint for a used key fails with ErrKeyReused; fn does not
 //     run.
 //   - An error from fn is classified by IsRetryable: a retryable one releases

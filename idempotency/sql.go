@@ -19,8 +19,8 @@ type SQLConfig struct {
 	// key is an uncommitted row, which disappears with its transaction.
 	// InFlight: duplicates always wait on the row's unique index; with
 	// AnswerInFlight on MariaDB the wait is bounded to one second (the
-	// smallest innodb_lock_wait_timeout), with Wait to WaitTimeout rounded
-	// up to seconds; a timed-out wait answers CodeInFlight. On MySQL, set
+	// smallest innodb_lock_wait_timeout), with WaitInFlight to WaitTimeout
+	// rounded up to seconds; a timed-out wait answers CodeInFlight. On MySQL, set
 	// innodb_lock_wait_timeout in the DSN instead. SQLite serialises writers
 	// (busy_timeout bounds the wait, in the DSN).
 	Config
@@ -129,7 +129,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	}
 	if mariadb {
 		wait := 1
-		if cfg.InFlight == Wait {
+		if cfg.InFlight == WaitInFlight {
 			wait = int((cfg.WaitTimeout + time.Second - 1) / time.Second)
 		}
 		s.insert = fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout=%d FOR %s", wait, s.insert)

@@ -52,7 +52,7 @@ func BenchmarkChatPublish(b *testing.B) {
 					_ = h.Shutdown(ctx)
 					srv.Close()
 				})
-				sess, err := store.Create(context.Background(), session.NewSession{UserKey: 4242})
+				sess, err := store.Create(context.Background(), session.CreateParams{UserKey: 4242})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -24,7 +24,7 @@ func ExampleChatPush() {
 	srv := httptest.NewServer(hub)
 	defer srv.Close()
 	defer hub.Shutdown(ctx)
-	sess, _ := store.Create(ctx, session.NewSession{UserKey: 7})
+	sess, _ := store.Create(ctx, session.CreateParams{UserKey: 7})
 	c, err := realtime.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), sess.Token, nil)
 	if err != nil {
 		panic(err)

@@ -41,7 +41,7 @@ func ExampleClient_CallWith() {
 	defer srv.Close()
 	defer hub.Shutdown(ctx)
 
-	sess, _ := store.Create(ctx, session.NewSession{UserKey: 7})
+	sess, _ := store.Create(ctx, session.CreateParams{UserKey: 7})
 	c, err := realtime.Dial(ctx, srv.URL, sess.Token, nil)
 	if err != nil {
 		fmt.Println(err)
@@ -80,7 +80,7 @@ func ExampleDial_sharedCounter() {
 	defer wsSrv.Close()
 	defer hub.Shutdown(ctx)
 
-	sess, _ := store.Create(ctx, session.NewSession{UserKey: 1001})
+	sess, _ := store.Create(ctx, session.CreateParams{UserKey: 1001})
 	keys, _ := sess.Keys()
 	client, _ := protocol.NewClient(protocol.ClientConfig{URL: httpSrv.URL})
 	client.SetSession(sess.Token, keys)

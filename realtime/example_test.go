@@ -29,7 +29,7 @@ func ExampleHub() {
 
 	var clients []*realtime.Client
 	for _, user := range []int64{101, 202} {
-		sess, _ := store.Create(ctx, session.NewSession{UserKey: user, Country: "KR"})
+		sess, _ := store.Create(ctx, session.CreateParams{UserKey: user, Country: "KR"})
 		c, err := realtime.Dial(ctx, url, sess.Token, nil)
 		if err != nil {
 			panic(err)

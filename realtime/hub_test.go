@@ -44,7 +44,7 @@ func startHub(t *testing.T, store session.Store, cfg realtime.Config) *node {
 	return n
 }
 
-func login(t *testing.T, store session.Store, userKey int64, n session.NewSession) *session.Session {
+func login(t *testing.T, store session.Store, userKey int64, n session.CreateParams) *session.Session {
 	t.Helper()
 	n.UserKey = userKey
 	s, err := store.Create(context.Background(), n)
@@ -275,8 +275,8 @@ func TestBroadcastFilter(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
 	n := startHub(t, store, realtime.Config{})
 	ctx := ctxT(t)
-	kr := dial(t, n, login(t, store, 1, session.NewSession{Country: "KR", ClientVersion: "1.4.2"}), nil)
-	jp := dial(t, n, login(t, store, 2, session.NewSession{Country: "JP", ClientVersion: "1.5.0"}), nil)
+	kr := dial(t, n, login(t, store, 1, session.CreateParams{Country: "KR", ClientVersion: "1.4.2"}), nil)
+	jp := dial(t, n, login(t, store, 2, session.CreateParams{Country: "JP", ClientVersion: "1.5.0"}), nil)
 	for _, c := range []*realtimetest.Client{kr, jp} {
 		if _, err := c.Subscribe(ctx, realtime.ChannelSystem, nil); err != nil {
 			t.Fatal(err)

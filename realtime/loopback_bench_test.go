@@ -81,7 +81,7 @@ func runLoopServer() error {
 		if i == 0 {
 			mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 				u, _ := strconv.ParseInt(r.URL.Query().Get("user"), 10, 64)
-				s, err := store.Create(r.Context(), session.NewSession{UserKey: u})
+				s, err := store.Create(r.Context(), session.CreateParams{UserKey: u})
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return

@@ -57,7 +57,7 @@ func ExampleNewRooms() {
 	}
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	dial := func(user int64) *realtime.Client {
-		sess, _ := store.Create(ctx, session.NewSession{UserKey: user})
+		sess, _ := store.Create(ctx, session.CreateParams{UserKey: user})
 		c, err := realtime.Dial(ctx, url, sess.Token, nil)
 		if err != nil {
 			panic(err)

@@ -7,7 +7,7 @@ import (
 )
 
 func TestDataRoundTrip(t *testing.T) {
-	n := NewSession{UserKey: 5, ShardID: -3, ClientVersion: "1.0", Platform: "ios", DeviceID: "d\x00e",
+	n := CreateParams{UserKey: 5, ShardID: -3, ClientVersion: "1.0", Platform: "ios", DeviceID: "d\x00e",
 		Country: "KR", Language: "ko-KR", Attrs: map[string]string{"": "empty key", "k": strings.Repeat("v", 300)}}
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	var s Session
@@ -29,13 +29,13 @@ func TestDataRoundTrip(t *testing.T) {
 // FuzzDecodeData: session data read back from Redis never panics the
 // decoder, and what encodeData writes always decodes.
 func FuzzDecodeData(f *testing.F) {
-	f.Add(encodeData(&NewSession{UserKey: 1, Attrs: map[string]string{"a": "b"}}, 1, make([]byte, 32)))
+	f.Add(encodeData(&CreateParams{UserKey: 1, Attrs: map[string]string{"a": "b"}}, 1, make([]byte, 32)))
 	f.Add("")
 	f.Add("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
 	f.Fuzz(func(t *testing.T, d string) {
 		var s Session
 		_ = decodeData(d, &s)
-		n := NewSession{UserKey: 1, ClientVersion: d, Attrs: map[string]string{d: d}}
+		n := CreateParams{UserKey: 1, ClientVersion: d, Attrs: map[string]string{d: d}}
 		if err := decodeData(encodeData(&n, 7, []byte(d)), &s); err != nil || s.ClientVersion != d || s.Attrs[d] != d {
 			t.Fatalf("round trip of %q: %v", d, err)
 		}

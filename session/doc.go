@@ -5,7 +5,7 @@
 // # Sessions
 //
 // A login calls Store.Create with what it knows about the user and client
-// (NewSession) and gets a Session:
+// (CreateParams) and gets a Session:
 //
 //   - ID, the key id "<userKey>.<sid>" (sid: 72 random bits, base64url). It
 //     is public: it names the session in authenticated frames

@@ -23,11 +23,11 @@ func ExampleMemoryStore() {
 	})
 	defer stop()
 
-	first, _ := store.Create(ctx, session.NewSession{UserKey: 10000001, ShardID: 1, Country: "KR"})
+	first, _ := store.Create(ctx, session.CreateParams{UserKey: 10000001, ShardID: 1, Country: "KR"})
 	s, err := store.Get(ctx, first.Token)
 	fmt.Println("user", s.UserKey, "shard", s.ShardID, err)
 
-	if _, err := store.Create(ctx, session.NewSession{UserKey: 10000001}); err != nil {
+	if _, err := store.Create(ctx, session.CreateParams{UserKey: 10000001}); err != nil {
 		panic(err)
 	}
 	_, err = store.Get(ctx, first.Token)
@@ -47,7 +47,7 @@ func ExampleMiddleware() {
 
 	mux := protocol.NewMux()
 	mux.HandleFunc("login", func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
-		s, err := store.Create(ctx, session.NewSession{UserKey: 42})
+		s, err := store.Create(ctx, session.CreateParams{UserKey: 42})
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +125,7 @@ func ExampleKeyResolver() {
 	}
 	mux := protocol.NewMux()
 	mux.Handle("login", protocol.Typed(func(ctx context.Context, _ *protocol.Request, in struct{ User int64 }) (loginOut, error) {
-		s, err := store.Create(ctx, session.NewSession{UserKey: in.User})
+		s, err := store.Create(ctx, session.CreateParams{UserKey: in.User})
 		if err != nil {
 			return loginOut{}, err
 		}

@@ -105,7 +105,7 @@ func TestRoutedConnectionCut(t *testing.T) {
 
 	sess := map[int64]*session.Session{}
 	for _, uk := range []int64{down, up} {
-		if sess[uk], err = s.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+		if sess[uk], err = s.Create(ctx, session.CreateParams{UserKey: uk}); err != nil {
 			t.Fatal(err)
 		}
 		if err := uc.Set(ctx, uk, "k", []byte("v"+strconv.FormatInt(uk, 10)), time.Hour); err != nil {
@@ -142,7 +142,7 @@ func TestRoutedConnectionCut(t *testing.T) {
 	unavailable("Get", err)
 	_, err = s.GetFrame(ctx, sess[down].ID, 1)
 	unavailable("GetFrame", err)
-	_, err = s.Create(ctx, session.NewSession{UserKey: 4})
+	_, err = s.Create(ctx, session.CreateParams{UserKey: 4})
 	unavailable("Create", err)
 	unavailable("RevokeUser", s.RevokeUser(ctx, 4))
 	_, err = uc.Get(ctx, down, "k")
@@ -159,7 +159,7 @@ func TestRoutedConnectionCut(t *testing.T) {
 	if _, err := s.GetFrame(ctx, sess[up].ID, 1); err != nil {
 		t.Fatalf("GetFrame of a node-1 user while node 0 is down: %v", err)
 	}
-	fresh, err := s.Create(ctx, session.NewSession{UserKey: 5})
+	fresh, err := s.Create(ctx, session.CreateParams{UserKey: 5})
 	if err != nil {
 		t.Fatalf("Create of a node-1 user while node 0 is down: %v", err)
 	}
@@ -193,7 +193,7 @@ func TestRoutedConnectionCut(t *testing.T) {
 	if got, err := uc.Get(ctx, down, "k"); err != nil || string(got) != "v2" {
 		t.Fatalf("cache Get of a node-0 user after the connection is back: %q, %v", got, err)
 	}
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 4}); err != nil {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 4}); err != nil {
 		t.Fatalf("Create of a node-0 user after the connection is back: %v", err)
 	}
 	if got, err := boardDown.Score(ctx, down); err != nil || got != 10 {
@@ -296,7 +296,7 @@ func TestClusterClientKill(t *testing.T) {
 	sess := make([]*session.Session, users)
 	for i := range users {
 		uk := int64(100 + i)
-		created, err := s.Create(ctx, session.NewSession{UserKey: uk})
+		created, err := s.Create(ctx, session.CreateParams{UserKey: uk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func TestClusterClientKill(t *testing.T) {
 				}
 				_, err := s.Get(ctx, sess[w].Token)
 				ok("Get", err)
-				_, err = s.Create(ctx, session.NewSession{UserKey: 1000 + uk}) // nobody reads this user's old tokens
+				_, err = s.Create(ctx, session.CreateParams{UserKey: 1000 + uk}) // nobody reads this user's old tokens
 				ok("Create", err)
 				ok("cache Set", uc.Set(ctx, uk, "k", []byte("v"), time.Hour))
 				got, err := uc.Get(ctx, uk, "k")
@@ -471,7 +471,7 @@ func clusterCutOnTheWire(t *testing.T, retries int, wantFail bool) {
 	defer c.Close()
 	prefix := testredis.Prefix(t, admin)
 	s, uc, board := redisStoreCacheBoard(t, ctx, c, prefix, "wire")
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 77})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 77})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func clusterCutOnTheWire(t *testing.T, retries int, wantFail bool) {
 	}{
 		{"Get", func() error { _, err := s.Get(ctx, sess.Token); return err }},
 		{"GetFrame", func() error { _, err := s.GetFrame(ctx, sess.ID, 1); return err }},
-		{"Create", func() error { _, err := s.Create(ctx, session.NewSession{UserKey: 78}); return err }},
+		{"Create", func() error { _, err := s.Create(ctx, session.CreateParams{UserKey: 78}); return err }},
 		{"cache Get", func() error { _, err := uc.Get(ctx, 77, "k"); return err }},
 		{"Submit", func() error { return board.Submit(ctx, 77, 6, session.ScoreBest) }},
 		{"Top", func() error { _, _, err := board.Top(ctx, 10, ""); return err }},
@@ -611,7 +611,7 @@ func TestLostReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 5})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +628,7 @@ func TestLostReply(t *testing.T) {
 		t.Fatalf("GetFrame(2) after the lost reply: %v", err)
 	}
 	var fresh *session.Session
-	lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: 5}); return err }, session.ErrUnavailable)
+	lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.CreateParams{UserKey: 5}); return err }, session.ErrUnavailable)
 	if fresh != nil {
 		t.Fatal("Create returned a session with its error")
 	}
@@ -636,7 +636,7 @@ func TestLostReply(t *testing.T) {
 	if _, err := s.Get(ctx, sess.Token); !errors.Is(err, session.ErrKicked) {
 		t.Fatalf("first session after a Create whose reply was lost: %v, want ErrKicked", err)
 	}
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 5}); err != nil {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 5}); err != nil {
 		t.Fatalf("Create after the lost reply: %v", err)
 	}
 }
@@ -681,7 +681,7 @@ func TestLostReplyRetried(t *testing.T) {
 	const uk = 5
 	// Create and GetFrame(1) also load the scripts, so the lost replies
 	// below are the scripts', not NOSCRIPT.
-	sess, err := s.Create(ctx, session.NewSession{UserKey: uk})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: uk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -718,7 +718,7 @@ func TestLostReplyRetried(t *testing.T) {
 	}
 
 	var fresh *session.Session
-	if err := lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: uk}); return err }); err != nil {
+	if err := lose("Create", func() error { var err error; fresh, err = s.Create(ctx, session.CreateParams{UserKey: uk}); return err }); err != nil {
 		t.Fatalf("Create with its first reply lost: %v, want success", err)
 	}
 	if got, err := s.Get(ctx, fresh.Token); err != nil || got.ID != fresh.ID {
@@ -885,7 +885,7 @@ func TestSubscriptionFollowsCommands(t *testing.T) {
 		default:
 		}
 	})()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 31})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 31})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -922,7 +922,7 @@ func TestSubscriptionFollowsCommands(t *testing.T) {
 	if n := s.Stats().Resubscribed; n < 1 {
 		t.Fatalf("Stats().Resubscribed = %d, want at least 1", n)
 	}
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 31}); err != nil {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 31}); err != nil {
 		t.Fatal(err)
 	}
 	timeout := time.After(15 * time.Second)

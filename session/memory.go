@@ -111,7 +111,7 @@ func (m *MemoryStore) sweep() {
 }
 
 // Create implements Store.
-func (m *MemoryStore) Create(_ context.Context, n NewSession) (*Session, error) {
+func (m *MemoryStore) Create(_ context.Context, n CreateParams) (*Session, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}

@@ -140,7 +140,7 @@ func testAuthenticatedFrames(t *testing.T, store session.Store) {
 	mux := protocol.NewMux()
 	mux.Handle("whoami", whoami)
 	mux.Handle("login", protocol.Typed(func(ctx context.Context, _ *protocol.Request, in struct{ User int64 }) (loginReply, error) {
-		s, err := store.Create(ctx, session.NewSession{UserKey: in.User, Platform: "android"})
+		s, err := store.Create(ctx, session.CreateParams{UserKey: in.User, Platform: "android"})
 		if err != nil {
 			return loginReply{}, err
 		}

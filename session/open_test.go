@@ -142,7 +142,7 @@ func TestOpenRedisNodes(t *testing.T) {
 		if rc.Router.Node(uk) != rc.Clients[uk%2] {
 			t.Errorf("user %d not routed to client %d", uk, uk%2)
 		}
-		if _, err := store.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+		if _, err := store.Create(ctx, session.CreateParams{UserKey: uk}); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := node.Keys(ctx, fmt.Sprintf("%s{u:%d}*", prefix, uk)).Result()
@@ -187,7 +187,7 @@ func TestOpenRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	s, err := store.Create(ctx, session.NewSession{UserKey: 7})
+	s, err := store.Create(ctx, session.CreateParams{UserKey: 7})
 	if err != nil {
 		t.Fatal(err)
 	}

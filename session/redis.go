@@ -261,7 +261,7 @@ func ms(t time.Time) string        { return strconv.FormatInt(t.UnixMilli(), 10)
 func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
 // Create implements Store.
-func (s *RedisStore) Create(ctx context.Context, n NewSession) (*Session, error) {
+func (s *RedisStore) Create(ctx context.Context, n CreateParams) (*Session, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
@@ -437,7 +437,7 @@ func (s *RedisStore) getOn(ctx context.Context, c redis.UniversalClient, uk int6
 // encodeData encodes the fields of a session that never change: each as a
 // uvarint length and its bytes, in a fixed order; then the attributes as a
 // count and key/value pairs.
-func encodeData(n *NewSession, created int64, secret []byte) string {
+func encodeData(n *CreateParams, created int64, secret []byte) string {
 	b := make([]byte, 0, 128)
 	put := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))

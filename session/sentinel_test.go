@@ -47,7 +47,7 @@ func TestSentinelClientIsFailover(t *testing.T) {
 	}
 	s := redisStore(t, c)
 	defer s.Close()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 12})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	})
 	defer cancelSub()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 21})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 21})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestSentinelFailover(t *testing.T) {
 		return err
 	})
 	var fresh *session.Session
-	eventually("Create", func() error { var err error; fresh, err = s.Create(ctx, session.NewSession{UserKey: 21}); return err })
+	eventually("Create", func() error { var err error; fresh, err = s.Create(ctx, session.CreateParams{UserKey: 21}); return err })
 	if _, err := s.Get(ctx, sess.Token); !errors.Is(err, session.ErrKicked) {
 		t.Fatalf("old session after a new login on the new master: %v, want ErrKicked", err)
 	}
@@ -171,7 +171,7 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("Stats().Resubscribed = %d after the subscription moved, want at least 1", n)
 	}
 	// A kick published on the new master reaches the subscriber.
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 21}); err != nil {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 21}); err != nil {
 		t.Fatal(err)
 	}
 	timeout := time.After(15 * time.Second)

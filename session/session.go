@@ -55,7 +55,7 @@ var (
 // Limits on what a session may hold. Create refuses larger input with
 // ErrInvalid.
 const (
-	// MaxFieldLen bounds each string field of NewSession (client version,
+	// MaxFieldLen bounds each string field of CreateParams (client version,
 	// platform, device id, country, language) and each attribute key/value.
 	MaxFieldLen = 256
 	// MaxAttrs bounds the number of game attributes.
@@ -135,8 +135,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// NewSession is what a login knows about the user and the client.
-type NewSession struct {
+// CreateParams is what a login knows about the user and the client: the
+// argument of Store.Create.
+type CreateParams struct {
 	UserKey       int64 // required, > 0
 	ShardID       int   // the game database the user lives on
 	ClientVersion string
@@ -148,7 +149,7 @@ type NewSession struct {
 	Attrs map[string]string
 }
 
-func (n *NewSession) validate() error {
+func (n *CreateParams) validate() error {
 	if n.UserKey <= 0 {
 		return fmt.Errorf("%w: user key %d, want > 0", ErrInvalid, n.UserKey)
 	}
@@ -257,7 +258,7 @@ type Store interface {
 	// Create logs a user in and returns the new session. Unless
 	// Config.AllowMultiple, the user's older sessions are kicked (ErrKicked
 	// for them from now on) and an EventKicked is published for each.
-	Create(ctx context.Context, n NewSession) (*Session, error)
+	Create(ctx context.Context, n CreateParams) (*Session, error)
 	// Get validates a bearer token and slides the session's TTL. It returns
 	// ErrNotFound, ErrExpired, ErrKicked, ErrRevoked or ErrUnavailable
 	// (wrapped).

@@ -21,7 +21,7 @@ func BenchmarkRedisGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 10000001, ShardID: 1, ClientVersion: "1.2.3.4",
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 10000001, ShardID: 1, ClientVersion: "1.2.3.4",
 		Platform: "android", DeviceID: "device-0123456789", Country: "KR", Language: "ko",
 		Attrs: map[string]string{"tier": "gold"}})
 	if err != nil {
@@ -115,7 +115,7 @@ func BenchmarkRedisGet(b *testing.B) {
 func BenchmarkMemoryGet(b *testing.B) {
 	s := session.NewMemoryStore(session.Config{})
 	defer s.Close()
-	sess, err := s.Create(context.Background(), session.NewSession{UserKey: 1, Attrs: map[string]string{"tier": "gold"}})
+	sess, err := s.Create(context.Background(), session.CreateParams{UserKey: 1, Attrs: map[string]string{"tier": "gold"}})
 	if err != nil {
 		b.Fatal(err)
 	}

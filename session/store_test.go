@@ -71,7 +71,7 @@ func TestRedisGetOneRoundTrip(t *testing.T) {
 	s := redisStore(t, c)
 	defer s.Close()
 	ctx := context.Background()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 42})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestRedisTTLCollectsGarbage(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 7}); err != nil {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 7}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := c.Keys(ctx, prefix+"*").Result()
@@ -159,7 +159,7 @@ func TestRouterMigration(t *testing.T) {
 	defer s1.Close()
 	sessions := map[int64]*session.Session{}
 	for uk := int64(1); uk <= 10; uk++ {
-		if sessions[uk], err = s1.Create(ctx, session.NewSession{UserKey: uk}); err != nil {
+		if sessions[uk], err = s1.Create(ctx, session.CreateParams{UserKey: uk}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,7 +201,7 @@ func TestRouterMigration(t *testing.T) {
 	}
 	// A new login of a moved user lands on the new node and kicks the old
 	// session on the old node.
-	fresh, err := s2.Create(ctx, session.NewSession{UserKey: 1})
+	fresh, err := s2.Create(ctx, session.CreateParams{UserKey: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestRedisConnectionCut(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 99})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 99})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestRedisConnectionCut(t *testing.T) {
 	if !errors.Is(err, session.ErrUnavailable) || protocol.CodeOf(err) != protocol.CodeUnavailable {
 		t.Fatalf("Get during the cut: %v, want ErrUnavailable", err)
 	}
-	if _, err := s.Create(ctx, session.NewSession{UserKey: 99}); !errors.Is(err, session.ErrUnavailable) {
+	if _, err := s.Create(ctx, session.CreateParams{UserKey: 99}); !errors.Is(err, session.ErrUnavailable) {
 		t.Fatalf("Create while down: %v", err)
 	}
 	if st := s.Stats(); st.Failures != 2 {
@@ -289,7 +289,7 @@ func TestRedisConnectionCut(t *testing.T) {
 
 func TestClosedStore(t *testing.T) {
 	s := session.NewMemoryStore(session.Config{})
-	sess, err := s.Create(context.Background(), session.NewSession{UserKey: 1})
+	sess, err := s.Create(context.Background(), session.CreateParams{UserKey: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestMemoryJanitor(t *testing.T) {
 	s := session.NewMemoryStore(session.Config{Now: clk.Now, TTL: time.Minute, Tombstone: time.Minute, JanitorInterval: time.Millisecond})
 	defer s.Close()
 	for uk := int64(1); uk <= 100; uk++ {
-		if _, err := s.Create(context.Background(), session.NewSession{UserKey: uk}); err != nil {
+		if _, err := s.Create(context.Background(), session.CreateParams{UserKey: uk}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -339,7 +339,7 @@ func TestRedisKeepAliveRenewal(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 8})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,11 +382,11 @@ func TestStats(t *testing.T) {
 	run := func(t *testing.T, store session.Store) {
 		s := store.(statser) // both stores count
 		ctx := context.Background()
-		a, err := s.Create(ctx, session.NewSession{UserKey: 5})
+		a, err := s.Create(ctx, session.CreateParams{UserKey: 5})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := s.Create(ctx, session.NewSession{UserKey: 5}) // kicks a
+		b, err := s.Create(ctx, session.CreateParams{UserKey: 5}) // kicks a
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +421,7 @@ func TestRedisWindowOfOlderSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	sess, err := s.Create(ctx, session.NewSession{UserKey: 77})
+	sess, err := s.Create(ctx, session.CreateParams{UserKey: 77})
 	if err != nil {
 		t.Fatal(err)
 	}

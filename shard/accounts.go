@@ -40,11 +40,39 @@ func (id Identity) validate() error {
 
 // Accounts maps login identities to user keys (the shard_accounts table of
 // the common database) and allocates a key, through its SQLDirectory, for
-// an identity seen for the first time.
+// an identity seen for the first time. Make one with NewAccounts.
 type Accounts struct {
 	dir *SQLDirectory
-	// Retries is how many times Register runs again after a deadlock or
-	// busy database (sqldialect.IsRetryable); 0 means 3.
+	cfg AccountsConfig // defaults filled in
+
+	mu       sync.Mutex    // guards free and the block fields below
+	free     []reservedKey // keys of a lost race, handed out first
+	next     int64         // the current block's next key
+	end      int64         // the current block's end (exclusive)
+	reserved time.Time     // when the current block was reserved
+	refill   chan struct{}
+}
+
+// reservedKey is a key of a block and when the block was reserved.
+type reservedKey struct {
+	key int64
+	at  time.Time
+}
+
+// MaxKeyBlock bounds AccountsConfig.KeyBlock.
+const MaxKeyBlock = 1024
+
+// KeyBlockMaxAge is how long Register hands out the keys of a reserved
+// block (AccountsConfig.KeyBlock); older blocks are dropped and their
+// unused keys are never used.
+const KeyBlockMaxAge = time.Minute
+
+// AccountsConfig configures an Accounts. The zero value works: every
+// default is given on its field.
+type AccountsConfig struct {
+	// Retries is how many times Register runs again after a deadlock, a
+	// busy database or a lost first-registration race. 0 (or negative)
+	// means 3.
 	Retries int
 	// KeyBlock is how many user keys Register reserves from the directory
 	// at a time (Hi/Lo allocation). 0 or 1, the default: one key per
@@ -66,35 +94,18 @@ type Accounts struct {
 	// to N*KeyBlock users more than the others. A database closed or
 	// drained by an operator still receives the remaining keys of blocks
 	// already reserved from it, for at most KeyBlockMaxAge. A range's last
-	// keys, too few for a whole block, are reserved one at a time. Set it
-	// before the first Register.
+	// keys, too few for a whole block, are reserved one at a time.
 	KeyBlock int
-
-	mu       sync.Mutex    // guards free and the block fields below
-	free     []reservedKey // keys of a lost race, handed out first
-	next     int64         // the current block's next key
-	end      int64         // the current block's end (exclusive)
-	reserved time.Time     // when the current block was reserved
-	refill   chan struct{}
 }
 
-// reservedKey is a key of a block and when the block was reserved.
-type reservedKey struct {
-	key int64
-	at  time.Time
-}
-
-// MaxKeyBlock bounds Accounts.KeyBlock.
-const MaxKeyBlock = 1024
-
-// KeyBlockMaxAge is how long Register hands out the keys of a reserved
-// block (Accounts.KeyBlock); older blocks are dropped and their unused
-// keys are never used.
-const KeyBlockMaxAge = time.Minute
-
-// NewAccounts returns the accounts of dir's common database.
-func NewAccounts(dir *SQLDirectory) *Accounts {
-	return &Accounts{dir: dir, refill: make(chan struct{}, 1)}
+// NewAccounts returns the accounts of dir's common database, configured by
+// cfg (defaults on AccountsConfig's fields).
+func NewAccounts(dir *SQLDirectory, cfg AccountsConfig) *Accounts {
+	if cfg.Retries <= 0 {
+		cfg.Retries = 3
+	}
+	cfg.KeyBlock = max(1, min(cfg.KeyBlock, MaxKeyBlock))
+	return &Accounts{dir: dir, cfg: cfg, refill: make(chan struct{}, 1)}
 }
 
 // Lookup returns id's user key; ok is false when id never registered. A
@@ -123,9 +134,9 @@ func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok b
 // common database. When two first logins of the same identity race, the
 // loser's INSERT hits the unique key, its transaction rolls back (so its
 // allocation and user_count increment vanish) and it returns the winner's
-// key: both get the same user key. With KeyBlock > 1 the account row is one
-// INSERT with a key of a block reserved earlier; the loser's key goes back
-// to its Accounts for the next registration.
+// key: both get the same user key. With AccountsConfig.KeyBlock > 1 the
+// account row is one INSERT with a key of a block reserved earlier; the
+// loser's key goes back to its Accounts for the next registration.
 //
 // An existing account whose row was created less than 10 s ago (or that
 // won a race against this call) is returned only after Register committed
@@ -137,10 +148,7 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 	if err := id.validate(); err != nil {
 		return 0, false, err
 	}
-	retries := a.Retries
-	if retries <= 0 {
-		retries = 3
-	}
+	retries := a.cfg.Retries
 	for attempt := 0; ; attempt++ {
 		key, createdAt, ok, err := a.lookup(ctx, id)
 		if err != nil {
@@ -265,7 +273,7 @@ func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
 	return key, nil
 }
 
-func (a *Accounts) blockSize() int { return min(a.KeyBlock, MaxKeyBlock) }
+func (a *Accounts) blockSize() int { return a.cfg.KeyBlock }
 
 // registerFromBlock inserts id's account row with a key of this Accounts'
 // block, in one statement. A key whose INSERT certainly did not happen (a

@@ -19,8 +19,7 @@ func TestRegisterConfirmsAYoungAccount(t *testing.T) {
 			db, rec := b.Open(t)
 			dir, fake := fakeClockDirectory(t, db)
 			for _, block := range []int{1, 8} {
-				a := NewAccounts(dir)
-				a.KeyBlock = block
+				a := NewAccounts(dir, AccountsConfig{KeyBlock: block})
 				id := Identity{Platform: "guest", ID: "dev-" + string(rune('a'+block))}
 				key, created, err := a.Register(ctx, id)
 				if err != nil || !created {
@@ -37,7 +36,7 @@ func TestRegisterConfirmsAYoungAccount(t *testing.T) {
 				rec.Reset()
 				// Another process (another Accounts) logs the device in
 				// while the row is young.
-				other := NewAccounts(dir)
+				other := NewAccounts(dir, AccountsConfig{})
 				if k, created, err := other.Register(ctx, id); err != nil || created || k != key {
 					t.Fatalf("block %d: young login: %d %v %v", block, k, created, err)
 				}

@@ -34,7 +34,7 @@ func accountsOn(t *testing.T) (*shard.Accounts, *sql.DB) {
 	if err := dir.Add(ctx, shard.Database{ID: 1, Name: "g1", Driver: "sqlite", DSN: sqldialect.SQLiteDSN(filepath.Join(t.TempDir(), "g1.db")), FirstKey: 1000, LastKey: 1999}); err != nil {
 		t.Fatal(err)
 	}
-	return shard.NewAccounts(dir), db
+	return shard.NewAccounts(dir, shard.AccountsConfig{}), db
 }
 
 // The common database gone: Lookup and Register answer ErrUnavailable with
@@ -92,7 +92,7 @@ func TestAccountsMySQLUnreachableIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accs := shard.NewAccounts(dir)
+	accs := shard.NewAccounts(dir, shard.AccountsConfig{})
 	_, _, err = accs.Register(context.Background(), shard.Identity{Platform: "guest", ID: "x"})
 	if !errors.Is(err, shard.ErrUnavailable) || protocol.CodeOf(err) != protocol.CodeUnavailable {
 		t.Fatalf("register on an unreachable MariaDB: %v (code %v)", err, protocol.CodeOf(err))

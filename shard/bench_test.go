@@ -115,7 +115,7 @@ func BenchmarkAllocateMariaDB(b *testing.B) {
 // connections, as the example server's: "one" is the default, one key per
 // registration in the registration's transaction (every registration
 // holds the chosen database's directory row from its UPDATE to its
-// COMMIT); "block32" is Accounts.KeyBlock 32 (a registration is one
+// COMMIT); "block32" is AccountsConfig.KeyBlock 32 (a registration is one
 // INSERT, one UPDATE per 32 keys). Both run in the same process, one after
 // the other; regs/s is the throughput.
 func BenchmarkRegisterMariaDB(b *testing.B) {
@@ -128,8 +128,7 @@ func BenchmarkRegisterMariaDB(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
-				acc := shard.NewAccounts(mariaDBDirectory(b, be))
-				acc.KeyBlock = block
+				acc := shard.NewAccounts(mariaDBDirectory(b, be), shard.AccountsConfig{KeyBlock: block})
 				var next atomic.Int64
 				var failed atomic.Pointer[error]
 				var wg sync.WaitGroup

@@ -6,8 +6,8 @@ import (
 	"github.com/madang-io/madang/shard/shardtest"
 )
 
-func TestConformance(t *testing.T) {
+func TestBackends(t *testing.T) {
 	for _, b := range shardtest.Backends() {
-		t.Run(b.Name, func(t *testing.T) { shardtest.RunConformance(t, b) })
+		t.Run(b.Name, func(t *testing.T) { shardtest.RunBackendTests(t, b) })
 	}
 }

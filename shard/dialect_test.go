@@ -67,7 +67,7 @@ func testWrapped(t *testing.T, b testdb.Backend, unwrap bool) {
 	if err != nil || len(sts) != 1 || !sts[0].Status.UpToDate() || len(sts[0].Applied) != 1 {
 		t.Fatalf("MigrateAll: %+v %v", sts, err)
 	}
-	key, created, err := shard.NewAccounts(dir).Register(ctx, shard.Identity{Platform: "google", ID: "alice"})
+	key, created, err := shard.NewAccounts(dir, shard.AccountsConfig{}).Register(ctx, shard.Identity{Platform: "google", ID: "alice"})
 	if err != nil || !created || key != 10_000_000 {
 		t.Fatalf("Register: %d %v %v", key, created, err)
 	}

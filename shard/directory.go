@@ -70,7 +70,7 @@ type Database struct {
 	// LastKey+1 when the range is used up.
 	NextKey int64 `json:"next_key,omitempty"`
 	// UserCount is how many keys Allocate has handed out here (with
-	// Accounts.KeyBlock: reserved, including unused keys of blocks).
+	// AccountsConfig.KeyBlock: reserved, including unused keys of blocks).
 	UserCount   int64  `json:"user_count,omitempty"`
 	Weight      int    `json:"weight,omitempty"`      // allocation weight; 0 means 1
 	State       State  `json:"state,omitempty"`       // empty means open

@@ -17,11 +17,12 @@
 //     processes; the allocation that uses a range's last key closes the
 //     database and allocation moves on. Accounts.Register maps a login
 //     Identity (platform + id) to one user key; racing first logins get
-//     the same key. Accounts.KeyBlock reserves keys in blocks (Hi/Lo), so
-//     that a registration is one INSERT instead of a transaction holding
-//     the chosen database's directory row until its COMMIT: the choice
-//     for a server taking many first logins at once on MariaDB (gaps in
-//     the key sequence on restarts are the price).
+//     the same key. NewAccounts takes an AccountsConfig; its KeyBlock
+//     reserves keys in blocks (Hi/Lo), so that a registration is one
+//     INSERT instead of a transaction holding the chosen database's
+//     directory row until its COMMIT: the choice for a server taking many
+//     first logins at once on MariaDB (gaps in the key sequence on
+//     restarts are the price).
 //   - Router caches the directory as a sorted table of key ranges (the
 //     lookup is a binary search with no allocation), refreshes it when the
 //     directory's version changes (polled, on an unknown key, or Refresh),
@@ -93,8 +94,8 @@
 // User keys are positive int64 values; ranges must not overlap. An Identity
 // has a platform of at most 32 bytes and an id of at most 191 bytes, both
 // UTF-8, compared byte for byte.
-// Accounts.KeyBlock is at most MaxKeyBlock (1024) keys; a reserved block is
-// used for at most KeyBlockMaxAge (1 minute).
+// AccountsConfig.KeyBlock is at most MaxKeyBlock (1024) keys; a reserved
+// block is used for at most KeyBlockMaxAge (1 minute).
 // Migration statements are split at lines ending in ';' (see Migrations).
 // The Router closes the pool of a database whose connection settings change
 // or which leaves the directory, failing calls still using it.

@@ -50,7 +50,7 @@ func Example() {
 		return
 	}
 
-	accounts := shard.NewAccounts(directory)
+	accounts := shard.NewAccounts(directory, shard.AccountsConfig{})
 	for _, id := range []shard.Identity{{Platform: "google", ID: "alice"}, {Platform: "apple", ID: "bob"}, {Platform: "google", ID: "alice"}} {
 		key, created, err := accounts.Register(ctx, id)
 		if err != nil {
@@ -185,8 +185,7 @@ func ExampleAccounts_keyBlock() {
 		fmt.Println(err)
 		return
 	}
-	accounts := shard.NewAccounts(directory)
-	accounts.KeyBlock = 32
+	accounts := shard.NewAccounts(directory, shard.AccountsConfig{KeyBlock: 32})
 	for _, device := range []string{"phone-a", "phone-b", "phone-c"} {
 		key, created, err := accounts.Register(ctx, shard.Identity{Platform: "guest", ID: device})
 		fmt.Println(device, key, created, err)

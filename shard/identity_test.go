@@ -58,7 +58,7 @@ func accountsIn(t *testing.T, db *sql.DB, m shard.Migrations) *shard.Accounts {
 			t.Fatal(err)
 		}
 	}
-	return shard.NewAccounts(dir)
+	return shard.NewAccounts(dir, shard.AccountsConfig{})
 }
 
 // The identities of the fault run's finding: three spellings of one device

@@ -42,8 +42,7 @@ func TestKeyBlockMaxAge(t *testing.T) {
 	}
 	defer db.Close()
 	dir, fake := fakeClockDirectory(t, db)
-	a := NewAccounts(dir)
-	a.KeyBlock = 4
+	a := NewAccounts(dir, AccountsConfig{KeyBlock: 4})
 	reg := func(id string) int64 {
 		t.Helper()
 		k, created, err := a.Register(ctx, Identity{Platform: "guest", ID: id})
@@ -62,5 +61,22 @@ func TestKeyBlockMaxAge(t *testing.T) {
 	var users int64
 	if err := db.QueryRow("SELECT user_count FROM shard_databases WHERE db_id = 1").Scan(&users); err != nil || users != 8 {
 		t.Fatalf("user_count %d (%v), want 8: two blocks reserved", users, err)
+	}
+}
+
+func TestAccountsConfigDefaults(t *testing.T) {
+	for _, c := range []struct {
+		in                   AccountsConfig
+		wantRetries, wantKey int
+	}{
+		{AccountsConfig{}, 3, 1},
+		{AccountsConfig{Retries: -1, KeyBlock: -5}, 3, 1},
+		{AccountsConfig{Retries: 7, KeyBlock: 32}, 7, 32},
+		{AccountsConfig{KeyBlock: MaxKeyBlock + 1}, 3, MaxKeyBlock},
+	} {
+		a := NewAccounts(nil, c.in)
+		if a.cfg.Retries != c.wantRetries || a.blockSize() != c.wantKey {
+			t.Errorf("%+v: retries %d, block %d; want %d, %d", c.in, a.cfg.Retries, a.blockSize(), c.wantRetries, c.wantKey)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs)
 		return loginReply{}, err
 	}
 	dbID, _ := s.router.LookupID(key)
-	sess, err := s.sessions.Create(ctx, session.NewSession{ // API CHANGE: session.NewSession is renamed
+	sess, err := s.sessions.Create(ctx, session.CreateParams{ // API CHANGE: session.NewSession is renamed
 		UserKey: key, ShardID: dbID, DeviceID: in.DeviceID, Platform: in.Platform, ClientVersion: in.Version,
 	})
 	if err != nil {

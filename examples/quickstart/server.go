@@ -121,7 +121,7 @@ func (s *Server) openDatabases(ctx context.Context) error {
 	if _, err := s.router.MigrateAll(ctx, gameMigrations()); err != nil {
 		return fmt.Errorf("game databases: %w", err)
 	}
-	s.accounts = shard.NewAccounts(directory) // API CHANGE: takes an AccountsConfig
+	s.accounts = shard.NewAccounts(directory, shard.AccountsConfig{})
 	// Idempotency keys live in the user's game database, written in the
 	// game's transaction: exactly once. API CHANGE: the store takes the
 	// router's transaction runner; its table comes from a migration.

@@ -23,9 +23,9 @@ import (
 	"github.com/madang-io/madang/protocol"
 )
 
-// NewDoer returns a fresh, empty Doer configured by cfg, cleaned up when t
-// ends.
-type NewDoer func(t testing.TB, cfg idempotency.Config) idempotency.Doer
+// NewDoerFunc returns a fresh, empty Doer configured by cfg, cleaned up
+// when t ends.
+type NewDoerFunc func(t testing.TB, cfg idempotency.Config) idempotency.Doer
 
 // Options describe what a Doer's backend can and cannot tell apart.
 type Options struct {
@@ -49,7 +49,7 @@ var oddPayload = []byte("{\"z\": 1,  \"a\":\"\\u00e9\\n\",\n\"n\":[1.50 ,2e3]}")
 func codeOf(err error) protocol.Code { return protocol.CodeOf(err) }
 
 // RunDoerTests runs the behaviour every Doer must have.
-func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
+func RunDoerTests(t *testing.T, newDoer NewDoerFunc, opts Options) {
 	ctx := context.Background()
 	scope := idempotency.Scope{UserKey: 10000042, Command: "shop.buy"}
 	fp := idempotency.FingerprintOf([]byte(`{"item":7}`))
@@ -349,7 +349,7 @@ func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 	})
 
 	t.Run("InFlightWaitGetsTheSameAnswer", func(t *testing.T) {
-		d := newDoer(t, idempotency.Config{InFlight: idempotency.Wait, WaitTimeout: 30 * time.Second})
+		d := newDoer(t, idempotency.Config{InFlight: idempotency.WaitInFlight, WaitTimeout: 30 * time.Second})
 		k := key()
 		started, release := make(chan struct{}), make(chan struct{})
 		var runs atomic.Int32
@@ -392,7 +392,7 @@ func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 	})
 
 	t.Run("ConcurrentSameKeyRunsOnce", func(t *testing.T) {
-		d := newDoer(t, idempotency.Config{InFlight: idempotency.Wait, WaitTimeout: 30 * time.Second})
+		d := newDoer(t, idempotency.Config{InFlight: idempotency.WaitInFlight, WaitTimeout: 30 * time.Second})
 		k := key()
 		var runs atomic.Int32
 		fn := func(context.Context) (idempotency.Result, error) {

@@ -11,13 +11,13 @@ import (
 	"github.com/madang-io/madang/protocol"
 )
 
-// NewStore returns a fresh, empty Store, cleaned up when t ends.
-type NewStore func(t testing.TB) idempotency.Store
+// NewStoreFunc returns a fresh, empty Store, cleaned up when t ends.
+type NewStoreFunc func(t testing.TB) idempotency.Store
 
 // RunStoreTests checks the lease-based state machine of a Store directly.
 // Lease expiry is checked with real time (leases of a few milliseconds), so
 // it works for stores whose clock the test cannot move (Redis TTLs).
-func RunStoreTests(t *testing.T, newStore NewStore) {
+func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 	ctx := context.Background()
 	scope := idempotency.Scope{UserKey: 7, Command: "mail.claim"}
 	fp := idempotency.FingerprintOf([]byte(`{"mail":1}`))

@@ -23,7 +23,7 @@ func NewStore(t testing.TB, now func() time.Time) *session.MemoryStore {
 // language "ko", no shard) or fails the test.
 func Login(t testing.TB, s session.Store, userKey int64) *session.Session {
 	t.Helper()
-	sess, err := s.Create(context.Background(), session.NewSession{
+	sess, err := s.Create(context.Background(), session.CreateParams{
 		UserKey: userKey, Platform: "test", Country: "KR", Language: "ko",
 	})
 	if err != nil {

@@ -83,7 +83,7 @@ func uniqueUser(t *testing.T) int64 {
 
 func (e *env) login(t *testing.T, uk int64) *session.Session {
 	t.Helper()
-	s, err := e.store.Create(e.ctx, session.NewSession{UserKey: uk, Platform: "android"})
+	s, err := e.store.Create(e.ctx, session.CreateParams{UserKey: uk, Platform: "android"})
 	if err != nil {
 		t.Fatalf("Create(%d): %v", uk, err)
 	}
@@ -159,7 +159,7 @@ func (ev *events) noneBefore(t *testing.T, uk int64, marker session.Event) {
 func testCreateGet(t *testing.T, newStore NewStoreFunc) {
 	e := setup(t, newStore, false)
 	uk := uniqueUser(t)
-	in := session.NewSession{
+	in := session.CreateParams{
 		UserKey: uk, ShardID: 3, ClientVersion: "1.2.3.4", Platform: "ios", DeviceID: "dev-1",
 		Country: "KR", Language: "ko", Attrs: map[string]string{"tier": "gold", "guild": "7"},
 	}
@@ -496,7 +496,7 @@ func testRevokeUser(t *testing.T, newStore NewStoreFunc) {
 
 func testBadInput(t *testing.T, newStore NewStoreFunc) {
 	e := setup(t, newStore, false)
-	for _, n := range []session.NewSession{
+	for _, n := range []session.CreateParams{
 		{UserKey: 0}, {UserKey: -5},
 		{UserKey: 1, DeviceID: strings.Repeat("x", session.MaxFieldLen+1)},
 		{UserKey: 1, Attrs: map[string]string{"k": strings.Repeat("v", session.MaxFieldLen+1)}},
@@ -541,7 +541,7 @@ func manyAttrs(n int) map[string]string {
 func testCopies(t *testing.T, newStore NewStoreFunc) {
 	e := setup(t, newStore, false)
 	attrs := map[string]string{"a": "1"}
-	s, err := e.store.Create(e.ctx, session.NewSession{UserKey: uniqueUser(t), Attrs: attrs})
+	s, err := e.store.Create(e.ctx, session.CreateParams{UserKey: uniqueUser(t), Attrs: attrs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,11 +103,12 @@ func (e *env) entry(t *testing.T, id int) shard.Database {
 	return shard.Database{}
 }
 
-// RunConformance runs the suite against b: directory, allocation (with
-// concurrent allocators on two independent pools), accounts, router
-// (routing, unknown keys, transactions and retries, fan-out, replicas, live
-// add, a database down, the directory down, read-only) and migrations.
-func RunConformance(t *testing.T, b Backend) {
+// RunBackendTests runs the package's conformance suite on the database
+// backend b: directory, allocation (with concurrent allocators on two
+// independent pools), accounts, router (routing, unknown keys,
+// transactions and retries, fan-out, replicas, live add, a database down,
+// the directory down, read-only) and migrations.
+func RunBackendTests(t *testing.T, b Backend) {
 	t.Run("Directory", func(t *testing.T) { testDirectory(t, b) })
 	t.Run("AllocateConcurrent", func(t *testing.T) { testAllocateConcurrent(t, b) })
 	t.Run("AllocatePolicy", func(t *testing.T) { testAllocatePolicy(t, b) })
@@ -310,7 +311,7 @@ func testRegister(t *testing.T, b Backend) {
 	ctx := context.Background()
 	e := newEnv(t, b)
 	e.addGames(t, 1, 2)
-	accs := []*shard.Accounts{shard.NewAccounts(e.dir), shard.NewAccounts(e.directory(t, b.Open(t, e.commonDSN)))}
+	accs := []*shard.Accounts{shard.NewAccounts(e.dir, shard.AccountsConfig{}), shard.NewAccounts(e.directory(t, b.Open(t, e.commonDSN)), shard.AccountsConfig{})}
 	id := shard.Identity{Platform: "google", ID: "player-1"}
 	const racers = 8
 	keys := make([]int64, 2*racers)
@@ -361,11 +362,11 @@ func testRegister(t *testing.T, b Backend) {
 	}
 }
 
-// testRegisterBlocks registers with Accounts.KeyBlock on two independent
-// pools (two processes) at once, then on a third (a restart), until both
-// small ranges are used up: no key is handed out twice, every key lies in
-// its database's range, full databases close, and the racers of one
-// identity still share one key.
+// testRegisterBlocks registers with AccountsConfig.KeyBlock on two
+// independent pools (two processes) at once, then on a third (a restart),
+// until both small ranges are used up: no key is handed out twice, every
+// key lies in its database's range, full databases close, and the racers
+// of one identity still share one key.
 func testRegisterBlocks(t *testing.T, b Backend) {
 	ctx := context.Background()
 	e := newEnv(t, b)
@@ -379,9 +380,7 @@ func testRegisterBlocks(t *testing.T, b Backend) {
 		ranges = append(ranges, d)
 	}
 	newAccounts := func() *shard.Accounts {
-		a := shard.NewAccounts(e.directory(t, b.Open(t, e.commonDSN)))
-		a.KeyBlock = 8
-		return a
+		return shard.NewAccounts(e.directory(t, b.Open(t, e.commonDSN)), shard.AccountsConfig{KeyBlock: 8})
 	}
 	type reg struct {
 		id  shard.Identity

@@ -1,7 +1,7 @@
 // Package shardtest helps test code that uses package shard: static
 // directories, game databases created for one test (SQLite files in
 // t.TempDir(), or random MariaDB databases dropped afterwards), and a
-// conformance suite (RunConformance) that checks the directory, allocator,
+// conformance suite (RunBackendTests) that checks the directory, allocator,
 // accounts, router and migrations against a real backend.
 //
 // It imports the SQLite driver (modernc.org/sqlite), so only tests and

@@ -406,7 +406,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 		g.log.Info("game: noted purchases granted at login", "user", userKey, "granted", n)
 	}
 	shardID, _ := g.cfg.Router.LookupID(userKey)
-	sess, err := g.cfg.Sessions.Create(ctx, session.NewSession{
+	sess, err := g.cfg.Sessions.Create(ctx, session.CreateParams{
 		UserKey: userKey, ShardID: shardID, ClientVersion: in.ClientVersion, Platform: in.Platform,
 		DeviceID: in.DeviceID, Country: in.Country, Language: in.Language,
 	})

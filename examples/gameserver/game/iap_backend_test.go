@@ -63,7 +63,7 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	sessions := session.NewMemoryStore(session.Config{Now: fake.Now})
 	t.Cleanup(func() { sessions.Close() })
 	cfg := game.Config{
-		Router: router, Accounts: shard.NewAccounts(dir), Sessions: sessions, Idempotency: idem,
+		Router: router, Accounts: shard.NewAccounts(dir, shard.AccountsConfig{}), Sessions: sessions, Idempotency: idem,
 		Dialect: b.dialect, Now: fake.Now,
 	}
 	opts(common, &cfg)

@@ -30,9 +30,10 @@
 //     should reconnect there; review builds skip the maintenance and
 //     minimum-version gates at login. directive_code DirectiveForceClose (1)
 //     with close_at (Unix ms) tells a repackaged client (APK signature
-//     mismatch, decided by the anticheat Guard placed before this
-//     middleware) to close itself then; the login itself succeeds, so the
-//     repackager cannot tell what gave them away.
+//     mismatch, decided by anticheat's login check, Registry.CheckLogin,
+//     over Config.Registry, or by an anticheat Guard with a registry placed
+//     before this middleware) to close itself then; the login itself
+//     succeeds, so the repackager cannot tell what gave them away.
 //
 // # Persistence and refresh across servers
 //

@@ -266,8 +266,9 @@ type Config struct {
 	// the client version entry's (ClientVersion.DataVersion).
 	DataVersion func(clientVersion string) string
 	// Registry, when set, checks the APK signature of logins from
-	// APKPlatforms against anticheat's registry: a mismatch (a repackaged
-	// APK) is recorded in Monitor's hack log and answered with
+	// APKPlatforms with anticheat's login check (Registry.CheckLogin, the
+	// one anticheat's Guard runs): a mismatch (a repackaged APK) is
+	// recorded in Monitor's hack log and answered with
 	// DirectiveForceClose at the registry's random close time. A version
 	// without an entry (and no "latest") passes unrecorded: the registry
 	// is the operators' to fill.

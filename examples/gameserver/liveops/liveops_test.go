@@ -297,7 +297,7 @@ func TestLocalCCUAndNRU(t *testing.T) {
 	if err := dir.Add(ctx, shard.Database{ID: 1, Name: "g", Driver: "sqlite", DSN: "x", FirstKey: 1, LastKey: 100}); err != nil {
 		t.Fatal(err)
 	}
-	acc := shard.NewAccounts(dir)
+	acc := shard.NewAccounts(dir, shard.AccountsConfig{})
 	for _, id := range []string{"a", "b", "a"} {
 		if _, _, err := acc.Register(ctx, shard.Identity{Platform: "guest", ID: id}); err != nil {
 			t.Fatal(err)

@@ -130,35 +130,28 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 			return m.maintResp(p, "global", 0), nil
 		}
 	}
-	var verdict *anticheat.Verdict
-	var fc anticheat.ForceClose
+	// anticheat's login signature check (the Guard's): only a mismatch is
+	// acted on; a version without an entry passes unrecorded.
+	var sig anticheat.LoginSignature
 	if m.cfg.Registry != nil && slices.Contains(m.cfg.APKPlatforms, platform) {
 		var pr anticheat.Presented
 		pr.APKMD5 = str(m.cfg.APKField)
 		_ = json.Unmarshal(in[m.cfg.CertField], &pr.CertSHA256) // absent or malformed: none
-		v := version
-		if v == "" {
-			v = anticheat.Latest // as the Guard does: the fallback entry
-		}
-		res, err := m.cfg.Registry.Check(ctx, v, pr)
-		if err != nil {
+		var err error
+		if sig, err = m.cfg.Registry.CheckLogin(ctx, version, pr); err != nil {
 			return nil, err
 		}
-		if res == anticheat.SignatureMismatch {
-			fc = m.cfg.Registry.ForceCloseAt()
-			verdict = &anticheat.Verdict{Kind: anticheat.KindSignature, Reason: anticheat.ReasonSignatureMismatch,
-				Detail: "close at " + fc.At.UTC().Format(time.RFC3339), ClientVersion: truncate(version, 64)}
-		}
 	}
+	mismatch := sig.Result == anticheat.SignatureMismatch
+	fc := sig.ForceClose
 	resp, err := next.Serve(ctx, req)
 	var user int64
 	if req.Principal != nil {
 		user = req.Principal.UserKey
 	}
-	if verdict != nil && m.cfg.Monitor != nil {
+	if v, _ := sig.Verdict(user); mismatch && m.cfg.Monitor != nil {
 		// Recorded whether or not the login succeeded.
-		verdict.UserKey = user
-		if _, rerr := m.cfg.Monitor.Report(ctx, *verdict); rerr != nil {
+		if _, rerr := m.cfg.Monitor.Report(ctx, v); rerr != nil {
 			m.log.Warn("liveops: record signature verdict", "err", rerr)
 		}
 	}
@@ -191,12 +184,12 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 	if m.cfg.DataVersion != nil {
 		info.DataVersion = m.cfg.DataVersion(version)
 	}
-	if verdict == nil { // a Guard with its own registry may have decided
+	if !mismatch { // a Guard with its own registry may have decided
 		if gfc, ok := anticheat.ForceCloseFrom(ctx); ok {
-			verdict, fc = &anticheat.Verdict{}, gfc
+			mismatch, fc = true, gfc
 		}
 	}
-	if verdict != nil {
+	if mismatch {
 		info.DirectiveCode, info.CloseAt = DirectiveForceClose, fc.At.UnixMilli()
 		m.forceClosed.Add(1)
 	}
@@ -228,13 +221,6 @@ func addMember(resp *protocol.Response, name string, v any) *protocol.Response {
 	c := *resp
 	c.Payload = out
 	return &c
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // day is the UTC day number of t (days since 1970-01-01).

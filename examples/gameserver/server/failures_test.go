@@ -213,7 +213,7 @@ func (f *flakySessions) err() error {
 	return nil
 }
 
-func (f *flakySessions) Create(ctx context.Context, n session.NewSession) (*session.Session, error) {
+func (f *flakySessions) Create(ctx context.Context, n session.CreateParams) (*session.Session, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}

@@ -27,8 +27,9 @@
 // Every request passes session.Middleware (auth.guest and sys.time are
 // public), the anti-cheat Guard (block list and speed check), the live-ops
 // middleware (maintenance, minimum client version, and at login the APK
-// signature check, review routing and data versions), then the mux, where
-// mutating commands add the idempotency middleware.
+// signature check through anticheat.Registry.CheckLogin, review routing and
+// data versions), then the mux, where mutating commands add the idempotency
+// middleware.
 //
 // # In-app purchases
 //

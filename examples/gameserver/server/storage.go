@@ -40,7 +40,7 @@ const (
 // connections at the end of a burst only makes the next burst reconnect.
 const CommonMaxOpenConns = 32
 
-// MySQLKeyBlock is shard.Accounts.KeyBlock in MySQL mode: each server
+// MySQLKeyBlock is shard.AccountsConfig.KeyBlock in MySQL mode: each server
 // reserves user keys 32 at a time, so a first login is one INSERT instead
 // of a transaction that holds the chosen game database's directory row
 // until it commits (on MariaDB those transactions queued behind each other
@@ -96,10 +96,11 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 			return nil, err
 		}
 	}
-	st.accounts = shard.NewAccounts(st.directory)
+	var accCfg shard.AccountsConfig
 	if cfg.MySQLDSN != "" {
-		st.accounts.KeyBlock = MySQLKeyBlock
+		accCfg.KeyBlock = MySQLKeyBlock
 	}
+	st.accounts = shard.NewAccounts(st.directory, accCfg)
 	routerCfg.Directory = st.directory
 	routerCfg.Logger = log
 	if st.router, err = shard.NewRouter(ctx, routerCfg); err != nil {

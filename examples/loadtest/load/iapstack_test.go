@@ -68,7 +68,7 @@ func startIAPGame(t *testing.T) string {
 		t.Fatal(err)
 	}
 	g, err := game.New(game.Config{
-		Router: router, Accounts: shard.NewAccounts(dir), Sessions: sessions, Idempotency: idem,
+		Router: router, Accounts: shard.NewAccounts(dir, shard.AccountsConfig{}), Sessions: sessions, Idempotency: idem,
 		IAP: &game.IAPConfig{Redeemer: red, DevReceipts: true},
 	})
 	if err != nil {

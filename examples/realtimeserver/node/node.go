@@ -428,7 +428,7 @@ func (n *Node) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "user must be a positive integer user key"})
 		return
 	}
-	s, err := n.sessions.Create(r.Context(), session.NewSession{
+	s, err := n.sessions.Create(r.Context(), session.CreateParams{
 		UserKey: uk, Platform: q.Get("platform"), ClientVersion: q.Get("client_version"),
 		Country: q.Get("country"), Language: q.Get("language"), DeviceID: "dev-login",
 	})

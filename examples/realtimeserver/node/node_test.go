@@ -296,6 +296,6 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-func sessionFor(user int64) session.NewSession {
-	return session.NewSession{UserKey: user, Platform: "android", ClientVersion: "1.0.0"}
+func sessionFor(user int64) session.CreateParams {
+	return session.CreateParams{UserKey: user, Platform: "android", ClientVersion: "1.0.0"}
 }
