@@ -32,6 +32,13 @@ type Options struct {
 	// backend may answer CodeUnavailable instead of CodeInFlight (SQLite,
 	// whose writers wait for the whole database, not for the key).
 	BusyIsUnavailable bool
+	// UserKey is the user key of the suite's calls (the next key too, for
+	// another scope). Default 10000042. A Doer that routes users to
+	// databases (an idempotency.SQLStore over a shard router) runs the
+	// suite with a key of each database, or of one not first. Invalid
+	// requests use the key 1, which no database need own: they must be
+	// refused before any database is chosen.
+	UserKey int64
 }
 
 // key returns a random idempotency key.
@@ -50,7 +57,11 @@ func codeOf(err error) protocol.Code { return protocol.CodeOf(err) }
 // RunDoerTests runs the behaviour every Doer must have.
 func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 	ctx := context.Background()
-	scope := idempotency.Scope{UserKey: 10000042, Command: "shop.buy"}
+	uk := opts.UserKey
+	if uk == 0 {
+		uk = 10000042
+	}
+	scope := idempotency.Scope{UserKey: uk, Command: "shop.buy"}
 	fp := idempotency.FingerprintOf([]byte(`{"item":7}`))
 
 	t.Run("FirstRunThenReplayByteForByte", func(t *testing.T) {
@@ -254,9 +265,12 @@ func RunDoerTests(t *testing.T, newDoer NewDoer, opts Options) {
 			t.Fatalf("runs %d, stats %+v", runs.Load(), d.Stats())
 		}
 		strict := newDoer(t, idempotency.Config{RequireKey: true})
-		_, err := strict.Do(ctx, scope, "", fp, fn)
-		if !errors.Is(err, idempotency.ErrMissingKey) || codeOf(err) != protocol.CodeBadRequest || runs.Load() != 2 {
-			t.Fatalf("required: %v, runs %d", err, runs.Load())
+		// The key 1 need not be routable: the check comes first.
+		for _, s := range []idempotency.Scope{scope, {UserKey: 1, Command: scope.Command}} {
+			_, err := strict.Do(ctx, s, "", fp, fn)
+			if !errors.Is(err, idempotency.ErrMissingKey) || codeOf(err) != protocol.CodeBadRequest || runs.Load() != 2 {
+				t.Fatalf("required, user %d: %v, runs %d", s.UserKey, err, runs.Load())
+			}
 		}
 	})
 
