@@ -276,4 +276,3 @@ func TestSQLStoreOverRouterDeadlockVictimRunsAgain(t *testing.T) {
 		t.Fatalf("pair %d, %d (%v), want each call applied once", v0, v1, err)
 	}
 }
-
