@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 )
@@ -517,7 +518,9 @@ func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerpri
 		if committing && s.cfg.Logger != nil {
 			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "replay", out.Replay, "err", err)
 		}
-		return Outcome{}, err
+		// Tx's own errors keep their code (a routing error); a raw
+		// driver error of a backend that is down becomes unavailable.
+		return Outcome{}, backend.Classify(err)
 	}
 	out.Committed(ctx)
 	return out.Outcome, nil

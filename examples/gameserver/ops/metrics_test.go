@@ -74,7 +74,7 @@ func TestCollectorSeries(t *testing.T) {
 			t.Errorf("%s: %+v (present %v), want %+v", name, g, ok, want)
 		}
 	}
-	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + len(limiterMetrics) + 4; len(got) != n {
-		t.Errorf("%d series, want %d (no router: no shard series; ccu, reruns, refused logins, refused websockets)", len(got), n)
+	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + len(limiterMetrics) + 3; len(got) != n {
+		t.Errorf("%d series, want %d (no router: no shard series; ccu, refused logins, refused websockets)", len(got), n)
 	}
 }
