@@ -38,10 +38,11 @@ type SQLConfig struct {
 	//
 	//	idempotency.SQLConfig{Tx: router.Tx}
 	//
-	// Its errors reach Do's caller as they are, so a routing error keeps
-	// its own code (shard: an unknown user key is protocol.CodeBadRequest,
-	// a database that is down CodeUnavailable); fn's own errors come back
-	// through it unchanged. Tx may run fn again when the transaction fails
+	// Its errors reach Do's caller with their own code, so a routing error
+	// keeps it (shard: an unknown user key is protocol.CodeBadRequest, a
+	// database that is down CodeUnavailable); an error without a code is
+	// classified once (a backend that is down: CodeUnavailable). fn's own
+	// errors must come back through it unchanged. Tx may run fn again when the transaction fails
 	// retryably (a deadlock victim): Do's every run is a fresh DoTx, and
 	// only the last one's answer and after-commit hooks count.
 	//
@@ -74,8 +75,8 @@ type SQLConfig struct {
 //
 // DoTx works in a transaction the caller owns; Do runs one itself (through
 // SQLConfig.Tx, on the user's database) and hands it to the function
-// through TxFrom. Either way the
-// store adds two statements to the transaction: an INSERT of the key row
+// through TxFrom. Either way the store adds two statements to the
+// transaction: an INSERT of the key row
 // first (a concurrent duplicate blocks on the primary key until this
 // transaction ends) and an UPDATE with the result at the end. Create the
 // table on every database with Migrations (shard.MigrateAll) or Migrate;
