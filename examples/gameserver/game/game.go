@@ -135,7 +135,8 @@ func ShopItem(id string) (Item, bool) {
 var migrationFiles embed.FS
 
 // Migrations returns the game's migrations for every game database (source
-// "game"). The idempotency table is a set of its own (idempotency.SQLStore.Migrations), applied with MigrateAll too.
+// "game"). The idempotency table is a set of its own
+// (idempotency.SQLStore.Migrations), applied with MigrateAll too.
 func Migrations() shard.Migrations { return embedded(migrationFiles, "migrations", "game") }
 
 // embedded returns the migrations in directory dir of files, as source.
