@@ -2,7 +2,8 @@
 // package's interfaces: RunStoreTests for a lease-based idempotency.Store
 // (the state machine itself) and RunDoerTests for anything that makes calls
 // idempotent (an idempotency.Keeper over any store, an idempotency.SQLStore
-// on any database). Every backend madang ships runs both suites in the
+// on any database or over a shard router's game databases: see
+// Options.UserKey). Every backend madang ships runs both suites in the
 // idempotency package's tests; run them on your own implementations too.
 package idempotencytest
 
