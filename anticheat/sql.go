@@ -205,7 +205,8 @@ func (s *SQLStore) incrementClause() string {
 	return " ON CONFLICT(user_key, kind) DO UPDATE SET n = n + 1"
 }
 
-// Record implements Log. It runs in one transaction, retried on deadlock.
+// Record implements Log. It runs in one transaction, retried on deadlock
+// (up to 4 more times, 10 ms backoff doubled, with jitter).
 func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
 	if err := checkEvent(&e); err != nil {
 		return 0, 0, err
@@ -214,29 +215,21 @@ func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
 		e.At = s.cfg.Now()
 	}
 	var kindN, total int64
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		kindN, total, err = s.record(ctx, e)
-		if err == nil || !sqldialect.IsRetryable(err) {
-			break
-		}
-	}
+	// madang's one retry loop (shard.RetryPolicy's), with 4 retries.
+	retry := sqldialect.Retry{Retries: 4, Backoff: 10 * time.Millisecond}
+	err := retry.Do(ctx, func(ctx context.Context) error {
+		return sqldialect.RunTx(ctx, s.db, func(ctx context.Context, tx *sql.Tx) (err error) {
+			kindN, total, err = s.record(ctx, tx, e)
+			return err
+		})
+	})
 	if err != nil {
 		return 0, 0, sqlErr("record event", err)
 	}
 	return kindN, total, nil
 }
 
-func (s *SQLStore) record(ctx context.Context, e Event) (kindN, total int64, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+func (s *SQLStore) record(ctx context.Context, tx *sql.Tx, e Event) (kindN, total int64, err error) {
 	at := ms(e.At)
 	if _, err = tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (user_key, kind, reason, detail, client_version, at_ms, day) VALUES (?, ?, ?, ?, ?, ?, ?)", s.t.events),
 		e.UserKey, string(e.Kind), string(e.Reason), e.Detail, e.ClientVersion, at, utcDay(e.At).Unix()); err != nil {
@@ -251,7 +244,7 @@ func (s *SQLStore) record(ctx context.Context, e Event) (kindN, total int64, err
 	if err = tx.QueryRowContext(ctx, fmt.Sprintf("SELECT COALESCE(SUM(n), 0) FROM %s WHERE user_key = ?", s.t.counters), e.UserKey).Scan(&total); err != nil {
 		return 0, 0, err
 	}
-	return kindN, total, tx.Commit()
+	return kindN, total, nil
 }
 
 // UserCounts implements Log.

@@ -80,9 +80,16 @@
 // its read. Lease-based stores answer what the store holds: with Redis,
 // durability is Redis's own (appendfsync).
 //
-// SQLStore.Do opens the transaction itself on the user's
-// database (SQLConfig.DB: inject the shard router; this package never
-// imports shard) and hands it to the function through TxFrom. On MariaDB
+// SQLStore.Do runs the transaction itself on the user's database and hands
+// it to the function through TxFrom. Behind a shard router, inject the
+// router's transactions (SQLConfig{Tx: router.Tx}; this package never
+// imports shard): the store then needs no database of its own, the
+// router's retry policy reruns a deadlock victim with the same key, and the
+// router counts the store's transactions with the game's. Do checks the
+// key before any database is chosen, and a routing error keeps its own
+// code (an unknown user key is a definitive bad request, not unavailable).
+// The key table is a migration set (SQLStore.Migrations) that
+// shard.MigrateAll applies to every game database. On MariaDB
 // the key's lock wait is bounded per statement (SET STATEMENT
 // innodb_lock_wait_timeout=N FOR INSERT ...), one second under
 // AnswerInFlight; on MySQL put innodb_lock_wait_timeout in the DSN. On

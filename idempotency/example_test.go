@@ -150,3 +150,56 @@ func ExampleHTTPStatus() {
 	// 200 application/json
 	// 422 application/problem+json
 }
+
+// Behind a shard router: the store's transactions are the router's (one
+// retry policy, one set of stats), its key table is a migration set that
+// MigrateAll applies to every game database, and a user key no database
+// owns is a definitive bad request.
+func ExampleSQLStore_Migrations() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "idem-router-example")
+	defer os.RemoveAll(dir)
+	dsn := func(name string) string { return shard.SQLiteDSN(filepath.Join(dir, name)) }
+	games, _ := shard.NewStaticDirectory([]shard.Database{
+		{ID: 1, Name: "gamedb01", Driver: "sqlite", DSN: dsn("gamedb01.db"), FirstKey: 10_000_000, LastKey: 19_999_999},
+		{ID: 2, Name: "gamedb02", Driver: "sqlite", DSN: dsn("gamedb02.db"), FirstKey: 20_000_000, LastKey: 29_999_999},
+	})
+	router, err := shard.NewRouter(ctx, shard.Config{Directory: games})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer router.Close()
+	// Every key is routed: no *sql.DB of its own, so the dialect is named.
+	s, err := idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{Tx: router.Tx, Dialect: shard.DialectSQLite})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	files, source := s.Migrations()
+	if _, err := router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	claim := func(ctx context.Context) (idempotency.Result, error) {
+		return idempotency.Result{Payload: []byte(`"reward"`)}, nil // writes go in idempotency.TxFrom(ctx)
+	}
+	for _, user := range []int64{10_000_001, 20_000_001, 20_000_001, 5} {
+		out, err := s.Do(ctx, idempotency.Scope{UserKey: user, Command: "daily.claim"}, "day-1", idempotency.FingerprintOf(nil), claim)
+		if err != nil {
+			fmt.Println(user, protocol.CodeOf(err))
+			continue
+		}
+		fmt.Println(user, string(out.Payload), out.Replay)
+	}
+	for _, st := range router.Stats() {
+		fmt.Println("db", st.ID, "transactions:", st.Txs)
+	}
+	// Output:
+	// 10000001 "reward" false
+	// 20000001 "reward" false
+	// 20000001 "reward" true
+	// 5 bad_request
+	// db 1 transactions: 1
+	// db 2 transactions: 2
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/madang-io/madang/idempotency/idempotencytest"
 	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 var (
@@ -142,8 +143,20 @@ func TestNewRejectsNil(t *testing.T) {
 func TestSQLStoreRoutesByUser(t *testing.T) {
 	ctx := context.Background()
 	dbs := []*sql.DB{testdb.SQLite(t, "shard0"), testdb.SQLite(t, "shard1")}
-	s, err := idempotency.NewSQLStore(ctx, dbs[0], idempotency.SQLConfig{
-		DB: func(_ context.Context, scope idempotency.Scope) (*sql.DB, error) { return dbs[scope.UserKey%2], nil },
+	// A hand-made router: SQLConfig.Tx takes any transaction runner.
+	s, err := idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{
+		Dialect: shard.DialectSQLite,
+		Tx: func(ctx context.Context, userKey int64, fn func(context.Context, *sql.Tx) error) error {
+			tx, err := dbs[userKey%2].BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if err := fn(ctx, tx); err != nil {
+				return err
+			}
+			return tx.Commit()
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

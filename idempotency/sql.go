@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 )
@@ -27,20 +30,39 @@ type SQLConfig struct {
 	// Table is the table's name. Default "idempotency_keys". Letters,
 	// digits and underscores only.
 	Table string
-	// DB returns the database a Do call for scope runs on: the user's game
-	// database (inject the shard router here; the store never imports
-	// shard). Default: the *sql.DB given to NewSQLStore.
-	DB func(ctx context.Context, scope Scope) (*sql.DB, error)
+	// Tx runs fn in a transaction on the game database of userKey and
+	// commits it when fn returns nil (rolls back otherwise): Do's
+	// transactions go through it. Inject the shard router's, so that one
+	// retry policy and one set of statistics serve every transaction of the
+	// game (the store never imports shard):
+	//
+	//	idempotency.SQLConfig{Tx: router.Tx}
+	//
+	// Its errors reach Do's caller with their own code, so a routing error
+	// keeps it (shard: an unknown user key is protocol.CodeBadRequest, a
+	// database that is down CodeUnavailable); an error without a code is
+	// classified once (a backend that is down: CodeUnavailable). fn's own
+	// errors must come back through it unchanged. Tx may run fn again when the transaction fails
+	// retryably (a deadlock victim): Do's every run is a fresh DoTx, and
+	// only the last one's answer and after-commit hooks count.
+	//
+	// Default: transactions on the *sql.DB given to NewSQLStore, retried
+	// like the router's (3 retries after a deadlock, lock wait timeout or
+	// busy database, 10 ms backoff doubled with jitter); a failed begin
+	// answers CodeUnavailable, a failed commit CodeTimeout.
+	Tx func(ctx context.Context, userKey int64, fn func(ctx context.Context, tx *sql.Tx) error) error
 	// Dialect names the databases' SQL dialect: "mysql" (MySQL, MariaDB,
 	// Vitess vtgate) or "sqlite" (shard.DialectMySQL and
 	// shard.DialectSQLite are the same strings). Empty means detect it from
 	// the *sql.DB given to NewSQLStore, as shard.DetectDialect does: by the
 	// driver (also through a wrapping driver's Unwrap() driver.Driver),
-	// else by asking the database. Another name is an error.
+	// else by asking the database. Another name is an error. Required when
+	// NewSQLStore gets no *sql.DB.
 	Dialect string
 	// MariaDB says the MySQL dialect talks to MariaDB, whose SET STATEMENT
 	// bounds the key row's lock wait without changing the session. Default:
-	// asked once (SELECT VERSION()) by NewSQLStore.
+	// asked once (SELECT VERSION()) by NewSQLStore, or, without a *sql.DB,
+	// in the first transaction.
 	MariaDB *bool
 }
 
@@ -49,12 +71,21 @@ type SQLConfig struct {
 // when the changes do, so a request runs exactly once even if the process
 // dies between commit and reply.
 //
-// DoTx works in a transaction the caller owns; Do opens one itself (on
-// SQLConfig.DB) and hands it to the function through TxFrom. Either way the
-// store adds two statements to the transaction: an INSERT of the key row
+// With the game databases behind a shard.Router, give the store the
+// router's transactions and create the table with the router's migrations:
+//
+//	store, err := idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{Tx: router.Tx, Dialect: ...})
+//	files, source := store.Migrations()
+//	_, err = router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source})
+//
+// DoTx works in a transaction the caller owns; Do runs one itself (through
+// SQLConfig.Tx, on the user's database) and hands it to the function
+// through TxFrom. Either way the store adds two statements to the
+// transaction: an INSERT of the key row
 // first (a concurrent duplicate blocks on the primary key until this
 // transaction ends) and an UPDATE with the result at the end. Create the
-// table on every database with Migrate; delete expired rows with Purge.
+// table on every database with Migrations (shard.MigrateAll) or Migrate;
+// delete expired rows with Purge.
 //
 // A replay answers only a durable result. Seeing another transaction's
 // commit does not prove it survives a crash: InnoDB makes a commit visible
@@ -71,23 +102,28 @@ type SQLConfig struct {
 // demands) the commit's log, so a replay there is an INSERT that fails and
 // a SELECT, committed like any replay.
 type SQLStore struct {
-	db      *sql.DB
 	cfg     SQLConfig
 	dialect sqldialect.Dialect
 	c       counters
 	upsert  bool // insert is an upsert that touches an existing key row
+	// mariadb: 0 not known yet (asked in the first transaction), 1 no,
+	// 2 yes. Only the MySQL dialect asks.
+	mariadb atomic.Int32
 
-	insert, selectRow, update, reset, deleteRow, purge string
+	insert, insertMariaDB, selectRow, update, reset, deleteRow, purge string
 }
 
 var _ Doer = (*SQLStore)(nil)
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
-// NewSQLStore returns a SQLStore whose default database is db.
+// NewSQLStore returns a SQLStore. db is its default database: Do's
+// transactions run on it unless SQLConfig.Tx routes them, and its driver
+// tells the dialect unless SQLConfig.Dialect does. With both set, db may be
+// nil: a store whose every key is routed needs no database of its own.
 func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, error) {
-	if db == nil {
-		return nil, errors.New("idempotency: nil *sql.DB")
+	if db == nil && cfg.Tx == nil {
+		return nil, errors.New("idempotency: nil *sql.DB and no SQLConfig.Tx")
 	}
 	cfg.Config = cfg.Config.withDefaults()
 	if cfg.Table == "" {
@@ -96,25 +132,32 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	if !tableName.MatchString(cfg.Table) {
 		return nil, fmt.Errorf("idempotency: invalid table name %q", cfg.Table)
 	}
+	if cfg.Dialect == "" && db == nil {
+		return nil, errors.New("idempotency: SQLConfig.Dialect is required without a *sql.DB")
+	}
 	d, err := sqldialect.Resolve(ctx, db, cfg.Dialect)
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: %w", err)
 	}
-	s := &SQLStore{db: db, cfg: cfg, dialect: d, upsert: d.Name() == "mysql"}
-	if cfg.DB == nil {
-		s.cfg.DB = func(context.Context, Scope) (*sql.DB, error) { return db, nil }
-	}
-	mariadb := false
-	if d.Name() == "mysql" {
-		if cfg.MariaDB != nil {
-			mariadb = *cfg.MariaDB
-		} else {
-			var v string
-			if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
-				return nil, fmt.Errorf("idempotency: server version: %w", err)
-			}
-			mariadb = strings.Contains(strings.ToLower(v), "mariadb")
+	s := &SQLStore{cfg: cfg, dialect: d, upsert: d.Name() == "mysql"}
+	if cfg.Tx == nil {
+		s.cfg.Tx = func(ctx context.Context, _ int64, fn func(context.Context, *sql.Tx) error) error {
+			return defaultTx(ctx, db, fn)
 		}
+	}
+	switch {
+	case d.Name() != "mysql":
+		s.mariadb.Store(1)
+	case cfg.MariaDB != nil && *cfg.MariaDB:
+		s.mariadb.Store(2)
+	case cfg.MariaDB != nil:
+		s.mariadb.Store(1)
+	case db != nil:
+		var v string
+		if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+			return nil, fmt.Errorf("idempotency: server version: %w", err)
+		}
+		s.mariadb.Store(isMariaDB(v))
 	}
 	t := cfg.Table
 	s.insert = "INSERT INTO " + t + " (user_key, command, request_id, fingerprint, done, expires_at) VALUES (?, ?, ?, ?, 0, ?)"
@@ -126,13 +169,11 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 		// exclusive lock also queues concurrent replays instead of letting
 		// their shared locks deadlock when each then writes.
 		s.insert += " ON DUPLICATE KEY UPDATE expires_at = expires_at + 1"
-	}
-	if mariadb {
 		wait := 1
 		if cfg.InFlight == WaitInFlight {
 			wait = int((cfg.WaitTimeout + time.Second - 1) / time.Second)
 		}
-		s.insert = fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout=%d FOR %s", wait, s.insert)
+		s.insertMariaDB = fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout=%d FOR %s", wait, s.insert)
 	}
 	where := " WHERE user_key = ? AND command = ? AND request_id = ?"
 	// A locking read: it sees the latest committed row whatever the
@@ -150,12 +191,10 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	return s, nil
 }
 
-// Migrate creates the table on db if it does not exist. Run it on every
-// game database.
-func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
-	var ddl string
-	if s.dialect.Name() == "mysql" {
-		ddl = `CREATE TABLE IF NOT EXISTS ` + s.cfg.Table + ` (
+// The key table's migration for each dialect, with {table} for the
+// table's name.
+const (
+	mysqlKeyTable = `CREATE TABLE IF NOT EXISTS {table} (
   user_key BIGINT NOT NULL,
   command VARBINARY(64) NOT NULL,
   request_id VARBINARY(128) NOT NULL,
@@ -166,14 +205,10 @@ func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
   payload MEDIUMBLOB NULL,
   expires_at BIGINT NOT NULL,
   PRIMARY KEY (user_key, command, request_id),
-  KEY ` + s.cfg.Table + `_expires (expires_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
-		if _, err := db.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("idempotency: migrate: %w", err)
-		}
-		return nil
-	}
-	ddl = `CREATE TABLE IF NOT EXISTS ` + s.cfg.Table + ` (
+  KEY {table}_expires (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+`
+	sqliteKeyTable = `CREATE TABLE IF NOT EXISTS {table} (
   user_key INTEGER NOT NULL,
   command BLOB NOT NULL,
   request_id BLOB NOT NULL,
@@ -184,12 +219,51 @@ func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
   payload BLOB NULL,
   expires_at INTEGER NOT NULL,
   PRIMARY KEY (user_key, command, request_id)
-)`
-	if _, err := db.ExecContext(ctx, ddl); err != nil {
-		return fmt.Errorf("idempotency: migrate: %w", err)
+);
+CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at);
+`
+)
+
+// migration returns the key table's statements for dialect.
+func (s *SQLStore) migration(dialect string) string {
+	ddl := sqliteKeyTable
+	if dialect == "mysql" {
+		ddl = mysqlKeyTable
 	}
-	if _, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS `+s.cfg.Table+`_expires ON `+s.cfg.Table+` (expires_at)`); err != nil {
-		return fmt.Errorf("idempotency: migrate: %w", err)
+	return strings.ReplaceAll(ddl, "{table}", s.cfg.Table)
+}
+
+// Migrations returns the key table's migration set in the form
+// shard.Migrations takes, for shard.MigrateAll (every game database) or
+// shard.Migrate (one):
+//
+//	files, source := store.Migrations()
+//	_, err := router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source})
+//
+// files holds version 1 for each dialect (1_{table}.mysql.sql,
+// 1_{table}.sqlite.sql), creating SQLConfig.Table and its expiry index if
+// they do not exist, so it also adopts a table Migrate created; source,
+// the name schema_migrations records the set under, is the table's name.
+// The package imports no shard: the two values are all shard needs.
+func (s *SQLStore) Migrations() (files fs.FS, source string) {
+	m := migrationFS{}
+	for _, d := range []string{"mysql", "sqlite"} {
+		m["1_"+s.cfg.Table+"."+d+".sql"] = s.migration(d)
+	}
+	return m, s.cfg.Table
+}
+
+// Migrate creates the table on db if it does not exist, without recording
+// it anywhere. Run it on every game database, or use Migrations with
+// shard.MigrateAll instead.
+func (s *SQLStore) Migrate(ctx context.Context, db *sql.DB) error {
+	for _, stmt := range strings.SplitAfter(s.migration(s.dialect.Name()), ";\n") {
+		if stmt = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(stmt), ";")); stmt == "" {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("idempotency: migrate: %w", err)
+		}
 	}
 	return nil
 }
@@ -278,7 +352,11 @@ func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string
 	now := s.cfg.Now()
 	expires := now.Add(s.cfg.Retention).UnixMilli()
 	args := []any{scope.UserKey, scope.Command, key}
-	r, err := tx.ExecContext(ctx, s.insert, scope.UserKey, scope.Command, key, fp[:], expires)
+	insert, err := s.insertFor(ctx, tx)
+	if err != nil {
+		return TxOutcome{}, err
+	}
+	r, err := tx.ExecContext(ctx, insert, scope.UserKey, scope.Command, key, fp[:], expires)
 	dup := false
 	switch {
 	case err == nil:
@@ -398,37 +476,103 @@ func (s *SQLStore) existing(ctx context.Context, tx *sql.Tx, scope Scope, key st
 	return Outcome{Result: res, Replay: true}, true, nil
 }
 
-// Do runs fn at most once for (scope, key) in a transaction of its own on
-// SQLConfig.DB(scope): it begins the transaction, runs DoTx (fn gets the
-// transaction from TxFrom(ctx)), commits, and runs the after-commit hooks.
-// A replay commits as well before it is returned (see SQLStore).
+// Do runs fn at most once for (scope, key) in a transaction of its own,
+// run by SQLConfig.Tx on the user's database: it checks the key (before any
+// database is chosen, so a bad request is refused as such), runs DoTx in
+// the transaction (fn gets it from TxFrom(ctx)), commits, and runs the
+// after-commit hooks. A replay commits as well before it is returned (see
+// SQLStore). Errors of SQLConfig.Tx itself, such as a user key no database
+// owns, are returned as they are.
 //
 // If the commit fails or its answer is lost, Do cannot know whether it
-// committed: it returns a CodeTimeout error, and a retry with the same key
-// gets the stored result if it did. The same holds for a replay's commit.
+// committed: it returns a CodeTimeout error (the shard router and the
+// default transactions do), and a retry with the same key gets the stored
+// result if it did. The same holds for a replay's commit.
 func (s *SQLStore) Do(ctx context.Context, scope Scope, key string, fp Fingerprint, fn Func) (Outcome, error) {
-	db, err := s.cfg.DB(ctx, scope)
-	if err != nil {
-		return Outcome{}, storeError("pick database", err)
+	if key == "" {
+		if s.cfg.RequireKey {
+			return Outcome{}, ErrMissingKey
+		}
+	} else if err := checkKey(scope, key); err != nil {
+		return Outcome{}, err
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return Outcome{}, storeError("begin transaction", err)
-	}
-	defer tx.Rollback() // after a commit: a harmless sql.ErrTxDone; after a panic: needed
-	out, err := s.DoTx(ctx, tx, scope, key, fp, fn)
-	if err != nil || !(out.stored || out.Replay) {
-		return out.Outcome, err
-	}
-	// A replay commits too: on MySQL its touch of the key row is logged
-	// after the original's commit, so once this commit is durable, so is
-	// the result it answers.
-	if err := tx.Commit(); err != nil {
-		if s.cfg.Logger != nil {
+	var out TxOutcome
+	committing := false
+	err := s.cfg.Tx(ctx, scope.UserKey, func(ctx context.Context, tx *sql.Tx) error {
+		// Each run is fresh: a run that Tx retries leaves nothing.
+		var err error
+		committing = false
+		if out, err = s.DoTx(ctx, tx, scope, key, fp, fn); err != nil {
+			return err
+		}
+		if !(out.stored || out.Replay) {
+			return errNoCommit // a retryable result: roll back, answer it
+		}
+		// A replay commits too: on MySQL its touch of the key row is
+		// logged after the original's commit, so once this commit is
+		// durable, so is the result it answers.
+		committing = true
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoCommit):
+		return out.Outcome, nil
+	case err != nil:
+		if committing && s.cfg.Logger != nil {
 			s.cfg.Logger.ErrorContext(ctx, "idempotency: commit failed or its answer was lost", "user", scope.UserKey, "cmd", scope.Command, "rid", key, "replay", out.Replay, "err", err)
 		}
-		return Outcome{}, &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: fmt.Errorf("idempotency: commit: %w", err)}
+		// Tx's own errors keep their code (a routing error); a raw
+		// driver error of a backend that is down becomes unavailable.
+		return Outcome{}, backend.Classify(err)
 	}
 	out.Committed(ctx)
 	return out.Outcome, nil
+}
+
+// errNoCommit rolls back Do's transaction for an outcome that must not be
+// stored (a retryable result code).
+var errNoCommit = errors.New("idempotency: nothing to commit")
+
+// defaultTx is SQLConfig.Tx's default: a transaction on db, retried by
+// madang's one retry loop with the router's default policy, a failed begin
+// answered CodeUnavailable and a failed commit CodeTimeout.
+func defaultTx(ctx context.Context, db *sql.DB, fn func(context.Context, *sql.Tx) error) error {
+	retry := sqldialect.Retry{Retries: 3, Backoff: 10 * time.Millisecond}
+	err := retry.Do(ctx, func(ctx context.Context) error { return sqldialect.RunTx(ctx, db, fn) })
+	var be *sqldialect.BeginError
+	var ce *sqldialect.CommitError
+	switch {
+	case errors.As(err, &be):
+		return storeError("begin transaction", be.Err)
+	case errors.As(err, &ce):
+		return &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: fmt.Errorf("idempotency: commit: %w", ce.Err)}
+	}
+	return err
+}
+
+// insertFor returns the key row's INSERT: on MariaDB the one that bounds
+// its lock wait. Without a *sql.DB at construction, the first transaction
+// asks the server which it is.
+func (s *SQLStore) insertFor(ctx context.Context, tx *sql.Tx) (string, error) {
+	m := s.mariadb.Load()
+	if m == 0 {
+		var v string
+		if err := tx.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+			return "", storeError("server version", err)
+		}
+		m = isMariaDB(v)
+		s.mariadb.Store(m)
+	}
+	if m == 2 {
+		return s.insertMariaDB, nil
+	}
+	return s.insert, nil
+}
+
+// isMariaDB is 2 for a MariaDB version string, 1 for another.
+func isMariaDB(version string) int32 {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return 2
+	}
+	return 1
 }

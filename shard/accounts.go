@@ -70,9 +70,9 @@ const KeyBlockMaxAge = time.Minute
 // AccountsConfig configures an Accounts. The zero value works: every
 // default is given on its field.
 type AccountsConfig struct {
-	// Retries is how many times Register runs again after a deadlock, a
-	// busy database or a lost first-registration race. 0 (or negative)
-	// means 3.
+	// Retries is how many times Register runs again after a lost race for
+	// the same identity, a deadlock or a busy database (with
+	// RetryPolicy's backoff); 0 means DefaultTxRetries (3).
 	Retries int
 	// KeyBlock is how many user keys Register reserves from the directory
 	// at a time (Hi/Lo allocation). 0 or 1, the default: one key per
@@ -102,7 +102,7 @@ type AccountsConfig struct {
 // cfg (defaults on AccountsConfig's fields).
 func NewAccounts(dir *SQLDirectory, cfg AccountsConfig) *Accounts {
 	if cfg.Retries <= 0 {
-		cfg.Retries = 3
+		cfg.Retries = DefaultTxRetries
 	}
 	cfg.KeyBlock = max(1, min(cfg.KeyBlock, MaxKeyBlock))
 	return &Accounts{dir: dir, cfg: cfg, refill: make(chan struct{}, 1)}
@@ -149,10 +149,16 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 		return 0, false, err
 	}
 	retries := a.cfg.Retries
-	for attempt := 0; ; attempt++ {
+	// A lost race (the next lookup finds the winner's key) or a
+	// deadlock/busy database: run again, RetryPolicy's loop.
+	retry := RetryPolicy{Retries: retries}.internal()
+	retry.Retryable = func(err error) bool { return sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err) }
+	attempt := 0
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		defer func() { attempt++ }()
 		key, createdAt, ok, err := a.lookup(ctx, id)
 		if err != nil {
-			return 0, false, err
+			return &final{err}
 		}
 		if ok {
 			// A row we lost the race to, or one registered moments ago,
@@ -160,27 +166,35 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 			// yet durable: make it durable before answering with its key.
 			if attempt > 0 || a.dir.now()-createdAt < confirmWindow.Milliseconds() {
 				if err := a.confirm(ctx, id); err != nil {
-					return 0, false, a.classify(ctx, fmt.Errorf("shard: confirm account: %w", err))
+					return &final{a.classify(ctx, fmt.Errorf("shard: confirm account: %w", err))}
 				}
 			}
-			return key, false, nil
+			userKey, created = key, false
+			return nil
 		}
 		if a.blockSize() > 1 {
 			key, err = a.registerFromBlock(ctx, id)
 		} else {
 			key, err = a.registerTx(ctx, id)
 		}
-		switch {
-		case err == nil:
-			return key, true, nil
-		case (sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err)) && attempt < retries:
-			// Lost the race (the next Lookup finds the winner's key), or
-			// a deadlock/busy database: run again.
-			continue
-		}
-		return 0, false, a.classify(ctx, err)
+		userKey, created = key, err == nil
+		return err
+	})
+	var f *final
+	switch {
+	case err == nil:
+		return userKey, created, nil
+	case errors.As(err, &f):
+		return 0, false, f.err
 	}
+	return 0, false, a.classify(ctx, err)
 }
+
+// final carries an error Register returns as it is, without retrying or
+// classifying it again.
+type final struct{ err error }
+
+func (f *final) Error() string { return f.err.Error() }
 
 // confirmWindow: Register confirms (see confirm) an account row created
 // less than this long ago by its created_at. A commit is flushed by its

@@ -29,8 +29,13 @@
 //     and keeps serving the cached table while the directory database is
 //     down. DB and ReadDB return lazily opened pools of a user's database
 //     (a replica for ReadDB when listed); Tx runs a transaction with bounded
-//     retries on deadlocks; ForEach fans out over all databases; Stats
-//     reports pool use, waits, errors and slow transactions per database.
+//     retries on deadlocks (RetryPolicy, madang's one retry policy, which
+//     Accounts.Register and the anticheat SQL store use too and whose Do
+//     serves a studio's own start-up work); ForEach fans out over all
+//     databases; Stats reports pool use, waits, errors, retries and slow
+//     transactions per database. Give idempotency.SQLStore the router's Tx
+//     (idempotency.SQLConfig{Tx: router.Tx}) and its Migrations to
+//     MigrateAll: the store's transactions are then the router's.
 //   - Migrate applies versioned SQL files (Migrations, an fs.FS) to a
 //     database and records them in schema_migrations; Router.MigrateAll runs
 //     them on every game database, and a Router with Config.Schema refuses a

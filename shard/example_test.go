@@ -3,10 +3,14 @@ package shard_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
 
@@ -197,4 +201,31 @@ func ExampleAccounts_keyBlock() {
 	// phone-b 10000001 true <nil>
 	// phone-c 10000002 true <nil>
 	// user_count 32 next_key 10000032
+}
+
+// RetryPolicy runs work that is not a Router.Tx (start-up migrations, a
+// directory change) again after a deadlock or a busy database, with the
+// router's backoff; any other error ends it at once.
+func ExampleRetryPolicy() {
+	ctx := context.Background()
+	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock"}
+	runs := 0
+	err := shard.RetryPolicy{Retries: 4, Backoff: time.Millisecond}.Do(ctx, func(ctx context.Context) error {
+		runs++
+		if runs < 3 {
+			return deadlock // a deadlock victim: rolled back, safe to run again
+		}
+		return nil
+	})
+	fmt.Println(runs, err)
+
+	runs = 0
+	err = shard.RetryPolicy{}.Do(ctx, func(ctx context.Context) error {
+		runs++
+		return errors.New("syntax error")
+	})
+	fmt.Println(runs, err, shard.IsRetryable(err), shard.IsRetryable(deadlock))
+	// Output:
+	// 3 <nil>
+	// 1 syntax error false true
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -57,11 +56,13 @@ type Config struct {
 	// database just added routes at once.
 	RefreshInterval time.Duration
 	// TxRetries is how many times Tx runs fn again after a deadlock, lock
-	// wait timeout or busy database (sqldialect.IsRetryable). Default 3
-	// (4 attempts in all); negative means no retry.
+	// wait timeout or busy database (IsRetryable): RetryPolicy.Retries of
+	// the router's transactions. Default DefaultTxRetries (3, so 4 attempts
+	// in all); negative means no retry.
 	TxRetries int
 	// TxBackoff is the wait before the first retry, doubled for each next
-	// one, with up to 50% random jitter added. Default 10 ms.
+	// one, with up to 50% random jitter added: RetryPolicy.Backoff. Default
+	// DefaultTxBackoff (10 ms).
 	TxBackoff time.Duration
 	// ForEachConcurrency bounds how many databases ForEach works on at
 	// once. Default 4.
@@ -100,12 +101,12 @@ func (c *Config) setDefaults() {
 		c.RefreshInterval = 5 * time.Second
 	}
 	if c.TxRetries == 0 {
-		c.TxRetries = 3
+		c.TxRetries = DefaultTxRetries
 	} else if c.TxRetries < 0 {
 		c.TxRetries = 0
 	}
 	if c.TxBackoff <= 0 {
-		c.TxBackoff = 10 * time.Millisecond
+		c.TxBackoff = DefaultTxBackoff
 	}
 	if c.ForEachConcurrency <= 0 {
 		c.ForEachConcurrency = 4
@@ -549,9 +550,9 @@ func (p *pool) close() {
 // when fn returns nil (rolls back otherwise, returning fn's error as is).
 //
 // Retries: when beginning, fn or the commit fails with a deadlock, lock wait
-// timeout or busy database (sqldialect.IsRetryable), the transaction is
-// rolled back and fn runs again from the start, at most Config.TxRetries
-// more times, waiting Config.TxBackoff (doubling, with jitter) in between.
+// timeout or busy database (IsRetryable), the transaction is rolled back and
+// fn runs again from the start, at most Config.TxRetries more times, waiting
+// Config.TxBackoff (doubling, with jitter) in between: RetryPolicy's loop.
 // So fn must not have effects outside the transaction. A COMMIT whose
 // connection died on the way may have committed: that is a
 // protocol.CodeTimeout error (retry with the same request id). A database that
@@ -572,22 +573,8 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	}
 	start := time.Now()
 	p.txs.Add(1)
-	backoff := r.cfg.TxBackoff
-	for attempt := 0; ; attempt++ {
-		err = runTx(ctx, db, fn)
-		if err == nil || !sqldialect.IsRetryable(err) || attempt >= r.cfg.TxRetries || ctx.Err() != nil {
-			break
-		}
-		p.retries.Add(1)
-		wait := backoff + time.Duration(rand.Int64N(int64(backoff)/2+1))
-		backoff *= 2
-		tm := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			tm.Stop()
-		case <-tm.C:
-		}
-	}
+	retry := sqldialect.Retry{Retries: r.cfg.TxRetries, Backoff: r.cfg.TxBackoff, OnRetry: func(error) { p.retries.Add(1) }}
+	err = retry.Do(ctx, func(ctx context.Context) error { return sqldialect.RunTx(ctx, db, fn) })
 	if time.Since(start) > r.cfg.SlowThreshold {
 		p.slow.Add(1)
 	}
@@ -597,12 +584,12 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 		if n != nil {
 			id = n.info.ID
 		}
-		var be beginError
+		var be *sqldialect.BeginError
 		if errors.As(err, &be) && ctx.Err() == nil {
-			return &Error{Kind: ErrUnavailable, UserKey: userKey, DBID: id, Err: be.err}
+			return &Error{Kind: ErrUnavailable, UserKey: userKey, DBID: id, Err: be.Err}
 		}
-		var ce commitError
-		if errors.As(err, &ce) && backend.CommitUnknown(ce.err) {
+		var ce *sqldialect.CommitError
+		if errors.As(err, &ce) && backend.CommitUnknown(ce.Err) {
 			// The connection died with the COMMIT on its way: it may
 			// have committed.
 			return &protocol.Error{Code: protocol.CodeTimeout, Message: "commit outcome unknown; retry with the same request id", Err: err}
@@ -618,41 +605,6 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	}
 	return err
 }
-
-// beginError marks a failed BeginTx: the database is unreachable or busy.
-type beginError struct{ err error }
-
-func (e beginError) Error() string { return "begin: " + e.err.Error() }
-func (e beginError) Unwrap() error { return e.err }
-
-func runTx(ctx context.Context, db *sql.DB, fn func(context.Context, *sql.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return beginError{err}
-	}
-	done := false
-	defer func() {
-		if !done {
-			tx.Rollback() // fn panicked: release the connection, let the panic go on
-		}
-	}()
-	if err := fn(ctx, tx); err != nil {
-		done = true
-		tx.Rollback()
-		return err
-	}
-	done = true
-	if err := tx.Commit(); err != nil {
-		return commitError{err}
-	}
-	return nil
-}
-
-// commitError marks a failed COMMIT.
-type commitError struct{ err error }
-
-func (e commitError) Error() string { return "shard: commit: " + e.err.Error() }
-func (e commitError) Unwrap() error { return e.err }
 
 // Databases returns the cached directory entries, sorted by id.
 func (r *Router) Databases() []Database {

@@ -123,20 +123,21 @@ func (s *Server) openDatabases(ctx context.Context) error {
 	}
 	s.accounts = shard.NewAccounts(directory, shard.AccountsConfig{})
 	// Idempotency keys live in the user's game database, written in the
-	// game's transaction: exactly once. API CHANGE: the store takes the
-	// router's transaction runner; its table comes from a migration.
-	s.idem, err = idempotency.NewSQLStore(ctx, db, idempotency.SQLConfig{
-		Config: idempotency.Config{RequireKey: true, Logger: s.cfg.Logger},
-		DB: func(ctx context.Context, sc idempotency.Scope) (*sql.DB, error) {
-			return s.router.DB(ctx, sc.UserKey)
-		},
+	// game's transaction: exactly once. The store runs its transactions
+	// through the router (one retry policy) and its table is one more
+	// migration of every game database. The driver names are the dialect
+	// names.
+	s.idem, err = idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{
+		Config:  idempotency.Config{RequireKey: true, Logger: s.cfg.Logger},
+		Tx:      s.router.Tx,
+		Dialect: driver,
 	})
 	if err != nil {
 		return err
 	}
-	return s.router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error {
-		return s.idem.Migrate(ctx, db)
-	})
+	files, source := s.idem.Migrations()
+	_, err = s.router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source})
+	return err
 }
 
 // openSessions opens the sessions and the leaderboard in memory (one

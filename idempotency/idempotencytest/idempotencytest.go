@@ -2,7 +2,8 @@
 // package's interfaces: RunStoreTests for a lease-based idempotency.Store
 // (the state machine itself) and RunDoerTests for anything that makes calls
 // idempotent (an idempotency.Keeper over any store, an idempotency.SQLStore
-// on any database). Every backend madang ships runs both suites in the
+// on any database or over a shard router's game databases: see
+// Options.UserKey). Every backend madang ships runs both suites in the
 // idempotency package's tests; run them on your own implementations too.
 // Clock is a clock the test moves, for MemoryConfig.Now and Config.Now.
 package idempotencytest
@@ -33,6 +34,13 @@ type Options struct {
 	// backend may answer CodeUnavailable instead of CodeInFlight (SQLite,
 	// whose writers wait for the whole database, not for the key).
 	BusyIsUnavailable bool
+	// UserKey is the user key of the suite's calls (the next key too, for
+	// another scope). Default 10000042. A Doer that routes users to
+	// databases (an idempotency.SQLStore over a shard router) runs the
+	// suite with a key of each database, or of one not first. Invalid
+	// requests use the key 1, which no database need own: they must be
+	// refused before any database is chosen.
+	UserKey int64
 }
 
 // key returns a random idempotency key.
@@ -51,7 +59,11 @@ func codeOf(err error) protocol.Code { return protocol.CodeOf(err) }
 // RunDoerTests runs the behaviour every Doer must have.
 func RunDoerTests(t *testing.T, newDoer NewDoerFunc, opts Options) {
 	ctx := context.Background()
-	scope := idempotency.Scope{UserKey: 10000042, Command: "shop.buy"}
+	uk := opts.UserKey
+	if uk == 0 {
+		uk = 10000042
+	}
+	scope := idempotency.Scope{UserKey: uk, Command: "shop.buy"}
 	fp := idempotency.FingerprintOf([]byte(`{"item":7}`))
 
 	t.Run("FirstRunThenReplayByteForByte", func(t *testing.T) {
@@ -255,9 +267,12 @@ func RunDoerTests(t *testing.T, newDoer NewDoerFunc, opts Options) {
 			t.Fatalf("runs %d, stats %+v", runs.Load(), d.Stats())
 		}
 		strict := newDoer(t, idempotency.Config{RequireKey: true})
-		_, err := strict.Do(ctx, scope, "", fp, fn)
-		if !errors.Is(err, idempotency.ErrMissingKey) || codeOf(err) != protocol.CodeBadRequest || runs.Load() != 2 {
-			t.Fatalf("required: %v, runs %d", err, runs.Load())
+		// The key 1 need not be routable: the check comes first.
+		for _, s := range []idempotency.Scope{scope, {UserKey: 1, Command: scope.Command}} {
+			_, err := strict.Do(ctx, s, "", fp, fn)
+			if !errors.Is(err, idempotency.ErrMissingKey) || codeOf(err) != protocol.CodeBadRequest || runs.Load() != 2 {
+				t.Fatalf("required, user %d: %v, runs %d", s.UserKey, err, runs.Load())
+			}
 		}
 	})
 

@@ -316,12 +316,12 @@ func TestQueuedDungeonStartIsNotASpeedHack(t *testing.T) {
 // answered CodeUnavailable): the inventory's SELECT … FOR UPDATE of an item
 // row a player did not have yet took a gap lock shared with the players of
 // neighbouring user keys, whose INSERTs into that gap then waited on each
-// other (a cycle). See docs/FAILURES.md. The server's rerun of deadlock
-// victims is off here, so that it cannot hide one.
+// other (a cycle). See docs/FAILURES.md. The router's rerun of deadlock
+// victims (shard.Config.TxRetries) is off here, so that it cannot hide one.
 func TestManyPlayersClaimMailAtOnce(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			r := newRigWith(t, b, func(_ *sql.DB, cfg *game.Config) { cfg.DeadlockRetries = -1 })
+			r := newRigRouter(t, b, shard.Config{TxRetries: -1}, func(*sql.DB, *game.Config) {})
 			const players, rounds = 24, 3
 			users := make([]int64, players)
 			for i := range users {

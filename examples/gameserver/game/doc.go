@@ -160,7 +160,8 @@
 // (never a locking read of a missing row: on InnoDB that gap-locks rows of
 // neighbouring players and deadlocked their claims). A command whose
 // transaction is still picked as a deadlock victim runs again in the server
-// (Config.DeadlockRetries).
+// (the router's retry policy, shard.Config.TxRetries: the idempotency
+// store's transactions are the router's).
 //
 // # Anti-cheat
 //

@@ -133,7 +133,8 @@ func ShopItem(id string) (Item, bool) {
 var migrationFiles embed.FS
 
 // Migrations returns the game's migrations for every game database (source
-// "game"). The idempotency table is created by idempotency.SQLStore.Migrate.
+// "game"). The idempotency table is a set of its own
+// (idempotency.SQLStore.Migrations), applied with MigrateAll too.
 func Migrations() shard.Migrations { return embedded(migrationFiles, "migrations", "game") }
 
 // embedded returns the migrations in directory dir of files, as source.
@@ -155,8 +156,10 @@ type Config struct {
 	// Sessions keeps login sessions.
 	Sessions session.Store
 	// Idempotency makes shop.buy run once per request id, in the
-	// transaction of the purchase. Its SQLConfig.DB must route by
-	// Scope.UserKey through Router, and it should require keys.
+	// transaction of the purchase. Its SQLConfig.Tx must be Router.Tx (so
+	// a deadlock victim runs again, in a new transaction with the same
+	// request id, by the router's retry policy: shard.Config.TxRetries),
+	// and it should require keys.
 	Idempotency *idempotency.SQLStore
 	// Dialect of the game databases: shard.DialectSQLite or
 	// shard.DialectMySQL. Default shard.DialectSQLite; another name is an
@@ -197,16 +200,6 @@ type Config struct {
 	// Events gives the live-ops events of a player now: login bonus
 	// mails, dungeon buffs and shop sales (see Boosts). Nil: none.
 	Events EventSource
-	// DeadlockRetries is how many more times a mutating command runs, in a
-	// new transaction with the same request id, when the database picked
-	// its transaction as a deadlock victim (MySQL/MariaDB error 1213),
-	// before the client is answered unavailable (41) and retries itself.
-	// The victim rolled back and its after-commit effects never ran, so
-	// the command still takes effect once. Waits 5 ms before the first
-	// rerun, doubled each time, plus up to 50% jitter. Default
-	// DefaultDeadlockRetries (2); negative: none. Game.DeadlockRetries
-	// counts them.
-	DeadlockRetries int
 }
 
 // Defaults of Config.
@@ -221,7 +214,6 @@ type Game struct {
 	log      *slog.Logger
 	board    *session.Board
 	defaults *Tables // DefaultTables, when Config.Data has none
-	once     *deadlockRetry
 	sql      sqlDialect // Config.Dialect's SQL
 }
 
@@ -256,24 +248,18 @@ func New(cfg Config) (*Game, error) {
 	if cfg.PlayTimeSlack <= 0 {
 		cfg.PlayTimeSlack = DefaultPlayTimeSlack
 	}
-	if cfg.DeadlockRetries == 0 {
-		cfg.DeadlockRetries = DefaultDeadlockRetries
-	} else if cfg.DeadlockRetries < 0 {
-		cfg.DeadlockRetries = 0
-	}
 	board, err := session.NewBoard(cfg.BoardStore, BoardName, session.BoardConfig{
 		Period: session.SeasonWeekly, WeekStart: time.Monday, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("game: ranking: %w", err)
 	}
-	once := &deadlockRetry{Doer: cfg.Idempotency, retries: cfg.DeadlockRetries, backoff: deadlockBackoff}
-	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), once: once, sql: dialect}, nil
+	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), sql: dialect}, nil
 }
 
 // Register adds the game's commands to mux: the mutating ones wrapped in the
-// idempotency middleware (with deadlock victims run again: see
-// Config.DeadlockRetries). Authentication and anti-cheat are the caller's
+// idempotency middleware (a deadlock victim runs again in the router's
+// transaction: see Config.Idempotency). Authentication and anti-cheat are the caller's
 // chain around the mux (see package server).
 func (g *Game) Register(mux *protocol.Mux) {
 	// Every command's errors are classified (shard.ClassifyError): a game
@@ -284,7 +270,7 @@ func (g *Game) Register(mux *protocol.Mux) {
 	mux.Handle(CmdGuestLogin, protocol.Typed(g.guestLogin), cl)
 	mux.HandleFunc(CmdLogout, g.logout, cl)
 	mux.Handle(CmdLoad, protocol.Typed(g.load), cl)
-	once := idempotency.Middleware(g.once)
+	once := idempotency.Middleware(g.cfg.Idempotency)
 	mux.Handle(CmdShopBuy, protocol.Typed(g.buy), cl, once)
 	mux.Handle(CmdShopBuyIAP, protocol.Typed(g.buyIAP), cl, once)
 	mux.Handle(CmdMailList, protocol.Typed(g.mailList), cl)

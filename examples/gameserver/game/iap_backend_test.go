@@ -24,6 +24,13 @@ import (
 // the database holding the directory, here also the game database).
 func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Config)) *rig {
 	t.Helper()
+	return newRigRouter(t, b, shard.Config{}, opts)
+}
+
+// newRigRouter is newRigWith with the router's config rc (its Directory and
+// RefreshInterval are the rig's).
+func newRigRouter(t testing.TB, b backend, rc shard.Config, opts func(common *sql.DB, cfg *game.Config)) *rig {
+	t.Helper()
 	ctx := context.Background()
 	driver, dsn := b.open(t)
 	common, err := sql.Open(driver, dsn)
@@ -41,7 +48,8 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 	if err := dir.Add(ctx, shard.Database{ID: 1, ServerID: 1, WorldID: 1, Name: "game", Driver: driver, DSN: dsn, FirstKey: 1000, LastKey: 1999}); err != nil {
 		t.Fatal(err)
 	}
-	router, err := shard.NewRouter(ctx, shard.Config{Directory: dir, RefreshInterval: -1})
+	rc.Directory, rc.RefreshInterval = dir, -1
+	router, err := shard.NewRouter(ctx, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,14 +58,16 @@ func newRigWith(t testing.TB, b backend, opts func(common *sql.DB, cfg *game.Con
 		t.Fatal(err)
 	}
 	fake := sessiontest.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
-	idem, err := idempotency.NewSQLStore(ctx, common, idempotency.SQLConfig{
-		Config: idempotency.Config{RequireKey: true, Now: fake.Now},
-		DB:     func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) { return router.DB(ctx, s.UserKey) },
+	idem, err := idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{
+		Config:  idempotency.Config{RequireKey: true, Now: fake.Now},
+		Tx:      router.Tx,
+		Dialect: b.dialect,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error { return idem.Migrate(ctx, db) }); err != nil {
+	files, source := idem.Migrations()
+	if _, err := router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source}); err != nil {
 		t.Fatal(err)
 	}
 	sessions := session.NewMemoryStore(session.Config{Now: fake.Now})

@@ -23,9 +23,6 @@ type Sources struct {
 	Guard       *anticheat.Guard
 	Idempotency func() idempotency.Stats
 	LiveOps     *liveops.Manager
-	// DeadlockReruns counts commands run again after a database deadlock
-	// (game.Game.DeadlockRetries).
-	DeadlockReruns func() uint64
 	// LoginsRefused counts logins answered rate_limited by the server's
 	// login limit.
 	LoginsRefused func() uint64
@@ -53,7 +50,6 @@ type Collector struct {
 	decode    family[protocol.DecodeBudgetStats]
 	wsRefused *prometheus.Desc
 	ccu       *prometheus.Desc
-	reruns    *prometheus.Desc
 	refused   *prometheus.Desc
 }
 
@@ -181,7 +177,6 @@ func NewCollector(src Sources) *Collector {
 		decode:    newFamily(decodeMetrics),
 		wsRefused: prometheus.NewDesc("madang_ws_refused_total", "Websocket handshakes refused by the per-user connection cap.", nil, nil),
 		ccu:       prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
-		reruns:    prometheus.NewDesc("madang_game_deadlock_reruns_total", "Commands run again after their transaction was a deadlock victim.", nil, nil),
 		refused:   prometheus.NewDesc("madang_game_logins_refused_total", "Logins answered rate_limited by the login limit.", nil, nil),
 	}
 }
@@ -197,7 +192,6 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.wsRefused
 	c.decode.describe(ch)
 	ch <- c.ccu
-	ch <- c.reruns
 	ch <- c.refused
 }
 
@@ -216,9 +210,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.Idempotency; f != nil {
 		c.idem.collect(ch, f())
-	}
-	if f := c.src.DeadlockReruns; f != nil {
-		ch <- prometheus.MustNewConstMetric(c.reruns, prometheus.CounterValue, float64(f()))
 	}
 	if f := c.src.DecodeBudget; f != nil {
 		c.decode.collect(ch, f())

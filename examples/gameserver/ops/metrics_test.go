@@ -34,7 +34,6 @@ func TestCollectorSeries(t *testing.T) {
 		Guard:             anticheat.NewGuard(anticheat.GuardConfig{}),
 		Idempotency:       func() idempotency.Stats { return idempotency.Stats{Replayed: 2} },
 		LiveOps:           lo,
-		DeadlockReruns:    func() uint64 { return 3 },
 		LoginsRefused:     func() uint64 { return 5 },
 		RateLimiter:       func() session.LimiterStats { return session.LimiterStats{Allowed: 6, Limited: 7, Entries: 8} },
 		WebsocketsRefused: func() int64 { return 9 },
@@ -65,7 +64,6 @@ func TestCollectorSeries(t *testing.T) {
 		"madang_liveops_global_maintenance":     {false, 0},
 		"madang_liveops_users_in_maintenance":   {false, 0},
 		"madang_ccu":                            {false, 0},
-		"madang_game_deadlock_reruns_total":     {true, 3},
 		"madang_game_logins_refused_total":      {true, 5},
 		"madang_ratelimit_allowed_total":        {true, 6},
 		"madang_ratelimit_limited_total":        {true, 7},
@@ -76,7 +74,7 @@ func TestCollectorSeries(t *testing.T) {
 			t.Errorf("%s: %+v (present %v), want %+v", name, g, ok, want)
 		}
 	}
-	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + len(limiterMetrics) + 4; len(got) != n {
-		t.Errorf("%d series, want %d (no router: no shard series; ccu, reruns, refused logins, refused websockets)", len(got), n)
+	if n := len(sessionMetrics) + len(guardMetrics) + len(idempotencyMetrics) + len(liveopsMetrics) + len(limiterMetrics) + 3; len(got) != n {
+		t.Errorf("%d series, want %d (no router: no shard series; ccu, refused logins, refused websockets)", len(got), n)
 	}
 }

@@ -512,7 +512,7 @@ func (s *Server) buildAdmin() error {
 	}
 	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
-		Idempotency: s.store.idem.Stats, LiveOps: s.liveops, DeadlockReruns: s.game.DeadlockRetries,
+		Idempotency: s.store.idem.Stats, LiveOps: s.liveops,
 		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats,
 		RateLimiter: s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))

@@ -19,7 +19,6 @@ import (
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/shard"
 	_ "modernc.org/sqlite" // the embedded mode's SQLite driver ("sqlite")
 )
@@ -106,37 +105,32 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 	if st.router, err = shard.NewRouter(ctx, routerCfg); err != nil {
 		return nil, err
 	}
-	// Servers starting at once on fresh SQLite files can see a busy
-	// database (the WAL switch of a new file does not wait): try again.
-	err = retryBusy(ctx, func() error {
-		_, err := st.router.MigrateAll(ctx, game.Migrations())
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("game databases: %w", err)
-	}
-	st.idem, err = idempotency.NewSQLStore(ctx, st.common, idempotency.SQLConfig{
+	// Every key is routed: the store's transactions are the router's (one
+	// retry policy, one set of stats), and it needs no database of its own.
+	st.idem, err = idempotency.NewSQLStore(ctx, nil, idempotency.SQLConfig{
 		Config:  idempotency.Config{RequireKey: true, Logger: log},
 		Dialect: st.dialect,
-		DB: func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) {
-			return st.router.DB(ctx, s.UserKey)
-		},
+		Tx:      st.router.Tx,
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = retryBusy(ctx, func() error {
-		return st.router.ForEach(ctx, func(ctx context.Context, _ shard.Database, db *sql.DB) error {
-			return st.idem.Migrate(ctx, db)
+	idemFiles, idemSource := st.idem.Migrations()
+	// Servers starting at once on fresh SQLite files can see a busy
+	// database (the WAL switch of a new file does not wait): try again.
+	for _, m := range []shard.Migrations{game.Migrations(), {FS: idemFiles, Source: idemSource}} {
+		err = startupRetry().Do(ctx, func(ctx context.Context) error {
+			_, err := st.router.MigrateAll(ctx, m)
+			return err
 		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("game databases: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("game databases: %w", err)
+		}
 	}
 	if st.anticheat, err = anticheat.NewSQLStore(ctx, st.common, anticheat.SQLConfig{Dialect: st.dialect}); err != nil {
 		return nil, err
 	}
-	if err := retryBusy(ctx, func() error { return st.anticheat.CreateTables(ctx) }); err != nil {
+	if err := startupRetry().Do(ctx, st.anticheat.CreateTables); err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
 	}
 	return st, nil
@@ -239,7 +233,7 @@ func dsnTemplate(mc *mysql.Config) string {
 
 // migrateCommon applies the directory migrations and opens the directory.
 func (st *storage) migrateCommon(ctx context.Context) (err error) {
-	err = retryBusy(ctx, func() error {
+	err = startupRetry().Do(ctx, func(ctx context.Context) error {
 		_, err := shard.Migrate(ctx, st.common, shard.DirectoryMigrations())
 		return err
 	})
@@ -290,7 +284,7 @@ func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, n int, entry fu
 		}
 		// MariaDB may pick a racing first start's insert as a deadlock
 		// victim: try again, then see whether the other one added it.
-		if err := retryBusy(ctx, func() error { return d.Add(ctx, db) }); err != nil {
+		if err := startupRetry().Do(ctx, func(ctx context.Context) error { return d.Add(ctx, db) }); err != nil {
 			again, rerr := have()
 			if rerr != nil || !again[i] {
 				return fmt.Errorf("directory: add %s: %w", db.Name, err)
@@ -300,21 +294,11 @@ func registerGameDBs(ctx context.Context, d *shard.SQLDirectory, n int, entry fu
 	return nil
 }
 
-// retryBusy runs fn up to 5 times while it fails with a retryable database
-// error (busy, deadlock), waiting a little longer each time.
-func retryBusy(ctx context.Context, fn func() error) error {
-	var err error
-	for i := range 5 {
-		if err = fn(); err == nil || !sqldialect.IsRetryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(i+1) * 50 * time.Millisecond):
-		}
-	}
-	return err
+// startupRetry runs start-up work again while it fails with a busy
+// database or a deadlock (shard.IsRetryable): 4 more times, 50 ms before
+// the first, doubled with jitter.
+func startupRetry() shard.RetryPolicy {
+	return shard.RetryPolicy{Retries: 4, Backoff: 50 * time.Millisecond}
 }
 
 // Ping checks the common database and every game database.

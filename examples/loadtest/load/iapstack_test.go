@@ -49,14 +49,17 @@ func startIAPGame(t *testing.T) string {
 	if _, err := router.MigrateAll(ctx, game.Migrations()); err != nil {
 		t.Fatal(err)
 	}
+	// db (common and game database in one file) tells the dialect; the
+	// transactions are the router's.
 	idem, err := idempotency.NewSQLStore(ctx, db, idempotency.SQLConfig{
 		Config: idempotency.Config{RequireKey: true},
-		DB:     func(ctx context.Context, s idempotency.Scope) (*sql.DB, error) { return router.DB(ctx, s.UserKey) },
+		Tx:     router.Tx,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := idem.Migrate(ctx, db); err != nil {
+	files, source := idem.Migrations()
+	if _, err := router.MigrateAll(ctx, shard.Migrations{FS: files, Source: source}); err != nil {
 		t.Fatal(err)
 	}
 	sessions := session.NewMemoryStore(session.Config{})
