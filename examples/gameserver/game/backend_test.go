@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,9 +13,9 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // rig is a Game over one game database of a backend, driven through its
@@ -39,9 +38,9 @@ type backend struct {
 func backends() []backend {
 	return []backend{
 		{"sqlite", sqldialect.SQLite, func(t testing.TB) (string, string) {
-			return "sqlite", testdb.SQLiteDSN(filepath.Join(t.TempDir(), "game.db"))
+			return "sqlite", shardtest.SQLite().NewDSN(t)
 		}},
-		{"mariadb", sqldialect.MySQL, func(t testing.TB) (string, string) { return "mysql", testdb.MySQL(t) }},
+		{"mariadb", sqldialect.MySQL, func(t testing.TB) (string, string) { return "mysql", shardtest.MariaDB().NewDSN(t) }},
 	}
 }
 

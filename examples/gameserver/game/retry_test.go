@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // TestDeadlockVictimRunsAgain makes a real InnoDB deadlock on MariaDB
@@ -20,7 +20,7 @@ import (
 // succeed, each once.
 func TestDeadlockVictimRunsAgain(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("mysql", testdb.MySQL(t))
+	db, err := sql.Open("mysql", shardtest.MariaDB().NewDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
