@@ -18,6 +18,7 @@ import (
 	"go/token"
 	"go/types"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,7 +217,7 @@ func checkPublicAPI(dir string) ([]apiViolation, error) {
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("go list in %s: no public packages", dir)
 	}
-	names := slices.Sorted(mapKeys(internalNames))
+	names := slices.Sorted(maps.Keys(internalNames))
 	for i, n := range names {
 		names[i] = regexp.QuoteMeta(n)
 	}
@@ -260,16 +261,6 @@ func checkPublicAPI(dir string) ([]apiViolation, error) {
 	sort.SliceStable(c.out, func(i, j int) bool { return c.out[i].Key < c.out[j].Key })
 	// One entry per key: the first message says enough.
 	return slices.CompactFunc(c.out, func(a, b apiViolation) bool { return a.Key == b.Key }), nil
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // relPath is path relative to the module: "" for the module's root package,
