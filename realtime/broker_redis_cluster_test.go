@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,50 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/redis/go-redis/v9"
 )
-
-const redisServerBin = "/usr/bin/redis-server"
-
-// freeClusterPort returns a port p such that p and its cluster bus port
-// p+10000 are both free now.
-func freeClusterPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		p := 20000 + rand.IntN(10000)
-		l1, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		l1.Close()
-		if err != nil {
-			continue
-		}
-		l2.Close()
-		return p
-	}
-	t.Fatal("no free port pair for a private cluster node")
-	return 0
-}
 
 // privateCluster starts two cluster-enabled redis-servers of the test's
 // own (slots 0-8191 and 8192-16383), killed when the test ends, and returns
 // a client of each node and their node ids.
 func privateCluster(t *testing.T) (nodes [2]*redis.Client, ids [2]string) {
 	t.Helper()
-	if _, err := os.Stat(redisServerBin); err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatalf("%s is missing: %v", redisServerBin, err)
-		}
-		t.Skipf("the private cluster needs %s: %v", redisServerBin, err)
-	}
-	dir := t.TempDir()
 	ctx := context.Background()
 	for i := range nodes {
-		nodes[i], ids[i] = startClusterNode(t, dir)
+		nodes[i], ids[i] = startClusterNode(t)
 	}
 	must(t, nodes[0].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 8191).Err())
 	must(t, nodes[1].Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 8192, 16383).Err())
@@ -80,26 +46,14 @@ func privateCluster(t *testing.T) (nodes [2]*redis.Client, ids [2]string) {
 	return nodes, ids
 }
 
-// startClusterNode starts one cluster-enabled redis-server in a new
-// directory under dir, killed when the test ends.
-func startClusterNode(t *testing.T, dir string) (*redis.Client, string) {
+// startClusterNode starts one cluster-enabled redis-server of the test's
+// own (testredis.Private), killed when the test ends.
+func startClusterNode(t *testing.T) (*redis.Client, string) {
 	t.Helper()
 	ctx := context.Background()
-	port := freeClusterPort(t)
-	d := filepath.Join(dir, strconv.Itoa(port))
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(redisServerBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-		"--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--dir", d)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
+	addr, _ := testredis.Private(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })
 	eventually(t, "private node answers", func() error { return c.Ping(ctx).Err() })
 	id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
@@ -237,7 +191,7 @@ func startFailoverCluster(t *testing.T, ctx context.Context) *failoverCluster {
 		owner = 1
 	}
 	f := &failoverCluster{master: nodes[owner]}
-	f.replica, _ = startClusterNode(t, t.TempDir())
+	f.replica, _ = startClusterNode(t)
 	host, port, _ := net.SplitHostPort(f.master.Options().Addr)
 	must(t, f.replica.Do(ctx, "CLUSTER", "MEET", host, port).Err())
 	eventually(t, "replica knows the master", func() error {

@@ -3,10 +3,6 @@ package session_test
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,47 +12,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// boardPrivateRedis starts a redis-server of this test's own on a free port
-// (never touching the shared one) and returns a client and a func that stops
-// the server. It skips where the shared Redis tests skip.
+// boardPrivateRedis starts a redis-server of this test's own
+// (testredis.Private; never touching the shared one) and returns a client
+// and a func that stops the server. It skips where the shared Redis tests
+// skip.
 func boardPrivateRedis(t *testing.T) (*redis.Client, func()) {
 	t.Helper()
 	testredis.Client(t) // skip (or fail in CI) like every Redis test
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatal("redis-server not found")
-		}
-		t.Skip("redis-server not found")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1, DialTimeout: time.Second})
+	addr, stop := testredis.Private(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { c.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return c, stop
 }
 

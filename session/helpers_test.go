@@ -6,12 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/session"
@@ -58,65 +55,15 @@ func needRedis(t testing.TB) string {
 	return addr
 }
 
-// privateRedis starts a redis-server of the test's own on a free port, in
-// t.TempDir(), stopped when the test ends. It is a second real node for
-// routing tests (the shared server is never stopped or flushed).
+// privateRedis starts a redis-server of the test's own (testredis.Private),
+// stopped when the test ends. It is a second real node for routing tests
+// (the shared server is never stopped or flushed).
 func privateRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	needRedis(t)
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatalf("redis-server not installed, and CI must not skip Redis tests: %v", err)
-		}
-		t.Skipf("redis-server not installed: %v", err)
-	}
-	var c *redis.Client
-	for attempt := 0; attempt < 5 && c == nil; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		cl := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1})
-		up := false
-	wait:
-		for range 100 {
-			select {
-			case <-exited: // the port was taken meanwhile: try another
-				break wait
-			default:
-			}
-			if cl.Ping(context.Background()).Err() == nil {
-				up = true
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if !up {
-			cl.Close()
-			_ = cmd.Process.Kill()
-			<-exited
-			continue
-		}
-		c = cl
-		t.Cleanup(func() {
-			cl.Close()
-			_ = cmd.Process.Kill()
-			<-exited
-		})
-	}
-	if c == nil {
-		t.Fatal("could not start a private redis-server")
-	}
+	addr, _ := testredis.Private(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -18,8 +18,8 @@ import (
 	"syscall"
 	_ "time/tzdata" // live-ops event time zones on hosts without a zone database
 
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/examples/gameserver/server"
-	"github.com/madang-io/madang/internal/cli"
 )
 
 func main() {
@@ -37,7 +37,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	cfg, err := server.ParseConfig(args, getenv)
 	if err != nil {
-		return cli.Help(out, err) // -h: the usage, nil
+		return cmdline.Help(out, err) // -h: the usage, nil
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	srv, err := server.New(ctx, cfg, log)

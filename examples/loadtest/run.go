@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/examples/loadtest/load"
-	"github.com/madang-io/madang/internal/cli"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -67,8 +67,8 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&o.htmlFile, "html", "", "write the report as a self-contained HTML page to this file")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line")
 	fs.Float64Var(&o.maxErrRate, "max-error-rate", 0, "fail (exit status 1, after the reports are written) when failed calls over all calls exceed this fraction, such as 0.01, or when no call completed; not checked unless given")
-	if err := cli.Parse(fs, args); err != nil {
-		return o, err // -h: a *cli.HelpError, flag.ErrHelp
+	if err := cmdline.Parse(fs, args); err != nil {
+		return o, err // -h: a *cmdline.HelpError, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -118,7 +118,7 @@ func parseThink(s string) (lo, hi time.Duration, err error) {
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	o, err := parseArgs(args)
 	if err != nil {
-		return cli.Help(stdout, err) // -h: the usage, nil
+		return cmdline.Help(stdout, err) // -h: the usage, nil
 	}
 	if !o.quiet {
 		o.cfg.Progress, o.cfg.ProgressTTY = stdout, isTerminal(stdout)

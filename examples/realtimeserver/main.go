@@ -16,8 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/examples/realtimeserver/node"
-	"github.com/madang-io/madang/internal/cli"
 )
 
 func main() {
@@ -35,7 +35,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := node.ParseConfig(args, getenv)
 	if err != nil {
-		return cli.Help(stdout, err) // -h: the usage, nil
+		return cmdline.Help(stdout, err) // -h: the usage, nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n, err := node.New(ctx, cfg, log)

@@ -2,6 +2,11 @@
 // temporary directory, and throwaway MariaDB/MySQL databases with random
 // names on the server named by MADANG_MYSQL_DSN. It is a test helper, so it
 // may import drivers; library packages must not import it.
+//
+// Package shardtest makes what tests outside the module need public
+// (Backend.NewDB, MySQLDSN, MySQLWithDefaults, Latin1), for examples copied
+// into a studio's own module; tests of the library packages, some of which
+// cannot import shardtest (package shard's own tests), use this package.
 package testdb
 
 import (

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -17,15 +16,12 @@ import (
 // SentinelMaster is the master name the Sentinel of Sentinel monitors.
 const SentinelMaster = "madang"
 
-// redisServerBin is where the tests expect redis-server.
-const redisServerBin = "/usr/bin/redis-server"
-
 // Sentinel starts, in t.TempDir(), a private redis-server master and one
 // Sentinel monitoring it (as SentinelMaster), each on a free random port,
 // both killed when the test ends, and returns a failover client that finds
 // the master through the Sentinel, closed when the test ends. The servers
 // are the test's own, so it needs no environment variable: it skips when
-// /usr/bin/redis-server is missing, except in CI (MADANG_CI set), where it
+// redis-server is not in PATH, except in CI (MADANG_CI set), where it
 // fails.
 func Sentinel(t testing.TB) *redis.Client {
 	t.Helper()
@@ -45,12 +41,7 @@ func SentinelFailover(t testing.TB) (c *redis.Client, failover func() string) {
 
 func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string) {
 	t.Helper()
-	if _, err := os.Stat(redisServerBin); err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatalf("%s is missing, and CI must not skip Redis tests: %v", redisServerBin, err)
-		}
-		t.Skipf("Sentinel tests need %s: %v", redisServerBin, err)
-	}
+	bin := serverBin(t)
 	dir := t.TempDir()
 	serverArgs := func(port int, extra ...string) []string {
 		d := filepath.Join(dir, strconv.Itoa(port))
@@ -62,16 +53,16 @@ func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string
 	}
 	// No delay before the replica's first (diskless) sync: the default
 	// waits 5s for more replicas.
-	masterPort := startServer(t, func(port int) []string { return serverArgs(port, "--repl-diskless-sync-delay", "0") })
+	masterPort, _ := startServer(t, bin, func(port int) []string { return serverArgs(port, "--repl-diskless-sync-delay", "0") })
 	masterAddr := "127.0.0.1:" + strconv.Itoa(masterPort)
 	replicaAddr := ""
 	if withReplica {
-		replicaPort := startServer(t, func(port int) []string {
+		replicaPort, _ := startServer(t, bin, func(port int) []string {
 			return serverArgs(port, "--replicaof", "127.0.0.1", strconv.Itoa(masterPort))
 		})
 		replicaAddr = "127.0.0.1:" + strconv.Itoa(replicaPort)
 	}
-	sentinelPort := startServer(t, func(port int) []string {
+	sentinelPort, _ := startServer(t, bin, func(port int) []string {
 		// Sentinel rewrites its config file, so each attempt writes a fresh one.
 		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
 		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
@@ -172,76 +163,6 @@ func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string
 	return c, failover
 }
 
-// startServer runs redis-server with the arguments args(port) on a free
-// port, retrying on another port when the chosen one was taken meanwhile,
-// waits until it answers PING, kills it when the test ends, and returns the
-// port.
-func startServer(t testing.TB, args func(port int) []string) int {
-	t.Helper()
-	return startServerStop(t, args, nil)
-}
-
-// startServerStop is startServer that also stores the server's kill func
-// in *stopOut when stopOut is not nil.
-func startServerStop(t testing.TB, args func(port int) []string, stopOut *func()) int {
-	t.Helper()
-	var lastErr error
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(redisServerBin, args(port)...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1, DialTimeout: time.Second})
-		lastErr = waitPing(c, exited)
-		c.Close()
-		if lastErr == nil {
-			t.Cleanup(stop)
-			if stopOut != nil {
-				*stopOut = stop
-			}
-			return port
-		}
-		stop()
-	}
-	t.Fatalf("could not start redis-server: %v", lastErr)
-	return 0
-}
-
-// waitPing polls c until it answers PING (nil), the server exits, or 10s
-// pass.
-func waitPing(c *redis.Client, exited <-chan struct{}) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server at %s exited", c.Options().Addr)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // hasRole checks that the first element of c's ROLE reply is want.
 func hasRole(ctx context.Context, c *redis.Client, want string) error {
 	role, err := c.Do(ctx, "ROLE").Slice()
@@ -249,25 +170,4 @@ func hasRole(ctx context.Context, c *redis.Client, want string) error {
 		err = fmt.Errorf("ROLE of %s: %v, want %s", c.Options().Addr, role, want)
 	}
 	return err
-}
-
-// Private starts a redis-server of the test's own (no persistence, loopback
-// only) on a free random port and returns its address and a func that kills
-// it (kill -9; safe to call more than once). It is killed when the test
-// ends at the latest. For fault tests: never stop the shared servers. It
-// skips when /usr/bin/redis-server is missing, except in CI, where it fails.
-func Private(t testing.TB, extra ...string) (addr string, kill func()) {
-	t.Helper()
-	if _, err := os.Stat(redisServerBin); err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatalf("%s is missing, and CI must not skip Redis tests: %v", redisServerBin, err)
-		}
-		t.Skipf("private Redis tests need %s: %v", redisServerBin, err)
-	}
-	dir := t.TempDir()
-	var stop func()
-	port := startServerStop(t, func(port int) []string {
-		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, extra...)
-	}, &stop)
-	return "127.0.0.1:" + strconv.Itoa(port), stop
 }

@@ -3,7 +3,13 @@
 // MADANG_REDIS_CLUSTER. Tests skip with a message when the variable is unset,
 // except in CI (MADANG_CI set), where they fail. Tests share these servers
 // with other packages running at the same time, so every test gets its own
-// random key prefix and must never FLUSHALL or stop the server.
+// random key prefix and must never FLUSHALL or stop the server. Private
+// starts a redis-server of a test's own (the only place tests do).
+//
+// Package sessiontest makes these helpers public (Redis, RedisCluster,
+// RedisPrefix, PrivateRedis) for tests outside the module, such as an
+// example copied into a studio's own; tests of the library packages, some
+// of which cannot import sessiontest, use this package.
 package testredis
 
 import (

@@ -1,6 +1,9 @@
 // Package sessiontest helps test code that uses package session: a
-// conformance suite every session.Store implementation must pass, and ready
-// in-memory stores and logins for game tests.
+// conformance suite every session.Store implementation must pass, ready
+// in-memory stores and logins for game tests, and connections to real Redis
+// for integration tests (Redis, RedisCluster, RedisPrefix, PrivateRedis:
+// they skip with a message when MADANG_REDIS_ADDR or MADANG_REDIS_CLUSTER
+// is unset, except in CI).
 package sessiontest
 
 import (

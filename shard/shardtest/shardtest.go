@@ -4,8 +4,13 @@
 // conformance suite (RunBackendTests) that checks the directory, allocator,
 // accounts, router and migrations against a real backend.
 //
-// It imports the SQLite driver (modernc.org/sqlite), so only tests and
-// mains may import it.
+// Tests of any package open their SQL databases here: Backends (or SQLite
+// and MariaDB) and Backend.NewDB for a fresh database of each, MySQLDSN and
+// MySQLWithDefaults for the MariaDB server named by MADANG_MYSQL_DSN (tests
+// skip without it, except in CI).
+//
+// It imports the SQLite and MySQL drivers, so only tests and mains may
+// import it.
 package shardtest
 
 import (

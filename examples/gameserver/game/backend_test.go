@@ -6,16 +6,15 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session/sessiontest"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // rig is a Game over one game database of a backend, driven through its
@@ -38,9 +37,9 @@ type backend struct {
 func backends() []backend {
 	return []backend{
 		{"sqlite", shard.DialectSQLite, func(t testing.TB) (string, string) {
-			return "sqlite", testdb.SQLiteDSN(filepath.Join(t.TempDir(), "game.db"))
+			return "sqlite", shardtest.SQLite().NewDSN(t)
 		}},
-		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", testdb.MySQL(t) }},
+		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", shardtest.MariaDB().NewDSN(t) }},
 	}
 }
 

@@ -213,7 +213,7 @@ type Game struct {
 	cfg      Config
 	log      *slog.Logger
 	board    *session.Board
-	defaults *Tables // DefaultTables, when Config.Data has none
+	defaults *Tables    // DefaultTables, when Config.Data has none
 	sql      sqlDialect // Config.Dialect's SQL
 }
 

@@ -14,10 +14,10 @@ import (
 	"github.com/madang-io/madang/anticheat/anticheattest"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // newRigWith is newRig with opts applied to the game's Config (common is
@@ -98,7 +98,7 @@ func TestIAPOnEachBackend(t *testing.T) {
 				// second writer on the game database's file would wait
 				// for the purchase's own transaction.
 				if b.name == "sqlite" {
-					common = testdb.SQLite(t, "redemptions")
+					common = shardtest.SQLite().NewDB(t)
 				}
 				store, err := anticheat.NewSQLStore(t.Context(), common, anticheat.SQLConfig{})
 				if err != nil {
@@ -190,7 +190,7 @@ func FuzzBuyIAP(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	r := newRigWith(f, backends()[0], func(_ *sql.DB, cfg *game.Config) {
-		store, err := anticheat.NewSQLStore(f.Context(), testdb.SQLite(f, "redemptions"), anticheat.SQLConfig{})
+		store, err := anticheat.NewSQLStore(f.Context(), shardtest.SQLite().NewDB(f), anticheat.SQLConfig{})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -12,9 +12,9 @@ import (
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // afterRedeem is a Redemptions whose Redeem runs hook once the inner
@@ -54,7 +54,7 @@ func TestRedeemedNotGrantedIsGrantedLater(t *testing.T) {
 			var gameDB string
 			r := newRigWith(t, b, func(common *sql.DB, cfg *game.Config) {
 				if b.name == "sqlite" {
-					common = testdb.SQLite(t, "common")
+					common = shardtest.SQLite().NewDB(t)
 				} else {
 					if err := common.QueryRow("SELECT DATABASE()").Scan(&gameDB); err != nil {
 						t.Fatal(err)

@@ -10,8 +10,8 @@ import (
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/anticheat/anticheattest"
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // RevenueBetween sums the payment rows per currency in [from, to) only:
@@ -23,7 +23,7 @@ func TestRevenueBetweenOnEachBackend(t *testing.T) {
 			fv := anticheattest.NewVerifier()
 			r := newRigWith(t, b, func(common *sql.DB, cfg *game.Config) {
 				if b.name == "sqlite" {
-					common = testdb.SQLite(t, "redemptions")
+					common = shardtest.SQLite().NewDB(t)
 				}
 				store, err := anticheat.NewSQLStore(t.Context(), common, anticheat.SQLConfig{})
 				if err != nil {

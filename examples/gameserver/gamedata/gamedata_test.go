@@ -10,7 +10,7 @@ import (
 	"testing/fstest"
 
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
-	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 func TestDefaultLoads(t *testing.T) {
@@ -99,10 +99,10 @@ func TestValidationErrorsNameFileAndRow(t *testing.T) {
 }
 
 func TestCatalog(t *testing.T) {
-	for _, b := range testdb.Backends() {
+	for _, b := range shardtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db := b.Open(t)
+			db := b.NewDB(t)
 			var events atomic.Int32
 			cfg := gamedata.Config{DB: db, Initial: "1", OnPublish: func(context.Context, gamedata.Event) { events.Add(1) }}
 			c, err := gamedata.Open(ctx, gamedata.Default(), cfg)
@@ -199,10 +199,10 @@ func TestCatalog(t *testing.T) {
 // the same version spelled otherwise (written before), and a client version
 // that does not parse is refused.
 func TestClientVersionsCompareNumerically(t *testing.T) {
-	for _, b := range testdb.Backends() {
+	for _, b := range shardtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db := b.Open(t)
+			db := b.NewDB(t)
 			c, err := gamedata.Open(ctx, gamedata.Default(), gamedata.Config{DB: db, Initial: "1"})
 			if err != nil {
 				t.Fatal(err)

@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
-	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 func TestHandler(t *testing.T) {
-	cat, err := gamedata.Open(context.Background(), gamedata.Default(), gamedata.Config{DB: testdb.SQLite(t, "common"), Initial: "1"})
+	cat, err := gamedata.Open(context.Background(), gamedata.Default(), gamedata.Config{DB: shardtest.SQLite().NewDB(t), Initial: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 func TestEventsWindowAndTargeting(t *testing.T) {
-	for _, b := range testdb.Backends() {
+	for _, b := range shardtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db := openDB(t, b)
@@ -99,7 +99,7 @@ func equal(a, b []string) bool {
 }
 
 func TestEventValidation(t *testing.T) {
-	db := openDB(t, testdb.Backends()[0])
+	db := openDB(t, shardtest.Backends()[0])
 	m := newManager(t, Config{DB: db, PollInterval: -1})
 	ok := Event{ID: "e", Kind: EventShopSale, Title: "t", TimeZone: "Europe/Paris", Start: "2026-12-01T00:00:00", End: "2026-12-02T00:00:00", DiscountPct: 10}
 	if err := m.SetEvent(context.Background(), ok); err != nil {

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/testdb"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session/sessiontest"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
-func openDB(t *testing.T, b testdb.Backend) *sql.DB {
+func openDB(t *testing.T, b shardtest.Backend) *sql.DB {
 	t.Helper()
-	db := b.Open(t)
+	db := b.NewDB(t)
 	ctx := context.Background()
 	if _, err := shard.Migrate(ctx, db, shard.DirectoryMigrations()); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func call(t *testing.T, h protocol.Handler, cmd string, p *protocol.Principal, p
 }
 
 func TestPolicyOnEveryBackend(t *testing.T) {
-	for _, b := range testdb.Backends() {
+	for _, b := range shardtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			db := openDB(t, b)
@@ -209,7 +209,7 @@ func loginInfo(t *testing.T, r *protocol.Response) LoginInfo {
 
 func TestInvalidInput(t *testing.T) {
 	ctx := context.Background()
-	m := newManager(t, Config{DB: openDB(t, testdb.Backends()[0]), PollInterval: -1})
+	m := newManager(t, Config{DB: openDB(t, shardtest.Backends()[0]), PollInterval: -1})
 	big := make([]int64, MaxBatch+1)
 	for i := range big {
 		big[i] = int64(i + 1)
@@ -246,9 +246,9 @@ func TestInvalidInput(t *testing.T) {
 // of both.
 func TestRedisNotificationAndCCU(t *testing.T) {
 	ctx := context.Background()
-	rdb := testredis.Client(t)
-	prefix := testredis.Prefix(t, rdb)
-	db := openDB(t, testdb.Backends()[0])
+	rdb := sessiontest.Redis(t)
+	prefix := sessiontest.RedisPrefix(t, rdb)
+	db := openDB(t, shardtest.Backends()[0])
 	cfg := Config{DB: db, Redis: rdb, Channel: prefix + "liveops", PollInterval: -1, FlushInterval: time.Hour}
 	a, b := newManager(t, cfg), newManager(t, cfg)
 	// The subscription may not be established yet: publish until b reloads.
@@ -281,7 +281,7 @@ func TestRedisNotificationAndCCU(t *testing.T) {
 
 func TestLocalCCUAndNRU(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t, testdb.Backends()[0])
+	db := openDB(t, shardtest.Backends()[0])
 	m := newManager(t, Config{DB: db, PollInterval: -1})
 	h := chain(m)
 	for _, u := range []int64{1, 2, 2, 3} {
@@ -320,7 +320,7 @@ func TestRepackagedAPKGetsForceClose(t *testing.T) {
 	if err := reg.Set(ctx, "1.5", good); err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(t, Config{DB: openDB(t, testdb.Backends()[0]), PollInterval: -1, Registry: reg, Monitor: mon})
+	m := newManager(t, Config{DB: openDB(t, shardtest.Backends()[0]), PollInterval: -1, Registry: reg, Monitor: mon})
 	h := chain(m)
 	before := time.Now()
 	info := loginInfo(t, call(t, h, "auth.guest", nil, `{"platform":"android","client_version":"1.5","apk_sig":"ffffffffffffffffffffffffffffffff"}`))
@@ -355,7 +355,7 @@ func FuzzLogin(f *testing.F) {
 	if err := reg.Set(context.Background(), "latest", "0123456789abcdef0123456789abcdef"); err != nil {
 		f.Fatal(err)
 	}
-	db := testdb.SQLite(f, "fuzz")
+	db := shardtest.SQLite().NewDB(f)
 	if _, err := shard.Migrate(context.Background(), db, Migrations()); err != nil {
 		f.Fatal(err)
 	}

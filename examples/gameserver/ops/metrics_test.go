@@ -9,9 +9,9 @@ import (
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // TestCollectorSeries: every series the collector sends is described, once
@@ -19,7 +19,7 @@ import (
 // field.
 func TestCollectorSeries(t *testing.T) {
 	ctx := context.Background()
-	db := testdb.SQLite(t, "common")
+	db := shardtest.SQLite().NewDB(t)
 	if _, err := shard.Migrate(ctx, db, liveops.Migrations()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 func newHandler(t *testing.T) *Handler {
 	t.Helper()
 	ctx := context.Background()
-	db := testdb.SQLite(t, "common")
+	db := shardtest.SQLite().NewDB(t)
 	for _, m := range []shard.Migrations{shard.DirectoryMigrations(), liveops.Migrations()} {
 		if _, err := shard.Migrate(ctx, db, m); err != nil {
 			t.Fatal(err)

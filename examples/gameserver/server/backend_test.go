@@ -4,14 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
@@ -19,8 +15,8 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/session"
 
-	"github.com/madang-io/madang/internal/testdb"
-	"github.com/madang-io/madang/internal/testredis"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // testConfig returns a server configuration on the backends the
@@ -31,14 +27,14 @@ import (
 func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data"), LiveOpsPoll: -1}
-	if os.Getenv(testdb.EnvMySQLDSN) != "" {
-		cfg.MySQLDSN = testdb.MySQL(t)
+	if os.Getenv(shardtest.EnvMySQLDSN) != "" {
+		cfg.MySQLDSN = shardtest.MariaDB().NewDSN(t)
 		dropGameDBs(t, cfg.MySQLDSN, EmbeddedGameDBs)
 	}
-	if os.Getenv(testredis.EnvAddr) != "" {
-		c := testredis.Client(t)
-		cfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-		cfg.RedisPrefix = testredis.Prefix(t, c)
+	if os.Getenv(sessiontest.EnvRedisAddr) != "" {
+		c := sessiontest.Redis(t)
+		cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
+		cfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 	}
 	return cfg
 }
@@ -84,11 +80,11 @@ func playOnce(t *testing.T, base, device string) game.LoginResult {
 }
 
 func TestRedisClusterMode(t *testing.T) {
-	c := testredis.Cluster(t)
+	c := sessiontest.RedisCluster(t)
 	cfg := testConfig(t)
 	cfg.RedisAddr = ""
-	cfg.RedisCluster = os.Getenv(testredis.EnvCluster)
-	cfg.RedisPrefix = testredis.Prefix(t, c)
+	cfg.RedisCluster = os.Getenv(sessiontest.EnvRedisCluster)
+	cfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 	base, srv := startServerOn(t, cfg)
 	if _, ok := srv.sessions.(*session.RedisStore); !ok {
 		t.Fatalf("session store %T", srv.sessions)
@@ -111,11 +107,11 @@ func TestRedisClusterMode(t *testing.T) {
 // Two Redis nodes (the shared one and a private redis-server), users routed
 // by user key: each node holds the sessions of its users.
 func TestRedisNodesRoutedByUserKey(t *testing.T) {
-	shared := testredis.Client(t)
+	shared := sessiontest.Redis(t)
 	private := startPrivateRedis(t)
 	cfg := testConfig(t)
-	cfg.RedisAddr = os.Getenv(testredis.EnvAddr) + "," + private.Options().Addr
-	cfg.RedisPrefix = testredis.Prefix(t, shared)
+	cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr) + "," + private.Options().Addr
+	cfg.RedisPrefix = sessiontest.RedisPrefix(t, shared)
 	base, _ := startServerOn(t, cfg)
 	users := map[int64]bool{}
 	for i := range 4 {
@@ -133,36 +129,13 @@ func TestRedisNodesRoutedByUserKey(t *testing.T) {
 	}
 }
 
-// startPrivateRedis runs a redis-server of the test's own on a free port.
+// startPrivateRedis runs a redis-server of the test's own
+// (sessiontest.PrivateRedis) and returns a client of it.
 func startPrivateRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatalf("redis-server not installed, and CI must not skip: %v", err)
-		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	addr, _ := sessiontest.PrivateRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { c.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	return c
 }
 
@@ -170,7 +143,7 @@ func startPrivateRedis(t *testing.T) *redis.Client {
 // queues instead of exhausting the MySQL server's connections (the load
 // tool once used up all of a shared MariaDB's).
 func TestCommonPoolIsBoundedOnMySQL(t *testing.T) {
-	testdb.MySQLDSN(t) // MySQL mode only: skips without MADANG_MYSQL_DSN (fails in CI)
+	shardtest.MySQLDSN(t) // MySQL mode only: skips without MADANG_MYSQL_DSN (fails in CI)
 	cfg := testConfig(t)
 	_, srv := startServerOn(t, cfg)
 	if got := srv.store.common.Stats().MaxOpenConnections; got != CommonMaxOpenConns {

@@ -24,11 +24,11 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // The full-stack benchmark (BENCHMARKS.md, "gameserver: full stack"): the
@@ -93,10 +93,10 @@ func benchServer(b *testing.B, remote bool) *Server {
 	b.Helper()
 	cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(b.TempDir(), "data")}
 	if remote {
-		cfg.MySQLDSN = testdb.MySQL(b)
+		cfg.MySQLDSN = shardtest.MariaDB().NewDSN(b)
 		benchDropGameDBs(b, cfg.MySQLDSN, EmbeddedGameDBs)
-		cfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-		cfg.RedisPrefix = testredis.Prefix(b, testredis.Client(b))
+		cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
+		cfg.RedisPrefix = sessiontest.RedisPrefix(b, sessiontest.Redis(b))
 	}
 	srv, err := New(context.Background(), cfg, nil)
 	if err != nil {
@@ -174,8 +174,8 @@ func BenchmarkFullStack(b *testing.B) {
 	b.Run("stack", func(b *testing.B) { benchStack(b, benchServer(b, false)) })
 	b.Run("bare", benchBare)
 	b.Run("db", func(b *testing.B) { benchDB(b, benchServer(b, false)) })
-	if os.Getenv(testredis.EnvAddr) == "" || os.Getenv(testdb.EnvMySQLDSN) == "" {
-		b.Logf("Redis + MariaDB mode not run: set %s and %s", testredis.EnvAddr, testdb.EnvMySQLDSN)
+	if os.Getenv(sessiontest.EnvRedisAddr) == "" || os.Getenv(shardtest.EnvMySQLDSN) == "" {
+		b.Logf("Redis + MariaDB mode not run: set %s and %s", sessiontest.EnvRedisAddr, shardtest.EnvMySQLDSN)
 		return
 	}
 	b.Run("redis-mariadb", func(b *testing.B) {

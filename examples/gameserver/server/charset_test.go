@@ -11,7 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // identityColumns are the columns holding identities and keys that come
@@ -32,7 +32,7 @@ var identityColumns = []string{
 // and no table or column the server created took the server's character
 // set or collation.
 func TestLatin1ServerIdentitiesAndCharsets(t *testing.T) {
-	dsn := testdb.MySQLWithDefaults(t, testdb.Latin1)
+	dsn := shardtest.MySQLWithDefaults(t, shardtest.Latin1)
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestLatin1ServerIdentitiesAndCharsets(t *testing.T) {
 	schemas := []string{common}
 	for i := 1; i <= EmbeddedGameDBs; i++ {
 		name := fmt.Sprintf("%s_gamedb%02d", common, i)
-		if _, err := admin.Exec("CREATE DATABASE " + name + " " + testdb.Latin1); err != nil {
+		if _, err := admin.Exec("CREATE DATABASE " + name + " " + shardtest.Latin1); err != nil {
 			t.Fatal(err)
 		}
 		schemas = append(schemas, name)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
-	"github.com/madang-io/madang/internal/cli"
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/protocol"
 )
 
@@ -209,18 +209,18 @@ func (cfg *Config) check() error {
 	if cfg.DevAllowRemote {
 		return nil
 	}
-	if !cli.IsLoopbackListen(cfg.Addr) {
-		return cli.DevRemoteError("-addr (MADANG_ADDR)", cfg.Addr, devFeatures)
+	if !cmdline.IsLoopbackListen(cfg.Addr) {
+		return cmdline.DevRemoteError("-addr (MADANG_ADDR)", cfg.Addr, devFeatures)
 	}
-	if cfg.AdminAddr != AdminOff && !cli.IsLoopbackListen(cfg.AdminAddr) {
-		return cli.DevRemoteError("-admin-addr (MADANG_ADMIN_ADDR)", cfg.AdminAddr, devFeatures)
+	if cfg.AdminAddr != AdminOff && !cmdline.IsLoopbackListen(cfg.AdminAddr) {
+		return cmdline.DevRemoteError("-admin-addr (MADANG_ADMIN_ADDR)", cfg.AdminAddr, devFeatures)
 	}
 	return nil
 }
 
 // ParseConfig reads flags from args, with MADANG_* environment variables
 // (through getenv) as the defaults flags override. For -h or -help it
-// returns a *cli.HelpError: errors.Is(err, flag.ErrHelp) holds and the
+// returns a *cmdline.HelpError: errors.Is(err, flag.ErrHelp) holds and the
 // message is the usage text.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	env := func(name, def string) string {
@@ -235,11 +235,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var level string
 	fs.StringVar(&cfg.Addr, "addr", env("MADANG_ADDR", DefaultAddr), "listen address (env MADANG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", env("MADANG_DATA_DIR", DefaultDataDir), "directory of the embedded SQLite databases (env MADANG_DATA_DIR)")
-	dev, err := cli.EnvBool(getenv, "MADANG_DEV", true)
+	dev, err := cmdline.EnvBool(getenv, "MADANG_DEV", true)
 	if err != nil {
 		return cfg, err
 	}
-	devRemote, err := cli.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
+	devRemote, err := cmdline.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
 	if err != nil {
 		return cfg, err
 	}
@@ -269,8 +269,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token, at least 32 bytes; required unless -dev or -admin-addr off (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
 	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data versions (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
-	if err := cli.Parse(fs, args); err != nil {
-		return cfg, err // -h: a *cli.HelpError, flag.ErrHelp
+	if err := cmdline.Parse(fs, args); err != nil {
+		return cfg, err // -h: a *cmdline.HelpError, flag.ErrHelp
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // stormWorkers is how many first logins BenchmarkLoginStorm sends at once.
@@ -30,8 +30,8 @@ const stormWorkers = 64
 // second, the share refused with rate_limited, and the OK logins' p50 and
 // p99. Needs MADANG_REDIS_ADDR and MADANG_MYSQL_DSN.
 func BenchmarkLoginStorm(b *testing.B) {
-	if os.Getenv(testredis.EnvAddr) == "" || os.Getenv(testdb.EnvMySQLDSN) == "" {
-		b.Skipf("set %s and %s", testredis.EnvAddr, testdb.EnvMySQLDSN)
+	if os.Getenv(sessiontest.EnvRedisAddr) == "" || os.Getenv(shardtest.EnvMySQLDSN) == "" {
+		b.Skipf("set %s and %s", sessiontest.EnvRedisAddr, shardtest.EnvMySQLDSN)
 	}
 	for _, mode := range []struct {
 		name string
@@ -39,10 +39,10 @@ func BenchmarkLoginStorm(b *testing.B) {
 	}{{"nolimit", -1}, {"limit", 0}} {
 		b.Run(mode.name, func(b *testing.B) {
 			cfg := Config{XORKey: testXORKey, LiveOpsPoll: -1, MaxLogins: mode.max}
-			cfg.MySQLDSN = testdb.MySQL(b)
+			cfg.MySQLDSN = shardtest.MariaDB().NewDSN(b)
 			benchDropGameDBs(b, cfg.MySQLDSN, EmbeddedGameDBs)
-			cfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-			cfg.RedisPrefix = testredis.Prefix(b, testredis.Client(b))
+			cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
+			cfg.RedisPrefix = sessiontest.RedisPrefix(b, sessiontest.Redis(b))
 			srv, err := New(context.Background(), cfg, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -16,9 +16,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
-	"github.com/madang-io/madang/internal/testdb"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // cutProxy is a TCP proxy the test controls, in front of a backend: Cut
@@ -150,8 +150,8 @@ func (c *codeCounts) String() string {
 func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 	ctx := context.Background()
 	began := time.Now()
-	dsn := testdb.MySQL(t)
-	rc := testredis.Client(t)
+	dsn := shardtest.MariaDB().NewDSN(t)
+	rc := sessiontest.Redis(t)
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 	redisProxy := startCutProxy(t, rc.Options().Addr)
 	mc.Addr = dbProxy.Addr()
 	cfg := Config{XORKey: testXORKey, Dev: true, LiveOpsPoll: -1,
-		MySQLDSN: mc.FormatDSN(), RedisAddr: redisProxy.Addr(), RedisPrefix: testredis.Prefix(t, rc)}
+		MySQLDSN: mc.FormatDSN(), RedisAddr: redisProxy.Addr(), RedisPrefix: sessiontest.RedisPrefix(t, rc)}
 	dropGameDBs(t, dsn, EmbeddedGameDBs)
 	base, _ := startServerOn(t, cfg)
 	t.Logf("server up after %v", time.Since(began).Round(time.Millisecond))

@@ -93,11 +93,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/examples/gameserver/ops"
-	"github.com/madang-io/madang/internal/cli"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/session"
@@ -363,7 +363,7 @@ func (s *Server) sweepPurchases(ctx context.Context, every time.Duration) {
 // and board store on it (memory otherwise).
 func (s *Server) openSessions(ctx context.Context) error {
 	cfg := s.cfg
-	opt, ok := cli.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
+	opt, ok := cmdline.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
 	if !ok {
 		s.sessions = session.NewMemoryStore(session.Config{Logger: s.log})
 		s.cache = session.NewMemoryCache(session.CacheConfig{Logger: s.log})
@@ -638,12 +638,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, out io.Writer) erro
 func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Writer) error {
 	if s.cfg.Dev && !s.cfg.DevAllowRemote {
 		for _, l := range []net.Listener{ln, admin} {
-			if l != nil && !cli.IsLoopbackAddr(l.Addr()) {
+			if l != nil && !cmdline.IsLoopbackAddr(l.Addr()) {
 				ln.Close()
 				if admin != nil {
 					admin.Close()
 				}
-				return cli.DevRemoteError("the listener", l.Addr().String(), devFeatures)
+				return cmdline.DevRemoteError("the listener", l.Addr().String(), devFeatures)
 			}
 		}
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/examples/realtimeserver/node"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
+	"github.com/madang-io/madang/session/sessiontest"
 )
 
 // startRealtimeNode runs a realtime server node (examples/realtimeserver)
@@ -277,8 +277,8 @@ func TestRunChatAgainstRealtimeNodeDevLogin(t *testing.T) {
 // A realtime server in Redis mode on the game server's Redis and prefix
 // accepts the game's tokens.
 func TestRunChatAgainstRealtimeNodeRedis(t *testing.T) {
-	c := testredis.Client(t)
-	addr, prefix := os.Getenv(testredis.EnvAddr), testredis.Prefix(t, c)
+	c := sessiontest.Redis(t)
+	addr, prefix := os.Getenv(sessiontest.EnvRedisAddr), sessiontest.RedisPrefix(t, c)
 	url := startGameServerWith(t, server.Config{
 		DataDir: filepath.Join(t.TempDir(), "data"), XORKey: testXORKey, RedisAddr: addr, RedisPrefix: prefix, LiveOpsPoll: -1,
 	})

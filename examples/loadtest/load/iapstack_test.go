@@ -4,17 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/idempotency"
-	"github.com/madang-io/madang/internal/testdb"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // startIAPGame serves the game with in-app purchases that accept
@@ -25,7 +24,7 @@ import (
 func startIAPGame(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	dsn := testdb.SQLiteDSN(filepath.Join(t.TempDir(), "game.db"))
+	dsn := shardtest.SQLite().NewDSN(t)
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		t.Fatal(err)

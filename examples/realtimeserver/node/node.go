@@ -63,7 +63,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/madang-io/madang/internal/cli"
+	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/session"
@@ -131,7 +131,7 @@ type Config struct {
 
 // ParseConfig reads flags from args, with environment variables (through
 // getenv) as the defaults flags override. For -h or -help it returns a
-// *cli.HelpError: errors.Is(err, flag.ErrHelp) holds and the message is the
+// *cmdline.HelpError: errors.Is(err, flag.ErrHelp) holds and the message is the
 // usage text.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	env := func(name, def string) string {
@@ -146,11 +146,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Addr, "addr", env("MADANG_RT_ADDR", DefaultAddr), "listen address (env MADANG_RT_ADDR)")
 	fs.StringVar(&cfg.NodeID, "node-id", env("MADANG_NODE_ID", ""), "node name in /stats and logs (env MADANG_NODE_ID; default hostname-pid)")
 	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame XOR key, the game server's; the default is refused outside -dev (env MADANG_XOR_KEY)")
-	dev, err := cli.EnvBool(getenv, "MADANG_DEV", true)
+	dev, err := cmdline.EnvBool(getenv, "MADANG_DEV", true)
 	if err != nil {
 		return cfg, fmt.Errorf("realtimeserver: %w", err)
 	}
-	devRemote, err := cli.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
+	devRemote, err := cmdline.EnvBool(getenv, "MADANG_DEV_ALLOW_REMOTE", false)
 	if err != nil {
 		return cfg, fmt.Errorf("realtimeserver: %w", err)
 	}
@@ -160,7 +160,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.RedisCluster, "redis-cluster", env("MADANG_REDIS_CLUSTER", ""), "Redis Cluster seeds, comma-separated (env MADANG_REDIS_CLUSTER)")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("MADANG_REDIS_PREFIX", DefaultRedisPrefix), "Redis key prefix, the game server's (env MADANG_REDIS_PREFIX)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown bound")
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cmdline.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err // the usage, unprefixed
 		}
@@ -194,8 +194,8 @@ func (cfg *Config) check() error {
 		}
 		return nil
 	}
-	if !cfg.DevAllowRemote && !cli.IsLoopbackListen(cfg.Addr) {
-		return fmt.Errorf("realtimeserver: %w", cli.DevRemoteError("-addr (MADANG_RT_ADDR)", cfg.Addr, devFeatures))
+	if !cfg.DevAllowRemote && !cmdline.IsLoopbackListen(cfg.Addr) {
+		return fmt.Errorf("realtimeserver: %w", cmdline.DevRemoteError("-addr (MADANG_RT_ADDR)", cfg.Addr, devFeatures))
 	}
 	return nil
 }
@@ -296,7 +296,7 @@ func (n *Node) devLogin() bool { return n.cfg.Dev && n.redis == nil }
 // first client under RedisPrefix+"rt:".
 func (n *Node) openBackends(ctx context.Context) error {
 	cfg := n.cfg
-	opt, ok := cli.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
+	opt, ok := cmdline.RedisOptions(cfg.RedisAddr, cfg.RedisCluster)
 	if !ok {
 		n.sessions = session.NewMemoryStore(session.Config{Logger: n.log})
 		return nil
@@ -487,9 +487,9 @@ func (n *Node) ListenAndServe(ctx context.Context, out io.Writer) error {
 // In development mode without Config.DevAllowRemote it refuses (and closes)
 // a listener that is not on a loopback address, before serving anything.
 func (n *Node) Serve(ctx context.Context, ln net.Listener, out io.Writer) error {
-	if n.cfg.Dev && !n.cfg.DevAllowRemote && !cli.IsLoopbackAddr(ln.Addr()) {
+	if n.cfg.Dev && !n.cfg.DevAllowRemote && !cmdline.IsLoopbackAddr(ln.Addr()) {
 		ln.Close()
-		return fmt.Errorf("realtimeserver: %w", cli.DevRemoteError("the listener", ln.Addr().String(), devFeatures))
+		return fmt.Errorf("realtimeserver: %w", cmdline.DevRemoteError("the listener", ln.Addr().String(), devFeatures))
 	}
 	srv := &http.Server{Handler: n.mux, ReadHeaderTimeout: 10 * time.Second}
 	addr := ln.Addr().String()

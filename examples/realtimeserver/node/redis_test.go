@@ -15,10 +15,10 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/server"
-	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/session/sessiontest"
 )
 
 const testXORKey = "rt-node-test-key"
@@ -106,14 +106,14 @@ func sharedRedis(t *testing.T, mode string, gcfg *server.Config, ncfg *Config) {
 	t.Helper()
 	switch mode {
 	case "redis":
-		c := testredis.Client(t)
-		gcfg.RedisAddr = os.Getenv(testredis.EnvAddr)
-		gcfg.RedisPrefix = testredis.Prefix(t, c)
+		c := sessiontest.Redis(t)
+		gcfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
+		gcfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 		ncfg.RedisAddr = gcfg.RedisAddr
 	case "cluster":
-		c := testredis.Cluster(t)
-		gcfg.RedisCluster = os.Getenv(testredis.EnvCluster)
-		gcfg.RedisPrefix = testredis.Prefix(t, c)
+		c := sessiontest.RedisCluster(t)
+		gcfg.RedisCluster = os.Getenv(sessiontest.EnvRedisCluster)
+		gcfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 		ncfg.RedisCluster = gcfg.RedisCluster
 	}
 	ncfg.RedisPrefix = gcfg.RedisPrefix

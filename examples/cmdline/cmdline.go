@@ -1,10 +1,14 @@
-// Package cli holds what the example commands (examples/gameserver,
+// Package cmdline holds what the example commands (examples/gameserver,
 // examples/realtimeserver, examples/loadtest) share in reading their
 // command lines: -h/-help as a request for the usage rather than an error,
 // comma-separated lists in flags, the servers' rule for their -redis and
 // -redis-cluster flags, strict boolean switches (flags and environment
 // variables) and the loopback rule of development mode.
-package cli
+//
+// It is a package of the examples rather than an internal one so that an
+// example copied into another module (a studio's own server) still
+// compiles: it imports this package from the madang module.
+package cmdline
 
 import (
 	"errors"
