@@ -28,15 +28,18 @@
 //     rooms for raids and PvP with matchmaking, on one node or many (memory or
 //     Redis broker).
 //
-// SQL dialects have public names (shard.DialectMySQL, shard.DialectSQLite,
-// shard.DetectDialect) and the recommended SQLite DSN is shard.SQLiteDSN.
-// Each package's fakes and conformance suites are in a sibling xxxtest package
-// (sessiontest, shardtest, idempotencytest, anticheattest, realtimetest). The
-// reference servers under examples/ (gameserver, realtimeserver, loadtest,
-// faultrun) compose the packages.
+// Everything a studio configures has a public name: time by Now func()
+// time.Time fields (nil means time.Now), SQL dialects by name
+// (shard.DialectMySQL, shard.DialectSQLite, shard.DetectDialect), the
+// recommended SQLite DSN by shard.SQLiteDSN, the retry policy by
+// shard.RetryPolicy. Each package's fakes, test clocks and conformance suites
+// are in a sibling xxxtest package (sessiontest, shardtest, idempotencytest,
+// anticheattest, realtimetest).
 //
-// Shared plumbing lives in internal/ and is not part of the API: everything a
-// studio configures has a public name.
+// docs/GUIDE.md builds a server from these packages step by step, with
+// examples/quickstart as its code. The reference servers under examples/
+// (gameserver, realtimeserver, loadtest, faultrun) compose everything; each
+// example compiles when copied into another module.
 //
 // The layering rule: protocol imports nothing of madang; session, shard,
 // idempotency and anticheat import only protocol and internal packages;
