@@ -26,8 +26,8 @@ import (
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
-	"github.com/madang-io/madang/shard"
 	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard"
 	"github.com/madang-io/madang/shard/shardtest"
 )
 
