@@ -9,7 +9,6 @@ import (
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -56,7 +55,7 @@ func BenchmarkChatPublish(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				opts := &realtimetest.DialOptions{Mode: mode, Codec: codec}
+				opts := &realtime.DialOptions{Mode: mode, Codec: codec}
 				if mode == protocol.ModeAuthenticated {
 					if opts.Keys, err = sess.Keys(); err != nil {
 						b.Fatal(err)
@@ -64,7 +63,7 @@ func BenchmarkChatPublish(b *testing.B) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*wait)
 				defer cancel()
-				c, err := realtimetest.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), sess.Token, opts)
+				c, err := realtime.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), sess.Token, opts)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session/sessiontest"
 )
 
@@ -25,7 +24,7 @@ func TestChatPushIsThePayload(t *testing.T) {
 	ctx := ctxT(t)
 	a := dial(t, n, sessiontest.Login(t, store, 41), nil)
 	b := dial(t, n, sessiontest.Login(t, store, 42), nil)
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		if _, err := c.Subscribe(ctx, "world.3", nil); err != nil {
 			t.Fatal(err)
 		}

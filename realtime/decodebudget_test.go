@@ -13,7 +13,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session/sessiontest"
 )
 
@@ -74,7 +73,7 @@ func (h *holdHandler) Serve(_ context.Context, req *protocol.Request) (*protocol
 // reached "hold" or was answered (the most the hub holds), runs during,
 // releases the handlers and returns the answers' codes and how many
 // arrived.
-func wsAttack(t *testing.T, h *holdHandler, conns []*realtimetest.Client, frames [][]byte, during func()) (map[protocol.Code]int, int) {
+func wsAttack(t *testing.T, h *holdHandler, conns []*realtime.Client, frames [][]byte, during func()) (map[protocol.Code]int, int) {
 	t.Helper()
 	// Generous: without a bound, decoding 128 bodies of 4 MiB at once
 	// takes tens of seconds on a loaded machine.
@@ -146,7 +145,7 @@ func TestHubUnauthenticatedAmplificationBounded(t *testing.T) {
 	if len(frame) > 20<<10 {
 		t.Fatalf("attack frame is %d bytes", len(frame))
 	}
-	conns := make([]*realtimetest.Client, wsAttackConns)
+	conns := make([]*realtime.Client, wsAttackConns)
 	frames := make([][]byte, wsAttackConns)
 	for i := range conns {
 		conns[i] = dial(t, n, sessiontest.Login(t, store, int64(1000+i)), nil)
@@ -194,7 +193,7 @@ func TestHubAuthenticatedAmplificationWithinBudget(t *testing.T) {
 	}
 	body := wsAttackEnvelope("hold")
 	buf := make([]byte, 0, wsAttackBody+1024)
-	conns := make([]*realtimetest.Client, wsAttackConns)
+	conns := make([]*realtime.Client, wsAttackConns)
 	frames := make([][]byte, wsAttackConns)
 	for i := range conns {
 		sess := sessiontest.Login(t, store, int64(1000+i))
@@ -202,7 +201,7 @@ func TestHubAuthenticatedAmplificationWithinBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns[i] = dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: sess.Counter})
+		conns[i] = dial(t, n, sess, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: sess.Counter})
 		frame, err := codec.AppendEncode(buf, body, protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: sess.Counter + 1})
 		if err != nil {
 			t.Fatal(err)

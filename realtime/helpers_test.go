@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
-	"github.com/redis/go-redis/v9"
 )
 
 // Setups shared by the tests of several nodes: brokers, Redis instances
@@ -130,7 +130,7 @@ func roomNodes(t *testing.T, store session.Store, brokers []realtime.Broker, dir
 
 // joinMatched checks that each client got room.matched for room, a raid of
 // players 1 and 2, and joins it.
-func joinMatched(ctx context.Context, t *testing.T, room string, clients ...*realtimetest.Client) {
+func joinMatched(ctx context.Context, t *testing.T, room string, clients ...*realtime.Client) {
 	t.Helper()
 	for _, c := range clients {
 		raw, err := c.NextTopic(ctx, realtime.TopicRoomMatched)

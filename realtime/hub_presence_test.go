@@ -56,7 +56,7 @@ func TestPresenceTwoHubsRedis(t *testing.T) {
 	testPresenceTwoHubs(t, redisSessions(t, c, prefix), newRedisBrokers(t, c, prefix, 2), ps)
 }
 
-func presenceCount(t *testing.T, c *realtimetest.Client, ch string) (int, protocol.Code) {
+func presenceCount(t *testing.T, c *realtime.Client, ch string) (int, protocol.Code) {
 	t.Helper()
 	r, err := c.Call(ctxT(t), realtime.CmdPresence, map[string]string{"ch": ch})
 	if err != nil {
@@ -99,7 +99,7 @@ func testPresenceTwoHubs(t *testing.T, store session.Store, bs []realtime.Broker
 	c1 := dial(t, n[0], sessiontest.Login(t, store, 1), nil)
 	c2 := dial(t, n[0], sessiontest.Login(t, store, 2), nil)
 	c3 := dial(t, n[1], sessiontest.Login(t, store, 3), nil)
-	for i, c := range []*realtimetest.Client{c1, c2, c3} {
+	for i, c := range []*realtime.Client{c1, c2, c3} {
 		s, err := c.Subscribe(ctx, realtime.ChannelWorld, nil)
 		if err != nil {
 			t.Fatal(err)

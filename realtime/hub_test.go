@@ -14,7 +14,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 )
@@ -54,11 +53,11 @@ func login(t *testing.T, store session.Store, userKey int64, n session.CreatePar
 	return s
 }
 
-func dial(t *testing.T, n *node, sess *session.Session, opts *realtimetest.DialOptions) *realtimetest.Client {
+func dial(t *testing.T, n *node, sess *session.Session, opts *realtime.DialOptions) *realtime.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, err := realtimetest.Dial(ctx, n.url, sess.Token, opts)
+	c, err := realtime.Dial(ctx, n.url, sess.Token, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +71,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func next(t *testing.T, c *realtimetest.Client) *protocol.Push {
+func next(t *testing.T, c *realtime.Client) *protocol.Push {
 	t.Helper()
 	p, err := c.Next(ctxT(t))
 	if err != nil {
@@ -95,7 +94,7 @@ func chatOf(t *testing.T, p *protocol.Push) chat {
 	return c
 }
 
-func waitClosed(t *testing.T, c *realtimetest.Client) protocol.Code {
+func waitClosed(t *testing.T, c *realtime.Client) protocol.Code {
 	t.Helper()
 	select {
 	case <-c.Done():
@@ -124,7 +123,7 @@ func TestChatResumeWithoutGap(t *testing.T) {
 	if err != nil || pos.Offset != 1 {
 		t.Fatalf("publish: %+v %v", pos, err)
 	}
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		p := next(t, c)
 		if p.Topic != realtime.TopicChat || p.Channel != "world.0" || p.ID != 1 || p.Epoch != pos.Epoch || chatOf(t, p).From != 1 || string(chatOf(t, p).Data) != `"hello"` {
 			t.Fatalf("push: %+v %s", p, p.Payload)
@@ -216,7 +215,7 @@ func testTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker) {
 	b := dial(t, n2, sb, nil)
 
 	// Chat crosses hubs.
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		if _, err := c.Subscribe(ctx, "world.7", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +256,7 @@ func testTwoHubs(t *testing.T, store session.Store, b1, b2 realtime.Broker) {
 		t.Fatalf("kicked connection closed with %v", code)
 	}
 	// The kicked token cannot reconnect.
-	if _, err := realtimetest.Dial(ctx, n1.url, sb.Token, nil); err == nil || !strings.Contains(err.Error(), "403") {
+	if _, err := realtime.Dial(ctx, n1.url, sb.Token, nil); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("kicked token dialed: %v", err)
 	}
 	// Revocation closes with session_revoked.
@@ -277,7 +276,7 @@ func TestBroadcastFilter(t *testing.T) {
 	ctx := ctxT(t)
 	kr := dial(t, n, login(t, store, 1, session.CreateParams{Country: "KR", ClientVersion: "1.4.2"}), nil)
 	jp := dial(t, n, login(t, store, 2, session.CreateParams{Country: "JP", ClientVersion: "1.5.0"}), nil)
-	for _, c := range []*realtimetest.Client{kr, jp} {
+	for _, c := range []*realtime.Client{kr, jp} {
 		if _, err := c.Subscribe(ctx, realtime.ChannelSystem, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -315,9 +314,9 @@ func TestSlowConsumer(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
 	n := startHub(t, store, realtime.Config{SendQueueLen: 8, MaxBatchBytes: 1, WriteTimeout: time.Minute})
 	ctx := ctxT(t)
-	slow := dial(t, n, sessiontest.Login(t, store, 1), &realtimetest.DialOptions{PushBuffer: 1, ReadLimit: 1 << 20})
+	slow := dial(t, n, sessiontest.Login(t, store, 1), &realtime.DialOptions{PushBuffer: 1, ReadLimit: 1 << 20})
 	fast := dial(t, n, sessiontest.Login(t, store, 2), nil)
-	for _, c := range []*realtimetest.Client{slow, fast} {
+	for _, c := range []*realtime.Client{slow, fast} {
 		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -433,14 +432,14 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("good client push: %+v", p)
 	}
 	// XOR mode on a hub without an XOR key is refused at the handshake.
-	if _, err := realtimetest.Dial(ctx, n.url, sessiontest.Login(t, store, 5).Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte("k")}}); err == nil || !strings.Contains(err.Error(), "400") {
+	if _, err := realtime.Dial(ctx, n.url, sessiontest.Login(t, store, 5).Token, &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte("k")}}); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("xor without a key: %v", err)
 	}
 	// Bad tokens never upgrade.
-	if _, err := realtimetest.Dial(ctx, n.url, "1.nope", nil); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := realtime.Dial(ctx, n.url, "1.nope", nil); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("bad token: %v", err)
 	}
-	if _, err := realtimetest.Dial(ctx, n.url, "", nil); err == nil {
+	if _, err := realtime.Dial(ctx, n.url, "", nil); err == nil {
 		t.Fatal("no token accepted")
 	}
 }
@@ -519,7 +518,7 @@ func TestHandlerAndModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := dial(t, n, sess, &realtimetest.DialOptions{Mode: mode, Keys: keys, Counter: sess.Counter, Codec: protocol.Config{XORKey: xorKey}, BearerHeader: mode == protocol.ModeXOR})
+		c := dial(t, n, sess, &realtime.DialOptions{Mode: mode, Keys: keys, Counter: sess.Counter, Codec: protocol.Config{XORKey: xorKey}, BearerHeader: mode == protocol.ModeXOR})
 		r, err := c.Call(ctx, "game.whoami", nil)
 		if err != nil || r.Code != protocol.CodeOK || string(r.Payload) != `{"user":7,"country":"KR"}` {
 			t.Fatalf("%v: whoami %+v %v", mode, r, err)
@@ -564,7 +563,7 @@ func TestShutdownGoingAway(t *testing.T) {
 	if code := waitClosed(t, c); code != protocol.CodeGoingAway {
 		t.Fatalf("closed with %v", code)
 	}
-	if _, err := realtimetest.Dial(ctxT(t), n.url, "1.x", nil); err == nil || !strings.Contains(err.Error(), "503") {
+	if _, err := realtime.Dial(ctxT(t), n.url, "1.x", nil); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("dial after shutdown: %v", err)
 	}
 }
@@ -643,7 +642,7 @@ func TestAuthenticatedReplay(t *testing.T) {
 	ctx := ctxT(t)
 	sess := sessiontest.Login(t, store, 9)
 	keys, _ := sess.Keys()
-	c := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	c := dial(t, n, sess, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
 	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil { // counter 1
 		t.Fatal(err)
 	}
@@ -742,7 +741,7 @@ func TestKeepaliveDropsUnresponsive(t *testing.T) {
 	ctx := ctxT(t)
 	c := dial(t, n, sessiontest.Login(t, store, 1), nil)
 	// The client's reader blocks on its full push buffer: pings go unanswered.
-	stuck := dial(t, n, sessiontest.Login(t, store, 2), &realtimetest.DialOptions{PushBuffer: 1})
+	stuck := dial(t, n, sessiontest.Login(t, store, 2), &realtime.DialOptions{PushBuffer: 1})
 	if err := n.hub.PushUser(ctx, 2, "a", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -126,7 +125,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	before := mem()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	clients := make([]*realtimetest.Client, 0, conns)
+	clients := make([]*realtime.Client, 0, conns)
 	defer func() {
 		for _, c := range clients {
 			c.Close()
@@ -134,7 +133,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}()
 	for i := range conns {
 		token := string(get(fmt.Sprintf("/login?user=%d", i+1)))
-		c, err := realtimetest.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", token, &realtimetest.DialOptions{PushBuffer: 1})
+		c, err := realtime.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", token, &realtime.DialOptions{PushBuffer: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

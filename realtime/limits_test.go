@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
-	"github.com/redis/go-redis/v9"
 )
 
 // waitConns polls (bounded) until the hub holds want connections.
@@ -29,7 +29,7 @@ func waitConns(t *testing.T, n *node, want int64) {
 
 // spendChat sends whispers from c until the first refusal, which must come
 // after exactly burst messages and carry a retry hint.
-func spendChat(t *testing.T, c *realtimetest.Client, burst int) {
+func spendChat(t *testing.T, c *realtime.Client, burst int) {
 	t.Helper()
 	ctx := ctxT(t)
 	for i := range burst {
@@ -40,7 +40,7 @@ func spendChat(t *testing.T, c *realtimetest.Client, burst int) {
 	wantChatLimited(t, c)
 }
 
-func wantChatLimited(t *testing.T, c *realtimetest.Client) {
+func wantChatLimited(t *testing.T, c *realtime.Client) {
 	t.Helper()
 	r, err := c.Call(ctxT(t), realtime.CmdWhisper, map[string]any{"to": 2, "data": "one more"})
 	if err != nil || r.Code != protocol.CodeRateLimited || r.RetryAfterMs <= 0 {
@@ -129,8 +129,8 @@ func TestChatLimiterDown(t *testing.T) {
 
 func wantTooManyConns(t *testing.T, n *node, sess *session.Session) {
 	t.Helper()
-	_, err := realtimetest.Dial(ctxT(t), n.url, sess.Token, nil)
-	var he *realtimetest.HandshakeError
+	_, err := realtime.Dial(ctxT(t), n.url, sess.Token, nil)
+	var he *realtime.HandshakeError
 	if !errors.As(err, &he) || he.Status != 429 || he.Code != protocol.CodeRateLimited {
 		t.Fatalf("connection over the cap: %v, want HTTP 429 rate_limited", err)
 	}
@@ -143,7 +143,7 @@ func TestMaxUserConns(t *testing.T) {
 	store := sessiontest.NewStore(t, nil)
 	n := startHub(t, store, realtime.Config{MaxUserConns: 3})
 	sess := sessiontest.Login(t, store, 1)
-	var cs []*realtimetest.Client
+	var cs []*realtime.Client
 	for range 3 {
 		cs = append(cs, dial(t, n, sess, nil))
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -189,7 +188,7 @@ func runLoopback(b *testing.B, env []string, conns, msgs int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	clients := make([]*realtimetest.Client, conns)
+	clients := make([]*realtime.Client, conns)
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
@@ -199,7 +198,7 @@ func runLoopback(b *testing.B, env []string, conns, msgs int) {
 	}()
 	for i := range clients {
 		token := get(fmt.Sprintf("/login?user=%d", i+1))
-		c, err := realtimetest.Dial(ctx, "ws://"+addrs[i%len(addrs)]+"/ws", token, &realtimetest.DialOptions{PushBuffer: 256})
+		c, err := realtime.Dial(ctx, "ws://"+addrs[i%len(addrs)]+"/ws", token, &realtime.DialOptions{PushBuffer: 256})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -228,7 +227,7 @@ func runLoopback(b *testing.B, env []string, conns, msgs int) {
 // delivery's latency, sorted, and each message's first delivery latency
 // (the earliest client to get it: the trip without the fan-out's queue),
 // sorted.
-func loopPhase(b *testing.B, ctx context.Context, clients []*realtimetest.Client, get func(string) string, msgs, window, first int) (float64, []time.Duration, []time.Duration) {
+func loopPhase(b *testing.B, ctx context.Context, clients []*realtime.Client, get func(string) string, msgs, window, first int) (float64, []time.Duration, []time.Duration) {
 	conns := len(clients)
 	got := make([]atomic.Int32, msgs)
 	firsts := make([]atomic.Int64, msgs)

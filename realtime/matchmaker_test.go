@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
 	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session/sessiontest"
-	"github.com/redis/go-redis/v9"
 )
 
 func TestFIFOMatchmakerConformance(t *testing.T) {
@@ -220,7 +221,7 @@ func testRoomMatchAcrossNodes(t *testing.T, c redis.UniversalClient, prefix stri
 	if err := a.RoomInput(ctx, room, map[string]int{"damage": 3}); err != nil {
 		t.Fatal(err)
 	}
-	for _, cl := range []*realtimetest.Client{a, b} {
+	for _, cl := range []*realtime.Client{a, b} {
 		snapUntil(t, cl, func(s raidState) bool {
 			return len(s.Players) == 2 && slices.ContainsFunc(s.Players, func(p realtime.RaidHit) bool { return p.User == 1 && p.Damage == 3 })
 		})

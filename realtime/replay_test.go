@@ -11,7 +11,6 @@ import (
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 )
@@ -42,11 +41,11 @@ func testHubCommandReplay(t *testing.T, store session.Store) {
 		t.Fatal(err)
 	}
 	fc := protocol.NewFrameCounter(sess.Counter) // the session's one sequence
-	auth := &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
+	auth := &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
 	a := dial(t, n, sess, auth)
 	b := dial(t, n, sess, auth) // open before the frames are sent
 	r := dial(t, n, sessiontest.Login(t, store, 22), nil)
-	for _, c := range []*realtimetest.Client{r, b} {
+	for _, c := range []*realtime.Client{r, b} {
 		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +65,7 @@ func testHubCommandReplay(t *testing.T, store session.Store) {
 	}
 	// reply sends a raw frame and returns the reply, which has no pending
 	// call: it comes through Unmatched.
-	reply := func(c *realtimetest.Client, frame []byte) *protocol.Response {
+	reply := func(c *realtime.Client, frame []byte) *protocol.Response {
 		t.Helper()
 		if err := c.SendRaw(ctx, frame); err != nil {
 			t.Fatal(err)
@@ -83,7 +82,7 @@ func testHubCommandReplay(t *testing.T, store session.Store) {
 		}
 	}
 	rids := []string{"sub", "pub", "wsp"}
-	replay := func(who string, c *realtimetest.Client, frames [][]byte, from int) {
+	replay := func(who string, c *realtime.Client, frames [][]byte, from int) {
 		t.Helper()
 		for i, f := range frames {
 			resp := reply(c, f)
@@ -94,7 +93,7 @@ func testHubCommandReplay(t *testing.T, store session.Store) {
 	}
 	replay("a connection open before (b)", b, captured[1:], 1) // b is subscribed already
 	replay("a new connection", dial(t, n, sess, auth), captured, 0)
-	replay("a second new connection", dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys}), captured, 0)
+	replay("a second new connection", dial(t, n, sess, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys}), captured, 0)
 
 	// r got "once" and "psst" once: the next pushes are the markers.
 	if _, err := a.Publish(ctx, "world.0", "marker"); err != nil {
@@ -187,7 +186,7 @@ func TestHubCommandWhileSessionStoreDown(t *testing.T) {
 	ctx := ctxT(t)
 	sess := sessiontest.Login(t, store, 51)
 	keys, _ := sess.Keys()
-	c := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	c := dial(t, n, sess, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
 	if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +215,7 @@ func TestRoomCommandReplayedOnANewConnection(t *testing.T) {
 	sess := sessiontest.Login(t, store, 61)
 	keys, _ := sess.Keys()
 	fc := protocol.NewFrameCounter(sess.Counter)
-	auth := &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
+	auth := &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counters: fc}
 	a := dial(t, n, sess, auth)
 	codec, _ := protocol.NewCodec(protocol.Config{Role: protocol.RoleClient})
 	create, err := codec.Encode([]byte(`{"cmd":"room.create","seq":300,"payload":{"kind":"raid"}}`), protocol.EncodeOptions{Mode: protocol.ModeAuthenticated, Keys: keys, Counter: fc.Next()})
@@ -229,7 +228,7 @@ func TestRoomCommandReplayedOnANewConnection(t *testing.T) {
 	if r, err := a.Unmatched(ctx); err != nil || r.Code != protocol.CodeOK || r.Seq != 300 {
 		t.Fatalf("room.create: %+v %v", r, err)
 	}
-	b := dial(t, n, sess, &realtimetest.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
+	b := dial(t, n, sess, &realtime.DialOptions{Mode: protocol.ModeAuthenticated, Keys: keys})
 	if err := b.SendRaw(ctx, create); err != nil {
 		t.Fatal(err)
 	}

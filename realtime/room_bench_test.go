@@ -9,7 +9,6 @@ import (
 
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 )
@@ -91,10 +90,10 @@ func startHubTB(tb testing.TB, store session.Store, cfg realtime.Config) *node {
 	return &node{hub: h, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
 }
 
-func dialTB(tb testing.TB, n *node, sess *session.Session) *realtimetest.Client {
+func dialTB(tb testing.TB, n *node, sess *session.Session) *realtime.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := realtimetest.Dial(ctx, n.url, sess.Token, nil)
+	c, err := realtime.Dial(ctx, n.url, sess.Token, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/madang-io/madang/internal/testredis"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/session/sessiontest"
 )
@@ -57,13 +56,13 @@ type raidState struct {
 }
 
 // nextSnap waits for the next room.snapshot push.
-func nextSnap(t *testing.T, c *realtimetest.Client) (realtimetest.RoomSnapshot, raidState) {
+func nextSnap(t *testing.T, c *realtime.Client) (realtime.RoomSnapshot, raidState) {
 	t.Helper()
 	raw, err := c.NextTopic(ctxT(t), realtime.TopicRoomSnapshot)
 	if err != nil {
 		t.Fatalf("room snapshot: %v", err)
 	}
-	var s realtimetest.RoomSnapshot
+	var s realtime.RoomSnapshot
 	var st raidState
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
@@ -75,7 +74,7 @@ func nextSnap(t *testing.T, c *realtimetest.Client) (realtimetest.RoomSnapshot, 
 }
 
 // snapUntil reads snapshots until ok(state) holds (up to wait).
-func snapUntil(t *testing.T, c *realtimetest.Client, ok func(raidState) bool) raidState {
+func snapUntil(t *testing.T, c *realtime.Client, ok func(raidState) bool) raidState {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
@@ -465,7 +464,7 @@ type remoteMember struct {
 	store session.Store
 	nodes []*node
 	rooms []*realtime.Rooms
-	a, b  *realtimetest.Client
+	a, b  *realtime.Client
 	room  string
 }
 
@@ -559,7 +558,7 @@ func TestRoomOwnerCacheReResolves(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // the last owner releases its lease after room.end
 		}
 	}
-	end := func(c *realtimetest.Client) {
+	end := func(c *realtime.Client) {
 		t.Helper()
 		if _, err := c.RoomJoin(ctx, id); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/shard/shardtest"
 )
 
@@ -172,9 +171,9 @@ func login(t *testing.T, ctx context.Context, url, device string) *player {
 // dial opens the player's websocket, sealed with the session's keys and
 // taking its frame counters from the HTTP client's.
 // API CHANGE: realtime gets a public Go websocket client (realtime.Dial).
-func (p *player) dial(t *testing.T, ctx context.Context, url string) *realtimetest.Client {
+func (p *player) dial(t *testing.T, ctx context.Context, url string) *realtime.Client {
 	t.Helper()
-	ws, err := realtimetest.Dial(ctx, url+"/ws", p.Token(), &realtimetest.DialOptions{
+	ws, err := realtime.Dial(ctx, url+"/ws", p.Token(), &realtime.DialOptions{
 		Mode: protocol.ModeAuthenticated, Keys: p.keys, Counters: p.Counter(),
 	})
 	if err != nil {

@@ -2,8 +2,7 @@
 // Broker, Presence, Directory or Matchmaker implementation can run, a fake
 // broker that records publications and injects failures, and Clock, a
 // clock the test moves for the Now settings of realtime's configs. The Go
-// websocket client is realtime.Dial; Dial, Client and the other client
-// names here are aliases of it, kept for existing tests.
+// websocket client tests connect with is realtime.Dial.
 package realtimetest
 
 import (

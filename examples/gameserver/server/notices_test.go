@@ -13,7 +13,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
 // POST /v1/notices on the ops API reaches the players subscribed to the
@@ -25,15 +24,15 @@ func TestOpsNotices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + WSPath
-	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
 
 	ckr, _ := newClient(t, base)
 	kr := loginFrom(t, ckr, "notice-kr", "KR")
 	cjp, _ := newClient(t, base)
 	jp := loginFrom(t, cjp, "notice-jp", "JP")
-	var clients []*realtimetest.Client
+	var clients []*realtime.Client
 	for _, tok := range []string{kr.Token, jp.Token} {
-		c, err := realtimetest.Dial(ctx, wsURL, tok, opts)
+		c, err := realtime.Dial(ctx, wsURL, tok, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +54,7 @@ func TestOpsNotices(t *testing.T) {
 	}
 	a.ok("POST", NoticesPath, map[string]any{"topic": "notice", "message": "hello everyone"})
 
-	want := func(c *realtimetest.Client, topic, msg string) {
+	want := func(c *realtime.Client, topic, msg string) {
 		t.Helper()
 		p, err := c.Next(ctx)
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
-	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/realtime"
 )
 
 // floodClient is an XOR client that does not retry (a flood sees every
@@ -59,8 +59,8 @@ func TestCommandRateLimit(t *testing.T) {
 	// The websocket's game commands share the user's limit.
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	ws, err := realtimetest.Dial(wctx, "ws"+strings.TrimPrefix(base, "http")+WSPath, ra.Token,
-		&realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
+	ws, err := realtime.Dial(wctx, "ws"+strings.TrimPrefix(base, "http")+WSPath, ra.Token,
+		&realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,16 +96,16 @@ func TestMaxWebsocketsPerUser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(base, "http") + WSPath
-	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
 	for range 2 {
-		c, err := realtimetest.Dial(ctx, url, res.Token, opts)
+		c, err := realtime.Dial(ctx, url, res.Token, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 	}
-	_, err := realtimetest.Dial(ctx, url, res.Token, opts)
-	if he, ok := err.(*realtimetest.HandshakeError); !ok || he.Status != http.StatusTooManyRequests || he.Code != protocol.CodeRateLimited {
+	_, err := realtime.Dial(ctx, url, res.Token, opts)
+	if he, ok := err.(*realtime.HandshakeError); !ok || he.Status != http.StatusTooManyRequests || he.Code != protocol.CodeRateLimited {
 		t.Fatalf("third websocket: %v, want 429 rate_limited", err)
 	}
 	if n := srv.hub.Stats().ConnsRefused; n != 1 {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
-	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/realtime"
 )
 
 // frameRecorder keeps the last request frame it carried.
@@ -122,8 +122,8 @@ func TestLogout(t *testing.T) {
 	defer cancel()
 	c, _ := newClient(t, base)
 	res := login(t, c, "logout-1")
-	ws, err := realtimetest.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+WSPath, res.Token,
-		&realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
+	ws, err := realtime.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+WSPath, res.Token,
+		&realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}

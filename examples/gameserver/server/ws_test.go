@@ -11,7 +11,6 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
 // The game server mounts the realtime hub on /ws in the same process: a
@@ -24,24 +23,24 @@ func TestRealtimeHubOnWS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + WSPath
-	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
 
 	ca, _ := newClient(t, base)
 	a := login(t, ca, "ws-a")
 	cb, _ := newClient(t, base)
 	b := login(t, cb, "ws-b")
-	wa, err := realtimetest.Dial(ctx, wsURL, a.Token, opts)
+	wa, err := realtime.Dial(ctx, wsURL, a.Token, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wa.Close()
-	wb, err := realtimetest.Dial(ctx, wsURL, b.Token, opts)
+	wb, err := realtime.Dial(ctx, wsURL, b.Token, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer wb.Close()
 
-	for _, c := range []*realtimetest.Client{wa, wb} {
+	for _, c := range []*realtime.Client{wa, wb} {
 		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
 			t.Fatal(err)
 		}

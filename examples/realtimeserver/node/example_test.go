@@ -11,7 +11,6 @@ import (
 
 	"github.com/madang-io/madang/examples/realtimeserver/node"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 )
 
 // A memory node in process: a dev login, a websocket client subscribed to
@@ -41,7 +40,7 @@ func Example() {
 	_ = json.NewDecoder(resp.Body).Decode(&login)
 	resp.Body.Close()
 
-	c, err := realtimetest.Dial(ctx, base+"/ws", login.Token, nil)
+	c, err := realtime.Dial(ctx, base+"/ws", login.Token, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -13,7 +13,6 @@ import (
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session"
 )
 
@@ -78,7 +77,7 @@ func devLogin(t *testing.T, base string, user int64, query string) string {
 }
 
 // nextOn returns the next push on channel with topic, skipping others.
-func nextOn(ctx context.Context, t *testing.T, c *realtimetest.Client, channel, topic string) *protocol.Push {
+func nextOn(ctx context.Context, t *testing.T, c *realtime.Client, channel, topic string) *protocol.Push {
 	t.Helper()
 	for {
 		p, err := c.Next(ctx)
@@ -114,23 +113,23 @@ func TestMemoryNode(t *testing.T) {
 	}
 	tokA := devLogin(t, base, 1001, "&country=KR&platform=android&client_version=1.2.0")
 	tokB := devLogin(t, base, 1002, "&country=JP&platform=ios&client_version=1.2.0")
-	xor := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(DefaultXORKey)}}
-	a, err := realtimetest.Dial(ctx, wsURL, tokA, xor)
+	xor := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(DefaultXORKey)}}
+	a, err := realtime.Dial(ctx, wsURL, tokA, xor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := realtimetest.Dial(ctx, wsURL, tokB, nil) // plain: dev mode
+	b, err := realtime.Dial(ctx, wsURL, tokB, nil) // plain: dev mode
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := realtimetest.Dial(ctx, wsURL, "1003.nope", nil); err == nil {
+	if _, err := realtime.Dial(ctx, wsURL, "1003.nope", nil); err == nil {
 		t.Fatal("a bad token was accepted")
 	}
 
 	var world string
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		s, err := c.Subscribe(ctx, realtime.ChannelWorld, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -254,10 +253,10 @@ func TestProductionNodeRefusesPlainAndDevLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	wsURL := "ws" + base[len("http"):] + "/ws"
-	if _, err := realtimetest.Dial(ctx, wsURL, s.Token, nil); err == nil {
+	if _, err := realtime.Dial(ctx, wsURL, s.Token, nil); err == nil {
 		t.Fatal("plain frames accepted outside dev mode")
 	}
-	c, err := realtimetest.Dial(ctx, wsURL, s.Token, &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
+	c, err := realtime.Dial(ctx, wsURL, s.Token, &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/protocol"
-	"github.com/madang-io/madang/realtime/realtimetest"
+	"github.com/madang-io/madang/realtime"
 )
 
 // The raid demo: one player creates a raid, another joins it, both hit the
@@ -23,12 +23,12 @@ func TestRaidRoomDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	wsURL := "ws" + base[len("http"):] + "/ws"
-	a, err := realtimetest.Dial(ctx, wsURL, devLogin(t, base, 2001, ""), nil)
+	a, err := realtime.Dial(ctx, wsURL, devLogin(t, base, 2001, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := realtimetest.Dial(ctx, wsURL, devLogin(t, base, 2002, ""), nil)
+	b, err := realtime.Dial(ctx, wsURL, devLogin(t, base, 2002, ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/realtime"
-	"github.com/madang-io/madang/realtime/realtimetest"
 	"github.com/madang-io/madang/session/sessiontest"
 )
 
@@ -160,22 +159,22 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+	opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
 
 	pa := gameLogin(t, base, "rt-a")
 	pb := gameLogin(t, base, "rt-b")
-	a, err := realtimetest.Dial(ctx, urls[0], pa.Token, opts) // node 1
+	a, err := realtime.Dial(ctx, urls[0], pa.Token, opts) // node 1
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := realtimetest.Dial(ctx, urls[1], pb.Token, opts) // node 2
+	b, err := realtime.Dial(ctx, urls[1], pb.Token, opts) // node 2
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	var systemEpoch string
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		for _, ch := range []string{"world.0", realtime.ChannelSystem} {
 			s, err := c.Subscribe(ctx, ch, nil)
 			if err != nil {
@@ -246,7 +245,7 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	if err != nil || matched == "" {
 		t.Fatalf("match on node 2 = %q, %v; want the raid", matched, err)
 	}
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		payload, err := c.NextTopic(ctx, realtime.TopicRoomMatched)
 		if err != nil {
 			t.Fatal(err)
@@ -262,7 +261,7 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 			t.Fatalf("join the matched raid: %v", err)
 		}
 	}
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		for {
 			payload, err := c.NextTopic(ctx, realtime.TopicRoomSnapshot)
 			if err != nil {
@@ -282,7 +281,7 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 			}
 		}
 	}
-	for _, c := range []*realtimetest.Client{a, b} {
+	for _, c := range []*realtime.Client{a, b} {
 		if err := c.RoomLeave(ctx, matched); err != nil {
 			t.Fatal(err)
 		}
@@ -291,7 +290,7 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 	// A notice from the game server's ops API reaches both nodes' clients.
 	postNotice(t, admin, adminToken, map[string]any{"topic": "maintenance", "message": "restart at 04:00", "filter": map[string]string{"platform": "android"}})
 	var lastSeen uint64 // a's last system push
-	for _, c := range []*realtimetest.Client{b, a} {
+	for _, c := range []*realtime.Client{b, a} {
 		p = nextOn(ctx, t, c, realtime.ChannelSystem, "maintenance")
 		lastSeen = p.ID
 		if p.Epoch != "" { // the channel's first publication starts its epoch
@@ -334,7 +333,7 @@ func testRedisNodes(t *testing.T, gcfg server.Config, ncfg Config) {
 		t.Fatalf("node 1 closed with %v", code)
 	}
 	postNotice(t, admin, adminToken, map[string]any{"topic": "notice", "message": "while you were away"})
-	a2, err := realtimetest.Dial(ctx, urls[1], pa.Token, opts)
+	a2, err := realtime.Dial(ctx, urls[1], pa.Token, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,9 +366,9 @@ func TestChatLimitSharedWithGameServer(t *testing.T) {
 			nb, _ := startNode(t, n)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			opts := &realtimetest.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
+			opts := &realtime.DialOptions{Mode: protocol.ModeXOR, Codec: protocol.Config{XORKey: []byte(testXORKey)}}
 			p := gameLogin(t, base, "chatty")
-			g, err := realtimetest.Dial(ctx, "ws"+base[len("http"):]+server.WSPath, p.Token, opts)
+			g, err := realtime.Dial(ctx, "ws"+base[len("http"):]+server.WSPath, p.Token, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,7 +378,7 @@ func TestChatLimitSharedWithGameServer(t *testing.T) {
 					t.Fatalf("whisper %d on the game server: %v", i+1, err)
 				}
 			}
-			c, err := realtimetest.Dial(ctx, "ws"+nb[len("http"):]+"/ws", p.Token, opts)
+			c, err := realtime.Dial(ctx, "ws"+nb[len("http"):]+"/ws", p.Token, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
