@@ -87,7 +87,7 @@ func mariaDBDirectory(b *testing.B, be shardtest.Backend) *shard.SQLDirectory {
 // over 4 open databases in one MariaDB common database.
 func BenchmarkAllocateMariaDB(b *testing.B) {
 	ctx := context.Background()
-	dir := mariaDBDirectory(b, shardtest.MariaDB())
+	dir := mariaDBDirectory(b, shardtest.MySQL())
 	b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -119,7 +119,7 @@ func BenchmarkAllocateMariaDB(b *testing.B) {
 // INSERT, one UPDATE per 32 keys). Both run in the same process, one after
 // the other; regs/s is the throughput.
 func BenchmarkRegisterMariaDB(b *testing.B) {
-	be := shardtest.MariaDB()
+	be := shardtest.MySQL()
 	for _, conc := range []int{1, 16, 64} {
 		for _, block := range []int{1, 32} {
 			name := fmt.Sprintf("c%d/one", conc)

@@ -36,16 +36,16 @@ func MySQLWithDefaults(t testing.TB, options string) (dsn string) {
 	return testdb.MySQLWithDefaults(t, options)
 }
 
-// MySQLMaxOpenConns bounds the pools NewDB opens on MariaDB. Test packages
+// MySQLMaxOpenConns bounds the pools NewDB opens on MySQL. Test packages
 // run in parallel against one server (151 connections by default); a test
 // with a hundred goroutines on an unbounded pool would take most of them
 // and make other packages' tests fail with "Too many connections".
 const MySQLMaxOpenConns = testdb.MySQLMaxOpenConns
 
 // NewDB creates a fresh, empty database of the backend (NewDSN), opens it,
-// closed when the test ends, and checks that it answers. Pools on MariaDB
-// are bounded by MySQLMaxOpenConns. It skips the test when the backend is
-// not configured (MariaDB without MADANG_MYSQL_DSN; in CI it fails).
+// closed when the test ends, and checks that it answers. Pools on MySQL are
+// bounded by MySQLMaxOpenConns. It skips the test when the backend is not
+// configured (MySQL without MADANG_MYSQL_DSN; in CI it fails).
 func (b Backend) NewDB(t testing.TB) *sql.DB {
 	t.Helper()
 	db := b.Open(t, b.NewDSN(t))
