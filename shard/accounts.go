@@ -72,7 +72,10 @@ const KeyBlockMaxAge = time.Minute
 type AccountsConfig struct {
 	// Retries is how many times Register runs again after a lost race for
 	// the same identity, a deadlock or a busy database (with
-	// RetryPolicy's backoff); 0 means DefaultTxRetries (3).
+	// RetryPolicy's backoff). Default DefaultTxRetries (3), also for a
+	// negative value: unlike Config.TxRetries there is no "no retry", as
+	// a registration that lost a race must run again to find the winner's
+	// key.
 	Retries int
 	// KeyBlock is how many user keys Register reserves from the directory
 	// at a time (Hi/Lo allocation). 0 or 1, the default: one key per
