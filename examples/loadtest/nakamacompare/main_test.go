@@ -25,17 +25,17 @@ func TestParseArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.bins) != 1 || o.bins[0] != (binary{"A", "/bin/a"}) || o.rounds != 3 || o.duration != 15*time.Second ||
+	if len(o.bins) != 1 || o.bins[0] != (binary{"A", "/bin/a", ""}) || o.rounds != 3 || o.duration != 15*time.Second ||
 		!slices.Equal(o.clients, []int{16, 64}) || !slices.Equal(o.scenarios, []string{"login-new", "write"}) ||
 		!slices.Equal(o.modes, []string{modeRedisMySQL, modeEmbedded}) {
 		t.Fatalf("defaults: %+v", o)
 	}
-	o, err = parseArgs([]string{"-a", "x", "-b", "y", "-modes", "embedded", "-clients", " 4, 8 ", "-rounds", "5",
+	o, err = parseArgs([]string{"-a", "x", "-b", "y", "-b-label", "HEAD", "-modes", "embedded", "-clients", " 4, 8 ", "-rounds", "5",
 		"-duration", "2s", "-server-args", "-max-logins=64  -cmd-burst 80"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.bins) != 2 || o.bins[1] != (binary{"B", "y"}) || !slices.Equal(o.clients, []int{4, 8}) || o.rounds != 5 ||
+	if len(o.bins) != 2 || o.bins[1] != (binary{"B", "y", "HEAD"}) || !slices.Equal(o.clients, []int{4, 8}) || o.rounds != 5 ||
 		!slices.Equal(o.serverArgs, []string{"-max-logins=64", "-cmd-burst", "80"}) || !slices.Equal(o.modes, []string{modeEmbedded}) {
 		t.Fatalf("%+v", o)
 	}
@@ -77,7 +77,7 @@ func TestRunHelp(t *testing.T) {
 
 // The schedule interleaves A and B round by round.
 func TestSchedule(t *testing.T) {
-	a, b := binary{"A", "a"}, binary{"B", "b"}
+	a, b := binary{"A", "a", ""}, binary{"B", "b", ""}
 	var got []string
 	for _, s := range schedule(3, []binary{a, b}) {
 		got = append(got, s.Bin.Name+string(rune('0'+s.Round)))
@@ -149,7 +149,7 @@ func TestStat(t *testing.T) {
 
 // The table gives medians, B/A and the ratios to Nakama's figures.
 func TestWriteTables(t *testing.T) {
-	o := options{bins: []binary{{"A", "old"}, {"B", "new"}}, modes: []string{modeRedisMySQL, modeEmbedded},
+	o := options{bins: []binary{{"A", "old", ""}, {"B", "/tmp/x/B", "new (abc)"}}, modes: []string{modeRedisMySQL, modeEmbedded},
 		scenarios: []string{"write"}, clients: []int{64}, rounds: 3, duration: 15 * time.Second}
 	var rs []result
 	for i, rate := range []float64{800, 900, 850} {
@@ -168,6 +168,9 @@ func TestWriteTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
+	if !strings.Contains(text, "   A = old\n   B = new (abc)\n") {
+		t.Errorf("binaries not named:\n%s", text)
+	}
 	lines := map[string]string{}
 	mode := ""
 	for line := range strings.Lines(text) {

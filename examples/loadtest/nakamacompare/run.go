@@ -28,8 +28,9 @@ const (
 
 // binary is one game server executable under comparison.
 type binary struct {
-	Name string // "A" or "B"
-	Path string
+	Name  string // "A" or "B"
+	Path  string
+	Label string // what it was built from; "" : Path
 }
 
 // options are the command line.
@@ -60,9 +61,11 @@ func parseArgs(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("nakamacompare", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var a, b, modes, scenarios, clients, serverArgs string
+	var a, b, aLabel, bLabel, modes, scenarios, clients, serverArgs string
 	fs.StringVar(&a, "a", "", "game server binary A (before); required")
 	fs.StringVar(&b, "b", "", "game server binary B (after); none: A alone")
+	fs.StringVar(&aLabel, "a-label", "", "what A was built from, for the table (default: its path)")
+	fs.StringVar(&bLabel, "b-label", "", "what B was built from, for the table (default: its path)")
 	fs.StringVar(&modes, "modes", modeRedisMySQL+","+modeEmbedded, "server modes, comma-separated: "+modeRedisMySQL+" (private Redis + MariaDB), "+modeEmbedded+" (SQLite, memory sessions)")
 	fs.StringVar(&scenarios, "scenarios", "login-new,write", "load scenarios, comma-separated: login-new, write")
 	fs.StringVar(&clients, "clients", "16,64", "client counts, comma-separated")
@@ -84,9 +87,9 @@ func parseArgs(args []string) (options, error) {
 	if a == "" {
 		return o, errors.New("-a (game server binary) is required")
 	}
-	o.bins = []binary{{"A", a}}
+	o.bins = []binary{{"A", a, aLabel}}
 	if b != "" {
-		o.bins = append(o.bins, binary{"B", b})
+		o.bins = append(o.bins, binary{"B", b, bLabel})
 	}
 	o.serverArgs = strings.Fields(serverArgs)
 	o.modes = cmdline.SplitList(modes)

@@ -123,7 +123,11 @@ func writeTables(w io.Writer, o options, results []result) error {
 	for _, mode := range o.modes {
 		fmt.Fprintf(&b, "\n== %s, %d round(s) of %v: median [min–max] over the rounds; CPU per call counts all calls (write: its logins too)\n", mode, o.rounds, o.duration)
 		for _, bin := range o.bins {
-			fmt.Fprintf(&b, "   %s = %s\n", bin.Name, bin.Path)
+			label := bin.Label
+			if label == "" {
+				label = bin.Path
+			}
+			fmt.Fprintf(&b, "   %s = %s\n", bin.Name, label)
 		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		if two {
