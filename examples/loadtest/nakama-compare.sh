@@ -35,7 +35,7 @@ build() {
 		LABEL="the binary $spec"
 		cp "$spec" "$TMP/$name"
 	elif rev=$(git rev-parse --verify -q "$spec^{commit}"); then
-		LABEL="$spec ($(git rev-parse --short "$rev"))"
+		LABEL="$(git log -1 --format='%h %s' "$rev" | cut -c1-72)"
 		mkdir "$TMP/src-$name"
 		git archive "$rev" | tar -x -C "$TMP/src-$name"
 		(cd "$TMP/src-$name" && go build -o "$TMP/$name" ./examples/gameserver)
@@ -45,11 +45,22 @@ build() {
 	fi
 }
 
+# Revisions are resolved before anything is built, so that A=integ
+# B=integ builds one commit twice even if the branch moves meanwhile.
+resolve() {
+	if [ -n "$1" ] && ! { [ -f "$1" ] && [ -x "$1" ]; }; then
+		git rev-parse --verify -q "$1^{commit}" || echo "$1"
+	else
+		echo "$1"
+	fi
+}
+A_SPEC=$(resolve "${A:-}")
+B_SPEC=$(resolve "${B:-}")
 LABEL=
-build A "${A:-}"
+build A "$A_SPEC"
 set -- -a "$TMP/A" -a-label "$LABEL" "$@"
-if [ -n "${B:-}" ]; then
-	build B "$B"
+if [ -n "$B_SPEC" ]; then
+	build B "$B_SPEC"
 	set -- -b "$TMP/B" -b-label "$LABEL" "$@"
 fi
 go build -o "$TMP/nakamacompare" ./examples/loadtest/nakamacompare

@@ -207,11 +207,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "reports and logs in %s\n", o.out)
 	var results []result
+	var runErr error
 	for _, mode := range o.modes {
 		rs, err := runMode(ctx, o, mode, stdout)
 		results = append(results, rs...)
 		if err != nil {
-			return err
+			runErr = fmt.Errorf("%s: %w (the figures below are the runs before)", mode, err)
+			break
 		}
 	}
 	if o.jsonFile != "" {
@@ -223,7 +225,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	return writeTables(stdout, o, results)
+	if err := writeTables(stdout, o, results); err != nil {
+		return err
+	}
+	return runErr
 }
 
 // runMode starts the mode's private services and runs every slot of the
