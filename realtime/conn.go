@@ -46,6 +46,7 @@ type outMsg struct {
 type sub struct {
 	c       *conn
 	channel string
+	idx     int // position in the channel's subSet.members (the shard's mu)
 	// While recovering (a subscribe sending history), live publications
 	// are buffered here, then sent after the history without duplicates.
 	recovering atomic.Bool
@@ -247,6 +248,12 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c.startTimers()
 	c.readLoop()
+	if c.ctx.Err() != nil {
+		// Shutdown gave up waiting (or the connection was torn down):
+		// writes take no context, so a write stuck on a client that does
+		// not read is ended here rather than at its WriteTimeout.
+		ws.CloseNow()
+	}
 	c.close(protocol.CodeOK, "")
 	c.stopTimers()
 	c.wg.Wait()
@@ -319,6 +326,12 @@ func (c *conn) writeLoop() {
 	h := c.hub
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
 	var batch []byte
+	var deadline *time.Timer // the write timeout, re-armed per write
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
 	write := func(first *protocol.Prepared) error {
 		var err error
 		batch, err = h.codec.AppendPrepared(batch[:0], first, opts)
@@ -342,9 +355,21 @@ func (c *conn) writeLoop() {
 		if len(batch) == 0 {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.WriteTimeout)
-		defer cancel()
-		return c.ws.Write(ctx, websocket.MessageBinary, batch)
+		// The write deadline is one timer per writer, re-armed for each
+		// write: a context per write (context.WithTimeout, on which the
+		// websocket library registers a callback) cost an allocation of
+		// hundreds of bytes per write. A context without Done makes the
+		// library register nothing; the timer closes the websocket when
+		// the write (waiting for its lock included) outlasts WriteTimeout,
+		// which fails it, as the context's expiry did.
+		if deadline == nil {
+			deadline = time.AfterFunc(h.cfg.WriteTimeout, c.writeTimedOut)
+		} else {
+			deadline.Reset(h.cfg.WriteTimeout)
+		}
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, batch)
+		deadline.Stop()
+		return err
 	}
 	for {
 		if c.closed.Load() && c.closeCode == protocol.CodeSlowConsumer {
@@ -400,6 +425,14 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeTimedOut runs when a websocket write outlasts WriteTimeout: it closes
+// the connection with timeout at once (no close handshake: the client
+// does not take the bytes), which fails the write.
+func (c *conn) writeTimedOut() {
+	c.close(protocol.CodeTimeout, "write timeout")
+	c.ws.CloseNow()
 }
 
 // tick runs on a timer (no goroutine per connection while idle): every
