@@ -371,17 +371,33 @@ func (c *conn) writerDone() {
 	c.wmu.Unlock()
 }
 
+// batchPool holds the writers' batch buffers (*[]byte) between writers;
+// one larger than maxPooledBatch (a rare big frame) is dropped.
+var batchPool sync.Pool
+
+const maxPooledBatch = 64 << 10
+
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
 	idle := time.NewTimer(c.hub.writerIdle)
 	defer idle.Stop()
 	h := c.hub
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
-	var batch []byte
+	// The batch buffer is shared by the writers through a pool: a writer
+	// that exits (idle) gives it back, the next one to start takes it.
+	bp, _ := batchPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	batch := (*bp)[:0]
 	var deadline *time.Timer // the write timeout, re-armed per write
 	defer func() {
 		if deadline != nil {
 			deadline.Stop()
+		}
+		if cap(batch) <= maxPooledBatch {
+			*bp = batch[:0]
+			batchPool.Put(bp)
 		}
 	}()
 	write := func(first *protocol.Prepared) error {

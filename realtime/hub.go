@@ -743,7 +743,9 @@ func (h *Hub) onSessionEvent(ev session.Event) {
 // The query parameter "mode" (plain, xor, authenticated; default plain)
 // chooses how the connection's frames are protected, both ways. A missing
 // or refused token answers HTTP 401 (403 for kicked or revoked sessions)
-// before the upgrade, with the result code name as the body.
+// before the upgrade, with the result code name as the body. After the
+// upgrade ServeHTTP returns: the connection is served on goroutines of its
+// own until it closes (Shutdown waits for them).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.shutting.Load() {
 		http.Error(w, protocol.CodeGoingAway.String(), http.StatusServiceUnavailable)
