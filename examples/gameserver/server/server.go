@@ -258,7 +258,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 
 	if s.game, err = game.New(game.Config{
-		Router: s.store.router, Accounts: s.store.accounts, Sessions: s.sessions,
+		Router: s.store.router, Accounts: s.store.accounts, FindAccount: s.findAccount, Sessions: s.sessions,
 		Idempotency: s.store.idem, Dialect: s.store.dialect, Logger: log,
 		// The dungeon ranking (memory or Redis, like the sessions); dungeon
 		// verdicts go to the guard's monitor (one hack log and block list).
@@ -488,15 +488,27 @@ func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, er
 	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
 		return 0, false, nil // the login handler answers bad input
 	}
+	f, err := s.findAccount(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	if err != nil {
+		return 0, false, err
+	}
+	key, ok := f.UserKey()
+	return key, ok, nil
+}
+
+// findAccount is the login's account lookup, made once per login request
+// (the login gate's memo) for the anti-cheat guard, the live-ops
+// middleware and the login handler (game.Config.FindAccount).
+func (s *Server) findAccount(ctx context.Context, id shard.Identity) (shard.Found, error) {
 	memo, _ := ctx.Value(loginMemoKey{}).(*loginMemo) // set by the login gate
-	if memo != nil && memo.done {
-		return memo.userKey, memo.ok, nil
+	if memo != nil && memo.done && memo.found.Identity() == id {
+		return memo.found, nil
 	}
-	key, ok, err := s.store.accounts.Lookup(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	f, err := s.store.accounts.Find(ctx, id)
 	if memo != nil && err == nil {
-		*memo = loginMemo{done: true, userKey: key, ok: ok}
+		*memo = loginMemo{done: true, found: f}
 	}
-	return key, ok, err
+	return f, err
 }
 
 // buildAdmin makes the ops handler and the metrics registry.
