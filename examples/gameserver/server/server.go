@@ -166,6 +166,13 @@ type limiter interface {
 	Stats() session.LimiterStats
 }
 
+// SignatureCacheTTL is how long a server keeps its copy of the APK
+// signature registry (anticheat.RegistryConfig.CacheTTL): an entry set or
+// deleted through another server's ops API, or by another tool, takes
+// effect here within SignatureCacheTTL plus one read of the registry;
+// through this server's own ops API, at once.
+const SignatureCacheTTL = 5 * time.Second
+
 // CmdTime is the public clock command.
 const CmdTime = "sys.time"
 
@@ -217,12 +224,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 
-	// Anti-cheat: tables in the common database, a per-process cache in
-	// front of the block list (a block reaches the other servers within
-	// its TTL, 10 s).
-	blocks := anticheat.NewBlockCache(s.store.anticheat, anticheat.BlockCacheConfig{})
+	// Anti-cheat: tables in the common database, the whole block list
+	// kept in process (a first check of a user costs no query; a block
+	// reaches the other servers within the cache's TTL, 10 s), and the
+	// APK signature registry too (an entry the ops API sets reaches the
+	// other servers within SignatureCacheTTL).
+	blocks := anticheat.NewBlockCache(s.store.anticheat, anticheat.BlockCacheConfig{WholeList: true})
 	monitor := anticheat.NewMonitor(anticheat.MonitorConfig{Log: s.store.anticheat, Blocks: blocks, Logger: log})
-	s.registry = anticheat.NewRegistry(s.store.anticheat, anticheat.RegistryConfig{Logger: log})
+	s.registry = anticheat.NewRegistry(s.store.anticheat, anticheat.RegistryConfig{Logger: log, CacheTTL: SignatureCacheTTL})
 	s.guard = anticheat.NewGuard(anticheat.GuardConfig{
 		Monitor: monitor, LoginCommand: game.CmdGuestLogin, Logger: log,
 		LoginUser: func(ctx context.Context, req *protocol.Request) (int64, bool, error) {
@@ -246,7 +255,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.liveops, err = liveops.New(ctx, liveops.Config{
 		DB: s.store.common, Dialect: s.store.dialect, Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
 		PollInterval: cfg.LiveOpsPoll, LoginCommand: game.CmdGuestLogin, LoginUser: s.loginUser,
-		Exempt: []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
+		DAUCountsNewAccounts: true, // a first login: no liveops_logins write
+		Exempt:               []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
 		// One source of data versions: the catalog's client mappings.
 		DataVersion: func(clientVersion string) string { return s.catalog.ForClient(clientVersion).Version },
 	}); err != nil {

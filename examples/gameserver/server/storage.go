@@ -45,9 +45,17 @@ const CommonMaxOpenConns = 32
 // until it commits (on MariaDB those transactions queued behind each other
 // under a login storm). The price: up to 31 unused keys per server restart
 // (ranges hold 10,000,000) and a balance between game databases that is
-// exact to 32 users per server. Embedded mode (SQLite, one writer at a
-// time anyway) allocates one key per registration.
+// exact to 32 users per server. Embedded mode uses EmbeddedKeyBlock.
 const MySQLKeyBlock = 32
+
+// EmbeddedKeyBlock is shard.AccountsConfig.KeyBlock in embedded mode
+// (SQLite): a first login's registration is one INSERT on common.db
+// rather than a transaction of four statements (BEGIN, the allocation's
+// SELECT and UPDATE, the INSERT, COMMIT), so a first login costs at most
+// four round trips to the common database (BENCHMARKS.md "logins: round
+// trips to the common database"). The price is MySQLKeyBlock's: up to 31
+// unused keys per restart, balance exact to 32 users.
+const EmbeddedKeyBlock = 32
 
 // storageConfig says where the databases are.
 type storageConfig struct {
@@ -95,7 +103,7 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 			return nil, err
 		}
 	}
-	var accCfg shard.AccountsConfig
+	accCfg := shard.AccountsConfig{KeyBlock: EmbeddedKeyBlock}
 	if cfg.MySQLDSN != "" {
 		accCfg.KeyBlock = MySQLKeyBlock
 	}
