@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			s.Close()
 		}
 	}()
-	if s.store, err = openStorage(ctx, storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN, GameDBs: cfg.MySQLGameDBs}, log); err != nil {
+	if s.store, err = openStorage(ctx, storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN, GameDBs: cfg.MySQLGameDBs, wrapCommon: cfg.wrapCommon}, log); err != nil {
 		return nil, err
 	}
 	if err := s.openSessions(ctx); err != nil {

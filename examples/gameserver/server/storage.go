@@ -66,6 +66,17 @@ type storageConfig struct {
 	MySQLDSN string
 	// GameDBs is how many game databases a first start creates.
 	GameDBs int
+	// wrapCommon (Config.wrapCommon), if set, replaces the common
+	// database's pool once opened.
+	wrapCommon func(db *sql.DB, dsn string) *sql.DB
+}
+
+// wrap applies wrapCommon to the common database opened at dsn.
+func (cfg storageConfig) wrap(db *sql.DB, dsn string) *sql.DB {
+	if cfg.wrapCommon == nil {
+		return db
+	}
+	return cfg.wrapCommon(db, dsn)
 }
 
 // storage is the server's databases.
@@ -160,6 +171,7 @@ func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	st.common = cfg.wrap(st.common, shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err := st.migrateCommon(ctx); err != nil {
 		return err
 	}
@@ -204,6 +216,7 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	st.common = cfg.wrap(st.common, mc.FormatDSN())
 	// Bounded like the game databases' pools (shard.Config.MaxOpenConns):
 	// under a login storm an unbounded pool opens connections until the
 	// server refuses them ("Too many connections"), failing every client
