@@ -2,6 +2,7 @@ package anticheat_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,4 +189,43 @@ func TestBlockCacheWholeList(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Concurrent checks, loads and changes through a WholeList cache (run
+// with -race): a block put through the cache is seen by the checks that
+// start after it, whatever loads are under way.
+func TestBlockCacheWholeListConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m := anticheat.NewMemoryStore(anticheat.MemoryConfig{})
+	c := anticheat.NewBlockCache(m, anticheat.BlockCacheConfig{TTL: time.Millisecond, WholeList: true})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				u := int64(w*1000 + i)
+				now := t0.Add(time.Duration(i) * time.Millisecond)
+				if _, ok, err := c.GetBlock(ctx, u, now); err != nil || ok {
+					t.Errorf("user %d before its block: %v %v", u, ok, err)
+					return
+				}
+				if err := c.PutBlock(ctx, anticheat.Block{UserKey: u, At: t0}); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, ok, err := c.GetBlock(ctx, u, now); err != nil || !ok {
+					t.Errorf("user %d after its block: %v %v", u, ok, err)
+					return
+				}
+				if err := c.DeleteBlock(ctx, u); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, ok, err := c.GetBlock(ctx, u, now); err != nil || ok {
+					t.Errorf("user %d after lifting: %v %v", u, ok, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
