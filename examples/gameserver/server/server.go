@@ -29,7 +29,13 @@
 // middleware (maintenance, minimum client version, and at login the APK
 // signature check through anticheat.Registry.CheckLogin, review routing and
 // data versions), then the mux, where mutating commands add the idempotency
-// middleware.
+// middleware. A login reads the player's account once (the login gate's
+// memo, shared by the guard, live ops and the auth.guest handler); the
+// block list and the signature registry are kept in process (a change
+// made on another server takes effect here within 10 s and
+// SignatureCacheTTL), so a returning player's login costs 3 round trips
+// to the common database and a new player's 2 (4 when it reserves the
+// next key block): TestLoginRoundTrips.
 //
 // # In-app purchases
 //
