@@ -177,7 +177,7 @@ func BenchmarkRegisterMariaDB(b *testing.B) {
 // "new" identities never seen. Side by side in one process; logins/s is
 // the throughput.
 func BenchmarkLoginRegisterMariaDB(b *testing.B) {
-	be := shardtest.MariaDB()
+	be := shardtest.MySQL()
 	const conc = 16
 	for _, who := range []string{"returning", "new"} {
 		for _, how := range []string{"lookup+register", "find+registerfound"} {

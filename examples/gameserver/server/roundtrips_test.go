@@ -220,7 +220,7 @@ func TestLoginRoundTrips(t *testing.T) {
 				if os.Getenv(shardtest.EnvMySQLDSN) == "" {
 					t.Skip(shardtest.EnvMySQLDSN + " not set")
 				}
-				cfg.MySQLDSN = shardtest.MariaDB().NewDSN(t)
+				cfg.MySQLDSN = shardtest.MySQL().NewDSN(t)
 				dropGameDBs(t, cfg.MySQLDSN, EmbeddedGameDBs)
 			}
 			if os.Getenv(sessiontest.EnvRedisAddr) != "" {
