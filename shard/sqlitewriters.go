@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -42,6 +43,9 @@ func (r *Router) queueWriter(ctx context.Context, p *pool, n *node) (release fun
 	}
 	return func() { p.writers.Release(1) }, nil
 }
+
+// checkpointBusyTimeout is how long a checkpoint waits for older readers.
+const checkpointBusyTimeout = 100 * time.Millisecond
 
 // checkpointLoop checkpoints the write-ahead logs of the open SQLite
 // databases every Config.SQLiteCheckpointInterval until ctx ends.
@@ -85,19 +89,44 @@ func (r *Router) checkpoint(ctx context.Context, p *pool) error {
 		}
 		defer release()
 	}
-	var busy, log, done int64
-	err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
+	// On a connection of its own whose busy timeout is short: the
+	// checkpoint waits in the busy handler for the readers older than it,
+	// and writers queue behind it meanwhile. A reader that outlasts the
+	// short timeout makes it give up (busy) until the next interval.
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		p.checkpointErrs.Add(1)
 		return err
 	}
-	p.checkpoints.Add(1)
+	defer conn.Close()
+	var timeout int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&timeout); err != nil {
+		p.checkpointErrs.Add(1)
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusyTimeout.Milliseconds())); err != nil {
+		p.checkpointErrs.Add(1)
+		return err
+	}
+	var busy, log, done int64
+	err = conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &done)
+	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", timeout)); rerr != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // not back into the pool with the short timeout
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		p.checkpointErrs.Add(1)
+		return err
+	}
 	p.lastWALPages.Store(log)
 	if busy != 0 {
-		// A reader older than the checkpoint outlasted the busy timeout:
-		// the log is copied as far as it could be; try again next time.
+		// A reader older than the checkpoint outlasted the short busy
+		// timeout: the log is copied as far as it could be; try again
+		// next time.
+		p.checkpointErrs.Add(1)
 		return errors.New("wal_checkpoint: busy (a reader held the log)")
 	}
+	p.checkpoints.Add(1)
 	p.checkpointedAt.Store(txs)
 	return nil
 }
