@@ -519,7 +519,7 @@ func (s *Server) buildAdmin() error {
 	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops,
-		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats,
+		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats, InFlight: s.inFlight.Stats,
 		RateLimiter: s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))
 	ready := map[string]func(context.Context) error{
