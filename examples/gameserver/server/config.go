@@ -98,8 +98,9 @@ type Config struct {
 	// unavailable (retryable) with a retry hint of 1-2 s. So with more
 	// clients than the server can serve at once the queue is at the door,
 	// not in the database pools. Its zero value takes the
-	// protocol.InFlightConfig defaults: 64 at once, 1 s wait (flag
-	// -max-inflight, env MADANG_MAX_INFLIGHT; negative: no limit).
+	// protocol.InFlightConfig defaults: 64 at once, 1 s wait (flags
+	// -max-inflight, env MADANG_MAX_INFLIGHT, negative: no limit; and
+	// -inflight-wait).
 	InFlight protocol.InFlightConfig
 
 	// CommandRate and CommandBurst limit each user's game commands (HTTP
@@ -276,6 +277,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, fmt.Errorf("MADANG_MAX_INFLIGHT: %w", err)
 	}
 	fs.IntVar(&cfg.InFlight.Max, "max-inflight", maxInFlight, "game commands served at once (HTTP and websocket); more wait up to 1 s, then are answered unavailable; negative: no limit (env MADANG_MAX_INFLIGHT)")
+	fs.DurationVar(&cfg.InFlight.Wait, "inflight-wait", protocol.DefaultInFlightWait, "how long a game command past -max-inflight waits for its turn; negative: not at all")
 	if err := limitFlags(fs, &cfg, env); err != nil {
 		return cfg, err
 	}
