@@ -101,10 +101,11 @@ type Config struct {
 	// only start the log over when no reader is using it, which under a
 	// steady load of overlapping readers never happens: the log then grows
 	// by every write (tens of MB a minute) and every read walks it. The
-	// truncating checkpoint waits (in the busy handler) for the readers
-	// that started before it, so the log stays bounded by about one
-	// interval's writes. Default 1 s; negative: never (only SQLite's
-	// automatic checkpoints).
+	// truncating checkpoint waits up to 100 ms for the readers that
+	// started before it (on a connection of its own with that busy
+	// timeout; past it, it tries again at the next interval), so the log
+	// stays bounded by about one interval's writes. Default 1 s;
+	// negative: never (only SQLite's automatic checkpoints).
 	SQLiteCheckpointInterval time.Duration
 	// Logger receives refresh failures and pool events. Default nil: silent.
 	Logger *slog.Logger
@@ -623,6 +624,11 @@ func (p *pool) close() {
 // cannot be reached gives ErrUnavailable, and so does any error of fn or
 // the commit that ClassifyError calls unavailable (wrapped: errors.Is and
 // errors.As still find fn's error).
+//
+// On a SQLite database, each attempt first queues for a writer's place
+// (Config.SQLiteWriters, in arrival order, without holding a connection):
+// ErrUnavailable after Config.SQLiteWriteWait. So fn must not call Tx for
+// another key of the same SQLite database: it would wait for itself.
 func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	db, err := r.DB(ctx, userKey)
 	if err != nil {
