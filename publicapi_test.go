@@ -449,20 +449,10 @@ func (c *apiChecker) checkDocs(f *ast.File) {
 }
 
 func recvName(e ast.Expr) string {
-	for {
-		switch t := e.(type) {
-		case *ast.StarExpr:
-			e = t.X
-		case *ast.IndexExpr:
-			e = t.X
-		case *ast.IndexListExpr:
-			e = t.X
-		case *ast.Ident:
-			return t.Name
-		default:
-			return ""
-		}
+	if id := embeddedName(e); id != nil {
+		return id.Name
 	}
+	return ""
 }
 
 func embeddedName(e ast.Expr) *ast.Ident {

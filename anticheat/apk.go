@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/madang-io/madang/internal/clock"
 )
@@ -132,6 +135,13 @@ type Presented struct {
 type Registry struct {
 	store SignatureStore
 	cfg   RegistryConfig
+
+	// The in-process copy of the registry (RegistryConfig.CacheTTL).
+	mu     sync.Mutex
+	sigs   map[string]SignatureEntry // nil: not loaded
+	sigsAt time.Time                 // when the load that made sigs began
+	gen    uint64                    // bumped by Set and Delete
+	loads  singleflight.Group        // one load at a time per gen
 }
 
 // RegistryConfig configures a Registry. The zero value works.
@@ -148,6 +158,17 @@ type RegistryConfig struct {
 	// Logger receives every mismatch. Nil: silent (the Monitor still
 	// records it when the middleware is used).
 	Logger *slog.Logger
+	// CacheTTL, if positive, keeps the whole registry in process: Check
+	// and CheckLogin answer from memory and load the registry again (one
+	// ListSignatures, shared by the checks waiting for it) when the copy
+	// is CacheTTL old. An entry set or deleted by another process (another
+	// game server, an ops tool) takes effect here within CacheTTL of the
+	// change plus one load; Set and Delete through this Registry take
+	// effect here at once. A failed load fails the checks waiting for it,
+	// as a failed read does without the cache. 0, the default: every
+	// check reads the store (one GetSignature, two for a version without
+	// an entry of its own).
+	CacheTTL time.Duration
 }
 
 // NewRegistry returns a registry over store.
@@ -202,7 +223,7 @@ func (r *Registry) Set(ctx context.Context, version, apkMD5 string, certSHA256 .
 		return err
 	}
 	if apkMD5 == "0" && len(certSHA256) == 0 {
-		return r.store.DeleteSignature(ctx, v)
+		return r.changed(r.store.DeleteSignature(ctx, v))
 	}
 	e := SignatureEntry{Version: v, UpdatedAt: r.cfg.Now()}
 	if apkMD5 != "" {
@@ -227,7 +248,7 @@ func (r *Registry) Set(ctx context.Context, version, apkMD5 string, certSHA256 .
 	if e.APKMD5 == "" && len(e.CertSHA256) == 0 {
 		return newErr(ErrBadSignature, "neither an APK MD5 nor a certificate digest")
 	}
-	return r.store.PutSignature(ctx, e)
+	return r.changed(r.store.PutSignature(ctx, e))
 }
 
 // Delete removes version's entry.
@@ -236,7 +257,66 @@ func (r *Registry) Delete(ctx context.Context, version string) error {
 	if err != nil {
 		return err
 	}
-	return r.store.DeleteSignature(ctx, v)
+	return r.changed(r.store.DeleteSignature(ctx, v))
+}
+
+// changed drops the in-process copy after a write through this Registry
+// (whatever its outcome: a failed write may have happened), so the next
+// check loads the registry again, and a load already under way is not
+// kept.
+func (r *Registry) changed(err error) error {
+	r.mu.Lock()
+	r.gen++
+	r.sigs = nil
+	r.mu.Unlock()
+	return err
+}
+
+// entry returns version's entry: from the in-process copy with CacheTTL,
+// else from the store.
+func (r *Registry) entry(ctx context.Context, version string) (SignatureEntry, bool, error) {
+	if r.cfg.CacheTTL <= 0 {
+		return r.store.GetSignature(ctx, version)
+	}
+	sigs, err := r.cached(ctx)
+	if err != nil {
+		return SignatureEntry{}, false, err
+	}
+	e, ok := sigs[version]
+	return e, ok, nil
+}
+
+// cached returns the in-process copy, loading it when it is missing or
+// CacheTTL old (or dated in the future: the clock went back).
+func (r *Registry) cached(ctx context.Context) (map[string]SignatureEntry, error) {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	sigs, at, gen := r.sigs, r.sigsAt, r.gen
+	r.mu.Unlock()
+	if sigs != nil && now.Sub(at) < r.cfg.CacheTTL && !now.Before(at) {
+		return sigs, nil
+	}
+	v, err, _ := r.loads.Do(strconv.FormatUint(gen, 10), func() (any, error) {
+		start := r.cfg.Now()
+		es, err := r.store.ListSignatures(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]SignatureEntry, len(es))
+		for _, e := range es {
+			m[e.Version] = e
+		}
+		r.mu.Lock()
+		if r.gen == gen { // no Set or Delete since the load began
+			r.sigs, r.sigsAt = m, start
+		}
+		r.mu.Unlock()
+		return m, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]SignatureEntry), nil
 }
 
 // List returns every entry, highest version first ("latest" first of all).
@@ -263,12 +343,12 @@ func (r *Registry) Check(ctx context.Context, version string, p Presented) (Sign
 	if err != nil {
 		return SignatureMismatch, err
 	}
-	e, ok, err := r.store.GetSignature(ctx, v)
+	e, ok, err := r.entry(ctx, v)
 	if err != nil {
 		return SignatureMismatch, err
 	}
 	if !ok && v != Latest {
-		e, ok, err = r.store.GetSignature(ctx, Latest)
+		e, ok, err = r.entry(ctx, Latest)
 		if err != nil {
 			return SignatureMismatch, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/madang-io/madang/anticheat/anticheattest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,8 +55,14 @@ const (
 )
 
 func testRegistry(t *testing.T, store anticheat.SignatureStore) {
+	for _, ttl := range []time.Duration{0, time.Minute} {
+		testRegistryTTL(t, store, ttl)
+	}
+}
+
+func testRegistryTTL(t *testing.T, store anticheat.SignatureStore, ttl time.Duration) {
 	ctx := context.Background()
-	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Now: func() time.Time { return t0 }})
+	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Now: func() time.Time { return t0 }, CacheTTL: ttl})
 	check := func(version string, p anticheat.Presented, want anticheat.SignatureResult) {
 		t.Helper()
 		got, err := r.Check(ctx, version, p)
@@ -187,4 +194,77 @@ func TestRegistryCheckLogin(t *testing.T) {
 	if _, err := r.CheckLogin(ctx, "1..2", anticheat.Presented{APKMD5: good}); !errors.Is(err, anticheat.ErrBadVersion) {
 		t.Fatalf("malformed version: %v", err)
 	}
+}
+
+// countingSigs counts a SignatureStore's reads.
+type countingSigs struct {
+	anticheat.SignatureStore
+	reads atomic.Int64
+}
+
+func (c *countingSigs) GetSignature(ctx context.Context, v string) (anticheat.SignatureEntry, bool, error) {
+	c.reads.Add(1)
+	return c.SignatureStore.GetSignature(ctx, v)
+}
+
+func (c *countingSigs) ListSignatures(ctx context.Context) ([]anticheat.SignatureEntry, error) {
+	c.reads.Add(1)
+	return c.SignatureStore.ListSignatures(ctx)
+}
+
+// TestRegistryCacheTTL: with CacheTTL, checks read the store once per TTL;
+// an entry another process sets is seen here once the copy is CacheTTL
+// old, one set through this Registry at once.
+func TestRegistryCacheTTL(t *testing.T) {
+	ctx := context.Background()
+	mem := anticheat.NewMemoryStore(anticheat.MemoryConfig{})
+	store := &countingSigs{SignatureStore: mem}
+	clk := anticheattest.NewClock(t0)
+	const ttl = 5 * time.Second
+	r := anticheat.NewRegistry(store, anticheat.RegistryConfig{Now: clk.Now, CacheTTL: ttl})
+	ops := anticheat.NewRegistry(mem, anticheat.RegistryConfig{Now: clk.Now}) // another process
+	if err := ops.Set(ctx, "1.0", md5A); err != nil {
+		t.Fatal(err)
+	}
+	check := func(version, md5 string, want anticheat.SignatureResult) {
+		t.Helper()
+		if got, err := r.Check(ctx, version, anticheat.Presented{APKMD5: md5}); err != nil || got != want {
+			t.Fatalf("Check(%s, %s) = %v, %v; want %v", version, md5, got, err, want)
+		}
+	}
+	for range 10 {
+		check("1.0", md5A, anticheat.SignatureOK)
+		check("9.0", md5A, anticheat.SignatureUnknownVersion) // no entry, no latest
+	}
+	if n := store.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for 20 checks, want 1", n)
+	}
+	// Another process changes the entry: seen within the TTL, not before
+	// (the copy is kept that long).
+	if err := ops.Set(ctx, "1.0", md5B); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(ttl - time.Millisecond)
+	check("1.0", md5A, anticheat.SignatureOK)
+	clk.Advance(time.Millisecond)
+	check("1.0", md5B, anticheat.SignatureOK)
+	check("1.0", md5A, anticheat.SignatureMismatch)
+	if n := store.reads.Load(); n != 2 {
+		t.Fatalf("%d store reads after one TTL, want 2", n)
+	}
+	// A change through the cached Registry itself: at once.
+	if err := r.Set(ctx, "latest", md5B); err != nil {
+		t.Fatal(err)
+	}
+	check("9.0", md5B, anticheat.SignatureOK)
+	if err := r.Delete(ctx, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	check("9.0", md5B, anticheat.SignatureUnknownVersion)
+	// A clock that went back does not keep the copy forever.
+	if err := ops.Set(ctx, "latest", md5A); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(-time.Hour))
+	check("9.0", md5A, anticheat.SignatureOK)
 }

@@ -2,8 +2,11 @@ package anticheat
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // BlockCacheConfig configures a BlockCache. The zero value works.
@@ -13,8 +16,21 @@ type BlockCacheConfig struct {
 	// server takes effect here. Default 10 s.
 	TTL time.Duration
 	// MaxEntries bounds the users cached; when full, expired entries are
-	// dropped, then arbitrary ones. Default 100,000.
+	// dropped, then arbitrary ones. Default 100,000. With WholeList it
+	// also bounds the blocks kept.
 	MaxEntries int
+	// WholeList keeps every block in force in process when the backend is
+	// a BlockLister (SQLStore and MemoryStore are): one ActiveBlocks query
+	// loads the list, again once it is TTL old (in request time), and a
+	// user who is not on it is answered "not blocked" from memory — a
+	// first check of a user costs no query, as a repeated one does not. A
+	// block put or lifted by another server takes effect here within TTL,
+	// as without WholeList; one through this cache at once. While more
+	// than MaxEntries blocks are in force, the cache works user by user
+	// as without WholeList (and tries the list again every TTL). A failed
+	// load fails the checks waiting for it (they fail closed). Default
+	// false: user by user.
+	WholeList bool
 }
 
 // BlockCache puts a per-process cache in front of a shared Blocks backend
@@ -27,6 +43,16 @@ type BlockCache struct {
 	ttl      int64 // ns
 	perShard int
 	shards   [speedShards]blockCacheShard
+
+	// The whole list (BlockCacheConfig.WholeList); lister is nil without.
+	lister   BlockLister
+	maxWhole int
+	wmu      sync.RWMutex
+	whole    map[int64]Block // nil: not loaded, or too long
+	tooLong  bool            // the last load found more than maxWhole
+	wholeAt  int64           // request time (Unix ns) of the last load
+	wholeGen uint64          // bumped by every change through the cache
+	loads    singleflight.Group
 }
 
 type blockCacheShard struct {
@@ -41,7 +67,11 @@ type cachedBlock struct {
 	fetched int64 // Unix ns of the request time it was fetched at
 }
 
-var _ Blocks = (*BlockCache)(nil)
+var (
+	_ Blocks      = (*BlockCache)(nil)
+	_ BlockLister = (*SQLStore)(nil)
+	_ BlockLister = (*MemoryStore)(nil)
+)
 
 // NewBlockCache returns a cache in front of next.
 func NewBlockCache(next Blocks, cfg BlockCacheConfig) *BlockCache {
@@ -51,7 +81,10 @@ func NewBlockCache(next Blocks, cfg BlockCacheConfig) *BlockCache {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
 	}
-	c := &BlockCache{next: next, ttl: int64(cfg.TTL), perShard: (cfg.MaxEntries + speedShards - 1) / speedShards}
+	c := &BlockCache{next: next, ttl: int64(cfg.TTL), perShard: (cfg.MaxEntries + speedShards - 1) / speedShards, maxWhole: cfg.MaxEntries}
+	if l, ok := next.(BlockLister); ok && cfg.WholeList {
+		c.lister = l
+	}
 	for i := range c.shards {
 		c.shards[i].m = make(map[int64]cachedBlock)
 	}
@@ -61,6 +94,12 @@ func NewBlockCache(next Blocks, cfg BlockCacheConfig) *BlockCache {
 // GetBlock implements Blocks: a cached answer younger than TTL (measured
 // in request time, now), else the backend's.
 func (c *BlockCache) GetBlock(ctx context.Context, userKey int64, now time.Time) (Block, bool, error) {
+	if c.lister != nil {
+		b, ok, complete, err := c.fromWhole(ctx, userKey, now)
+		if err != nil || complete {
+			return b, ok, err
+		}
+	}
 	sh := &c.shards[shardOf(userKey)]
 	t := now.UnixNano()
 	sh.mu.RLock()
@@ -100,6 +139,88 @@ func (c *BlockCache) makeRoom(sh *blockCacheShard, now int64) {
 	}
 }
 
+// fromWhole answers from the whole list, loading it when it is missing or
+// TTL old; complete is false when the list is too long to keep.
+func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time) (b Block, ok, complete bool, err error) {
+	t := now.UnixNano()
+	c.wmu.RLock()
+	m, at, gen := c.whole, c.wholeAt, c.wholeGen
+	fresh := (m != nil || c.tooLong) && t-at < c.ttl && t >= at-c.ttl
+	if fresh && m != nil {
+		b, ok = m[userKey]
+	}
+	c.wmu.RUnlock()
+	if fresh && m == nil {
+		return Block{}, false, false, nil // too long: user by user
+	}
+	if !fresh {
+		// One load per generation: a load that began before a change
+		// through the cache is neither joined nor kept.
+		v, err, _ := c.loads.Do(strconv.FormatUint(gen, 10), func() (any, error) {
+			bs, err := c.lister.ActiveBlocks(ctx, now, c.maxWhole+1)
+			if err != nil {
+				return nil, err
+			}
+			var m map[int64]Block
+			if len(bs) <= c.maxWhole {
+				m = make(map[int64]Block, len(bs))
+				for _, b := range bs {
+					m[b.UserKey] = b
+				}
+			}
+			c.wmu.Lock()
+			if c.wholeGen == gen {
+				c.whole, c.tooLong, c.wholeAt = m, m == nil, t
+			}
+			c.wmu.Unlock()
+			return m, nil
+		})
+		if err != nil {
+			return Block{}, false, false, err
+		}
+		m = v.(map[int64]Block)
+		if m == nil {
+			return Block{}, false, false, nil // too long: user by user
+		}
+		c.wmu.RLock()
+		if c.wholeGen != gen { // changed through the cache since
+			m = c.whole
+		}
+		if m != nil {
+			b, ok = m[userKey]
+		}
+		c.wmu.RUnlock()
+		if m == nil {
+			return Block{}, false, false, nil
+		}
+	}
+	if !ok || (!b.Permanent() && !now.Before(b.Until)) {
+		return Block{}, false, true, nil
+	}
+	return b, true, true, nil
+}
+
+// changed applies a block put (b, ok) or lifted (ok false) through the
+// cache to the whole list; after a failed write (which may have happened)
+// the list is dropped and loaded again.
+func (c *BlockCache) changed(userKey int64, b Block, ok bool, err error) {
+	if c.lister == nil {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wholeGen++
+	switch {
+	case c.whole == nil:
+	case err != nil:
+		c.whole = nil
+	case ok: // every read of the map holds wmu
+		c.whole[userKey] = b
+	default:
+		delete(c.whole, userKey)
+	}
+}
+
 func (c *BlockCache) forget(userKey int64) {
 	sh := &c.shards[shardOf(userKey)]
 	sh.mu.Lock()
@@ -112,6 +233,7 @@ func (c *BlockCache) forget(userKey int64) {
 func (c *BlockCache) PutBlock(ctx context.Context, b Block) error {
 	err := c.next.PutBlock(ctx, b)
 	c.forget(b.UserKey)
+	c.changed(b.UserKey, b, true, err)
 	return err
 }
 
@@ -119,6 +241,7 @@ func (c *BlockCache) PutBlock(ctx context.Context, b Block) error {
 func (c *BlockCache) DeleteBlock(ctx context.Context, userKey int64) error {
 	err := c.next.DeleteBlock(ctx, userKey)
 	c.forget(userKey)
+	c.changed(userKey, Block{}, false, err)
 	return err
 }
 

@@ -72,7 +72,10 @@
 // conformance suite anticheattest.RunStoreTests runs against both. With
 // several game servers, share the SQLStore and put a BlockCache in front of
 // it as the Monitor's Blocks: the per-request check stays a map lookup and
-// a block reaches every server within the cache's TTL. The
+// a block reaches every server within the cache's TTL (with
+// BlockCacheConfig.WholeList the cache holds every block in force, so even
+// a user's first check, a login, costs no query); RegistryConfig.CacheTTL
+// does the same for the signature registry. The
 // speed checker's state is in memory only: each game server judges the
 // requests it sees, which works behind a load balancer because all servers
 // share the same (NTP) time.

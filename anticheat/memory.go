@@ -272,6 +272,25 @@ func (s *MemoryStore) GetBlock(_ context.Context, userKey int64, now time.Time) 
 	return b, true, nil
 }
 
+// ActiveBlocks implements BlockLister.
+func (s *MemoryStore) ActiveBlocks(_ context.Context, now time.Time, limit int) ([]Block, error) {
+	var out []Block
+	for i := range s.blockShards {
+		sh := &s.blockShards[i]
+		sh.mu.RLock()
+		for _, b := range sh.m {
+			if len(out) >= limit {
+				break
+			}
+			if b.Permanent() || now.Before(b.Until) {
+				out = append(out, b)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out, nil
+}
+
 // Redeem implements Redemptions.
 func (s *MemoryStore) Redeem(_ context.Context, r Redemption) (Redemption, bool, error) {
 	if err := checkRedemption(&r); err != nil {

@@ -388,6 +388,33 @@ func (s *SQLStore) GetBlock(ctx context.Context, userKey int64, now time.Time) (
 	return b, true, nil
 }
 
+// ActiveBlocks implements BlockLister: one SELECT of the blocks in force at
+// now, at most limit.
+func (s *SQLStore) ActiveBlocks(ctx context.Context, now time.Time, limit int) ([]Block, error) {
+	rows, err := s.db.QueryContext(ctx, fmt.Sprintf("SELECT user_key, until_ms, reason, at_ms FROM %s WHERE until_ms = 0 OR until_ms > ? LIMIT ?", s.t.blocks), ms(now), limit)
+	if err != nil {
+		return nil, sqlErr("list blocks", err)
+	}
+	defer rows.Close()
+	var out []Block
+	for rows.Next() {
+		var b Block
+		var until, at int64
+		if err := rows.Scan(&b.UserKey, &until, &b.Reason, &at); err != nil {
+			return nil, sqlErr("list blocks", err)
+		}
+		b.At = fromMs(at)
+		if until != 0 {
+			b.Until = fromMs(until)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sqlErr("list blocks", err)
+	}
+	return out, nil
+}
+
 // Redeem implements Redemptions: INSERT IGNORE on the (store,
 // transaction_id) primary key; when the row existed, read it back in a
 // transaction that commits a logged change after it (see Redemptions).

@@ -98,6 +98,15 @@ type Blocks interface {
 	GetBlock(ctx context.Context, userKey int64, now time.Time) (b Block, ok bool, err error)
 }
 
+// BlockLister is a Blocks backend that can list the blocks in force, so a
+// BlockCache can keep the whole block list in process
+// (BlockCacheConfig.WholeList). MemoryStore and SQLStore are BlockListers.
+type BlockLister interface {
+	// ActiveBlocks returns the blocks in force at now (permanent, or
+	// ending after now), at most limit of them, in no particular order.
+	ActiveBlocks(ctx context.Context, now time.Time, limit int) ([]Block, error)
+}
+
 // Redemption binds a store transaction to the account that redeemed it.
 type Redemption struct {
 	Store         string    // "apple", "google", or a publisher's name

@@ -63,7 +63,7 @@ func keeperMW(b *testing.B, s idempotency.Store) []protocol.Middleware {
 }
 
 func keeperMWConfig(b *testing.B, s idempotency.Store, cfg idempotency.Config) []protocol.Middleware {
-	k, err := idempotency.New(s, cfg)
+	k, err := idempotency.NewKeeper(s, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func BenchmarkDo(b *testing.B) {
 			_, _ = fn(ctx)
 		}
 	})
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	b.Run("memory/first", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {

@@ -89,7 +89,7 @@ func redisDoers(t *testing.T, cfg idempotency.Config, connect func(t testing.TB)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, err := idempotency.New(s, cfg)
+		k, err := idempotency.NewKeeper(s, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestConcurrentOneKeyMemory(t *testing.T) {
 	s := idempotency.NewMemoryStore(nil)
 	var doers []idempotency.Doer
 	for range 3 {
-		k, err := idempotency.New(s, idempotency.Config{WaitTimeout: time.Minute})
+		k, err := idempotency.NewKeeper(s, idempotency.Config{WaitTimeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,7 +27,7 @@ func redisStore(c redis.UniversalClient) idempotencytest.NewStoreFunc {
 
 func keeperOver(newStore idempotencytest.NewStoreFunc) idempotencytest.NewDoerFunc {
 	return func(t testing.TB, cfg idempotency.Config) idempotency.Doer {
-		k, err := idempotency.New(newStore(t), cfg)
+		k, err := idempotency.NewKeeper(newStore(t), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,7 @@ import (
 
 // A retried call returns the stored result; the function runs once.
 func Example() {
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	scope := idempotency.Scope{UserKey: 10000042, Command: "mail.claim"}
 	fp := idempotency.FingerprintOf([]byte(`{"mail":7}`))
 	claim := func(ctx context.Context) (idempotency.Result, error) {
@@ -45,7 +45,7 @@ func Example() {
 
 // The middleware goes after the session middleware, which fills Principal.
 func ExampleMiddleware() {
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	session := func(next protocol.Handler) protocol.Handler { // stands in for the session package
 		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
 			req.Principal = &protocol.Principal{UserKey: 10000042}
@@ -125,7 +125,7 @@ func ExampleSQLStore_DoTx() {
 
 // HTTPStatus gives the Idempotency-Key header path the draft's statuses.
 func ExampleHTTPStatus() {
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	mux := protocol.NewMux()
 	mux.HandleFunc("shop.buy", func(context.Context, *protocol.Request) (*protocol.Response, error) {
 		return &protocol.Response{Payload: []byte(`{"gems":70}`)}, nil

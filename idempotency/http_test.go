@@ -97,7 +97,7 @@ func post(t *testing.T, url, idemKey string, body []byte) httpReply {
 }
 
 func TestHTTPHeaderPath(t *testing.T) {
-	keeper, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{InFlight: idempotency.AnswerInFlight, RetryAfter: 1500 * time.Millisecond})
+	keeper, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{InFlight: idempotency.AnswerInFlight, RetryAfter: 1500 * time.Millisecond})
 	var runs atomic.Int32
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	mux := protocol.NewMux()
@@ -172,7 +172,7 @@ func TestHTTPHeaderPath(t *testing.T) {
 }
 
 func TestHTTPMissingKeyRequired(t *testing.T) {
-	keeper, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{RequireKey: true})
+	keeper, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{RequireKey: true})
 	mux := protocol.NewMux()
 	mux.HandleFunc("shop.buy", func(context.Context, *protocol.Request) (*protocol.Response, error) {
 		t.Error("ran without a key")
@@ -189,7 +189,7 @@ func TestHTTPMissingKeyRequired(t *testing.T) {
 }
 
 func TestMiddlewareWithoutHTTPStatusAnswers200(t *testing.T) {
-	keeper, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	keeper, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	mux := protocol.NewMux()
 	mux.HandleFunc("a", func(context.Context, *protocol.Request) (*protocol.Response, error) { return nil, nil })
 	h, _ := protocol.NewHTTPHandler(protocol.Chain(mux, idempotency.Middleware(keeper)), protocol.HTTPConfig{AllowPlainJSON: true})

@@ -67,8 +67,8 @@ type Keeper struct {
 
 var _ Doer = (*Keeper)(nil)
 
-// New returns a Keeper over store.
-func New(store Store, cfg Config) (*Keeper, error) {
+// NewKeeper returns a Keeper over store.
+func NewKeeper(store Store, cfg Config) (*Keeper, error) {
 	if store == nil {
 		return nil, errors.New("idempotency: nil store")
 	}

@@ -25,7 +25,7 @@ var (
 func TestKeeperStoreDown(t *testing.T) {
 	ctx := context.Background()
 	flaky := idempotencytest.NewFlakyStore(idempotency.NewMemoryStore(nil))
-	k, _ := idempotency.New(flaky, idempotency.Config{Lease: time.Hour})
+	k, _ := idempotency.NewKeeper(flaky, idempotency.Config{Lease: time.Hour})
 	runs := 0
 	fn := func(context.Context) (idempotency.Result, error) {
 		runs++
@@ -47,7 +47,7 @@ func TestKeeperStoreDown(t *testing.T) {
 	if protocol.CodeOf(err) != protocol.CodeTimeout || runs != 1 {
 		t.Fatalf("complete down: %v (code %v), runs %d", err, protocol.CodeOf(err), runs)
 	}
-	k2, _ := idempotency.New(flaky, idempotency.Config{InFlight: idempotency.AnswerInFlight})
+	k2, _ := idempotency.NewKeeper(flaky, idempotency.Config{InFlight: idempotency.AnswerInFlight})
 	if _, err := k2.Do(ctx, tScope, "b", tFP, fn); protocol.CodeOf(err) != protocol.CodeInFlight || runs != 1 {
 		t.Fatalf("retry within the lease: %v, runs %d", err, runs)
 	}
@@ -63,7 +63,7 @@ func TestKeeperStoreDown(t *testing.T) {
 }
 
 func TestKeeperDeadlineShorterThanLease(t *testing.T) {
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{Lease: 10 * time.Second})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{Lease: 10 * time.Second})
 	var left time.Duration
 	_, err := k.Do(context.Background(), tScope, "k", tFP, func(ctx context.Context) (idempotency.Result, error) {
 		dl, ok := ctx.Deadline()
@@ -92,7 +92,7 @@ func TestKeeperDeadlineShorterThanLease(t *testing.T) {
 func TestKeeperLogsReplays(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{Logger: log})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{Logger: log})
 	fn := func(context.Context) (idempotency.Result, error) { return idempotency.Result{}, nil }
 	for range 2 {
 		if _, err := k.Do(context.Background(), tScope, "logged", tFP, fn); err != nil {
@@ -105,7 +105,7 @@ func TestKeeperLogsReplays(t *testing.T) {
 }
 
 func TestKeeperResultTooLarge(t *testing.T) {
-	k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{})
+	k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{})
 	runs := 0
 	fn := func(context.Context) (idempotency.Result, error) {
 		runs++
@@ -129,7 +129,7 @@ func TestKeeperResultTooLarge(t *testing.T) {
 }
 
 func TestNewRejectsNil(t *testing.T) {
-	if _, err := idempotency.New(nil, idempotency.Config{}); err == nil {
+	if _, err := idempotency.NewKeeper(nil, idempotency.Config{}); err == nil {
 		t.Fatal("nil store accepted")
 	}
 	if _, err := idempotency.NewRedisStore(nil, idempotency.RedisConfig{}); err == nil {

@@ -85,7 +85,7 @@ func TestMemoryStoreMaxRecords(t *testing.T) {
 		t.Fatalf("Len %d, want 3", s.Len())
 	}
 	// Through a Keeper the refusal is CodeUnavailable and fn does not run.
-	k, _ := idempotency.New(s, idempotency.Config{})
+	k, _ := idempotency.NewKeeper(s, idempotency.Config{})
 	ran := false
 	_, err = k.Do(ctx, scope, "d", fp, func(context.Context) (idempotency.Result, error) { ran = true; return idempotency.Result{}, nil })
 	if ran || !errors.Is(err, idempotency.ErrStoreFull) || protocol.CodeOf(err) != protocol.CodeUnavailable {
@@ -127,7 +127,7 @@ func ExampleNewMemoryStoreConfig() {
 	if err != nil {
 		panic(err)
 	}
-	k, _ := idempotency.New(s, idempotency.Config{})
+	k, _ := idempotency.NewKeeper(s, idempotency.Config{})
 	ctx := context.Background()
 	scope := idempotency.Scope{UserKey: 7, Command: "shop.buy"}
 	buy := func(context.Context) (idempotency.Result, error) {

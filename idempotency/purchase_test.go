@@ -95,7 +95,7 @@ func TestPurchaseRetriedThousandTimes(t *testing.T) {
 	}
 	backends := []backend{
 		{"memory", func(t *testing.T) (idempotency.Doer, protocol.Handler, func() int) {
-			k, _ := idempotency.New(idempotency.NewMemoryStore(nil), idempotency.Config{WaitTimeout: time.Minute})
+			k, _ := idempotency.NewKeeper(idempotency.NewMemoryStore(nil), idempotency.Config{WaitTimeout: time.Minute})
 			var mu sync.Mutex
 			balance := 100
 			h := protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {

@@ -227,7 +227,7 @@ func TestSQLStoreOverRouterDeadlockVictimRunsAgain(t *testing.T) {
 		return errs, [2]int32{n[0].Load(), n[1].Load()}
 	}
 	setup := func(rc shard.Config) *routed {
-		rs := newRouted(t, shardtest.MariaDB(), idempotency.Config{RequireKey: true}, rc)
+		rs := newRouted(t, shardtest.MySQL(), idempotency.Config{RequireKey: true}, rc)
 		first, _ := shardtest.Range(1)
 		db, err := rs.router.DB(ctx, first)
 		if err != nil {

@@ -42,9 +42,10 @@ type SQLConfig struct {
 	// keeps it (shard: an unknown user key is protocol.CodeBadRequest, a
 	// database that is down CodeUnavailable); an error without a code is
 	// classified once (a backend that is down: CodeUnavailable). fn's own
-	// errors must come back through it unchanged. Tx may run fn again when the transaction fails
-	// retryably (a deadlock victim): Do's every run is a fresh DoTx, and
-	// only the last one's answer and after-commit hooks count.
+	// errors must come back through it unchanged. Tx may run fn again when
+	// the transaction fails retryably (a deadlock victim): Do's every run
+	// is a fresh DoTx, and only the last one's answer and after-commit
+	// hooks count.
 	//
 	// Default: transactions on the *sql.DB given to NewSQLStore, retried
 	// like the router's (3 retries after a deadlock, lock wait timeout or

@@ -264,7 +264,7 @@ func TestClientRequestIDIdempotentPurchase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keeper, err := idempotency.New(keysStore, idempotency.Config{RequireKey: true})
+	keeper, err := idempotency.NewKeeper(keysStore, idempotency.Config{RequireKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

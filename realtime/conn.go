@@ -1,11 +1,13 @@
 package realtime
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,6 +48,7 @@ type outMsg struct {
 type sub struct {
 	c       *conn
 	channel string
+	idx     int // position in the channel's subSet.members (the shard's mu)
 	// While recovering (a subscribe sending history), live publications
 	// are buffered here, then sent after the history without duplicates.
 	recovering atomic.Bool
@@ -227,14 +230,22 @@ func (c *conn) cleanup() {
 	c.cancel()
 }
 
+// serve upgrades the request and starts the connection's reader on a
+// goroutine of its own, then returns: the HTTP handler's goroutine (its
+// stack, grown by the handshake) and the HTTP server's state for the
+// request are not kept for the connection's life, only the socket and the
+// websocket's buffers are.
 func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
-	defer c.cleanup()
+	if hj, ok := w.(http.Hijacker); ok {
+		w = smallReadBuffer{w, hj}
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  c.hub.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled, // frames are LZ4-compressed already
 	})
 	if err != nil {
 		c.hub.log.Debug("realtime: upgrade failed", "remote", c.remote, "err", err)
+		c.cleanup()
 		return
 	}
 	ws.SetReadLimit(c.hub.cfg.ReadLimit)
@@ -246,11 +257,59 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 		c.kick() // for what was queued (or a close) before the upgrade
 	}
 	c.startTimers()
-	c.readLoop()
+	c.hub.connWG.Add(1) // ServeHTTP's own count is held until it returns
+	go c.run()
+}
+
+// run reads one message (waiting for it is what an idle connection does),
+// then hands the connection to a fresh goroutine for the next one: reading
+// a message and running its commands (store, broker, Handler calls) grow a
+// goroutine's stack to 8 KiB and more, and the runtime shrinks a stack only
+// to four times what is in use, so a reader that kept its goroutine would
+// keep that stack while idle. A fresh one holds only what waiting needs.
+// The goroutine that finds the connection done closes and removes it.
+func (c *conn) run() {
+	if c.readMessage() {
+		go c.run()
+		return
+	}
+	defer c.hub.connWG.Done()
+	defer c.cleanup()
+	if c.ctx.Err() != nil {
+		// Shutdown gave up waiting (or the connection was torn down):
+		// writes take no context, so a write stuck on a client that does
+		// not read is ended here rather than at its WriteTimeout.
+		c.ws.CloseNow()
+	}
 	c.close(protocol.CodeOK, "")
 	c.stopTimers()
 	c.wg.Wait()
-	ws.CloseNow()
+	c.ws.CloseNow()
+}
+
+// connReadBuffer is the size of a connection's read buffer: client frames
+// are commands, mostly small, and a longer message is read past the buffer
+// into the reader's own (readAll). The HTTP server's 4 KiB buffer is
+// dropped with the request.
+const connReadBuffer = 1 << 10
+
+// smallReadBuffer gives websocket.Accept the hijacked connection with a
+// read buffer of connReadBuffer bytes in place of the HTTP server's, unless
+// that one holds bytes the client already sent.
+type smallReadBuffer struct {
+	http.ResponseWriter
+	hj http.Hijacker
+}
+
+func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := w.hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() == 0 {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(nc, connReadBuffer), brw.Writer)
+	}
+	return nc, brw, nil
 }
 
 // close starts closing the connection with a result code (CodeOK: a normal
@@ -289,7 +348,7 @@ func (c *conn) send(p *protocol.Prepared) {
 
 // defaultWriterIdle is how long a writer goroutine waits for more work
 // before it exits (kick starts a new one); Hub.writerIdle, changed by tests.
-const defaultWriterIdle = 5 * time.Second
+const defaultWriterIdle = time.Second
 
 // kick makes sure a writer goroutine runs (after something was queued, or
 // the connection started closing).
@@ -312,13 +371,35 @@ func (c *conn) writerDone() {
 	c.wmu.Unlock()
 }
 
+// batchPool holds the writers' batch buffers (*[]byte) between writers;
+// one larger than maxPooledBatch (a rare big frame) is dropped.
+var batchPool sync.Pool
+
+const maxPooledBatch = 64 << 10
+
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
 	idle := time.NewTimer(c.hub.writerIdle)
 	defer idle.Stop()
 	h := c.hub
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
-	var batch []byte
+	// The batch buffer is shared by the writers through a pool: a writer
+	// that exits (idle) gives it back, the next one to start takes it.
+	bp, _ := batchPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	batch := (*bp)[:0]
+	var deadline *time.Timer // the write timeout, re-armed per write
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+		if cap(batch) <= maxPooledBatch {
+			*bp = batch[:0]
+			batchPool.Put(bp)
+		}
+	}()
 	write := func(first *protocol.Prepared) error {
 		var err error
 		batch, err = h.codec.AppendPrepared(batch[:0], first, opts)
@@ -342,9 +423,21 @@ func (c *conn) writeLoop() {
 		if len(batch) == 0 {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, h.cfg.WriteTimeout)
-		defer cancel()
-		return c.ws.Write(ctx, websocket.MessageBinary, batch)
+		// The write deadline is one timer per writer, re-armed for each
+		// write: a context per write (context.WithTimeout, on which the
+		// websocket library registers a callback) cost an allocation of
+		// hundreds of bytes per write. A context without Done makes the
+		// library register nothing; the timer closes the websocket when
+		// the write (waiting for its lock included) outlasts WriteTimeout,
+		// which fails it, as the context's expiry did.
+		if deadline == nil {
+			deadline = time.AfterFunc(h.cfg.WriteTimeout, c.writeTimedOut)
+		} else {
+			deadline.Reset(h.cfg.WriteTimeout)
+		}
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, batch)
+		deadline.Stop()
+		return err
 	}
 	for {
 		if c.closed.Load() && c.closeCode == protocol.CodeSlowConsumer {
@@ -400,6 +493,14 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeTimedOut runs when a websocket write outlasts WriteTimeout: it closes
+// the connection with timeout at once (no close handshake: the client
+// does not take the bytes), which fails the write.
+func (c *conn) writeTimedOut() {
+	c.close(protocol.CodeTimeout, "write timeout")
+	c.ws.CloseNow()
 }
 
 // tick runs on a timer (no goroutine per connection while idle): every
@@ -473,37 +574,38 @@ func (c *conn) stopTimers() {
 	c.timerMu.Unlock()
 }
 
-func (c *conn) readLoop() {
-	for {
-		typ, rd, err := c.ws.Reader(c.ctx)
+// readMessage waits for the next websocket message and runs its frames;
+// false when the connection is done.
+func (c *conn) readMessage() bool {
+	typ, rd, err := c.ws.Reader(c.ctx)
+	if err != nil {
+		return false
+	}
+	c.rbuf, err = readAll(rd, c.rbuf[:0])
+	if err != nil {
+		return false // too big: the websocket library closes with 1009
+	}
+	if typ != websocket.MessageBinary {
+		c.close(protocol.CodeBadFrame, "binary messages only")
+		return false
+	}
+	msg := c.rbuf
+	for len(msg) > 0 {
+		frame, rest, err := protocol.CutFrame(msg)
 		if err != nil {
-			return
+			c.replyError(0, "", err)
+			break
 		}
-		c.rbuf, err = readAll(rd, c.rbuf[:0])
-		if err != nil {
-			return // too big: the websocket library closes with 1009
-		}
-		if typ != websocket.MessageBinary {
-			c.close(protocol.CodeBadFrame, "binary messages only")
-			return
-		}
-		msg := c.rbuf
-		for len(msg) > 0 {
-			frame, rest, err := protocol.CutFrame(msg)
-			if err != nil {
-				c.replyError(0, "", err)
-				break
-			}
-			msg = rest
-			c.busy.Store(true)
-			c.started.Add(1)
-			ok := c.handleFrame(frame)
-			c.busy.Store(false)
-			if !ok {
-				return
-			}
+		msg = rest
+		c.busy.Store(true)
+		c.started.Add(1)
+		ok := c.handleFrame(frame)
+		c.busy.Store(false)
+		if !ok {
+			return false
 		}
 	}
+	return true
 }
 
 func readAll(r io.Reader, buf []byte) ([]byte, error) {

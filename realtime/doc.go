@@ -134,6 +134,6 @@
 // client (DialOptions.Counters, protocol.Client.Counter).
 //
 // Package realtimetest has conformance suites for Broker, Presence,
-// Directory and Matchmaker implementations, and a fake broker that injects
-// failures.
+// Directory and Matchmaker implementations, a fake broker that injects
+// failures, and a Clock for the Now settings of the configs.
 package realtime

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,7 +402,7 @@ func (h *Hub) Stats() Stats {
 type chanShard struct {
 	subMu sync.Mutex // serializes membership changes (and broker subscribes)
 	mu    sync.RWMutex
-	chans map[string][]*sub // copy on write: fan-out iterates without the lock
+	chans map[string]*subSet // guarded by mu; written by subMu holders only
 	in    chan Publication
 	body  []byte // the delivery goroutine's scratch
 
@@ -411,6 +412,82 @@ type chanShard struct {
 	// missed ones after it.
 	posMu sync.Mutex
 	pos   map[string]StreamPosition
+}
+
+// subSet is one channel's subscribers on this node. A subscribe appends
+// and an unsubscribe swaps the last member into the leaver's place (each
+// sub knows its index): O(1), nothing copied. Fan-out iterates a snapshot,
+// an immutable copy of members made by the first publication after a
+// change (snapshot), so a channel that only gains members (connections
+// subscribing, idle) copies nothing, and one that changes between
+// publications copies its list once per publication, no more than the
+// fan-out itself touches. All fields are guarded by the shard's mu.
+type subSet struct {
+	members []*sub
+	snap    []*sub // nil: stale (members changed since it was taken)
+}
+
+// add appends sb (sb.idx is its position from then on).
+func (set *subSet) add(sb *sub) {
+	sb.idx = len(set.members)
+	set.members = append(set.members, sb)
+	set.snap = nil
+}
+
+// remove takes sb out (the last member takes its place); false when sb is
+// not a member. The list shrinks when mostly empty, so a channel that was
+// large once does not keep its peak.
+func (set *subSet) remove(sb *sub) bool {
+	i := sb.idx
+	if i < 0 || i >= len(set.members) || set.members[i] != sb {
+		return false
+	}
+	last := len(set.members) - 1
+	if i != last {
+		moved := set.members[last]
+		set.members[i], moved.idx = moved, i
+	}
+	set.members[last] = nil
+	set.members = set.members[:last]
+	sb.idx = -1
+	if c := cap(set.members); c > 64 && len(set.members) < c/4 {
+		set.members = append(make([]*sub, 0, 2*len(set.members)), set.members...)
+	}
+	set.snap = nil
+	return true
+}
+
+// subscribers returns the channel's subscribers on this node, to iterate
+// without the lock: the snapshot, taken now when the set changed since the
+// last one. Nil when none.
+func (s *chanShard) subscribers(ch string) []*sub {
+	s.mu.RLock()
+	set := s.chans[ch]
+	var snap []*sub
+	if set != nil {
+		snap = set.snap
+	}
+	s.mu.RUnlock()
+	if set == nil || snap != nil {
+		return snap
+	}
+	s.mu.Lock()
+	if set = s.chans[ch]; set != nil {
+		if set.snap == nil {
+			set.snap = slices.Clone(set.members)
+		}
+		snap = set.snap
+	}
+	s.mu.Unlock()
+	return snap
+}
+
+// subscribed reports whether ch has subscribers on this node.
+func (s *chanShard) subscribed(ch string) bool {
+	s.mu.RLock()
+	_, ok := s.chans[ch]
+	s.mu.RUnlock()
+	return ok
 }
 
 type userShard struct {
@@ -476,7 +553,7 @@ func NewHub(store Sessions, cfg Config) (*Hub, error) {
 	h.chans = make([]*chanShard, cfg.Shards)
 	h.users = make([]*userShard, cfg.Shards)
 	for i := range h.chans {
-		h.chans[i] = &chanShard{chans: make(map[string][]*sub), in: make(chan Publication, cfg.DeliveryQueueLen), pos: make(map[string]StreamPosition)}
+		h.chans[i] = &chanShard{chans: make(map[string]*subSet), in: make(chan Publication, cfg.DeliveryQueueLen), pos: make(map[string]StreamPosition)}
 		h.users[i] = &userShard{users: make(map[int64]*userState), ended: make(map[string]time.Time)}
 	}
 	for _, s := range h.chans {
@@ -535,9 +612,7 @@ func (h *Hub) runShard(s *chanShard) {
 // body, one prepared (compressed) frame, shared by all.
 func (h *Hub) fanout(s *chanShard, p Publication) {
 	h.stats.published.Add(1)
-	s.mu.RLock()
-	subs := s.chans[p.Channel]
-	s.mu.RUnlock()
+	subs := s.subscribers(p.Channel)
 	if len(subs) == 0 {
 		return
 	}
@@ -547,9 +622,7 @@ func (h *Hub) fanout(s *chanShard, p Publication) {
 	}
 	if gap {
 		h.fillGap(s, &p, gapAfter)
-		s.mu.RLock()
-		subs = s.chans[p.Channel]
-		s.mu.RUnlock()
+		subs = s.subscribers(p.Channel)
 	}
 	s.setPos(&p)
 	h.fanoutTo(s, subs, p)
@@ -670,7 +743,9 @@ func (h *Hub) onSessionEvent(ev session.Event) {
 // The query parameter "mode" (plain, xor, authenticated; default plain)
 // chooses how the connection's frames are protected, both ways. A missing
 // or refused token answers HTTP 401 (403 for kicked or revoked sessions)
-// before the upgrade, with the result code name as the body.
+// before the upgrade, with the result code name as the body. After the
+// upgrade ServeHTTP returns: the connection is served on goroutines of its
+// own until it closes (Shutdown waits for them).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.shutting.Load() {
 		http.Error(w, protocol.CodeGoingAway.String(), http.StatusServiceUnavailable)
@@ -783,23 +858,24 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// subscribe adds sb to its channel on this node, subscribing the node on
-// the broker for the channel's first subscriber.
+// addSub adds sb to its channel on this node, subscribing the node on the
+// broker for the channel's first subscriber.
 func (h *Hub) addSub(ctx context.Context, sb *sub) error {
 	s := h.chanShard(sb.channel)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
-	old := s.chans[sb.channel] // only subMu holders write the map
-	if len(old) == 0 {
+	s.mu.RLock()
+	set := s.chans[sb.channel]
+	s.mu.RUnlock()
+	if set == nil {
 		if err := h.broker.Subscribe(ctx, sb.channel); err != nil {
 			return fmt.Errorf("realtime: subscribe %q: %w", sb.channel, err)
 		}
+		set = &subSet{}
 	}
-	next := make([]*sub, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, sb)
 	s.mu.Lock()
-	s.chans[sb.channel] = next
+	set.add(sb)
+	s.chans[sb.channel] = set
 	s.mu.Unlock()
 	if KindOf(sb.channel) == KindWorld {
 		h.world.add(sb.channel, 1)
@@ -811,38 +887,29 @@ func (h *Hub) removeSub(sb *sub) {
 	s := h.chanShard(sb.channel)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
-	old := s.chans[sb.channel]
-	i := -1
-	for j, x := range old {
-		if x == sb {
-			i = j
-			break
-		}
-	}
-	if i < 0 {
+	s.mu.Lock()
+	set := s.chans[sb.channel]
+	if set == nil || !set.remove(sb) {
+		s.mu.Unlock()
 		return
 	}
+	last := len(set.members) == 0
+	if last {
+		delete(s.chans, sb.channel)
+	}
+	s.mu.Unlock()
 	if KindOf(sb.channel) == KindWorld {
 		h.world.add(sb.channel, -1)
 	}
-	if len(old) == 1 {
-		s.mu.Lock()
-		delete(s.chans, sb.channel)
-		s.mu.Unlock()
-		s.posMu.Lock()
-		delete(s.pos, sb.channel)
-		s.posMu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommandTimeout)
-		if err := h.broker.Unsubscribe(ctx, sb.channel); err != nil {
-			h.log.Warn("realtime: broker unsubscribe failed", "ch", sb.channel, "err", err)
-		}
-		cancel()
+	if !last {
 		return
 	}
-	next := make([]*sub, 0, len(old)-1)
-	next = append(next, old[:i]...)
-	next = append(next, old[i+1:]...)
-	s.mu.Lock()
-	s.chans[sb.channel] = next
-	s.mu.Unlock()
+	s.posMu.Lock()
+	delete(s.pos, sb.channel)
+	s.posMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommandTimeout)
+	if err := h.broker.Unsubscribe(ctx, sb.channel); err != nil {
+		h.log.Warn("realtime: broker unsubscribe failed", "ch", sb.channel, "err", err)
+	}
+	cancel()
 }

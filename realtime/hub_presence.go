@@ -373,10 +373,7 @@ func (h *Hub) pushPositionLost(s *chanShard, ch string, pos StreamPosition) {
 		h.log.Warn("realtime: cannot encode a push", "ch", ch, "err", err)
 		return
 	}
-	s.mu.RLock()
-	subs := s.chans[ch]
-	s.mu.RUnlock()
-	for _, sb := range subs {
+	for _, sb := range s.subscribers(ch) {
 		sb.deliver(outMsg{prep: prep})
 	}
 }
@@ -387,10 +384,7 @@ func (h *Hub) notePosition(ch string, pos StreamPosition) {
 	s := h.chanShard(ch)
 	s.posMu.Lock()
 	if _, ok := s.pos[ch]; !ok {
-		s.mu.RLock()
-		_, subscribed := s.chans[ch]
-		s.mu.RUnlock()
-		if subscribed {
+		if s.subscribed(ch) {
 			s.pos[ch] = pos
 		}
 	}
@@ -425,10 +419,7 @@ func (s *chanShard) setPos(p *Publication) {
 	s.posMu.Lock()
 	defer s.posMu.Unlock()
 	if _, ok := s.pos[p.Channel]; !ok {
-		s.mu.RLock()
-		_, ok = s.chans[p.Channel]
-		s.mu.RUnlock()
-		if !ok {
+		if !s.subscribed(p.Channel) {
 			return // unsubscribed meanwhile: no position to keep
 		}
 	}
@@ -460,9 +451,7 @@ func (h *Hub) fillGap(s *chanShard, p *Publication, after StreamPosition) {
 		h.pushPositionLost(s, p.Channel, StreamPosition{Offset: p.Offset - 1, Epoch: p.Epoch})
 		return
 	}
-	s.mu.RLock()
-	subs := s.chans[p.Channel]
-	s.mu.RUnlock()
+	subs := s.subscribers(p.Channel)
 	for _, q := range pubs {
 		s.setPos(&q)
 		h.fanoutTo(s, subs, q)

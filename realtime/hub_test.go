@@ -795,3 +795,67 @@ func TestWriterOnDemand(t *testing.T) {
 		}
 	}
 }
+
+// stuckWriter dials a client that stops reading (its push buffer holds one
+// push) and queues it pushes until the socket buffers are full: the hub's
+// writer for it blocks in a websocket write.
+func stuckWriter(t *testing.T, n *node, store session.Store, userKey int64) {
+	t.Helper()
+	ctx := ctxT(t)
+	dial(t, n, sessiontest.Login(t, store, userKey), &realtime.DialOptions{PushBuffer: 1, ReadLimit: 1 << 20})
+	noise := make([]byte, 96<<10)
+	rand.Read(noise)
+	big := json.RawMessage(`"` + base64.StdEncoding.EncodeToString(noise) + `"`) // 128 KiB, incompressible
+	// 32 MiB in all: more than loopback's socket buffers take.
+	for range 256 {
+		if err := n.hub.PushUser(ctx, userKey, "big", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A write that the client does not take within WriteTimeout closes the
+// connection (timeout), not slow_consumer: the queue never filled.
+func TestWriteTimeoutDropsStuckClient(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	const writeTimeout = 300 * time.Millisecond
+	n := startHub(t, store, realtime.Config{SendQueueLen: 1024, WriteTimeout: writeTimeout})
+	other := dial(t, n, sessiontest.Login(t, store, 1), nil)
+	start := time.Now()
+	stuckWriter(t, n, store, 2)
+	deadline := time.Now().Add(wait)
+	for n.hub.Stats().Connections != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck client not dropped after %v: %+v", wait, n.hub.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(start); took < writeTimeout {
+		t.Fatalf("dropped after %v, before the write timeout", took)
+	}
+	if st := n.hub.Stats(); st.SlowClosed != 0 {
+		t.Fatalf("closed as a slow consumer, not by the write timeout: %+v", st)
+	}
+	if _, err := other.Subscribe(ctxT(t), "world.0", nil); err != nil {
+		t.Fatalf("the other connection: %v", err)
+	}
+}
+
+// Shutdown that gives up waiting ends a write stuck on a client that does
+// not read at once, not after WriteTimeout.
+func TestShutdownEndsStuckWrite(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{SendQueueLen: 1024, WriteTimeout: time.Minute})
+	stuckWriter(t, n, store, 1)
+	time.Sleep(100 * time.Millisecond) // let the writer block
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := n.hub.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's deadline (the connection could not close cleanly)", err)
+	}
+	if took := time.Since(start); took > wait {
+		t.Fatalf("Shutdown took %v: the stuck write waited for its timeout", took)
+	}
+}

@@ -65,12 +65,15 @@ func runBenchServer() error {
 		io.WriteString(w, s.Token)
 	})
 	mux.HandleFunc("GET /mem", func(w http.ResponseWriter, r *http.Request) {
-		runtime.GC()
-		runtime.GC()
+		rss := residentBytes() // as an observer of the process sees it: before the GC below
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		alloc := ms.TotalAlloc
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
 		json.NewEncoder(w).Encode(map[string]uint64{
-			"heap": ms.HeapInuse, "stack": ms.StackInuse, "sys": ms.Sys,
+			"heap": ms.HeapInuse, "stack": ms.StackInuse, "sys": ms.Sys, "rss": rss, "alloc": alloc,
 			"goroutines": uint64(runtime.NumGoroutine()), "conns": uint64(hub.Stats().Connections),
 		})
 	})
@@ -92,14 +95,48 @@ func runBenchServer() error {
 	return srv.Shutdown(ctx)
 }
 
+// residentBytes returns the process's resident set size (VmRSS), 0 where
+// /proc is not there.
+func residentBytes() uint64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // BenchmarkIdleConnMemory measures the hub process's memory per idle
 // websocket connection: the hub runs in a child process (this test binary
-// re-executed), the parent opens 2,000 connections on loopback, and the
-// child reports heap and stack in use (after GC) before and after. Each
-// connection is authenticated and subscribed to its user channel, nothing
-// else. b.N is ignored: one measurement per run.
+// re-executed), the parent opens MADANG_RT_IDLE_CONNS (default 2,000)
+// connections on loopback, and the child reports its memory before and
+// after: rss-B/conn (resident memory, VmRSS, as the process's observer sees
+// it: RSS with the connections minus RSS with none, divided by their
+// number), heap and stack in use after GC (B/conn is their sum), and
+// alloc-B/conn, the bytes allocated per connection while connecting and
+// subscribing. Each connection is authenticated and subscribed to its user
+// channel; in "channel" each also subscribes to one channel shared by all
+// (the layout of the comparison with centrifuge: one channel, N idle
+// clients), and the figures are taken once the writer goroutines the
+// subscribe replies started have exited. b.N is ignored: one measurement
+// per run.
 func BenchmarkIdleConnMemory(b *testing.B) {
-	const conns = 2000
+	conns := envInt("MADANG_RT_IDLE_CONNS", 2000)
+	for _, shared := range []bool{false, true} {
+		name := "user"
+		if shared {
+			name = "channel"
+		}
+		b.Run(name, func(b *testing.B) { idleConnMemory(b, conns, shared) })
+	}
+}
+
+func idleConnMemory(b *testing.B, conns int, shared bool) {
 	addr, stop := startChild(b, childEnv+"=1")
 	defer stop()
 	base := "http://" + strings.TrimSpace(addr)
@@ -138,17 +175,30 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		clients = append(clients, c)
+		if shared {
+			if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
+	// Idle: the writer goroutines started by the subscribe replies exit
+	// after a few seconds without work.
 	after := mem()
+	for deadline := time.Now().Add(30 * time.Second); after["goroutines"]-before["goroutines"] > uint64(conns) && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		after = mem()
+	}
 	if f := os.Getenv("MADANG_RT_HEAPPROFILE"); f != "" { // go tool pprof -sample_index=inuse_space f
 		if err := os.WriteFile(f, get("/heapprofile"), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if after["conns"] != conns {
+	if after["conns"] != uint64(conns) {
 		b.Fatalf("server holds %d connections, want %d", after["conns"], conns)
 	}
-	per := func(k string) float64 { return (float64(after[k]) - float64(before[k])) / conns }
+	per := func(k string) float64 { return (float64(after[k]) - float64(before[k])) / float64(conns) }
+	b.ReportMetric(per("rss"), "rss-B/conn")
+	b.ReportMetric(per("alloc"), "alloc-B/conn")
 	b.ReportMetric(per("heap"), "heap-B/conn")
 	b.ReportMetric(per("stack"), "stack-B/conn")
 	b.ReportMetric(per("heap")+per("stack"), "B/conn")

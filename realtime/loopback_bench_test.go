@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,6 +105,13 @@ func runLoopServer() error {
 				}
 				fmt.Fprint(w, slow)
 			})
+			mux.HandleFunc("GET /cost", func(w http.ResponseWriter, r *http.Request) {
+				var ru syscall.Rusage
+				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				fmt.Fprint(w, ru.Utime.Nano()+ru.Stime.Nano(), " ", ms.TotalAlloc, " ", ms.Mallocs)
+			})
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -141,7 +150,10 @@ func envInt(name string, def int) int {
 // latency from Publish on the server to the client's read of the push
 // (the last of a fan-out to 2,000 clients waits for the 1,999 before it),
 // and first-p50-ms, the median over messages of the earliest delivery: the
-// trip alone, which shows the cost of a hop through Redis.
+// trip alone, which shows the cost of a hop through Redis. The server
+// process's cost per delivery in the throughput phase: srv-cpu-ns/deliv
+// (user + system CPU time of the child, which runs the hubs only),
+// srv-B/deliv and srv-allocs/deliv (its heap allocations).
 //
 // Setups, run in turn: node1-memory (one hub, memory broker; the
 // baseline), and with MADANG_REDIS_ADDR node1-redis (one hub, Redis broker
@@ -212,13 +224,26 @@ func runLoopback(b *testing.B, env []string, conns, msgs int) {
 	// latency: msgs/4 messages one at a time (the next is published when
 	// every client has the previous one), so queueing behind earlier
 	// messages is not counted.
+	cost := func() (cpu, alloc, mallocs float64) {
+		_, err := fmt.Sscan(get("/cost"), &cpu, &alloc, &mallocs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return cpu, alloc, mallocs
+	}
+	cpu0, alloc0, mallocs0 := cost()
 	tput, _, _ := loopPhase(b, ctx, clients, get, msgs, 16, 0)
+	cpu1, alloc1, mallocs1 := cost()
+	deliveries := float64(conns * msgs)
 	_, lat, firsts := loopPhase(b, ctx, clients, get, max(msgs/4, 1), 1, msgs)
 	pct := func(l []time.Duration, q float64) float64 { return float64(l[int(q*float64(len(l)-1))]) / 1e6 }
 	b.ReportMetric(tput, "deliveries/s")
 	b.ReportMetric(pct(lat, 0.5), "p50-ms")
 	b.ReportMetric(pct(lat, 0.99), "p99-ms")
 	b.ReportMetric(pct(firsts, 0.5), "first-p50-ms")
+	b.ReportMetric((cpu1-cpu0)/deliveries, "srv-cpu-ns/deliv")
+	b.ReportMetric((alloc1-alloc0)/deliveries, "srv-B/deliv")
+	b.ReportMetric((mallocs1-mallocs0)/deliveries, "srv-allocs/deliv")
 	b.ReportMetric(0, "ns/op")
 }
 

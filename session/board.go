@@ -13,36 +13,32 @@ import (
 	"github.com/madang-io/madang/protocol"
 )
 
-// BoardError is the type of the leaderboard sentinels (ErrBoardNotFound,
-// ErrScoreRange, ...): the package's *Error, carrying a protocol result code.
-// Compare with errors.Is. Returned errors wrap them with detail and the
-// "session: " prefix.
-type BoardError = Error
-
-// The leaderboard errors.
+// The leaderboard errors: *Error values carrying a protocol result code,
+// like the package's other errors. Compare with errors.Is; returned errors
+// wrap them with detail and the "session: " prefix.
 var (
 	// ErrBoardNotFound: the user has no score in the season (Rank, Score,
 	// Around). CodeBadRequest.
-	ErrBoardNotFound = &BoardError{protocol.CodeBadRequest, "session: user not on the board"}
+	ErrBoardNotFound = &Error{protocol.CodeBadRequest, "session: user not on the board"}
 	// ErrScoreRange: a score, an increment or an increment's result is
 	// outside [ScoreMin, ScoreMax]. Nothing is written for that submission.
-	ErrScoreRange = &BoardError{protocol.CodeBadRequest, "session: score out of range"}
+	ErrScoreRange = &Error{protocol.CodeBadRequest, "session: score out of range"}
 	// ErrBoardLimit: n of Top or Around is ≤ 0 or above BoardMaxPage /
 	// BoardMaxAround, or a batch is longer than BoardMaxBatch.
-	ErrBoardLimit = &BoardError{protocol.CodeBadRequest, "session: board request over limit"}
+	ErrBoardLimit = &Error{protocol.CodeBadRequest, "session: board request over limit"}
 	// ErrBoardCursor: Top got a cursor it did not issue.
-	ErrBoardCursor = &BoardError{protocol.CodeBadRequest, "session: bad board cursor"}
+	ErrBoardCursor = &Error{protocol.CodeBadRequest, "session: bad board cursor"}
 	// ErrBoardInvalid: a bad board name, season id, operator or config.
-	ErrBoardInvalid = &BoardError{protocol.CodeBadRequest, "session: invalid board input"}
+	ErrBoardInvalid = &Error{protocol.CodeBadRequest, "session: invalid board input"}
 	// ErrSeasonTooLong: a season is longer than the score encoding can order
 	// (ScoreTimeSlots × BoardConfig.TieResolution).
-	ErrSeasonTooLong = &BoardError{protocol.CodeBadRequest, "session: season too long for the tie-break encoding"}
+	ErrSeasonTooLong = &Error{protocol.CodeBadRequest, "session: season too long for the tie-break encoding"}
 	// ErrSeasonClosed: no season is open at this time (a custom schedule with
 	// a gap), or a write went to a season that is not the current one.
-	ErrSeasonClosed = &BoardError{protocol.CodeBadRequest, "session: season closed"}
+	ErrSeasonClosed = &Error{protocol.CodeBadRequest, "session: season closed"}
 	// ErrBoardUnavailable: the backend failed or could not be reached; the
 	// call may be retried. CodeUnavailable.
-	ErrBoardUnavailable = &BoardError{protocol.CodeUnavailable, "session: board backend unavailable"}
+	ErrBoardUnavailable = &Error{protocol.CodeUnavailable, "session: board backend unavailable"}
 )
 
 // Limits of the leaderboard API. Calls over them fail with ErrBoardLimit.

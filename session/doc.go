@@ -124,6 +124,8 @@
 // # Testing
 //
 // Package sessiontest has the conformance suites (RunStoreTests,
-// RunCacheTests, RunLimiterTests) every backend passes, a settable Clock,
-// and NewStore, Login and Request for game tests.
+// RunBoardTests, RunCacheTests, RunLimiterTests) every backend passes, a
+// settable Clock, NewStore, Login, Request and BoardForTest for game tests,
+// and the real Redis of integration tests (Redis, RedisCluster,
+// PrivateRedis).
 package session

@@ -72,7 +72,10 @@ const KeyBlockMaxAge = time.Minute
 type AccountsConfig struct {
 	// Retries is how many times Register runs again after a lost race for
 	// the same identity, a deadlock or a busy database (with
-	// RetryPolicy's backoff); 0 means DefaultTxRetries (3).
+	// RetryPolicy's backoff). Default DefaultTxRetries (3), also for a
+	// negative value: unlike Config.TxRetries there is no "no retry", as
+	// a registration that lost a race must run again to find the winner's
+	// key.
 	Retries int
 	// KeyBlock is how many user keys Register reserves from the directory
 	// at a time (Hi/Lo allocation). 0 or 1, the default: one key per
@@ -127,6 +130,57 @@ func (a *Accounts) Lookup(ctx context.Context, id Identity) (userKey int64, ok b
 	return userKey, true, nil
 }
 
+// Found is what Find learned about one identity: whether it has an
+// account and, if so, its user key and when it was registered. Pass it to
+// RegisterFound to log the identity in without looking it up again. The
+// zero Found belongs to no identity (RegisterFound refuses it).
+type Found struct {
+	id        Identity
+	userKey   int64
+	createdAt int64 // Unix ms, shard_accounts.created_at
+	ok        bool
+}
+
+// Identity returns the identity f is about.
+func (f Found) Identity() Identity { return f.id }
+
+// UserKey returns the user key found; ok is false when the identity had no
+// account when it was looked up.
+func (f Found) UserKey() (userKey int64, ok bool) { return f.userKey, f.ok }
+
+// Find is Lookup returning a Found: one SELECT, the same as Lookup's.
+// Callers that check an identity before logging it in (a block list, a
+// maintenance allow-list) and then register it pass the Found on to
+// RegisterFound, so a login reads the account once. Like Lookup it only
+// reads: a row registered moments ago may not be durable yet.
+func (a *Accounts) Find(ctx context.Context, id Identity) (Found, error) {
+	if err := id.validate(); err != nil {
+		return Found{}, err
+	}
+	key, createdAt, ok, err := a.lookup(ctx, id)
+	if err != nil {
+		return Found{}, err
+	}
+	return Found{id: id, userKey: key, createdAt: createdAt, ok: ok}, nil
+}
+
+// RegisterFound is Register for an identity looked up moments ago with
+// Find (in the same request): it answers as Register would had its own
+// lookup found what f found, without reading the row again. An account
+// older than Register's confirm window (10 s) is answered from f with no
+// query at all; a younger one is confirmed first, as Register does; an
+// identity f found without an account is registered at once (a racing
+// registration of the same identity makes the INSERT fail on the unique
+// key, and RegisterFound then reads and confirms the winner's row, as
+// Register does). Account rows are never changed or deleted, so f stays
+// true once found; pass a Found on only within the request that made it.
+func (a *Accounts) RegisterFound(ctx context.Context, f Found) (userKey int64, created bool, err error) {
+	if err := f.id.validate(); err != nil {
+		return 0, false, err
+	}
+	return a.register(ctx, f.id, &f)
+}
+
 // Register returns id's user key, allocating one (SQLDirectory.Allocate's
 // policy) the first time id is seen; created reports whether it did.
 //
@@ -148,6 +202,12 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 	if err := id.validate(); err != nil {
 		return 0, false, err
 	}
+	return a.register(ctx, id, nil)
+}
+
+// register is Register; found, if not nil, stands for the first attempt's
+// lookup (RegisterFound).
+func (a *Accounts) register(ctx context.Context, id Identity, found *Found) (userKey int64, created bool, err error) {
 	retries := a.cfg.Retries
 	// A lost race (the next lookup finds the winner's key) or a
 	// deadlock/busy database: run again, RetryPolicy's loop.
@@ -156,9 +216,14 @@ func (a *Accounts) Register(ctx context.Context, id Identity) (userKey int64, cr
 	attempt := 0
 	err = retry.Do(ctx, func(ctx context.Context) error {
 		defer func() { attempt++ }()
-		key, createdAt, ok, err := a.lookup(ctx, id)
-		if err != nil {
-			return &final{err}
+		key, createdAt, ok := int64(0), int64(0), false
+		if attempt == 0 && found != nil {
+			key, createdAt, ok = found.userKey, found.createdAt, found.ok
+		} else {
+			var err error
+			if key, createdAt, ok, err = a.lookup(ctx, id); err != nil {
+				return &final{err}
+			}
 		}
 		if ok {
 			// A row we lost the race to, or one registered moments ago,

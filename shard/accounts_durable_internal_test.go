@@ -58,3 +58,84 @@ func TestRegisterConfirmsAYoungAccount(t *testing.T) {
 		})
 	}
 }
+
+// roundTrips counts what a recorded database was sent: statements,
+// BEGINs and COMMITs/ROLLBACKs, each one round trip.
+func roundTrips(rec *testdb.Recorder) int { return len(rec.Events()) }
+
+// TestRegisterFoundReadsOnce: a login that looked its identity up with
+// Find and registers it with RegisterFound reads the account once: an old
+// account costs the Find alone, a new one the Find and one INSERT (key
+// blocks), a young one the Find and the confirming transaction. A Find
+// that missed a racing registration still answers the winner's key,
+// confirmed.
+func TestRegisterFoundReadsOnce(t *testing.T) {
+	for _, b := range testdb.RecordedBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db, rec := b.Open(t)
+			dir, fake := fakeClockDirectory(t, db)
+			a := NewAccounts(dir, AccountsConfig{KeyBlock: 8})
+			if _, _, err := a.Register(ctx, Identity{Platform: "guest", ID: "warm"}); err != nil {
+				t.Fatal(err) // reserves the first key block
+			}
+			login := func(id Identity) (int64, bool, int) {
+				t.Helper()
+				rec.Reset()
+				f, err := a.Find(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Identity() != id {
+					t.Fatalf("Found.Identity %+v, want %+v", f.Identity(), id)
+				}
+				key, created, err := a.RegisterFound(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k, ok := f.UserKey(); ok && k != key {
+					t.Fatalf("found %d, registered %d", k, key)
+				}
+				return key, created, roundTrips(rec)
+			}
+			id := Identity{Platform: "guest", ID: "dev-1"}
+			key, created, n := login(id)
+			if !created || n != 2 {
+				t.Fatalf("new: created %v, %d round trips (want 2): %+v", created, n, rec.Events())
+			}
+			// Young: confirmed by a committed write.
+			if k, created, _ := login(id); k != key || created || rec.DurableWrites() < 1 {
+				t.Fatalf("young: %d %v, events %+v", k, created, rec.Events())
+			}
+			fake.Advance(confirmWindow + time.Second)
+			if k, created, n := login(id); k != key || created || n != 1 {
+				t.Fatalf("old: %d %v, %d round trips (want 1): %+v", k, created, n, rec.Events())
+			}
+			// A Find that missed a registration racing it.
+			race := Identity{Platform: "guest", ID: "dev-race"}
+			f, err := a.Find(ctx, race)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := f.UserKey(); ok {
+				t.Fatal("found before registering")
+			}
+			other := NewAccounts(dir, AccountsConfig{})
+			winner, _, err := other.Register(ctx, race)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Reset()
+			k, created, err := a.RegisterFound(ctx, f)
+			if err != nil || created || k != winner {
+				t.Fatalf("race: %d %v %v, winner %d", k, created, err, winner)
+			}
+			if rec.DurableWrites() < 1 {
+				t.Fatalf("race: the winner's key answered without a committed write: %+v", rec.Events())
+			}
+			if _, _, err := a.RegisterFound(ctx, Found{}); err == nil {
+				t.Fatal("RegisterFound of the zero Found: no error")
+			}
+		})
+	}
+}

@@ -63,6 +63,13 @@ func BenchmarkLookup(b *testing.B) {
 // databases.
 func mariaDBDirectory(b *testing.B, be shardtest.Backend) *shard.SQLDirectory {
 	b.Helper()
+	dir, _ := mariaDBCommon(b, be)
+	return dir
+}
+
+// mariaDBCommon is mariaDBDirectory with the common database's pool.
+func mariaDBCommon(b *testing.B, be shardtest.Backend) (*shard.SQLDirectory, *sql.DB) {
+	b.Helper()
 	ctx := context.Background()
 	common := be.Open(b, be.NewDSN(b))
 	common.SetMaxOpenConns(32)
@@ -80,14 +87,14 @@ func mariaDBDirectory(b *testing.B, be shardtest.Backend) *shard.SQLDirectory {
 			b.Fatal(err)
 		}
 	}
-	return dir
+	return dir, common
 }
 
 // BenchmarkAllocateMariaDB measures Allocate with 16 concurrent allocators
 // over 4 open databases in one MariaDB common database.
 func BenchmarkAllocateMariaDB(b *testing.B) {
 	ctx := context.Background()
-	dir := mariaDBDirectory(b, shardtest.MariaDB())
+	dir := mariaDBDirectory(b, shardtest.MySQL())
 	b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -119,7 +126,7 @@ func BenchmarkAllocateMariaDB(b *testing.B) {
 // INSERT, one UPDATE per 32 keys). Both run in the same process, one after
 // the other; regs/s is the throughput.
 func BenchmarkRegisterMariaDB(b *testing.B) {
-	be := shardtest.MariaDB()
+	be := shardtest.MySQL()
 	for _, conc := range []int{1, 16, 64} {
 		for _, block := range []int{1, 32} {
 			name := fmt.Sprintf("c%d/one", conc)
@@ -155,6 +162,81 @@ func BenchmarkRegisterMariaDB(b *testing.B) {
 					b.Fatal(*e)
 				}
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "regs/s")
+			})
+		}
+	}
+}
+
+// BenchmarkLoginRegisterMariaDB measures a login's account work as a
+// server does it, on a MariaDB common database (4 open databases, pool of
+// 32, KeyBlock 32, 16 logins at once): the identity looked up before the
+// login runs (block list, maintenance allow-list), then registered.
+// "lookup+register" is Lookup then Register (two SELECTs of the row);
+// "find+registerfound" is Find then RegisterFound (one). "returning"
+// logs in identities registered more than 10 s before (no confirm),
+// "new" identities never seen. Side by side in one process; logins/s is
+// the throughput.
+func BenchmarkLoginRegisterMariaDB(b *testing.B) {
+	be := shardtest.MySQL()
+	const conc = 16
+	for _, who := range []string{"returning", "new"} {
+		for _, how := range []string{"lookup+register", "find+registerfound"} {
+			b.Run(who+"/"+how, func(b *testing.B) {
+				ctx := context.Background()
+				dir, common := mariaDBCommon(b, be)
+				acc := shard.NewAccounts(dir, shard.AccountsConfig{KeyBlock: 32})
+				id := func(i int64) shard.Identity { return shard.Identity{Platform: "guest", ID: fmt.Sprintf("bench-%d", i)} }
+				if who == "returning" {
+					for i := int64(1); i <= int64(b.N); i++ {
+						if _, _, err := acc.Register(ctx, id(i)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := common.Exec("UPDATE shard_accounts SET created_at = created_at - 60000"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				login := func(i int64) error {
+					if how == "lookup+register" {
+						if _, _, err := acc.Lookup(ctx, id(i)); err != nil {
+							return err
+						}
+						_, _, err := acc.Register(ctx, id(i))
+						return err
+					}
+					f, err := acc.Find(ctx, id(i))
+					if err != nil {
+						return err
+					}
+					_, _, err = acc.RegisterFound(ctx, f)
+					return err
+				}
+				var next atomic.Int64
+				var failed atomic.Pointer[error]
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for range conc {
+					wg.Go(func() {
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) || failed.Load() != nil {
+								return
+							}
+							if err := login(i); err != nil {
+								failed.CompareAndSwap(nil, &err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				if e := failed.Load(); e != nil {
+					b.Fatal(*e)
+				}
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")
 			})
 		}
 	}

@@ -383,7 +383,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 func mariaDBTableC(t *testing.T) (*shard.Router, int64, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
-	g := shardtest.MariaDB().Database(t, 1)
+	g := shardtest.MySQL().Database(t, 1)
 	r, err := shard.NewRouter(ctx, shard.Config{Directory: shardtest.Static(t, g), RefreshInterval: -1})
 	if err != nil {
 		t.Fatal(err)

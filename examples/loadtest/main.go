@@ -23,6 +23,9 @@
 // exits with status 1 when more than 1 % of the calls failed (or none
 // completed), after writing the summary and the reports. The logic lives
 // in package load; this main only parses flags and writes the outputs.
+// capacity.sh measures the server's capacity with it; nakamacompare (and
+// nakama-compare.sh) runs issue 17's production-path comparison of two
+// server binaries (scenarios login-new and write).
 package main
 
 import (

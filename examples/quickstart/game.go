@@ -14,23 +14,20 @@ import (
 	"github.com/madang-io/madang/shard"
 )
 
-// The game's commands.
+// The game's commands, and its result code (game codes start at CodeGameBase).
 const (
-	CmdLogin  = "auth.login"   // {"device_id","platform","version"} → {"user_key","token","key_id","secret"}; public
+	CmdLogin  = "auth.login"   // {"device_id","version"} → loginReply; public
 	CmdDaily  = "reward.daily" // → {"gold","added"}; needs a request id ("rid"); once per UTC day
 	CmdSubmit = "rank.submit"  // {"score"} → {"rank","score"}: the week's best score counts
-	CmdRank   = "rank.me"      // → {"rank","score"}
-)
 
-const (
-	CodeAlreadyClaimed = protocol.CodeGameBase + 1 // a second daily reward on one day; game codes start at CodeGameBase
-	DailyGold          = 100                       // the daily reward
+	CodeAlreadyClaimed = protocol.CodeGameBase + 1
+	DailyGold          = 100
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// gameMigrations are the game databases' tables, one file per dialect.
+// gameMigrations are the game databases' tables, a file per dialect.
 func gameMigrations() shard.Migrations {
 	sub, _ := fs.Sub(migrationFiles, "migrations") // a constant, valid path
 	return shard.Migrations{Source: "quickstart", FS: sub}
@@ -42,17 +39,14 @@ func (s *Server) register(mux *protocol.Mux) {
 	mux.Handle(CmdLogin, protocol.Typed(s.login))
 	mux.Handle(CmdDaily, protocol.Typed(s.claimDaily), idempotency.Middleware(s.idem))
 	mux.Handle(CmdSubmit, protocol.Typed(s.submitScore))
-	mux.Handle(CmdRank, protocol.Typed(s.myRank))
 }
 
 type loginArgs struct {
 	DeviceID string `json:"device_id"`
-	Platform string `json:"platform"`
-	Version  string `json:"version"`
+	Version  string `json:"version"` // the client's
 }
 
-// loginReply: the token (HTTP, websocket) and the key id and secret of
-// authenticated frames. Over TLS only.
+// loginReply carries the token and the frame keys' id and secret: TLS only.
 type loginReply struct {
 	UserKey int64  `json:"user_key"`
 	Token   string `json:"token"`
@@ -60,13 +54,10 @@ type loginReply struct {
 	Secret  []byte `json:"secret"`
 }
 
-// login registers a new device (a user key on the emptiest game database),
-// gives it a wallet there and opens a session (kicking an older one).
+// login finds the device's user key (a new one on the emptiest game
+// database), gives it a wallet there and opens a session (kicking older ones).
 func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs) (loginReply, error) {
-	if in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
-		return loginReply{}, protocol.Errorf(protocol.CodeBadRequest, "device_id: 1 to %d bytes", shard.MaxIdentityIDLen)
-	}
-	key, _, err := s.accounts.Register(ctx, shard.Identity{Platform: "guest", ID: in.DeviceID})
+	key, _, err := s.accounts.Register(ctx, shard.Identity{Platform: "guest", ID: in.DeviceID}) // bad_request if empty
 	if err != nil {
 		return loginReply{}, err
 	}
@@ -75,16 +66,13 @@ func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs)
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM wallets WHERE user_key = ?", key).Scan(&n); err != nil || n > 0 {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO wallets (user_key, gold, daily_day) VALUES (?, 0, 0)", key)
+		_, err := tx.ExecContext(ctx, "INSERT INTO wallets (user_key) VALUES (?)", key)
 		return err
 	})
 	if err != nil {
 		return loginReply{}, err
 	}
-	dbID, _ := s.router.LookupID(key)
-	sess, err := s.sessions.Create(ctx, session.CreateParams{ // API CHANGE: session.NewSession is renamed
-		UserKey: key, ShardID: dbID, DeviceID: in.DeviceID, Platform: in.Platform, ClientVersion: in.Version,
-	})
+	sess, err := s.sessions.Create(ctx, session.CreateParams{UserKey: key, DeviceID: in.DeviceID, ClientVersion: in.Version})
 	if err != nil {
 		return loginReply{}, err
 	}
@@ -97,8 +85,7 @@ func (s *Server) login(ctx context.Context, req *protocol.Request, in loginArgs)
 // commit together, so a retry gets this answer, never a second grant. The
 // push runs after the commit, on the first run only.
 func (s *Server) claimDaily(ctx context.Context, req *protocol.Request, _ struct{}) (map[string]int64, error) {
-	user, day := req.Principal.UserKey, s.cfg.Now().UTC().Unix()/86400
-	tx := idempotency.TxFrom(ctx)
+	user, day, tx := req.Principal.UserKey, s.cfg.Now().UTC().Unix()/86400, idempotency.TxFrom(ctx)
 	res, err := tx.ExecContext(ctx, "UPDATE wallets SET gold = gold + ?, daily_day = ? WHERE user_key = ? AND daily_day < ?",
 		DailyGold, day, user, day)
 	if err != nil {
@@ -127,26 +114,17 @@ type rankReply struct {
 // submitScore keeps the player's best score of the week (a resend changes
 // nothing: no request id needed) and tells the system channel's
 // subscribers when the player takes first place.
-func (s *Server) submitScore(ctx context.Context, req *protocol.Request, in struct {
-	Score int64 `json:"score"`
-}) (rankReply, error) {
+func (s *Server) submitScore(ctx context.Context, req *protocol.Request, in struct{ Score int64 }) (rankReply, error) {
 	if in.Score < 0 || in.Score > 1_000_000 { // bound what a client may report
 		return rankReply{}, protocol.Errorf(protocol.CodeBadRequest, "score out of range")
 	}
 	if err := s.board.Submit(ctx, req.Principal.UserKey, in.Score, session.ScoreBest); err != nil {
 		return rankReply{}, err
 	}
-	me, err := s.myRank(ctx, req, struct{}{})
+	me, err := s.board.Rank(ctx, req.Principal.UserKey)
 	if err == nil && me.Rank == 1 && me.Score == in.Score {
-		notice, _ := json.Marshal(map[string]any{"message": "a new champion", "user_key": req.Principal.UserKey, "score": in.Score})
+		notice, _ := json.Marshal(map[string]any{"message": "a new champion", "user_key": me.User, "score": me.Score})
 		_, _ = s.hub.Broadcast(ctx, realtime.Filter{}, "notice", notice)
 	}
-	return me, err
-}
-
-// myRank reads the player's place back (bad_request before a first score
-// this week: session.ErrBoardNotFound).
-func (s *Server) myRank(ctx context.Context, req *protocol.Request, _ struct{}) (rankReply, error) {
-	e, err := s.board.Rank(ctx, req.Principal.UserKey)
-	return rankReply{Rank: e.Rank, Score: e.Score}, err
+	return rankReply{me.Rank, me.Score}, err
 }

@@ -13,10 +13,10 @@ import (
 const (
 	// EnvRedisAddr is the host:port of a single Redis node, such as
 	// "127.0.0.1:6379".
-	EnvRedisAddr = testredis.EnvAddr
+	EnvRedisAddr = "MADANG_REDIS_ADDR"
 	// EnvRedisCluster is a comma-separated list of Redis Cluster seeds,
 	// such as "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002".
-	EnvRedisCluster = testredis.EnvCluster
+	EnvRedisCluster = "MADANG_REDIS_CLUSTER"
 )
 
 // Redis returns a client of the single Redis node at MADANG_REDIS_ADDR,

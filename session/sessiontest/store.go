@@ -1,9 +1,12 @@
-// Package sessiontest helps test code that uses package session: a
-// conformance suite every session.Store implementation must pass, ready
-// in-memory stores and logins for game tests, and connections to real Redis
-// for integration tests (Redis, RedisCluster, RedisPrefix, PrivateRedis:
-// they skip with a message when MADANG_REDIS_ADDR or MADANG_REDIS_CLUSTER
-// is unset, except in CI).
+// Package sessiontest helps test code that uses package session:
+// conformance suites any implementation can run (RunStoreTests for a
+// session.Store, RunBoardTests for a session.BoardStore, RunCacheTests,
+// RunLimiterTests), Clock, a clock the test moves for the Now settings of
+// session's configs, ready in-memory stores, logins and boards for game
+// tests (NewStore, Login, Request, BoardForTest), and connections to real
+// Redis for integration tests (Redis, RedisCluster, RedisPrefix,
+// PrivateRedis: they skip with a message when MADANG_REDIS_ADDR or
+// MADANG_REDIS_CLUSTER is unset, except in CI).
 package sessiontest
 
 import (

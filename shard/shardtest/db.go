@@ -11,7 +11,7 @@ import (
 // MariaDB/MySQL server for integration tests, such as
 // "root@tcp(127.0.0.1:3306)/test". Its user must be able to CREATE and DROP
 // databases.
-const EnvMySQLDSN = testdb.EnvMySQLDSN
+const EnvMySQLDSN = "MADANG_MYSQL_DSN"
 
 // MySQLDSN returns MADANG_MYSQL_DSN. It skips the test with a message when
 // the variable is unset, except in CI (MADANG_CI set), where it fails.
@@ -24,7 +24,7 @@ func MySQLDSN(t testing.TB) string {
 // latin1 and a case-insensitive, trailing-space-ignoring collation. Tables
 // that do not state their own character set and collation take these. Use
 // it with MySQLWithDefaults to show that a schema states its own.
-const Latin1 = testdb.Latin1
+const Latin1 = "CHARACTER SET latin1 COLLATE latin1_swedish_ci"
 
 // MySQLWithDefaults creates a database with a random name on the
 // MADANG_MYSQL_DSN server, with options after CREATE DATABASE name (its
@@ -36,16 +36,16 @@ func MySQLWithDefaults(t testing.TB, options string) (dsn string) {
 	return testdb.MySQLWithDefaults(t, options)
 }
 
-// MySQLMaxOpenConns bounds the pools NewDB opens on MariaDB. Test packages
+// MySQLMaxOpenConns bounds the pools NewDB opens on MySQL. Test packages
 // run in parallel against one server (151 connections by default); a test
 // with a hundred goroutines on an unbounded pool would take most of them
 // and make other packages' tests fail with "Too many connections".
-const MySQLMaxOpenConns = testdb.MySQLMaxOpenConns
+const MySQLMaxOpenConns = 16
 
 // NewDB creates a fresh, empty database of the backend (NewDSN), opens it,
-// closed when the test ends, and checks that it answers. Pools on MariaDB
-// are bounded by MySQLMaxOpenConns. It skips the test when the backend is
-// not configured (MariaDB without MADANG_MYSQL_DSN; in CI it fails).
+// closed when the test ends, and checks that it answers. Pools on MySQL are
+// bounded by MySQLMaxOpenConns. It skips the test when the backend is not
+// configured (MySQL without MADANG_MYSQL_DSN; in CI it fails).
 func (b Backend) NewDB(t testing.TB) *sql.DB {
 	t.Helper()
 	db := b.Open(t, b.NewDSN(t))

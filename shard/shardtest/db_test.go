@@ -34,7 +34,7 @@ func TestBackendNewDB(t *testing.T) {
 
 // MySQLWithDefaults creates the database with the options given.
 func TestMySQLWithDefaults(t *testing.T) {
-	b := shardtest.MariaDB()
+	b := shardtest.MySQL()
 	db := b.Open(t, shardtest.MySQLWithDefaults(t, shardtest.Latin1))
 	var charset string
 	if err := db.QueryRow("SELECT @@character_set_database").Scan(&charset); err != nil {

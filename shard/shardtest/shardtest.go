@@ -1,13 +1,16 @@
 // Package shardtest helps test code that uses package shard: static
 // directories, game databases created for one test (SQLite files in
-// t.TempDir(), or random MariaDB databases dropped afterwards), and a
-// conformance suite (RunBackendTests) that checks the directory, allocator,
-// accounts, router and migrations against a real backend.
+// t.TempDir(), or random databases on a MySQL or MariaDB server, dropped
+// afterwards), and a conformance suite (RunBackendTests) that checks the
+// directory, allocator, accounts, router and migrations against a real
+// backend.
 //
 // Tests of any package open their SQL databases here: Backends (or SQLite
-// and MariaDB) and Backend.NewDB for a fresh database of each, MySQLDSN and
-// MySQLWithDefaults for the MariaDB server named by MADANG_MYSQL_DSN (tests
-// skip without it, except in CI).
+// and MySQL) and Backend.NewDB for a fresh database of each, MySQLDSN and
+// MySQLWithDefaults for the MySQL or MariaDB server named by
+// MADANG_MYSQL_DSN (tests skip without it, except in CI). Every name about
+// that server says MySQL, like its driver, its dialect (shard.DialectMySQL)
+// and the variable; CI runs it on MariaDB.
 //
 // It imports the SQLite and MySQL drivers, so only tests and mains may
 // import it.
@@ -47,7 +50,8 @@ func Static(t testing.TB, dbs ...shard.Database) *shard.StaticDirectory {
 
 // Backend is a database family the suite runs against.
 type Backend struct {
-	// Name is "sqlite" or "mariadb".
+	// Name is "sqlite" (SQLite) or "mariadb" (MySQL), used as the name of
+	// subtests and benchmarks.
 	Name string
 	// Driver is the database/sql driver name.
 	Driver string
@@ -75,9 +79,11 @@ func SQLite() Backend {
 	}
 }
 
-// MariaDB creates random databases on the MADANG_MYSQL_DSN server (skipping
-// the test when it is unset, failing in CI).
-func MariaDB() Backend {
+// MySQL is the MySQL or MariaDB server named by MADANG_MYSQL_DSN: random
+// databases created on it, dropped when the test ends (skipping the test
+// when the variable is unset, failing in CI). Its Name is "mariadb", the
+// server CI runs.
+func MySQL() Backend {
 	return Backend{
 		Name:   "mariadb",
 		Driver: "mysql",
@@ -89,8 +95,8 @@ func MariaDB() Backend {
 	}
 }
 
-// Backends returns SQLite and MariaDB.
-func Backends() []Backend { return []Backend{SQLite(), MariaDB()} }
+// Backends returns SQLite and MySQL.
+func Backends() []Backend { return []Backend{SQLite(), MySQL()} }
 
 // Open opens dsn with the backend's driver, closed when the test ends.
 func (b Backend) Open(t testing.TB, dsn string) *sql.DB {
@@ -132,6 +138,6 @@ func (b Backend) Databases(t testing.TB, n int) []shard.Database {
 // SQLiteDatabases creates n SQLite game databases in t.TempDir(), ids 1..n.
 func SQLiteDatabases(t testing.TB, n int) []shard.Database { return SQLite().Databases(t, n) }
 
-// MySQLDatabases creates n random MariaDB databases, ids 1..n, dropped when
-// the test ends; it skips the test when MADANG_MYSQL_DSN is unset.
-func MySQLDatabases(t testing.TB, n int) []shard.Database { return MariaDB().Databases(t, n) }
+// MySQLDatabases creates n random databases on the MADANG_MYSQL_DSN server,
+// ids 1..n, dropped when the test ends; it skips like MySQL.
+func MySQLDatabases(t testing.TB, n int) []shard.Database { return MySQL().Databases(t, n) }

@@ -39,7 +39,7 @@ func backends() []backend {
 		{"sqlite", shard.DialectSQLite, func(t testing.TB) (string, string) {
 			return "sqlite", shardtest.SQLite().NewDSN(t)
 		}},
-		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", shardtest.MariaDB().NewDSN(t) }},
+		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", shardtest.MySQL().NewDSN(t) }},
 	}
 }
 

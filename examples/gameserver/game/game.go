@@ -153,6 +153,12 @@ type Config struct {
 	Router *shard.Router
 	// Accounts maps login identities to user keys.
 	Accounts *shard.Accounts
+	// FindAccount, if set, looks up a login's identity instead of
+	// Accounts.Find: a server whose middlewares already looked it up for
+	// this request (block list, maintenance allow-list) returns that
+	// answer, so a login reads the account row once. It must answer
+	// about id, from the same request. Nil: Accounts.Find.
+	FindAccount func(ctx context.Context, id shard.Identity) (shard.Found, error)
 	// Sessions keeps login sessions.
 	Sessions session.Store
 	// Idempotency makes shop.buy run once per request id, in the
@@ -349,7 +355,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 			return fail(badRequest("%s longer than %d bytes", name, session.MaxFieldLen))
 		}
 	}
-	userKey, created, err := g.cfg.Accounts.Register(ctx, shard.Identity{Platform: GuestPlatform, ID: in.DeviceID})
+	userKey, created, err := g.register(ctx, shard.Identity{Platform: GuestPlatform, ID: in.DeviceID})
 	if err != nil {
 		return fail(fmt.Errorf("game: register guest: %w", err))
 	}
@@ -385,11 +391,14 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	// In-app purchases redeemed while their grant never committed (the
 	// game database died in between) are granted now, without waiting for
 	// the client to send the receipt again. A failure here does not fail
-	// the login: the server's sweep grants them later.
-	if n, err := g.GrantPending(ctx, userKey); err != nil {
-		g.log.Warn("game: grant noted purchases at login", "user", userKey, "err", err)
-	} else if n > 0 {
-		g.log.Info("game: noted purchases granted at login", "user", userKey, "granted", n)
+	// the login: the server's sweep grants them later. A new account has
+	// none (a purchase needs a session, and its key was never used).
+	if !created {
+		if n, err := g.GrantPending(ctx, userKey); err != nil {
+			g.log.Warn("game: grant noted purchases at login", "user", userKey, "err", err)
+		} else if n > 0 {
+			g.log.Info("game: noted purchases granted at login", "user", userKey, "granted", n)
+		}
 	}
 	shardID, _ := g.cfg.Router.LookupID(userKey)
 	sess, err := g.cfg.Sessions.Create(ctx, session.CreateParams{
@@ -404,6 +413,24 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 		Token: sess.Token, KeyID: sess.ID, Secret: base64.StdEncoding.EncodeToString(sess.Secret),
 		UserKey: userKey, NewUser: created, ServerTime: g.cfg.Now().UnixMilli(),
 	}, sess.Principal(), nil
+}
+
+// register registers a login's identity, reading its account once:
+// Config.FindAccount's answer (or Accounts.Find's) passed on to
+// Accounts.RegisterFound.
+func (g *Game) register(ctx context.Context, id shard.Identity) (int64, bool, error) {
+	find := g.cfg.FindAccount
+	if find == nil {
+		find = g.cfg.Accounts.Find
+	}
+	f, err := find(ctx, id)
+	if err != nil {
+		return 0, false, err
+	}
+	if f.Identity() != id { // a FindAccount answering about another identity
+		return g.cfg.Accounts.Register(ctx, id)
+	}
+	return g.cfg.Accounts.RegisterFound(ctx, f)
 }
 
 // Player is player.load's answer.

@@ -65,7 +65,9 @@
 //
 // The middleware records each user's last request in memory (Config.ActiveWindow,
 // default 5 min) for CCU, and every successful login in liveops_logins (one
-// row per user and UTC day) for DAU. With Redis the active users are flushed
+// row per user and UTC day) for DAU — but a first login with
+// Config.DAUCountsNewAccounts, which the new account's shard_accounts row
+// dates. With Redis the active users are flushed
 // every FlushInterval into one sorted set, so CCU counts the users of every
 // server.
 package liveops

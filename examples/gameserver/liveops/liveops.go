@@ -256,6 +256,14 @@ type Config struct {
 	// in maintenance is refused before a session is made. Nil: checked on
 	// the Principal the login filled in, after it ran.
 	LoginUser func(ctx context.Context, payload []byte) (userKey int64, ok bool, err error)
+	// DAUCountsNewAccounts makes DAU count the accounts created on the
+	// day (shard_accounts.created_at in DB, as NRU reads it) as logins of
+	// that day, so a login whose account LoginUser did not find (a new
+	// player, whose account the login creates) writes no liveops_logins
+	// row: one write less per first login. Needs LoginUser and the shard
+	// package's shard_accounts in DB. Default false: every successful
+	// login writes its row.
+	DAUCountsNewAccounts bool
 	// Exempt lists commands never gated (a clock sync, a version check).
 	Exempt []string
 	// DataVersion, when set, is the one source of game-data versions: the

@@ -385,3 +385,62 @@ func FuzzLogin(f *testing.F) {
 		}
 	})
 }
+
+// With DAUCountsNewAccounts a first login (LoginUser finds no account)
+// writes no liveops_logins row, and DAU still counts it, from the new
+// account's shard_accounts row; a returning player's login writes its row.
+func TestDAUCountsNewAccounts(t *testing.T) {
+	for _, b := range shardtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t, b)
+			dir, err := shard.NewSQLDirectory(ctx, db, shard.SQLDirectoryConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dir.Add(ctx, shard.Database{ID: 1, Name: "g", Driver: "sqlite", DSN: "x", FirstKey: 1, LastKey: 100}); err != nil {
+				t.Fatal(err)
+			}
+			acc := shard.NewAccounts(dir, shard.AccountsConfig{})
+			id := func(payload []byte) shard.Identity {
+				var in struct{ Dev string }
+				_ = json.Unmarshal(payload, &in)
+				return shard.Identity{Platform: "guest", ID: in.Dev}
+			}
+			m := newManager(t, Config{DB: db, PollInterval: -1, DAUCountsNewAccounts: true,
+				LoginUser: func(ctx context.Context, payload []byte) (int64, bool, error) {
+					return acc.Lookup(ctx, id(payload))
+				}})
+			mux := protocol.NewMux()
+			mux.Handle("auth.guest", protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+				key, _, err := acc.Register(ctx, id(req.Payload))
+				if err != nil {
+					return nil, err
+				}
+				req.Principal = &protocol.Principal{UserKey: key}
+				return &protocol.Response{Payload: json.RawMessage(`{}`)}, nil
+			}))
+			h := protocol.Chain(mux, m.Middleware())
+			rows := func() (n int64) {
+				if err := db.QueryRow("SELECT COUNT(*) FROM liveops_logins").Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			for i, dev := range []string{"a", "a", "b"} {
+				if r := call(t, h, "auth.guest", nil, `{"dev":"`+dev+`"}`); r.Code != protocol.CodeOK {
+					t.Fatalf("login %d: %+v", i, r)
+				}
+			}
+			if n := rows(); n != 1 { // a's second login only
+				t.Fatalf("%d liveops_logins rows, want 1", n)
+			}
+			if n, err := m.DAU(ctx, time.Now()); err != nil || n != 2 {
+				t.Fatalf("DAU %d %v, want 2", n, err)
+			}
+			if n, err := m.DAU(ctx, time.Now().Add(-48*time.Hour)); err != nil || n != 0 {
+				t.Fatalf("DAU two days ago %d %v", n, err)
+			}
+		})
+	}
+}

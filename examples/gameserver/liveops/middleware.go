@@ -111,6 +111,10 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 	platform, version := str(m.cfg.PlatformField), str(m.cfg.VersionField)
 	build, known := p.Build(platform, version)
 	review := known && build.Review
+	// newAccount: LoginUser found no account, so the login creates it (or
+	// a racing login of the same identity just did), dated after lookupAt.
+	var newAccount bool
+	var lookupAt time.Time
 	if !review {
 		if old, pp := p.TooOld(platform, version); old {
 			return m.tooOldResp(pp), nil
@@ -122,6 +126,7 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 			}
 			if !ok {
 				user = 0 // a new account: not on the allow-list
+				newAccount, lookupAt = true, m.cfg.Now()
 			}
 			if scope := p.InMaintenance(user); scope != "" {
 				return m.maintResp(p, scope, user), nil
@@ -169,8 +174,13 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 	now := m.cfg.Now()
 	if user > 0 {
 		m.act.seen(user, now)
-		if err := m.recordLogin(ctx, user, now); err != nil {
-			m.log.Warn("liveops: record login", "user", user, "err", err)
+		// A new account's row dates this login for DAU when it was created
+		// on the same UTC day (DAUCountsNewAccounts).
+		counted := m.cfg.DAUCountsNewAccounts && newAccount && day(lookupAt) == day(now)
+		if !counted {
+			if err := m.recordLogin(ctx, user, now); err != nil {
+				m.log.Warn("liveops: record login", "user", user, "err", err)
+			}
 		}
 	}
 	var info LoginInfo
@@ -231,10 +241,19 @@ func (m *Manager) recordLogin(ctx context.Context, user int64, now time.Time) er
 	return err
 }
 
-// DAU returns the number of distinct users who logged in on t's UTC day.
+// DAU returns the number of distinct users who logged in on t's UTC day
+// (with Config.DAUCountsNewAccounts, those and the accounts created that
+// day).
 func (m *Manager) DAU(ctx context.Context, t time.Time) (int64, error) {
 	var n int64
-	err := m.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM liveops_logins WHERE day = ?", day(t)).Scan(&n)
+	d := day(t)
+	if !m.cfg.DAUCountsNewAccounts {
+		err := m.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM liveops_logins WHERE day = ?", d).Scan(&n)
+		return n, wrap(err)
+	}
+	err := m.cfg.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT user_key FROM liveops_logins WHERE day = ?"+
+		" UNION SELECT user_key FROM shard_accounts WHERE created_at >= ? AND created_at < ?) u",
+		d, d*86400*1000, (d+1)*86400*1000).Scan(&n)
 	return n, wrap(err)
 }
 

@@ -28,7 +28,7 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data"), LiveOpsPoll: -1}
 	if os.Getenv(shardtest.EnvMySQLDSN) != "" {
-		cfg.MySQLDSN = shardtest.MariaDB().NewDSN(t)
+		cfg.MySQLDSN = shardtest.MySQL().NewDSN(t)
 		dropGameDBs(t, cfg.MySQLDSN, EmbeddedGameDBs)
 	}
 	if os.Getenv(sessiontest.EnvRedisAddr) != "" {

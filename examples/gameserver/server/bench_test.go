@@ -93,7 +93,7 @@ func benchServer(b *testing.B, remote bool) *Server {
 	b.Helper()
 	cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(b.TempDir(), "data")}
 	if remote {
-		cfg.MySQLDSN = shardtest.MariaDB().NewDSN(b)
+		cfg.MySQLDSN = shardtest.MySQL().NewDSN(b)
 		benchDropGameDBs(b, cfg.MySQLDSN, EmbeddedGameDBs)
 		cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
 		cfg.RedisPrefix = sessiontest.RedisPrefix(b, sessiontest.Redis(b))

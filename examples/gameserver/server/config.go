@@ -1,6 +1,7 @@
 package server
 
 import (
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -170,6 +171,10 @@ type Config struct {
 	// login. Default DefaultIAPSweepInterval (1 minute); negative: no
 	// sweep (logins still grant them).
 	IAPSweepInterval time.Duration
+
+	// wrapCommon, set by tests, replaces the common database's pool (to
+	// count what it is sent); nil: none.
+	wrapCommon func(db *sql.DB, dsn string) *sql.DB
 }
 
 // Defaults of Config.

@@ -39,7 +39,7 @@ func BenchmarkLoginStorm(b *testing.B) {
 	}{{"nolimit", -1}, {"limit", 0}} {
 		b.Run(mode.name, func(b *testing.B) {
 			cfg := Config{XORKey: testXORKey, LiveOpsPoll: -1, MaxLogins: mode.max}
-			cfg.MySQLDSN = shardtest.MariaDB().NewDSN(b)
+			cfg.MySQLDSN = shardtest.MySQL().NewDSN(b)
 			benchDropGameDBs(b, cfg.MySQLDSN, EmbeddedGameDBs)
 			cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
 			cfg.RedisPrefix = sessiontest.RedisPrefix(b, sessiontest.Redis(b))

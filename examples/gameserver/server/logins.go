@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // Defaults of the login limit (Config.MaxLogins, Config.LoginQueueWait).
@@ -31,8 +32,8 @@ const (
 // else runs: under a login storm the server answers the excess at once
 // instead of queueing every login on the common database past the
 // clients' timeouts. It also gives each login it admits a memo for the
-// account lookup (loginUser), which the anti-cheat guard and the live-ops
-// middleware both make.
+// account lookup (findAccount), which the anti-cheat guard, the live-ops
+// middleware and the login handler all make.
 type loginGate struct {
 	command string
 	slots   chan struct{} // nil: no limit
@@ -101,9 +102,9 @@ func (g *loginGate) acquire(ctx context.Context) bool {
 type loginMemoKey struct{}
 
 // loginMemo is one login request's account lookup, made once for the
-// middlewares that ask (they run one after the other, never at once).
+// middlewares and the handler that ask (they run one after the other,
+// never at once).
 type loginMemo struct {
-	done    bool
-	userKey int64
-	ok      bool
+	done  bool
+	found shard.Found
 }

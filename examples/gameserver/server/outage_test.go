@@ -150,7 +150,7 @@ func (c *codeCounts) String() string {
 func TestBackendDownMidPlayIsNeverInternal(t *testing.T) {
 	ctx := context.Background()
 	began := time.Now()
-	dsn := shardtest.MariaDB().NewDSN(t)
+	dsn := shardtest.MySQL().NewDSN(t)
 	rc := sessiontest.Redis(t)
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {

@@ -29,7 +29,13 @@
 // middleware (maintenance, minimum client version, and at login the APK
 // signature check through anticheat.Registry.CheckLogin, review routing and
 // data versions), then the mux, where mutating commands add the idempotency
-// middleware.
+// middleware. A login reads the player's account once (the login gate's
+// memo, shared by the guard, live ops and the auth.guest handler); the
+// block list and the signature registry are kept in process (a change
+// made on another server takes effect here within 10 s and
+// SignatureCacheTTL), so a returning player's login costs 3 round trips
+// to the common database and a new player's 2 (4 when it reserves the
+// next key block): TestLoginRoundTrips.
 //
 // # In-app purchases
 //
@@ -168,6 +174,13 @@ type limiter interface {
 	Stats() session.LimiterStats
 }
 
+// SignatureCacheTTL is how long a server keeps its copy of the APK
+// signature registry (anticheat.RegistryConfig.CacheTTL): an entry set or
+// deleted through another server's ops API, or by another tool, takes
+// effect here within SignatureCacheTTL plus one read of the registry;
+// through this server's own ops API, at once.
+const SignatureCacheTTL = 5 * time.Second
+
 // CmdTime is the public clock command.
 const CmdTime = "sys.time"
 
@@ -212,19 +225,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 			s.Close()
 		}
 	}()
-	if s.store, err = openStorage(ctx, storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN, GameDBs: cfg.MySQLGameDBs}, log); err != nil {
+	if s.store, err = openStorage(ctx, storageConfig{DataDir: cfg.DataDir, MySQLDSN: cfg.MySQLDSN, GameDBs: cfg.MySQLGameDBs, wrapCommon: cfg.wrapCommon}, log); err != nil {
 		return nil, err
 	}
 	if err := s.openSessions(ctx); err != nil {
 		return nil, err
 	}
 
-	// Anti-cheat: tables in the common database, a per-process cache in
-	// front of the block list (a block reaches the other servers within
-	// its TTL, 10 s).
-	blocks := anticheat.NewBlockCache(s.store.anticheat, anticheat.BlockCacheConfig{})
+	// Anti-cheat: tables in the common database, the whole block list
+	// kept in process (a first check of a user costs no query; a block
+	// reaches the other servers within the cache's TTL, 10 s), and the
+	// APK signature registry too (an entry the ops API sets reaches the
+	// other servers within SignatureCacheTTL).
+	blocks := anticheat.NewBlockCache(s.store.anticheat, anticheat.BlockCacheConfig{WholeList: true})
 	monitor := anticheat.NewMonitor(anticheat.MonitorConfig{Log: s.store.anticheat, Blocks: blocks, Logger: log})
-	s.registry = anticheat.NewRegistry(s.store.anticheat, anticheat.RegistryConfig{Logger: log})
+	s.registry = anticheat.NewRegistry(s.store.anticheat, anticheat.RegistryConfig{Logger: log, CacheTTL: SignatureCacheTTL})
 	s.guard = anticheat.NewGuard(anticheat.GuardConfig{
 		Monitor: monitor, LoginCommand: game.CmdGuestLogin, Logger: log,
 		LoginUser: func(ctx context.Context, req *protocol.Request) (int64, bool, error) {
@@ -248,7 +263,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.liveops, err = liveops.New(ctx, liveops.Config{
 		DB: s.store.common, Dialect: s.store.dialect, Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
 		PollInterval: cfg.LiveOpsPoll, LoginCommand: game.CmdGuestLogin, LoginUser: s.loginUser,
-		Exempt: []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
+		DAUCountsNewAccounts: true, // a first login: no liveops_logins write
+		Exempt:               []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
 		// One source of data versions: the catalog's client mappings.
 		DataVersion: func(clientVersion string) string { return s.catalog.ForClient(clientVersion).Version },
 	}); err != nil {
@@ -260,7 +276,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 
 	if s.game, err = game.New(game.Config{
-		Router: s.store.router, Accounts: s.store.accounts, Sessions: s.sessions,
+		Router: s.store.router, Accounts: s.store.accounts, FindAccount: s.findAccount, Sessions: s.sessions,
 		Idempotency: s.store.idem, Dialect: s.store.dialect, Logger: log,
 		// The dungeon ranking (memory or Redis, like the sessions); dungeon
 		// verdicts go to the guard's monitor (one hack log and block list).
@@ -494,15 +510,27 @@ func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, er
 	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
 		return 0, false, nil // the login handler answers bad input
 	}
+	f, err := s.findAccount(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	if err != nil {
+		return 0, false, err
+	}
+	key, ok := f.UserKey()
+	return key, ok, nil
+}
+
+// findAccount is the login's account lookup, made once per login request
+// (the login gate's memo) for the anti-cheat guard, the live-ops
+// middleware and the login handler (game.Config.FindAccount).
+func (s *Server) findAccount(ctx context.Context, id shard.Identity) (shard.Found, error) {
 	memo, _ := ctx.Value(loginMemoKey{}).(*loginMemo) // set by the login gate
-	if memo != nil && memo.done {
-		return memo.userKey, memo.ok, nil
+	if memo != nil && memo.done && memo.found.Identity() == id {
+		return memo.found, nil
 	}
-	key, ok, err := s.store.accounts.Lookup(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	f, err := s.store.accounts.Find(ctx, id)
 	if memo != nil && err == nil {
-		*memo = loginMemo{done: true, userKey: key, ok: ok}
+		*memo = loginMemo{done: true, found: f}
 	}
-	return key, ok, err
+	return f, err
 }
 
 // buildAdmin makes the ops handler and the metrics registry.

@@ -45,9 +45,17 @@ const CommonMaxOpenConns = 32
 // until it commits (on MariaDB those transactions queued behind each other
 // under a login storm). The price: up to 31 unused keys per server restart
 // (ranges hold 10,000,000) and a balance between game databases that is
-// exact to 32 users per server. Embedded mode (SQLite, one writer at a
-// time anyway) allocates one key per registration.
+// exact to 32 users per server. Embedded mode uses EmbeddedKeyBlock.
 const MySQLKeyBlock = 32
+
+// EmbeddedKeyBlock is shard.AccountsConfig.KeyBlock in embedded mode
+// (SQLite): a first login's registration is one INSERT on common.db
+// rather than a transaction of four statements (BEGIN, the allocation's
+// SELECT and UPDATE, the INSERT, COMMIT), so a first login costs at most
+// four round trips to the common database (BENCHMARKS.md "logins: round
+// trips to the common database"). The price is MySQLKeyBlock's: up to 31
+// unused keys per restart, balance exact to 32 users.
+const EmbeddedKeyBlock = 32
 
 // storageConfig says where the databases are.
 type storageConfig struct {
@@ -58,6 +66,17 @@ type storageConfig struct {
 	MySQLDSN string
 	// GameDBs is how many game databases a first start creates.
 	GameDBs int
+	// wrapCommon (Config.wrapCommon), if set, replaces the common
+	// database's pool once opened.
+	wrapCommon func(db *sql.DB, dsn string) *sql.DB
+}
+
+// wrap applies wrapCommon to the common database opened at dsn.
+func (cfg storageConfig) wrap(db *sql.DB, dsn string) *sql.DB {
+	if cfg.wrapCommon == nil {
+		return db
+	}
+	return cfg.wrapCommon(db, dsn)
 }
 
 // storage is the server's databases.
@@ -95,7 +114,7 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 			return nil, err
 		}
 	}
-	var accCfg shard.AccountsConfig
+	accCfg := shard.AccountsConfig{KeyBlock: EmbeddedKeyBlock}
 	if cfg.MySQLDSN != "" {
 		accCfg.KeyBlock = MySQLKeyBlock
 	}
@@ -152,6 +171,7 @@ func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	st.common = cfg.wrap(st.common, shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err := st.migrateCommon(ctx); err != nil {
 		return err
 	}
@@ -196,6 +216,7 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	st.common = cfg.wrap(st.common, mc.FormatDSN())
 	// Bounded like the game databases' pools (shard.Config.MaxOpenConns):
 	// under a login storm an unbounded pool opens connections until the
 	// server refuses them ("Too many connections"), failing every client

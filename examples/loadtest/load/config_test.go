@@ -104,7 +104,7 @@ func TestConfigBounds(t *testing.T) {
 }
 
 func TestParseScenarioAndMix(t *testing.T) {
-	for _, name := range []string{"login", "load", "purchase", "time"} {
+	for _, name := range []string{"login", "load", "purchase", "time", "login-new", "write"} {
 		s, err := ParseScenario(name, "")
 		if err != nil || s.Name() != name {
 			t.Errorf("%s: %v %v", name, s, err)

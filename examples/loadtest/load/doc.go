@@ -23,7 +23,10 @@
 // (mail.list, mail.claim_all), Dungeon (dungeon.start, a pause for the play,
 // dungeon.finish with a report the anti-cheat rules accept), Rank (rank.top,
 // rank.me, rank.around), Purchase (shop.buy), IAP (shop.buy_iap with
-// development receipts), Time (sys.time) and Chat (below); Mix runs them in
+// development receipts), Time (sys.time) and Chat (below), and the two of
+// the production-path comparison (examples/loadtest/nakamacompare):
+// LoginNew (auth.guest with a new device every iteration) and Write (one
+// shop.buy per iteration, a new guest when the gems run out); Mix runs them in
 // proportion to weights (DefaultMix, "login=1,load=3,...", or
 // "login=1,chat=3"). A scenario for another command is a new type added to
 // Units.

@@ -370,13 +370,26 @@ func (vu *VU) ReceiptID() string {
 // Login logs the user in as a guest with its device id (auth.guest, sent
 // XOR-obfuscated) and switches its client to the new session, with
 // authenticated frames in ModeAuthenticated.
-func (vu *VU) Login(ctx context.Context) error {
+func (vu *VU) Login(ctx context.Context) error { return vu.login(ctx, false) }
+
+// login is Login; with wantNew, an answer that the player is not new is a
+// failed call (bad_answer).
+func (vu *VU) login(ctx context.Context, wantNew bool) error {
 	vu.Client.SetSession("", nil)
 	vu.keys = nil
 	vu.loggedIn = false
 	var res game.LoginResult
 	in := game.GuestLogin{DeviceID: vu.Device, Platform: "android", ClientVersion: "1.0.0.0", Country: "KR", Language: "ko"}
-	if _, err := vu.Call(ctx, game.CmdGuestLogin, in, &res); err != nil {
+	var check func() error
+	if wantNew {
+		check = func() error {
+			if !res.NewUser {
+				return fmt.Errorf("device %s: not a new player (user %d)", vu.Device, res.UserKey)
+			}
+			return nil
+		}
+	}
+	if _, err := vu.CallCheck(ctx, game.CmdGuestLogin, in, &res, check); err != nil {
 		return err
 	}
 	var keys *protocol.Keys

@@ -203,3 +203,9 @@ func parseProcStat(s string) float64 {
 	}
 	return float64(ut+st) / clockTicks
 }
+
+// ProcCPU returns the CPU time (user+system) of process pid in seconds,
+// from /proc/<pid>/stat, as Config.ServerPID is read: -1 when pid is not
+// positive, the file is unreadable, or the system is not Unix. Use it for
+// processes beside the server, such as its database.
+func ProcCPU(pid int) float64 { return serverCPU(pid) }

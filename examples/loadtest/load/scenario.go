@@ -29,15 +29,17 @@ type Scenario interface {
 // Units returns the unit scenarios by name: a new map on each call.
 func Units() map[string]Scenario {
 	return map[string]Scenario{
-		"login":    Login{},
-		"load":     Load{},
-		"mail":     Mail{},
-		"dungeon":  Dungeon{},
-		"rank":     Rank{},
-		"purchase": Purchase{},
-		"iap":      IAP{},
-		"time":     Time{},
-		"chat":     Chat{},
+		"login":     Login{},
+		"load":      Load{},
+		"mail":      Mail{},
+		"dungeon":   Dungeon{},
+		"rank":      Rank{},
+		"purchase":  Purchase{},
+		"iap":       IAP{},
+		"time":      Time{},
+		"chat":      Chat{},
+		"login-new": LoginNew{},
+		"write":     Write{},
 	}
 }
 
@@ -144,6 +146,22 @@ func (Login) Name() string { return "login" }
 // Run logs in.
 func (Login) Run(ctx context.Context, vu *VU) error { return vu.Login(ctx) }
 
+// LoginNew logs in as a new player every iteration: a device id the server
+// has not seen (VU.NewIdentity), so each auth.guest registers a player, as
+// the first start of a freshly installed app does. A login that the server
+// answers as a returning player's is a failed call (bad_answer). The
+// production-path comparison's "new-device logins" (nakamacompare).
+type LoginNew struct{}
+
+// Name returns "login-new".
+func (LoginNew) Name() string { return "login-new" }
+
+// Run logs in with a new device id.
+func (LoginNew) Run(ctx context.Context, vu *VU) error {
+	vu.NewIdentity()
+	return vu.login(ctx, true)
+}
+
 // Load reads the player's profile (player.load), as the lobby screen does.
 type Load struct{}
 
@@ -203,6 +221,27 @@ func (p Purchase) Run(ctx context.Context, vu *VU) error {
 	}
 	vu.Gems = res.Gems
 	return nil
+}
+
+// WriteItem is the item the Write scenario buys: the cheapest of the shop
+// (5 gems), so a new player's game.StartGems pay for 20 purchases.
+const WriteItem = "potion_pack"
+
+// Write is one authenticated write per iteration: shop.buy of WriteItem, a
+// transaction on the player's game database (the idempotency key row, the
+// balance, the inventory, the ledger and the stored answer) behind the
+// session check, as Purchase does (with its retries answered from the
+// idempotency record). When the player's gems run out the user becomes a
+// new guest first (one auth.guest every 20 purchases). The production-path
+// comparison's "one authenticated write" (nakamacompare).
+type Write struct{}
+
+// Name returns "write".
+func (Write) Name() string { return "write" }
+
+// Run buys WriteItem once.
+func (Write) Run(ctx context.Context, vu *VU) error {
+	return Purchase{ItemID: WriteItem}.Run(ctx, vu)
 }
 
 // CmdTime is the game server's public clock command (server.CmdTime; the

@@ -157,3 +157,54 @@ func TestScenarioDefaultMix(t *testing.T) {
 		t.Errorf("calls %v", counts)
 	}
 }
+
+// LoginNew registers a new player with every login: the logins are the
+// iterations plus the users' first logins, and none is a returning
+// player's (the scenario checks the answer). Run again with the same
+// devices, every login after the first is a returning player's and fails.
+func TestScenarioLoginNew(t *testing.T) {
+	t.Parallel()
+	url := startGameServer(t)
+	const users, iters = 3, 30
+	cfg := Config{URL: url, XORKey: testXORKey, Scenario: LoginNew{}, Users: users, Iterations: iters,
+		Duration: time.Minute, DevicePrefix: "ln-", Seed: 7}
+	rep, counts := runCounts(t, cfg)
+	if rep.Iterations != iters || counts[game.CmdGuestLogin] != users+iters || len(counts) != 1 {
+		t.Fatalf("%d iterations, calls %v", rep.Iterations, counts)
+	}
+	again, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, again)
+	if len(again.Commands) != 1 {
+		t.Fatalf("calls %+v", again.Commands)
+	}
+	// The first login of each user (VU.Login) accepts a returning player;
+	// the scenario's logins then meet the devices of the first run (how
+	// far each user got differs from run to run, so some are new). A
+	// refused login leaves the user logged out: it logs in again first.
+	c := again.Commands[0]
+	if c.Errors == 0 || c.ErrorsByCode["bad_answer"] != c.Errors || c.Count < users+uint64(again.Iterations) {
+		t.Fatalf("second run with the same devices: %+v", c)
+	}
+}
+
+// Write is one shop.buy per iteration; a new guest every 20 purchases (a
+// new player's gems buy 20 of WriteItem), nothing else.
+func TestScenarioWrite(t *testing.T) {
+	t.Parallel()
+	url := startGameServerWith(t, server.Config{DataDir: filepath.Join(t.TempDir(), "data"), XORKey: testXORKey, CommandRate: -1})
+	item, ok := game.ShopItem(WriteItem)
+	if !ok || game.StartGems/item.Gems != 20 {
+		t.Fatalf("%s: %+v %v", WriteItem, item, ok)
+	}
+	const users, iters = 2, 50
+	rep, counts := runCounts(t, Config{URL: url, Scenario: Write{}, Users: users, Iterations: iters, Duration: time.Minute})
+	// User i bought b_i (b_1 + b_2 = 50) and logged in ceil(b_i/20) times:
+	// 3 or 4 logins in all.
+	logins := counts[game.CmdGuestLogin]
+	if rep.Iterations != iters || counts[game.CmdShopBuy] != iters || logins < 3 || logins > 4 || len(counts) != 2 {
+		t.Fatalf("%d iterations, calls %v", rep.Iterations, counts)
+	}
+}

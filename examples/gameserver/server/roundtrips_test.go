@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/madang-io/madang/anticheat/anticheattest"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
+)
+
+// Round trips to the common database per login (issue 17's goal: at most
+// 3 for a returning player, 4 for a new one), with the key-block refill a
+// new player's login may pay (1 in EmbeddedKeyBlock / MySQLKeyBlock).
+const (
+	maxTripsReturning = 3
+	maxTripsNew       = 4
+)
+
+// tripCounter is a database/sql connector that counts what a pool sends
+// its database: every statement (executed or queried, prepared or not)
+// and every BEGIN, COMMIT and ROLLBACK, each one round trip.
+type tripCounter struct {
+	drv driver.Driver
+	dsn string
+
+	mu     sync.Mutex
+	events []string // "begin", "commit", "rollback" or the statement
+}
+
+func (c *tripCounter) add(ev string) {
+	c.mu.Lock()
+	c.events = append(c.events, ev)
+	c.mu.Unlock()
+}
+
+// take returns the events since the last take.
+func (c *tripCounter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ev := c.events
+	c.events = nil
+	return ev
+}
+
+func (c *tripCounter) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &countConn{Conn: conn, c: c}, nil
+}
+
+func (c *tripCounter) Driver() driver.Driver { return c.drv }
+
+type countConn struct {
+	driver.Conn
+	c *tripCounter
+}
+
+func (cc *countConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	var tx driver.Tx
+	var err error
+	if b, ok := cc.Conn.(driver.ConnBeginTx); ok {
+		tx, err = b.BeginTx(ctx, opts)
+	} else {
+		//lint:ignore SA1019 the fallback for drivers without BeginTx
+		tx, err = cc.Conn.Begin()
+	}
+	if err != nil {
+		return nil, err
+	}
+	cc.c.add("begin")
+	return &countTx{Tx: tx, c: cc.c}, nil
+}
+
+func (cc *countConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	var st driver.Stmt
+	var err error
+	if pc, ok := cc.Conn.(driver.ConnPrepareContext); ok {
+		st, err = pc.PrepareContext(ctx, query)
+	} else {
+		st, err = cc.Conn.Prepare(query)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &countStmt{Stmt: st, c: cc.c, query: query}, nil
+}
+
+func (cc *countConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := cc.Conn.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	res, err := e.ExecContext(ctx, query, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		cc.c.add(query)
+	}
+	return res, err
+}
+
+func (cc *countConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	q, ok := cc.Conn.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	rows, err := q.QueryContext(ctx, query, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		cc.c.add(query)
+	}
+	return rows, err
+}
+
+func (cc *countConn) Ping(ctx context.Context) error {
+	if p, ok := cc.Conn.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (cc *countConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := cc.Conn.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+func (cc *countConn) ResetSession(ctx context.Context) error {
+	if r, ok := cc.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (cc *countConn) IsValid() bool {
+	if v, ok := cc.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+type countTx struct {
+	driver.Tx
+	c *tripCounter
+}
+
+func (t *countTx) Commit() error {
+	t.c.add("commit")
+	return t.Tx.Commit()
+}
+
+func (t *countTx) Rollback() error {
+	t.c.add("rollback")
+	return t.Tx.Rollback()
+}
+
+type countStmt struct {
+	driver.Stmt
+	c     *tripCounter
+	query string
+}
+
+func (s *countStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.c.add(s.query)
+	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
+		return e.ExecContext(ctx, args)
+	}
+	return nil, errors.New("roundtrips test: statement without ExecContext")
+}
+
+func (s *countStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.c.add(s.query)
+	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
+		return q.QueryContext(ctx, args)
+	}
+	return nil, errors.New("roundtrips test: statement without QueryContext")
+}
+
+func (s *countStmt) CheckNamedValue(nv *driver.NamedValue) error {
+	if ch, ok := s.Stmt.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
+// reload reports whether a statement is one of the in-process copies'
+// periodic loads (the APK signature registry every SignatureCacheTTL, the
+// block list every 10 s), which a login pays only when it finds a copy
+// expired.
+func reload(q string) bool {
+	return strings.Contains(q, "FROM anticheat_signatures") && !strings.Contains(q, "WHERE") ||
+		strings.Contains(q, "until_ms = 0 OR until_ms >")
+}
+
+// TestLoginRoundTrips counts the round trips each login makes to the
+// common database (statements, BEGIN, COMMIT), through the whole HTTP
+// chain (login gate, sessions, anti-cheat guard, live ops, the auth.guest
+// handler), on embedded SQLite and on MariaDB: a returning player's login
+// costs at most maxTripsReturning, a new player's at most maxTripsNew
+// (its key block's refill included: enough new players log in to cross
+// one). The caches' periodic loads are counted apart.
+func TestLoginRoundTrips(t *testing.T) {
+	for _, mode := range []string{"sqlite", "mariadb"} {
+		t.Run(mode, func(t *testing.T) {
+			// With purchases on, as in production: a returning player's
+			// login reads its noted purchases (game.GrantPending).
+			cfg := Config{XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data"), LiveOpsPoll: time.Hour,
+				IAPVerifier: anticheattest.NewVerifier(), IAPSweepInterval: -1}
+			if mode == "mariadb" {
+				if os.Getenv(shardtest.EnvMySQLDSN) == "" {
+					t.Skip(shardtest.EnvMySQLDSN + " not set")
+				}
+				cfg.MySQLDSN = shardtest.MySQL().NewDSN(t)
+				dropGameDBs(t, cfg.MySQLDSN, EmbeddedGameDBs)
+			}
+			if os.Getenv(sessiontest.EnvRedisAddr) != "" {
+				c := sessiontest.Redis(t)
+				cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
+				cfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
+			}
+			var counter *tripCounter
+			cfg.wrapCommon = func(db *sql.DB, dsn string) *sql.DB {
+				counter = &tripCounter{drv: db.Driver(), dsn: dsn}
+				db.Close()
+				return sql.OpenDB(counter)
+			}
+			base, srv := startServerOn(t, cfg)
+			if counter == nil {
+				t.Fatal("the common database was not opened through the counter")
+			}
+			ctx := context.Background()
+			c, _ := newClient(t, base)
+			login(t, c, "warm-up") // loads the signature registry and block list
+			// Returning players: accounts older than the 10 s in which a
+			// login confirms a young row (shard.Accounts.Register).
+			const returning = 5
+			for i := range returning {
+				login(t, c, fmt.Sprintf("old-%d", i))
+			}
+			if _, err := srv.store.common.ExecContext(ctx, "UPDATE shard_accounts SET created_at = created_at - 60000 WHERE external_id LIKE 'old-%'"); err != nil {
+				t.Fatal(err)
+			}
+			counter.take()
+			var reloads []string
+			count := func(device string) (int, []string) {
+				t.Helper()
+				login(t, c, device)
+				var trips []string
+				for _, q := range counter.take() {
+					if reload(q) {
+						reloads = append(reloads, q)
+						continue
+					}
+					trips = append(trips, q)
+				}
+				return len(trips), trips
+			}
+			maxRet, sumRet := 0, 0
+			for i := range returning {
+				n, trips := count(fmt.Sprintf("old-%d", i))
+				if n > maxTripsReturning {
+					t.Errorf("returning player's login: %d round trips to the common database, want at most %d:\n  %s",
+						n, maxTripsReturning, strings.Join(trips, "\n  "))
+				}
+				if i == 0 {
+					t.Logf("returning player's login: %s", strings.Join(trips, " | "))
+				}
+				maxRet, sumRet = max(maxRet, n), sumRet+n
+			}
+			// New players: more than a key block, so one login refills it.
+			newPlayers := max(EmbeddedKeyBlock, MySQLKeyBlock) + 2
+			maxNew, sumNew := 0, 0
+			for i := range newPlayers {
+				n, trips := count(fmt.Sprintf("new-%d", i))
+				if n > maxTripsNew {
+					t.Errorf("new player's login %d: %d round trips to the common database, want at most %d:\n  %s",
+						i, n, maxTripsNew, strings.Join(trips, "\n  "))
+				}
+				if n > 2 || i == 0 {
+					t.Logf("new player's login %d: %s", i, strings.Join(trips, " | "))
+				}
+				maxNew, sumNew = max(maxNew, n), sumNew+n
+			}
+			if maxNew < 3 {
+				t.Errorf("no new player's login refilled its key block (max %d round trips): the test does not show the refill", maxNew)
+			}
+			// The caches load once per TTL, not per login: a few loads at
+			// most however slow the machine is.
+			if len(reloads) > 2*(returning+newPlayers)/10+2 {
+				t.Errorf("%d cache loads for %d logins:\n  %s", len(reloads), returning+newPlayers, strings.Join(reloads, "\n  "))
+			}
+			t.Logf("%s: returning player: max %d, mean %.2f round trips; new player: max %d, mean %.2f; cache loads %d in %d logins",
+				mode, maxRet, float64(sumRet)/returning, maxNew, float64(sumNew)/float64(newPlayers), len(reloads), returning+newPlayers)
+		})
+	}
+}
