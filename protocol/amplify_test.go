@@ -219,7 +219,10 @@ func TestAuthenticatedAmplificationWithinBudget(t *testing.T) {
 	ring := NewKeyring()
 	ring.Add(keys)
 	budget := NewDecodeBudget(DecodeBudgetConfig{})
-	r := newAttackRig(t, HTTPConfig{Codec: codec, Keys: keysOnly{ring}, DecodeBudget: budget})
+	// No in-flight limit: this is the decode budget's test (the limit
+	// would queue the attack at the door before its bodies are decoded).
+	r := newAttackRig(t, HTTPConfig{Codec: codec, Keys: keysOnly{ring}, DecodeBudget: budget,
+		InFlight: NewInFlightLimit(InFlightConfig{Max: -1})})
 	body := attackBody(t, "hold")
 	frames := make([][]byte, attackRequests)
 	buf := make([]byte, 0, attackBodySize+1024)

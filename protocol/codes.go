@@ -71,8 +71,9 @@ const (
 	CodeInternal Code = 40
 	// CodeUnavailable: a backend is temporarily unavailable (down,
 	// unreachable, slow, restarting, read-only, out of connections, or a
-	// deadlock victim); nothing was committed and the same request can be
-	// retried.
+	// deadlock victim), or the server is serving as many requests as it
+	// allows (InFlightLimit, with a retry hint); nothing was committed and
+	// the same request can be retried.
 	CodeUnavailable Code = 41
 	// CodeTimeout: the server gave up waiting, or a database connection died
 	// with a commit on its way; the request may or may not have

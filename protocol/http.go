@@ -50,6 +50,17 @@ type HTTPConfig struct {
 	// every handler and realtime hub of the process. Default: a budget of
 	// the handler's own with the DecodeBudgetConfig defaults (64 MiB).
 	DecodeBudget *DecodeBudget
+	// InFlight bounds the requests the handler serves at once: a request
+	// past its Max waits, in arrival order, up to its Wait (after its body
+	// was read, before it is decoded), and is then refused before dispatch
+	// with unavailable (HTTP 503, with a retry hint of 1-2 s,
+	// ErrServerBusy). So under more clients than the server can serve at
+	// once the queue is here, not in the database pools behind the
+	// handlers. Give the same limit to the websocket hub's chain
+	// (InFlightLimit.Middleware). Default: a limit of the handler's own
+	// with the InFlightConfig defaults (64 requests, 1 s wait); an
+	// InFlightLimit with a negative Max does not limit.
+	InFlight *InFlightLimit
 	// HandlerTimeout bounds each request's context. 0: no bound beyond the
 	// client's connection.
 	HandlerTimeout time.Duration
@@ -94,6 +105,9 @@ func NewHTTPHandler(h Handler, cfg HTTPConfig) (*HTTPHandler, error) {
 	}
 	if cfg.DecodeBudget == nil {
 		cfg.DecodeBudget = NewDecodeBudget(DecodeBudgetConfig{})
+	}
+	if cfg.InFlight == nil {
+		cfg.InFlight = NewInFlightLimit(InFlightConfig{})
 	}
 	s := &HTTPHandler{h: h, cfg: cfg}
 	s.pool.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -143,6 +157,14 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, false, err)
 		return
 	}
+	release, err := s.cfg.InFlight.Acquire(r.Context())
+	if err != nil {
+		s.fail(w, isPlainJSON(in) && s.cfg.AllowPlainJSON, err)
+		return
+	}
+	// Released once the response is ready, before it is written: a slow
+	// reader holds its connection, not a turn.
+	defer release()
 
 	req := &Request{ReceivedAt: received, RemoteAddr: r.RemoteAddr}
 	plain := isPlainJSON(in)
@@ -183,6 +205,7 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	resp := Dispatch(ctx, s.h, req, s.cfg.Logger)
+	release()
 	resp.ServerTime = s.cfg.Now().UnixMilli()
 	if isSessionRefusal(resp.Code) {
 		// A session middleware's refusal takes the one form of a refusal
@@ -261,7 +284,7 @@ func (s *HTTPHandler) decodeFrame(ctx context.Context, in []byte, req *Request) 
 // server frame (or plain JSON) with the error's code and an HTTP error status.
 func (s *HTTPHandler) fail(w http.ResponseWriter, plain bool, err error) {
 	code, msg, retry := publicError(err)
-	if code == CodeInternal || code == CodeUnavailable {
+	if (code == CodeInternal || code == CodeUnavailable) && !errors.Is(err, ErrServerBusy) {
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Error("protocol: request refused", "err", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -74,9 +75,48 @@ type Config struct {
 	// whose schema_migrations is behind it (or dirty) is refused with
 	// ErrSchemaBehind when its pool is opened. Default nil (no check).
 	Schema *Migrations
+	// SQLiteWriters is how many write transactions (Tx) run at once on one
+	// SQLite database: the others queue in first-come order in the Router,
+	// each up to SQLiteWriteWait, before they take a connection. SQLite
+	// lets one writer in at a time, and SQLiteDSN's _txlock=immediate
+	// makes every Tx a writer from its BEGIN; without the queue, the
+	// writers wait in the driver's busy handler, which sleeps 1, 2, 5 …
+	// 100 ms between tries: a 5 ms transaction then waits up to 100 ms
+	// more for a lock freed long before, and holds a pooled connection
+	// while it sleeps. The busy timeout stays the backstop for writers
+	// outside Tx and other processes. Default 1; negative: no queue
+	// (writers wait in the busy handler). MySQL databases are never
+	// queued.
+	SQLiteWriters int
+	// SQLiteWriteWait bounds how long a Tx waits in a SQLite database's
+	// writer queue (each attempt) before it fails with ErrUnavailable
+	// (retryable by the client, not by Tx). Default 5 s, SQLiteDSN's busy
+	// timeout.
+	SQLiteWriteWait time.Duration
+	// SQLiteCheckpointInterval is how often the Router checkpoints the
+	// write-ahead log of each open SQLite database that was written since
+	// its last checkpoint: PRAGMA wal_checkpoint(TRUNCATE), taken as a
+	// writer in the queue above. SQLite's own automatic checkpoint (at
+	// 1000 pages, on commit) copies the log into the database but can
+	// only start the log over when no reader is using it, which under a
+	// steady load of overlapping readers never happens: the log then grows
+	// by every write (tens of MB a minute) and every read walks it. The
+	// truncating checkpoint waits up to 100 ms for the readers that
+	// started before it (on a connection of its own with that busy
+	// timeout; past it, it tries again at the next interval), so the log
+	// stays bounded by about one interval's writes. Default 1 s;
+	// negative: never (only SQLite's automatic checkpoints).
+	SQLiteCheckpointInterval time.Duration
 	// Logger receives refresh failures and pool events. Default nil: silent.
 	Logger *slog.Logger
 }
+
+// Defaults of the SQLite writer queue and checkpoints (Config).
+const (
+	DefaultSQLiteWriters            = 1
+	DefaultSQLiteWriteWait          = 5 * time.Second
+	DefaultSQLiteCheckpointInterval = time.Second
+)
 
 func (c *Config) setDefaults() {
 	if c.Open == nil {
@@ -114,6 +154,15 @@ func (c *Config) setDefaults() {
 	if c.SlowThreshold <= 0 {
 		c.SlowThreshold = 200 * time.Millisecond
 	}
+	if c.SQLiteWriters == 0 {
+		c.SQLiteWriters = DefaultSQLiteWriters
+	}
+	if c.SQLiteWriteWait <= 0 {
+		c.SQLiteWriteWait = DefaultSQLiteWriteWait
+	}
+	if c.SQLiteCheckpointInterval == 0 {
+		c.SQLiteCheckpointInterval = DefaultSQLiteCheckpointInterval
+	}
 }
 
 // Router routes user keys to game databases: it caches the directory as a
@@ -132,7 +181,7 @@ type Router struct {
 	sf       singleflight.Group
 	lastMiss atomic.Int64 // unix ns of the last reload caused by a miss
 	cancel   context.CancelFunc
-	done     chan struct{}
+	wg       sync.WaitGroup // the refresh and checkpoint goroutines
 	closed   atomic.Bool
 }
 
@@ -176,6 +225,17 @@ type pool struct {
 	failedAt                           time.Time     // last failed open, for Config.ReopenBackoff
 	failErr                            error
 	txs, retries, txErrors, slow, errs atomic.Uint64
+
+	// writers queues the write transactions of a SQLite database
+	// (Config.SQLiteWriters); nil for MySQL and before the pool is open.
+	// Set before db is stored, read after db is loaded.
+	sqlite                      bool
+	writers                     *semaphore.Weighted
+	writeWaits                  atomic.Uint64 // Tx attempts that queued
+	checkpoints, checkpointErrs atomic.Uint64
+	checkpointedAt              atomic.Uint64 // txs at the last checkpoint
+	lastWALPages                atomic.Int64  // log pages the last checkpoint found
+	queueTimeouts               atomic.Uint64
 }
 
 func (p *pool) sameAs(driver, primary string, replicas []string) bool {
@@ -189,26 +249,28 @@ func NewRouter(ctx context.Context, cfg Config) (*Router, error) {
 		return nil, invalidf("Config.Directory is nil")
 	}
 	cfg.setDefaults()
-	r := &Router{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	r := &Router{cfg: cfg, log: cfg.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	if err := r.reload(ctx, true); err != nil {
 		return nil, err
 	}
-	if cfg.RefreshInterval < 0 {
-		close(r.done)
-		r.cancel = func() {}
-		return r, nil
-	}
 	pctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go r.poll(pctx)
+	if cfg.RefreshInterval > 0 {
+		r.wg.Add(1)
+		go r.poll(pctx)
+	}
+	if cfg.SQLiteCheckpointInterval > 0 {
+		r.wg.Add(1)
+		go r.checkpointLoop(pctx)
+	}
 	return r, nil
 }
 
 func (r *Router) poll(ctx context.Context) {
-	defer close(r.done)
+	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.RefreshInterval)
 	defer t.Stop()
 	for {
@@ -467,6 +529,9 @@ func (r *Router) primary(ctx context.Context, n *node) (*sql.DB, error) {
 			db.Close()
 			err = &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
 		case err == nil:
+			if p.sqlite = isSQLite(ctx, db); p.sqlite && r.cfg.SQLiteWriters > 0 {
+				p.writers = semaphore.NewWeighted(int64(r.cfg.SQLiteWriters))
+			}
 			p.db.Store(db)
 			p.failErr = nil
 		case errors.Is(err, ErrUnavailable) && ctx.Err() == nil:
@@ -559,6 +624,11 @@ func (p *pool) close() {
 // cannot be reached gives ErrUnavailable, and so does any error of fn or
 // the commit that ClassifyError calls unavailable (wrapped: errors.Is and
 // errors.As still find fn's error).
+//
+// On a SQLite database, each attempt first queues for a writer's place
+// (Config.SQLiteWriters, in arrival order, without holding a connection):
+// ErrUnavailable after Config.SQLiteWriteWait. So fn must not call Tx for
+// another key of the same SQLite database: it would wait for itself.
 func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	db, err := r.DB(ctx, userKey)
 	if err != nil {
@@ -574,7 +644,16 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	start := time.Now()
 	p.txs.Add(1)
 	retry := sqldialect.Retry{Retries: r.cfg.TxRetries, Backoff: r.cfg.TxBackoff, OnRetry: func(error) { p.retries.Add(1) }}
-	err = retry.Do(ctx, func(ctx context.Context) error { return sqldialect.RunTx(ctx, db, fn) })
+	err = retry.Do(ctx, func(ctx context.Context) error {
+		if p.writers != nil {
+			release, err := r.queueWriter(ctx, p, n)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
+		return sqldialect.RunTx(ctx, db, fn)
+	})
 	if time.Since(start) > r.cfg.SlowThreshold {
 		p.slow.Add(1)
 	}
@@ -712,6 +791,16 @@ type DBStats struct {
 	// read-only, schema behind). Slow queries run directly on a pool from
 	// DB are not seen by the Router; wrap them in Tx to have them counted.
 	Txs, TxRetries, TxErrors, SlowTxs, Errors uint64
+	// SQLiteWriterWaits counts Tx attempts on a SQLite database that
+	// queued behind another writer (Config.SQLiteWriters), and
+	// SQLiteWriterTimeouts those that gave up after SQLiteWriteWait.
+	SQLiteWriterWaits, SQLiteWriterTimeouts uint64
+	// Checkpoints counts the Router's checkpoints of a SQLite database's
+	// write-ahead log (Config.SQLiteCheckpointInterval), CheckpointErrors
+	// those that failed; WALPages is the log's length in pages that the
+	// last one found (before truncating it).
+	Checkpoints, CheckpointErrors uint64
+	WALPages                      int64
 }
 
 // Stats returns per-database counters, sorted by id. Counters of a database
@@ -722,7 +811,9 @@ func (r *Router) Stats() []DBStats {
 	for _, n := range t.byID {
 		p := n.pool
 		s := DBStats{ID: n.info.ID, Name: n.info.Name, State: n.info.State,
-			Txs: p.txs.Load(), TxRetries: p.retries.Load(), TxErrors: p.txErrors.Load(), SlowTxs: p.slow.Load(), Errors: p.errs.Load()}
+			Txs: p.txs.Load(), TxRetries: p.retries.Load(), TxErrors: p.txErrors.Load(), SlowTxs: p.slow.Load(), Errors: p.errs.Load(),
+			SQLiteWriterWaits: p.writeWaits.Load(), SQLiteWriterTimeouts: p.queueTimeouts.Load(),
+			Checkpoints: p.checkpoints.Load(), CheckpointErrors: p.checkpointErrs.Load(), WALPages: p.lastWALPages.Load()}
 		if db := p.db.Load(); db != nil {
 			s.Open, s.Pool = true, db.Stats()
 		}
@@ -743,7 +834,7 @@ func (r *Router) Close() error {
 		return nil
 	}
 	r.cancel()
-	<-r.done
+	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, n := range r.table.Load().byID {

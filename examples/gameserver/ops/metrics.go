@@ -35,6 +35,9 @@ type Sources struct {
 	// DecodeBudget is the bound on decoded request bodies that the HTTP
 	// handler and the realtime hub share (protocol.DecodeBudget.Stats).
 	DecodeBudget func() protocol.DecodeBudgetStats
+	// InFlight is the bound on the commands served at once that the HTTP
+	// handler and the realtime hub share (protocol.InFlightLimit.Stats).
+	InFlight func() protocol.InFlightStats
 }
 
 // Collector is a prometheus.Collector that turns the packages' Stats into
@@ -48,6 +51,7 @@ type Collector struct {
 	liveops   family[liveops.Stats]
 	limiter   family[session.LimiterStats]
 	decode    family[protocol.DecodeBudgetStats]
+	inFlight  family[protocol.InFlightStats]
 	wsRefused *prometheus.Desc
 	ccu       *prometheus.Desc
 	refused   *prometheus.Desc
@@ -76,6 +80,11 @@ var shardMetrics = []metric[shard.DBStats]{
 	{"madang_shard_db_tx_retries_total", "Transaction retries after deadlocks or busy errors.", counter, func(s shard.DBStats) float64 { return float64(s.TxRetries) }},
 	{"madang_shard_db_tx_errors_total", "Transactions that returned an error.", counter, func(s shard.DBStats) float64 { return float64(s.TxErrors) }},
 	{"madang_shard_db_slow_tx_total", "Transactions slower than the router's threshold.", counter, func(s shard.DBStats) float64 { return float64(s.SlowTxs) }},
+	{"madang_shard_db_sqlite_writer_waits_total", "SQLite write transactions that queued behind another writer.", counter, func(s shard.DBStats) float64 { return float64(s.SQLiteWriterWaits) }},
+	{"madang_shard_db_sqlite_writer_timeouts_total", "SQLite write transactions that gave up waiting in the writer queue.", counter, func(s shard.DBStats) float64 { return float64(s.SQLiteWriterTimeouts) }},
+	{"madang_shard_db_checkpoints_total", "Checkpoints of a SQLite database's write-ahead log by the router.", counter, func(s shard.DBStats) float64 { return float64(s.Checkpoints) }},
+	{"madang_shard_db_checkpoint_errors_total", "Router checkpoints that failed or were busy.", counter, func(s shard.DBStats) float64 { return float64(s.CheckpointErrors) }},
+	{"madang_shard_db_wal_pages", "Write-ahead log pages the last checkpoint found.", gauge, func(s shard.DBStats) float64 { return float64(s.WALPages) }},
 	{"madang_shard_db_errors_total", "Calls refused before running (unavailable, read-only, schema behind).", counter, func(s shard.DBStats) float64 { return float64(s.Errors) }},
 }
 
@@ -137,6 +146,15 @@ var decodeMetrics = []metric[protocol.DecodeBudgetStats]{
 	{"madang_decode_budget_refused_total", "Requests refused rate_limited for want of room in the budget.", counter, func(s protocol.DecodeBudgetStats) float64 { return float64(s.Refused) }},
 }
 
+var inFlightMetrics = []metric[protocol.InFlightStats]{
+	{"madang_inflight_limit", "Commands the server serves at most at once (HTTP and websocket together; negative: no limit).", gauge, func(s protocol.InFlightStats) float64 { return float64(s.Max) }},
+	{"madang_inflight", "Commands served now.", gauge, func(s protocol.InFlightStats) float64 { return float64(s.InFlight) }},
+	{"madang_inflight_peak", "The most commands served at once since the start.", gauge, func(s protocol.InFlightStats) float64 { return float64(s.Peak) }},
+	{"madang_inflight_admitted_total", "Commands let through the in-flight limit.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Admitted) }},
+	{"madang_inflight_waited_total", "Commands that queued for their turn.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Waited) }},
+	{"madang_inflight_refused_total", "Commands answered unavailable after waiting for their turn.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Refused) }},
+}
+
 // family is the metrics of one Stats type with their descriptors.
 type family[S any] struct {
 	metrics []metric[S]
@@ -175,6 +193,7 @@ func NewCollector(src Sources) *Collector {
 		liveops:   newFamily(liveopsMetrics),
 		limiter:   newFamily(limiterMetrics),
 		decode:    newFamily(decodeMetrics),
+		inFlight:  newFamily(inFlightMetrics),
 		wsRefused: prometheus.NewDesc("madang_ws_refused_total", "Websocket handshakes refused by the per-user connection cap.", nil, nil),
 		ccu:       prometheus.NewDesc("madang_ccu", "Users with a request in the active window (CCU).", nil, nil),
 		refused:   prometheus.NewDesc("madang_game_logins_refused_total", "Logins answered rate_limited by the login limit.", nil, nil),
@@ -191,6 +210,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.limiter.describe(ch)
 	ch <- c.wsRefused
 	c.decode.describe(ch)
+	c.inFlight.describe(ch)
 	ch <- c.ccu
 	ch <- c.refused
 }
@@ -213,6 +233,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if f := c.src.DecodeBudget; f != nil {
 		c.decode.collect(ch, f())
+	}
+	if f := c.src.InFlight; f != nil {
+		c.inFlight.collect(ch, f())
 	}
 	if f := c.src.LoginsRefused; f != nil {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(f()))

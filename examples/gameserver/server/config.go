@@ -93,6 +93,16 @@ type Config struct {
 	// which plain and XOR frames at most a quarter; bodies up to 4 KiB
 	// free; 1 s wait. Published as madang_decode_budget_* on /metrics.
 	DecodeBudget protocol.DecodeBudgetConfig
+	// InFlight bounds the game commands the server serves at once, HTTP
+	// and websocket together (protocol.InFlightLimit): past Max a command
+	// waits, in arrival order, up to Wait, and is then answered
+	// unavailable (retryable) with a retry hint of 1-2 s. So with more
+	// clients than the server can serve at once the queue is at the door,
+	// not in the database pools. Its zero value takes the
+	// protocol.InFlightConfig defaults: 64 at once, 1 s wait (flags
+	// -max-inflight, env MADANG_MAX_INFLIGHT, negative: no limit; and
+	// -inflight-wait).
+	InFlight protocol.InFlightConfig
 
 	// CommandRate and CommandBurst limit each user's game commands (HTTP
 	// and websocket together, every connection, every server sharing the
@@ -267,6 +277,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, fmt.Errorf("MADANG_MAX_LOGINS: %w", err)
 	}
 	fs.IntVar(&cfg.MaxLogins, "max-logins", maxLogins, "logins run at once; more wait up to 1 s, then are answered rate_limited; negative: no limit (env MADANG_MAX_LOGINS)")
+	maxInFlight, err := strconv.Atoi(env("MADANG_MAX_INFLIGHT", strconv.Itoa(protocol.DefaultMaxInFlight)))
+	if err != nil {
+		return cfg, fmt.Errorf("MADANG_MAX_INFLIGHT: %w", err)
+	}
+	fs.IntVar(&cfg.InFlight.Max, "max-inflight", maxInFlight, "game commands served at once (HTTP and websocket); more wait up to 1 s, then are answered unavailable; negative: no limit (env MADANG_MAX_INFLIGHT)")
+	fs.DurationVar(&cfg.InFlight.Wait, "inflight-wait", protocol.DefaultInFlightWait, "how long a game command past -max-inflight waits for its turn; negative: not at all")
 	if err := limitFlags(fs, &cfg, env); err != nil {
 		return cfg, err
 	}

@@ -146,6 +146,8 @@ type Server struct {
 	hubOnce   sync.Once
 	// decodeBudget bounds decoded request bodies on HTTP and the hub.
 	decodeBudget *protocol.DecodeBudget
+	// inFlight bounds the commands served at once on HTTP and the hub.
+	inFlight *protocol.InFlightLimit
 
 	// stop ends the goroutines the server owns (the game data poll); wg
 	// waits for them. Both run from Close.
@@ -326,9 +328,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	// One bound on decoded request bodies for both transports.
 	s.decodeBudget = protocol.NewDecodeBudget(cfg.DecodeBudget)
+	// One bound on the commands served at once, for both transports: the
+	// HTTP handler takes a turn per request, the hub's chain per command.
+	s.inFlight = protocol.NewInFlightLimit(cfg.InFlight)
 	rpc, err := protocol.NewHTTPHandler(chain, protocol.HTTPConfig{
 		Codec:          codec,
 		DecodeBudget:   s.decodeBudget,
+		InFlight:       s.inFlight,
 		Keys:           session.NewKeyResolver(s.sessions, session.KeyResolverConfig{}),
 		AllowPlainJSON: cfg.Dev,
 		HandlerTimeout: 5 * time.Second,
@@ -339,7 +345,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	s.http.Handle("POST "+protocol.DefaultHTTPPath, rpc)
 	hubCfg := realtime.Config{Limiter: s.limiter, ChatRate: cfg.ChatRate, ChatBurst: cfg.ChatBurst, MaxUserConns: cfg.MaxUserConns, DecodeBudget: s.decodeBudget}
-	if s.hub, s.hubBroker, err = newRealtimeHub(hubCfg, s.sessions, chain, []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
+	if s.hub, s.hubBroker, err = newRealtimeHub(hubCfg, s.sessions, s.inFlight.Middleware()(chain), []byte(cfg.XORKey), rdb, cfg.RedisPrefix, cfg.Dev, log); err != nil {
 		return nil, err
 	}
 	s.http.Handle("GET "+WSPath, s.hub)
@@ -541,7 +547,7 @@ func (s *Server) buildAdmin() error {
 	s.metrics = ops.NewRegistry(ops.NewCollector(ops.Sources{
 		Router: s.store.router, Sessions: s.sessions.Stats, Guard: s.guard,
 		Idempotency: s.store.idem.Stats, LiveOps: s.liveops,
-		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats,
+		LoginsRefused: s.logins.refused.Load, DecodeBudget: s.decodeBudget.Stats, InFlight: s.inFlight.Stats,
 		RateLimiter: s.limiter.Stats, WebsocketsRefused: func() int64 { return s.hub.Stats().ConnsRefused },
 	}))
 	ready := map[string]func(context.Context) error{
@@ -567,7 +573,7 @@ func (s *Server) buildAdmin() error {
 		RevokeUser: s.sessions.RevokeUser, Ready: ready, Metrics: s.metrics, Logger: s.log,
 		Game: s.game, GameData: s.catalog.Handler(),
 		Stats: func(context.Context) map[string]any {
-			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats(), "decode_budget": s.decodeBudget.Stats()}
+			return map[string]any{"sessions": s.sessions.Stats(), "anticheat": s.guard.Stats(), "decode_budget": s.decodeBudget.Stats(), "in_flight": s.inFlight.Stats()}
 		},
 	})
 	return err

@@ -1,0 +1,246 @@
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestInFlightLimitQueuesInArrivalOrder(t *testing.T) {
+	l := NewInFlightLimit(InFlightConfig{Max: 1, Wait: time.Minute})
+	first, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, err := l.Acquire(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			release()
+		}()
+		// The next one arrives only once this one queues.
+		waitFor(t, "a waiter to queue", func() bool { return l.Stats().Waited == uint64(i+1) })
+	}
+	if st := l.Stats(); st.InFlight != 1 || st.Admitted != 1 {
+		t.Fatalf("stats while queued = %+v", st)
+	}
+	first()
+	first() // a second release does nothing
+	wg.Wait()
+	if want := []int{0, 1, 2, 3}; !slices.Equal(order, want) {
+		t.Fatalf("served in order %v, want %v", order, want)
+	}
+	if st := l.Stats(); st.InFlight != 0 || st.Admitted != 5 || st.Refused != 0 || st.Peak != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestInFlightLimitRefusesAfterTheWaitWithoutLeaking(t *testing.T) {
+	l := NewInFlightLimit(InFlightConfig{Max: 2, Wait: 20 * time.Millisecond})
+	var held []func()
+	for range 2 {
+		r, err := l.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	before := runtime.NumGoroutine()
+	const n = 200
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.Acquire(context.Background())
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrServerBusy) || CodeOf(err) != CodeUnavailable || !CodeOf(err).Retryable() {
+			t.Fatalf("refusal = %v (code %v), want ErrServerBusy, unavailable", err, CodeOf(err))
+		}
+		var pe *Error
+		if !errors.As(err, &pe) || pe.RetryAfter < time.Second || pe.RetryAfter >= 2*time.Second {
+			t.Fatalf("retry hint of %v", err)
+		}
+	}
+	if st := l.Stats(); st.Refused != n || st.Waited != n || st.InFlight != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+	// Nothing the refused waiters started is left behind.
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	// A refusal takes no turn: the two held ones free exactly two.
+	for _, r := range held {
+		r()
+	}
+	for range 2 {
+		if _, err := l.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Acquire(context.Background()); !errors.Is(err, ErrServerBusy) {
+		t.Fatalf("third acquire = %v, want busy", err)
+	}
+
+	// No wait: refused at once.
+	l = NewInFlightLimit(InFlightConfig{Max: 1, Wait: -1})
+	if _, err := l.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Acquire(context.Background()); !errors.Is(err, ErrServerBusy) {
+		t.Fatalf("no-wait acquire = %v", err)
+	}
+}
+
+func TestInFlightLimitCallerGivesUp(t *testing.T) {
+	l := NewInFlightLimit(InFlightConfig{Max: 1, Wait: time.Minute})
+	release, _ := l.Acquire(context.Background())
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := l.Acquire(ctx); done <- err }()
+	waitFor(t, "the waiter to queue", func() bool { return l.Stats().Waited == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if st := l.Stats(); st.Refused != 0 {
+		t.Fatalf("a caller that gave up counted as refused: %+v", st)
+	}
+}
+
+func TestInFlightLimitDefaultsAndNoLimit(t *testing.T) {
+	if c := NewInFlightLimit(InFlightConfig{}).Config(); c.Max != DefaultMaxInFlight || c.Wait != DefaultInFlightWait {
+		t.Fatalf("defaults = %+v", c)
+	}
+	l := NewInFlightLimit(InFlightConfig{Max: -1})
+	for range 1000 {
+		if _, err := l.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := l.Stats(); st.InFlight != 1000 || st.Waited != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestHTTPInFlight: past the limit a request queues and is served, or is
+// refused before dispatch with 503 unavailable and a retry hint.
+func TestHTTPInFlight(t *testing.T) {
+	gate := make(chan struct{})
+	var started sync.WaitGroup
+	m := NewMux()
+	m.HandleFunc("block", func(context.Context, *Request) (*Response, error) {
+		started.Done()
+		<-gate
+		return &Response{}, nil
+	})
+	m.HandleFunc("fast", func(context.Context, *Request) (*Response, error) { return &Response{}, nil })
+	limit := NewInFlightLimit(InFlightConfig{Max: 1, Wait: 30 * time.Millisecond})
+	h, err := NewHTTPHandler(m, HTTPConfig{AllowPlainJSON: true, InFlight: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	post := func(cmd string) (int, Response) {
+		res, err := http.Post(srv.URL, ContentTypeJSON, strings.NewReader(`{"cmd":"`+cmd+`","seq":7,"rid":"r1"}`))
+		if err != nil {
+			t.Error(err)
+			return 0, Response{}
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		var out struct {
+			Seq   uint64 `json:"seq"`
+			Code  Code   `json:"code"`
+			Retry int64  `json:"retry_ms"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Errorf("reply %q: %v", b, err)
+		}
+		return res.StatusCode, Response{Seq: out.Seq, Code: out.Code, RetryAfterMs: out.Retry}
+	}
+	started.Add(1)
+	blocked := make(chan int)
+	go func() { st, _ := post("block"); blocked <- st }()
+	started.Wait()
+
+	// Refused after the wait, before dispatch: 503, unavailable, a hint.
+	st, resp := post("fast")
+	if st != http.StatusServiceUnavailable || resp.Code != CodeUnavailable || resp.RetryAfterMs < 1000 || resp.Seq != 0 {
+		t.Fatalf("refusal: status %d, %+v", st, resp)
+	}
+	if s := limit.Stats(); s.Refused != 1 || s.InFlight != 1 {
+		t.Fatalf("stats = %+v", s)
+	}
+
+	// With a long wait, the next one queues and is served when the turn
+	// frees.
+	limit.cfg.Wait = time.Minute
+	queued := make(chan int)
+	go func() { st, _ := post("fast"); queued <- st }()
+	waitFor(t, "the request to queue", func() bool { return limit.Stats().Waited == 2 })
+	close(gate)
+	if st := <-blocked; st != http.StatusOK {
+		t.Fatalf("blocked request: %d", st)
+	}
+	if st := <-queued; st != http.StatusOK {
+		t.Fatalf("queued request: %d", st)
+	}
+	if s := limit.Stats(); s.InFlight != 0 || s.Admitted != 2 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+// TestInFlightMiddleware: in a chain (the websocket hub's), a refusal is a
+// response to the request, with its seq and rid.
+func TestInFlightMiddleware(t *testing.T) {
+	limit := NewInFlightLimit(InFlightConfig{Max: 1, Wait: -1})
+	h := limit.Middleware()(HandlerFunc(func(context.Context, *Request) (*Response, error) { return &Response{}, nil }))
+	resp := Dispatch(context.Background(), h, &Request{Command: "x", Seq: 3, RequestID: "r"}, nil)
+	if resp.Code != CodeOK || limit.Stats().InFlight != 0 {
+		t.Fatalf("admitted: %+v, %+v", resp, limit.Stats())
+	}
+	release, _ := limit.Acquire(context.Background())
+	defer release()
+	resp = Dispatch(context.Background(), h, &Request{Command: "x", Seq: 3, RequestID: "r"}, nil)
+	if resp.Code != CodeUnavailable || resp.Seq != 3 || resp.RequestID != "r" || resp.RetryAfterMs < 1000 {
+		t.Fatalf("refused: %+v", resp)
+	}
+}
