@@ -195,7 +195,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 }
 
 // grantItems adds items to userKey's inventory in tx with one multi-row
-// upsert (see addItemSQL) and returns the new count of each, read after
+// upsert (see addItemsSQL) and returns the new count of each, read after
 // the upsert: the rows are ours (locked by it), so the plain read sees the
 // counts just written.
 func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items []ItemCount) (map[string]int64, error) {
