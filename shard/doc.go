@@ -52,7 +52,9 @@
 // package does not import: mains and tests import a driver and pass
 // Config.Open or use sql.Open's registry). SQLite DSNs must set the PRAGMAs
 // in the DSN and _txlock=immediate, and name files, never :memory:;
-// SQLiteDSN returns the recommended one. The package shardtest creates test
+// SQLiteDSN returns the recommended one. MySQLDSN adds interpolateParams=true
+// to a MySQL DSN where that is safe (one round trip per statement instead of
+// two). The package shardtest creates test
 // databases of both kinds and runs a conformance suite.
 //
 // A dialect is named by a string, DialectMySQL ("mysql") or DialectSQLite

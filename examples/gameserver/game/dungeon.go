@@ -203,7 +203,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 		return RunFinished{}, err
 	}
 	// The game's lock order: the player row first, then the run.
-	b, err := g.apply(ctx, tx, userKey, change{}, "", "")
+	b, err := g.lockPlayer(ctx, tx, userKey)
 	if err != nil {
 		return RunFinished{}, err
 	}
@@ -278,7 +278,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	}
 	// Item rewards (Dungeon.Items) go to the inventory (player.load).
 	out.Gold, out.ExpGot = c.Gold, c.Exp
-	if b, err = g.apply(ctx, tx, userKey, c, "dungeon:"+d.ID, req.RequestID); err != nil {
+	if b, err = g.apply(ctx, tx, userKey, b, c, "dungeon:"+d.ID, req.RequestID); err != nil {
 		return RunFinished{}, err
 	}
 	if err := end(in.Result, out.Score, c.Gold, c.Exp); err != nil {

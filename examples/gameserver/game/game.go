@@ -590,7 +590,11 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	price := salePrice(item.Gems, pct)
 	// A refusal (not enough gems) is returned before anything is written:
 	// a definitive answer, stored and replayed.
-	b, err := g.apply(ctx, tx, userKey, change{Gold: item.Gold, Gems: -price, Items: item.Items}, "shop:"+item.ID, req.RequestID)
+	b, err := g.lockPlayer(ctx, tx, userKey)
+	if err != nil {
+		return BuyResult{}, err
+	}
+	b, err = g.apply(ctx, tx, userKey, b, change{Gold: item.Gold, Gems: -price, Items: item.Items}, "shop:"+item.ID, req.RequestID)
 	if err != nil {
 		return BuyResult{}, err
 	}

@@ -204,7 +204,7 @@ func (g *Game) redeemAndGrant(ctx context.Context, tx *sql.Tx, userKey int64, st
 	// redemption above was this call's (a crash between the redemption's
 	// commit and this transaction's leaves it redeemed and not granted; the
 	// retry grants it here).
-	b, err := g.apply(ctx, tx, userKey, change{}, "", "")
+	b, err := g.lockPlayer(ctx, tx, userKey)
 	if err != nil {
 		return IAPResult{}, err
 	}
@@ -234,19 +234,15 @@ func (g *Game) redeemAndGrant(ctx context.Context, tx *sql.Tx, userKey int64, st
 	for _, it := range product.Items {
 		grant.Items = append(grant.Items, ItemCount{ItemID: it.ItemID, Count: it.Count * qty})
 	}
-	reason := "iap:" + product.ID
-	if b, err = g.apply(ctx, tx, userKey, grant, reason, requestID); err != nil {
-		return IAPResult{}, err
-	}
 	// The payment: delta the amount paid, balance the account's total paid
-	// in that currency.
+	// in that currency; its ledger row goes in with the grant's, after them.
 	var total int64
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(amount_micros), 0) FROM purchases WHERE user_key = ? AND currency = ?", userKey, product.Currency).Scan(&total); err != nil {
 		return IAPResult{}, fmt.Errorf("game: payments of %d: %w", userKey, err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		userKey, PaymentCurrency(product.Currency), out.PriceMicros, total, reason, requestID, now); err != nil {
-		return IAPResult{}, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+	pay := ledgerRow{Currency: PaymentCurrency(product.Currency), Delta: out.PriceMicros, After: total}
+	if b, err = g.apply(ctx, tx, userKey, b, grant, "iap:"+product.ID, requestID, pay); err != nil {
+		return IAPResult{}, err
 	}
 	out.Granted, out.Gems, out.Gold = true, b.Gems, b.Gold
 	if len(grant.Items) > 0 {

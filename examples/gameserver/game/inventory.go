@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
@@ -93,13 +94,11 @@ type balances struct {
 	Gold, Gems, Exp int64
 }
 
-// apply makes c to userKey's player in tx and writes one ledger row per
-// currency or item it changes (reason and request id on each). A currency
-// that would go negative is CodeNotEnoughGold / CodeNotEnoughGems, before
-// anything is written, so the refusal can be stored as a definitive answer.
-// It locks the player row first: every transaction of the game that writes
-// several tables takes that lock first, so they never deadlock on MySQL.
-func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, reason, requestID string) (balances, error) {
+// lockPlayer locks userKey's player row in tx and returns its balances.
+// Every transaction of the game that writes several tables takes that
+// lock first, so they never deadlock on MySQL; the balances it returns
+// stay true until tx ends, so apply needs no second read.
+func (g *Game) lockPlayer(ctx context.Context, tx *sql.Tx, userKey int64) (balances, error) {
 	var b balances
 	err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+g.sql.ForUpdate(), userKey).Scan(&b.Gold, &b.Gems, &b.Exp)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -108,6 +107,29 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 	if err != nil {
 		return b, fmt.Errorf("game: read balances of %d: %w", userKey, err)
 	}
+	return b, nil
+}
+
+// ledgerRow is one ledger row of a change, with the change's reason,
+// request id and time.
+type ledgerRow struct {
+	Currency     string
+	Delta, After int64
+}
+
+// apply makes c to userKey's player, whose row tx locked with lockPlayer
+// and whose balances were then b, and writes one ledger row per currency or
+// item it changes, then the extra rows (reason and request id on each). A
+// currency that would go negative is CodeNotEnoughGold /
+// CodeNotEnoughGems, before anything is written, so the refusal can be
+// stored as a definitive answer. It returns the balances after c.
+//
+// Round trips are what a command costs on MySQL, so apply sends at most
+// four statements, however many items c gives: the player row's UPDATE,
+// one multi-row upsert of the items, one read of their new counts, and one
+// multi-row INSERT of all the ledger rows (in the order gems, gold, the
+// items, the extra rows, so the ledger's ids keep that order).
+func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances, c change, reason, requestID string, extra ...ledgerRow) (balances, error) {
 	for _, it := range c.Items {
 		if it.Count <= 0 { // callers validate; this is a programming error
 			return b, fmt.Errorf("game: item %q count %d is not a grant", it.ItemID, it.Count)
@@ -119,53 +141,102 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 	if b.Gold+c.Gold < 0 {
 		return b, errNotEnoughGold()
 	}
-	if c.Gold == 0 && c.Gems == 0 && c.Exp == 0 && len(c.Items) == 0 {
-		return b, nil
-	}
-	b.Gold, b.Gems, b.Exp = b.Gold+c.Gold, b.Gems+c.Gems, b.Exp+c.Exp
-	if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ?, exp = ? WHERE user_key = ?", b.Gold, b.Gems, b.Exp, userKey); err != nil {
-		return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
-	}
-	now := g.cfg.Now().UnixMilli()
-	ledger := func(currency string, delta, after int64) error {
-		if delta == 0 {
-			return nil
+	if c.Gold != 0 || c.Gems != 0 || c.Exp != 0 {
+		b.Gold, b.Gems, b.Exp = b.Gold+c.Gold, b.Gems+c.Gems, b.Exp+c.Exp
+		if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ?, exp = ? WHERE user_key = ?", b.Gold, b.Gems, b.Exp, userKey); err != nil {
+			return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-			userKey, currency, delta, after, reason, requestID, now)
+	}
+	rows := make([]ledgerRow, 0, 2+len(c.Items)+len(extra))
+	if c.Gems != 0 {
+		rows = append(rows, ledgerRow{"gems", c.Gems, b.Gems})
+	}
+	if c.Gold != 0 {
+		rows = append(rows, ledgerRow{"gold", c.Gold, b.Gold})
+	}
+	if len(c.Items) > 0 {
+		have, err := g.grantItems(ctx, tx, userKey, c.Items)
 		if err != nil {
-			return fmt.Errorf("game: ledger of %d: %w", userKey, err)
-		}
-		return nil
-	}
-	if err := ledger("gems", c.Gems, b.Gems); err != nil {
-		return b, err
-	}
-	if err := ledger("gold", c.Gold, b.Gold); err != nil {
-		return b, err
-	}
-	addItem := addItemSQL(g.sql)
-	for _, it := range c.Items {
-		// Add first, read after: see addItemSQL. The row is ours (locked by
-		// the upsert), so the plain read sees the count just written.
-		if _, err := tx.ExecContext(ctx, addItem, userKey, it.ItemID, it.Count); err != nil {
-			return b, fmt.Errorf("game: inventory of %d: %w", userKey, err)
-		}
-		var have int64
-		err := tx.QueryRowContext(ctx, "SELECT count FROM inventory WHERE user_key = ? AND item_id = ?", userKey, it.ItemID).Scan(&have)
-		if err != nil {
-			return b, fmt.Errorf("game: inventory of %d: %w", userKey, err)
-		}
-		if err := ledger("item:"+it.ItemID, it.Count, have); err != nil {
 			return b, err
 		}
+		// Each item's row: its count after this grant. An item listed
+		// twice gets the count after each of its grants (walk back from
+		// the final count).
+		after := make([]int64, len(c.Items))
+		for i := len(c.Items) - 1; i >= 0; i-- {
+			it := c.Items[i]
+			after[i] = have[it.ItemID]
+			have[it.ItemID] -= it.Count
+		}
+		for i, it := range c.Items {
+			rows = append(rows, ledgerRow{"item:" + it.ItemID, it.Count, after[i]})
+		}
+	}
+	rows = append(rows, extra...)
+	if len(rows) == 0 {
+		return b, nil
+	}
+	const cols = 7
+	q := make([]byte, 0, 96+len(rows)*24)
+	q = append(q, "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES "...)
+	args := make([]any, 0, len(rows)*cols)
+	now := g.cfg.Now().UnixMilli()
+	for i, r := range rows {
+		if i > 0 {
+			q = append(q, ", "...)
+		}
+		q = append(q, "(?, ?, ?, ?, ?, ?, ?)"...)
+		args = append(args, userKey, r.Currency, r.Delta, r.After, reason, requestID, now)
+	}
+	if _, err := tx.ExecContext(ctx, string(q), args...); err != nil {
+		return b, fmt.Errorf("game: ledger of %d: %w", userKey, err)
 	}
 	return b, nil
 }
 
-// addItemSQL is the statement that adds a count to a player's item row,
-// creating the row when the player has none (arguments: user key, item id,
-// count).
+// grantItems adds items to userKey's inventory in tx with one multi-row
+// upsert (see addItemsSQL) and returns the new count of each, read after
+// the upsert: the rows are ours (locked by it), so the plain read sees the
+// counts just written.
+func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items []ItemCount) (map[string]int64, error) {
+	args := make([]any, 0, 3*len(items))
+	ids := make([]any, 0, 1+len(items))
+	ids = append(ids, userKey)
+	for _, it := range items {
+		args = append(args, userKey, it.ItemID, it.Count)
+		ids = append(ids, it.ItemID)
+	}
+	if _, err := tx.ExecContext(ctx, addItemsSQL(g.sql, len(items)), args...); err != nil {
+		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT item_id, count FROM inventory WHERE user_key = ? AND item_id IN (?"+strings.Repeat(", ?", len(items)-1)+")", ids...)
+	if err != nil {
+		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+	}
+	defer rows.Close()
+	have := make(map[string]int64, len(items))
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+		}
+		have[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+	}
+	for _, it := range items {
+		if _, ok := have[it.ItemID]; !ok { // the upsert wrote it: cannot happen
+			return nil, fmt.Errorf("game: inventory of %d: item %q not found after adding it", userKey, it.ItemID)
+		}
+	}
+	return have, nil
+}
+
+// addItemsSQL is the statement that adds counts to n of a player's item
+// rows, creating the rows the player has none of (arguments: user key,
+// item id, count, for each item).
 //
 // It is one upsert, not a locking read followed by an insert: on InnoDB
 // (REPEATABLE READ) a SELECT … FOR UPDATE of a row that does not exist yet
@@ -175,8 +246,8 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, c change, r
 // as a deadlock (error 1213). An upsert takes no gap lock a neighbour could
 // hold: a new row takes an insert intention lock, an existing one (a
 // duplicate primary key) an exclusive lock on that record alone.
-func addItemSQL(d sqlDialect) string {
-	const insert = "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)"
+func addItemsSQL(d sqlDialect, n int) string {
+	insert := "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)" + strings.Repeat(", (?, ?, ?)", n-1)
 	if d == shard.DialectMySQL {
 		return insert + " ON DUPLICATE KEY UPDATE count = count + VALUES(count)"
 	}

@@ -289,7 +289,7 @@ func (g *Game) mailClaim(ctx context.Context, req *protocol.Request, in ClaimMai
 		return ClaimResult{}, err
 	}
 	// Lock the player row first (the game's lock order), then the mail.
-	b, err := g.apply(ctx, tx, userKey, change{}, "", "")
+	b, err := g.lockPlayer(ctx, tx, userKey)
 	if err != nil {
 		return ClaimResult{}, err
 	}
@@ -316,14 +316,16 @@ func (g *Game) mailClaim(ctx context.Context, req *protocol.Request, in ClaimMai
 	}
 	res := ClaimResult{MailIDs: []int64{}, Items: []ItemCount{}}
 	res.Balance.Gold, res.Balance.Gems = b.Gold, b.Gems
-	if err := g.claimTx(ctx, tx, userKey, m, req.RequestID, now, &res); err != nil {
+	if err := g.claimTx(ctx, tx, userKey, &b, m, req.RequestID, now, &res); err != nil {
 		return ClaimResult{}, err
 	}
 	return res, nil
 }
 
-// claimTx marks m claimed and pays its attachments, adding them to res.
-func (g *Game) claimTx(ctx context.Context, tx *sql.Tx, userKey int64, m MailView, requestID string, now int64, res *ClaimResult) error {
+// claimTx marks m claimed and pays its attachments to the player whose row
+// tx locked (lockPlayer) with balances *b, updating *b and adding them to
+// res.
+func (g *Game) claimTx(ctx context.Context, tx *sql.Tx, userKey int64, b *balances, m MailView, requestID string, now int64, res *ClaimResult) error {
 	r, err := tx.ExecContext(ctx, "UPDATE mails SET claimed_at = ? WHERE id = ? AND user_key = ? AND claimed_at = 0", now, m.ID, userKey)
 	if err != nil {
 		return fmt.Errorf("game: claim mail %d: %w", m.ID, err)
@@ -333,10 +335,11 @@ func (g *Game) claimTx(ctx context.Context, tx *sql.Tx, userKey int64, m MailVie
 		// lock order was broken. Fail retryably (roll back).
 		return fmt.Errorf("game: claim mail %d: %d rows, %v", m.ID, n, err)
 	}
-	b, err := g.apply(ctx, tx, userKey, change{Gold: m.Gold, Gems: m.Gems, Items: m.Items}, "mail:"+strconv.FormatInt(m.ID, 10), requestID)
+	after, err := g.apply(ctx, tx, userKey, *b, change{Gold: m.Gold, Gems: m.Gems, Items: m.Items}, "mail:"+strconv.FormatInt(m.ID, 10), requestID)
 	if err != nil {
 		return err
 	}
+	*b = after
 	res.MailIDs = append(res.MailIDs, m.ID)
 	res.Gold += m.Gold
 	res.Gems += m.Gems
@@ -376,7 +379,7 @@ func (g *Game) mailClaimAll(ctx context.Context, req *protocol.Request, _ struct
 	if err != nil {
 		return ClaimResult{}, err
 	}
-	b, err := g.apply(ctx, tx, userKey, change{}, "", "")
+	b, err := g.lockPlayer(ctx, tx, userKey)
 	if err != nil {
 		return ClaimResult{}, err
 	}
@@ -411,7 +414,7 @@ func (g *Game) mailClaimAll(ctx context.Context, req *protocol.Request, _ struct
 		res.Remaining = left - MaxClaimAll
 	}
 	for _, m := range mails {
-		if err := g.claimTx(ctx, tx, userKey, m, req.RequestID, now, &res); err != nil {
+		if err := g.claimTx(ctx, tx, userKey, &b, m, req.RequestID, now, &res); err != nil {
 			return ClaimResult{}, err
 		}
 	}

@@ -69,8 +69,10 @@ type Config struct {
 	// "game:secret@tcp(127.0.0.1:3306)/madang". On first start the server
 	// creates the game databases <db>_gamedb01.. on the same server and
 	// registers them in the directory; their DSNs are formed from this one's
-	// credentials. Default "" (embedded SQLite). Flag -mysql, env
-	// MADANG_MYSQL_DSN.
+	// credentials. The server adds parseTime=true, and interpolateParams=true
+	// where shard.MySQLDSN finds it safe (one round trip per statement);
+	// interpolateParams=false in the DSN keeps prepared statements. Default
+	// "" (embedded SQLite). Flag -mysql, env MADANG_MYSQL_DSN.
 	MySQLDSN string
 	// MySQLGameDBs is how many game databases a first start on MySQL
 	// creates. Default 4 (flag -mysql-game-dbs, env MADANG_MYSQL_GAME_DBS).

@@ -191,9 +191,18 @@ var dbNameRE = regexp.MustCompile(`^[A-Za-z0-9_]{1,48}$`)
 // creates the game databases <common>_gamedb01.. on the same server. The
 // directory rows carry host, port and name only; the router forms their
 // DSNs from the common DSN's credentials and parameters (DSNTemplate), so
-// no password is written into the common database.
+// no password is written into the common database. The DSN gets
+// parseTime=true and, through shard.MySQLDSN, interpolateParams=true.
 func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.Config) error {
-	mc, err := mysql.ParseDSN(cfg.MySQLDSN)
+	// Interpolated arguments: one round trip per statement instead of a
+	// prepare, an execute and a close (shard.MySQLDSN says when it is
+	// safe; a DSN that sets interpolateParams keeps its choice). The game
+	// databases' DSNs inherit it through the template.
+	dsn, err := shard.MySQLDSN(cfg.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("MySQL DSN: %w", err)
+	}
+	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return fmt.Errorf("MySQL DSN: %w", err)
 	}
