@@ -12,6 +12,9 @@
 // that server says MySQL, like its driver, its dialect (shard.DialectMySQL)
 // and the variable; CI runs it on MariaDB.
 //
+// Counter counts the statements and round trips a pool sends its database,
+// for tests that bound what an operation costs.
+//
 // It imports the SQLite and MySQL drivers, so only tests and mains may
 // import it.
 package shardtest

@@ -1,139 +1,16 @@
 package game_test
 
 import (
-	"context"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
+	"github.com/madang-io/madang/shard/shardtest"
 )
-
-// stmtCounter counts what a pool sends its database: statements (a query
-// or exec sent as one, or a prepared statement) and round trips (one per
-// query, exec, begin, commit and rollback; two per prepared statement: its
-// prepare and its execute; a close has no answer).
-type stmtCounter struct{ stmts, trips atomic.Int64 }
-
-func (c *stmtCounter) snapshot() (stmts, trips int64) { return c.stmts.Load(), c.trips.Load() }
-
-// open is a shard.Config.Open that counts on c.
-func (c *stmtCounter) open(name, dsn string) (*sql.DB, error) {
-	probe, err := sql.Open(name, dsn)
-	if err != nil {
-		return nil, err
-	}
-	drv := probe.Driver()
-	probe.Close()
-	return sql.OpenDB(countConnector{drv: drv, dsn: dsn, c: c}), nil
-}
-
-type countConnector struct {
-	drv driver.Driver
-	dsn string
-	c   *stmtCounter
-}
-
-func (k countConnector) Connect(context.Context) (driver.Conn, error) {
-	conn, err := k.drv.Open(k.dsn)
-	if err != nil {
-		return nil, err
-	}
-	return &countConn{Conn: conn, c: k.c}, nil
-}
-
-func (k countConnector) Driver() driver.Driver { return k.drv }
-
-type countConn struct {
-	driver.Conn
-	c *stmtCounter
-}
-
-func (cc *countConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	cc.c.stmts.Add(1)
-	cc.c.trips.Add(2)
-	if p, ok := cc.Conn.(driver.ConnPrepareContext); ok {
-		return p.PrepareContext(ctx, query)
-	}
-	return cc.Conn.Prepare(query)
-}
-
-func (cc *countConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	e, ok := cc.Conn.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	res, err := e.ExecContext(ctx, query, args)
-	if !errors.Is(err, driver.ErrSkip) {
-		cc.c.stmts.Add(1)
-		cc.c.trips.Add(1)
-	}
-	return res, err
-}
-
-func (cc *countConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	q, ok := cc.Conn.(driver.QueryerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	rows, err := q.QueryContext(ctx, query, args)
-	if !errors.Is(err, driver.ErrSkip) {
-		cc.c.stmts.Add(1)
-		cc.c.trips.Add(1)
-	}
-	return rows, err
-}
-
-func (cc *countConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	cc.c.trips.Add(1)
-	var tx driver.Tx
-	var err error
-	if b, ok := cc.Conn.(driver.ConnBeginTx); ok {
-		tx, err = b.BeginTx(ctx, opts)
-	} else {
-		//lint:ignore SA1019 the fallback for drivers without BeginTx
-		tx, err = cc.Conn.Begin()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return countTx{Tx: tx, c: cc.c}, nil
-}
-
-func (cc *countConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := cc.Conn.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (cc *countConn) ResetSession(ctx context.Context) error {
-	if r, ok := cc.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-func (cc *countConn) IsValid() bool {
-	if v, ok := cc.Conn.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
-}
-
-type countTx struct {
-	driver.Tx
-	c *stmtCounter
-}
-
-func (t countTx) Commit() error   { t.c.trips.Add(1); return t.Tx.Commit() }
-func (t countTx) Rollback() error { t.c.trips.Add(1); return t.Tx.Rollback() }
 
 // TestStatementsPerCommand counts the statements each mutating command
 // sends its game database (BENCHMARKS.md, "MySQL round trips per command
@@ -154,8 +31,10 @@ func TestStatementsPerCommand(t *testing.T) {
 	for i, b := range all {
 		prepared := i == 2
 		t.Run(b.name, func(t *testing.T) {
-			var c stmtCounter
-			open := c.open
+			// Statements and round trips as shardtest.Counter counts them:
+			// a prepared statement run once is two round trips.
+			var c shardtest.Counter
+			open := c.Open
 			if b.dialect == shard.DialectMySQL {
 				open = func(name, dsn string) (*sql.DB, error) {
 					if prepared {
@@ -169,7 +48,7 @@ func TestStatementsPerCommand(t *testing.T) {
 					if err != nil {
 						return nil, err
 					}
-					return c.open(name, dsn)
+					return c.Open(name, dsn)
 				}
 			}
 			r := newRigRouter(t, b, shard.Config{Open: open}, func(*sql.DB, *game.Config) {})
@@ -222,9 +101,9 @@ func TestStatementsPerCommand(t *testing.T) {
 				}, nil},
 			}
 			for _, s := range steps {
-				s0, t0 := c.snapshot()
+				s0, t0 := c.Statements(), c.RoundTrips()
 				resp := s.run()
-				s1, t1 := c.snapshot()
+				s1, t1 := c.Statements(), c.RoundTrips()
 				if resp.Code != protocol.CodeOK {
 					t.Fatalf("%s: %v %s", s.name, resp.Code, resp.Message)
 				}

@@ -3,13 +3,10 @@ package server
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,173 +22,6 @@ const (
 	maxTripsReturning = 3
 	maxTripsNew       = 4
 )
-
-// tripCounter is a database/sql connector that counts what a pool sends
-// its database: every statement (executed or queried, prepared or not)
-// and every BEGIN, COMMIT and ROLLBACK, each one round trip.
-type tripCounter struct {
-	drv driver.Driver
-	dsn string
-
-	mu     sync.Mutex
-	events []string // "begin", "commit", "rollback" or the statement
-}
-
-func (c *tripCounter) add(ev string) {
-	c.mu.Lock()
-	c.events = append(c.events, ev)
-	c.mu.Unlock()
-}
-
-// take returns the events since the last take.
-func (c *tripCounter) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ev := c.events
-	c.events = nil
-	return ev
-}
-
-func (c *tripCounter) Connect(context.Context) (driver.Conn, error) {
-	conn, err := c.drv.Open(c.dsn)
-	if err != nil {
-		return nil, err
-	}
-	return &countConn{Conn: conn, c: c}, nil
-}
-
-func (c *tripCounter) Driver() driver.Driver { return c.drv }
-
-type countConn struct {
-	driver.Conn
-	c *tripCounter
-}
-
-func (cc *countConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	var tx driver.Tx
-	var err error
-	if b, ok := cc.Conn.(driver.ConnBeginTx); ok {
-		tx, err = b.BeginTx(ctx, opts)
-	} else {
-		//lint:ignore SA1019 the fallback for drivers without BeginTx
-		tx, err = cc.Conn.Begin()
-	}
-	if err != nil {
-		return nil, err
-	}
-	cc.c.add("begin")
-	return &countTx{Tx: tx, c: cc.c}, nil
-}
-
-func (cc *countConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	var st driver.Stmt
-	var err error
-	if pc, ok := cc.Conn.(driver.ConnPrepareContext); ok {
-		st, err = pc.PrepareContext(ctx, query)
-	} else {
-		st, err = cc.Conn.Prepare(query)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &countStmt{Stmt: st, c: cc.c, query: query}, nil
-}
-
-func (cc *countConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	e, ok := cc.Conn.(driver.ExecerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	res, err := e.ExecContext(ctx, query, args)
-	if !errors.Is(err, driver.ErrSkip) {
-		cc.c.add(query)
-	}
-	return res, err
-}
-
-func (cc *countConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	q, ok := cc.Conn.(driver.QueryerContext)
-	if !ok {
-		return nil, driver.ErrSkip
-	}
-	rows, err := q.QueryContext(ctx, query, args)
-	if !errors.Is(err, driver.ErrSkip) {
-		cc.c.add(query)
-	}
-	return rows, err
-}
-
-func (cc *countConn) Ping(ctx context.Context) error {
-	if p, ok := cc.Conn.(driver.Pinger); ok {
-		return p.Ping(ctx)
-	}
-	return nil
-}
-
-func (cc *countConn) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := cc.Conn.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
-
-func (cc *countConn) ResetSession(ctx context.Context) error {
-	if r, ok := cc.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-func (cc *countConn) IsValid() bool {
-	if v, ok := cc.Conn.(driver.Validator); ok {
-		return v.IsValid()
-	}
-	return true
-}
-
-type countTx struct {
-	driver.Tx
-	c *tripCounter
-}
-
-func (t *countTx) Commit() error {
-	t.c.add("commit")
-	return t.Tx.Commit()
-}
-
-func (t *countTx) Rollback() error {
-	t.c.add("rollback")
-	return t.Tx.Rollback()
-}
-
-type countStmt struct {
-	driver.Stmt
-	c     *tripCounter
-	query string
-}
-
-func (s *countStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	s.c.add(s.query)
-	if e, ok := s.Stmt.(driver.StmtExecContext); ok {
-		return e.ExecContext(ctx, args)
-	}
-	return nil, errors.New("roundtrips test: statement without ExecContext")
-}
-
-func (s *countStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	s.c.add(s.query)
-	if q, ok := s.Stmt.(driver.StmtQueryContext); ok {
-		return q.QueryContext(ctx, args)
-	}
-	return nil, errors.New("roundtrips test: statement without QueryContext")
-}
-
-func (s *countStmt) CheckNamedValue(nv *driver.NamedValue) error {
-	if ch, ok := s.Stmt.(driver.NamedValueChecker); ok {
-		return ch.CheckNamedValue(nv)
-	}
-	return driver.ErrSkip
-}
 
 // reload reports whether a statement is one of the in-process copies'
 // periodic loads (the APK signature registry every SignatureCacheTTL, the
@@ -228,11 +58,14 @@ func TestLoginRoundTrips(t *testing.T) {
 				cfg.RedisAddr = os.Getenv(sessiontest.EnvRedisAddr)
 				cfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 			}
-			var counter *tripCounter
+			// Every statement and BEGIN, COMMIT, ROLLBACK the counter lists
+			// is one round trip.
+			var counter *shardtest.Counter
 			cfg.wrapCommon = func(db *sql.DB, dsn string) *sql.DB {
-				counter = &tripCounter{drv: db.Driver(), dsn: dsn}
+				counter = new(shardtest.Counter)
+				drv := db.Driver()
 				db.Close()
-				return sql.OpenDB(counter)
+				return sql.OpenDB(counter.Connector(drv, dsn))
 			}
 			base, srv := startServerOn(t, cfg)
 			if counter == nil {
@@ -250,13 +83,13 @@ func TestLoginRoundTrips(t *testing.T) {
 			if _, err := srv.store.common.ExecContext(ctx, "UPDATE shard_accounts SET created_at = created_at - 60000 WHERE external_id LIKE 'old-%'"); err != nil {
 				t.Fatal(err)
 			}
-			counter.take()
+			counter.Take()
 			var reloads []string
 			count := func(device string) (int, []string) {
 				t.Helper()
 				login(t, c, device)
 				var trips []string
-				for _, q := range counter.take() {
+				for _, q := range counter.Take() {
 					if reload(q) {
 						reloads = append(reloads, q)
 						continue
