@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -102,6 +104,14 @@ func check(r io.Reader, w io.Writer) (bad bool, err error) {
 			} else {
 				packages++
 				failedPkgs++
+				// Tests that never ended (a timeout's panic names them
+				// and lands in their output): show them first.
+				for _, u := range slices.SortedFunc(maps.Keys(output), func(a, b key) int { return strings.Compare(a.test, b.test) }) {
+					if u.pkg == e.Package && u.test != "" {
+						show("UNFINISHED (running when the package failed)", u)
+						delete(output, u)
+					}
+				}
 				show("FAIL package", k)
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,21 +92,32 @@ func connectionID(t *testing.T, e execer) int64 {
 	return id
 }
 
-// refusedAddr returns a loopback address nothing listens on.
+// refusedAddr returns a loopback address that refuses connections for the
+// rest of the test: a TCP socket bound to it but not listening (the kernel
+// answers a connect with a reset), so no other test's server can take the
+// port meanwhile (a MySQL client that reached one would wait for a greeting
+// forever).
 func refusedAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
 }
 
 func TestRefusedConnections(t *testing.T) {
 	ctx := context.Background()
 	addr := refusedAddr(t)
-	db, err := sql.Open("mysql", "root@tcp("+addr+")/test?timeout=5s")
+	db, err := sql.Open("mysql", "root@tcp("+addr+")/test?timeout=5s&readTimeout=5s&writeTimeout=5s")
 	if err != nil {
 		t.Fatal(err)
 	}
