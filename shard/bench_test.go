@@ -136,31 +136,10 @@ func BenchmarkRegisterMariaDB(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
 				acc := shard.NewAccounts(mariaDBDirectory(b, be), shard.AccountsConfig{KeyBlock: block})
-				var next atomic.Int64
-				var failed atomic.Pointer[error]
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for range conc {
-					wg.Go(func() {
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) || failed.Load() != nil {
-								return
-							}
-							if _, _, err := acc.Register(ctx, shard.Identity{Platform: "guest", ID: fmt.Sprintf("bench-%d", i)}); err != nil {
-								failed.CompareAndSwap(nil, &err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				if e := failed.Load(); e != nil {
-					b.Fatal(*e)
-				}
+				elapsed := runConcurrently(b, conc, func(i int64) error {
+					_, _, err := acc.Register(ctx, shard.Identity{Platform: "guest", ID: fmt.Sprintf("bench-%d", i)})
+					return err
+				})
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "regs/s")
 			})
 		}
@@ -211,31 +190,7 @@ func BenchmarkLoginRegisterMariaDB(b *testing.B) {
 					_, _, err = acc.RegisterFound(ctx, f)
 					return err
 				}
-				var next atomic.Int64
-				var failed atomic.Pointer[error]
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for range conc {
-					wg.Go(func() {
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) || failed.Load() != nil {
-								return
-							}
-							if err := login(i); err != nil {
-								failed.CompareAndSwap(nil, &err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				if e := failed.Load(); e != nil {
-					b.Fatal(*e)
-				}
+				elapsed := runConcurrently(b, conc, login)
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")
 			})
 		}
@@ -311,4 +266,35 @@ func BenchmarkTx(b *testing.B) {
 			b.ReportMetric(float64(tRouter)/float64(tRaw), "ratio")
 		})
 	}
+}
+
+// runConcurrently runs op(1) … op(b.N) on conc goroutines, timed, and
+// returns the time they took; the first error stops them and fails b.
+func runConcurrently(b *testing.B, conc int, op func(i int64) error) time.Duration {
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) || failed.Load() != nil {
+					return
+				}
+				if err := op(i); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if e := failed.Load(); e != nil {
+		b.Fatal(*e)
+	}
+	return elapsed
 }
