@@ -36,7 +36,12 @@ type Config struct {
 	// MaxOpenConns is each pool's connection limit (one pool per primary and
 	// per replica). Default 16.
 	MaxOpenConns int
-	// MaxIdleConns is each pool's idle connection limit. Default 8.
+	// MaxIdleConns is each pool's idle connection limit. Default
+	// MaxOpenConns: a pool with fewer idle than open connections closes
+	// the connections it cannot keep whenever the load dips for a moment
+	// and opens new ones the moment after (on MariaDB a new connection
+	// costs a handshake, an authentication and a server thread);
+	// ConnMaxIdleTime still closes the ones a quiet server does not use.
 	MaxIdleConns int
 	// ConnMaxLifetime closes connections older than this. Default 30 min;
 	// negative means no limit.
@@ -126,7 +131,7 @@ func (c *Config) setDefaults() {
 		c.MaxOpenConns = 16
 	}
 	if c.MaxIdleConns <= 0 {
-		c.MaxIdleConns = 8
+		c.MaxIdleConns = c.MaxOpenConns
 	}
 	if c.ConnMaxLifetime == 0 {
 		c.ConnMaxLifetime = 30 * time.Minute

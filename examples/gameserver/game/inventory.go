@@ -194,25 +194,67 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 	return b, nil
 }
 
-// grantItems adds items to userKey's inventory in tx with one multi-row
-// upsert (see addItemsSQL) and returns the new count of each, read after
-// the upsert: the rows are ours (locked by it), so the plain read sees the
-// counts just written.
+// grantItems adds items to userKey's inventory in tx and returns the new
+// count of each, in one statement where the dialect allows:
+//
+//   - SQLite: the upsert (see addItemsSQL) with RETURNING item_id, count.
+//   - MySQL, one item: the upsert sets the count through
+//     LAST_INSERT_ID(expr), whose value the server's OK packet carries as
+//     the statement's insert id (Result.LastInsertId), so the new count
+//     needs no read; a new row (1 row affected) has the count granted.
+//   - MySQL, several items (no RETURNING): the multi-row upsert, then one
+//     read of their counts. The rows are ours (locked by the upsert), so
+//     the plain read sees the counts just written. A server that answers
+//     no insert id for a single item's update (id 0) gets that read too.
 func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items []ItemCount) (map[string]int64, error) {
 	args := make([]any, 0, 3*len(items))
+	for _, it := range items {
+		args = append(args, userKey, it.ItemID, it.Count)
+	}
+	if g.sql != shard.DialectMySQL {
+		rows, err := tx.QueryContext(ctx, addItemsSQL(g.sql, len(items))+" RETURNING item_id, count", args...)
+		if err != nil {
+			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+		}
+		return scanCounts(rows, userKey, items)
+	}
+	r, err := tx.ExecContext(ctx, addItemsSQL(g.sql, len(items)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+	}
+	if len(items) == 1 {
+		n, err := r.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+		}
+		id, err := r.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
+		}
+		switch {
+		case n == 1: // inserted: the count granted
+			return map[string]int64{items[0].ItemID: items[0].Count}, nil
+		case id > 0: // updated: the new count, LAST_INSERT_ID's argument
+			return map[string]int64{items[0].ItemID: id}, nil
+		}
+	}
 	ids := make([]any, 0, 1+len(items))
 	ids = append(ids, userKey)
 	for _, it := range items {
-		args = append(args, userKey, it.ItemID, it.Count)
 		ids = append(ids, it.ItemID)
-	}
-	if _, err := tx.ExecContext(ctx, addItemsSQL(g.sql, len(items)), args...); err != nil {
-		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
 	}
 	rows, err := tx.QueryContext(ctx, "SELECT item_id, count FROM inventory WHERE user_key = ? AND item_id IN (?"+strings.Repeat(", ?", len(items)-1)+")", ids...)
 	if err != nil {
 		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
 	}
+	return scanCounts(rows, userKey, items)
+}
+
+// scanCounts reads rows of (item_id, count), closes them, and checks that
+// every item of items is there. An item with several rows (listed twice in
+// a grant: RETURNING gives a row per upsert, in no set order) gets the
+// largest, its count after the last one: grants only add.
+func scanCounts(rows *sql.Rows, userKey int64, items []ItemCount) (map[string]int64, error) {
 	defer rows.Close()
 	have := make(map[string]int64, len(items))
 	for rows.Next() {
@@ -221,7 +263,9 @@ func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items 
 		if err := rows.Scan(&id, &n); err != nil {
 			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
 		}
-		have[id] = n
+		if n > have[id] {
+			have[id] = n
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)
@@ -249,6 +293,9 @@ func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items 
 func addItemsSQL(d sqlDialect, n int) string {
 	insert := "INSERT INTO inventory (user_key, item_id, count) VALUES (?, ?, ?)" + strings.Repeat(", (?, ?, ?)", n-1)
 	if d == shard.DialectMySQL {
+		if n == 1 { // the new count is the statement's insert id (grantItems)
+			return insert + " ON DUPLICATE KEY UPDATE count = LAST_INSERT_ID(count + VALUES(count))"
+		}
 		return insert + " ON DUPLICATE KEY UPDATE count = count + VALUES(count)"
 	}
 	return insert + " ON CONFLICT(user_key, item_id) DO UPDATE SET count = count + excluded.count"

@@ -1,7 +1,9 @@
 package game_test
 
 import (
+	"context"
 	"database/sql"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +16,14 @@ import (
 
 // TestStatementsPerCommand counts the statements each mutating command
 // sends its game database (BENCHMARKS.md, "MySQL round trips per command
-// (issue 17)"): the idempotency key row and stored answer (2), the player
-// row locked once and written once, one multi-row upsert and one read for
-// the items a command gives, and one multi-row INSERT for all its ledger
-// rows. A command that sends more fails here. On MariaDB the pool's DSN
+// (issue 17)" and "production path writes: MariaDB CPU per shop.buy"): the
+// idempotency key row and stored answer (2), the player row locked once and
+// written once, one multi-row upsert for the items a command gives (plus,
+// on MariaDB only and for two items or more, one read of their counts:
+// SQLite's upsert returns them, MariaDB's returns one item's count as its
+// insert id), and one multi-row INSERT for all its ledger rows. A command
+// that sends more fails here; so does a ledger row whose balance_after is
+// not the sum of its currency's deltas. On MariaDB the pool's DSN
 // goes through shard.MySQLDSN, as the game server's does, so every
 // statement is one round trip: the count plus BEGIN and COMMIT.
 //
@@ -61,6 +67,12 @@ func TestStatementsPerCommand(t *testing.T) {
 			// Warm: the first transaction asks MariaDB its version.
 			r.ok(u, game.CmdShopBuy, game.Buy{ItemID: "gold_small"}, nil)
 
+			// A grant of two items or more reads their counts after the
+			// upsert on MariaDB.
+			items2 := int64(6)
+			if b.dialect == shard.DialectMySQL {
+				items2 = 7
+			}
 			var run game.RunStarted
 			steps := []struct {
 				name  string
@@ -77,12 +89,17 @@ func TestStatementsPerCommand(t *testing.T) {
 				{"shop.buy replayed", 2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "buy-1", game.Buy{ItemID: "gold_small"}, nil)
 				}, nil},
-				// ... plus the item upsert and its count read
-				{"shop.buy potion_pack", 7, func() *protocol.Response {
+				// ... plus the item upsert (a new inventory row)
+				{"shop.buy potion_pack", 6, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
 				}, nil},
-				// two items: still one upsert and one read
-				{"shop.buy adventurer_kit", 7, func() *protocol.Response {
+				// the same, the row updated: its count comes back with the
+				// upsert
+				{"shop.buy potion_pack again", 6, func() *protocol.Response {
+					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
+				}, nil},
+				// two items: still one upsert (and on MariaDB one read)
+				{"shop.buy adventurer_kit", items2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "adventurer_kit"}, nil)
 				}, nil},
 				// key, lock player, update stamina, insert run, answer
@@ -95,8 +112,8 @@ func TestStatementsPerCommand(t *testing.T) {
 					return r.do(u, game.CmdDungeonFinish, "", game.FinishDungeon{RunID: run.RunID, Result: game.ResultWin, Damage: 5000, PlayTimeMs: 19_000}, nil)
 				}, nil},
 				// key, lock player, lock mail, mark it claimed, update
-				// player, item upsert, item read, ledger, answer
-				{"mail.claim", 9, func() *protocol.Response {
+				// player, item upsert, (MariaDB: item read), ledger, answer
+				{"mail.claim", items2 + 2, func() *protocol.Response {
 					return r.do(u, game.CmdMailClaim, "", game.ClaimMail{MailID: list.Mails[0].ID}, nil)
 				}, nil},
 			}
@@ -121,6 +138,27 @@ func TestStatementsPerCommand(t *testing.T) {
 				if s.after != nil {
 					s.after()
 				}
+			}
+			// Every ledger row's balance_after is its currency's balance:
+			// the counts the upserts returned are the counts written.
+			ledger, err := r.g.Ledger(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Slice(ledger, func(i, j int) bool { return ledger[i].ID < ledger[j].ID })
+			sum := map[string]int64{"gold": game.StartGold, "gems": game.StartGems}
+			items := 0
+			for _, e := range ledger {
+				sum[e.Currency] += e.Delta
+				if e.BalanceAfter != sum[e.Currency] {
+					t.Errorf("ledger row %+v: balance_after %d, the deltas sum to %d", e, e.BalanceAfter, sum[e.Currency])
+				}
+				if strings.HasPrefix(e.Currency, "item:") {
+					items++
+				}
+			}
+			if items != 6 { // potion ×2, kit ×2, the welcome mail's 2
+				t.Errorf("%d item rows in the ledger, want 6: %+v", items, ledger)
 			}
 		})
 	}
