@@ -126,8 +126,9 @@ type ledgerRow struct {
 //
 // Round trips are what a command costs on MySQL, so apply sends at most
 // four statements, however many items c gives: the player row's UPDATE,
-// one multi-row upsert of the items, one read of their new counts, and one
-// multi-row INSERT of all the ledger rows (in the order gems, gold, the
+// one multi-row upsert of the items (which returns their new counts, except
+// on MySQL for two items or more: then one read of them, see grantItems),
+// and one multi-row INSERT of all the ledger rows (in the order gems, gold, the
 // items, the extra rows, so the ledger's ids keep that order).
 func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances, c change, reason, requestID string, extra ...ledgerRow) (balances, error) {
 	for _, it := range c.Items {
