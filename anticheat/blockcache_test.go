@@ -39,32 +39,44 @@ func TestBlockCacheConformance(t *testing.T) {
 func TestBlockCacheTwoServers(t *testing.T) {
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
 			store := newSQLStore(t, b)
-			a := anticheat.NewBlockCache(store, anticheat.BlockCacheConfig{TTL: 10 * time.Second})
-			bc := anticheat.NewBlockCache(store, anticheat.BlockCacheConfig{TTL: 10 * time.Second})
-			if _, ok, err := bc.GetBlock(ctx, 5, t0); ok || err != nil { // caches "not blocked"
-				t.Fatal(ok, err)
-			}
-			if err := a.PutBlock(ctx, anticheat.Block{UserKey: 5, Reason: "speed", At: t0}); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, _ := a.GetBlock(ctx, 5, t0.Add(time.Second)); !ok {
-				t.Fatal("server A does not see its own block")
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(5*time.Second)); ok {
-				t.Fatal("server B saw the block before its cache expired (the test would not show the cache)")
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(11*time.Second)); !ok {
-				t.Fatal("server B does not see the block after TTL")
-			}
-			if err := bc.DeleteBlock(ctx, 5); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(12*time.Second)); ok {
-				t.Fatal("unblock not seen at once on B")
-			}
+			cfg := anticheat.BlockCacheConfig{TTL: 10 * time.Second}
+			twoServers(t, anticheat.NewBlockCache(store, cfg), anticheat.NewBlockCache(store, cfg))
 		})
+	}
+}
+
+// twoServers plays two game servers, A and B, sharing one block list, each
+// through its own cache with a TTL of 10 s: B has cached user 5 as not
+// blocked at t0; a block of user 5 through A (ending at t0+1h) is seen at
+// once on A, not on B before B's TTL and on B after it; lifting it through
+// B is seen at once on B; the ended block does not answer.
+func twoServers(t *testing.T, a, b *anticheat.BlockCache) {
+	t.Helper()
+	ctx := context.Background()
+	if _, ok, err := b.GetBlock(ctx, 5, t0); ok || err != nil { // caches "not blocked"
+		t.Fatal(ok, err)
+	}
+	if err := a.PutBlock(ctx, anticheat.Block{UserKey: 5, Reason: "speed", At: t0, Until: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := a.GetBlock(ctx, 5, t0.Add(time.Second)); !ok {
+		t.Fatal("server A does not see its own block")
+	}
+	if _, ok, _ := b.GetBlock(ctx, 5, t0.Add(5*time.Second)); ok {
+		t.Fatal("server B saw the block before its cache expired (the test would not show the cache)")
+	}
+	if _, ok, _ := b.GetBlock(ctx, 5, t0.Add(11*time.Second)); !ok {
+		t.Fatal("server B does not see the block after TTL")
+	}
+	if err := b.DeleteBlock(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.GetBlock(ctx, 5, t0.Add(12*time.Second)); ok {
+		t.Fatal("unblock not seen at once on B")
+	}
+	if _, ok, _ := b.GetBlock(ctx, 5, t0.Add(2*time.Hour)); ok {
+		t.Fatal("an ended block still answered")
 	}
 }
 
@@ -139,27 +151,7 @@ func TestBlockCacheWholeList(t *testing.T) {
 				t.Fatalf("100 first checks: %d per-user reads, %d list loads; want 0, 1", g, l)
 			}
 			// A block through server A: at once on A, within TTL on B.
-			if err := a.PutBlock(ctx, anticheat.Block{UserKey: 5, Reason: "speed", At: t0, Until: t0.Add(time.Hour)}); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, _ := a.GetBlock(ctx, 5, t0.Add(time.Second)); !ok {
-				t.Fatal("server A does not see its own block")
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(5*time.Second)); ok {
-				t.Fatal("server B saw the block before its list expired (the test would not show the cache)")
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(11*time.Second)); !ok {
-				t.Fatal("server B does not see the block after TTL")
-			}
-			if err := bc.DeleteBlock(ctx, 5); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(12*time.Second)); ok {
-				t.Fatal("unblock not seen at once on B")
-			}
-			if _, ok, _ := bc.GetBlock(ctx, 5, t0.Add(2*time.Hour)); ok {
-				t.Fatal("an ended block still answered")
-			}
+			twoServers(t, a, bc)
 			// More blocks in force than MaxEntries: user by user.
 			for u := int64(20); u < 24; u++ {
 				if err := store.PutBlock(ctx, anticheat.Block{UserKey: u, Reason: "bot", At: t0}); err != nil {

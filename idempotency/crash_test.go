@@ -4,11 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,123 +11,8 @@ import (
 
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard/shardtest"
 )
-
-// privateMariaDB is a mariadbd of the test's own: its own datadir under
-// t.TempDir(), its own port, loopback only. Never the shared server.
-type privateMariaDB struct {
-	t       *testing.T
-	bin     string
-	dir     string
-	port    int
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logPath string
-}
-
-// startPrivateMariaDB installs a datadir and starts mariadbd on it. It
-// skips the test when mariadbd is not installed (outside CI only).
-func startPrivateMariaDB(t *testing.T) *privateMariaDB {
-	t.Helper()
-	find := func(name string) string {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-		for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/bin"} {
-			if p := filepath.Join(d, name); fileExists(p) {
-				return p
-			}
-		}
-		return ""
-	}
-	bin, install := find("mariadbd"), find("mariadb-install-db")
-	if bin == "" || install == "" {
-		if os.Getenv("MADANG_CI") != "" {
-			t.Fatal("mariadbd or mariadb-install-db not found, and CI must not skip the crash test")
-		}
-		t.Skip("mariadbd and mariadb-install-db are not installed: the kill -9 test needs a private server")
-	}
-	dir := t.TempDir()
-	m := &privateMariaDB{t: t, bin: bin, dir: dir, logPath: filepath.Join(dir, "mariadb.log")}
-	out, err := exec.Command(install, "--no-defaults", "--datadir="+filepath.Join(dir, "data"), "--user="+currentUser(),
-		"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
-	if err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	m.start()
-	t.Cleanup(m.kill)
-	return m
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func currentUser() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return "root"
-}
-
-func (m *privateMariaDB) dsn(db string) string {
-	return fmt.Sprintf("root@tcp(127.0.0.1:%d)/%s?interpolateParams=true", m.port, db)
-}
-
-// start runs mariadbd (durability defaults: innodb_flush_log_at_trx_commit
-// = 1) and waits until it answers (bounded: two minutes).
-func (m *privateMariaDB) start() {
-	m.t.Helper()
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer logf.Close()
-	m.cmd = exec.Command(m.bin, "--no-defaults", "--datadir="+filepath.Join(m.dir, "data"), "--user="+currentUser(),
-		"--bind-address=127.0.0.1", "--port="+strconv.Itoa(m.port), "--socket="+filepath.Join(m.dir, "sock"),
-		"--pid-file="+filepath.Join(m.dir, "pid"), "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-		"--max-connections=200")
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	m.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(m.cmd, m.exited)
-	db, err := sql.Open("mysql", m.dsn(""))
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	defer db.Close()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if err := db.Ping(); err == nil {
-			return
-		}
-		select {
-		case <-m.exited:
-			log, _ := os.ReadFile(m.logPath)
-			m.t.Fatalf("mariadbd exited at start:\n%s", log)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatal("mariadbd did not answer within two minutes")
-		}
-	}
-}
-
-// kill sends SIGKILL to mariadbd and waits for it to exit.
-func (m *privateMariaDB) kill() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	_ = m.cmd.Process.Kill()
-	<-m.exited
-	m.cmd = nil
-}
 
 type crashAnswer struct {
 	code    protocol.Code
@@ -150,9 +30,12 @@ type crashAnswer struct {
 // redo flush is rare; this run audits the guarantee end to end rather than
 // proving the mechanism (TestSQLStoreReplayCommitsBeforeAnswering does).
 func TestSQLStoreReplaysSurviveMariaDBKill(t *testing.T) {
-	m := startPrivateMariaDB(t)
+	// A mariadbd of the test's own (durability defaults:
+	// innodb_flush_log_at_trx_commit = 1), never the shared server.
+	m := shardtest.PrivateMySQL(t, "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--max-connections=200")
+	dsn := func(db string) string { return m.DSN(db) + "?interpolateParams=true" }
 	ctx := context.Background()
-	admin, err := sql.Open("mysql", m.dsn(""))
+	admin, err := sql.Open("mysql", dsn(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +43,7 @@ func TestSQLStoreReplaysSurviveMariaDBKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin.Close()
-	setup, err := sql.Open("mysql", m.dsn("crash"))
+	setup, err := sql.Open("mysql", dsn("crash"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +66,7 @@ func TestSQLStoreReplaysSurviveMariaDBKill(t *testing.T) {
 	const rounds, copies, answersBeforeKill = 3, 3, 300
 	total, done := 0, 0
 	for round := range rounds {
-		db, err := sql.Open("mysql", m.dsn("crash"))
+		db, err := sql.Open("mysql", dsn("crash"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,15 +120,17 @@ func TestSQLStoreReplaysSurviveMariaDBKill(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		m.kill()
+		m.Kill()
 		close(stop)
 		wg.Wait()
 		db.Close()
-		m.start()
+		if err := m.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Audit after the last recovery.
-	db, err := sql.Open("mysql", m.dsn("crash"))
+	db, err := sql.Open("mysql", dsn("crash"))
 	if err != nil {
 		t.Fatal(err)
 	}

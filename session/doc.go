@@ -127,5 +127,5 @@
 // RunBoardTests, RunCacheTests, RunLimiterTests) every backend passes, a
 // settable Clock, NewStore, Login, Request and BoardForTest for game tests,
 // and the real Redis of integration tests (Redis, RedisCluster,
-// PrivateRedis).
+// PrivateRedis, StartRedisServer).
 package session

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/madang-io/madang/internal/privateserver"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -41,31 +42,21 @@ func SentinelFailover(t testing.TB) (c *redis.Client, failover func() string) {
 
 func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string) {
 	t.Helper()
-	bin := serverBin(t)
 	dir := t.TempDir()
-	serverArgs := func(port int, extra ...string) []string {
-		d := filepath.Join(dir, strconv.Itoa(port))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", d}, extra...)
-	}
 	// No delay before the replica's first (diskless) sync: the default
 	// waits 5s for more replicas.
-	masterPort, _ := startServer(t, bin, func(port int) []string { return serverArgs(port, "--repl-diskless-sync-delay", "0") })
-	masterAddr := "127.0.0.1:" + strconv.Itoa(masterPort)
+	master := start(t, privateserver.RedisConfig{Dir: filepath.Join(dir, "master"), Args: []string{"--repl-diskless-sync-delay", "0"}})
+	masterAddr := master.Addr()
+	_, masterPort, _ := net.SplitHostPort(masterAddr)
 	replicaAddr := ""
 	if withReplica {
-		replicaPort, _ := startServer(t, bin, func(port int) []string {
-			return serverArgs(port, "--replicaof", "127.0.0.1", strconv.Itoa(masterPort))
-		})
-		replicaAddr = "127.0.0.1:" + strconv.Itoa(replicaPort)
+		replica := start(t, privateserver.RedisConfig{Dir: filepath.Join(dir, "replica"), Args: []string{"--replicaof", "127.0.0.1", masterPort}})
+		replicaAddr = replica.Addr()
 	}
-	sentinelPort, _ := startServer(t, bin, func(port int) []string {
+	sentinel := start(t, privateserver.RedisConfig{Dir: dir, Log: filepath.Join(dir, "sentinel.log"), Argv: func(port int) []string {
 		// Sentinel rewrites its config file, so each attempt writes a fresh one.
 		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
-		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n",
+		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n",
 			port, dir, SentinelMaster, masterPort)
 		if replicaAddr != "" {
 			host, port, _ := net.SplitHostPort(replicaAddr)
@@ -75,8 +66,8 @@ func startSentinel(t testing.TB, withReplica bool) (*redis.Client, func() string
 			t.Fatal(err)
 		}
 		return []string{conf, "--sentinel"}
-	})
-	sentinelAddr := "127.0.0.1:" + strconv.Itoa(sentinelPort)
+	}})
+	sentinelAddr := sentinel.Addr()
 
 	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinelAddr, MaxRetries: -1})
 	t.Cleanup(func() { sc.Close() })

@@ -4,7 +4,8 @@
 // except in CI (MADANG_CI set), where they fail. Tests share these servers
 // with other packages running at the same time, so every test gets its own
 // random key prefix and must never FLUSHALL or stop the server. Private
-// starts a redis-server of a test's own (the only place tests do).
+// starts a redis-server of a test's own (through internal/privateserver,
+// the one starter of private servers).
 //
 // Package sessiontest makes these helpers public (Redis, RedisCluster,
 // RedisPrefix, PrivateRedis) for tests outside the module, such as an

@@ -6,7 +6,10 @@
 // tests (NewStore, Login, Request, BoardForTest), and connections to real
 // Redis for integration tests (Redis, RedisCluster, RedisPrefix,
 // PrivateRedis: they skip with a message when MADANG_REDIS_ADDR or
-// MADANG_REDIS_CLUSTER is unset, except in CI).
+// MADANG_REDIS_CLUSTER is unset, except in CI). PrivateRedis and
+// StartRedisServer start a redis-server of the caller's own that it may
+// kill -9, restart or freeze (SIGSTOP); StartRedisServer serves tools too,
+// such as examples/faultrun.
 package sessiontest
 
 import (

@@ -12,6 +12,11 @@
 // that server says MySQL, like its driver, its dialect (shard.DialectMySQL)
 // and the variable; CI runs it on MariaDB.
 //
+// PrivateMySQL (in tests) and StartMariaDBServer (in tools such as
+// examples/faultrun) start a mariadbd of the caller's own, on a port and in
+// a directory of its own, that it may kill -9 and restart (InnoDB crash
+// recovery) or freeze (SIGSTOP): never the shared server.
+//
 // Counter counts the statements and round trips a pool sends its database,
 // for tests that bound what an operation costs.
 //

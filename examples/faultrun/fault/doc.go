@@ -1,6 +1,7 @@
 // Package fault is the fault run of the reference game server: it starts a
 // private mariadbd and redis-server (own ports and data directories,
-// loopback only) and the game server on them as child processes, plays
+// loopback only: shardtest.StartMariaDBServer and
+// sessiontest.StartRedisServer) and the game server on them as child processes, plays
 // virtual players against it — shop.buy, shop.buy_iap and mail.claim_all,
 // each request sent as one to three racing copies with one request id,
 // each copy retried as PROTOCOL.md §12 says — while it kills the game

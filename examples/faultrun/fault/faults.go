@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"time"
 )
 
@@ -79,22 +78,18 @@ func (r *runner) apply(ctx context.Context, kind string) error {
 		r.gs.proc().kill9()
 		return r.gs.start(ctx, 3*time.Minute)
 	case RestartRedis:
-		r.redis.proc().kill9()
+		r.redis.Kill()
 		time.Sleep(500 * time.Millisecond)
-		return r.redis.start(ctx)
+		return r.redis.Restart(ctx)
 	case KillMariaDB:
-		r.maria.proc().kill9()
-		return r.maria.start(ctx)
+		r.maria.Kill()
+		return r.maria.Restart(ctx)
 	case FreezeMariaDB:
-		p := r.maria.proc()
-		if err := p.signal(syscall.SIGSTOP); err != nil {
+		if err := r.maria.Freeze(); err != nil {
 			return err
 		}
 		time.Sleep(r.cfg.Freeze)
-		if err := p.signal(syscall.SIGCONT); err != nil {
-			return err
-		}
-		return waitFor(ctx, p, time.Minute, r.maria.ping)
+		return r.maria.Thaw(ctx)
 	}
 	return fmt.Errorf("unknown fault %q", kind)
 }

@@ -2,20 +2,15 @@ package fault
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // proc is one child process: started, waited for by a goroutine of its own
@@ -145,136 +140,6 @@ func (r *running) proc() *proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.p
-}
-
-// mariaDB is a private mariadbd: its own data directory, port and socket,
-// loopback only, root without a password.
-type mariaDB struct {
-	dir, bin string
-	port     int
-	logPath  string
-
-	running
-}
-
-// newMariaDB initialises a data directory under dir with installBin.
-func newMariaDB(ctx context.Context, dir, bin, installBin string) (*mariaDB, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	m := &mariaDB{dir: dir, bin: bin, port: port, logPath: filepath.Join(dir, "mariadbd.log")}
-	args := []string{"--no-defaults", "--datadir=" + filepath.Join(dir, "data"),
-		"--auth-root-authentication-method=normal", "--skip-test-db"}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	out, err := exec.CommandContext(ctx, installBin, args...).CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w\n%s", installBin, err, out)
-	}
-	return m, nil
-}
-
-func (m *mariaDB) argv() []string {
-	a := []string{m.bin, "--no-defaults", "--datadir=" + filepath.Join(m.dir, "data"),
-		"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(m.port),
-		"--socket=" + filepath.Join(m.dir, "mysqld.sock"), "--pid-file=" + filepath.Join(m.dir, "mysqld.pid"),
-		"--skip-log-bin", "--max-connections=500", "--innodb-buffer-pool-size=64M",
-		// The defaults, stated: a commit is on disk when it is acknowledged.
-		"--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1",
-	}
-	if os.Geteuid() == 0 {
-		a = append(a, "--user=root")
-	}
-	return a
-}
-
-// Addr is the server's host:port.
-func (m *mariaDB) Addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
-
-// DSN returns a DSN for database db ("" for none).
-func (m *mariaDB) DSN(db string) string {
-	c := mysql.NewConfig()
-	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", m.Addr(), db
-	c.Timeout, c.ReadTimeout, c.WriteTimeout = 3*time.Second, 30*time.Second, 30*time.Second
-	return c.FormatDSN()
-}
-
-// start starts mariadbd (after a crash: InnoDB recovers) and waits until it
-// answers.
-func (m *mariaDB) start(ctx context.Context) error {
-	p, err := startProc("mariadbd", m.logPath, m.argv())
-	if err != nil {
-		return err
-	}
-	m.set(p)
-	return waitFor(ctx, p, 120*time.Second, m.ping)
-}
-
-func (m *mariaDB) ping(ctx context.Context) error {
-	db, err := sql.Open("mysql", m.DSN(""))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.PingContext(ctx)
-}
-
-// redisServer is a private redis-server without persistence: a restart
-// brings it back empty, like the talk's Redis.
-type redisServer struct {
-	dir, bin string
-	port     int
-	logPath  string
-
-	running
-}
-
-func newRedis(dir, bin string) (*redisServer, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	return &redisServer{dir: dir, bin: bin, port: port, logPath: filepath.Join(dir, "redis.log")}, nil
-}
-
-// Addr is the server's host:port.
-func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *redisServer) start(ctx context.Context) error {
-	p, err := startProc("redis-server", r.logPath, []string{r.bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes"})
-	if err != nil {
-		return err
-	}
-	r.set(p)
-	return waitFor(ctx, p, 30*time.Second, r.ping)
-}
-
-// ping sends PING in RESP and expects +PONG.
-func (r *redisServer) ping(ctx context.Context) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", r.Addr())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	buf := make([]byte, 7)
-	n, err := c.Read(buf)
-	if err != nil {
-		return err
-	}
-	if string(buf[:n]) != "+PONG\r\n" {
-		return fmt.Errorf("redis answered %q", buf[:n])
-	}
-	return nil
 }
 
 // gameServer is the game server binary run as a child process on Redis and

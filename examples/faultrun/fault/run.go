@@ -14,13 +14,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the audit's connection to the private MariaDB
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // Config configures a fault run. The zero value (after Defaults) is the
@@ -155,8 +156,8 @@ type runner struct {
 	cfg        Config
 	id         string
 	wire       *wire
-	maria      *mariaDB
-	redis      *redisServer
+	maria      *shardtest.MariaDBServer
+	redis      *sessiontest.RedisServer
 	gs         *gameServer
 	gsOp       sync.Mutex // one start of the game server at a time
 	adminToken string
@@ -248,27 +249,23 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		}
 	}
 
-	// MariaDB and Redis.
-	for _, d := range []string{"mariadb", "redis"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
-	}
+	// MariaDB and Redis, private (ports chosen, files under dir).
 	r.logf("initialising MariaDB")
-	if r.maria, err = newMariaDB(ctx, filepath.Join(dir, "mariadb"), cfg.MariaDB, cfg.MariaDBInstall); err != nil {
+	if r.maria, err = shardtest.StartMariaDBServer(ctx, shardtest.MariaDBServerConfig{
+		Dir: filepath.Join(dir, "mariadb"), Bin: cfg.MariaDB, InstallBin: cfg.MariaDBInstall,
+		Args: []string{"--skip-log-bin", "--max-connections=500", "--innodb-buffer-pool-size=64M",
+			// The defaults, stated: a commit is on disk when it is acknowledged.
+			"--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1"},
+	}); err != nil {
 		return nil, err
 	}
-	if err := r.maria.start(ctx); err != nil {
-		return nil, err
-	}
-	if r.redis, err = newRedis(filepath.Join(dir, "redis"), cfg.RedisServer); err != nil {
-		return nil, err
-	}
-	if err := r.redis.start(ctx); err != nil {
+	if r.redis, err = sessiontest.StartRedisServer(ctx, sessiontest.RedisServerConfig{
+		Dir: filepath.Join(dir, "redis"), Bin: cfg.RedisServer,
+	}); err != nil {
 		return nil, err
 	}
 	common := r.id
-	db, err := sql.Open("mysql", r.maria.DSN(""))
+	db, err := sql.Open("mysql", r.mariaDSN(""))
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +293,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		// Development receipts need dev mode; the listeners are loopback.
 		"-dev=true", "-xor-key", xorKey, "-log-level", "warn",
 		"-redis", r.redis.Addr(), "-redis-prefix", r.id + ":",
-		"-mysql", r.maria.DSN(common), "-mysql-game-dbs", "2"}
+		"-mysql", r.mariaDSN(common), "-mysql-game-dbs", "2"}
 	r.logf("starting the game server on %s (ops %s)", r.gs.addr, r.gs.admin)
 	if err := r.gs.start(ctx, 2*time.Minute); err != nil {
 		return nil, err
@@ -366,7 +363,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	auditDB, err := sql.Open("mysql", r.maria.DSN(""))
+	auditDB, err := sql.Open("mysql", r.mariaDSN(""))
 	if err != nil {
 		return nil, err
 	}
@@ -400,6 +397,13 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		r.logf("writing the records: %v", err)
 	}
 	return res, nil
+}
+
+// mariaDSN is the DSN of database db ("" for none) on the private MariaDB,
+// with bounded dial, read and write timeouts (a frozen server answers
+// nothing).
+func (r *runner) mariaDSN(db string) string {
+	return r.maria.DSN(db) + "?timeout=3s&readTimeout=30s&writeTimeout=30s"
 }
 
 // pendingReceipts counts redemptions without a purchases row.
@@ -449,10 +453,10 @@ func (r *runner) failure(ctx context.Context) error {
 
 // healthy checks that every component answers, starting what is down.
 func (r *runner) healthy(ctx context.Context) error {
-	if err := r.maria.ping(ctx); err != nil {
+	if err := r.maria.Ping(ctx); err != nil {
 		return fmt.Errorf("mariadbd after the faults: %w", err)
 	}
-	if err := r.redis.ping(ctx); err != nil {
+	if err := r.redis.Ping(ctx); err != nil {
 		return fmt.Errorf("redis-server after the faults: %w", err)
 	}
 	if err := r.gs.health(ctx); err != nil {
@@ -470,15 +474,10 @@ func (r *runner) shutdown() {
 		}
 	}
 	if r.redis != nil {
-		if p := r.redis.proc(); p != nil {
-			p.stop(10 * time.Second)
-		}
+		r.redis.Stop(10 * time.Second)
 	}
 	if r.maria != nil {
-		if p := r.maria.proc(); p != nil {
-			_ = p.signal(syscall.SIGCONT)
-			p.stop(60 * time.Second)
-		}
+		r.maria.Stop(60 * time.Second)
 	}
 }
 

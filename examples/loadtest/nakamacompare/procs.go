@@ -16,6 +16,9 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/madang-io/madang/session/sessiontest"
+	"github.com/madang-io/madang/shard/shardtest"
 )
 
 // proc is a child process of the harness.
@@ -112,55 +115,46 @@ func startServer(ctx context.Context, path string, args []string, logFile string
 
 // infra is the private MariaDB and Redis of the redis-mysql mode.
 type infra struct {
-	mysqld, redis *proc
-	mysqlAddr     string
-	redisAddr     string
-	db            *sql.DB
+	mysqld    *shardtest.MariaDBServer
+	redis     *sessiontest.RedisServer
+	mysqlAddr string
+	redisAddr string
+	db        *sql.DB
 }
 
 // startInfra starts mariadbd (a new data directory under tmp) and
 // redis-server (no persistence) on 127.0.0.1; their logs go to logDir.
 func startInfra(ctx context.Context, tmp, logDir string, mysqlPort, redisPort int) (_ *infra, err error) {
-	inf := &infra{mysqlAddr: fmt.Sprintf("127.0.0.1:%d", mysqlPort), redisAddr: fmt.Sprintf("127.0.0.1:%d", redisPort)}
+	inf := &infra{}
 	defer func() {
 		if err != nil {
 			inf.stop()
 		}
 	}()
-	data := filepath.Join(tmp, "mariadb")
-	install := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db")
-	if out, err := install.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %w: %s", err, lastLines(string(out), 5))
-	}
 	// Default settings, as capacity.sh: max_connections raised for the
 	// game server's pools (32 + 16 per game database), no binary log.
-	if inf.mysqld, err = start("mariadbd", []string{"--no-defaults", "--datadir=" + data, "--user=root",
-		"--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", mysqlPort), "--socket=" + filepath.Join(tmp, "mysqld.sock"),
-		"--pid-file=" + filepath.Join(tmp, "mysqld.pid"), "--max-connections=1000", "--skip-log-bin"},
-		filepath.Join(logDir, "mariadb.log")); err != nil {
+	if inf.mysqld, err = shardtest.StartMariaDBServer(ctx, shardtest.MariaDBServerConfig{
+		Dir: filepath.Join(tmp, "mariadb"), Port: mysqlPort, Log: filepath.Join(logDir, "mariadb.log"),
+		Args: []string{"--max-connections=1000", "--skip-log-bin"},
+	}); err != nil {
 		return nil, err
 	}
-	if inf.db, err = sql.Open("mysql", "root@tcp("+inf.mysqlAddr+")/"); err != nil {
+	inf.mysqlAddr = inf.mysqld.Addr()
+	if inf.db, err = sql.Open("mysql", inf.mysqld.DSN("")); err != nil {
 		return nil, err
 	}
 	inf.db.SetMaxOpenConns(2)
-	if err := waitUntil(ctx, inf.mysqld, 60*time.Second, "mariadbd", func() bool { return inf.db.PingContext(ctx) == nil }); err != nil {
+	if inf.redis, err = sessiontest.StartRedisServer(ctx, sessiontest.RedisServerConfig{
+		Dir: filepath.Join(tmp, "redis"), Port: redisPort, Log: filepath.Join(logDir, "redis.log"),
+	}); err != nil {
 		return nil, err
 	}
-	if inf.redis, err = start("redis-server", []string{"--bind", "127.0.0.1", "--port", fmt.Sprint(redisPort),
-		"--save", "", "--appendonly", "no", "--dir", tmp, "--protected-mode", "yes"},
-		filepath.Join(logDir, "redis.log")); err != nil {
-		return nil, err
-	}
-	if err := waitUntil(ctx, inf.redis, 30*time.Second, "redis-server", func() bool { return redisCmd(inf.redisAddr, "PING") == nil }); err != nil {
-		return nil, err
-	}
+	inf.redisAddr = inf.redis.Addr()
 	return inf, nil
 }
 
-func (inf *infra) mysqldPID() int { return inf.mysqld.pid() }
-func (inf *infra) redisPID() int  { return inf.redis.pid() }
+func (inf *infra) mysqldPID() int { return inf.mysqld.PID() }
+func (inf *infra) redisPID() int  { return inf.redis.PID() }
 
 // dsn is the game server's DSN of the common database db.
 func (inf *infra) dsn(db string) string { return "root@tcp(" + inf.mysqlAddr + ")/" + db }
@@ -197,13 +191,17 @@ func (inf *infra) dropDatabases(db string) {
 	}
 }
 
-// stop stops Redis and MariaDB.
+// stop stops Redis and MariaDB: SIGTERM, then SIGKILL after 20 s.
 func (inf *infra) stop() {
 	if inf.db != nil {
 		inf.db.Close()
 	}
-	inf.redis.stop()
-	inf.mysqld.stop()
+	if inf.redis != nil {
+		inf.redis.Stop(20 * time.Second)
+	}
+	if inf.mysqld != nil {
+		inf.mysqld.Stop(20 * time.Second)
+	}
 }
 
 // redisCmd sends one inline command to the Redis at addr and checks for a
@@ -226,10 +224,4 @@ func redisCmd(addr, cmd string) error {
 		return errors.New("redis " + cmd + ": " + line)
 	}
 	return nil
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
