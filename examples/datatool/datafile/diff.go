@@ -42,7 +42,7 @@ func (c Change) String() string {
 		return c.Kind[:1] + " " + c.Table + "[" + c.Key + "]"
 	}
 	var b strings.Builder
-	b.WriteString("~ " + c.Table + "[" + c.Key + "]")
+	b.WriteString("~ " + c.Table + "[" + c.Key + "]:")
 	for i, f := range c.Fields {
 		if i > 0 {
 			b.WriteString(";")
@@ -139,8 +139,8 @@ func diffTable(ot, nt *sheet.Table) []Change {
 	return out
 }
 
-// WriteDiff writes changes one a line, and a summary line per table
-// ("items: +1 -0 ~2").
+// WriteDiff writes changes one a line, then a summary line per table
+// with row changes ("items: +1 -0 ~2 rows"), or "no changes".
 func WriteDiff(w io.Writer, changes []Change) error {
 	type counts struct{ add, del, mod int }
 	var order []string
@@ -166,6 +166,9 @@ func WriteDiff(w io.Writer, changes []Change) error {
 	}
 	for _, t := range order {
 		n := sum[t]
+		if *n == (counts{}) {
+			continue
+		}
 		if _, err := fmt.Fprintf(w, "%s: +%d -%d ~%d rows\n", t, n.add, n.del, n.mod); err != nil {
 			return err
 		}

@@ -134,14 +134,26 @@ func (r *reader) readInput(in Input) {
 	r.readXLSX(in.Name, data)
 }
 
-// rowSource yields the rows of one sheet: cells and an error; io.EOF ends.
-type rowSource func() ([]string, error)
+// rowSource yields the rows of one sheet: cells, the 1-based row number
+// and an error; io.EOF ends.
+type rowSource func() ([]string, int, error)
 
 func (r *reader) readCSV(file, name string, data []byte) {
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	r.readTable(file, name, name, func() ([]string, error) { return cr.Read() })
+	r.readTable(file, name, name, func() ([]string, int, error) {
+		rec, err := cr.Read()
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				return nil, pe.StartLine, pe.Err
+			}
+			return nil, 0, err
+		}
+		line, _ := cr.FieldPos(0)
+		return rec, line, nil
+	})
 }
 
 func (r *reader) readXLSX(file string, data []byte) {
@@ -161,14 +173,17 @@ func (r *reader) readXLSX(file string, data []byte) {
 			continue
 		}
 		raw := excelize.Options{RawCellValue: true}
-		r.readTable(file, sh, sh, func() ([]string, error) {
+		n := 0
+		r.readTable(file, sh, sh, func() ([]string, int, error) {
 			if !rows.Next() {
 				if err := rows.Error(); err != nil {
-					return nil, err
+					return nil, n, err
 				}
-				return nil, io.EOF
+				return nil, n, io.EOF
 			}
-			return rows.Columns(raw)
+			n++
+			cells, err := rows.Columns(raw)
+			return cells, n, err
 		})
 		rows.Close()
 	}
@@ -182,8 +197,9 @@ type colState struct {
 	oneOf  map[string]bool
 }
 
-// readTable reads one sheet: the first three non-comment rows are the
-// header (names, types, constraints), the rest data.
+// readTable reads one sheet: the first non-empty, non-comment row names
+// the columns; the next two non-comment rows (empty or not) are the types
+// and the constraints; the rest is data.
 func (r *reader) readTable(file, sheet, name string, next rowSource) {
 	if len(r.tables) >= r.lim.MaxTables {
 		r.add(file, sheet, "", RuleLimit, "more than %d tables", r.lim.MaxTables)
@@ -204,28 +220,24 @@ func (r *reader) readTable(file, sheet, name string, next rowSource) {
 	var headerRows [3]int
 	nh := 0
 	var cols []*colState // by sheet column (index 0 = A), nil for skipped
-	row := 0
 	for {
-		cells, err := next()
+		cells, row, err := next()
 		if err == io.EOF {
 			break
 		}
-		row++
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				r.add(file, sheet, "", RuleFile, "row %d: %v", row, pe.Err)
-			} else {
-				r.add(file, sheet, "", RuleFile, "row %d: %v", row, err)
-			}
+			r.add(file, sheet, "", RuleFile, "row %d: %v", row, err)
 			return
 		}
 		if len(cells) > r.lim.MaxColumns {
 			r.add(file, sheet, CellName(r.lim.MaxColumns+1, row), RuleLimit, "more than %d columns", r.lim.MaxColumns)
 			return
 		}
-		if len(cells) == 0 || strings.HasPrefix(cells[0], "#") || allEmpty(cells) {
-			continue // comment or empty row
+		if len(cells) > 0 && strings.HasPrefix(cells[0], "#") {
+			continue // a comment row
+		}
+		if (nh == 0 || nh == 3) && allEmpty(cells) {
+			continue // an empty row (above the names or among the data)
 		}
 		if nh < 3 {
 			header[nh] = append([]string(nil), cells...)
@@ -714,8 +726,12 @@ func (r *reader) check() {
 				continue
 			}
 			kk := rt.Columns[rt.Key].Type.Kind
+			if col.Type.Kind == 0 && kk != String {
+				r.convertRef(t, col, kk, keySet(rt))
+				continue
+			}
 			if col.Type.Kind == 0 {
-				r.convertRef(t, col, kk)
+				col.Type.Kind = String
 			} else if col.Type.Kind != kk {
 				r.add(t.File, t.Sheet, ColumnName(col.SheetCol), RuleRef, "column %s is %s but the key of %s is %s", col.Name, col.Type.Kind, rt.Name, kk)
 				continue
@@ -725,12 +741,10 @@ func (r *reader) check() {
 	}
 }
 
-// convertRef turns a ref(table) column's text into the key's kind.
-func (r *reader) convertRef(t *Table, col *Column, kind Kind) {
+// convertRef turns a ref(table) column's text into the key's integer
+// kind and checks that each non-empty value is a key.
+func (r *reader) convertRef(t *Table, col *Column, kind Kind, keys map[string]bool) {
 	col.Type.Kind = kind
-	if kind == String {
-		return
-	}
 	strs := col.Strs
 	col.Strs = nil
 	col.Ints = make([]int64, len(strs))
@@ -750,6 +764,9 @@ func (r *reader) convertRef(t *Table, col *Column, kind Kind) {
 		col.Ints[j] = n
 		if b := col.Range; b != nil && (b.HasMin && n < b.MinInt || b.HasMax && n > b.MaxInt) {
 			r.add(t.File, t.Sheet, CellName(col.SheetCol, int(t.Rows[r.rowOf(col, j)])), RuleRange, "%d is outside range(%s)", n, b)
+		}
+		if k := strconv.FormatInt(n, 10); !keys[k] {
+			r.add(t.File, t.Sheet, CellName(col.SheetCol, int(t.Rows[r.rowOf(col, j)])), RuleRef, "%q is not a key of %s", k, col.Type.Ref)
 		}
 	}
 }

@@ -307,6 +307,9 @@ func (r *reader) time(zones map[int64]*time.Location) time.Time {
 	if sec == zeroTime && off == 0 {
 		return time.Time{}
 	}
+	if off == 0 {
+		return time.Unix(sec, 0).UTC()
+	}
 	loc, ok := zones[off]
 	if !ok {
 		loc = time.FixedZone("", int(off))
