@@ -18,10 +18,11 @@ import (
 
 // Usage is the command's usage text.
 const Usage = `usage:
-  datatool build -version V [-out FILE] [-go FILE] [-go-package NAME] [-lang-table NAME] SHEETS...
+  datatool build -version V [-out FILE] [-go FILE] [-go-package NAME] [-cs FILE]
+                 [-cs-namespace NAME] [-lang-table NAME] SHEETS...
       reads the .xlsx and .csv files (a directory: the ones in it), reports every
-      problem, and writes the data file (default data_vV.bytes) and, with -go,
-      the Go code that loads it
+      problem, and writes the data file (default data_vV.bytes) and, with -go and
+      -cs, the Go and C# code that loads it
   datatool diff OLD NEW
       prints the changes from data file OLD to NEW: tables and columns added and
       removed, rows added (+), removed (-) and changed (~) field by field
@@ -56,6 +57,8 @@ func build(args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "the data file to write (default data_v<version>.bytes)")
 	goOut := fs.String("go", "", "the Go file to write (none if empty)")
 	goPkg := fs.String("go-package", "gamedata", "the generated Go package's name")
+	csOut := fs.String("cs", "", "the C# file to write (none if empty)")
+	csNS := fs.String("cs-namespace", "GameData", "the generated C# namespace")
 	lang := fs.String("lang-table", "strings", "the table whose keys langkey cells name")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v\n%s", ErrUsage, err, Usage)
@@ -80,6 +83,12 @@ func build(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	var cs []byte
+	if *csOut != "" {
+		if cs, err = codegen.CSharp(book, codegen.CSharpOptions{Namespace: *csNS}); err != nil {
+			return err
+		}
+	}
 	if err := writeFile(*out, data); err != nil {
 		return err
 	}
@@ -93,6 +102,12 @@ func build(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: package %s\n", *goOut, *goPkg)
+	}
+	if cs != nil {
+		if err := writeFile(*csOut, cs); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: namespace %s\n", *csOut, *csNS)
 	}
 	return nil
 }

@@ -105,8 +105,9 @@ func writeExampleWorkbook(path string) error {
 }
 
 // TestExample builds the example sheets and checks the generated package
-// examples/datatool/example/gamedata and its data file are up to date
-// (-update rewrites them, and the workbook, from this file).
+// examples/datatool/example/gamedata, its data file and the generated C#
+// (example/csharp/GameData.cs) are up to date (-update rewrites them, and
+// the workbook, from this file).
 func TestExample(t *testing.T) {
 	sheets := filepath.Join("..", "example", "sheets")
 	pkg := filepath.Join("..", "example", "gamedata")
@@ -120,13 +121,14 @@ func TestExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := cli.Run([]string{"build", "-version", "1", "-out", filepath.Join(dir, "data.bytes"), "-go", filepath.Join(dir, "gamedata.go"), sheets}, &out)
+	err := cli.Run([]string{"build", "-version", "1", "-out", filepath.Join(dir, "data.bytes"), "-go", filepath.Join(dir, "gamedata.go"), "-cs", filepath.Join(dir, "GameData.cs"), sheets}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct{ got, want string }{
 		{filepath.Join(dir, "data.bytes"), filepath.Join(pkg, "testdata", "data.bytes")},
 		{filepath.Join(dir, "gamedata.go"), filepath.Join(pkg, "gamedata.go")},
+		{filepath.Join(dir, "GameData.cs"), filepath.Join("..", "example", "csharp", "GameData.cs")},
 	} {
 		got, err := os.ReadFile(f.got)
 		if err != nil {
