@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,4 +184,32 @@ func ExampleRun_problems() {
 	//	items.csv!items!C5: enum: "c" is not one of a|b
 	//	items.csv!items!D4: ref: "shield" is not a key of items
 	// data file written: false
+}
+
+// Two versions of the sheets, and the diff of their data files.
+func ExampleRun_diff() {
+	dir, _ := os.MkdirTemp("", "datatool")
+	defer os.RemoveAll(dir)
+	write := func(version, csv string) string {
+		os.WriteFile(filepath.Join(dir, "strings.csv"), []byte(csv), 0o644)
+		out := filepath.Join(dir, "data_v"+version+".bytes")
+		if err := cli.Run([]string{"build", "-version", version, "-out", out, filepath.Join(dir, "strings.csv")}, io.Discard); err != nil {
+			fmt.Println(err)
+		}
+		return out
+	}
+	v1 := write("1", "key,en,ko\nstring,string,string\nkey,required,\nhello,Hello,안녕\nbye,Bye,\n")
+	v2 := write("2", "key,en,ko\nstring,string,string\nkey,required,\nhello,Hi,안녕\nthanks,Thanks,고마워\n")
+	var out strings.Builder
+	if err := cli.Run([]string{"diff", v1, v2}, &out); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Print(strings.ReplaceAll(out.String(), dir+string(filepath.Separator), ""))
+	// Output:
+	// --- data_v1.bytes (version 1)
+	// +++ data_v2.bytes (version 2)
+	// ~ strings[hello]: en: "Hello" → "Hi"
+	// + strings[thanks]
+	// - strings[bye]
+	// strings: +1 -1 ~1 rows
 }
