@@ -92,6 +92,7 @@ type conn struct {
 	keys      *protocol.Keys
 	remote    string
 	ws        *websocket.Conn
+	fw        *frameWriter // under ws's write buffer (nil: net/http's buffer)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -237,7 +238,7 @@ func (c *conn) cleanup() {
 // websocket's buffers are.
 func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	if hj, ok := w.(http.Hijacker); ok {
-		w = smallReadBuffer{w, hj}
+		w = hijackBuffers{w, hj, c}
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  c.hub.cfg.OriginPatterns,
@@ -293,23 +294,91 @@ func (c *conn) run() {
 // dropped with the request.
 const connReadBuffer = 1 << 10
 
-// smallReadBuffer gives websocket.Accept the hijacked connection with a
-// read buffer of connReadBuffer bytes in place of the HTTP server's, unless
-// that one holds bytes the client already sent.
-type smallReadBuffer struct {
+// connWriteBuffer is the size of the bufio.Writer the websocket library
+// writes a connection's frames through (it keeps the one it is given at
+// accept for the connection's life; net/http's is 4 KiB). It is larger
+// than any control frame (2 + 125 bytes), so only a data frame can fill it;
+// frameWriter makes a frame that overflows it one system call all the same.
+const connWriteBuffer = 128
+
+// hijackBuffers gives websocket.Accept the hijacked connection with a read
+// buffer of connReadBuffer bytes in place of the HTTP server's, unless that
+// one holds bytes the client already sent, and a write buffer of
+// connWriteBuffer bytes over a frameWriter (set in c.fw).
+type hijackBuffers struct {
 	http.ResponseWriter
 	hj http.Hijacker
+	c  *conn
 }
 
-func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w hijackBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := w.hj.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	if brw.Reader.Buffered() == 0 {
-		brw = bufio.NewReadWriter(bufio.NewReaderSize(nc, connReadBuffer), brw.Writer)
+	r, bw := brw.Reader, brw.Writer
+	if r.Buffered() == 0 {
+		r = bufio.NewReaderSize(nc, connReadBuffer)
 	}
-	return nc, brw, nil
+	if bw.Buffered() == 0 {
+		w.c.fw = &frameWriter{nc: nc}
+		bw = bufio.NewWriterSize(w.c.fw, connWriteBuffer)
+	}
+	return nc, bufio.NewReadWriter(r, bw), nil
+}
+
+// frameWriter is what a connection's small write buffer flushes to. The
+// websocket library writes a frame as its header and payload into the
+// buffer, which passes on a payload too large for it directly, after
+// flushing a full buffer: that full buffer is held here and goes out with
+// the write that follows it (one writev), so a frame of any size is still
+// one system call. A held buffer that ended its frame (the frame filled the
+// buffer exactly) is sent by flush, which the writer calls after each
+// websocket write. Control frames never fill the buffer (connWriteBuffer),
+// so the library's own writes (pongs, pings, close) are never held.
+type frameWriter struct {
+	nc   net.Conn
+	mu   sync.Mutex
+	n    int // bytes held
+	held [connWriteBuffer]byte
+	vec  [2][]byte
+	bufs net.Buffers
+}
+
+func (w *frameWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		if len(p) == connWriteBuffer { // a full buffer: the frame may go on
+			w.n = copy(w.held[:], p)
+			return len(p), nil
+		}
+		return w.nc.Write(p)
+	}
+	held := w.n
+	w.n = 0
+	w.vec[0], w.vec[1] = w.held[:held], p
+	w.bufs = w.vec[:]
+	n, err := w.bufs.WriteTo(w.nc)
+	w.vec = [2][]byte{}
+	w.bufs = nil
+	if err != nil {
+		return max(int(n)-held, 0), err
+	}
+	return len(p), nil
+}
+
+// flush sends what is held (nil if nothing is).
+func (w *frameWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		return nil
+	}
+	held := w.n
+	w.n = 0
+	_, err := w.nc.Write(w.held[:held])
+	return err
 }
 
 // close starts closing the connection with a result code (CodeOK: a normal
@@ -436,6 +505,9 @@ func (c *conn) writeLoop() {
 			deadline.Reset(h.cfg.WriteTimeout)
 		}
 		err = c.ws.Write(context.Background(), websocket.MessageBinary, batch)
+		if err == nil && c.fw != nil {
+			err = c.fw.flush()
+		}
 		deadline.Stop()
 		return err
 	}
