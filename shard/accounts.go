@@ -289,6 +289,10 @@ func (a *Accounts) lookup(ctx context.Context, id Identity) (userKey, createdAt 
 // - 1): logged changes after that commit in the log, so once this commit
 // is durable, so is the row. The row is unchanged.
 func (a *Accounts) confirm(ctx context.Context, id Identity) error {
+	return a.dir.write(ctx, func() error { return a.confirmTx(ctx, id) })
+}
+
+func (a *Accounts) confirmTx(ctx context.Context, id Identity) error {
 	tx, err := a.dir.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -327,7 +331,17 @@ func (a *Accounts) classify(ctx context.Context, err error) error {
 	return &Error{Kind: ErrUnavailable, Err: err}
 }
 
-func (a *Accounts) registerTx(ctx context.Context, id Identity) (int64, error) {
+func (a *Accounts) registerTx(ctx context.Context, id Identity) (key int64, err error) {
+	err = a.dir.write(ctx, func() (err error) {
+		key, err = a.registerOne(ctx, id)
+		return err
+	})
+	return key, err
+}
+
+// registerOne is registerTx's transaction: the allocation and the account
+// row.
+func (a *Accounts) registerOne(ctx context.Context, id Identity) (int64, error) {
 	tx, err := a.dir.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("shard: register: %w", err)
@@ -364,8 +378,11 @@ func (a *Accounts) registerFromBlock(ctx context.Context, id Identity) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	_, err = a.dir.db.ExecContext(ctx, "INSERT INTO shard_accounts (platform, external_id, user_key, created_at) VALUES (?, ?, ?, ?)",
-		id.Platform, id.ID, rk.key, a.dir.now())
+	err = a.dir.write(ctx, func() error {
+		_, err := a.dir.db.ExecContext(ctx, "INSERT INTO shard_accounts (platform, external_id, user_key, created_at) VALUES (?, ?, ?, ?)",
+			id.Platform, id.ID, rk.key, a.dir.now())
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil && (sqldialect.IsDuplicateKey(err) || sqldialect.IsRetryable(err)) {
 			a.mu.Lock()
@@ -393,7 +410,11 @@ func (a *Accounts) takeKey(ctx context.Context) (reservedKey, error) {
 	if rk, ok := a.popKey(); ok { // another goroutine refilled
 		return rk, nil
 	}
-	first, n, _, err := a.dir.allocateBlock(ctx, a.dir.db, int64(a.blockSize()))
+	var first, n int64
+	err := a.dir.write(ctx, func() (err error) {
+		first, n, _, err = a.dir.allocateBlock(ctx, a.dir.db, int64(a.blockSize()))
+		return err
+	})
 	if err != nil {
 		return reservedKey{}, err
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/madang-io/madang/internal/backend"
 	"github.com/madang-io/madang/internal/sqldialect"
+	"github.com/madang-io/madang/internal/stmtcache"
 	"github.com/madang-io/madang/protocol"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -24,8 +24,10 @@ import (
 type Config struct {
 	// Directory lists the game databases. Required.
 	Directory Directory
-	// Open opens a connection pool. Default sql.Open. Mains that use SQLite
-	// import the driver themselves; this package imports none but
+	// Open opens a connection pool. Default sql.Open, except for the
+	// drivers "sqlite" and "sqlite3": their pools keep prepared statements
+	// per connection (SQLiteStatementCache). Mains that use SQLite import
+	// the driver themselves; this package imports none but
 	// go-sql-driver/mysql.
 	Open func(driver, dsn string) (*sql.DB, error)
 	// DSNTemplate forms the DSN of a database whose directory row has no
@@ -112,6 +114,14 @@ type Config struct {
 	// stays bounded by about one interval's writes. Default 1 s;
 	// negative: never (only SQLite's automatic checkpoints).
 	SQLiteCheckpointInterval time.Duration
+	// SQLiteStatementCache is how many prepared statements each connection
+	// of a SQLite pool keeps (least recently used first out), when Open is
+	// the default: a query run again on the same connection is not parsed
+	// again, as the driver otherwise does for every statement given as
+	// text (see OpenSQLite). Default DefaultSQLiteStatementCache;
+	// negative: none. MySQL pools never keep statements (MySQLDSN's
+	// interpolated parameters are one round trip per statement).
+	SQLiteStatementCache int
 	// Logger receives refresh failures and pool events. Default nil: silent.
 	Logger *slog.Logger
 }
@@ -124,8 +134,17 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	if c.SQLiteStatementCache == 0 {
+		c.SQLiteStatementCache = DefaultSQLiteStatementCache
+	}
 	if c.Open == nil {
-		c.Open = sql.Open
+		size := c.SQLiteStatementCache
+		c.Open = func(driver, dsn string) (*sql.DB, error) {
+			if size > 0 && (driver == "sqlite" || driver == "sqlite3") {
+				return stmtcache.Open(driver, dsn, size)
+			}
+			return sql.Open(driver, dsn)
+		}
 	}
 	if c.MaxOpenConns <= 0 {
 		c.MaxOpenConns = 16
@@ -231,16 +250,11 @@ type pool struct {
 	failErr                            error
 	txs, retries, txErrors, slow, errs atomic.Uint64
 
-	// writers queues the write transactions of a SQLite database
-	// (Config.SQLiteWriters); nil for MySQL and before the pool is open.
-	// Set before db is stored, read after db is loaded.
-	sqlite                      bool
-	writers                     *semaphore.Weighted
-	writeWaits                  atomic.Uint64 // Tx attempts that queued
-	checkpoints, checkpointErrs atomic.Uint64
-	checkpointedAt              atomic.Uint64 // txs at the last checkpoint
-	lastWALPages                atomic.Int64  // log pages the last checkpoint found
-	queueTimeouts               atomic.Uint64
+	// sqlite reports a SQLite database; its writer queue (nil for MySQL
+	// and before the pool is open) and checkpoint counters are in
+	// sqliteFile. Set before db is stored, read after db is loaded.
+	sqlite bool
+	sqliteFile
 }
 
 func (p *pool) sameAs(driver, primary string, replicas []string) bool {
@@ -534,8 +548,8 @@ func (r *Router) primary(ctx context.Context, n *node) (*sql.DB, error) {
 			db.Close()
 			err = &Error{Kind: ErrUnavailable, DBID: n.info.ID, Err: errors.New("pool closed by a directory change")}
 		case err == nil:
-			if p.sqlite = isSQLite(ctx, db); p.sqlite && r.cfg.SQLiteWriters > 0 {
-				p.writers = semaphore.NewWeighted(int64(r.cfg.SQLiteWriters))
+			if p.sqlite = isSQLite(ctx, db); p.sqlite {
+				p.sqliteFile.setQueue(r.cfg.SQLiteWriters, r.cfg.SQLiteWriteWait)
 			}
 			p.db.Store(db)
 			p.failErr = nil
@@ -651,7 +665,11 @@ func (r *Router) Tx(ctx context.Context, userKey int64, fn func(ctx context.Cont
 	retry := sqldialect.Retry{Retries: r.cfg.TxRetries, Backoff: r.cfg.TxBackoff, OnRetry: func(error) { p.retries.Add(1) }}
 	err = retry.Do(ctx, func(ctx context.Context) error {
 		if p.writers != nil {
-			release, err := r.queueWriter(ctx, p, n)
+			id := 0
+			if n != nil {
+				id = n.info.ID
+			}
+			release, err := p.queue(ctx, id)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/madang-io/madang/internal/clock"
 	"github.com/madang-io/madang/internal/sqldialect"
@@ -20,6 +22,15 @@ type SQLDirectory struct {
 	db    *sql.DB
 	d     sqldialect.Dialect
 	clock clock.Clock
+
+	// On SQLite: the writer queue and checkpoints of the common database
+	// (SQLDirectoryConfig), writes counts its writes through s and its
+	// Accounts, checkpointing whether a checkpoint goroutine runs.
+	sqlite        bool
+	lite          sqliteFile
+	every         time.Duration
+	writes        atomic.Uint64
+	checkpointing atomic.Bool
 }
 
 var _ Directory = (*SQLDirectory)(nil)
@@ -30,6 +41,21 @@ type SQLDirectoryConfig struct {
 	// DialectSQLite. Empty means detect it (DetectDialect, which may ask
 	// the database); another name is an error.
 	Dialect string
+	// SQLiteWriters, SQLiteWriteWait and SQLiteCheckpointInterval are the
+	// common database's writer queue and checkpoints when it is SQLite,
+	// with the meaning and the defaults of Config's fields of the same
+	// names (DefaultSQLiteWriters, DefaultSQLiteWriteWait,
+	// DefaultSQLiteCheckpointInterval; negative: none). The writes queued
+	// are those of the SQLDirectory and of its Accounts (registrations,
+	// key allocations, Add, SetState); other writers of the same file wait
+	// in the driver's busy handler as before. The checkpoint runs every
+	// SQLiteCheckpointInterval while the SQLDirectory writes, on a
+	// goroutine that starts with a write and ends once a checkpoint found
+	// nothing more to do (or failed other than busy), so a SQLDirectory
+	// needs no Close.
+	SQLiteWriters            int
+	SQLiteWriteWait          time.Duration
+	SQLiteCheckpointInterval time.Duration
 }
 
 // NewSQLDirectory returns the directory in common, a MySQL/MariaDB or SQLite
@@ -43,7 +69,88 @@ func NewSQLDirectory(ctx context.Context, common *sql.DB, cfg SQLDirectoryConfig
 	if err != nil {
 		return nil, err
 	}
-	return &SQLDirectory{db: common, d: d, clock: clock.Real}, nil
+	s := &SQLDirectory{db: common, d: d, clock: clock.Real}
+	if d.Name() == DialectSQLite {
+		s.sqlite = true
+		if cfg.SQLiteWriters == 0 {
+			cfg.SQLiteWriters = DefaultSQLiteWriters
+		}
+		if cfg.SQLiteWriteWait <= 0 {
+			cfg.SQLiteWriteWait = DefaultSQLiteWriteWait
+		}
+		if cfg.SQLiteCheckpointInterval == 0 {
+			cfg.SQLiteCheckpointInterval = DefaultSQLiteCheckpointInterval
+		}
+		s.lite.setQueue(cfg.SQLiteWriters, cfg.SQLiteWriteWait)
+		s.every = cfg.SQLiteCheckpointInterval
+	}
+	return s, nil
+}
+
+// DirectoryStats are an SQLDirectory's counters of its SQLite writer queue
+// and checkpoints (SQLDirectoryConfig), as DBStats's of a game database;
+// all zero on MySQL.
+type DirectoryStats struct {
+	SQLiteWriterWaits, SQLiteWriterTimeouts uint64
+	Checkpoints, CheckpointErrors           uint64
+	WALPages                                int64
+}
+
+// Stats returns the counters of the common database's writer queue and
+// checkpoints.
+func (s *SQLDirectory) Stats() DirectoryStats {
+	return DirectoryStats{SQLiteWriterWaits: s.lite.writeWaits.Load(), SQLiteWriterTimeouts: s.lite.queueTimeouts.Load(),
+		Checkpoints: s.lite.checkpoints.Load(), CheckpointErrors: s.lite.checkpointErrs.Load(), WALPages: s.lite.lastWALPages.Load()}
+}
+
+// write runs fn, a write of the common database (one statement or a
+// transaction), in the SQLite writer queue, and has the write-ahead log
+// checkpointed after it.
+func (s *SQLDirectory) write(ctx context.Context, fn func() error) error {
+	if !s.sqlite {
+		return fn()
+	}
+	release, err := s.lite.queue(ctx, 0)
+	if err != nil {
+		return err
+	}
+	err = fn()
+	release()
+	s.writes.Add(1)
+	if s.every > 0 && s.checkpointing.CompareAndSwap(false, true) {
+		go s.checkpointLoop()
+	}
+	return err
+}
+
+// directoryCheckpointWait bounds one checkpoint of the common database,
+// its wait in the writer queue included.
+const directoryCheckpointWait = 10 * time.Second
+
+// checkpointLoop checkpoints the common database every
+// SQLiteCheckpointInterval until a checkpoint finds no write after it, or
+// fails for another reason than a reader or writer in its way (a closed
+// pool): the next write starts it again.
+func (s *SQLDirectory) checkpointLoop() {
+	for {
+		time.Sleep(s.every)
+		ctx, cancel := context.WithTimeout(context.Background(), directoryCheckpointWait)
+		w := s.writes.Load()
+		err := s.lite.checkpoint(ctx, s.db, w)
+		cancel()
+		if err != nil && (errors.Is(err, errCheckpointBusy) || errors.Is(err, ErrUnavailable)) {
+			continue
+		}
+		if err == nil && s.writes.Load() != w {
+			continue // written meanwhile
+		}
+		s.checkpointing.Store(false)
+		// A write between the last look and the Store did not start a
+		// loop: take it on.
+		if err != nil || s.writes.Load() == s.lite.checkpointedAt.Load() || !s.checkpointing.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 const dbColumns = "db_id, server_id, world_id, db_name, host, port, driver, dsn, replicas, first_key, last_key, next_key, user_count, weight, state, description, updated_at"
@@ -102,6 +209,10 @@ func (s *SQLDirectory) Add(ctx context.Context, d Database) error {
 	if strings.Contains(strings.Join(d.Replicas, ""), "\n") {
 		return invalidf("db %d: replica contains a newline", d.ID)
 	}
+	return s.write(ctx, func() error { return s.add(ctx, d) })
+}
+
+func (s *SQLDirectory) add(ctx context.Context, d Database) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("shard: add database: %w", err)
@@ -140,7 +251,11 @@ func (s *SQLDirectory) SetState(ctx context.Context, dbID int, st State) error {
 	if !st.Valid() {
 		return invalidf("state %q", st)
 	}
-	res, err := s.db.ExecContext(ctx, "UPDATE shard_databases SET state = ?, updated_at = "+bumpUpdatedAt+" WHERE db_id = ?", string(st), s.now(), s.now(), dbID)
+	var res sql.Result
+	err := s.write(ctx, func() (err error) {
+		res, err = s.db.ExecContext(ctx, "UPDATE shard_databases SET state = ?, updated_at = "+bumpUpdatedAt+" WHERE db_id = ?", string(st), s.now(), s.now(), dbID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("shard: set state: %w", err)
 	}
@@ -171,7 +286,11 @@ type execQuerier interface {
 // to the others. When no database is open with free keys, Allocate returns
 // ErrNoOpenDatabase.
 func (s *SQLDirectory) Allocate(ctx context.Context) (userKey int64, dbID int, err error) {
-	return s.allocate(ctx, s.db)
+	err = s.write(ctx, func() (err error) {
+		userKey, dbID, err = s.allocate(ctx, s.db)
+		return err
+	})
+	return userKey, dbID, err
 }
 
 // allocCandidateLimit bounds the attempts of one Allocate: each failed

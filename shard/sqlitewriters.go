@@ -6,9 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/internal/sqldialect"
+	"golang.org/x/sync/semaphore"
 )
 
 // isSQLite reports whether db is a SQLite database (its driver's type name,
@@ -18,31 +20,57 @@ func isSQLite(ctx context.Context, db *sql.DB) bool {
 	return err == nil && d.Name() == DialectSQLite
 }
 
-// queueWriter takes a writer's place on p's SQLite database, waiting in
-// first-come order up to Config.SQLiteWriteWait (or ctx). The caller runs
-// its transaction and then calls release.
-func (r *Router) queueWriter(ctx context.Context, p *pool, n *node) (release func(), err error) {
-	if p.writers.TryAcquire(1) {
-		return func() { p.writers.Release(1) }, nil
+// sqliteFile is the writer queue and checkpoint state of one SQLite
+// database: the Router keeps one per game database (in its pool), an
+// SQLDirectory one for the common database. The zero value has no queue.
+type sqliteFile struct {
+	writers                     *semaphore.Weighted // nil: no queue
+	wait                        time.Duration       // SQLiteWriteWait
+	writeWaits                  atomic.Uint64       // writers that queued
+	checkpoints, checkpointErrs atomic.Uint64
+	checkpointedAt              atomic.Uint64 // writes counted at the last checkpoint
+	lastWALPages                atomic.Int64  // log pages the last checkpoint found
+	queueTimeouts               atomic.Uint64
+}
+
+func noRelease() {}
+
+// setQueue gives f a queue of n writers at once, each waiting up to wait;
+// n <= 0: none.
+func (f *sqliteFile) setQueue(n int, wait time.Duration) {
+	if n > 0 {
+		f.writers, f.wait = semaphore.NewWeighted(int64(n)), wait
 	}
-	p.writeWaits.Add(1)
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.SQLiteWriteWait)
+}
+
+// queue takes a writer's place on f's database, waiting in first-come
+// order up to its SQLiteWriteWait (or ctx); dbID names the database in the
+// error. The caller writes and then calls release. Without a queue it
+// returns at once.
+func (f *sqliteFile) queue(ctx context.Context, dbID int) (release func(), err error) {
+	if f.writers == nil {
+		return noRelease, nil
+	}
+	if f.writers.TryAcquire(1) {
+		return func() { f.writers.Release(1) }, nil
+	}
+	f.writeWaits.Add(1)
+	wctx, cancel := context.WithTimeout(ctx, f.wait)
 	defer cancel()
-	if err := p.writers.Acquire(wctx, 1); err != nil {
+	if err := f.writers.Acquire(wctx, 1); err != nil {
 		if ctx.Err() != nil {
 			// The caller's deadline: as a busy handler past it would.
 			return nil, ctx.Err()
 		}
-		p.queueTimeouts.Add(1)
-		id := 0
-		if n != nil {
-			id = n.info.ID
-		}
-		return nil, &Error{Kind: ErrUnavailable, DBID: id,
-			Err: fmt.Errorf("waited %v for the SQLite writer queue", r.cfg.SQLiteWriteWait)}
+		f.queueTimeouts.Add(1)
+		return nil, &Error{Kind: ErrUnavailable, DBID: dbID,
+			Err: fmt.Errorf("waited %v for the SQLite writer queue", f.wait)}
 	}
-	return func() { p.writers.Release(1) }, nil
+	return func() { f.writers.Release(1) }, nil
 }
+
+// errCheckpointBusy: a checkpoint gave up waiting for a reader.
+var errCheckpointBusy = errors.New("wal_checkpoint: busy (a reader held the log)")
 
 // checkpointBusyTimeout is how long a checkpoint waits for older readers.
 const checkpointBusyTimeout = 100 * time.Millisecond
@@ -70,42 +98,45 @@ func (r *Router) checkpointLoop(ctx context.Context) {
 	}
 }
 
-// checkpoint runs PRAGMA wal_checkpoint(TRUNCATE) on p's database if it is
-// an open SQLite database written since its last checkpoint, holding a
-// writer's place so that no writer waits for it in the busy handler.
+// checkpoint runs the Router's checkpoint of p's database (sqliteFile.checkpoint).
 func (r *Router) checkpoint(ctx context.Context, p *pool) error {
 	db := p.db.Load()
 	if db == nil || !p.sqlite {
 		return nil
 	}
-	txs := p.txs.Load()
-	if txs == p.checkpointedAt.Load() {
+	return p.sqliteFile.checkpoint(ctx, db, p.txs.Load())
+}
+
+// checkpoint runs PRAGMA wal_checkpoint(TRUNCATE) on db, f's database, if
+// it was written since its last checkpoint (writes counts its writes),
+// holding a writer's place so that no writer waits for it in the busy
+// handler.
+func (f *sqliteFile) checkpoint(ctx context.Context, db *sql.DB, writes uint64) error {
+	if writes == f.checkpointedAt.Load() {
 		return nil
 	}
-	if p.writers != nil {
-		release, err := r.queueWriter(ctx, p, nil)
-		if err != nil {
-			return err
-		}
-		defer release()
+	release, err := f.queue(ctx, 0)
+	if err != nil {
+		return err
 	}
+	defer release()
 	// On a connection of its own whose busy timeout is short: the
 	// checkpoint waits in the busy handler for the readers older than it,
 	// and writers queue behind it meanwhile. A reader that outlasts the
 	// short timeout makes it give up (busy) until the next interval.
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		p.checkpointErrs.Add(1)
+		f.checkpointErrs.Add(1)
 		return err
 	}
 	defer conn.Close()
 	var timeout int64
 	if err := conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&timeout); err != nil {
-		p.checkpointErrs.Add(1)
+		f.checkpointErrs.Add(1)
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusyTimeout.Milliseconds())); err != nil {
-		p.checkpointErrs.Add(1)
+		f.checkpointErrs.Add(1)
 		return err
 	}
 	var busy, log, done int64
@@ -115,18 +146,18 @@ func (r *Router) checkpoint(ctx context.Context, p *pool) error {
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {
-		p.checkpointErrs.Add(1)
+		f.checkpointErrs.Add(1)
 		return err
 	}
-	p.lastWALPages.Store(log)
+	f.lastWALPages.Store(log)
 	if busy != 0 {
 		// A reader older than the checkpoint outlasted the short busy
 		// timeout: the log is copied as far as it could be; try again
 		// next time.
-		p.checkpointErrs.Add(1)
-		return errors.New("wal_checkpoint: busy (a reader held the log)")
+		f.checkpointErrs.Add(1)
+		return errCheckpointBusy
 	}
-	p.checkpoints.Add(1)
-	p.checkpointedAt.Store(txs)
+	f.checkpoints.Add(1)
+	f.checkpointedAt.Store(writes)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -211,5 +212,93 @@ func TestSQLiteWALStaysBounded(t *testing.T) {
 	}
 	if after[-1] < 1<<20 {
 		t.Fatalf("without the Router's checkpoints the WAL is %d KB after 800 writes: the test no longer shows what they do", after[-1]>>10)
+	}
+}
+
+// The common database's checkpoints (SQLDirectoryConfig) start its
+// write-ahead log over as the Router's do for a game database: 800
+// registrations (a transaction each: allocation and account row) while
+// readers keep overlapping snapshots open leave the log file as large as
+// it got without them, and truncated with them once the readers let go.
+// The writes queue in the SQLDirectory (SQLiteWriters). Sizes in between
+// depend on the machine: logged, not asserted.
+func TestCommonSQLiteWALStaysBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 2 x 800 registrations")
+	}
+	const regs = 800
+	ctx := context.Background()
+	peaks, after := map[time.Duration]int64{}, map[time.Duration]int64{}
+	var stats shard.DirectoryStats
+	for _, every := range []time.Duration{-1, 20 * time.Millisecond} {
+		path := t.TempDir() + "/common.db"
+		common, err := shard.OpenSQLite(shard.SQLiteDSN(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shard.Migrate(ctx, common, shard.DirectoryMigrations()); err != nil {
+			t.Fatal(err)
+		}
+		dir, err := shard.NewSQLDirectory(ctx, common, shard.SQLDirectoryConfig{SQLiteCheckpointInterval: every})
+		if err != nil {
+			t.Fatal(err)
+		}
+		game := shardtest.SQLiteDatabases(t, 1)[0]
+		if err := dir.Add(ctx, game); err != nil {
+			t.Fatal(err)
+		}
+		acc := shard.NewAccounts(dir, shard.AccountsConfig{})
+		size := func() int64 {
+			fi, err := os.Stat(path + "-wal")
+			if err != nil {
+				return 0
+			}
+			return fi.Size()
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * 5 * time.Millisecond) // staggered: a reader is always open
+				for rctx.Err() == nil {
+					rows, err := common.QueryContext(rctx, "SELECT user_key FROM shard_accounts")
+					if err != nil {
+						continue
+					}
+					rows.Next() // the statement holds its snapshot until closed
+					time.Sleep(10 * time.Millisecond)
+					rows.Close()
+				}
+			})
+		}
+		for i := range regs {
+			if _, created, err := acc.Register(ctx, shard.Identity{Platform: "guest", ID: fmt.Sprint("dev-", i)}); err != nil || !created {
+				t.Fatalf("register %d: %v %v", i, created, err)
+			}
+			if i%10 == 0 {
+				peaks[every] = max(peaks[every], size())
+			}
+		}
+		cancel()
+		wg.Wait()
+		after[every] = size()
+		for deadline := time.Now().Add(10 * time.Second); every > 0 && after[every] > 64<<10 && time.Now().Before(deadline); after[every] = size() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if every > 0 {
+			stats = dir.Stats()
+		}
+		common.Close()
+	}
+	t.Logf("largest common WAL: %d KB without checkpoints, %d KB with them every 20 ms (%+v); after the readers: %d KB and %d KB",
+		peaks[-1]>>10, peaks[20*time.Millisecond]>>10, stats, after[-1]>>10, after[20*time.Millisecond]>>10)
+	if stats.Checkpoints == 0 {
+		t.Fatal("no checkpoint ran")
+	}
+	if after[20*time.Millisecond] > 64<<10 {
+		t.Fatalf("with checkpoints the common WAL is still %d KB after the readers stopped", after[20*time.Millisecond]>>10)
+	}
+	if after[-1] < 1<<20 {
+		t.Fatalf("without checkpoints the common WAL is %d KB after %d registrations: the test no longer shows what they do", after[-1]>>10, regs)
 	}
 }

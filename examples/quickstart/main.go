@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	dsn := func(name string) string { return shard.SQLiteDSN(filepath.Join(dir, name+".db")) }
-	if s.common, err = sql.Open("sqlite", dsn("common")); err != nil {
+	if s.common, err = shard.OpenSQLite(dsn("common")); err != nil {
 		return nil, err
 	}
 	if _, err := shard.Migrate(ctx, s.common, shard.DirectoryMigrations()); err != nil {

@@ -167,10 +167,17 @@ func (st *storage) openSQLite(ctx context.Context, cfg storageConfig) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	st.dialect = shard.DialectSQLite
-	st.common, err = sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(dir, "common.db")))
+	// Statements kept per connection (not parsed on every call), as the
+	// router's game databases; the directory queues its writes and
+	// checkpoints the file (shard.SQLDirectoryConfig's defaults).
+	st.common, err = shard.OpenSQLite(shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
+	// Idle connections kept as in MySQL mode: database/sql keeps 2 by
+	// default, and under load the others were closed and opened again
+	// (each open runs the DSN's PRAGMAs and drops the kept statements).
+	st.common.SetMaxIdleConns(CommonMaxOpenConns)
 	st.common = cfg.wrap(st.common, shard.SQLiteDSN(filepath.Join(dir, "common.db")))
 	if err := st.migrateCommon(ctx); err != nil {
 		return err
