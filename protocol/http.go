@@ -51,15 +51,17 @@ type HTTPConfig struct {
 	// the handler's own with the DecodeBudgetConfig defaults (64 MiB).
 	DecodeBudget *DecodeBudget
 	// InFlight bounds the requests the handler serves at once: a request
-	// past its Max waits, in arrival order, up to its Wait (after its body
-	// was read, before it is decoded), and is then refused before dispatch
-	// with unavailable (HTTP 503, with a retry hint of 1-2 s,
-	// ErrServerBusy). So under more clients than the server can serve at
-	// once the queue is here, not in the database pools behind the
-	// handlers. Give the same limit to the websocket hub's chain
+	// past its Max queues, in arrival order (after its body was read,
+	// before it is decoded), when its expected wait is within the limit's
+	// Wait, and is otherwise refused at once before dispatch with
+	// unavailable (HTTP 503, ErrServerBusy, with a retry hint of about
+	// that wait); a queued request that waits past MaxWait is refused
+	// then. So under more clients than the server can serve at once the
+	// queue is here, not in the database pools behind the handlers. Give
+	// the same limit to the websocket hub's chain
 	// (InFlightLimit.Middleware). Default: a limit of the handler's own
-	// with the InFlightConfig defaults (64 requests, 1 s wait); an
-	// InFlightLimit with a negative Max does not limit.
+	// with the InFlightConfig defaults (64 requests, 5 s expected wait,
+	// 15 s at most); an InFlightLimit with a negative Max does not limit.
 	InFlight *InFlightLimit
 	// HandlerTimeout bounds each request's context. 0: no bound beyond the
 	// client's connection.

@@ -3,10 +3,9 @@ package protocol
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // Defaults for InFlightConfig.
@@ -20,17 +19,26 @@ const (
 	// clients, and without a limit one run of two at 1,000 clients failed
 	// calls with a p99 of 5 s.
 	DefaultMaxInFlight = 64
-	// DefaultInFlightWait is how long a request waits for its turn by
-	// default (InFlightConfig.Wait).
-	DefaultInFlightWait = time.Second
+	// DefaultInFlightWait is the longest expected wait for a turn a
+	// request is queued for by default (InFlightConfig.Wait). Measured on
+	// the reference game server at 1,000 closed-loop clients
+	// (BENCHMARKS.md, "plateau under concurrency, part 2"): a request
+	// refused there comes back to the end of the queue after its retry
+	// hint, so a bound below the queue's length (1,000 clients over the
+	// calls served per second: 1.5-3 s on 2 cores) turned a third of the
+	// requests into refusals and re-sends, which cost CPU per answered
+	// call, throughput and p99; 5 s refused none.
+	DefaultInFlightWait = 5 * time.Second
+	// MaxInFlightRetryAfter bounds the retry hint of a refusal.
+	MaxInFlightRetryAfter = 10 * time.Second
 )
 
-// ErrServerBusy is the error for a request that did not get its turn
-// within InFlightConfig.Wait: the server is serving as many requests as it
-// allows and the queue in front of them is longer than the wait. It is
-// answered unavailable (retryable: nothing ran) with a retry hint of 1-2 s;
-// errors.Is matches the *Error values the limit returns, which carry the
-// hint.
+// ErrServerBusy is the error for a request that gets no turn: the server is
+// serving as many requests as it allows and the queue in front of them is
+// longer than it lets a request wait (InFlightConfig.Wait). It is answered
+// unavailable (retryable: nothing ran) with a retry hint of about the wait
+// the queue would have cost, at least 1 s; errors.Is matches the *Error
+// values the limit returns, which carry the hint.
 var ErrServerBusy = &Error{Code: CodeUnavailable, Message: "protocol: server busy; retry later", RetryAfter: time.Second}
 
 // InFlightConfig configures an InFlightLimit. The zero value works: every
@@ -39,28 +47,53 @@ type InFlightConfig struct {
 	// Max is the most requests served at once by everything sharing the
 	// limit. Default DefaultMaxInFlight (64); negative: no limit.
 	Max int
-	// Wait is how long a request past Max waits, in first-come order, for
-	// a request to finish before it is refused with unavailable
-	// (ErrServerBusy). Default DefaultInFlightWait (1 s); negative: no
-	// wait.
+	// Wait is the longest wait for a turn a request is queued for. A
+	// request past Max is expected to wait its place in the queue times
+	// the time a turn is held (a moving average of the served requests),
+	// divided by Max; when that is longer than Wait it is refused at once
+	// with unavailable (ErrServerBusy) and a retry hint of that expected
+	// wait (1 s to MaxInFlightRetryAfter, spread), instead of waiting in
+	// vain and being refused then. Default DefaultInFlightWait (5 s);
+	// negative: no wait, a request past Max is refused at once.
 	Wait time.Duration
+	// MaxWait bounds the wait of a queued request (the estimate can be
+	// wrong when requests suddenly take longer); it is then refused.
+	// Default 3 × Wait (15 s).
+	MaxWait time.Duration
 }
 
 // InFlightLimit bounds the requests a server serves at once: the queue is
 // at the door, in arrival order, not in the database pools behind the
 // handlers (where a request holds its goroutine and buffers anyway, and
 // waiters are served in no particular order, so tail latency and CPU per
-// request grow with the number of clients). Past the limit a request waits
-// up to Config.Wait and is then refused with ErrServerBusy before anything
-// ran. Share one limit between the HTTP handler (HTTPConfig.InFlight) and
-// a websocket hub's handler chain (Middleware). Safe for concurrent use.
+// request grow with the number of clients). Past the limit a request
+// queues when its expected wait is within Config.Wait and is refused at
+// once with ErrServerBusy otherwise, before anything ran. Share one limit
+// between the HTTP handler (HTTPConfig.InFlight) and a websocket hub's
+// handler chain (Middleware). Safe for concurrent use.
 type InFlightLimit struct {
-	sem *semaphore.Weighted // nil: no limit
 	cfg InFlightConfig
+
+	mu      sync.Mutex
+	free    int               // turns not held
+	queue   []*inFlightWaiter // first come first; from head on
+	head    int
+	waiting int   // queued waiters that did not leave
+	hold    int64 // moving average of a turn's hold time, ns (0: none yet)
 
 	inFlight, peak            atomic.Int64
 	admitted, waited, refused atomic.Uint64
 }
+
+// inFlightWaiter is a queued request. Its turn is handed over on ready
+// (buffered), under the limit's mutex; gone marks one that left the queue.
+type inFlightWaiter struct {
+	ready chan struct{}
+	gone  bool
+	timer *time.Timer
+}
+
+var inFlightWaiters = sync.Pool{New: func() any { return &inFlightWaiter{ready: make(chan struct{}, 1)} }}
 
 // InFlightStats are an InFlightLimit's counters, for metrics.
 type InFlightStats struct {
@@ -68,8 +101,12 @@ type InFlightStats struct {
 	InFlight int64  // requests being served now
 	Peak     int64  // the most served at once since the limit was made
 	Admitted uint64 // requests let through
-	Waited   uint64 // of those and the refused, requests that had to queue
-	Refused  uint64 // requests refused after Config.Wait (ErrServerBusy)
+	Waited   uint64 // of those and the refused, requests that found no free turn
+	Refused  uint64 // requests refused (ErrServerBusy)
+	Queued   int    // requests waiting for a turn now
+	// Hold is the moving average of the time a turn is held (0 before
+	// the first request ends).
+	Hold time.Duration
 }
 
 // NewInFlightLimit returns an InFlightLimit for cfg, applying defaults to
@@ -81,11 +118,10 @@ func NewInFlightLimit(cfg InFlightConfig) *InFlightLimit {
 	if cfg.Wait == 0 {
 		cfg.Wait = DefaultInFlightWait
 	}
-	l := &InFlightLimit{cfg: cfg}
-	if cfg.Max > 0 {
-		l.sem = semaphore.NewWeighted(int64(cfg.Max))
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 3 * max(cfg.Wait, 0)
 	}
-	return l
+	return &InFlightLimit{cfg: cfg, free: cfg.Max}
 }
 
 // Config returns the limit's configuration with its defaults applied.
@@ -93,44 +129,129 @@ func (l *InFlightLimit) Config() InFlightConfig { return l.cfg }
 
 // Stats returns the limit's counters.
 func (l *InFlightLimit) Stats() InFlightStats {
+	l.mu.Lock()
+	queued, hold := l.waiting, time.Duration(l.hold)
+	l.mu.Unlock()
 	return InFlightStats{Max: l.cfg.Max, InFlight: l.inFlight.Load(), Peak: l.peak.Load(),
-		Admitted: l.admitted.Load(), Waited: l.waited.Load(), Refused: l.refused.Load()}
+		Admitted: l.admitted.Load(), Waited: l.waited.Load(), Refused: l.refused.Load(),
+		Queued: queued, Hold: hold}
 }
 
-// Acquire takes a turn, waiting in first-come order up to Config.Wait (or
-// until ctx ends). Call release, once, when the request is done. The error
-// is ErrServerBusy (with a retry hint) after the wait, or ctx's error when
-// ctx ended first; nothing is held then.
+// Acquire takes a turn: at once when one is free and nobody queues, else
+// in first-come order when the expected wait is within Config.Wait (up to
+// Config.MaxWait, or until ctx ends). Call release, once, when the request
+// is done. The error is ErrServerBusy (with a retry hint) when the request
+// gets no turn, or ctx's error when ctx ended first; nothing is held then.
 func (l *InFlightLimit) Acquire(ctx context.Context) (release func(), err error) {
-	if l.sem != nil && !l.sem.TryAcquire(1) {
-		l.waited.Add(1)
-		if l.cfg.Wait < 0 {
-			return nil, l.busy()
-		}
-		wctx, cancel := context.WithTimeout(ctx, l.cfg.Wait)
-		err := l.sem.Acquire(wctx, 1)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, l.busy()
-		}
+	if l.cfg.Max < 0 {
+		return l.admit(time.Time{}), nil
 	}
+	l.mu.Lock()
+	if l.free > 0 && l.waiting == 0 {
+		l.free--
+		l.mu.Unlock()
+		return l.admit(time.Now()), nil
+	}
+	l.waited.Add(1)
+	expect := time.Duration(int64(l.waiting+1) * l.hold / int64(l.cfg.Max))
+	if l.cfg.Wait < 0 || expect > l.cfg.Wait {
+		l.mu.Unlock()
+		return nil, l.busy(expect)
+	}
+	w := inFlightWaiters.Get().(*inFlightWaiter)
+	w.gone = false
+	if l.head > 0 && len(l.queue) == cap(l.queue) {
+		n := copy(l.queue, l.queue[l.head:])
+		clear(l.queue[n:])
+		l.queue, l.head = l.queue[:n], 0
+	}
+	l.queue = append(l.queue, w)
+	l.waiting++
+	l.mu.Unlock()
+
+	if w.timer == nil {
+		w.timer = time.NewTimer(l.cfg.MaxWait)
+	} else {
+		w.timer.Reset(l.cfg.MaxWait)
+	}
+	timedOut := false
+	select {
+	case <-w.ready:
+		w.timer.Stop()
+		inFlightWaiters.Put(w)
+		return l.admit(time.Now()), nil
+	case <-w.timer.C:
+		timedOut = true
+	case <-ctx.Done():
+		w.timer.Stop()
+	}
+	l.mu.Lock()
+	select {
+	case <-w.ready: // handed a turn as it left
+		l.mu.Unlock()
+		inFlightWaiters.Put(w)
+		if timedOut {
+			return l.admit(time.Now()), nil
+		}
+		l.release(time.Time{}) // pass it on
+		return nil, ctx.Err()
+	default:
+	}
+	w.gone = true // left in the queue for the next hand-over to drop
+	l.waiting--
+	l.mu.Unlock()
+	if timedOut {
+		return nil, l.busy(l.cfg.MaxWait)
+	}
+	return nil, ctx.Err()
+}
+
+// admit counts an admitted request and returns its release.
+func (l *InFlightLimit) admit(start time.Time) func() {
 	l.admitted.Add(1)
 	now := l.inFlight.Add(1)
 	for p := l.peak.Load(); now > p && !l.peak.CompareAndSwap(p, now); p = l.peak.Load() {
 	}
 	var done atomic.Bool
 	return func() {
-		if !done.CompareAndSwap(false, true) {
+		if done.CompareAndSwap(false, true) {
+			l.inFlight.Add(-1)
+			if l.cfg.Max >= 0 {
+				l.release(start)
+			}
+		}
+	}
+}
+
+// release hands a turn to the first queued request or frees it; a turn
+// taken at start (non-zero) updates the moving average of the hold time.
+func (l *InFlightLimit) release(start time.Time) {
+	var d int64
+	if !start.IsZero() {
+		d = int64(time.Since(start))
+	}
+	l.mu.Lock()
+	if d > 0 {
+		if l.hold == 0 {
+			l.hold = d
+		} else {
+			l.hold += (d - l.hold) / 32
+		}
+	}
+	for l.head < len(l.queue) {
+		w := l.queue[l.head]
+		l.queue[l.head] = nil
+		l.head++
+		if !w.gone {
+			l.waiting--
+			w.ready <- struct{}{}
+			l.mu.Unlock()
 			return
 		}
-		l.inFlight.Add(-1)
-		if l.sem != nil {
-			l.sem.Release(1)
-		}
-	}, nil
+	}
+	l.queue, l.head = l.queue[:0], 0
+	l.free++
+	l.mu.Unlock()
 }
 
 // Middleware returns the limit as a protocol middleware: a request that
@@ -152,12 +273,14 @@ func (l *InFlightLimit) Middleware() Middleware {
 	}
 }
 
-// busy counts a refusal and returns ErrServerBusy with a retry hint of 1-2
-// s, spread so refused clients do not come back together.
-func (l *InFlightLimit) busy() error {
+// busy counts a refusal and returns ErrServerBusy with a retry hint of
+// about the expected wait (1 s to MaxInFlightRetryAfter), spread by up to
+// half of it so refused clients do not come back together.
+func (l *InFlightLimit) busy(expect time.Duration) error {
 	l.refused.Add(1)
 	e := *ErrServerBusy
-	e.RetryAfter = time.Second + rand.N(time.Second)
+	base := min(max(expect, time.Second), MaxInFlightRetryAfter*2/3)
+	e.RetryAfter = base + rand.N(base/2)
 	return &serverBusyError{&e}
 }
 

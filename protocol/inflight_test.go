@@ -139,13 +139,76 @@ func TestInFlightLimitCallerGivesUp(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if st := l.Stats(); st.Refused != 0 {
-		t.Fatalf("a caller that gave up counted as refused: %+v", st)
+	if st := l.Stats(); st.Refused != 0 || st.Queued != 0 {
+		t.Fatalf("a caller that gave up counted as refused or still queued: %+v", st)
+	}
+	// The turn goes to the next comer, not to the one that left.
+	release()
+	r2, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2()
+	if st := l.Stats(); st.InFlight != 0 || st.Admitted != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestInFlightLimitRefusesAtOnceWhenTheQueueIsTooLong: once a turn's hold
+// time is known, a request whose expected wait (place × hold / Max) is
+// longer than Wait is refused without queueing, with a retry hint of at
+// least that wait; one whose expected wait fits queues and is served.
+func TestInFlightLimitRefusesAtOnceWhenTheQueueIsTooLong(t *testing.T) {
+	const hold = 300 * time.Millisecond
+	l := NewInFlightLimit(InFlightConfig{Max: 1, Wait: time.Minute})
+	r, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold)
+	r()
+	if st := l.Stats(); st.Hold < hold {
+		t.Fatalf("hold = %v, want at least %v", st.Hold, hold)
+	}
+	if c := l.Config(); c.MaxWait != 3*time.Minute {
+		t.Fatalf("MaxWait = %v, want 3 × Wait", c.MaxWait)
+	}
+
+	// Within the wait: queued, then served.
+	held, _ := l.Acquire(context.Background())
+	done := make(chan error)
+	go func() {
+		r, err := l.Acquire(context.Background())
+		if err == nil {
+			r()
+		}
+		done <- err
+	}()
+	waitFor(t, "the waiter to queue", func() bool { return l.Stats().Queued == 1 })
+	held()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the wait: refused at once, nothing queued.
+	l = NewInFlightLimit(InFlightConfig{Max: 1, Wait: hold / 10})
+	r, _ = l.Acquire(context.Background())
+	time.Sleep(hold)
+	r()
+	held, _ = l.Acquire(context.Background())
+	defer held()
+	_, err = l.Acquire(context.Background())
+	var pe *Error
+	if !errors.Is(err, ErrServerBusy) || !errors.As(err, &pe) || pe.RetryAfter < time.Second {
+		t.Fatalf("acquire past the wait = %v, want ErrServerBusy with a hint of at least 1 s", err)
+	}
+	if st := l.Stats(); st.Refused != 1 || st.Waited != 1 || st.Queued != 0 {
+		t.Fatalf("stats = %+v", st)
 	}
 }
 
 func TestInFlightLimitDefaultsAndNoLimit(t *testing.T) {
-	if c := NewInFlightLimit(InFlightConfig{}).Config(); c.Max != DefaultMaxInFlight || c.Wait != DefaultInFlightWait {
+	if c := NewInFlightLimit(InFlightConfig{}).Config(); c.Max != DefaultMaxInFlight || c.Wait != DefaultInFlightWait || c.MaxWait != 3*DefaultInFlightWait {
 		t.Fatalf("defaults = %+v", c)
 	}
 	l := NewInFlightLimit(InFlightConfig{Max: -1})

@@ -52,6 +52,7 @@ func parseArgs(args []string) (options, error) {
 	fs.StringVar(&mix, "mix", load.DefaultMix, "ratio of unit scenarios for -scenario mix")
 	fs.IntVar(&o.cfg.Users, "users", load.DefaultUsers, fmt.Sprintf("virtual users (at most %d)", load.MaxUsers))
 	fs.DurationVar(&o.cfg.RampUp, "ramp", 0, "spread the users' starts over this duration")
+	fs.DurationVar(&o.cfg.Warmup, "warmup", 0, "do not count the calls that complete in this first part of the run (ramp-up, first logins): totals, throughput and CPU times are taken after it; the per-second series keeps it")
 	fs.DurationVar(&o.cfg.Duration, "duration", load.DefaultDuration, fmt.Sprintf("run time limit (at most %v)", load.MaxDuration))
 	fs.Int64Var(&iterations, "iterations", load.DefaultIterations, fmt.Sprintf("limit of scenario iterations over all users (at most %d); the run ends at whichever limit comes first", load.MaxIterations))
 	fs.StringVar(&think, "think", "0", "pause after each iteration: a duration (500ms) or a range drawn uniformly (200ms-2s)")

@@ -151,8 +151,8 @@ var inFlightMetrics = []metric[protocol.InFlightStats]{
 	{"madang_inflight", "Commands served now.", gauge, func(s protocol.InFlightStats) float64 { return float64(s.InFlight) }},
 	{"madang_inflight_peak", "The most commands served at once since the start.", gauge, func(s protocol.InFlightStats) float64 { return float64(s.Peak) }},
 	{"madang_inflight_admitted_total", "Commands let through the in-flight limit.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Admitted) }},
-	{"madang_inflight_waited_total", "Commands that queued for their turn.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Waited) }},
-	{"madang_inflight_refused_total", "Commands answered unavailable after waiting for their turn.", counter, func(s protocol.InFlightStats) float64 { return float64(s.Refused) }},
+	{"madang_inflight_waited_total", "Commands that found no free turn (queued, or refused at once when their expected wait was too long).", counter, func(s protocol.InFlightStats) float64 { return float64(s.Waited) }},
+	{"madang_inflight_refused_total", "Commands answered unavailable by the in-flight limit (expected wait too long, or queued too long).", counter, func(s protocol.InFlightStats) float64 { return float64(s.Refused) }},
 }
 
 // family is the metrics of one Stats type with their descriptors.

@@ -97,13 +97,16 @@ type Config struct {
 	DecodeBudget protocol.DecodeBudgetConfig
 	// InFlight bounds the game commands the server serves at once, HTTP
 	// and websocket together (protocol.InFlightLimit): past Max a command
-	// waits, in arrival order, up to Wait, and is then answered
-	// unavailable (retryable) with a retry hint of 1-2 s. So with more
-	// clients than the server can serve at once the queue is at the door,
-	// not in the database pools. Its zero value takes the
-	// protocol.InFlightConfig defaults: 64 at once, 1 s wait (flags
-	// -max-inflight, env MADANG_MAX_INFLIGHT, negative: no limit; and
-	// -inflight-wait).
+	// queues, in arrival order, when its expected wait (its place in the
+	// queue times the observed time a command holds its turn, over Max)
+	// is within Wait, and waits up to MaxWait; otherwise it is answered
+	// unavailable (retryable) at once, with a retry hint of about that
+	// expected wait. So with more clients than the server can serve at
+	// once the queue is at the door, not in the database pools. Its zero
+	// value takes the protocol.InFlightConfig defaults: 64 at once, 5 s
+	// expected wait, 15 s at most (flags -max-inflight, env
+	// MADANG_MAX_INFLIGHT, negative: no limit; -inflight-wait and
+	// -inflight-max-wait).
 	InFlight protocol.InFlightConfig
 
 	// CommandRate and CommandBurst limit each user's game commands (HTTP
@@ -283,8 +286,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("MADANG_MAX_INFLIGHT: %w", err)
 	}
-	fs.IntVar(&cfg.InFlight.Max, "max-inflight", maxInFlight, "game commands served at once (HTTP and websocket); more wait up to 1 s, then are answered unavailable; negative: no limit (env MADANG_MAX_INFLIGHT)")
-	fs.DurationVar(&cfg.InFlight.Wait, "inflight-wait", protocol.DefaultInFlightWait, "how long a game command past -max-inflight waits for its turn; negative: not at all")
+	fs.IntVar(&cfg.InFlight.Max, "max-inflight", maxInFlight, "game commands served at once (HTTP and websocket); more queue (see -inflight-wait) or are answered unavailable; negative: no limit (env MADANG_MAX_INFLIGHT)")
+	fs.DurationVar(&cfg.InFlight.Wait, "inflight-wait", protocol.DefaultInFlightWait, "the longest expected wait a game command past -max-inflight is queued for (its place in the queue times the observed time a command holds its turn, over -max-inflight); longer: answered unavailable at once with a retry hint of that wait; negative: not queued at all")
+	fs.DurationVar(&cfg.InFlight.MaxWait, "inflight-max-wait", 0, "the longest a queued game command waits for its turn before it is answered unavailable (default 3 × -inflight-wait)")
 	if err := limitFlags(fs, &cfg, env); err != nil {
 		return cfg, err
 	}

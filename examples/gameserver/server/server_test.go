@@ -135,6 +135,16 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+	// The in-flight limit's flags reach Config.InFlight; unset, its
+	// zero MaxWait takes the protocol default (3 × Wait).
+	cfg, err = ParseConfig([]string{"-max-inflight", "32", "-inflight-wait", "2s", "-inflight-max-wait", "7s"}, func(string) string { return "" })
+	if err != nil || cfg.InFlight != (protocol.InFlightConfig{Max: 32, Wait: 2 * time.Second, MaxWait: 7 * time.Second}) {
+		t.Fatalf("in-flight flags: %+v %v", cfg.InFlight, err)
+	}
+	cfg, err = ParseConfig(nil, func(string) string { return "" })
+	if err != nil || cfg.InFlight != (protocol.InFlightConfig{Max: protocol.DefaultMaxInFlight, Wait: protocol.DefaultInFlightWait}) {
+		t.Fatalf("in-flight defaults: %+v %v", cfg.InFlight, err)
+	}
 	// -h asks for the usage: flag.ErrHelp with the flags in the message.
 	_, err = ParseConfig([]string{"-h"}, func(string) string { return "" })
 	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(err.Error(), "Usage of gameserver:") || !strings.Contains(err.Error(), "-redis-cluster string") {

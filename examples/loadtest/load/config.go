@@ -73,6 +73,14 @@ type Config struct {
 	// RampUp spreads the users' starts evenly over this duration. Default 0
 	// (all at once); at most Duration.
 	RampUp time.Duration
+	// Warmup is the start of the run that is not counted: its calls run
+	// and stay in the per-second series, but the totals (Report.Commands,
+	// Report.Total, their throughput) and the CPU times cover only the
+	// calls that complete after it, over the time after it
+	// (Report.CountedS). So a run at many users is compared at its steady
+	// state, without its ramp-up and the logins that start every user.
+	// Default 0; below Duration.
+	Warmup time.Duration
 	// Duration bounds the run in time. Default DefaultDuration, at most
 	// MaxDuration.
 	Duration time.Duration
@@ -221,6 +229,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.MaxAttempts, cfg.MetricsEvery = int(attempts), max(time.Duration(every), time.Second)
 	if cfg.RampUp < 0 || cfg.RampUp > cfg.Duration {
 		return cfg, fmt.Errorf("load: ramp-up %v must be within 0..duration (%v)", cfg.RampUp, cfg.Duration)
+	}
+	if cfg.Warmup < 0 || cfg.Warmup >= cfg.Duration {
+		return cfg, fmt.Errorf("load: warm-up %v must be within 0..duration (%v), below it", cfg.Warmup, cfg.Duration)
 	}
 	if cfg.ThinkMin < 0 || cfg.ThinkMax < 0 {
 		return cfg, errors.New("load: think time must not be negative")

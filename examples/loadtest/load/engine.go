@@ -32,6 +32,10 @@ type Report struct {
 	// ElapsedS is the run's wall time, from the first user's start until
 	// the last call completed.
 	ElapsedS float64 `json:"elapsed_s"`
+	// WarmupS is Config.Warmup; CountedS the time the totals and the CPU
+	// times cover: ElapsedS without the warm-up.
+	WarmupS  float64 `json:"warmup_s,omitempty"`
+	CountedS float64 `json:"counted_s"`
 	// Iterations counts completed scenario iterations.
 	Iterations int64 `json:"iterations"`
 	// StopReason is "duration", "iterations" or "interrupted".
@@ -108,12 +112,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
 	}
+	hc = countingClient(hc)
 	e := &engine{cfg: cfg, log: log, hc: hc, runID: fmt.Sprintf("lt%016x", rand.Uint64()), userKeys: make([]atomic.Int64, cfg.Users)}
 
 	cpu0 := processCPU()
 	srv0 := serverCPU(cfg.ServerPID)
 	e.start = time.Now()
 	e.rec = NewRecorder(e.start)
+	// The CPU times at the end of the warm-up, read by a timer; the run
+	// ends after it (Warmup < Duration) unless its iterations end first.
+	var warm struct {
+		sync.Mutex
+		done      bool
+		cpu, srv0 float64
+	}
+	if cfg.Warmup > 0 {
+		e.rec.CountFrom(e.start.Add(cfg.Warmup))
+		t := time.AfterFunc(cfg.Warmup, func() {
+			c, s := processCPU(), serverCPU(cfg.ServerPID)
+			warm.Lock()
+			warm.done, warm.cpu, warm.srv0 = true, c, s
+			warm.Unlock()
+		})
+		defer t.Stop()
+	}
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	runCtx, cancelTimer := context.WithTimeout(runCtx, cfg.Duration)
@@ -137,12 +159,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	end := time.Now()
 	bgStop()
 	helpers.Wait()
+	counted := end.Sub(e.start)
+	if cfg.Warmup > 0 {
+		counted = max(end.Sub(e.start.Add(cfg.Warmup)), 0)
+		warm.Lock()
+		if warm.done {
+			cpu0, srv0 = warm.cpu, warm.srv0
+		} else { // the run ended in its warm-up: nothing was counted
+			cpu0, srv0 = processCPU(), serverCPU(cfg.ServerPID)
+		}
+		warm.Unlock()
+	}
 
 	rep := &Report{
 		Target: cfg.URL, Scenario: cfg.Scenario.Name(), Mode: cfg.Mode, Users: cfg.Users,
 		RampUpS: cfg.RampUp.Seconds(), ThinkMinMs: msOf(cfg.ThinkMin), ThinkMaxMs: msOf(cfg.ThinkMax),
 		DurationS: cfg.Duration.Seconds(), IterLimit: cfg.Iterations,
 		Started: e.start.UTC(), ElapsedS: end.Sub(e.start).Seconds(), Iterations: e.done.Load(),
+		WarmupS: cfg.Warmup.Seconds(), CountedS: counted.Seconds(),
 		GeneratorCPUS: processCPU() - cpu0, ServerCPUS: -1,
 	}
 	switch {
@@ -158,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.ServerCPUS = srv1 - srv0
 		}
 	}
-	rep.Commands, rep.Total = e.rec.Totals(end.Sub(e.start))
+	rep.Commands, rep.Total = e.rec.Totals(counted)
 	rep.Series = e.rec.FlushAll(end)
 	if rep.Realtime = e.rtReport(end.Sub(e.start)); rep.Realtime != nil {
 		for i := range rep.Series {
@@ -318,6 +352,8 @@ func (vu *VU) Call(ctx context.Context, cmd string, in, out any) (*protocol.Resp
 // server that answers OK with a wrong result has failed the call.
 func (vu *VU) CallCheck(ctx context.Context, cmd string, in, out any, check func() error) (*protocol.Response, error) {
 	cctx, cancel := context.WithTimeout(ctx, vu.e.cfg.RequestTimeout)
+	var tries wireTries
+	cctx = context.WithValue(cctx, wireTriesKey{}, &tries)
 	t0 := time.Now()
 	resp, err := vu.Client.Call(cctx, cmd, in, out)
 	end := time.Now()
@@ -330,7 +366,7 @@ func (vu *VU) CallCheck(ctx context.Context, cmd string, in, out any, check func
 			err = &AnswerError{Command: cmd, Err: cerr}
 		}
 	}
-	vu.e.rec.Record(cmd, end, end.Sub(t0), err, resp != nil && resp.Replay)
+	vu.e.rec.RecordAttempts(cmd, end, end.Sub(t0), err, resp != nil && resp.Replay, tries.sent.Load(), tries.refused.Load())
 	if err != nil {
 		switch protocol.CodeOf(err) {
 		case protocol.CodeUnauthorized, protocol.CodeSessionExpired, protocol.CodeKicked, protocol.CodeSessionRevoked:
@@ -419,4 +455,37 @@ func (vu *VU) NewIdentity() {
 	vu.devices++
 	vu.Device = fmt.Sprintf("%s%d.%d", vu.e.cfg.DevicePrefix, vu.ID, vu.devices)
 	vu.Gems, vu.Stamina, vu.Level = -1, -1, 0
+}
+
+// wireTries counts the HTTP requests of one call (wireTriesKey in the
+// call's context) as countingTransport sees them.
+type wireTries struct{ sent, refused atomic.Uint64 }
+
+type wireTriesKey struct{}
+
+// countingClient returns a copy of hc whose transport counts, for a call
+// whose context carries a *wireTries, every request sent and every one the
+// server refused (HTTP 503 or 429: nothing ran).
+func countingClient(hc *http.Client) *http.Client {
+	c := *hc
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = countingTransport{base}
+	return &c
+}
+
+type countingTransport struct{ base http.RoundTripper }
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tries, _ := req.Context().Value(wireTriesKey{}).(*wireTries)
+	resp, err := t.base.RoundTrip(req)
+	if tries != nil {
+		tries.sent.Add(1)
+		if err == nil && (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) {
+			tries.refused.Add(1)
+		}
+	}
+	return resp, err
 }

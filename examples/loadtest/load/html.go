@@ -294,8 +294,8 @@ svg .ttl { font-size: 13px; font-weight: 600; fill: #222; }
 <tr><td>scenario</td><td>{{.R.Scenario}}</td></tr>
 <tr><td>users</td><td>{{.R.Users}}, ramp-up {{.R.RampUpS}} s, think time {{think .R}}</td></tr>
 <tr><td>ran</td><td>{{f1 .R.ElapsedS}} s, {{.R.Iterations}} iterations, stopped by {{.R.StopReason}} (limits {{.R.DurationS}} s, {{.R.IterLimit}} iterations)</td></tr>
-<tr><td>calls</td><td>{{.R.Total.Count}} at {{f1 .R.Total.TPS}} per second, {{.R.Total.Errors}} errors{{if .R.Total.Replays}}, {{.R.Total.Replays}} replays{{end}}</td></tr>
-<tr><td>CPU time</td><td>load generator {{f2 .R.GeneratorCPUS}} s{{if ge .R.ServerCPUS 0.0}}; server {{f2 .R.ServerCPUS}} s ({{printf "%.0f" (percall .R.ServerCPUS .R.Total.Count)}} µs per call){{end}}</td></tr>
+<tr><td>calls</td><td>{{.R.Total.Count}}, {{.R.Total.Answered}} answered at {{f1 .R.Total.AnsweredTPS}} per second, {{.R.Total.Errors}} errors{{if .R.Total.Replays}}, {{.R.Total.Replays}} replays{{end}}{{if .R.Total.Sent}}; {{.R.Total.Sent}} requests sent, {{.R.Total.Resent}} re-sent, {{.R.Total.Refused}} refused (HTTP 503/429){{end}}</td></tr>
+<tr><td>CPU time</td><td>load generator {{f2 .R.GeneratorCPUS}} s{{if ge .R.ServerCPUS 0.0}}; server {{f2 .R.ServerCPUS}} s ({{printf "%.0f" (percall .R.ServerCPUS .R.Total.Answered)}} µs per answered call){{end}}</td></tr>
 {{range .R.Notes}}<tr><td>note</td><td class="note">{{.}}</td></tr>
 {{end}}</table>
 

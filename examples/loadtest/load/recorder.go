@@ -23,19 +23,74 @@ type Recorder struct {
 	series  []Point         // closed seconds, in order
 	calls   uint64
 	errors  uint64
+	from    time.Time // calls completing before it are not in the totals
+}
+
+// CountFrom leaves the calls that complete before t out of the totals
+// (Counts, Totals); they stay in the per-second series.
+func (r *Recorder) CountFrom(t time.Time) {
+	r.mu.Lock()
+	r.from = t
+	r.mu.Unlock()
 }
 
 type cmdTotals struct {
 	hist    Histogram
 	errors  map[string]uint64
 	replays uint64
+	tries   Attempts
+}
+
+// Attempts is what the requests of calls met on the wire: how many were
+// sent (first sends and re-sends) and how many of them the server refused
+// without running them, and how many of the calls it answered.
+type Attempts struct {
+	// Sent counts the HTTP requests of the calls, first sends and re-sends
+	// (0 for calls not sent over HTTP, such as websocket commands).
+	Sent uint64
+	// Resent counts the requests after each call's first.
+	Resent uint64
+	// Refused counts the requests the server answered HTTP 503
+	// (unavailable: no turn at the door within its wait, or a backend
+	// down) or 429 (rate_limited): nothing ran, and the client re-sent
+	// the request after its retry hint or gave the call up.
+	Refused uint64
+	// Answered counts calls that ended with an answer of the server that
+	// ran them: OK (AnswerError included) or a code that is not retryable.
+	// A call that ended refused, timed out or lost is not answered.
+	Answered uint64
+}
+
+func (a *Attempts) add(b Attempts) {
+	a.Sent += b.Sent
+	a.Resent += b.Resent
+	a.Refused += b.Refused
+	a.Answered += b.Answered
+}
+
+// Answered reports whether a call whose outcome is err was answered by a
+// server that ran it: err is nil, an AnswerError (an OK answer the
+// scenario found wrong), or a protocol error whose code is not retryable.
+// Refusals (unavailable, rate_limited, in_flight), timeouts and lost
+// replies are not answers.
+func Answered(err error) bool {
+	var ae *AnswerError
+	var pe *protocol.Error
+	switch {
+	case err == nil, errors.As(err, &ae):
+		return true
+	case errors.As(err, &pe):
+		return !pe.Code.Retryable()
+	}
+	return false
 }
 
 // window accumulates one second.
 type window struct {
-	hist   Histogram // every command, errors included
-	errors uint64
-	cmds   map[string]*Histogram
+	hist     Histogram // every command, errors included
+	errors   uint64
+	answered uint64
+	cmds     map[string]*Histogram
 }
 
 // NewRecorder returns a Recorder whose second 0 starts at start.
@@ -47,7 +102,21 @@ func NewRecorder(start time.Time) *Recorder {
 // its outcome (nil: success) and replay whether the server answered with a
 // stored result for a retry.
 func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error, replay bool) {
+	r.RecordAttempts(cmd, end, d, err, replay, 0, 0)
+}
+
+// RecordAttempts is Record for a call whose requests were counted on the
+// wire: sent requests (first send and re-sends) of which refused were
+// answered HTTP 503 or 429 (see Attempts).
+func (r *Recorder) RecordAttempts(cmd string, end time.Time, d time.Duration, err error, replay bool, sent, refused uint64) {
 	v := micros(d)
+	tries := Attempts{Sent: sent, Refused: refused}
+	if sent > 1 {
+		tries.Resent = sent - 1
+	}
+	if Answered(err) {
+		tries.Answered = 1
+	}
 	sec := max(int(end.Sub(r.start)/time.Second), 0)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -56,9 +125,13 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 		t = &cmdTotals{errors: map[string]uint64{}}
 		r.cmds[cmd] = t
 	}
-	t.hist.RecordMicros(v)
-	if replay {
-		t.replays++
+	counted := !end.Before(r.from)
+	if counted {
+		t.hist.RecordMicros(v)
+		t.tries.add(tries)
+		if replay {
+			t.replays++
+		}
 	}
 	if len(r.series) > sec {
 		sec = len(r.series) // a second already closed: count it in the first open one
@@ -75,10 +148,16 @@ func (r *Recorder) Record(cmd string, end time.Time, d time.Duration, err error,
 		w.cmds[cmd] = h
 	}
 	h.RecordMicros(v)
+	w.answered += tries.Answered
+	if err != nil {
+		w.errors++
+	}
+	if !counted {
+		return
+	}
 	r.calls++
 	if err != nil {
 		t.errors[ErrorKind(err)]++
-		w.errors++
 		r.errors++
 	}
 }
@@ -129,6 +208,9 @@ type Point struct {
 	TPS float64 `json:"tps"`
 	// Errors is how many of them failed.
 	Errors uint64 `json:"errors"`
+	// Answered is how many of them the server answered having run them
+	// (Attempts.Answered).
+	Answered uint64 `json:"answered"`
 	// P50Ms, P99Ms and MaxMs are the latency of the calls that completed in
 	// this second, in milliseconds (0 when there were none).
 	P50Ms float64 `json:"p50_ms"`
@@ -161,6 +243,7 @@ func (r *Recorder) Flush(upTo int) []Point {
 			p.Requests = w.hist.Count()
 			p.TPS = float64(p.Requests)
 			p.Errors = w.errors
+			p.Answered = w.answered
 			p.P50Ms = ms(w.hist.QuantileMicros(0.50))
 			p.P99Ms = ms(w.hist.QuantileMicros(0.99))
 			p.MaxMs = ms(w.hist.max)
@@ -222,6 +305,17 @@ type CommandStats struct {
 	// earlier attempt (the reply to that attempt was lost and the client
 	// re-sent the same request id).
 	Replays uint64 `json:"replays,omitempty"`
+	// Answered counts the calls the server answered having run them (OK
+	// or a code that is not retryable: Attempts.Answered), AnsweredTPS
+	// the same over the run's elapsed time: the throughput. Sent counts
+	// the HTTP requests (first sends and re-sends), Resent the re-sends
+	// among them, Refused those the server refused without running them
+	// (HTTP 503 or 429).
+	Answered    uint64  `json:"answered"`
+	AnsweredTPS float64 `json:"answered_tps"`
+	Sent        uint64  `json:"sent,omitempty"`
+	Resent      uint64  `json:"resent,omitempty"`
+	Refused     uint64  `json:"refused,omitempty"`
 	// Latency in milliseconds, from the first send to the final answer
 	// (retries included), as the player would wait.
 	MeanMs float64 `json:"mean_ms"`
@@ -239,21 +333,24 @@ func (r *Recorder) Totals(elapsed time.Duration) (per []CommandStats, all Comman
 	var sum Histogram
 	allErr := map[string]uint64{}
 	var replays uint64
+	var tries Attempts
 	for _, name := range slices.Sorted(maps.Keys(r.cmds)) {
 		t := r.cmds[name]
-		per = append(per, stats(name, &t.hist, t.errors, t.replays, elapsed))
+		per = append(per, stats(name, &t.hist, t.errors, t.replays, t.tries, elapsed))
 		sum.Merge(&t.hist)
+		tries.add(t.tries)
 		for k, v := range t.errors {
 			allErr[k] += v
 		}
 		replays += t.replays
 	}
-	return per, stats("total", &sum, allErr, replays, elapsed)
+	return per, stats("total", &sum, allErr, replays, tries, elapsed)
 }
 
-func stats(name string, h *Histogram, errs map[string]uint64, replays uint64, elapsed time.Duration) CommandStats {
+func stats(name string, h *Histogram, errs map[string]uint64, replays uint64, tries Attempts, elapsed time.Duration) CommandStats {
 	s := CommandStats{
 		Command: name, Count: h.Count(), Replays: replays,
+		Answered: tries.Answered, Sent: tries.Sent, Resent: tries.Resent, Refused: tries.Refused,
 		MeanMs: ms(micros(h.Mean())),
 		P50Ms:  ms(h.QuantileMicros(0.50)), P95Ms: ms(h.QuantileMicros(0.95)),
 		P99Ms: ms(h.QuantileMicros(0.99)), MaxMs: ms(h.max),
@@ -269,6 +366,7 @@ func stats(name string, h *Histogram, errs map[string]uint64, replays uint64, el
 	}
 	if elapsed > 0 {
 		s.TPS = float64(s.Count) / elapsed.Seconds()
+		s.AnsweredTPS = float64(s.Answered) / elapsed.Seconds()
 	}
 	return s
 }

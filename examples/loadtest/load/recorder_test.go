@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -58,5 +59,41 @@ func TestErrorKindHandshake(t *testing.T) {
 		if got := ErrorKind(tc.err); got != tc.want {
 			t.Errorf("ErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestAnsweredAndAttempts(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, true},
+		{&AnswerError{Command: "c", Err: errors.New("wrong")}, true},
+		{protocol.Errorf(protocol.CodeKicked, "k"), true},
+		{protocol.Errorf(protocol.CodeUnavailable, "busy"), false},
+		{protocol.Errorf(protocol.CodeRateLimited, "slow down"), false},
+		{&protocol.TransportError{Status: 502}, false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := Answered(tc.err); got != tc.want {
+			t.Errorf("Answered(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	t0 := time.Unix(1000, 0)
+	r := NewRecorder(t0)
+	r.CountFrom(t0.Add(time.Second))
+	r.RecordAttempts("a", t0.Add(500*time.Millisecond), time.Millisecond, nil, false, 1, 0) // warm-up: series only
+	r.RecordAttempts("a", t0.Add(1500*time.Millisecond), time.Millisecond, nil, false, 3, 2)
+	r.RecordAttempts("a", t0.Add(1600*time.Millisecond), time.Millisecond, protocol.Errorf(protocol.CodeUnavailable, "busy"), false, 3, 3)
+	_, tot := r.Totals(2 * time.Second)
+	if tot.Count != 2 || tot.Answered != 1 || tot.Sent != 6 || tot.Resent != 4 || tot.Refused != 5 || tot.AnsweredTPS != 0.5 || tot.Errors != 1 {
+		t.Fatalf("totals %+v", tot)
+	}
+	pts := r.FlushAll(t0.Add(1900 * time.Millisecond))
+	if len(pts) != 2 || pts[0].Requests != 1 || pts[0].Answered != 1 || pts[1].Requests != 2 || pts[1].Answered != 1 || pts[1].Errors != 1 {
+		t.Fatalf("series %+v", pts)
+	}
+	if calls, errs := r.Counts(); calls != 2 || errs != 1 {
+		t.Fatalf("counts %d %d", calls, errs)
 	}
 }

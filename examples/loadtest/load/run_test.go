@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -65,10 +66,14 @@ func startGameServerWith(t *testing.T, cfg server.Config) string {
 // checkConsistent checks that the report's numbers add up.
 func checkConsistent(t *testing.T, rep *Report) {
 	t.Helper()
-	var count, errs, series uint64
+	var count, errs, series, answered, seriesAnswered uint64
 	for _, c := range rep.Commands {
 		count += c.Count
 		errs += c.Errors
+		answered += c.Answered
+		if c.Answered > c.Count || c.Refused > c.Sent || c.Resent > c.Sent {
+			t.Errorf("%s: answered %d of %d calls, %d sent, %d re-sent, %d refused", c.Command, c.Answered, c.Count, c.Sent, c.Resent, c.Refused)
+		}
 		var byCode uint64
 		for _, n := range c.ErrorsByCode {
 			byCode += n
@@ -80,6 +85,9 @@ func checkConsistent(t *testing.T, rep *Report) {
 			t.Errorf("%s: percentiles out of order: %+v", c.Command, c)
 		}
 	}
+	if answered != rep.Total.Answered {
+		t.Errorf("commands sum to %d answered calls; total says %d", answered, rep.Total.Answered)
+	}
 	if count != rep.Total.Count || errs != rep.Total.Errors {
 		t.Errorf("commands sum to %d calls, %d errors; total says %d, %d", count, errs, rep.Total.Count, rep.Total.Errors)
 	}
@@ -89,6 +97,7 @@ func checkConsistent(t *testing.T, rep *Report) {
 			t.Fatalf("series point %d is second %d", i, p.Second)
 		}
 		series += p.Requests
+		seriesAnswered += p.Answered
 		var sum uint64
 		for cmd, n := range p.Commands {
 			sum += n
@@ -104,8 +113,14 @@ func checkConsistent(t *testing.T, rep *Report) {
 			t.Errorf("second %d: %d requests, %d by command", i, p.Requests, sum)
 		}
 	}
-	if series != rep.Total.Count {
-		t.Errorf("series sums to %d calls, total says %d", series, rep.Total.Count)
+	if rep.WarmupS > 0 { // the series keeps the warm-up, the totals do not
+		if series < rep.Total.Count || seriesAnswered < rep.Total.Answered {
+			t.Errorf("series sums to %d calls (%d answered), fewer than the totals' %d (%d)", series, seriesAnswered, rep.Total.Count, rep.Total.Answered)
+		}
+		return
+	}
+	if series != rep.Total.Count || seriesAnswered != rep.Total.Answered {
+		t.Errorf("series sums to %d calls (%d answered), total says %d (%d)", series, seriesAnswered, rep.Total.Count, rep.Total.Answered)
 	}
 	for _, c := range rep.Commands {
 		if perCmd[c.Command] != c.Count {
@@ -462,5 +477,74 @@ func TestRunRetriesLostRepliesWithTheSameRequestID(t *testing.T) {
 	// second debit would leave the user short of gems: not_enough_gems).
 	if lossy.lost.Load() == 0 || rep.Total.Errors != 0 || buy.Count != 800 || buy.Replays == 0 {
 		t.Fatalf("lost %d replies; errors %+v; shop.buy %+v", lossy.lost.Load(), rep.Commands, buy)
+	}
+}
+
+// TestRunCountsRefusedRequests: a server that serves one request at once
+// and queues none refuses most of 8 users' requests (503 unavailable); the
+// report counts every request sent, the re-sends and the refusals apart
+// from the calls, and throughput as the calls answered.
+func TestRunCountsRefusedRequests(t *testing.T) {
+	url := startGameServerWith(t, server.Config{DataDir: filepath.Join(t.TempDir(), "data"), XORKey: testXORKey,
+		InFlight: protocol.InFlightConfig{Max: 1, Wait: -1}})
+	rep, err := Run(context.Background(), Config{
+		URL: url, XORKey: testXORKey, Scenario: Load{}, Users: 8, Iterations: 200, Duration: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, rep)
+	tot := rep.Total
+	var notAnswered uint64 // calls that ended refused (unavailable, rate_limited), timed out or lost
+	for code, n := range tot.ErrorsByCode {
+		switch code {
+		case "unavailable", "rate_limited", "in_flight", "timeout", "transport":
+			notAnswered += n
+		}
+	}
+	if tot.Refused == 0 || tot.Resent == 0 || tot.Sent != tot.Count+tot.Resent || tot.Answered+notAnswered != tot.Count {
+		t.Fatalf("total = %+v", tot)
+	}
+	if want := float64(tot.Answered) / rep.CountedS; tot.AnsweredTPS != want || rep.CountedS != rep.ElapsedS {
+		t.Fatalf("answered/s %v, want %v over %v s (elapsed %v)", tot.AnsweredTPS, want, rep.CountedS, rep.ElapsedS)
+	}
+	var b strings.Builder
+	if err := WriteSummary(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d refused (HTTP 503/429)", tot.Refused); !strings.Contains(b.String(), want) {
+		t.Fatalf("summary without %q:\n%s", want, b.String())
+	}
+}
+
+// TestRunWarmupIsNotCounted: the calls of the warm-up stay in the series
+// but not in the totals, which cover the time after it.
+func TestRunWarmupIsNotCounted(t *testing.T) {
+	url := startGameServer(t)
+	rep, err := Run(context.Background(), Config{
+		URL: url, XORKey: testXORKey, Scenario: Load{}, Users: 2, Duration: 3 * time.Second, Warmup: 1500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkConsistent(t, rep)
+	var early uint64
+	for _, p := range rep.Series {
+		if p.Second == 0 {
+			early += p.Requests
+		}
+	}
+	if early == 0 || rep.Total.Count == 0 || rep.WarmupS != 1.5 || math.Abs(rep.CountedS-(rep.ElapsedS-1.5)) > 1e-6 {
+		t.Fatalf("second 0 had %d calls; total %+v; warm-up %v s, counted %v of %v s", early, rep.Total, rep.WarmupS, rep.CountedS, rep.ElapsedS)
+	}
+	var series uint64
+	for _, p := range rep.Series {
+		series += p.Requests
+	}
+	if series < rep.Total.Count+early {
+		t.Fatalf("series %d calls, totals %d + %d in the first second", series, rep.Total.Count, early)
+	}
+	if _, err := Run(context.Background(), Config{URL: url, XORKey: testXORKey, Duration: time.Second, Warmup: time.Second}); err == nil {
+		t.Fatal("a warm-up as long as the run was accepted")
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"text/tabwriter"
 )
 
-// WriteSummary writes the run's summary: what ran, then a table with one row
+// WriteSummary writes the run's summary: what ran, the calls answered
+// (throughput: answered calls per second; server CPU per answered call)
+// and the requests re-sent and refused, then a table with one row
 // per command (count, TPS, error %, p50, p95, p99, max) and a total row,
 // then the errors by result code, and the realtime pushes when the Chat
 // scenario ran.
@@ -19,9 +21,17 @@ func WriteSummary(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "scenario  %s, %d users, ramp-up %gs, think %s\n", r.Scenario, r.Users, r.RampUpS, thinkText(r))
 	fmt.Fprintf(&b, "ran       %.1fs, %d iterations, stopped by %s (limits %gs, %d iterations)\n",
 		r.ElapsedS, r.Iterations, r.StopReason, r.DurationS, r.IterLimit)
+	if r.WarmupS > 0 {
+		fmt.Fprintf(&b, "counted   the last %.1fs: calls that completed after a warm-up of %gs\n", r.CountedS, r.WarmupS)
+	}
 	fmt.Fprintf(&b, "cpu       generator %.2fs", r.GeneratorCPUS)
 	if r.ServerCPUS >= 0 {
-		fmt.Fprintf(&b, ", server %.2fs (%.0f µs per call)", r.ServerCPUS, perCallMicros(r.ServerCPUS, r.Total.Count))
+		fmt.Fprintf(&b, ", server %.2fs (%.0f µs per answered call)", r.ServerCPUS, perCallMicros(r.ServerCPUS, r.Total.Answered))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "answered  %d of %d calls, %.1f/s", r.Total.Answered, r.Total.Count, r.Total.AnsweredTPS)
+	if r.Total.Sent > 0 {
+		fmt.Fprintf(&b, "; %d requests sent, %d re-sent, %d refused (HTTP 503/429)", r.Total.Sent, r.Total.Resent, r.Total.Refused)
 	}
 	b.WriteString("\n")
 	for _, n := range r.Notes {
@@ -34,9 +44,9 @@ func WriteSummary(w io.Writer, r *Report) error {
 	for _, c := range rows {
 		width = max(width, len(c.Command))
 	}
-	fmt.Fprintf(tw, "%-*s\tcount\ttps\terror %%\tp50\tp95\tp99\tmax\t\n", width, "command")
+	fmt.Fprintf(tw, "%-*s\tcount\tanswered/s\trefused\terror %%\tp50\tp95\tp99\tmax\t\n", width, "command")
 	for _, c := range rows {
-		fmt.Fprintf(tw, "%-*s\t%d\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t\n", width, c.Command, c.Count, c.TPS, c.ErrorPct,
+		fmt.Fprintf(tw, "%-*s\t%d\t%.1f\t%d\t%.2f\t%s\t%s\t%s\t%s\t\n", width, c.Command, c.Count, c.AnsweredTPS, c.Refused, c.ErrorPct,
 			fmtMs(c.P50Ms), fmtMs(c.P95Ms), fmtMs(c.P99Ms), fmtMs(c.MaxMs))
 	}
 	if err := tw.Flush(); err != nil {
