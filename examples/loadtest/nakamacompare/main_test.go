@@ -290,7 +290,9 @@ func TestRunEmbedded(t *testing.T) {
 		t.Fatalf("%d results: %+v", len(rs), rs)
 	}
 	for _, r := range rs {
-		if r.Rate <= 0 || r.Errors != 0 || r.ServerUs <= 0 || r.MariaDBUs != -1 || r.LoadStart < 0 {
+		// ServerUs is -1 when /proc was not read; 0 is possible: a 1 s run of 2
+		// clients on a starved machine can use less than one clock tick.
+		if r.Rate <= 0 || r.Errors != 0 || r.ServerUs < 0 || r.MariaDBUs != -1 || r.LoadStart < 0 {
 			t.Errorf("%+v", r)
 		}
 		if _, err := os.Stat(r.Report); err != nil {
