@@ -128,6 +128,15 @@ func (v *verifiedSessions) Close() error {
 	return errors.Join(v.VerifiedCache.Close(), v.inner.Close())
 }
 
+// sessionBackend returns the session store under the VerifiedCache (the
+// store itself when Config.SessionCheckAge turned it off).
+func (s *Server) sessionBackend() sessionStore {
+	if v, ok := s.sessions.(*verifiedSessions); ok {
+		return v.inner
+	}
+	return s.sessions
+}
+
 // Server is a configured game server.
 type Server struct {
 	cfg  Config
