@@ -62,7 +62,7 @@ func (t *HTTPTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, er
 	for k, v := range t.Header {
 		req.Header[k] = v
 	}
-	req.Header.Set("Content-Type", ContentTypeFrame)
+	req.Header["Content-Type"] = hdrFrame // shared, see HTTPHandler.write
 	hc := t.Client
 	if hc == nil {
 		hc = http.DefaultClient
@@ -76,7 +76,13 @@ func (t *HTTPTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, er
 	if limit <= 0 {
 		limit = DefaultMaxFrameSize
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	// Sized from Content-Length when the server sent one (one allocation
+	// instead of io.ReadAll's growing); the limit is enforced either way.
+	size := 512
+	if n := resp.ContentLength; n >= 0 && n <= int64(limit) {
+		size = int(n) + 1 // room to see EOF without growing
+	}
+	body, err := readAllInto(io.LimitReader(resp.Body, int64(limit)+1), make([]byte, 0, size))
 	if err != nil {
 		return nil, &TransportError{Err: err}
 	}
@@ -84,6 +90,23 @@ func (t *HTTPTransport) RoundTrip(ctx context.Context, frame []byte) ([]byte, er
 		return body, nil
 	}
 	return nil, &TransportError{Status: resp.StatusCode, Err: errors.New(http.StatusText(resp.StatusCode))}
+}
+
+// readAllInto is io.ReadAll appending to buf.
+func readAllInto(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // ClientConfig configures a Client.

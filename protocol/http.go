@@ -344,13 +344,27 @@ func (s *HTTPHandler) write(w http.ResponseWriter, status int, plain bool, mode 
 		}
 		out, contentType = frame, ContentTypeFrame
 	}
+	// The header values are set as shared one-element slices (capacity 1:
+	// an Add elsewhere copies instead of writing into them), which saves
+	// Header.Set's allocation per value on every response.
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Length", strconv.Itoa(len(out)))
-	h.Set("Cache-Control", "no-store")
+	if contentType == ContentTypeFrame {
+		h["Content-Type"] = hdrFrame
+	} else {
+		h["Content-Type"] = hdrJSON
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	h["Cache-Control"] = hdrNoStore
 	w.WriteHeader(status)
 	_, _ = w.Write(out)
 }
+
+// Shared response header values (see write); never written to.
+var (
+	hdrFrame   = []string{ContentTypeFrame}[:1:1]
+	hdrJSON    = []string{ContentTypeJSON}[:1:1]
+	hdrNoStore = []string{"no-store"}[:1:1]
+)
 
 // readLimited reads all of r into buf, failing with ErrFrameTooLarge past
 // limit bytes.

@@ -20,6 +20,9 @@ type Stats struct {
 	// Sentinel failover, or a subscription broken some other way. Always 0
 	// in the memory store.
 	Resubscribed uint64
+	// Cached counts the Get calls a VerifiedCache answered from memory
+	// (also counted in Validated). Always 0 in a store's own Stats.
+	Cached uint64
 }
 
 type counters struct {

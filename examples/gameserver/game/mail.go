@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -413,10 +414,101 @@ func (g *Game) mailClaimAll(ctx context.Context, req *protocol.Request, _ struct
 		}
 		res.Remaining = left - MaxClaimAll
 	}
-	for _, m := range mails {
-		if err := g.claimTx(ctx, tx, userKey, &b, m, req.RequestID, now, &res); err != nil {
-			return ClaimResult{}, err
-		}
+	if err := g.claimAllTx(ctx, tx, userKey, b, mails, req.RequestID, now, &res); err != nil {
+		return ClaimResult{}, err
 	}
 	return res, nil
+}
+
+// claimAllTx claims mails (locked by tx, unclaimed, oldest first) for the
+// player whose row tx locked with balances b, and adds them to res. It
+// sends one statement per kind of write however many mails there are: one
+// UPDATE of the mails, one of the player row (the sums), one multi-row
+// upsert of the items and one read of their counts, and one multi-row
+// INSERT of the ledger — the same rows as claiming the mails one by one
+// (claimTx): per mail, in mail order, gems, gold, then its items, each
+// with reason "mail:<id>" and the balance after that mail.
+func (g *Game) claimAllTx(ctx context.Context, tx *sql.Tx, userKey int64, b balances, mails []MailView, requestID string, now int64, res *ClaimResult) error {
+	if len(mails) == 0 {
+		return nil
+	}
+	var gold, gems int64
+	var all []ItemCount // every mail's items, in mail order
+	ids := make([]any, 0, 2+len(mails))
+	ids = append(ids, now, userKey)
+	for _, m := range mails {
+		gold += m.Gold
+		gems += m.Gems
+		for _, it := range m.Items {
+			if it.Count <= 0 { // SendMail validates; a programming error
+				return fmt.Errorf("game: mail %d item %q count %d is not a grant", m.ID, it.ItemID, it.Count)
+			}
+		}
+		all = append(all, m.Items...)
+		ids = append(ids, m.ID)
+	}
+	if b.Gold+gold < 0 {
+		return errNotEnoughGold()
+	}
+	if b.Gems+gems < 0 {
+		return errNotEnoughGems()
+	}
+	r, err := tx.ExecContext(ctx, "UPDATE mails SET claimed_at = ? WHERE user_key = ? AND claimed_at = 0 AND id IN (?"+strings.Repeat(", ?", len(mails)-1)+")", ids...)
+	if err != nil {
+		return fmt.Errorf("game: claim mails of %d: %w", userKey, err)
+	}
+	if n, err := r.RowsAffected(); err != nil || n != int64(len(mails)) {
+		// The rows were locked and unclaimed: this cannot happen unless
+		// the lock order was broken. Fail retryably (roll back).
+		return fmt.Errorf("game: claim %d mails of %d: %d rows, %v", len(mails), userKey, n, err)
+	}
+	after := b
+	if gold != 0 || gems != 0 {
+		after.Gold, after.Gems = b.Gold+gold, b.Gems+gems
+		if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ? WHERE user_key = ?", after.Gold, after.Gems, userKey); err != nil {
+			return fmt.Errorf("game: update balances of %d: %w", userKey, err)
+		}
+	}
+	var have map[string]int64 // item counts after all the mails
+	if len(all) > 0 {
+		if have, err = g.grantItems(ctx, tx, userKey, addItems(nil, all)); err != nil {
+			return err
+		}
+		for _, it := range all { // back to the counts before the first mail
+			have[it.ItemID] -= it.Count
+		}
+	}
+	rows := make([]any, 0, 7*(2*len(mails)+len(all)))
+	n := 0
+	row := func(m MailView, currency string, delta, balance int64) {
+		rows = append(rows, userKey, currency, delta, balance, "mail:"+strconv.FormatInt(m.ID, 10), requestID, now)
+		n++
+	}
+	cur := b
+	for _, m := range mails {
+		cur.Gold, cur.Gems = cur.Gold+m.Gold, cur.Gems+m.Gems
+		if m.Gems != 0 {
+			row(m, "gems", m.Gems, cur.Gems)
+		}
+		if m.Gold != 0 {
+			row(m, "gold", m.Gold, cur.Gold)
+		}
+		for _, it := range m.Items {
+			have[it.ItemID] += it.Count
+			row(m, "item:"+it.ItemID, it.Count, have[it.ItemID])
+		}
+		res.MailIDs = append(res.MailIDs, m.ID)
+	}
+	if n > 0 {
+		q := "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)" +
+			strings.Repeat(", (?, ?, ?, ?, ?, ?, ?)", n-1)
+		if _, err := tx.ExecContext(ctx, q, rows...); err != nil {
+			return fmt.Errorf("game: ledger of %d: %w", userKey, err)
+		}
+	}
+	res.Gold += gold
+	res.Gems += gems
+	res.Items = addItems(res.Items, all)
+	res.Balance.Gold, res.Balance.Gems = after.Gold, after.Gems
+	return nil
 }

@@ -86,8 +86,8 @@ func TestRedisClusterMode(t *testing.T) {
 	cfg.RedisCluster = os.Getenv(sessiontest.EnvRedisCluster)
 	cfg.RedisPrefix = sessiontest.RedisPrefix(t, c)
 	base, srv := startServerOn(t, cfg)
-	if _, ok := srv.sessions.(*session.RedisStore); !ok {
-		t.Fatalf("session store %T", srv.sessions)
+	if _, ok := srv.sessionBackend().(*session.RedisStore); !ok {
+		t.Fatalf("session store %T", srv.sessionBackend())
 	}
 	for _, d := range []string{"cl-1", "cl-2", "cl-3"} {
 		playOnce(t, base, d)

@@ -119,6 +119,16 @@ type Config struct {
 	// MADANG_CMD_RATE, MADANG_CMD_BURST).
 	CommandRate  float64
 	CommandBurst int
+	// SessionCheckAge is how long a bearer token the session store accepted
+	// is accepted again from the server's memory (session.VerifiedCache)
+	// instead of asking the store (in Redis mode: one script round trip
+	// per command). It is also how late a kick or revocation made on
+	// another server takes effect here at worst, when its event is lost;
+	// on this server, and when the event arrives, it takes effect at once.
+	// Authenticated frames always reach the store (their counter). Default
+	// session.DefaultVerifiedMaxAge (1 s), at most 10 s; negative: every
+	// command asks the store.
+	SessionCheckAge time.Duration
 	// ChatRate and ChatBurst limit each user's chat messages and whispers
 	// on the realtime hub (realtime.Config.ChatRate), per user across
 	// reconnects and servers. Defaults realtime.DefaultChatRate (2/s) and

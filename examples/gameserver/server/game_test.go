@@ -294,8 +294,8 @@ func TestRestartOnTheSameDataDir(t *testing.T) {
 			t.Errorf("MySQL directory row %+v: want host/port/name and no DSN (no credentials in the common database)", d)
 		}
 	}
-	if _, isRedis := srv2.sessions.(*session.RedisStore); isRedis != (cfg.RedisAddr != "") {
-		t.Errorf("session store %T with RedisAddr %q", srv2.sessions, cfg.RedisAddr)
+	if _, isRedis := srv2.sessionBackend().(*session.RedisStore); isRedis != (cfg.RedisAddr != "") {
+		t.Errorf("session store %T with RedisAddr %q", srv2.sessionBackend(), cfg.RedisAddr)
 	}
 	c, _ := newClient(t, base)
 	for dev, key := range keys {

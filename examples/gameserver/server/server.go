@@ -116,6 +116,27 @@ type sessionStore interface {
 	Stats() session.Stats
 }
 
+// verifiedSessions is the server's session store behind a
+// session.VerifiedCache (Config.SessionCheckAge); Close closes both.
+type verifiedSessions struct {
+	*session.VerifiedCache
+	inner sessionStore
+}
+
+// Close cancels the cache's subscription, then closes the store.
+func (v *verifiedSessions) Close() error {
+	return errors.Join(v.VerifiedCache.Close(), v.inner.Close())
+}
+
+// sessionBackend returns the session store under the VerifiedCache (the
+// store itself when Config.SessionCheckAge turned it off).
+func (s *Server) sessionBackend() sessionStore {
+	if v, ok := s.sessions.(*verifiedSessions); ok {
+		return v.inner
+	}
+	return s.sessions
+}
+
 // Server is a configured game server.
 type Server struct {
 	cfg  Config
@@ -230,6 +251,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	if err := s.openSessions(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.SessionCheckAge >= 0 {
+		s.sessions = &verifiedSessions{
+			VerifiedCache: session.NewVerifiedCache(s.sessions, session.VerifiedCacheConfig{MaxAge: cfg.SessionCheckAge}),
+			inner:         s.sessions,
+		}
 	}
 
 	// Anti-cheat: tables in the common database, the whole block list
