@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -447,7 +446,7 @@ func benchEcho() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bp := pool.Get().(*[]byte)
 		defer pool.Put(bp)
-		buf, err := benchReadAll(r.Body, *bp)
+		buf, err := readAllInto(r.Body, (*bp)[:0])
 		*bp = buf[:0]
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -457,24 +456,6 @@ func benchEcho() http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(buf)
 	})
-}
-
-// benchReadAll reads all of r into buf[:0], growing it only when full.
-func benchReadAll(r io.Reader, buf []byte) ([]byte, error) {
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // benchPost posts frame and reads the whole reply into buf.
@@ -489,7 +470,7 @@ func benchPost(hc *http.Client, url string, frame, buf []byte) ([]byte, error) {
 		return buf, err
 	}
 	defer resp.Body.Close()
-	if buf, err = benchReadAll(resp.Body, buf); err != nil {
+	if buf, err = readAllInto(resp.Body, buf[:0]); err != nil {
 		return buf, err
 	}
 	if resp.StatusCode != http.StatusOK {
