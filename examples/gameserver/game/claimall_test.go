@@ -77,8 +77,10 @@ func TestClaimAllBatched(t *testing.T) {
 				t.Fatalf("claim_all: %v %s", resp.Code, resp.Message)
 			}
 			// key, lock player, read and lock the mails, mark them
-			// claimed, update player, item upsert, item read, ledger,
-			// answer: 9 for 6 mails (29 + 2 one by one before). Counted
+			// claimed, update player, item upsert, item read (MySQL; on
+			// SQLite the upsert returns the counts), ledger, answer: 9
+			// for 6 mails on MySQL, 8 on SQLite (29 + 2 one by one
+			// before). Counted
 			// in the transaction that committed: a busy SQLite may run
 			// it again, and the pools' background checkpoints (PRAGMA)
 			// are not the command's.
@@ -90,8 +92,12 @@ func TestClaimAllBatched(t *testing.T) {
 					tx = tx[:0]
 				case ev == "COMMIT":
 					committed++
-					if n := len(tx); n != 9 {
-						t.Errorf("claim_all of %d mails: %d statements, want 9:\n%s", len(allIDs), n, strings.Join(tx, "\n"))
+					want := 8
+					if b.dialect == shard.DialectMySQL {
+						want = 9
+					}
+					if n := len(tx); n != want {
+						t.Errorf("claim_all of %d mails: %d statements, want %d:\n%s", len(allIDs), n, want, strings.Join(tx, "\n"))
 					}
 				case ev != "ROLLBACK" && !strings.HasPrefix(ev, "PRAGMA"):
 					tx = append(tx, ev)
