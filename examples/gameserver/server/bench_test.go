@@ -109,6 +109,33 @@ func benchServer(b *testing.B, remote bool) *Server {
 	return srv
 }
 
+// benchClient is a game client of the server at base (benchServe) over hc,
+// in XOR mode with the tests' key.
+func benchClient(b *testing.B, base string, hc *http.Client) *protocol.Client {
+	b.Helper()
+	c, err := protocol.NewClient(protocol.ClientConfig{
+		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
+		Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// benchPlayer logs c in as the guest of deviceID, keeps its session, and
+// funds the player (fundPlayer); it returns c.
+func benchPlayer(b *testing.B, srv *Server, c *protocol.Client, deviceID string) *protocol.Client {
+	b.Helper()
+	var res game.LoginResult
+	if _, err := c.Call(context.Background(), game.CmdGuestLogin, game.GuestLogin{DeviceID: deviceID, Platform: "android", ClientVersion: "1.0.0.0"}, &res); err != nil {
+		b.Fatal(err)
+	}
+	c.SetSession(res.Token, nil)
+	fundPlayer(b, srv, res.UserKey)
+	return c
+}
+
 func fundPlayer(b *testing.B, srv *Server, userKey int64) {
 	b.Helper()
 	db, err := srv.store.router.DB(context.Background(), userKey)
@@ -229,20 +256,7 @@ func benchStack(b *testing.B, srv *Server) {
 	}
 	players := make([]*player, benchWorkers)
 	for w := range players {
-		c, err := protocol.NewClient(protocol.ClientConfig{
-			Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-			Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var res game.LoginResult
-		if _, err := c.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: fmt.Sprintf("bench-%d", w), Platform: "android", ClientVersion: "1.0.0.0"}, &res); err != nil {
-			b.Fatal(err)
-		}
-		c.SetSession(res.Token, nil)
-		fundPlayer(b, srv, res.UserKey)
-		players[w] = &player{c: c}
+		players[w] = &player{c: benchPlayer(b, srv, benchClient(b, base, hc), fmt.Sprintf("bench-%d", w))}
 	}
 	runWorkersOn(b, srv, func(w, i int) error {
 		p := players[w]

@@ -23,14 +23,7 @@ func BenchmarkEmbedded(b *testing.B) {
 		hc := benchHTTPClient(b)
 		clients := make([]*protocol.Client, benchWorkers)
 		for w := range clients {
-			c, err := protocol.NewClient(protocol.ClientConfig{
-				Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-				Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			clients[w] = c
+			clients[w] = benchClient(b, base, hc)
 		}
 		run := fmt.Sprintf("%x", time.Now().UnixNano())
 		runWorkersOn(b, srv, func(w, i int) error {
@@ -46,20 +39,7 @@ func BenchmarkEmbedded(b *testing.B) {
 		ctx := context.Background()
 		clients := make([]*protocol.Client, benchWorkers)
 		for w := range clients {
-			c, err := protocol.NewClient(protocol.ClientConfig{
-				Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-				Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var res game.LoginResult
-			if _, err := c.Call(ctx, game.CmdGuestLogin, game.GuestLogin{DeviceID: fmt.Sprintf("emb-buy-%d", w), Platform: "android", ClientVersion: "1.0.0.0"}, &res); err != nil {
-				b.Fatal(err)
-			}
-			c.SetSession(res.Token, nil)
-			fundPlayer(b, srv, res.UserKey)
-			clients[w] = c
+			clients[w] = benchPlayer(b, srv, benchClient(b, base, hc), fmt.Sprintf("emb-buy-%d", w))
 		}
 		runWorkersOn(b, srv, func(w, i int) error {
 			_, err := clients[w].Call(ctx, game.CmdShopBuy, game.Buy{ItemID: "potion_pack"}, nil)
