@@ -178,15 +178,7 @@ func (c *Config) setDefaults() {
 	if c.SlowThreshold <= 0 {
 		c.SlowThreshold = 200 * time.Millisecond
 	}
-	if c.SQLiteWriters == 0 {
-		c.SQLiteWriters = DefaultSQLiteWriters
-	}
-	if c.SQLiteWriteWait <= 0 {
-		c.SQLiteWriteWait = DefaultSQLiteWriteWait
-	}
-	if c.SQLiteCheckpointInterval == 0 {
-		c.SQLiteCheckpointInterval = DefaultSQLiteCheckpointInterval
-	}
+	c.SQLiteWriters, c.SQLiteWriteWait, c.SQLiteCheckpointInterval = sqliteDefaults(c.SQLiteWriters, c.SQLiteWriteWait, c.SQLiteCheckpointInterval)
 }
 
 // Router routes user keys to game databases: it caches the directory as a

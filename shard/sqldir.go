@@ -72,15 +72,7 @@ func NewSQLDirectory(ctx context.Context, common *sql.DB, cfg SQLDirectoryConfig
 	s := &SQLDirectory{db: common, d: d, clock: clock.Real}
 	if d.Name() == DialectSQLite {
 		s.sqlite = true
-		if cfg.SQLiteWriters == 0 {
-			cfg.SQLiteWriters = DefaultSQLiteWriters
-		}
-		if cfg.SQLiteWriteWait <= 0 {
-			cfg.SQLiteWriteWait = DefaultSQLiteWriteWait
-		}
-		if cfg.SQLiteCheckpointInterval == 0 {
-			cfg.SQLiteCheckpointInterval = DefaultSQLiteCheckpointInterval
-		}
+		cfg.SQLiteWriters, cfg.SQLiteWriteWait, cfg.SQLiteCheckpointInterval = sqliteDefaults(cfg.SQLiteWriters, cfg.SQLiteWriteWait, cfg.SQLiteCheckpointInterval)
 		s.lite.setQueue(cfg.SQLiteWriters, cfg.SQLiteWriteWait)
 		s.every = cfg.SQLiteCheckpointInterval
 	}

@@ -33,6 +33,21 @@ type sqliteFile struct {
 	queueTimeouts               atomic.Uint64
 }
 
+// sqliteDefaults fills the zero SQLite writer settings with their defaults,
+// the same for the router's Config and SQLDirectoryConfig.
+func sqliteDefaults(writers int, wait, every time.Duration) (int, time.Duration, time.Duration) {
+	if writers == 0 {
+		writers = DefaultSQLiteWriters
+	}
+	if wait <= 0 {
+		wait = DefaultSQLiteWriteWait
+	}
+	if every == 0 {
+		every = DefaultSQLiteCheckpointInterval
+	}
+	return writers, wait, every
+}
+
 func noRelease() {}
 
 // setQueue gives f a queue of n writers at once, each waiting up to wait;
