@@ -4,8 +4,11 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/madang-io/madang/internal/backend"
+	"github.com/madang-io/madang/protocol"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -31,6 +34,28 @@ type BlockCacheConfig struct {
 	// load fails the checks waiting for it (they fail closed). Default
 	// false: user by user.
 	WholeList bool
+	// MaxStale is how old a last-known answer may be and still be served
+	// when the backend is out (an error that the one classification calls
+	// unavailable or timeout: a refused or dead connection, a frozen
+	// database past the context's deadline, a full pool): the check then
+	// answers what the backend said last instead of failing, so players
+	// keep playing while the common database is down, and a player blocked
+	// stays blocked. A user (or a whole list) never fetched still fails
+	// closed, and any other error (a statement the database refuses) is
+	// returned as before. While the whole list is stale, a new load is
+	// tried at most once per min(TTL, 1 s). Counted in Stats. Default
+	// 10 min; negative: never serve a stale answer.
+	MaxStale time.Duration
+}
+
+// BlockCacheStats counts a BlockCache's answers given from stale data.
+type BlockCacheStats struct {
+	// StaleAnswers counts checks answered from an answer older than TTL
+	// because the backend was out (BlockCacheConfig.MaxStale).
+	StaleAnswers uint64
+	// BackendOutages counts backend reads (a user's block, or the whole
+	// list) that failed as unavailable and were covered by a stale answer.
+	BackendOutages uint64
 }
 
 // BlockCache puts a per-process cache in front of a shared Blocks backend
@@ -41,6 +66,8 @@ type BlockCacheConfig struct {
 type BlockCache struct {
 	next     Blocks
 	ttl      int64 // ns
+	maxStale int64 // ns; 0: never
+	retry    int64 // ns between whole-list loads while the list is stale
 	perShard int
 	shards   [speedShards]blockCacheShard
 
@@ -52,7 +79,10 @@ type BlockCache struct {
 	tooLong  bool            // the last load found more than maxWhole
 	wholeAt  int64           // request time (Unix ns) of the last load
 	wholeGen uint64          // bumped by every change through the cache
+	retryAt  int64           // request time before which a stale list is not loaded again
 	loads    singleflight.Group
+
+	staleAnswers, outages atomic.Uint64
 }
 
 type blockCacheShard struct {
@@ -65,6 +95,7 @@ type cachedBlock struct {
 	b       Block
 	ok      bool
 	fetched int64 // Unix ns of the request time it was fetched at
+	retryAt int64 // while stale (the backend out): no read before this
 }
 
 var (
@@ -81,7 +112,15 @@ func NewBlockCache(next Blocks, cfg BlockCacheConfig) *BlockCache {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
 	}
-	c := &BlockCache{next: next, ttl: int64(cfg.TTL), perShard: (cfg.MaxEntries + speedShards - 1) / speedShards, maxWhole: cfg.MaxEntries}
+	switch {
+	case cfg.MaxStale == 0:
+		cfg.MaxStale = 10 * time.Minute
+	case cfg.MaxStale < 0:
+		cfg.MaxStale = 0
+	}
+	c := &BlockCache{next: next, ttl: int64(cfg.TTL), maxStale: int64(cfg.MaxStale),
+		retry:    int64(min(cfg.TTL, time.Second)),
+		perShard: (cfg.MaxEntries + speedShards - 1) / speedShards, maxWhole: cfg.MaxEntries}
 	if l, ok := next.(BlockLister); ok && cfg.WholeList {
 		c.lister = l
 	}
@@ -91,8 +130,27 @@ func NewBlockCache(next Blocks, cfg BlockCacheConfig) *BlockCache {
 	return c
 }
 
+// outage reports whether err means the backend is out (not a bug), so a
+// stale answer may cover it.
+func outage(err error) bool {
+	c := backend.Code(err)
+	return c == protocol.CodeUnavailable || c == protocol.CodeTimeout
+}
+
+// usable reports whether an answer fetched at request time fetched may
+// stand in for the backend's at t when the backend fails with err.
+func (c *BlockCache) usable(fetched, t int64, err error) bool {
+	return c.maxStale > 0 && t-fetched < c.maxStale && t >= fetched-c.ttl && outage(err)
+}
+
+// Stats returns the counts of stale answers (BlockCacheConfig.MaxStale).
+func (c *BlockCache) Stats() BlockCacheStats {
+	return BlockCacheStats{StaleAnswers: c.staleAnswers.Load(), BackendOutages: c.outages.Load()}
+}
+
 // GetBlock implements Blocks: a cached answer younger than TTL (measured
-// in request time, now), else the backend's.
+// in request time, now), else the backend's; when the backend is out, a
+// cached answer younger than MaxStale.
 func (c *BlockCache) GetBlock(ctx context.Context, userKey int64, now time.Time) (Block, bool, error) {
 	if c.lister != nil {
 		b, ok, complete, err := c.fromWhole(ctx, userKey, now)
@@ -105,16 +163,30 @@ func (c *BlockCache) GetBlock(ctx context.Context, userKey int64, now time.Time)
 	sh.mu.RLock()
 	e, hit := sh.m[userKey]
 	sh.mu.RUnlock()
-	if !hit || t-e.fetched >= c.ttl || t < e.fetched-c.ttl {
+	expired := !hit || t-e.fetched >= c.ttl || t < e.fetched-c.ttl
+	if expired && hit && t < e.retryAt && t-e.fetched < c.maxStale && t >= e.fetched-c.ttl {
+		c.staleAnswers.Add(1) // the backend was out a moment ago
+	} else if expired {
 		b, ok, err := c.next.GetBlock(ctx, userKey, now)
-		if err != nil {
+		switch {
+		case err == nil:
+			e = cachedBlock{b: b, ok: ok, fetched: t}
+			sh.mu.Lock()
+			c.makeRoom(sh, t)
+			sh.m[userKey] = e
+			sh.mu.Unlock()
+		case hit && c.usable(e.fetched, t, err):
+			c.outages.Add(1)
+			c.staleAnswers.Add(1)
+			e.retryAt = t + c.retry
+			sh.mu.Lock()
+			if cur, ok := sh.m[userKey]; ok && cur.fetched == e.fetched {
+				sh.m[userKey] = e
+			}
+			sh.mu.Unlock()
+		default:
 			return Block{}, false, err
 		}
-		e = cachedBlock{b: b, ok: ok, fetched: t}
-		sh.mu.Lock()
-		c.makeRoom(sh, t)
-		sh.m[userKey] = e
-		sh.mu.Unlock()
 	}
 	if !e.ok || (!e.b.Permanent() && !now.Before(e.b.Until)) {
 		return Block{}, false, nil
@@ -146,10 +218,19 @@ func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time
 	c.wmu.RLock()
 	m, at, gen := c.whole, c.wholeAt, c.wholeGen
 	fresh := (m != nil || c.tooLong) && t-at < c.ttl && t >= at-c.ttl
-	if fresh && m != nil {
-		b, ok = m[userKey]
+	// After a failed load, a list still young enough to stand in is used
+	// until the next try.
+	stale := !fresh && m != nil && t < c.retryAt && t-at < c.maxStale && t >= at-c.ttl
+	if fresh || stale {
+		if m != nil {
+			b, ok = m[userKey]
+		}
+		fresh = true
 	}
 	c.wmu.RUnlock()
+	if stale {
+		c.staleAnswers.Add(1)
+	}
 	if fresh && m == nil {
 		return Block{}, false, false, nil // too long: user by user
 	}
@@ -159,6 +240,15 @@ func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time
 		v, err, _ := c.loads.Do(strconv.FormatUint(gen, 10), func() (any, error) {
 			bs, err := c.lister.ActiveBlocks(ctx, now, c.maxWhole+1)
 			if err != nil {
+				c.wmu.Lock()
+				defer c.wmu.Unlock()
+				if c.wholeGen == gen && c.whole != nil && c.usable(c.wholeAt, t, err) {
+					// The backend is out: the last list stands in, and
+					// the next load waits a moment.
+					c.retryAt = t + c.retry
+					c.outages.Add(1)
+					return staleList{c.whole}, nil
+				}
 				return nil, err
 			}
 			var m map[int64]Block
@@ -178,7 +268,12 @@ func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time
 		if err != nil {
 			return Block{}, false, false, err
 		}
-		m = v.(map[int64]Block)
+		if sl, ok := v.(staleList); ok {
+			c.staleAnswers.Add(1)
+			m = sl.m
+		} else {
+			m = v.(map[int64]Block)
+		}
 		if m == nil {
 			return Block{}, false, false, nil // too long: user by user
 		}
@@ -199,6 +294,10 @@ func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time
 	}
 	return b, true, true, nil
 }
+
+// staleList is a whole-list load's result when the backend was out and
+// the last list stood in.
+type staleList struct{ m map[int64]Block }
 
 // changed applies a block put (b, ok) or lifted (ok false) through the
 // cache to the whole list; after a failed write (which may have happened)

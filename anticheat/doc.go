@@ -74,7 +74,9 @@
 // it as the Monitor's Blocks: the per-request check stays a map lookup and
 // a block reaches every server within the cache's TTL (with
 // BlockCacheConfig.WholeList the cache holds every block in force, so even
-// a user's first check, a login, costs no query); RegistryConfig.CacheTTL
+// a user's first check, a login, costs no query; while the database is
+// down, its last answers stand in for up to BlockCacheConfig.MaxStale,
+// 10 min by default, so players keep playing); RegistryConfig.CacheTTL
 // does the same for the signature registry. The
 // speed checker's state is in memory only: each game server judges the
 // requests it sees, which works behind a load balancer because all servers
