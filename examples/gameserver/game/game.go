@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
@@ -171,6 +173,15 @@ type Config struct {
 	// shard.DialectMySQL. Default shard.DialectSQLite; another name is an
 	// error.
 	Dialect string
+	// MariaDB says the MySQL dialect's game databases are MariaDB (10.5 or
+	// later), whose INSERT … RETURNING lets shop.buy lock and update the
+	// player row in one statement and a grant of several items get their
+	// counts without a read (see grantItems and lockApply). Set it to
+	// false for MySQL behind a server that calls itself MariaDB (a vtgate
+	// configured so). Default: asked once (SELECT VERSION()), in the first
+	// transaction that needs it; the game databases are taken to be all
+	// one kind of server. Ignored for SQLite.
+	MariaDB *bool
 	// Now returns the current time; nil means time.Now. It is the game's
 	// clock (stamina, timestamps).
 	Now func() time.Time
@@ -221,6 +232,9 @@ type Game struct {
 	board    *session.Board
 	defaults *Tables    // DefaultTables, when Config.Data has none
 	sql      sqlDialect // Config.Dialect's SQL
+	// mariadb: 0 not known yet (asked in the first transaction that needs
+	// it), 1 no, 2 yes (Config.MariaDB).
+	mariadb atomic.Int32
 }
 
 // New returns a Game over cfg.
@@ -260,7 +274,34 @@ func New(cfg Config) (*Game, error) {
 	if err != nil {
 		return nil, fmt.Errorf("game: ranking: %w", err)
 	}
-	return &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), sql: dialect}, nil
+	g := &Game{cfg: cfg, log: log, board: board, defaults: DefaultTables(), sql: dialect}
+	switch {
+	case dialect != shard.DialectMySQL:
+		g.mariadb.Store(1)
+	case cfg.MariaDB != nil && *cfg.MariaDB:
+		g.mariadb.Store(2)
+	case cfg.MariaDB != nil:
+		g.mariadb.Store(1)
+	}
+	return g, nil
+}
+
+// isMariaDB reports whether the game databases are MariaDB (Config.MariaDB),
+// asking the server of tx the first time.
+func (g *Game) isMariaDB(ctx context.Context, tx *sql.Tx) (bool, error) {
+	m := g.mariadb.Load()
+	if m == 0 {
+		var v string
+		if err := tx.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+			return false, fmt.Errorf("game: server version: %w", err)
+		}
+		m = 1
+		if strings.Contains(strings.ToLower(v), "mariadb") {
+			m = 2
+		}
+		g.mariadb.Store(m)
+	}
+	return m == 2, nil
 }
 
 // Register adds the game's commands to mux: the mutating ones wrapped in the
@@ -590,11 +631,7 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	price := salePrice(item.Gems, pct)
 	// A refusal (not enough gems) is returned before anything is written:
 	// a definitive answer, stored and replayed.
-	b, err := g.lockPlayer(ctx, tx, userKey)
-	if err != nil {
-		return BuyResult{}, err
-	}
-	b, err = g.apply(ctx, tx, userKey, b, change{Gold: item.Gold, Gems: -price, Items: item.Items}, "shop:"+item.ID, req.RequestID)
+	b, err := g.lockApply(ctx, tx, userKey, change{Gold: item.Gold, Gems: -price, Items: item.Items}, "shop:"+item.ID, req.RequestID)
 	if err != nil {
 		return BuyResult{}, err
 	}

@@ -97,7 +97,8 @@ type balances struct {
 // lockPlayer locks userKey's player row in tx and returns its balances.
 // Every transaction of the game that writes several tables takes that
 // lock first, so they never deadlock on MySQL; the balances it returns
-// stay true until tx ends, so apply needs no second read.
+// stay true until tx ends, so apply needs no second read. (shop.buy's
+// lockApply does both in one statement on MariaDB.)
 func (g *Game) lockPlayer(ctx context.Context, tx *sql.Tx, userKey int64) (balances, error) {
 	var b balances
 	err := tx.QueryRowContext(ctx, "SELECT gold, gems, exp FROM players WHERE user_key = ?"+g.sql.ForUpdate(), userKey).Scan(&b.Gold, &b.Gems, &b.Exp)
@@ -128,13 +129,10 @@ type ledgerRow struct {
 // four statements, however many items c gives: the player row's UPDATE,
 // one multi-row upsert of the items (which returns their new counts, except
 // on MySQL for two items or more: then one read of them, see grantItems),
-// and one multi-row INSERT of all the ledger rows (in the order gems, gold, the
-// items, the extra rows, so the ledger's ids keep that order).
+// and one multi-row INSERT of all the ledger rows (see record).
 func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances, c change, reason, requestID string, extra ...ledgerRow) (balances, error) {
-	for _, it := range c.Items {
-		if it.Count <= 0 { // callers validate; this is a programming error
-			return b, fmt.Errorf("game: item %q count %d is not a grant", it.ItemID, it.Count)
-		}
+	if err := checkGrant(c); err != nil {
+		return b, err
 	}
 	if b.Gems+c.Gems < 0 {
 		return b, errNotEnoughGems()
@@ -148,6 +146,85 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 			return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
 		}
 	}
+	return b, g.record(ctx, tx, userKey, b, c, reason, requestID, extra...)
+}
+
+// checkGrant checks that c's items are grants (callers validate them: a
+// count that is not is a programming error).
+func checkGrant(c change) error {
+	for _, it := range c.Items {
+		if it.Count <= 0 {
+			return fmt.Errorf("game: item %q count %d is not a grant", it.ItemID, it.Count)
+		}
+	}
+	return nil
+}
+
+// noPlayer is the created_at of the placeholder row lockApply's upsert
+// inserts for a player that does not exist (real rows have a time >= 0).
+const noPlayer = -1
+
+// lockApply is lockPlayer followed by apply, for a command whose change
+// needs nothing read in between (shop.buy). On MariaDB the lock, the
+// update and the read of the balances after it are one statement, an
+// upsert of the player row that returns them:
+//
+//	INSERT INTO players … VALUES (user_key, placeholder) ON DUPLICATE KEY UPDATE
+//	gold = gold + ?, gems = gems + ?, exp = exp + ? RETURNING gold, gems, exp, created_at
+//
+// (no MySQL equivalent: there lockPlayer and apply, one more statement).
+// The duplicate takes the row's exclusive lock as SELECT … FOR UPDATE
+// does. Its refusals write nothing in the end, as apply's, at one more
+// statement each: a currency gone negative is put back (an UPDATE of the
+// locked row) and answered CodeNotEnoughGems / CodeNotEnoughGold; a
+// placeholder row (the player does not exist) is deleted and answered
+// CodeNoPlayer.
+func (g *Game) lockApply(ctx context.Context, tx *sql.Tx, userKey int64, c change, reason, requestID string) (balances, error) {
+	maria, err := g.isMariaDB(ctx, tx)
+	if err != nil {
+		return balances{}, err
+	}
+	if !maria {
+		b, err := g.lockPlayer(ctx, tx, userKey)
+		if err != nil {
+			return b, err
+		}
+		return g.apply(ctx, tx, userKey, b, c, reason, requestID)
+	}
+	if err := checkGrant(c); err != nil {
+		return balances{}, err
+	}
+	var b balances
+	var createdAt int64
+	err = tx.QueryRowContext(ctx, "INSERT INTO players (user_key, name, gold, gems, exp, stamina, stamina_at, created_at) VALUES (?, '', 0, 0, 0, 0, 0, ?)"+
+		" ON DUPLICATE KEY UPDATE gold = gold + ?, gems = gems + ?, exp = exp + ? RETURNING gold, gems, exp, created_at",
+		userKey, noPlayer, c.Gold, c.Gems, c.Exp).Scan(&b.Gold, &b.Gems, &b.Exp, &createdAt)
+	if err != nil {
+		return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
+	}
+	if createdAt == noPlayer {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM players WHERE user_key = ? AND created_at = ?", userKey, noPlayer); err != nil {
+			return b, fmt.Errorf("game: no player %d: %w", userKey, err)
+		}
+		return b, errNoPlayer()
+	}
+	if b.Gems < 0 || b.Gold < 0 {
+		if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = gold - ?, gems = gems - ?, exp = exp - ? WHERE user_key = ?", c.Gold, c.Gems, c.Exp, userKey); err != nil {
+			return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
+		}
+		if b.Gems < 0 {
+			return b, errNotEnoughGems()
+		}
+		return b, errNotEnoughGold()
+	}
+	return b, g.record(ctx, tx, userKey, b, c, reason, requestID)
+}
+
+// record writes what apply or lockApply changed after the player row,
+// whose balances are now b: c's items (grantItems) and one multi-row
+// INSERT of the ledger rows, in the order gems, gold, the items, the extra
+// rows (so the ledger's ids keep that order).
+func (g *Game) record(ctx context.Context, tx *sql.Tx, userKey int64, b balances, c change, reason, requestID string, extra ...ledgerRow) error {
 	rows := make([]ledgerRow, 0, 2+len(c.Items)+len(extra))
 	if c.Gems != 0 {
 		rows = append(rows, ledgerRow{"gems", c.Gems, b.Gems})
@@ -158,7 +235,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 	if len(c.Items) > 0 {
 		have, err := g.grantItems(ctx, tx, userKey, c.Items)
 		if err != nil {
-			return b, err
+			return err
 		}
 		// Each item's row: its count after this grant. An item listed
 		// twice gets the count after each of its grants (walk back from
@@ -175,7 +252,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 	}
 	rows = append(rows, extra...)
 	if len(rows) == 0 {
-		return b, nil
+		return nil
 	}
 	const cols = 7
 	q := make([]byte, 0, 96+len(rows)*24)
@@ -190,19 +267,22 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 		args = append(args, userKey, r.Currency, r.Delta, r.After, reason, requestID, now)
 	}
 	if _, err := tx.ExecContext(ctx, string(q), args...); err != nil {
-		return b, fmt.Errorf("game: ledger of %d: %w", userKey, err)
+		return fmt.Errorf("game: ledger of %d: %w", userKey, err)
 	}
-	return b, nil
+	return nil
 }
 
 // grantItems adds items to userKey's inventory in tx and returns the new
 // count of each, in one statement where the dialect allows:
 //
-//   - SQLite: the upsert (see addItemsSQL) with RETURNING item_id, count.
-//   - MySQL, one item: the upsert sets the count through
+//   - SQLite, and MariaDB for several items: the upsert (see addItemsSQL)
+//     with RETURNING item_id, count (on MariaDB an updated row returns its
+//     new values).
+//   - MySQL and MariaDB, one item: the upsert sets the count through
 //     LAST_INSERT_ID(expr), whose value the server's OK packet carries as
 //     the statement's insert id (Result.LastInsertId), so the new count
 //     needs no read; a new row (1 row affected) has the count granted.
+//     (An OK packet is less for both sides than RETURNING's result set.)
 //   - MySQL, several items (no RETURNING): the multi-row upsert, then one
 //     read of their counts. The rows are ours (locked by the upsert), so
 //     the plain read sees the counts just written. A server that answers
@@ -212,7 +292,14 @@ func (g *Game) grantItems(ctx context.Context, tx *sql.Tx, userKey int64, items 
 	for _, it := range items {
 		args = append(args, userKey, it.ItemID, it.Count)
 	}
-	if g.sql != shard.DialectMySQL {
+	returning := g.sql != shard.DialectMySQL
+	if !returning && len(items) > 1 {
+		var err error
+		if returning, err = g.isMariaDB(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
+	if returning {
 		rows, err := tx.QueryContext(ctx, addItemsSQL(g.sql, len(items))+" RETURNING item_id, count", args...)
 		if err != nil {
 			return nil, fmt.Errorf("game: inventory of %d: %w", userKey, err)

@@ -16,12 +16,13 @@ import (
 
 // TestStatementsPerCommand counts the statements each mutating command
 // sends its game database (BENCHMARKS.md, "MySQL round trips per command
-// (issue 17)" and "production path writes: MariaDB CPU per shop.buy"): the
-// idempotency key row and stored answer (2), the player row locked once and
-// written once, one multi-row upsert for the items a command gives (plus,
-// on MariaDB only and for two items or more, one read of their counts:
-// SQLite's upsert returns them, MariaDB's returns one item's count as its
-// insert id), and one multi-row INSERT for all its ledger rows. A command
+// (issue 17)", "production path writes: MariaDB CPU per shop.buy" and
+// "production path writes: MariaDB's RETURNING"): the idempotency key row
+// and stored answer (2), the player row locked once and written once (on
+// MariaDB shop.buy does both in one upsert), one multi-row upsert for the
+// items a command gives (which returns their counts: RETURNING, or on
+// MariaDB one item's count as its insert id), and one multi-row INSERT for
+// all its ledger rows. A command
 // that sends more fails here; so does a ledger row whose balance_after is
 // not the sum of its currency's deltas. On MariaDB the pool's DSN
 // goes through shard.MySQLDSN, as the game server's does, so every
@@ -29,13 +30,16 @@ import (
 //
 // The same on MariaDB with interpolateParams=false ("mariadb-prepared"): the
 // same statements, each prepared, executed and closed, so two round trips
-// each.
+// each. And on MariaDB told it is not ("mysql-path", Config.MariaDB false):
+// MySQL's statements, without RETURNING — shop.buy locks the player row and
+// updates it in two, a grant of two items or more reads their counts.
 func TestStatementsPerCommand(t *testing.T) {
 	all := backends()
-	all = append(all, all[1])
+	all = append(all, all[1], all[1])
 	all[2].name = "mariadb-prepared"
+	all[3].name = "mysql-path"
 	for i, b := range all {
-		prepared := i == 2
+		prepared, mysqlPath := i == 2, i == 3
 		t.Run(b.name, func(t *testing.T) {
 			// Statements and round trips as shardtest.Counter counts them:
 			// a prepared statement run once is two round trips.
@@ -59,21 +63,33 @@ func TestStatementsPerCommand(t *testing.T) {
 			}
 			// No background checkpoints: their statements go through the
 			// counted pool and, on a slow run, land inside a step (+2).
-			r := newRigRouter(t, b, shard.Config{Open: open, SQLiteCheckpointInterval: -1}, func(*sql.DB, *game.Config) {})
+			r := newRigRouter(t, b, shard.Config{Open: open, SQLiteCheckpointInterval: -1}, func(_ *sql.DB, cfg *game.Config) {
+				if mysqlPath {
+					no := false
+					cfg.MariaDB = &no
+				}
+			})
 			u := r.login("counted")
 			var list game.MailList
 			r.ok(u, game.CmdMailList, nil, &list)
 			if len(list.Mails) != 1 {
 				t.Fatalf("mailbox: %+v", list)
 			}
-			// Warm: the first transaction asks MariaDB its version.
+			// Warm: the first transaction asks MariaDB its version (the
+			// idempotency store, and the game unless told).
 			r.ok(u, game.CmdShopBuy, game.Buy{ItemID: "gold_small"}, nil)
 
-			// A grant of two items or more reads their counts after the
-			// upsert on MariaDB.
-			items2 := int64(6)
-			if b.dialect == shard.DialectMySQL {
-				items2 = 7
+			// On MariaDB shop.buy locks and updates the player row in one
+			// statement (INSERT … ON DUPLICATE KEY UPDATE … RETURNING), and
+			// a grant of two items or more gets its counts back from the
+			// upsert (RETURNING) as on SQLite.
+			// On MySQL (mysql-path) the two-item grant reads the counts.
+			maria, read := int64(0), int64(0)
+			switch {
+			case mysqlPath:
+				read = 1
+			case b.dialect == shard.DialectMySQL:
+				maria = 1
 			}
 			var run game.RunStarted
 			steps := []struct {
@@ -82,8 +98,9 @@ func TestStatementsPerCommand(t *testing.T) {
 				run   func() *protocol.Response
 				after func()
 			}{
-				// key, lock player, update player, ledger (gems, gold), answer
-				{"shop.buy gold_small", 5, func() *protocol.Response {
+				// key, lock player, update player (MariaDB: one upsert),
+				// ledger (gems, gold), answer
+				{"shop.buy gold_small", 5 - maria, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "buy-1", game.Buy{ItemID: "gold_small"}, nil)
 				}, nil},
 				// a replay: the key row touched (MariaDB) or its INSERT
@@ -92,16 +109,16 @@ func TestStatementsPerCommand(t *testing.T) {
 					return r.do(u, game.CmdShopBuy, "buy-1", game.Buy{ItemID: "gold_small"}, nil)
 				}, nil},
 				// ... plus the item upsert (a new inventory row)
-				{"shop.buy potion_pack", 6, func() *protocol.Response {
+				{"shop.buy potion_pack", 6 - maria, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
 				}, nil},
 				// the same, the row updated: its count comes back with the
 				// upsert
-				{"shop.buy potion_pack again", 6, func() *protocol.Response {
+				{"shop.buy potion_pack again", 6 - maria, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
 				}, nil},
-				// two items: still one upsert (and on MariaDB one read)
-				{"shop.buy adventurer_kit", items2, func() *protocol.Response {
+				// two items: still one upsert, returning both counts
+				{"shop.buy adventurer_kit", 6 - maria + read, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "adventurer_kit"}, nil)
 				}, nil},
 				// key, lock player, update stamina, insert run, answer
@@ -114,8 +131,9 @@ func TestStatementsPerCommand(t *testing.T) {
 					return r.do(u, game.CmdDungeonFinish, "", game.FinishDungeon{RunID: run.RunID, Result: game.ResultWin, Damage: 5000, PlayTimeMs: 19_000}, nil)
 				}, nil},
 				// key, lock player, lock mail, mark it claimed, update
-				// player, item upsert, (MariaDB: item read), ledger, answer
-				{"mail.claim", items2 + 2, func() *protocol.Response {
+				// player, item upsert (mysql-path: item read), ledger,
+				// answer
+				{"mail.claim", 8 + read, func() *protocol.Response {
 					return r.do(u, game.CmdMailClaim, "", game.ClaimMail{MailID: list.Mails[0].ID}, nil)
 				}, nil},
 			}
