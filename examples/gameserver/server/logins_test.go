@@ -100,3 +100,100 @@ func TestLoginUserMemo(t *testing.T) {
 		t.Fatalf("another request: %d %v %v, want %d", k, ok, err, key)
 	}
 }
+
+// A login waiting for a gate slot holds no turn of the in-flight limit
+// (the limit is taken first, at the door): with two turns, one login
+// running and one waiting for the only slot, another command is served at
+// once, not after the logins. The waiting login then runs once the slot
+// is free.
+func TestLoginWaitingForItsSlotHoldsNoTurn(t *testing.T) {
+	limit := protocol.NewInFlightLimit(protocol.InFlightConfig{Max: 2, Wait: time.Minute})
+	g := newLoginGate("login", 1, time.Minute)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	h := limit.Middleware()(g.middleware()(protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		if req.Command == "login" {
+			entered <- struct{}{}
+			<-release
+		}
+		return &protocol.Response{}, nil
+	})))
+	done := make(chan error, 2)
+	login := func() {
+		_, err := h.Serve(context.Background(), &protocol.Request{Command: "login"})
+		done <- err
+	}
+	go login()
+	<-entered // the first login runs, holding the slot and a turn
+	go login()
+	waitFor(t, "the second login to let its turn go", func() bool { return limit.Stats().Yielded == 1 })
+	if st := limit.Stats(); st.InFlight != 1 {
+		t.Fatalf("in flight while a login waits for its slot: %+v, want 1 (the running login)", st)
+	}
+	// A deadline, not a timing assertion: with the waiting login holding
+	// the second turn, this command would queue until the logins end.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.Serve(ctx, &protocol.Request{Command: "other"}); err != nil {
+		t.Fatalf("another command while a login waits for its slot: %v", err)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(entered) != 1 || g.refused.Load() != 0 {
+		t.Fatalf("second login ran: %d, refused %d", len(entered), g.refused.Load())
+	}
+	if st := limit.Stats(); st.InFlight != 0 || st.Admitted != 3 {
+		t.Fatalf("limit after: %+v", st)
+	}
+}
+
+// A login refused by the gate (no slot within the wait) holds no turn and
+// no slot afterwards.
+func TestLoginRefusedByTheGateHoldsNothing(t *testing.T) {
+	limit := protocol.NewInFlightLimit(protocol.InFlightConfig{Max: 2, Wait: time.Minute})
+	g := newLoginGate("login", 1, time.Millisecond)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h := limit.Middleware()(g.middleware()(protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+		if req.Command == "login" {
+			entered <- struct{}{}
+			<-release
+		}
+		return &protocol.Response{}, nil
+	})))
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Serve(context.Background(), &protocol.Request{Command: "login"})
+		done <- err
+	}()
+	<-entered
+	_, err := h.Serve(context.Background(), &protocol.Request{Command: "login"})
+	if protocol.CodeOf(err) != protocol.CodeRateLimited || g.refused.Load() != 1 {
+		t.Fatalf("second login: %v (refused %d), want rate_limited", err, g.refused.Load())
+	}
+	if st := limit.Stats(); st.InFlight != 1 {
+		t.Fatalf("limit after the refusal: %+v, want the running login only", st)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(g.slots) != 0 || limit.Stats().InFlight != 0 {
+		t.Fatalf("left held: %d slots, %+v", len(g.slots), limit.Stats())
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
