@@ -59,9 +59,7 @@ type HTTPConfig struct {
 	// then. So under more clients than the server can serve at once the
 	// queue is here, not in the database pools behind the handlers. Give
 	// the same limit to the websocket hub's chain
-	// (InFlightLimit.Middleware). A middleware of the chain that must wait
-	// for something else (a narrower limit of its own) lets the turn go
-	// meanwhile with WaitOutsideTurn. Default: a limit of the handler's own
+	// (InFlightLimit.Middleware). Default: a limit of the handler's own
 	// with the InFlightConfig defaults (64 requests, 5 s expected wait,
 	// 15 s at most); an InFlightLimit with a negative Max does not limit.
 	InFlight *InFlightLimit
@@ -161,14 +159,14 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, false, err)
 		return
 	}
-	turn, err := s.cfg.InFlight.take(r.Context())
+	release, err := s.cfg.InFlight.Acquire(r.Context())
 	if err != nil {
 		s.fail(w, isPlainJSON(in) && s.cfg.AllowPlainJSON, err)
 		return
 	}
 	// Released once the response is ready, before it is written: a slow
 	// reader holds its connection, not a turn.
-	defer turn.release()
+	defer release()
 
 	req := &Request{ReceivedAt: received, RemoteAddr: r.RemoteAddr}
 	plain := isPlainJSON(in)
@@ -202,15 +200,14 @@ func (s *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// The chain may let the turn go while it waits (WaitOutsideTurn).
-	ctx := withTurn(r.Context(), turn)
+	ctx := r.Context()
 	if s.cfg.HandlerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandlerTimeout)
 		defer cancel()
 	}
 	resp := Dispatch(ctx, s.h, req, s.cfg.Logger)
-	turn.release()
+	release()
 	resp.ServerTime = s.cfg.Now().UnixMilli()
 	if isSessionRefusal(resp.Code) {
 		// A session middleware's refusal takes the one form of a refusal

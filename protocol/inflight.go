@@ -3,7 +3,6 @@ package protocol
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +81,8 @@ type InFlightLimit struct {
 	waiting int   // queued waiters that did not leave
 	hold    int64 // moving average of a turn's hold time, ns (0: none yet)
 
-	inFlight, peak                     atomic.Int64
-	admitted, waited, refused, yielded atomic.Uint64
+	inFlight, peak            atomic.Int64
+	admitted, waited, refused atomic.Uint64
 }
 
 // inFlightWaiter is a queued request. Its turn is handed over on ready
@@ -105,9 +104,6 @@ type InFlightStats struct {
 	Waited   uint64 // of those and the refused, requests that found no free turn
 	Refused  uint64 // requests refused (ErrServerBusy)
 	Queued   int    // requests waiting for a turn now
-	// Yielded counts the turns let go while their request waited for
-	// something else (WaitOutsideTurn).
-	Yielded uint64
 	// Hold is the moving average of the time a turn is held (0 before
 	// the first request ends).
 	Hold time.Duration
@@ -138,7 +134,7 @@ func (l *InFlightLimit) Stats() InFlightStats {
 	l.mu.Unlock()
 	return InFlightStats{Max: l.cfg.Max, InFlight: l.inFlight.Load(), Peak: l.peak.Load(),
 		Admitted: l.admitted.Load(), Waited: l.waited.Load(), Refused: l.refused.Load(),
-		Queued: queued, Hold: hold, Yielded: l.yielded.Load()}
+		Queued: queued, Hold: hold}
 }
 
 // Acquire takes a turn: at once when one is free and nobody queues, else
@@ -147,25 +143,13 @@ func (l *InFlightLimit) Stats() InFlightStats {
 // is done. The error is ErrServerBusy (with a retry hint) when the request
 // gets no turn, or ctx's error when ctx ended first; nothing is held then.
 func (l *InFlightLimit) Acquire(ctx context.Context) (release func(), err error) {
-	t, err := l.take(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return t.release, nil
-}
-
-// take is Acquire, returning the turn itself (which the HTTP handler and
-// Middleware put in the request's context for WaitOutsideTurn).
-func (l *InFlightLimit) take(ctx context.Context) (*inFlightTurn, error) {
 	if l.cfg.Max < 0 {
-		l.admitted.Add(1)
 		return l.admit(time.Time{}), nil
 	}
 	l.mu.Lock()
 	if l.free > 0 && l.waiting == 0 {
 		l.free--
 		l.mu.Unlock()
-		l.admitted.Add(1)
 		return l.admit(time.Now()), nil
 	}
 	l.waited.Add(1)
@@ -184,41 +168,7 @@ func (l *InFlightLimit) take(ctx context.Context) (*inFlightTurn, error) {
 	l.queue = append(l.queue, w)
 	l.waiting++
 	l.mu.Unlock()
-	if err := l.await(ctx, w); err != nil {
-		return nil, err
-	}
-	l.admitted.Add(1)
-	return l.admit(time.Now()), nil
-}
 
-// retake gives a request that let its turn go (WaitOutsideTurn) a turn
-// again: at once when one is free, else ahead of every queued request (it
-// was admitted before them), without the expected-wait check, waiting up
-// to Config.MaxWait or until ctx ends. Its errors are await's.
-func (l *InFlightLimit) retake(ctx context.Context) error {
-	l.mu.Lock()
-	if l.free > 0 {
-		l.free--
-		l.mu.Unlock()
-		return nil
-	}
-	w := inFlightWaiters.Get().(*inFlightWaiter)
-	w.gone = false
-	if l.head > 0 {
-		l.head--
-		l.queue[l.head] = w
-	} else {
-		l.queue = slices.Insert(l.queue, 0, w)
-	}
-	l.waiting++
-	l.mu.Unlock()
-	return l.await(ctx, w)
-}
-
-// await waits for the turn handed to w, a queued waiter, up to
-// Config.MaxWait (then ErrServerBusy) or until ctx ends (then ctx's
-// error). On success the caller holds the turn.
-func (l *InFlightLimit) await(ctx context.Context, w *inFlightWaiter) error {
 	if w.timer == nil {
 		w.timer = time.NewTimer(l.cfg.MaxWait)
 	} else {
@@ -229,7 +179,7 @@ func (l *InFlightLimit) await(ctx context.Context, w *inFlightWaiter) error {
 	case <-w.ready:
 		w.timer.Stop()
 		inFlightWaiters.Put(w)
-		return nil
+		return l.admit(time.Now()), nil
 	case <-w.timer.C:
 		timedOut = true
 	case <-ctx.Done():
@@ -241,116 +191,36 @@ func (l *InFlightLimit) await(ctx context.Context, w *inFlightWaiter) error {
 		l.mu.Unlock()
 		inFlightWaiters.Put(w)
 		if timedOut {
-			return nil
+			return l.admit(time.Now()), nil
 		}
 		l.release(time.Time{}) // pass it on
-		return ctx.Err()
+		return nil, ctx.Err()
 	default:
 	}
 	w.gone = true // left in the queue for the next hand-over to drop
 	l.waiting--
 	l.mu.Unlock()
 	if timedOut {
-		return l.busy(l.cfg.MaxWait)
+		return nil, l.busy(l.cfg.MaxWait)
 	}
-	return ctx.Err()
+	return nil, ctx.Err()
 }
 
-// inFlightTurn is a request's turn. Its methods may be called from any
-// goroutine; release ends it for good.
-type inFlightTurn struct {
-	l     *InFlightLimit
-	mu    sync.Mutex
-	start time.Time // when the turn was taken (zero without a limit)
-	held  bool      // the request holds a turn now
-	done  bool      // released for good
-}
-
-// admit counts a request now holding a turn taken at start and returns
-// the turn.
-func (l *InFlightLimit) admit(start time.Time) *inFlightTurn {
-	l.countIn()
-	return &inFlightTurn{l: l, start: start, held: true}
-}
-
-// countIn counts one more request in flight, and the peak.
-func (l *InFlightLimit) countIn() {
+// admit counts an admitted request and returns its release.
+func (l *InFlightLimit) admit(start time.Time) func() {
+	l.admitted.Add(1)
 	now := l.inFlight.Add(1)
 	for p := l.peak.Load(); now > p && !l.peak.CompareAndSwap(p, now); p = l.peak.Load() {
 	}
-}
-
-// release ends the turn (a second call does nothing).
-func (t *inFlightTurn) release() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.done {
-		return
+	var done atomic.Bool
+	return func() {
+		if done.CompareAndSwap(false, true) {
+			l.inFlight.Add(-1)
+			if l.cfg.Max >= 0 {
+				l.release(start)
+			}
+		}
 	}
-	t.done = true
-	t.drop()
-}
-
-// drop gives the turn up if held (t.mu held).
-func (t *inFlightTurn) drop() {
-	if !t.held {
-		return
-	}
-	t.held = false
-	t.l.inFlight.Add(-1)
-	if t.l.cfg.Max >= 0 {
-		t.l.release(t.start)
-	}
-}
-
-type inFlightTurnKey struct{}
-
-// withTurn returns ctx carrying t, for WaitOutsideTurn.
-func withTurn(ctx context.Context, t *inFlightTurn) context.Context {
-	return context.WithValue(ctx, inFlightTurnKey{}, t)
-}
-
-// WaitOutsideTurn runs wait — a wait for something other than the
-// server's turn, such as a slot of a narrower limit that a middleware
-// keeps for one command — without holding the InFlightLimit turn of the
-// request of ctx (taken by the HTTP handler of HTTPConfig.InFlight or by
-// InFlightLimit.Middleware): while wait runs the turn goes to the next
-// queued request, so a request waiting for its slot does not keep other
-// commands from being served. When wait returns nil the request takes a
-// turn again ahead of every queued request (it was admitted before them),
-// waiting up to the limit's MaxWait; the error is then ErrServerBusy or
-// ctx's error when it gets none. When wait fails its error is returned
-// and the request holds no turn for the rest of its way: it should answer
-// at once. Without a turn in ctx (no limit, or a negative Max) it only
-// runs wait.
-func WaitOutsideTurn(ctx context.Context, wait func(context.Context) error) error {
-	t, _ := ctx.Value(inFlightTurnKey{}).(*inFlightTurn)
-	if t == nil || t.l.cfg.Max < 0 {
-		return wait(ctx)
-	}
-	t.mu.Lock()
-	if t.done || !t.held {
-		t.mu.Unlock()
-		return wait(ctx)
-	}
-	t.drop()
-	t.l.yielded.Add(1)
-	t.mu.Unlock()
-	if err := wait(ctx); err != nil {
-		return err
-	}
-	if err := t.l.retake(ctx); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.done { // released meanwhile: pass the turn on
-		t.l.release(time.Time{})
-		return ctx.Err()
-	}
-	t.held, t.start = true, time.Now()
-	t.l.countIn()
-	return nil
 }
 
 // release hands a turn to the first queued request or frees it; a turn
@@ -393,12 +263,12 @@ func (l *InFlightLimit) release(start time.Time) {
 func (l *InFlightLimit) Middleware() Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, req *Request) (*Response, error) {
-			t, err := l.take(ctx)
+			release, err := l.Acquire(ctx)
 			if err != nil {
 				return nil, err
 			}
-			defer t.release()
-			return next.Serve(withTurn(ctx, t), req)
+			defer release()
+			return next.Serve(ctx, req)
 		})
 	}
 }
