@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -59,12 +58,7 @@ func newLoginGate(command string, max int, wait time.Duration) *loginGate {
 	return g
 }
 
-// middleware is the gate as the chain's outermost middleware. A login
-// that finds every slot taken waits for one without holding its turn of
-// the server's in-flight limit (protocol.WaitOutsideTurn): the turn serves
-// other commands meanwhile, and the login takes one again, ahead of the
-// queue, once it has its slot. So a login storm holds at most MaxLogins
-// of the in-flight turns, not every one of them.
+// middleware is the gate as the chain's outermost middleware.
 func (g *loginGate) middleware() protocol.Middleware {
 	return func(next protocol.Handler) protocol.Handler {
 		return protocol.HandlerFunc(func(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
@@ -72,24 +66,10 @@ func (g *loginGate) middleware() protocol.Middleware {
 				return next.Serve(ctx, req)
 			}
 			if g.slots != nil {
-				got := g.tryAcquire()
-				if !got {
-					err := protocol.WaitOutsideTurn(ctx, func(ctx context.Context) error {
-						got = g.acquire(ctx)
-						if !got {
-							return errLoginsFull
-						}
-						return nil
-					})
-					if !got {
-						g.refused.Add(1)
-						return nil, &protocol.Error{Code: protocol.CodeRateLimited, Message: "too many logins at once; retry later",
-							RetryAfter: LoginRetryAfter + rand.N(LoginRetryAfter)}
-					}
-					if err != nil { // no turn again (server busy, or ctx ended)
-						<-g.slots
-						return nil, err
-					}
+				if !g.acquire(ctx) {
+					g.refused.Add(1)
+					return nil, &protocol.Error{Code: protocol.CodeRateLimited, Message: "too many logins at once; retry later",
+						RetryAfter: LoginRetryAfter + rand.N(LoginRetryAfter)}
 				}
 				defer func() { <-g.slots }()
 			}
@@ -98,23 +78,12 @@ func (g *loginGate) middleware() protocol.Middleware {
 	}
 }
 
-// errLoginsFull: no login slot within the gate's wait.
-var errLoginsFull = errors.New("too many logins at once")
-
-// tryAcquire takes a slot if one is free.
-func (g *loginGate) tryAcquire() bool {
+// acquire takes a slot, waiting at most g.wait.
+func (g *loginGate) acquire(ctx context.Context) bool {
 	select {
 	case g.slots <- struct{}{}:
 		return true
 	default:
-		return false
-	}
-}
-
-// acquire takes a slot, waiting at most g.wait.
-func (g *loginGate) acquire(ctx context.Context) bool {
-	if g.tryAcquire() {
-		return true
 	}
 	if g.wait < 0 {
 		return false

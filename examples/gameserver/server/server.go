@@ -24,10 +24,6 @@
 // once: past it a login waits up to Config.LoginQueueWait and is then
 // answered protocol.CodeRateLimited with a retry hint of 1-2 s, so a login
 // storm is shed quickly instead of queueing past the clients' timeouts.
-// A login waiting for its slot lets its turn of the in-flight limit
-// (Config.InFlight, taken at the door before the chain) go meanwhile
-// (protocol.WaitOutsideTurn), so waiting logins do not keep the other
-// commands out.
 // Every request passes session.Middleware (auth.guest and sys.time are
 // public), the anti-cheat Guard (block list and speed check), the live-ops
 // middleware (maintenance, minimum client version, and at login the APK
