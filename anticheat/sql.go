@@ -29,6 +29,17 @@ type SQLConfig struct {
 	// Now returns the current time; nil means time.Now. It dates rows
 	// written without a time.
 	Now func() time.Time
+	// Write, when set, runs each of the store's writes — one statement or
+	// one transaction (Record, PutBlock, DeleteBlock, PutSignature,
+	// DeleteSignature, Redeem; not CreateTables) — given as fn, and
+	// returns its error. A caller whose database is a SQLite file that
+	// other code also writes passes the writer queue of that file here
+	// (shard.SQLDirectory.Write for the common database), so the store's
+	// writers wait their turn there instead of in the driver's busy
+	// handler. An error of Write's own (no turn) is returned like a
+	// database error, classified (a shard unavailable error stays
+	// unavailable). Nil: fn runs directly.
+	Write func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // SQLStore is a Store on MySQL/MariaDB or SQLite through database/sql. Put
@@ -66,6 +77,23 @@ func NewSQLStore(ctx context.Context, db *sql.DB, cfg SQLConfig) (*SQLStore, err
 	p := cfg.TablePrefix
 	s.t.sigs, s.t.events, s.t.counters, s.t.blocks, s.t.reds = p+"signatures", p+"events", p+"counters", p+"blocks", p+"redemptions"
 	return s, nil
+}
+
+// write runs fn through SQLConfig.Write, or directly without one.
+func (s *SQLStore) write(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.cfg.Write == nil {
+		return fn(ctx)
+	}
+	return s.cfg.Write(ctx, fn)
+}
+
+// exec runs one writing statement through write.
+func (s *SQLStore) exec(ctx context.Context, q string, args ...any) (res sql.Result, err error) {
+	err = s.write(ctx, func(ctx context.Context) error {
+		res, err = s.db.ExecContext(ctx, q, args...)
+		return err
+	})
+	return res, err
 }
 
 // bin is a case-sensitive string column of at most n bytes.
@@ -135,7 +163,7 @@ func fromMs(v int64) time.Time { return time.UnixMilli(v).UTC() }
 func (s *SQLStore) PutSignature(ctx context.Context, e SignatureEntry) error {
 	q := fmt.Sprintf("INSERT INTO %s (version, apk_md5, cert_sha256, updated_ms) VALUES (?, ?, ?, ?)", s.t.sigs) +
 		s.d.Upsert([]string{"version"}, "apk_md5", "cert_sha256", "updated_ms")
-	if _, err := s.db.ExecContext(ctx, q, e.Version, e.APKMD5, strings.Join(e.CertSHA256, ","), ms(e.UpdatedAt)); err != nil {
+	if _, err := s.exec(ctx, q, e.Version, e.APKMD5, strings.Join(e.CertSHA256, ","), ms(e.UpdatedAt)); err != nil {
 		return sqlErr("put signature", err)
 	}
 	return nil
@@ -143,7 +171,7 @@ func (s *SQLStore) PutSignature(ctx context.Context, e SignatureEntry) error {
 
 // DeleteSignature implements SignatureStore.
 func (s *SQLStore) DeleteSignature(ctx context.Context, version string) error {
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE version = ?", s.t.sigs), version); err != nil {
+	if _, err := s.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE version = ?", s.t.sigs), version); err != nil {
 		return sqlErr("delete signature", err)
 	}
 	return nil
@@ -218,9 +246,11 @@ func (s *SQLStore) Record(ctx context.Context, e Event) (int64, int64, error) {
 	// madang's one retry loop (shard.RetryPolicy's), with 4 retries.
 	retry := sqldialect.Retry{Retries: 4, Backoff: 10 * time.Millisecond}
 	err := retry.Do(ctx, func(ctx context.Context) error {
-		return sqldialect.RunTx(ctx, s.db, func(ctx context.Context, tx *sql.Tx) (err error) {
-			kindN, total, err = s.record(ctx, tx, e)
-			return err
+		return s.write(ctx, func(ctx context.Context) error {
+			return sqldialect.RunTx(ctx, s.db, func(ctx context.Context, tx *sql.Tx) (err error) {
+				kindN, total, err = s.record(ctx, tx, e)
+				return err
+			})
 		})
 	})
 	if err != nil {
@@ -353,7 +383,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
 	}
 	q := fmt.Sprintf("INSERT INTO %s (user_key, until_ms, reason, at_ms) VALUES (?, ?, ?, ?)", s.t.blocks) +
 		s.d.Upsert([]string{"user_key"}, "until_ms", "reason", "at_ms")
-	if _, err := s.db.ExecContext(ctx, q, b.UserKey, until, truncate(b.Reason, MaxBlockReasonLen), ms(b.At)); err != nil {
+	if _, err := s.exec(ctx, q, b.UserKey, until, truncate(b.Reason, MaxBlockReasonLen), ms(b.At)); err != nil {
 		return sqlErr("put block", err)
 	}
 	return nil
@@ -361,7 +391,7 @@ func (s *SQLStore) PutBlock(ctx context.Context, b Block) error {
 
 // DeleteBlock implements Blocks.
 func (s *SQLStore) DeleteBlock(ctx context.Context, userKey int64) error {
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE user_key = ?", s.t.blocks), userKey); err != nil {
+	if _, err := s.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE user_key = ?", s.t.blocks), userKey); err != nil {
 		return sqlErr("delete block", err)
 	}
 	return nil
@@ -425,7 +455,7 @@ func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, 
 	if r.At.IsZero() {
 		r.At = s.cfg.Now()
 	}
-	res, err := s.db.ExecContext(ctx, fmt.Sprintf("%s %s (store, transaction_id, user_key, product_id, at_ms) VALUES (?, ?, ?, ?, ?)", s.d.InsertIgnore(), s.t.reds),
+	res, err := s.exec(ctx, fmt.Sprintf("%s %s (store, transaction_id, user_key, product_id, at_ms) VALUES (?, ?, ?, ?, ?)", s.d.InsertIgnore(), s.t.reds),
 		r.Store, r.TransactionID, r.UserKey, r.ProductID, ms(r.At))
 	if err != nil {
 		return Redemption{}, false, sqlErr("redeem", err)
@@ -433,7 +463,11 @@ func (s *SQLStore) Redeem(ctx context.Context, r Redemption) (Redemption, bool, 
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
 		return r, true, nil
 	}
-	old, err := s.redeemedBefore(ctx, r)
+	var old Redemption
+	err = s.write(ctx, func(ctx context.Context) (err error) {
+		old, err = s.redeemedBefore(ctx, r)
+		return err
+	})
 	if err != nil {
 		return Redemption{}, false, sqlErr("redeem: read back", err)
 	}

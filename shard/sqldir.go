@@ -47,8 +47,9 @@ type SQLDirectoryConfig struct {
 	// names (DefaultSQLiteWriters, DefaultSQLiteWriteWait,
 	// DefaultSQLiteCheckpointInterval; negative: none). The writes queued
 	// are those of the SQLDirectory and of its Accounts (registrations,
-	// key allocations, Add, SetState); other writers of the same file wait
-	// in the driver's busy handler as before. The checkpoint runs every
+	// key allocations, Add, SetState), and those other stores run through
+	// SQLDirectory.Write; other writers of the same file wait in the
+	// driver's busy handler. The checkpoint runs every
 	// SQLiteCheckpointInterval while the SQLDirectory writes, on a
 	// goroutine that starts with a write and ends once a checkpoint found
 	// nothing more to do (or failed other than busy), so a SQLDirectory
@@ -93,6 +94,23 @@ type DirectoryStats struct {
 func (s *SQLDirectory) Stats() DirectoryStats {
 	return DirectoryStats{SQLiteWriterWaits: s.lite.writeWaits.Load(), SQLiteWriterTimeouts: s.lite.queueTimeouts.Load(),
 		Checkpoints: s.lite.checkpoints.Load(), CheckpointErrors: s.lite.checkpointErrs.Load(), WALPages: s.lite.lastWALPages.Load()}
+}
+
+// Write runs fn, another store's write to the common database (one
+// statement or a transaction of the anti-cheat tables, live-ops policy,
+// ... on the same file), in the SQLite writer queue that the
+// SQLDirectory's own writes take (SQLDirectoryConfig.SQLiteWriters): fn
+// waits its turn there, in arrival order and without holding a
+// connection, instead of retrying in the driver's busy handler (which
+// sleeps 1, 2, 5 ... 100 ms between tries) while holding one; and the
+// write-ahead log is checkpointed after it like after the directory's
+// own. A turn that does not come within SQLiteWriteWait is an *Error of
+// Kind ErrUnavailable (code unavailable: nothing was written); ctx ending
+// first returns ctx's error. fn gets ctx. On MySQL, or with the queue
+// turned off (negative SQLiteWriters), Write only runs fn. Pass it to the
+// stores that write to the same file (anticheat.SQLConfig.Write).
+func (s *SQLDirectory) Write(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.write(ctx, func() error { return fn(ctx) })
 }
 
 // write runs fn, a write of the common database (one statement or a

@@ -17,20 +17,27 @@ func (m *Manager) change(ctx context.Context, fn func(ctx context.Context, tx *s
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	tx, err := m.cfg.DB.BeginTx(ctx, nil)
+	// One write to DB, in Config.Write's queue.
+	err := m.write(ctx, func(ctx context.Context) error {
+		tx, err := m.cfg.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("liveops: change: %w", err)
+		}
+		defer tx.Rollback()
+		now := m.cfg.Now().UnixMilli()
+		if err := fn(ctx, tx, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE liveops_meta SET version = version + 1 WHERE id = 1"); err != nil {
+			return fmt.Errorf("liveops: change: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("liveops: change: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("liveops: change: %w", err)
-	}
-	defer tx.Rollback()
-	now := m.cfg.Now().UnixMilli()
-	if err := fn(ctx, tx, now); err != nil {
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE liveops_meta SET version = version + 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("liveops: change: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("liveops: change: %w", err)
 	}
 	if err := m.Refresh(ctx); err != nil {
 		m.log.Warn("liveops: reload after change", "err", err)

@@ -234,6 +234,13 @@ type Config struct {
 	// Dialect of DB: shard.DialectMySQL or shard.DialectSQLite. Default:
 	// detected (shard.DetectDialect); another name is an error.
 	Dialect string
+	// Write, when set, runs each of the manager's writes to DB — a
+	// login's liveops_logins row, a policy change's transaction — given as
+	// fn: the game server passes the common database's SQLite writer
+	// queue (shard.SQLDirectory.Write), so these writers wait their turn
+	// there instead of in the driver's busy handler. Nil: fn runs
+	// directly.
+	Write func(ctx context.Context, fn func(ctx context.Context) error) error
 	// Redis, when set, carries change notifications (pub/sub on Channel)
 	// and the cross-server active-user set for CCU.
 	Redis redis.UniversalClient

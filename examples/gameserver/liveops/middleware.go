@@ -237,8 +237,18 @@ func addMember(resp *protocol.Response, name string, v any) *protocol.Response {
 func day(t time.Time) int64 { return t.UTC().Unix() / 86400 }
 
 func (m *Manager) recordLogin(ctx context.Context, user int64, now time.Time) error {
-	_, err := m.cfg.DB.ExecContext(ctx, m.dialect.InsertIgnore()+" liveops_logins (day, user_key) VALUES (?, ?)", day(now), user)
-	return err
+	return m.write(ctx, func(ctx context.Context) error {
+		_, err := m.cfg.DB.ExecContext(ctx, m.dialect.InsertIgnore()+" liveops_logins (day, user_key) VALUES (?, ?)", day(now), user)
+		return err
+	})
+}
+
+// write runs fn, a write to DB, through Config.Write (directly without).
+func (m *Manager) write(ctx context.Context, fn func(ctx context.Context) error) error {
+	if m.cfg.Write == nil {
+		return fn(ctx)
+	}
+	return m.cfg.Write(ctx, fn)
 }
 
 // DAU returns the number of distinct users who logged in on t's UTC day

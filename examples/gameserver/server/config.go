@@ -155,6 +155,16 @@ type Config struct {
 	// at either end, nor with control characters. Flag -admin-token, env
 	// MADANG_ADMIN_TOKEN.
 	AdminToken string
+	// Pprof serves the Go runtime's profiles (CPU, heap, goroutines,
+	// block, mutex, execution trace) under PprofPath on the admin
+	// listener, to loopback clients with the AdminToken, and turns on the
+	// block and mutex profiles (PprofBlockRate, PprofMutexFraction). It
+	// needs the admin listener on a loopback address: with AdminAddr off
+	// or not loopback the server refuses to start (DevAllowRemote does
+	// not change that). Default false (flag -pprof, env MADANG_PPROF:
+	// true or false, strconv.ParseBool's values; anything else refuses to
+	// start).
+	Pprof bool
 	// LiveOpsPoll is how often each server re-reads the live-ops policy
 	// version from the common database (with Redis, changes also arrive by
 	// pub/sub at once). Default 5 s (flag -liveops-poll).
@@ -225,6 +235,14 @@ func (cfg *Config) check() error {
 			return errors.New("-admin-token (MADANG_ADMIN_TOKEN) must not start or end with whitespace nor contain control characters")
 		}
 	}
+	if cfg.Pprof {
+		switch {
+		case cfg.AdminAddr == AdminOff:
+			return errors.New("-pprof (MADANG_PPROF) serves the profiles on the admin listener: it needs -admin-addr (MADANG_ADMIN_ADDR), not off")
+		case !cmdline.IsLoopbackListen(cfg.AdminAddr):
+			return fmt.Errorf("-pprof (MADANG_PPROF) needs the admin listener on a loopback address, not %q: profiles show the server's memory", cfg.AdminAddr)
+		}
+	}
 	if !cfg.Dev {
 		switch {
 		case strings.TrimSpace(cfg.XORKey) == "":
@@ -273,6 +291,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	pprofOn, err := cmdline.EnvBool(getenv, "MADANG_PPROF", false)
+	if err != nil {
+		return cfg, err
+	}
+	fs.BoolVar(&cfg.Pprof, "pprof", pprofOn, "serve Go profiles under /debug/pprof/ on the admin listener (loopback only, admin token) (env MADANG_PPROF)")
 	fs.BoolVar(&cfg.Dev, "dev", dev, "development mode: plain JSON so curl works, development receipts, the default XOR key, a printed admin token; loopback addresses only (env MADANG_DEV; -dev=false or MADANG_DEV=false turns it off)")
 	fs.BoolVar(&cfg.DevAllowRemote, "dev-allow-remote", devRemote, "let development mode listen on a non-loopback address (env MADANG_DEV_ALLOW_REMOTE)")
 	fs.StringVar(&cfg.XORKey, "xor-key", env("MADANG_XOR_KEY", DefaultXORKey), "frame obfuscation key shared with clients; the default is refused outside -dev (env MADANG_XOR_KEY)")

@@ -77,7 +77,10 @@
 // Config.AdminAddr serves package ops: the JSON operator API behind a
 // bearer token (with the game's mail and ledger endpoints and the
 // catalog's under /v1/gamedata/), /healthz, /readyz and /metrics (a
-// Prometheus registry of the server's own).
+// Prometheus registry of the server's own). With Config.Pprof (off by
+// default) it also serves the Go runtime's profiles under PprofPath, to
+// loopback clients with the bearer token; the listener must then be on
+// a loopback address.
 package server
 
 import (
@@ -92,6 +95,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -232,8 +236,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = DefaultAdminAddr
 	}
-	if err := cfg.check(); err != nil { // development mode and secrets
+	if err := cfg.check(); err != nil { // development mode, secrets, pprof
 		return nil, err
+	}
+	if cfg.Pprof {
+		runtime.SetBlockProfileRate(PprofBlockRate)
+		runtime.SetMutexProfileFraction(PprofMutexFraction)
 	}
 	if cfg.GameDataDir != "" { // fail before touching any database
 		if st, err := os.Stat(cfg.GameDataDir); err != nil || !st.IsDir() {
@@ -288,7 +296,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	if s.liveops, err = liveops.New(ctx, liveops.Config{
-		DB: s.store.common, Dialect: s.store.dialect, Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
+		DB: s.store.common, Dialect: s.store.dialect, Write: s.store.commonWrite(), Redis: rdb, Channel: cfg.RedisPrefix + "liveops",
 		PollInterval: cfg.LiveOpsPoll, LoginCommand: game.CmdGuestLogin, LoginUser: s.loginUser,
 		DAUCountsNewAccounts: true, // a first login: no liveops_logins write
 		Exempt:               []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
@@ -611,8 +619,18 @@ func (s *Server) buildAdmin() error {
 // loopback check ServeAll makes: keep such a listener on loopback.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
-func (s *Server) AdminHandler() http.Handler { return withNotices(s.admin, s.hub, s.adminToken, s.log) }
+// AdminHandler returns the ops API handler with POST /v1/notices, and
+// with Config.Pprof the profiles under PprofPath (for the admin listener).
+func (s *Server) AdminHandler() http.Handler {
+	h := withNotices(s.admin, s.hub, s.adminToken, s.log)
+	if !s.cfg.Pprof {
+		return h
+	}
+	m := http.NewServeMux()
+	m.Handle(PprofPath, pprofHandler(s.adminToken))
+	m.Handle("/", h)
+	return m
+}
 
 // AdminToken returns the ops API's bearer token (generated in dev mode when
 // none was configured).
@@ -697,6 +715,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, out io.Writer) erro
 // In development mode (Config.Dev) without Config.DevAllowRemote it refuses
 // a listener that is not on a loopback address, before serving anything.
 func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Writer) error {
+	if s.cfg.Pprof && admin != nil && !cmdline.IsLoopbackAddr(admin.Addr()) {
+		ln.Close()
+		admin.Close()
+		return fmt.Errorf("-pprof needs the admin listener on a loopback address, not %s", admin.Addr())
+	}
 	if s.cfg.Dev && !s.cfg.DevAllowRemote {
 		for _, l := range []net.Listener{ln, admin} {
 			if l != nil && !cmdline.IsLoopbackAddr(l.Addr()) {
@@ -736,6 +759,9 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
 		fmt.Fprintf(out, "  try:     curl -s -H 'Authorization: Bearer <token>' %s/v1/gamedata/ (also /v1/events, /v1/mail, /v1/ledger?user=K)\n", abase)
+		if s.cfg.Pprof {
+			fmt.Fprintf(out, "  pprof:   %s%s (loopback, Authorization: Bearer <token>)\n", abase, PprofPath)
+		}
 		if s.adminTokenGenerated && s.cfg.Dev {
 			fmt.Fprintf(out, "  token:   %s (dev mode, random; set MADANG_ADMIN_TOKEN to choose one)\n", s.adminToken)
 		}

@@ -79,6 +79,18 @@ func (cfg storageConfig) wrap(db *sql.DB, dsn string) *sql.DB {
 	return cfg.wrapCommon(db, dsn)
 }
 
+// commonWrite is the writer queue of the common database for the other
+// stores writing to it (anti-cheat, live ops): on SQLite the directory's
+// (shard.SQLDirectory.Write), so that every writer of common.db waits its
+// turn in one FIFO queue instead of in the driver's busy handler; nil on
+// MySQL (row locks, no file lock: nothing to queue).
+func (st *storage) commonWrite() func(context.Context, func(context.Context) error) error {
+	if st.dialect != shard.DialectSQLite {
+		return nil
+	}
+	return st.directory.Write
+}
+
 // storage is the server's databases.
 type storage struct {
 	dialect   string // shard.DialectSQLite or shard.DialectMySQL
@@ -146,7 +158,7 @@ func openStorage(ctx context.Context, cfg storageConfig, log *slog.Logger) (_ *s
 			return nil, fmt.Errorf("game databases: %w", err)
 		}
 	}
-	if st.anticheat, err = anticheat.NewSQLStore(ctx, st.common, anticheat.SQLConfig{Dialect: st.dialect}); err != nil {
+	if st.anticheat, err = anticheat.NewSQLStore(ctx, st.common, anticheat.SQLConfig{Dialect: st.dialect, Write: st.commonWrite()}); err != nil {
 		return nil, err
 	}
 	if err := startupRetry().Do(ctx, st.anticheat.CreateTables); err != nil {
