@@ -116,8 +116,54 @@ type Push struct {
 
 // DecodeRequest parses a request envelope and checks its limits: a non-empty
 // command of at most MaxCommandLen bytes, and request id and token within
-// their limits. Wire metadata fields of r are left as they are.
+// their limits. Wire metadata fields of r are left as they are. It accepts
+// exactly what encoding/json accepts into the envelope's fields and reads it
+// the same way (member names case-insensitively, the last of duplicate
+// members, unknown members ignored; docs/PROTOCOL.md §9), reading the usual
+// envelope in one pass without reflection. The strings and payload it sets
+// are copies: body may be reused afterwards.
 func DecodeRequest(body []byte, r *Request) error {
+	var w reqSpans
+	if !scanRequest(body, &w) {
+		return decodeRequestStd(body, r)
+	}
+	if err := checkRequest(w.cmd.len(), w.rid.len(), w.token.len()); err != nil {
+		return err
+	}
+	// One allocation for the three strings (substrings of one string).
+	var tmp [256]byte
+	all := append(append(append(tmp[:0], body[w.cmd.start:w.cmd.end]...),
+		body[w.rid.start:w.rid.end]...), body[w.token.start:w.token.end]...)
+	str := string(all)
+	a, b := w.cmd.len(), w.cmd.len()+w.rid.len()
+	r.Command, r.Seq, r.RequestID, r.ClientTime, r.Token = str[:a], w.seq, str[a:b], w.ctime, str[b:]
+	r.Payload = nil
+	if p := body[w.payload.start:w.payload.end]; len(p) > 0 && string(p) != "null" {
+		r.Payload = append(json.RawMessage(nil), p...)
+	}
+	return nil
+}
+
+// checkRequest checks an envelope's limits, given the lengths of its
+// command, request id and token.
+func checkRequest(cmd, rid, token int) error {
+	switch {
+	case cmd == 0:
+		return fmt.Errorf("%w: missing cmd", ErrEnvelope)
+	case cmd > MaxCommandLen:
+		return fmt.Errorf("%w: cmd longer than %d bytes", ErrEnvelope, MaxCommandLen)
+	case rid > MaxRequestIDLen:
+		return fmt.Errorf("%w: rid longer than %d bytes", ErrEnvelope, MaxRequestIDLen)
+	case token > MaxTokenLen:
+		return fmt.Errorf("%w: token longer than %d bytes", ErrEnvelope, MaxTokenLen)
+	}
+	return nil
+}
+
+// decodeRequestStd is DecodeRequest through encoding/json: what DecodeRequest
+// runs for what its fast path does not read, and the reference the tests
+// compare that path with.
+func decodeRequestStd(body []byte, r *Request) error {
 	var w struct {
 		Command    string          `json:"cmd"`
 		Seq        uint64          `json:"seq"`
@@ -129,15 +175,8 @@ func DecodeRequest(body []byte, r *Request) error {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrEnvelope, err)
 	}
-	switch {
-	case w.Command == "":
-		return fmt.Errorf("%w: missing cmd", ErrEnvelope)
-	case len(w.Command) > MaxCommandLen:
-		return fmt.Errorf("%w: cmd longer than %d bytes", ErrEnvelope, MaxCommandLen)
-	case len(w.RequestID) > MaxRequestIDLen:
-		return fmt.Errorf("%w: rid longer than %d bytes", ErrEnvelope, MaxRequestIDLen)
-	case len(w.Token) > MaxTokenLen:
-		return fmt.Errorf("%w: token longer than %d bytes", ErrEnvelope, MaxTokenLen)
+	if err := checkRequest(len(w.Command), len(w.RequestID), len(w.Token)); err != nil {
+		return err
 	}
 	if bytes.Equal(w.Payload, []byte("null")) {
 		w.Payload = nil
@@ -211,8 +250,26 @@ func AppendResponse(dst []byte, r *Response) []byte {
 	return append(dst, '}')
 }
 
-// DecodeResponse parses a response envelope.
+// DecodeResponse parses a response envelope. Like DecodeRequest it reads
+// what encoding/json reads, the same way, and copies what it keeps.
 func DecodeResponse(body []byte, r *Response) error {
+	var w respSpans
+	if !scanResponse(body, &w) {
+		return decodeResponseStd(body, r)
+	}
+	var tmp [256]byte
+	str := string(append(append(tmp[:0], body[w.rid.start:w.rid.end]...), body[w.msg.start:w.msg.end]...))
+	*r = Response{Seq: w.seq, RequestID: str[:w.rid.len()], Code: Code(w.code), Message: str[w.rid.len():],
+		ServerTime: w.stime, RetryAfterMs: w.retry, Replay: w.replay}
+	if p := body[w.payload.start:w.payload.end]; len(p) > 0 && string(p) != "null" {
+		r.Payload = append(json.RawMessage(nil), p...)
+	}
+	return nil
+}
+
+// decodeResponseStd is DecodeResponse through encoding/json (see
+// decodeRequestStd).
+func decodeResponseStd(body []byte, r *Response) error {
 	*r = Response{}
 	if err := json.Unmarshal(body, r); err != nil {
 		return fmt.Errorf("%w: %v", ErrEnvelope, err)

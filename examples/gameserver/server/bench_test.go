@@ -113,14 +113,20 @@ func benchServer(b *testing.B, remote bool) *Server {
 // in XOR mode with the tests' key.
 func benchClient(b *testing.B, base string, hc *http.Client) *protocol.Client {
 	b.Helper()
-	c, err := protocol.NewClient(protocol.ClientConfig{
-		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
-		Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
-	})
+	c, err := newBenchClient(base, hc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// newBenchClient is benchClient for the load generator's own process
+// (BenchmarkFullStackApart).
+func newBenchClient(base string, hc *http.Client) (*protocol.Client, error) {
+	return protocol.NewClient(protocol.ClientConfig{
+		Transport: &protocol.HTTPTransport{URL: base + protocol.DefaultHTTPPath, Client: hc},
+		Codec:     protocol.Config{XORKey: []byte(testXORKey)}, Mode: protocol.ModeXOR,
+	})
 }
 
 // benchPlayer logs c in as the guest of deviceID, keeps its session, and
@@ -249,34 +255,39 @@ func benchDropGameDBs(b *testing.B, dsn string, n int) {
 func benchStack(b *testing.B, srv *Server) {
 	base := benchServe(b, srv.Handler())
 	hc := benchHTTPClient(b)
-	ctx := context.Background()
-	type player struct {
-		c   *protocol.Client
-		run string
-	}
-	players := make([]*player, benchWorkers)
+	players := make([]*stackPlayer, benchWorkers)
 	for w := range players {
-		players[w] = &player{c: benchPlayer(b, srv, benchClient(b, base, hc), fmt.Sprintf("bench-%d", w))}
+		players[w] = &stackPlayer{c: benchPlayer(b, srv, benchClient(b, base, hc), fmt.Sprintf("bench-%d", w))}
 	}
 	runWorkersOn(b, srv, func(w, i int) error {
-		p := players[w]
-		var err error
-		switch cmd := benchMix[i%len(benchMix)]; cmd {
-		case game.CmdShopBuy:
-			_, err = p.c.Call(ctx, cmd, game.Buy{ItemID: "potion_pack"}, nil)
-		case game.CmdDungeonStart:
-			var run game.RunStarted
-			_, err = p.c.Call(ctx, cmd, game.StartDungeon{DungeonID: "forest"}, &run)
-			p.run = run.RunID
-		case game.CmdDungeonFinish:
-			_, err = p.c.Call(ctx, cmd, game.FinishDungeon{RunID: p.run, Result: game.ResultWin, Damage: 500 + int64(i%400), PlayTimeMs: 1000}, nil)
-		case game.CmdRankTop:
-			_, err = p.c.Call(ctx, cmd, game.RankTop{N: 10}, nil)
-		default:
-			_, err = p.c.Call(ctx, cmd, nil, nil)
-		}
-		return err
+		return players[w].step(context.Background(), i)
 	})
+}
+
+// stackPlayer is one player of the stack benchmarks' load generator.
+type stackPlayer struct {
+	c   *protocol.Client
+	run string
+}
+
+// step sends the player's i-th request of benchMix.
+func (p *stackPlayer) step(ctx context.Context, i int) error {
+	var err error
+	switch cmd := benchMix[i%len(benchMix)]; cmd {
+	case game.CmdShopBuy:
+		_, err = p.c.Call(ctx, cmd, game.Buy{ItemID: "potion_pack"}, nil)
+	case game.CmdDungeonStart:
+		var run game.RunStarted
+		_, err = p.c.Call(ctx, cmd, game.StartDungeon{DungeonID: "forest"}, &run)
+		p.run = run.RunID
+	case game.CmdDungeonFinish:
+		_, err = p.c.Call(ctx, cmd, game.FinishDungeon{RunID: p.run, Result: game.ResultWin, Damage: 500 + int64(i%400), PlayTimeMs: 1000}, nil)
+	case game.CmdRankTop:
+		_, err = p.c.Call(ctx, cmd, game.RankTop{N: 10}, nil)
+	default:
+		_, err = p.c.Call(ctx, cmd, nil, nil)
+	}
+	return err
 }
 
 // benchBare: HTTP POSTs of a frame-sized body to a handler that does
