@@ -477,6 +477,14 @@ func (c *Catalog) Upload(ctx context.Context, data []byte, uploadedBy, comment s
 		return same(*existing)
 	}
 	if err != nil {
+		// Another server may have stored the version between the SELECT
+		// and the INSERT (a duplicate key): answer as if it came first.
+		var v VersionInfo
+		if c.cfg.DB.QueryRowContext(ctx, "SELECT hash, size, uploaded_by, uploaded_at, comment FROM gamedata_versions WHERE version = ?", set.Version).
+			Scan(&v.Hash, &v.Size, &v.UploadedBy, &v.UploadedAt, &v.Comment) == nil {
+			v.Version, v.Source = set.Version, "upload"
+			return same(v)
+		}
 		return VersionInfo{}, false, fmt.Errorf("gamedata: upload %s: %w", set.Version, err)
 	}
 	return info, true, nil

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,5 +278,44 @@ func TestPinnedRequest(t *testing.T) {
 	}
 	if strings.Join(seen, ",") != "11,11,22" {
 		t.Fatalf("versions seen %v, want 11,11,22", seen)
+	}
+}
+
+// TestConcurrentUploads: servers uploading the same file at once all
+// succeed, and exactly one of them creates the version.
+func TestConcurrentUploads(t *testing.T) {
+	for _, b := range shardtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.NewDB(t)
+			var cats []*gamedata.Catalog
+			for range 2 {
+				c, err := gamedata.Open(ctx, gamedata.Default(), gamedata.Config{DB: db, Initial: "1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cats = append(cats, c)
+			}
+			v3 := buildVersion(t, "3", map[string]string{"items.csv": "dragon_egg,Dragon egg\n"})
+			var wg sync.WaitGroup
+			var created atomic.Int32
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, c, err := cats[i%2].Upload(ctx, v3, "ana", "")
+					if err != nil {
+						t.Error(err)
+					}
+					if c {
+						created.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if created.Load() != 1 {
+				t.Fatalf("%d uploads created the version", created.Load())
+			}
+		})
 	}
 }
