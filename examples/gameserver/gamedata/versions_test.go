@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/madang-io/madang/examples/datatool/datafile"
 	"github.com/madang-io/madang/examples/datatool/sheet"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
@@ -318,4 +320,30 @@ func TestConcurrentUploads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedisDownPollingDelivers: with Redis unreachable, a change still
+// commits (the notification fails, logged) and reaches the other server by
+// its poll.
+func TestRedisDownPollingDelivers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	defer dead.Close()
+	db := shardtest.SQLite().NewDB(t)
+	var cats []*gamedata.Catalog
+	for range 2 {
+		c, err := gamedata.Open(ctx, gamedata.Default(), gamedata.Config{DB: db, Initial: "1", Redis: dead, Channel: "gamedata-test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cats = append(cats, c)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); cats[1].Run(ctx, 20*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	if err := cats[0].Publish(ctx, "2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the poll", func() bool { return cats[1].Current().Version == "2" })
 }
