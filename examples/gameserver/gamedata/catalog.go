@@ -487,6 +487,7 @@ func (c *Catalog) Upload(ctx context.Context, data []byte, uploadedBy, comment s
 		}
 		return VersionInfo{}, false, fmt.Errorf("gamedata: upload %s: %w", set.Version, err)
 	}
+	c.log.Info("gamedata: uploaded", "version", info.Version, "hash", info.Hash, "size", info.Size, "by", info.UploadedBy, "comment", info.Comment)
 	return info, true, nil
 }
 
