@@ -1,6 +1,7 @@
 package game
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -91,18 +92,22 @@ func (t *Tables) Product(id string) (Product, bool) { p, ok := t.products[id]; r
 // DataSource gives the tables of a client version (the session's
 // protocol.Principal.ClientVersion). Config.Data; nil means DefaultTables
 // for everyone. A nil *Tables from either method also means the defaults.
+// The ctx is the request's: a source that pins its state per request
+// (gamedata.Catalog.Pin) answers from that state, so one request sees one
+// data version from start to end.
 type DataSource interface {
 	// Tables returns the tables served to clientVersion.
-	Tables(clientVersion string) *Tables
+	Tables(ctx context.Context, clientVersion string) *Tables
 	// Published returns the tables of the published data version (served
 	// to every client version without a mapping of its own). Operators'
 	// mail attachments are checked against it.
-	Published() *Tables
+	Published(ctx context.Context) *Tables
 }
 
 // FromCatalog adapts a gamedata.Catalog to a DataSource: each client version
-// gets the tables of its mapped data version, else the published one. Each
-// gamedata.Set is converted once.
+// gets the tables of its mapped data version, else the published one, as of
+// the state the request pinned (the Catalog's Pin middleware; the live
+// state without one). Each gamedata.Set is converted once.
 func FromCatalog(c *gamedata.Catalog) DataSource { return &catalogSource{c: c} }
 
 type catalogSource struct {
@@ -110,11 +115,11 @@ type catalogSource struct {
 	cache sync.Map // *gamedata.Set → *Tables
 }
 
-func (s *catalogSource) Tables(clientVersion string) *Tables {
-	return s.of(s.c.ForClient(clientVersion))
+func (s *catalogSource) Tables(ctx context.Context, clientVersion string) *Tables {
+	return s.of(s.c.ForClientIn(ctx, clientVersion))
 }
 
-func (s *catalogSource) Published() *Tables { return s.of(s.c.Current()) }
+func (s *catalogSource) Published(ctx context.Context) *Tables { return s.of(s.c.CurrentIn(ctx)) }
 
 func (s *catalogSource) of(set *gamedata.Set) *Tables {
 	if t, ok := s.cache.Load(set); ok {
@@ -159,30 +164,30 @@ func TablesOf(set *gamedata.Set) *Tables {
 }
 
 // tables returns the tables of req's client version.
-func (g *Game) tables(req *protocol.Request) *Tables {
+func (g *Game) tables(ctx context.Context, req *protocol.Request) *Tables {
 	if req.Principal == nil {
 		return g.defaults
 	}
-	return g.clientTables(req.Principal.ClientVersion)
+	return g.clientTables(ctx, req.Principal.ClientVersion)
 }
 
 // clientTables returns the tables served to clientVersion.
-func (g *Game) clientTables(clientVersion string) *Tables {
+func (g *Game) clientTables(ctx context.Context, clientVersion string) *Tables {
 	if g.cfg.Data == nil {
 		return g.defaults
 	}
-	if t := g.cfg.Data.Tables(clientVersion); t != nil {
+	if t := g.cfg.Data.Tables(ctx, clientVersion); t != nil {
 		return t
 	}
 	return g.defaults
 }
 
 // publishedTables returns the tables of the published data version.
-func (g *Game) publishedTables() *Tables {
+func (g *Game) publishedTables(ctx context.Context) *Tables {
 	if g.cfg.Data == nil {
 		return g.defaults
 	}
-	if t := g.cfg.Data.Published(); t != nil {
+	if t := g.cfg.Data.Published(ctx); t != nil {
 		return t
 	}
 	return g.defaults

@@ -1,45 +1,55 @@
 package game_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"io/fs"
-	"strings"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/fstest"
 
+	"github.com/madang-io/madang/examples/datatool/sheet"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/protocol"
 )
 
 // withEggVersion returns the default game data plus version "3": version 2
-// with one more item, dragon_egg.
+// with one more item, dragon_egg, built from the sheets of version 2.
 func withEggVersion(t *testing.T) fs.FS {
 	t.Helper()
 	out := fstest.MapFS{}
-	err := fs.WalkDir(gamedata.Default(), ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(gamedata.Default(), path)
+	for _, name := range []string{"data_v1.bytes", "data_v2.bytes"} {
+		data, err := fs.ReadFile(gamedata.Default(), name)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		out[path] = &fstest.MapFile{Data: data}
-		if dir, name, ok := strings.Cut(path, "/"); ok && dir == "2" {
-			if name == gamedata.FileItems {
-				data = []byte(`[{"item_id":"potion","title":"Healing potion"},{"item_id":"elixir","title":"Stamina elixir"},` +
-					`{"item_id":"key_bronze","title":"Bronze key"},{"item_id":"dragon_egg","title":"Dragon egg"}]`)
-			}
-			out["3/"+name] = &fstest.MapFile{Data: data}
-		}
-		return nil
-	})
+		out[name] = &fstest.MapFile{Data: data}
+	}
+	dir := filepath.Join("..", "gamedata", "sheets", "2")
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var in []sheet.Input
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "items.csv" {
+			data = append(data, "dragon_egg,Dragon egg\n"...)
+		}
+		in = append(in, sheet.Input{Name: e.Name(), R: bytes.NewReader(data)})
+	}
+	data, _, err := gamedata.Build("3", in...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["data_v3.bytes"] = &fstest.MapFile{Data: data}
 	return out
 }
 

@@ -141,7 +141,7 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	if err != nil {
 		return RunStarted{}, err
 	}
-	d, ok := g.tables(req).Dungeon(in.DungeonID)
+	d, ok := g.tables(ctx, req).Dungeon(in.DungeonID)
 	if !ok {
 		return RunStarted{}, protocol.Errorf(CodeUnknownDungeon, "unknown dungeon")
 	}
@@ -222,7 +222,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	}
 	// The dungeon as the request's data version has it, else as the
 	// defaults have it (a run started before its data version went away).
-	tables := g.tables(req)
+	tables := g.tables(ctx, req)
 	d, ok := tables.Dungeon(dungeonID)
 	if !ok {
 		tables = g.defaults

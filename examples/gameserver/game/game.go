@@ -405,7 +405,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 	nowT := g.cfg.Now()
 	now := nowT.UnixMilli()
 	bonuses := g.boosts(EventTarget{Country: in.Country, Language: in.Language, Platform: in.Platform, ClientVersion: in.ClientVersion}).LoginBonuses
-	data := g.clientTables(in.ClientVersion)
+	data := g.clientTables(ctx, in.ClientVersion)
 	// A new player gets the welcome mail in the same transaction, and
 	// every player the running login bonuses (once each, by mail key).
 	err = g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {
@@ -618,7 +618,7 @@ func (g *Game) buy(ctx context.Context, req *protocol.Request, in Buy) (BuyResul
 	if err != nil {
 		return BuyResult{}, err
 	}
-	item, ok := g.tables(req).ShopItem(in.ItemID)
+	item, ok := g.tables(ctx, req).ShopItem(in.ItemID)
 	if !ok {
 		return BuyResult{}, protocol.Errorf(CodeUnknownItem, "unknown item")
 	}

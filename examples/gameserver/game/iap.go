@@ -151,7 +151,7 @@ func (g *Game) buyIAP(ctx context.Context, req *protocol.Request, in BuyIAP) (IA
 	case strings.HasPrefix(in.Receipt, DevReceiptPrefix) && !g.cfg.IAP.DevReceipts:
 		return IAPResult{}, badRequest("dev receipts are refused: the server is not in dev mode")
 	}
-	product, ok := g.tables(req).Product(in.ProductID)
+	product, ok := g.tables(ctx, req).Product(in.ProductID)
 	if !ok {
 		return IAPResult{}, protocol.Errorf(CodeUnknownProduct, "unknown product")
 	}

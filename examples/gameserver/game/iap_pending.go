@@ -156,7 +156,7 @@ func (g *Game) grantAll(ctx context.Context, pgs []pendingGrant) (int, error) {
 // which the purchases row makes happen once — then deletes the note.
 func (g *Game) grantNoted(ctx context.Context, pg pendingGrant) (bool, error) {
 	store, ok := iapStores[pg.Platform]
-	product, okp := g.clientTables(pg.ClientVersion).Product(pg.ProductID)
+	product, okp := g.clientTables(ctx, pg.ClientVersion).Product(pg.ProductID)
 	if !ok || !okp {
 		g.log.Warn("game: purchase note without a store or product", "user", pg.UserKey, "platform", pg.Platform, "product", pg.ProductID)
 		g.forgetPending(ctx, pg)

@@ -149,7 +149,7 @@ func (m *Mail) check(now time.Time, t *Tables) error {
 func (g *Game) SendMail(ctx context.Context, userKey int64, m Mail) (int64, error) {
 	var id int64
 	now := g.cfg.Now()
-	if err := m.check(now, g.publishedTables()); err != nil {
+	if err := m.check(now, g.publishedTables(ctx)); err != nil {
 		return 0, err
 	}
 	err := g.cfg.Router.Tx(ctx, userKey, func(ctx context.Context, tx *sql.Tx) error {

@@ -1,14 +1,19 @@
 package gamedata_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"os"
+	"io"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
+	"github.com/madang-io/madang/examples/datatool/datafile"
+	"github.com/madang-io/madang/examples/datatool/sheet"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/shard/shardtest"
 )
@@ -44,57 +49,104 @@ func TestDefaultLoads(t *testing.T) {
 	}
 }
 
-func TestValidationErrorsNameFileAndRow(t *testing.T) {
-	_, err := gamedata.Load(os.DirFS("testdata/bad"))
+// TestLoadSetRefuses: a data file with a wrong content hash, a newer
+// format, another schema or too large is refused with its typed error; one
+// that breaks the game's rules (the data tool cannot check them) with a
+// *ValidationError naming the table, row and column of every problem.
+func TestLoadSetRefuses(t *testing.T) {
+	good, err := fs.ReadFile(gamedata.Default(), "data_v2.bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := gamedata.LoadSet(good); err != nil || s.Version != "2" || len(s.Hash) != 64 || !bytes.Equal(s.DataFile(), good) {
+		t.Fatalf("good file: %v", err)
+	}
+	flip := func(at int, b byte) []byte {
+		d := bytes.Clone(good)
+		d[at] = b
+		return d
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"body byte", flip(len(good)-1, good[len(good)-1]^1), gamedata.ErrChecksum},
+		{"newer format", flip(4, 9), gamedata.ErrNewerFormat},
+		{"schema hash", flip(41, good[41]^1), gamedata.ErrSchema},
+		{"magic", flip(0, 'X'), gamedata.ErrNotDataFile},
+		{"empty", nil, gamedata.ErrNotDataFile},
+		{"too large", make([]byte, gamedata.MaxFileSize+1), gamedata.ErrTooLarge},
+	} {
+		if _, err := gamedata.LoadSet(c.data); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	// Another schema: a column more.
+	in := sheetInputs(t, "sheets/2")
+	for i := range in {
+		if strings.HasSuffix(in[i].Name, "items.csv") && !strings.Contains(in[i].Name, "_items") {
+			in[i].R = strings.NewReader("item_id,title,weight\nstring,string,int\nkey,,\npotion,Healing potion,1\nelixir,Stamina elixir,1\nkey_bronze,Bronze key,1\n")
+		}
+	}
+	book, err := sheet.Read(sheet.Options{}, in...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := datafile.Encode(book, "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gamedata.LoadSet(other); !errors.Is(err, gamedata.ErrSchema) {
+		t.Fatalf("another schema: %v", err)
+	}
+
+	// The game's rules, in a file the data tool builds (its checks pass).
+	in = sheetInputs(t, "sheets/2")
+	for i := range in {
+		switch filepath.Base(in[i].Name) {
+		case "products.csv":
+			in[i].R = io.MultiReader(in[i].R, strings.NewReader("pack,Pack,0,990000,usd\n"))
+		case "dungeon_rewards.csv":
+			in[i].R = io.MultiReader(in[i].R, strings.NewReader("crypt,key_bronze,2\n"))
+		case "dungeons.csv":
+			in[i].R = io.MultiReader(in[i].R, strings.NewReader("slow,Slow,1,0,0,0,1,1,0,5000,1000\n"))
+		}
+	}
+	if book, err = sheet.Read(sheet.Options{}, in...); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := datafile.Encode(book, "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = gamedata.LoadSet(bad)
 	var ve *gamedata.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("error %v is not a *ValidationError", err)
 	}
-	// Rows that do not decode are reported first (references are checked
-	// once every file decodes).
-	if len(ve.Problems) != 1 || ve.Problems[0].String() != `7/dungeons.json row 1: json: unknown field "typo_field"` {
-		t.Fatalf("problems %v", ve.Problems)
-	}
-	// With the parse errors fixed, the reference errors show.
-	fsys := fstest.MapFS{}
-	for _, f := range []string{"items.json", "products.json", "strings.json", "shop.json"} {
-		data, err := os.ReadFile("testdata/bad/7/" + f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fsys["7/"+f] = &fstest.MapFile{Data: data}
-	}
-	fsys["7/items.json"] = &fstest.MapFile{Data: []byte(`[{"item_id":"potion","title":"p"},{"item_id":"elixir","title":"e"},{"item_id":"potion","title":"again"}]`)}
-	fsys["7/products.json"] = &fstest.MapFile{Data: []byte(`[{"product_id":"gems_100","title":"g","gems":100,"price_micros":990000,"currency":"usd"}]`)}
-	fsys["7/dungeons.json"] = &fstest.MapFile{Data: []byte(`[{"dungeon_id":"forest","title":"f","stamina":5,"gold":1,"exp":1,"loss_exp":1,"max_dps":1,"damage_base":1,"damage_per_level":1,"min_play_ms":1,"max_play_ms":2,"items":[{"item_id":"dragon_egg","count":1}]}]`)}
-	_, err = gamedata.LoadVersion(fsys, "7")
-	if !errors.As(err, &ve) {
-		t.Fatalf("error %v is not a *ValidationError", err)
-	}
 	want := []string{
-		`7/items.json row 2: item_id "potion" already defined in row 0`,
-		`7/shop.json row 1: item_id "gold_small" already defined in row 0`,
-		`7/shop.json row 2: item "sword" does not exist in items.json`,
-		`7/dungeons.json row 0: item "dragon_egg" does not exist in items.json`,
-		`7/products.json row 0: currency must be an ISO 4217 code`,
+		`7: dungeons row 3 max_play_ms: need 0 < min_play_ms <= max_play_ms`,
+		`7: products row 3 currency: must be an ISO 4217 code (three capital letters), not "usd"`,
+		`7: dungeon_rewards row 1 item_id: item "key_bronze" of "crypt" already granted in row 0`,
+		`7: products row 3: "pack" gives nothing (no gems, no rows in product_items)`,
 	}
-	for _, w := range want {
-		found := false
-		for _, p := range ve.Problems {
-			found = found || strings.HasPrefix(p.String(), w)
-		}
-		if !found {
-			t.Errorf("missing %q in %v", w, ve.Problems)
-		}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
 	}
-	if len(ve.Problems) != len(want) {
-		t.Errorf("problems %v, want exactly %d", ve.Problems, len(want))
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if _, err := gamedata.LoadVersion(fsys, "0"); !errors.Is(err, gamedata.ErrBadVersion) {
-		t.Fatalf("version 0: %v", err)
+	// Load names the file of a bad data file.
+	if _, err := gamedata.Load(fstest.MapFS{"data_v2.bytes": {Data: good}, "broken.bytes": {Data: flip(len(good)-1, 0)}}); !errors.Is(err, gamedata.ErrChecksum) || !strings.Contains(err.Error(), "broken.bytes") {
+		t.Fatalf("Load with a broken file: %v", err)
 	}
-	if _, err := gamedata.LoadVersion(fsys, "8"); !errors.As(err, &ve) || !strings.Contains(err.Error(), "8/items.json") {
-		t.Fatalf("missing version: %v", err)
+	if _, err := gamedata.Load(fstest.MapFS{"a.bytes": {Data: good}, "b.bytes": {Data: good}}); err == nil {
+		t.Fatal("one version in two files accepted")
+	}
+	if _, err := gamedata.Load(fstest.MapFS{"readme.txt": {Data: good}}); err == nil {
+		t.Fatal("a source without data files accepted")
 	}
 }
 

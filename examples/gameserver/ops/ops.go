@@ -47,7 +47,10 @@
 //	                                    → {"sent": [{"user_key", "mail_id"}], "failed": [{"user_key", "error"}]}
 //	POST   /v1/mail/recall              {"user_key", "mail_id"} → {"recalled": bool}
 //	GET    /v1/ledger?user=K&limit=N    {"user_key", "entries": [...]}: the newest ledger rows first (N ≤ 1000, default 100)
-//	*      /v1/gamedata/...             the game data catalog (gamedata.Catalog.Handler): GET /v1/gamedata/,
+//	*      /v1/gamedata/...             the game data catalog (gamedata.Catalog.Handler, which documents the
+//	                                    bodies, answers and error codes): GET /v1/gamedata/ (state),
+//	                                    GET /v1/gamedata/versions, GET /v1/gamedata/versions/{v}/data,
+//	                                    GET /v1/gamedata/diff?from=A&to=B, POST /v1/gamedata/versions (upload),
 //	                                    POST /v1/gamedata/publish, /rollback, /client_versions
 //	POST   /v1/notices                  {"topic" ("notice", "maintenance", "event"), "message", "filter":
 //	                                     {"client_version", "country", "language", "platform"}}: a push on the

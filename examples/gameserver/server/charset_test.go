@@ -120,7 +120,7 @@ func auditCharsets(t *testing.T, db *sql.DB, schemas []string) {
 		}
 	}
 	rows.Close()
-	for _, want := range []string{"shard_accounts", "shard_databases", "schema_migrations", "players", "ledger", "mails", "purchases", "idempotency_keys", "anticheat_redemptions", "liveops_events", "gamedata_client_versions"} {
+	for _, want := range []string{"shard_accounts", "shard_databases", "schema_migrations", "players", "ledger", "mails", "purchases", "idempotency_keys", "anticheat_redemptions", "liveops_events", "gamedata_client_versions", "gamedata_versions"} {
 		if !tables[want] {
 			t.Errorf("table %s not found (tables: %v)", want, tables)
 		}

@@ -170,13 +170,14 @@ type Config struct {
 	// pub/sub at once). Default 5 s (flag -liveops-poll).
 	LiveOpsPoll time.Duration
 
-	// GameDataDir is a directory of game data versions (one subdirectory
-	// per version, see package gamedata), loaded with os.DirFS. Default ""
-	// (the embedded gamedata.Default, versions "1" and "2", "1" in use
-	// until a publish). With a directory, the last version in string order
-	// is in use until a publish. Flag -gamedata, env MADANG_GAMEDATA_DIR.
-	// The catalog's published version and client mappings are re-read
-	// every LiveOpsPoll.
+	// GameDataDir is a directory of game data files (data_v<version>.bytes,
+	// built by the data tool, see package gamedata), loaded with os.DirFS.
+	// Default "" (the embedded gamedata.Default, versions "1" and "2", "1"
+	// in use until a publish). With a directory, the last version in
+	// string order is in use until a publish. Versions uploaded through
+	// the ops API are added from the common database. Flag -gamedata, env
+	// MADANG_GAMEDATA_DIR. The catalog's state is re-read every
+	// LiveOpsPoll and, with Redis, at once on a change notification.
 	GameDataDir string
 
 	// IAPVerifier verifies shop.buy_iap receipts: a studio embedding the
@@ -328,7 +329,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token, at least 32 bytes; required unless -dev or -admin-addr off (env MADANG_ADMIN_TOKEN)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
-	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data versions (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
+	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data files data_v*.bytes (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
 	if err := cmdline.Parse(fs, args); err != nil {
 		return cfg, err // -h: a *cmdline.HelpError, flag.ErrHelp
 	}

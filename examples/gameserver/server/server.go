@@ -52,12 +52,16 @@
 //
 // The static tables come from a gamedata.Catalog on the common database:
 // the embedded gamedata.Default (version "1" in use until a publish) or
-// Config.GameDataDir. Its client version mappings are the one source of
-// data versions: the login answer's liveops.data_version is the catalog's
-// version for the client version (liveops client version entries carry no
-// data version here). Every publish, rollback or mapping resets the
-// per-user cache; each server re-reads the catalog's state every
-// Config.LiveOpsPoll (a goroutine Close stops).
+// Config.GameDataDir, and the versions uploaded through the ops API (kept
+// in the common database). Its client version mappings are the one source
+// of data versions: the login answer's liveops.data_version is the
+// catalog's version for the client version (liveops client version
+// entries carry no data version here). Every publish, rollback or mapping
+// resets the per-user cache; each server re-reads the catalog's state
+// every Config.LiveOpsPoll and, with Redis, at once on the catalog's
+// change notification (a goroutine Close stops). Each request pins the
+// catalog's state when it starts (gamedata.Catalog.Pin): it sees one data
+// version from start to end.
 //
 // # Realtime
 //
@@ -292,7 +296,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if _, err := shard.Migrate(ctx, s.store.common, game.CommonMigrations()); err != nil {
 		return nil, fmt.Errorf("common database: %w", err)
 	}
-	if err := s.openGameData(ctx); err != nil {
+	if err := s.openGameData(ctx, rdb); err != nil {
 		return nil, err
 	}
 	if s.liveops, err = liveops.New(ctx, liveops.Config{
@@ -346,6 +350,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		// live ops, idempotency, handlers) that says a backend is down is
 		// unavailable (41) or timeout (42), never internal (40).
 		game.ClassifyErrors,
+		// One game data version per request, whatever is published
+		// meanwhile.
+		s.catalog.Pin(),
 		s.logins.middleware(),
 		session.Middleware(s.sessions, session.MiddlewareConfig{Public: append(game.PublicCommands(), CmdTime), Logger: log}),
 	}
@@ -449,15 +456,18 @@ func (s *Server) openSessions(ctx context.Context) error {
 }
 
 // openGameData opens the game data catalog on the common database (the
-// embedded versions, or Config.GameDataDir) and starts its poll, owned by
-// the server (stopped by Close). Every change resets the per-user cache.
-func (s *Server) openGameData(ctx context.Context) error {
+// embedded versions, or Config.GameDataDir, and the uploaded ones) and
+// starts its poll and, with Redis, its change notifications (channel
+// Config.RedisPrefix + "gamedata"), owned by the server (stopped by Close).
+// Every change resets the per-user cache.
+func (s *Server) openGameData(ctx context.Context, rdb redis.UniversalClient) error {
 	src, initial := gamedata.Default(), "1"
 	if s.cfg.GameDataDir != "" {
 		src, initial = os.DirFS(s.cfg.GameDataDir), ""
 	}
 	cat, err := gamedata.Open(ctx, src, gamedata.Config{
 		DB: s.store.common, Initial: initial, Logger: s.log,
+		Redis: rdb, Channel: s.cfg.RedisPrefix + "gamedata",
 		OnPublish: func(ctx context.Context, e gamedata.Event) {
 			// A change made here resets the cache for every server (the
 			// Redis cache's reset is global); a change seen by the poll
@@ -477,11 +487,15 @@ func (s *Server) openGameData(ctx context.Context) error {
 	s.catalog = cat
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop, s.runCtx = cancel, runCtx
-	if s.cfg.LiveOpsPoll > 0 {
+	if s.cfg.LiveOpsPoll > 0 || rdb != nil {
+		poll := s.cfg.LiveOpsPoll
+		if poll <= 0 {
+			poll = -1 // notifications only
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			cat.Run(runCtx, s.cfg.LiveOpsPoll)
+			cat.Run(runCtx, poll)
 		}()
 	}
 	return nil
