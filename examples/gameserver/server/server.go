@@ -77,7 +77,11 @@
 // Config.AdminAddr serves package ops: the JSON operator API behind a
 // bearer token (with the game's mail and ledger endpoints and the
 // catalog's under /v1/gamedata/), /healthz, /readyz and /metrics (a
-// Prometheus registry of the server's own).
+// Prometheus registry of the server's own), and package console, the ops
+// console for people, under /console/ (operators signed in with a
+// password, their changes audited; the game listener never serves it).
+// The first operator is created with RunOperator (gameserver operator
+// add).
 package server
 
 import (
@@ -100,6 +104,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/cmdline"
+	"github.com/madang-io/madang/examples/gameserver/console"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
@@ -177,6 +182,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	admin      *ops.Handler
+	console    *console.Handler // the ops console on the admin listener
 	adminToken string
 	// adminTokenGenerated is set when the token was made up (dev mode).
 	adminTokenGenerated bool
@@ -381,6 +387,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	})
 	s.http.HandleFunc("GET /{$}", s.index)
 	if err := s.buildAdmin(); err != nil {
+		return nil, err
+	}
+	if err := s.buildConsole(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -611,8 +620,9 @@ func (s *Server) buildAdmin() error {
 // loopback check ServeAll makes: keep such a listener on loopback.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// AdminHandler returns the ops API handler with POST /v1/notices (for the admin listener).
-func (s *Server) AdminHandler() http.Handler { return withNotices(s.admin, s.hub, s.adminToken, s.log) }
+// AdminHandler returns the admin listener's handler: the ops API with
+// POST /v1/notices, and the ops console under /console/.
+func (s *Server) AdminHandler() http.Handler { return s.adminMux() }
 
 // AdminToken returns the ops API's bearer token (generated in dev mode when
 // none was configured).
@@ -735,6 +745,7 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 		listeners = append(listeners, admin)
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
+		fmt.Fprintf(out, "  console: %s/console/ (operators: gameserver operator add -name NAME -role operator)\n", abase)
 		fmt.Fprintf(out, "  try:     curl -s -H 'Authorization: Bearer <token>' %s/v1/gamedata/ (also /v1/events, /v1/mail, /v1/ledger?user=K)\n", abase)
 		if s.adminTokenGenerated && s.cfg.Dev {
 			fmt.Fprintf(out, "  token:   %s (dev mode, random; set MADANG_ADMIN_TOKEN to choose one)\n", s.adminToken)
