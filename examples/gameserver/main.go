@@ -25,7 +25,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gameserver:", err)
 		os.Exit(1)
 	}
@@ -33,8 +33,12 @@ func main() {
 
 // run parses the configuration, starts the server and blocks until ctx is
 // done and the server has shut down. For -h or -help it writes the usage
-// to out and returns nil.
-func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+// to out and returns nil. "gameserver operator ..." manages the ops
+// console's operators instead (server.RunOperator), a password read from in.
+func run(ctx context.Context, args []string, getenv func(string) string, in io.Reader, out io.Writer) error {
+	if len(args) > 0 && args[0] == "operator" {
+		return cmdline.Help(out, server.RunOperator(ctx, args[1:], getenv, in, out))
+	}
 	cfg, err := server.ParseConfig(args, getenv)
 	if err != nil {
 		return cmdline.Help(out, err) // -h: the usage, nil

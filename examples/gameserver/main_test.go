@@ -38,7 +38,7 @@ func TestRunEmbedded(t *testing.T) {
 	var out syncBuffer
 	args := []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"), "-log-level", "warn"}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(string) string { return "" }, &out) }()
+	go func() { done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), &out) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "Ctrl-C") {
 		if time.Now().After(deadline) {
@@ -86,7 +86,7 @@ func TestRunHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "-help"} {
 		var out bytes.Buffer
 		args := []string{"-addr", "127.0.0.1:0", "-admin-addr", "off", "-data", t.TempDir(), arg}
-		if err := run(ctx, args, func(string) string { return "" }, &out); err != nil {
+		if err := run(ctx, args, func(string) string { return "" }, strings.NewReader(""), &out); err != nil {
 			t.Fatalf("%s: %v", arg, err)
 		}
 		if !strings.HasPrefix(out.String(), "Usage of gameserver:\n") || !strings.Contains(out.String(), "-redis-cluster string") {
@@ -110,7 +110,7 @@ func TestRunRefusesUnclearDevMode(t *testing.T) {
 		{map[string]string{"MADANG_DEV": "false"}, []string{"-admin-token", "short"}, "xor-key"},
 	} {
 		var out syncBuffer
-		err := run(context.Background(), c.args, func(k string) string { return c.env[k] }, &out)
+		err := run(context.Background(), c.args, func(k string) string { return c.env[k] }, strings.NewReader(""), &out)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: %v, want an error with %q", c.env, c.args, err, c.want)
 		}

@@ -682,8 +682,47 @@ func (g *Game) Ledger(ctx context.Context, userKey int64) ([]LedgerEntry, error)
 	return out, rows.Err()
 }
 
-// MaxLedgerPage bounds RecentLedger's limit.
+// MaxLedgerPage bounds RecentLedger's and LedgerBefore's limit.
 const MaxLedgerPage = 1000
+
+// LedgerBefore returns a page of the user's ledger, newest first: at most
+// limit rows (1..MaxLedgerPage; out of range means MaxLedgerPage) with ids
+// below before (0 or less: from the newest). The next page is the rows
+// below the last id returned: keyset paging on the (user_key, id) index,
+// so any page costs the same however long the ledger is.
+func (g *Game) LedgerBefore(ctx context.Context, userKey, before int64, limit int) ([]LedgerEntry, error) {
+	if before <= 0 {
+		return g.RecentLedger(ctx, userKey, limit)
+	}
+	if limit <= 0 || limit > MaxLedgerPage {
+		limit = MaxLedgerPage
+	}
+	db, err := g.cfg.Router.DB(ctx, userKey)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, user_key, currency, delta, balance_after, reason, request_id, at FROM ledger WHERE user_key = ? AND id < ? ORDER BY id DESC LIMIT ?", userKey, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, shard.ClassifyError(err))
+	}
+	return scanLedger(userKey, rows)
+}
+
+func scanLedger(userKey int64, rows *sql.Rows) ([]LedgerEntry, error) {
+	defer rows.Close()
+	out := []LedgerEntry{}
+	for rows.Next() {
+		var e LedgerEntry
+		if err := rows.Scan(&e.ID, &e.UserKey, &e.Currency, &e.Delta, &e.BalanceAfter, &e.Reason, &e.RequestID, &e.At); err != nil {
+			return nil, fmt.Errorf("game: ledger of %d: %w", userKey, shard.ClassifyError(err))
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("game: ledger of %d: %w", userKey, shard.ClassifyError(err))
+	}
+	return out, nil
+}
 
 // RecentLedger returns the user's newest ledger rows, newest first, at most
 // limit (1..MaxLedgerPage; out of range means MaxLedgerPage), for the

@@ -165,6 +165,14 @@ type Config struct {
 	// true or false, strconv.ParseBool's values; anything else refuses to
 	// start).
 	Pprof bool
+	// ConsoleSecureCookies marks the ops console's cookies Secure even on
+	// plain HTTP, for an admin listener behind a TLS proxy (a request that
+	// came over TLS gets Secure cookies anyway). Default false (flag
+	// -console-secure-cookies, env MADANG_CONSOLE_SECURE_COOKIES).
+	ConsoleSecureCookies bool
+	// consolePasswordCost, set by tests, is the bcrypt cost of new
+	// console passwords (0: bcrypt's default).
+	consolePasswordCost int
 	// LiveOpsPoll is how often each server re-reads the live-ops policy
 	// version from the common database (with Redis, changes also arrive by
 	// pub/sub at once). Default 5 s (flag -liveops-poll).
@@ -328,6 +336,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("MADANG_ADMIN_ADDR", DefaultAdminAddr), "ops API listen address, or off (env MADANG_ADMIN_ADDR)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", env("MADANG_ADMIN_TOKEN", ""), "ops API bearer token, at least 32 bytes; required unless -dev or -admin-addr off (env MADANG_ADMIN_TOKEN)")
+	secureCookies, err := cmdline.EnvBool(getenv, "MADANG_CONSOLE_SECURE_COOKIES", false)
+	if err != nil {
+		return cfg, err
+	}
+	fs.BoolVar(&cfg.ConsoleSecureCookies, "console-secure-cookies", secureCookies, "mark the ops console's cookies Secure on plain HTTP too, behind a TLS proxy (env MADANG_CONSOLE_SECURE_COOKIES)")
 	fs.DurationVar(&cfg.LiveOpsPoll, "liveops-poll", DefaultLiveOpsPoll, "how often the live-ops policy and game data versions are re-read")
 	fs.StringVar(&cfg.GameDataDir, "gamedata", env("MADANG_GAMEDATA_DIR", ""), "directory of game data files data_v*.bytes (default: the embedded versions) (env MADANG_GAMEDATA_DIR)")
 	if err := cmdline.Parse(fs, args); err != nil {

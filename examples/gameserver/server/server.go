@@ -81,10 +81,13 @@
 // Config.AdminAddr serves package ops: the JSON operator API behind a
 // bearer token (with the game's mail and ledger endpoints and the
 // catalog's under /v1/gamedata/), /healthz, /readyz and /metrics (a
-// Prometheus registry of the server's own). With Config.Pprof (off by
-// default) it also serves the Go runtime's profiles under PprofPath, to
-// loopback clients with the bearer token; the listener must then be on
-// a loopback address.
+// Prometheus registry of the server's own), and package console, the ops
+// console for people, under /console/ (operators signed in with a
+// password, their changes audited; the game listener never serves it).
+// The first operator is created with RunOperator (gameserver operator
+// add). With Config.Pprof (off by default) it also serves the Go
+// runtime's profiles under PprofPath, to loopback clients with the bearer
+// token; the listener must then be on a loopback address.
 package server
 
 import (
@@ -108,6 +111,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/cmdline"
+	"github.com/madang-io/madang/examples/gameserver/console"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
@@ -185,6 +189,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	admin      *ops.Handler
+	console    *console.Handler // the ops console on the admin listener
 	adminToken string
 	// adminTokenGenerated is set when the token was made up (dev mode).
 	adminTokenGenerated bool
@@ -396,6 +401,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	})
 	s.http.HandleFunc("GET /{$}", s.index)
 	if err := s.buildAdmin(); err != nil {
+		return nil, err
+	}
+	if err := s.buildConsole(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -633,18 +641,10 @@ func (s *Server) buildAdmin() error {
 // loopback check ServeAll makes: keep such a listener on loopback.
 func (s *Server) Handler() http.Handler { return s.http }
 
-// AdminHandler returns the ops API handler with POST /v1/notices, and
-// with Config.Pprof the profiles under PprofPath (for the admin listener).
-func (s *Server) AdminHandler() http.Handler {
-	h := withNotices(s.admin, s.hub, s.adminToken, s.log)
-	if !s.cfg.Pprof {
-		return h
-	}
-	m := http.NewServeMux()
-	m.Handle(PprofPath, pprofHandler(s.adminToken))
-	m.Handle("/", h)
-	return m
-}
+// AdminHandler returns the admin listener's handler: the ops API with
+// POST /v1/notices, the ops console under /console/, and with
+// Config.Pprof the profiles under PprofPath.
+func (s *Server) AdminHandler() http.Handler { return s.adminMux() }
 
 // AdminToken returns the ops API's bearer token (generated in dev mode when
 // none was configured).
@@ -772,6 +772,7 @@ func (s *Server) ServeAll(ctx context.Context, ln, admin net.Listener, out io.Wr
 		listeners = append(listeners, admin)
 		abase := "http://" + admin.Addr().String()
 		fmt.Fprintf(out, "  ops:     %s/v1/... (Authorization: Bearer <token>), %s/metrics, %s/readyz\n", abase, abase, abase)
+		fmt.Fprintf(out, "  console: %s/console/ (operators: gameserver operator add -name NAME -role operator)\n", abase)
 		fmt.Fprintf(out, "  try:     curl -s -H 'Authorization: Bearer <token>' %s/v1/gamedata/ (also /v1/events, /v1/mail, /v1/ledger?user=K)\n", abase)
 		if s.cfg.Pprof {
 			fmt.Fprintf(out, "  pprof:   %s%s (loopback, Authorization: Bearer <token>)\n", abase, PprofPath)
