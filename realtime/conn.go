@@ -98,7 +98,10 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    chan *protocol.Prepared
+	// outq is the send queue (SendQueueLen), made on first use (queue):
+	// a connection whose frames are all written by sendInline never needs
+	// one.
+	outq atomic.Pointer[chan *protocol.Prepared]
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -145,8 +148,7 @@ type conn struct {
 func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, remote string) (*conn, error) {
 	c := &conn{
 		hub: h, sess: sess, token: token, principal: sess.Principal(), mode: mode, remote: remote,
-		out: make(chan *protocol.Prepared, h.cfg.SendQueueLen), closing: make(chan struct{}),
-		subs: make(map[string]*sub), lastCounter: sess.Counter,
+		closing: make(chan struct{}), subs: make(map[string]*sub), lastCounter: sess.Counter,
 		pid: h.presence.seq.Add(1),
 	}
 	if mode == protocol.ModeAuthenticated {
@@ -258,7 +260,7 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	c.wmu.Lock()
 	c.wready = true
 	c.wmu.Unlock()
-	if len(c.out) > 0 || c.closed.Load() {
+	if c.queued() > 0 || c.closed.Load() {
 		c.kick() // for what was queued (or a close) before the upgrade
 	}
 	c.startTimers()
@@ -477,12 +479,32 @@ func (c *conn) send(p *protocol.Prepared) {
 		return
 	}
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 	default:
 		c.slow()
 	}
+}
+
+// queue returns the connection's send queue, made on first use.
+func (c *conn) queue() chan *protocol.Prepared {
+	if q := c.outq.Load(); q != nil {
+		return *q
+	}
+	q := make(chan *protocol.Prepared, c.hub.cfg.SendQueueLen)
+	if c.outq.CompareAndSwap(nil, &q) {
+		return q
+	}
+	return *c.outq.Load()
+}
+
+// queued is how many frames wait in the send queue.
+func (c *conn) queued() int {
+	if q := c.outq.Load(); q != nil {
+		return len(*q)
+	}
+	return 0
 }
 
 // maxInlineFrame is the largest frame sendInline writes itself; a larger
@@ -494,12 +516,13 @@ const maxInlineFrame = 16 << 10
 // kick makes a writer goroutine: only when nothing is queued, no writer
 // runs and the socket is one tryWrite can use. sendInline must follow.
 func (c *conn) claimInline(p *protocol.Prepared) bool {
-	if c.fw == nil || c.fw.rc == nil || len(c.out) > 0 || len(p.PlainFrame()) > maxInlineFrame {
+	if c.queued() > 0 || len(p.PlainFrame()) > maxInlineFrame {
 		return false
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.wready || c.wrunning || c.wstopped || len(c.out) > 0 || c.closed.Load() {
+	// c.fw is set by the upgrade, before wready (under wmu).
+	if !c.wready || c.wrunning || c.wstopped || c.queued() > 0 || c.closed.Load() || c.fw == nil || c.fw.rc == nil {
 		return false
 	}
 	c.wrunning = true
@@ -540,13 +563,13 @@ func (c *conn) sendInline(p *protocol.Prepared) {
 	c.wmu.Lock()
 	if !written {
 		select {
-		case c.out <- p:
+		case c.queue() <- p:
 			queued = true
 		default:
 			full = true // filled by others meanwhile
 		}
 	}
-	handOver := rest || len(c.out) > 0 || c.closed.Load()
+	handOver := rest || c.queued() > 0 || c.closed.Load()
 	if !handOver {
 		c.wrunning = false
 	}
@@ -640,6 +663,7 @@ func (c *conn) writeLoop() {
 		idleC = idle.C
 	}
 	h := c.hub
+	out := c.queue()
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
 	// The batch buffer is shared by the writers through a pool: a writer
 	// that exits (idle) gives it back, the next one to start takes it.
@@ -675,7 +699,7 @@ func (c *conn) writeLoop() {
 	more:
 		for len(batch) < h.cfg.MaxBatchBytes {
 			select {
-			case p := <-c.out:
+			case p := <-out:
 				n := len(batch)
 				if batch, err = h.codec.AppendPrepared(batch, p, opts); err != nil {
 					h.log.Warn("realtime: cannot encode a frame", "err", err)
@@ -725,7 +749,7 @@ func (c *conn) writeLoop() {
 		}
 		if !linger {
 			c.wmu.Lock()
-			if len(c.out) == 0 && !c.closed.Load() {
+			if len(out) == 0 && !c.closed.Load() {
 				c.wrunning = false
 				c.wmu.Unlock()
 				return
@@ -733,7 +757,7 @@ func (c *conn) writeLoop() {
 			c.wmu.Unlock()
 		}
 		select {
-		case p := <-c.out:
+		case p := <-out:
 			if err := write(p); err != nil {
 				c.writerDone()
 				c.close(protocol.CodeTimeout, "write failed")
@@ -745,7 +769,7 @@ func (c *conn) writeLoop() {
 			}
 		case <-idleC:
 			c.wmu.Lock()
-			if len(c.out) > 0 || c.closed.Load() {
+			if len(out) > 0 || c.closed.Load() {
 				c.wmu.Unlock()
 				idle.Reset(c.hub.writerIdle)
 				continue
@@ -759,7 +783,7 @@ func (c *conn) writeLoop() {
 			drain:
 				for {
 					select {
-					case p := <-c.out:
+					case p := <-out:
 						if write(p) != nil {
 							break drain
 						}
@@ -1026,7 +1050,7 @@ func (c *conn) reply(resp *protocol.Response) {
 		return
 	}
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 		return
@@ -1063,9 +1087,13 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 	if c.closed.Load() {
 		return
 	}
+	if c.claimInline(p) {
+		c.sendInline(p)
+		return
+	}
 	c.kick() // a full queue needs its writer running
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 	case <-ctx.Done():

@@ -142,7 +142,9 @@ type Config struct {
 	ReadLimit int64
 	// SendQueueLen is how many messages (replies and pushes) may wait for a
 	// connection's writer. A connection whose queue is full is closed with
-	// slow_consumer, so it never slows the others. Default 128.
+	// slow_consumer, so it never slows the others. The queue is allocated
+	// the first time a message has to wait (a message to a connection with
+	// nothing waiting is written at once). Default 128.
 	SendQueueLen int
 	// MaxBatchBytes is how many bytes of queued frames the writer puts in
 	// one websocket message at most (one frame alone may be larger).
