@@ -3,6 +3,7 @@ package realtime
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -96,7 +98,10 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    chan *protocol.Prepared
+	// outq is the send queue (SendQueueLen), made on first use (queue):
+	// a connection whose frames are all written by sendInline never needs
+	// one.
+	outq atomic.Pointer[chan *protocol.Prepared]
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -116,8 +121,10 @@ type conn struct {
 	started atomic.Uint64
 
 	// The writer goroutine runs only while there is something to write: it
-	// is started by kick and exits after a while without work, so an
-	// idle connection holds no writer stack and no batch buffer.
+	// is started by kick and exits when the queue is empty (after
+	// writerIdle without work when sendInline cannot be used), so an idle
+	// connection holds no writer stack and no batch buffer. sendInline
+	// takes the writer role (wrunning) for the one frame it writes.
 	wmu      sync.Mutex
 	wready   bool // ws is set: a writer may start
 	wrunning bool
@@ -141,8 +148,7 @@ type conn struct {
 func (h *Hub) newConn(sess *session.Session, token string, mode protocol.Mode, remote string) (*conn, error) {
 	c := &conn{
 		hub: h, sess: sess, token: token, principal: sess.Principal(), mode: mode, remote: remote,
-		out: make(chan *protocol.Prepared, h.cfg.SendQueueLen), closing: make(chan struct{}),
-		subs: make(map[string]*sub), lastCounter: sess.Counter,
+		closing: make(chan struct{}), subs: make(map[string]*sub), lastCounter: sess.Counter,
 		pid: h.presence.seq.Add(1),
 	}
 	if mode == protocol.ModeAuthenticated {
@@ -254,7 +260,7 @@ func (c *conn) serve(w http.ResponseWriter, r *http.Request) {
 	c.wmu.Lock()
 	c.wready = true
 	c.wmu.Unlock()
-	if len(c.out) > 0 || c.closed.Load() {
+	if c.queued() > 0 || c.closed.Load() {
 		c.kick() // for what was queued (or a close) before the upgrade
 	}
 	c.startTimers()
@@ -321,7 +327,7 @@ func (w hijackBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r = bufio.NewReaderSize(nc, connReadBuffer)
 	}
 	if bw.Buffered() == 0 {
-		w.c.fw = &frameWriter{nc: nc}
+		w.c.fw = &frameWriter{nc: nc, rc: rawConnOf(nc)}
 		bw = bufio.NewWriterSize(w.c.fw, connWriteBuffer)
 	}
 	return nc, bufio.NewReadWriter(r, bw), nil
@@ -336,49 +342,109 @@ func (w hijackBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // buffer exactly) is sent by flush, which the writer calls after each
 // websocket write. Control frames never fill the buffer (connWriteBuffer),
 // so the library's own writes (pongs, pings, close) are never held.
+//
+// tryWrite writes a whole websocket frame straight to the socket without
+// waiting (conn.sendInline): what the socket did not take is kept as
+// pending and goes out first, before anything else written here, so frames
+// are never interleaved.
 type frameWriter struct {
 	nc   net.Conn
 	mu   sync.Mutex
 	n    int // bytes held
 	held [connWriteBuffer]byte
-	vec  [2][]byte
+	vec  [3][]byte
 	bufs net.Buffers
+
+	rc      syscall.RawConn // nil: no tryWrite (not a plain socket)
+	rawFn   func(fd uintptr) bool
+	raw     []byte // rawWrite's argument and result
+	rawN    int
+	pending []byte // the rest of a frame tryWrite began
 }
 
 func (w *frameWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.n == 0 {
+	if w.n == 0 && len(w.pending) == 0 {
 		if len(p) == connWriteBuffer { // a full buffer: the frame may go on
 			w.n = copy(w.held[:], p)
 			return len(p), nil
 		}
 		return w.nc.Write(p)
 	}
-	held := w.n
-	w.n = 0
-	w.vec[0], w.vec[1] = w.held[:held], p
-	w.bufs = w.vec[:]
-	n, err := w.bufs.WriteTo(w.nc)
-	w.vec = [2][]byte{}
-	w.bufs = nil
+	before := len(w.pending) + w.n
+	n, err := w.writeHeldLocked(p)
 	if err != nil {
-		return max(int(n)-held, 0), err
+		return max(int(n)-before, 0), err
 	}
 	return len(p), nil
 }
 
-// flush sends what is held (nil if nothing is).
+// writeHeldLocked writes what is pending, what is held and p, in that
+// order, in one writev, and forgets the first two. w.mu is held.
+func (w *frameWriter) writeHeldLocked(p []byte) (int64, error) {
+	w.vec[0], w.vec[1], w.vec[2] = w.pending, w.held[:w.n], p
+	w.bufs = w.vec[:]
+	w.n = 0
+	n, err := w.bufs.WriteTo(w.nc)
+	w.vec = [3][]byte{}
+	w.bufs = nil
+	if cap(w.pending) > maxPooledBatch {
+		w.pending = nil
+	} else {
+		w.pending = w.pending[:0]
+	}
+	return n, err
+}
+
+// flush sends what is pending and held (nil if nothing is).
 func (w *frameWriter) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.n == 0 {
+	if w.n == 0 && len(w.pending) == 0 {
 		return nil
 	}
-	held := w.n
-	w.n = 0
-	_, err := w.nc.Write(w.held[:held])
+	_, err := w.writeHeldLocked(nil)
 	return err
+}
+
+// hasPending reports whether a frame tryWrite began is not all sent.
+func (w *frameWriter) hasPending() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) > 0
+}
+
+// tryWrite writes frame (a whole websocket frame) to the socket with one
+// system call that does not wait, and never waits for w.mu either. It
+// returns false when nothing was written: another write is in progress
+// here, something is held or pending, the socket buffer is full, or the
+// write failed (the writer goroutine, writing the frame again, gets the
+// error). On true the frame is committed: sent whole, or its rest pending
+// (then rest is true) for the next write or flush.
+func (w *frameWriter) tryWrite(frame []byte) (ok, rest bool) {
+	if w.rc == nil || !w.mu.TryLock() {
+		return false, false
+	}
+	defer w.mu.Unlock()
+	if w.n != 0 || len(w.pending) != 0 {
+		return false, false
+	}
+	if w.rawFn == nil {
+		w.rawFn = w.rawWrite
+	}
+	w.raw, w.rawN = frame, 0
+	err := w.rc.Write(w.rawFn)
+	n := w.rawN
+	w.raw = nil
+	if err != nil || n <= 0 {
+		return false, false
+	}
+	if n < len(frame) {
+		w.pending = append(w.pending[:0], frame[n:]...)
+		return true, true
+	}
+	return true, false
 }
 
 // close starts closing the connection with a result code (CodeOK: a normal
@@ -401,13 +467,19 @@ func (c *conn) slow() {
 }
 
 // send queues a frame without blocking; a full queue closes the connection
-// with slow_consumer.
+// with slow_consumer. When the connection has nothing queued and no writer
+// running, the frame is written at once by the calling goroutine instead
+// (sendInline): no writer goroutine is woken for it.
 func (c *conn) send(p *protocol.Prepared) {
 	if c.closed.Load() {
 		return
 	}
+	if c.claimInline(p) {
+		c.sendInline(p)
+		return
+	}
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 	default:
@@ -415,8 +487,139 @@ func (c *conn) send(p *protocol.Prepared) {
 	}
 }
 
-// defaultWriterIdle is how long a writer goroutine waits for more work
-// before it exits (kick starts a new one); Hub.writerIdle, changed by tests.
+// queue returns the connection's send queue, made on first use.
+func (c *conn) queue() chan *protocol.Prepared {
+	if q := c.outq.Load(); q != nil {
+		return *q
+	}
+	q := make(chan *protocol.Prepared, c.hub.cfg.SendQueueLen)
+	if c.outq.CompareAndSwap(nil, &q) {
+		return q
+	}
+	return *c.outq.Load()
+}
+
+// queued is how many frames wait in the send queue.
+func (c *conn) queued() int {
+	if q := c.outq.Load(); q != nil {
+		return len(*q)
+	}
+	return 0
+}
+
+// maxInlineFrame is the largest frame sendInline writes itself; a larger
+// one (rare) goes through the writer goroutine, so a short write never
+// leaves much to copy into pending.
+const maxInlineFrame = 16 << 10
+
+// claimInline makes the caller the connection's writer for one frame, as
+// kick makes a writer goroutine: only when nothing is queued, no writer
+// runs and the socket is one tryWrite can use. sendInline must follow.
+func (c *conn) claimInline(p *protocol.Prepared) bool {
+	if c.queued() > 0 || len(p.PlainFrame()) > maxInlineFrame {
+		return false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	// c.fw is set by the upgrade, before wready (under wmu).
+	if !c.wready || c.wrunning || c.wstopped || c.queued() > 0 || c.closed.Load() || c.fw == nil || c.fw.rc == nil {
+		return false
+	}
+	c.wrunning = true
+	c.wg.Add(1)
+	return true
+}
+
+// inlinePool holds sendInline's frame buffers (*[]byte).
+var inlinePool sync.Pool
+
+// sendInline writes p as one websocket message with one system call that
+// does not wait (frameWriter.tryWrite), then gives up the writer role it
+// claimed. When the socket does not take the frame at once (its buffer is
+// full: a slow reader) it is queued as send would have, and a writer
+// goroutine is started for it, as for anything queued meanwhile, the rest
+// of a frame the socket took in part, or a close: from there on the
+// writer goroutine's rules (WriteTimeout, slow_consumer) apply.
+func (c *conn) sendInline(p *protocol.Prepared) {
+	h := c.hub
+	bp, _ := inlinePool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	var room [wsMaxHeader]byte
+	buf := append((*bp)[:0], room[:]...)
+	buf, err := h.codec.AppendPrepared(buf, p, protocol.EncodeOptions{Mode: c.mode, Keys: c.keys})
+	written, rest := true, false // an encoding failure drops the frame, as the writer does
+	if err != nil {
+		h.log.Warn("realtime: cannot encode a frame", "err", err)
+	} else {
+		written, rest = c.fw.tryWrite(wsFrame(buf))
+	}
+	if cap(buf) <= maxPooledBatch {
+		*bp = buf[:0]
+		inlinePool.Put(bp)
+	}
+	queued, full := written, false
+	c.wmu.Lock()
+	if !written {
+		select {
+		case c.queue() <- p:
+			queued = true
+		default:
+			full = true // filled by others meanwhile
+		}
+	}
+	handOver := rest || c.queued() > 0 || c.closed.Load()
+	if !handOver {
+		c.wrunning = false
+	}
+	c.wmu.Unlock()
+	if handOver {
+		go c.writeLoop() // takes over the writer role and its c.wg count
+	} else {
+		c.wg.Done()
+	}
+	if queued {
+		h.stats.delivered.Add(1)
+	}
+	if written && !rest {
+		h.stats.inline.Add(1)
+	}
+	if full {
+		c.slow()
+	}
+}
+
+// wsMaxHeader is the longest websocket frame header a server writes
+// (unmasked: 2 bytes, and 8 more for a 64-bit length).
+const wsMaxHeader = 10
+
+// wsFrame turns buf, whose first wsMaxHeader bytes are room for the header
+// and the rest the payload, into one final binary websocket frame (RFC
+// 6455 §5.2; a server's frames are not masked) and returns it.
+func wsFrame(buf []byte) []byte {
+	n := len(buf) - wsMaxHeader
+	var h int
+	switch {
+	case n < 126:
+		h = wsMaxHeader - 2
+		buf[h+1] = byte(n)
+	case n <= 0xFFFF:
+		h = wsMaxHeader - 4
+		buf[h+1] = 126
+		binary.BigEndian.PutUint16(buf[h+2:], uint16(n))
+	default:
+		h = 0
+		buf[1] = 127
+		binary.BigEndian.PutUint64(buf[2:], uint64(n))
+	}
+	buf[h] = 0x82 // FIN, binary
+	return buf[h:]
+}
+
+// defaultWriterIdle is how long a writer goroutine of a connection that
+// sendInline cannot write to (TLS) waits for more work before it exits
+// (kick starts a new one); Hub.writerIdle, changed by tests.
 const defaultWriterIdle = time.Second
 
 // kick makes sure a writer goroutine runs (after something was queued, or
@@ -448,9 +651,19 @@ const maxPooledBatch = 64 << 10
 
 func (c *conn) writeLoop() {
 	defer c.wg.Done()
-	idle := time.NewTimer(c.hub.writerIdle)
-	defer idle.Stop()
+	// A connection that sendInline can write to needs no writer while its
+	// queue is empty: the writer exits as soon as it is (the next frame is
+	// written inline). Otherwise it lingers writerIdle for more work.
+	linger := c.fw == nil || c.fw.rc == nil
+	var idle *time.Timer
+	var idleC <-chan time.Time
+	if linger {
+		idle = time.NewTimer(c.hub.writerIdle)
+		defer idle.Stop()
+		idleC = idle.C
+	}
 	h := c.hub
+	out := c.queue()
 	opts := protocol.EncodeOptions{Mode: c.mode, Keys: c.keys}
 	// The batch buffer is shared by the writers through a pool: a writer
 	// that exits (idle) gives it back, the next one to start takes it.
@@ -469,6 +682,13 @@ func (c *conn) writeLoop() {
 			batchPool.Put(bp)
 		}
 	}()
+	arm := func() {
+		if deadline == nil {
+			deadline = time.AfterFunc(h.cfg.WriteTimeout, c.writeTimedOut)
+		} else {
+			deadline.Reset(h.cfg.WriteTimeout)
+		}
+	}
 	write := func(first *protocol.Prepared) error {
 		var err error
 		batch, err = h.codec.AppendPrepared(batch[:0], first, opts)
@@ -479,7 +699,7 @@ func (c *conn) writeLoop() {
 	more:
 		for len(batch) < h.cfg.MaxBatchBytes {
 			select {
-			case p := <-c.out:
+			case p := <-out:
 				n := len(batch)
 				if batch, err = h.codec.AppendPrepared(batch, p, opts); err != nil {
 					h.log.Warn("realtime: cannot encode a frame", "err", err)
@@ -499,17 +719,26 @@ func (c *conn) writeLoop() {
 		// library register nothing; the timer closes the websocket when
 		// the write (waiting for its lock included) outlasts WriteTimeout,
 		// which fails it, as the context's expiry did.
-		if deadline == nil {
-			deadline = time.AfterFunc(h.cfg.WriteTimeout, c.writeTimedOut)
-		} else {
-			deadline.Reset(h.cfg.WriteTimeout)
-		}
+		arm()
 		err = c.ws.Write(context.Background(), websocket.MessageBinary, batch)
 		if err == nil && c.fw != nil {
 			err = c.fw.flush()
 		}
 		deadline.Stop()
 		return err
+	}
+	if c.fw != nil && c.fw.hasPending() {
+		// The rest of a frame sendInline began goes first (any write
+		// through frameWriter would send it first too).
+		arm()
+		err := c.fw.flush()
+		deadline.Stop()
+		if err != nil {
+			c.writerDone()
+			c.close(protocol.CodeTimeout, "write failed")
+			c.ws.CloseNow()
+			return
+		}
 	}
 	for {
 		if c.closed.Load() && c.closeCode == protocol.CodeSlowConsumer {
@@ -518,18 +747,29 @@ func (c *conn) writeLoop() {
 			c.cancel()
 			return
 		}
+		if !linger {
+			c.wmu.Lock()
+			if len(out) == 0 && !c.closed.Load() {
+				c.wrunning = false
+				c.wmu.Unlock()
+				return
+			}
+			c.wmu.Unlock()
+		}
 		select {
-		case p := <-c.out:
+		case p := <-out:
 			if err := write(p); err != nil {
 				c.writerDone()
 				c.close(protocol.CodeTimeout, "write failed")
 				c.ws.CloseNow()
 				return
 			}
-			idle.Reset(c.hub.writerIdle)
-		case <-idle.C:
+			if linger {
+				idle.Reset(c.hub.writerIdle)
+			}
+		case <-idleC:
 			c.wmu.Lock()
-			if len(c.out) > 0 || c.closed.Load() {
+			if len(out) > 0 || c.closed.Load() {
 				c.wmu.Unlock()
 				idle.Reset(c.hub.writerIdle)
 				continue
@@ -543,7 +783,7 @@ func (c *conn) writeLoop() {
 			drain:
 				for {
 					select {
-					case p := <-c.out:
+					case p := <-out:
 						if write(p) != nil {
 							break drain
 						}
@@ -796,8 +1036,8 @@ func (c *conn) replyError(seq uint64, rid string, err error) {
 	c.reply(resp)
 }
 
-// reply queues a response from the reader goroutine. When the queue is
-// full it waits up to WriteTimeout (the client's own commands are held back
+// reply queues a response from the reader goroutine (or writes it at once,
+// as send does, when nothing is queued). When the queue is full it waits up to WriteTimeout (the client's own commands are held back
 // rather than dropping the connection at once), then gives up with
 // slow_consumer.
 func (c *conn) reply(resp *protocol.Response) {
@@ -805,8 +1045,12 @@ func (c *conn) reply(resp *protocol.Response) {
 	if p == nil || c.closed.Load() {
 		return
 	}
+	if c.claimInline(p) {
+		c.sendInline(p)
+		return
+	}
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 		return
@@ -843,9 +1087,13 @@ func (c *conn) sendWait(ctx context.Context, p *protocol.Prepared) {
 	if c.closed.Load() {
 		return
 	}
+	if c.claimInline(p) {
+		c.sendInline(p)
+		return
+	}
 	c.kick() // a full queue needs its writer running
 	select {
-	case c.out <- p:
+	case c.queue() <- p:
 		c.hub.stats.delivered.Add(1)
 		c.kick()
 	case <-ctx.Done():

@@ -103,6 +103,16 @@
 // node, channels and users are split over Config.Shards shards, and each
 // publication is encoded once per node and shared by its subscribers.
 //
+// A push or reply to a connection with nothing queued is written by the
+// goroutine delivering it, with one system call that does not wait (a
+// large channel's subscribers are split among up to GOMAXPROCS
+// goroutines): no writer goroutine is woken per message. What the socket
+// does not take at once (a client reading slowly) is queued for a writer
+// goroutine, which sends what has queued in one websocket message and
+// applies Config.WriteTimeout and Config.SendQueueLen. This needs a plain
+// TCP or Unix socket on a unix system; over TLS terminated by the Go
+// server every frame goes through the writer goroutine.
+//
 // # Limits
 //
 // Limits are per user and survive reconnects: each user's chat messages

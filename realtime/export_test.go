@@ -31,3 +31,11 @@ func PausePresence(h *Hub) { h.presence.paused.Store(true) }
 // HaltMatchmaker stops m's refreshes without removing its players, as if
 // its node died.
 func HaltMatchmaker(m *RedisMatchmaker) { m.halt() }
+
+// InlineWrites counts the frames h's connections got written whole by the
+// delivering goroutine (no writer goroutine).
+func InlineWrites(h *Hub) int64 { return h.stats.inline.Load() }
+
+// SetFanoutChunk sets the fewest subscribers a goroutine of a fan-out
+// serves (tests: split small channels).
+func SetFanoutChunk(h *Hub, n int) { h.fanoutChunk = n }

@@ -100,12 +100,13 @@ func setupHub(b *testing.B, n int, mode protocol.Mode) (publish, stop func()) {
 	for i := range conns {
 		sess := sessiontest.Login(b, store, int64(i+1))
 		c := &conn{hub: h, sess: sess, principal: sess.Principal(), mode: mode,
-			out: make(chan *protocol.Prepared, h.cfg.SendQueueLen), closing: make(chan struct{}), subs: map[string]*sub{}}
+			closing: make(chan struct{}), subs: map[string]*sub{}}
 		c.ctx, c.cancel = context.WithCancel(h.ctx)
 		if err := h.addSub(ctx, &sub{c: c, channel: "world.0"}); err != nil {
 			b.Fatal(err)
 		}
 		conns[i] = c
+		out := c.queue()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -113,7 +114,7 @@ func setupHub(b *testing.B, n int, mode protocol.Mode) (publish, stop func()) {
 			buf := make([]byte, 0, 4096)
 			for {
 				select {
-				case p := <-c.out:
+				case p := <-out:
 					buf, _ = h.codec.AppendPrepared(buf[:0], p, opts)
 					r.one()
 				case <-c.ctx.Done():

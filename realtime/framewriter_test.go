@@ -137,3 +137,143 @@ func TestFrameWriterHolds(t *testing.T) {
 		t.Fatalf("the conn got %d bytes %.20q…, want %d", len(s), s, len(want))
 	}
 }
+
+// TestTryWriteInterleaved writes websocket frames past the library
+// (tryWrite of wsFrame, as sendInline does) between the library's own
+// messages and pings, while the client does not read at first, so the
+// socket fills: frames the socket refuses are written through the library
+// instead (as the writer goroutine does with a queued frame), and a frame
+// the socket took in part leaves its rest pending, which must go out
+// before anything else. The client must read every message whole and in
+// order.
+func TestTryWriteInterleaved(t *testing.T) {
+	var sizes []int
+	for _, n := range []int{0, 1, 124, 125, 126, 127, 128, 200, 1000, 65535, 65536, 70000} { // 12: a multiple of 3
+		sizes = append(sizes, n)
+	}
+	for i := range 300 { // 20 MiB: more than loopback's socket buffers take
+		if i%3 == 2 {
+			sizes = append(sizes, 300) // the library's messages (i%3 == 2) stay small
+		} else {
+			sizes = append(sizes, 100_000)
+		}
+	}
+	sizes = append(sizes, 3, 300, 70000)
+	start := make(chan struct{}) // the client starts reading
+	type result struct {
+		inline, partial, refused int
+		err                      error
+	}
+	done := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &conn{}
+		ws, err := websocket.Accept(hijackBuffers{w, w.(http.Hijacker), c}, r, nil)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		if c.fw == nil || c.fw.rc == nil {
+			done <- result{err: errors.New("no frameWriter with a raw conn")}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ws.CloseRead(ctx)
+		var res result
+		for i, n := range sizes {
+			p := payload(i, n)
+			if res.partial+res.refused > 0 && start != nil {
+				close(start) // the socket filled
+				start = nil
+			}
+			if i%3 == 2 { // the library's own message
+				if err := ws.Write(ctx, websocket.MessageBinary, p); err != nil {
+					done <- result{err: err}
+					return
+				}
+				continue
+			}
+			buf := append(make([]byte, wsMaxHeader, wsMaxHeader+n), p...)
+			ok, rest := c.fw.tryWrite(wsFrame(buf))
+			switch {
+			case !ok:
+				res.refused++
+				if start != nil {
+					close(start)
+					start = nil
+				}
+				if err := ws.Write(ctx, websocket.MessageBinary, p); err != nil {
+					done <- result{err: err}
+					return
+				}
+			case rest:
+				res.partial++
+			default:
+				res.inline++
+			}
+			if i%7 == 0 {
+				go ws.Ping(ctx) // a control frame from another goroutine
+			}
+		}
+		if err := c.fw.flush(); err != nil {
+			done <- result{err: err}
+			return
+		}
+		res.err = ws.Close(websocket.StatusNormalClosure, "")
+		done <- res
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	startC := start
+	select {
+	case <-startC:
+	case <-time.After(10 * time.Second): // the socket never filled: fails below
+	}
+	for i, n := range sizes {
+		_, got, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("message %d (%d bytes): %v", i, n, err)
+		}
+		if !bytes.Equal(got, payload(i, n)) {
+			t.Fatalf("message %d: got %d bytes, want %d (or other bytes)", i, len(got), n)
+		}
+	}
+	_, _, err = ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("after the messages: %v, want a normal closure", err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	t.Logf("whole %d, in part %d, refused %d", res.inline, res.partial, res.refused)
+	if res.inline == 0 || res.partial+res.refused == 0 {
+		t.Fatalf("whole %d, in part %d, refused %d: the socket never filled", res.inline, res.partial, res.refused)
+	}
+}
+
+// TestWsFrameHeader checks the three length forms of wsFrame's header.
+func TestWsFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x82, 0}},
+		{125, []byte{0x82, 125}},
+		{126, []byte{0x82, 126, 0, 126}},
+		{65535, []byte{0x82, 126, 0xff, 0xff}},
+		{65536, []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		f := wsFrame(make([]byte, wsMaxHeader+tc.n))
+		if len(f) != len(tc.want)+tc.n || !bytes.Equal(f[:len(tc.want)], tc.want) {
+			t.Errorf("%d bytes: header % x, frame %d bytes; want % x", tc.n, f[:min(len(f), 10)], len(f), tc.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,7 +142,9 @@ type Config struct {
 	ReadLimit int64
 	// SendQueueLen is how many messages (replies and pushes) may wait for a
 	// connection's writer. A connection whose queue is full is closed with
-	// slow_consumer, so it never slows the others. Default 128.
+	// slow_consumer, so it never slows the others. The queue is allocated
+	// the first time a message has to wait (a message to a connection with
+	// nothing waiting is written at once). Default 128.
 	SendQueueLen int
 	// MaxBatchBytes is how many bytes of queued frames the writer puts in
 	// one websocket message at most (one frame alone may be larger).
@@ -346,6 +349,8 @@ type Hub struct {
 	seed       maphash.Seed
 	pubOpts    PublishOptions
 	writerIdle time.Duration
+	// fanoutChunk: the fewest subscribers a goroutine of a fan-out serves
+	fanoutChunk int
 
 	chans []*chanShard
 	users []*userShard
@@ -371,13 +376,14 @@ type hubStats struct {
 	conns, published, delivered, slow atomic.Int64
 	refused, limiterErrors            atomic.Int64
 	limiterLogged                     atomic.Int64 // Unix ns of the last limiter failure logged
+	inline                            atomic.Int64 // frames conn.sendInline wrote itself (tests)
 }
 
 // Stats are a hub's counters, for metrics.
 type Stats struct {
 	Connections int64 // open connections now
 	Published   int64 // publications delivered to this node by the broker
-	Delivered   int64 // pushes queued to connections
+	Delivered   int64 // pushes queued to (or written at once on) connections
 	SlowClosed  int64 // connections closed with slow_consumer
 	// ConnsRefused counts handshakes refused by Config.MaxUserConns.
 	ConnsRefused int64
@@ -541,7 +547,7 @@ func NewHub(store Sessions, cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("realtime: %w", err)
 	}
-	h := &Hub{cfg: cfg, store: store, broker: cfg.Broker, codec: codec, log: cfg.Logger, seed: maphash.MakeSeed(), writerIdle: defaultWriterIdle}
+	h := &Hub{cfg: cfg, store: store, broker: cfg.Broker, codec: codec, log: cfg.Logger, seed: maphash.MakeSeed(), writerIdle: defaultWriterIdle, fanoutChunk: fanoutChunk}
 	if cfg.HistorySize > 0 {
 		h.pubOpts = PublishOptions{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}
 	}
@@ -646,13 +652,37 @@ func (h *Hub) fanoutTo(s *chanShard, subs []*sub, p Publication) {
 		return
 	}
 	out := outMsg{prep: &prep, offset: p.Offset, epoch: p.Epoch}
-	for _, sb := range subs {
-		if m.hasFilter && !matchFilter(&m.filter, sb.c.principal) {
-			continue
+	deliver := func(subs []*sub) {
+		for _, sb := range subs {
+			if m.hasFilter && !matchFilter(&m.filter, sb.c.principal) {
+				continue
+			}
+			sb.deliver(out)
 		}
-		sb.deliver(out)
 	}
+	// A connection with nothing queued is written to by the delivering
+	// goroutine itself (conn.sendInline): a large channel's subscribers
+	// are split among up to GOMAXPROCS goroutines, and the next
+	// publication waits for all of them (each connection gets a channel's
+	// publications in order).
+	workers := min(runtime.GOMAXPROCS(0), len(subs)/h.fanoutChunk)
+	if workers <= 1 {
+		deliver(subs)
+		return
+	}
+	per := (len(subs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := per; lo < len(subs); lo += per {
+		part := subs[lo:min(lo+per, len(subs))]
+		wg.Go(func() { deliver(part) })
+	}
+	deliver(subs[:per])
+	wg.Wait()
 }
+
+// fanoutChunk is the fewest subscribers of one publication a goroutine of
+// its fan-out serves (Hub.fanoutChunk, changed by tests).
+const fanoutChunk = 512
 
 // pushBody appends the protocol.Push JSON of a publication.
 func (h *Hub) pushBody(dst []byte, p *Publication, m *message) ([]byte, error) {

@@ -448,6 +448,11 @@ func (h *Hub) fillGap(s *chanShard, p *Publication, after StreamPosition) {
 		if err != nil && !errors.Is(err, ErrPositionLost) {
 			h.log.Warn("realtime: gap fill history failed", "ch", p.Channel, "err", err)
 		}
+		// The node's position moves to p (fanout delivers it next) before
+		// the push: a Resync that runs once a client has the push would
+		// otherwise still see the gap and report it again. (Pushes are
+		// written at once by this goroutine when nothing is queued.)
+		s.setPos(p)
 		h.pushPositionLost(s, p.Channel, StreamPosition{Offset: p.Offset - 1, Epoch: p.Epoch})
 		return
 	}

@@ -1,6 +1,7 @@
 package realtime_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -311,6 +313,12 @@ func TestBroadcastFilter(t *testing.T) {
 // A client that stops reading is closed with slow_consumer; the others get
 // every message.
 func TestSlowConsumer(t *testing.T) {
+	for _, size := range pushSizes {
+		t.Run(strconv.Itoa(size), func(t *testing.T) { testSlowConsumer(t, size) })
+	}
+}
+
+func testSlowConsumer(t *testing.T, size int) {
 	store := sessiontest.NewStore(t, nil)
 	n := startHub(t, store, realtime.Config{SendQueueLen: 8, MaxBatchBytes: 1, WriteTimeout: time.Minute})
 	ctx := ctxT(t)
@@ -321,18 +329,18 @@ func TestSlowConsumer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	noise := make([]byte, 96<<10)
+	noise := make([]byte, size*3/4)
 	rand.Read(noise)
-	big := json.RawMessage(`"` + base64.StdEncoding.EncodeToString(noise) + `"`) // 128 KiB, incompressible
-	const total = 1000
+	big := json.RawMessage(`"` + base64.StdEncoding.EncodeToString(noise) + `"`) // size bytes, incompressible
+	total := (128 << 20) / size
 	// Publish at the pace of the fast client: it keeps up, the slow one
 	// (which never reads) fills its socket buffers, then its queue.
 	for i := 1; i <= total; i++ {
 		if _, err := n.hub.Publish(ctx, "world.0", "news", big); err != nil {
 			t.Fatal(err)
 		}
-		if p := next(t, fast); p.ID != uint64(i) {
-			t.Fatalf("fast client got id %d, want %d", p.ID, i)
+		if p := next(t, fast); p.ID != uint64(i) || !bytes.Equal(p.Payload, big) {
+			t.Fatalf("fast client got id %d (%d bytes), want %d", p.ID, len(p.Payload), i)
 		}
 		if n.hub.Stats().SlowClosed > 0 && i > 20 {
 			t.Logf("slow consumer detected after %d publications", i)
@@ -797,65 +805,144 @@ func TestWriterOnDemand(t *testing.T) {
 }
 
 // stuckWriter dials a client that stops reading (its push buffer holds one
-// push) and queues it pushes until the socket buffers are full: the hub's
-// writer for it blocks in a websocket write.
-func stuckWriter(t *testing.T, n *node, store session.Store, userKey int64) {
+// push) and queues it pushes of about size bytes (incompressible) until
+// the socket buffers are full: the hub's writer for it blocks in a
+// websocket write. Pushes of 16 KiB and less are written by the delivering
+// goroutine while the socket takes them (conn.sendInline), so the writer
+// is blocked on the rest of one it began.
+func stuckWriter(t *testing.T, n *node, store session.Store, userKey int64, size int) {
 	t.Helper()
 	ctx := ctxT(t)
 	dial(t, n, sessiontest.Login(t, store, userKey), &realtime.DialOptions{PushBuffer: 1, ReadLimit: 1 << 20})
-	noise := make([]byte, 96<<10)
+	noise := make([]byte, size*3/4)
 	rand.Read(noise)
-	big := json.RawMessage(`"` + base64.StdEncoding.EncodeToString(noise) + `"`) // 128 KiB, incompressible
+	big := json.RawMessage(`"` + base64.StdEncoding.EncodeToString(noise) + `"`)
 	// 32 MiB in all: more than loopback's socket buffers take.
-	for range 256 {
+	for range (32 << 20) / size {
 		if err := n.hub.PushUser(ctx, userKey, "big", big); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
+// pushSizes are the sizes of the pushes the slow-client tests send: larger
+// than a frame the delivering goroutine writes itself, and one it does.
+var pushSizes = []int{128 << 10, 12 << 10}
+
 // A write that the client does not take within WriteTimeout closes the
 // connection (timeout), not slow_consumer: the queue never filled.
 func TestWriteTimeoutDropsStuckClient(t *testing.T) {
-	store := sessiontest.NewStore(t, nil)
-	const writeTimeout = 300 * time.Millisecond
-	n := startHub(t, store, realtime.Config{SendQueueLen: 1024, WriteTimeout: writeTimeout})
-	other := dial(t, n, sessiontest.Login(t, store, 1), nil)
-	start := time.Now()
-	stuckWriter(t, n, store, 2)
-	deadline := time.Now().Add(wait)
-	for n.hub.Stats().Connections != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("stuck client not dropped after %v: %+v", wait, n.hub.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if took := time.Since(start); took < writeTimeout {
-		t.Fatalf("dropped after %v, before the write timeout", took)
-	}
-	if st := n.hub.Stats(); st.SlowClosed != 0 {
-		t.Fatalf("closed as a slow consumer, not by the write timeout: %+v", st)
-	}
-	if _, err := other.Subscribe(ctxT(t), "world.0", nil); err != nil {
-		t.Fatalf("the other connection: %v", err)
+	for _, size := range pushSizes {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			store := sessiontest.NewStore(t, nil)
+			const writeTimeout = 300 * time.Millisecond
+			n := startHub(t, store, realtime.Config{SendQueueLen: 4096, WriteTimeout: writeTimeout})
+			other := dial(t, n, sessiontest.Login(t, store, 1), nil)
+			start := time.Now()
+			stuckWriter(t, n, store, 2, size)
+			deadline := time.Now().Add(wait)
+			for n.hub.Stats().Connections != 1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("stuck client not dropped after %v: %+v", wait, n.hub.Stats())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if took := time.Since(start); took < writeTimeout {
+				t.Fatalf("dropped after %v, before the write timeout", took)
+			}
+			if st := n.hub.Stats(); st.SlowClosed != 0 {
+				t.Fatalf("closed as a slow consumer, not by the write timeout: %+v", st)
+			}
+			if _, err := other.Subscribe(ctxT(t), "world.0", nil); err != nil {
+				t.Fatalf("the other connection: %v", err)
+			}
+		})
 	}
 }
 
 // Shutdown that gives up waiting ends a write stuck on a client that does
 // not read at once, not after WriteTimeout.
 func TestShutdownEndsStuckWrite(t *testing.T) {
-	store := sessiontest.NewStore(t, nil)
-	n := startHub(t, store, realtime.Config{SendQueueLen: 1024, WriteTimeout: time.Minute})
-	stuckWriter(t, n, store, 1)
-	time.Sleep(100 * time.Millisecond) // let the writer block
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := n.hub.Shutdown(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want the context's deadline (the connection could not close cleanly)", err)
+	for _, size := range pushSizes {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			store := sessiontest.NewStore(t, nil)
+			n := startHub(t, store, realtime.Config{SendQueueLen: 4096, WriteTimeout: time.Minute})
+			stuckWriter(t, n, store, 1, size)
+			time.Sleep(100 * time.Millisecond) // let the writer block
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := n.hub.Shutdown(ctx)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Shutdown: %v, want the context's deadline (the connection could not close cleanly)", err)
+			}
+			if took := time.Since(start); took > wait {
+				t.Fatalf("Shutdown took %v: the stuck write waited for its timeout", took)
+			}
+		})
 	}
-	if took := time.Since(start); took > wait {
-		t.Fatalf("Shutdown took %v: the stuck write waited for its timeout", took)
+}
+
+// Pushes to connections with nothing queued are written by the delivering
+// goroutine itself (conn.sendInline), the others queued for the writer
+// goroutine; a channel's subscribers are split among goroutines. Bursts
+// of publications of every size mix both paths: each client must get
+// every push whole and in order.
+func TestInlineWritesInOrder(t *testing.T) {
+	store := sessiontest.NewStore(t, nil)
+	n := startHub(t, store, realtime.Config{})
+	realtime.SetFanoutChunk(n.hub, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // slow under -race on a busy machine
+	defer cancel()
+	var clients []*realtime.Client
+	for u := range int64(7) {
+		c := dial(t, n, sessiontest.Login(t, store, u+1), &realtime.DialOptions{ReadLimit: 1 << 20})
+		if _, err := c.Subscribe(ctx, "world.0", nil); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	sizes := []int{0, 1, 100, 150, 400, 5000, 16 << 10, 24 << 10}
+	const total = 240
+	want := make([]json.RawMessage, total)
+	for i := range want {
+		b := make([]byte, sizes[i%len(sizes)]*3/4)
+		rand.Read(b) // incompressible: the 24 KiB ones go through the queue
+		want[i] = json.RawMessage(`"` + base64.StdEncoding.EncodeToString(b) + `"`)
+	}
+	done := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() {
+			for i := range total {
+				p, err := c.Next(ctx)
+				if err != nil {
+					done <- err
+					return
+				}
+				if p.ID != uint64(i+1) || !bytes.Equal(p.Payload, want[i]) {
+					done <- fmt.Errorf("push %d: got id %d, %d bytes", i+1, p.ID, len(p.Payload))
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for i := range total {
+		if _, err := n.hub.Publish(ctx, "world.0", "news", want[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(20 * time.Millisecond) // let the queues drain: the next ones go inline
+		}
+	}
+	for range clients {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, all := realtime.InlineWrites(n.hub), int64(total*len(clients))
+	t.Logf("%d of %d pushes written by the delivering goroutine", w, all)
+	if w == 0 || w >= all {
+		t.Fatalf("%d of %d pushes written by the delivering goroutine: want some, not all", w, all)
 	}
 }
