@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -173,14 +174,14 @@ type Config struct {
 	// shard.DialectMySQL. Default shard.DialectSQLite; another name is an
 	// error.
 	Dialect string
-	// MariaDB says the MySQL dialect's game databases are MariaDB (10.5 or
-	// later), whose INSERT … RETURNING lets shop.buy lock and update the
-	// player row in one statement and a grant of several items get their
-	// counts without a read (see grantItems and lockApply). Set it to
-	// false for MySQL behind a server that calls itself MariaDB (a vtgate
-	// configured so). Default: asked once (SELECT VERSION()), in the first
-	// transaction that needs it; the game databases are taken to be all
-	// one kind of server. Ignored for SQLite.
+	// MariaDB says the MySQL dialect's game databases are MariaDB 10.5 or
+	// later, whose INSERT … RETURNING lets shop.buy lock, update and read
+	// the player row in one statement, and a grant of several items get
+	// their counts back from its upsert. Set it to false for MySQL behind
+	// a server that calls itself MariaDB (a vtgate configured so). Default:
+	// asked once (SELECT VERSION(): "MariaDB" in it, version 10.5 or
+	// later), in the first transaction that needs it; the game databases
+	// are taken to be all one kind of server. Ignored for SQLite.
 	MariaDB *bool
 	// Now returns the current time; nil means time.Now. It is the game's
 	// clock (stamina, timestamps).
@@ -286,8 +287,27 @@ func New(cfg Config) (*Game, error) {
 	return g, nil
 }
 
-// isMariaDB reports whether the game databases are MariaDB (Config.MariaDB),
-// asking the server of tx the first time.
+// hasReturning reports whether a server of version v (SELECT VERSION())
+// is MariaDB 10.5 or later, the first with INSERT … RETURNING.
+func hasReturning(v string) bool {
+	if !strings.Contains(strings.ToLower(v), "mariadb") {
+		return false
+	}
+	v = strings.TrimPrefix(v, "5.5.5-") // the replication prefix of old clients' handshake
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return major > 10 || major == 10 && minor >= 5
+}
+
+// isMariaDB reports whether the game databases are MariaDB 10.5 or later
+// (Config.MariaDB), asking the server of tx the first time.
 func (g *Game) isMariaDB(ctx context.Context, tx *sql.Tx) (bool, error) {
 	m := g.mariadb.Load()
 	if m == 0 {
@@ -296,7 +316,7 @@ func (g *Game) isMariaDB(ctx context.Context, tx *sql.Tx) (bool, error) {
 			return false, fmt.Errorf("game: server version: %w", err)
 		}
 		m = 1
-		if strings.Contains(strings.ToLower(v), "mariadb") {
+		if hasReturning(v) {
 			m = 2
 		}
 		g.mariadb.Store(m)
