@@ -14,7 +14,9 @@ import (
 // and a loaded set's grants only name existing items. The seeds are the
 // default data files (the fuzzer mutates valid files; their hash then no
 // longer matches, which exercises the refusal); with fixHash the hash is
-// recomputed over the mutated body, so the tables' decoder proper runs.
+// recomputed over the mutated body, so the tables' decoder proper runs
+// (testdata/fuzz/FuzzLoadSet: such files that pass the generated decoder
+// and fail the schema section, the lengths or the game's rules).
 func FuzzLoadSet(f *testing.F) {
 	for _, name := range []string{"data_v1.bytes", "data_v2.bytes"} {
 		data, err := fs.ReadFile(gamedata.Default(), name)

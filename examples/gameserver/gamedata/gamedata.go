@@ -413,14 +413,14 @@ func LoadSet(data []byte) (*Set, error) {
 	}
 	d, err := tables.Load(data)
 	if err != nil {
-		return nil, fmt.Errorf("gamedata: %w", err)
+		return nil, err // a *tables.LoadError: "gamedata: content hash mismatch: ..."
 	}
 	// The strings' languages are the columns of table strings: read them
 	// from the schema rather than from generated fields, so that adding a
 	// language is a sheet change only.
 	f, err := datafile.Decode(data)
 	if err != nil { // the generated decoder accepted it: not expected
-		return nil, fmt.Errorf("gamedata: %w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if !ValidVersion(d.Version) {
 		return nil, fmt.Errorf("%w: %q", ErrBadVersion, d.Version)

@@ -73,7 +73,7 @@ func (c *Catalog) Diff(from, to string) ([]DiffEntry, error) {
 		}
 		f, err := datafile.Decode(s.data)
 		if err != nil { // LoadSet decoded it
-			return nil, fmt.Errorf("gamedata: %w: %v", ErrCorrupt, err)
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		files[i] = f
 	}

@@ -278,8 +278,11 @@ type Config struct {
 	// login (the game server passes its gamedata.Catalog's mapping), and
 	// SetClientVersion refuses entries with a DataVersion (ErrInvalid), so
 	// operators map data versions in one place only. Nil: data_version is
-	// the client version entry's (ClientVersion.DataVersion).
-	DataVersion func(clientVersion string) string
+	// the client version entry's (ClientVersion.DataVersion). ctx is the
+	// login request's: a source that pins its state per request (the game
+	// server's gamedata.Catalog.Pin) answers with the version the login
+	// itself was served.
+	DataVersion func(ctx context.Context, clientVersion string) string
 	// Registry, when set, checks the APK signature of logins from
 	// APKPlatforms with anticheat's login check (Registry.CheckLogin, the
 	// one anticheat's Guard runs): a mismatch (a repackaged APK) is

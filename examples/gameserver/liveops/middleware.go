@@ -192,7 +192,7 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 		}
 	}
 	if m.cfg.DataVersion != nil {
-		info.DataVersion = m.cfg.DataVersion(version)
+		info.DataVersion = m.cfg.DataVersion(ctx, version)
 	}
 	if !mismatch { // a Guard with its own registry may have decided
 		if gfc, ok := anticheat.ForceCloseFrom(ctx); ok {

@@ -310,7 +310,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		DAUCountsNewAccounts: true, // a first login: no liveops_logins write
 		Exempt:               []string{CmdTime}, Registry: s.registry, Monitor: monitor, Logger: log,
 		// One source of data versions: the catalog's client mappings.
-		DataVersion: func(clientVersion string) string { return s.catalog.ForClient(clientVersion).Version },
+		DataVersion: func(ctx context.Context, clientVersion string) string {
+			return s.catalog.ForClientIn(ctx, clientVersion).Version
+		},
 	}); err != nil {
 		return nil, err
 	}
