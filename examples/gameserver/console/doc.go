@@ -20,7 +20,7 @@
 //	                      asset versions), APK signatures ("0" deletes)
 //	/console/events       live events with targeting and time windows in explicit zones;
 //	                      a preview of which events a player sees now
-//	/console/gamedata     game data versions: publish, roll back
+//	/console/gamedata     game data versions (who, when, why, hash), the diff between any two, publish, roll back
 //	/console/notices      notices to the realtime "system" channel
 //	/console/audit        the audit log
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
@@ -758,17 +759,50 @@ func (h *Handler) deleteEvent(r *http.Request, s *Session, comment string) (stri
 
 type gamedataData struct {
 	Versions  []string
+	Infos     []gamedata.VersionInfo
 	Published string
 	History   []string
 	Mappings  map[string]string
+	// From and To are the diff's versions (the query's, else the
+	// previously published and the published one); Diff is nil when
+	// there is nothing to compare.
+	From, To string
+	Diff     []gamedata.DiffEntry
+	Compared bool
 }
 
-func (h *Handler) gamedata(_ *http.Request, _ *Session) (string, any, error) {
-	if h.cfg.Catalog == nil {
+// gamedata shows the catalog's versions and, with ?from=A&to=B, the diff
+// between two of them (the catalog's Go API: no HTTP to itself).
+func (h *Handler) gamedata(r *http.Request, _ *Session) (string, any, error) {
+	cat := h.cfg.Catalog
+	if cat == nil {
 		return "gamedata", nil, nil
 	}
-	st := h.cfg.Catalog.State()
-	return "gamedata", gamedataData{Versions: st.Versions, Published: st.Published, History: st.History, Mappings: st.Mappings}, nil
+	st := cat.State()
+	d := gamedataData{Versions: st.Versions, Infos: cat.VersionInfos(), Published: st.Published, History: st.History, Mappings: st.Mappings}
+	q := r.URL.Query()
+	d.From, d.To = q.Get("from"), q.Get("to")
+	if d.From == "" && d.To == "" {
+		d.To = st.Published
+		if n := len(st.History); n >= 2 {
+			d.From = st.History[n-2]
+		} else if len(st.Versions) >= 2 {
+			d.From, d.To = st.Versions[len(st.Versions)-2], st.Versions[len(st.Versions)-1]
+		} else {
+			d.From = d.To
+		}
+	}
+	for _, f := range [][2]string{{"from", d.From}, {"to", d.To}} {
+		if _, ok := cat.Set(f[1]); !ok {
+			return "gamedata", d, fieldErr(f[0], "no loaded data version %q", f[1])
+		}
+	}
+	diff, err := cat.Diff(d.From, d.To)
+	if err != nil {
+		return "", nil, err
+	}
+	d.Diff, d.Compared = diff, true
+	return "gamedata", d, nil
 }
 
 func (h *Handler) publish(r *http.Request, s *Session, comment string) (string, string, error) {

@@ -1,0 +1,197 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/madang-io/madang/examples/datatool/sheet"
+	"github.com/madang-io/madang/examples/gameserver/gamedata"
+	"github.com/madang-io/madang/shard"
+)
+
+// web is an operator's browser without JavaScript: a cookie jar and the
+// page's CSRF token.
+type web struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// signInHTTP signs name (a startStack operator) in over plain HTTP.
+func signInHTTP(t *testing.T, base, name string) *web {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	w := &web{t: t, base: base, c: &http.Client{Jar: jar, Transport: &http.Transport{}}}
+	t.Cleanup(w.c.CloseIdleConnections)
+	_, body := w.get("/console/login")
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf in the login page: %s", body)
+	}
+	status, body := w.post("/console/login", url.Values{"csrf": {m[1]}, "name": {name}, "password": {name + "-password-1"}})
+	if status != http.StatusOK || !strings.Contains(body, `id="who"`) {
+		t.Fatalf("sign in: %d %s", status, body)
+	}
+	return w
+}
+
+func (w *web) do(req *http.Request) (int, string) {
+	w.t.Helper()
+	resp, err := w.c.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		w.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (w *web) get(path string) (int, string) {
+	w.t.Helper()
+	req, _ := http.NewRequest("GET", w.base+path, nil)
+	return w.do(req)
+}
+
+// post posts form (with the last page's CSRF token unless it has one).
+func (w *web) post(path string, form url.Values) (int, string) {
+	w.t.Helper()
+	if form.Get("csrf") == "" {
+		form.Set("csrf", w.csrf)
+	}
+	req, _ := http.NewRequest("POST", w.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return w.do(req)
+}
+
+// uploadVersion builds data version version from the sheets of version 2
+// with extra rows appended (by file base name) and uploads it through the
+// admin API.
+func uploadVersion(t *testing.T, st stack, version, by, comment string, extra map[string]string) {
+	t.Helper()
+	dir := filepath.Join("..", "gamedata", "sheets", "2")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []sheet.Input
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = bytes.NewReader(b)
+		if add, ok := extra[e.Name()]; ok {
+			r = io.MultiReader(r, strings.NewReader(add))
+		}
+		in = append(in, sheet.Input{Name: filepath.Join(dir, e.Name()), R: r})
+	}
+	data, _, err := gamedata.Build(version, in...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(gamedata.Upload{UploadedBy: by, Comment: comment, Data: data})
+	req, _ := http.NewRequest("POST", st.admin+"/v1/gamedata/versions", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 32))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("upload %s: %d %s", version, resp.StatusCode, b)
+	}
+}
+
+// TestGameDataPage: the version list shows who uploaded what, when, why
+// and its hash; the diff between any two versions lists the rows added,
+// removed and changed field by field, escaped.
+func TestGameDataPage(t *testing.T) {
+	st := startStack(t)
+	const evil = `<script>alert(1)</script>`
+	uploadVersion(t, st, "3", "dana <ops>", "adds "+evil, map[string]string{"items.csv": "dragon_egg," + evil + "\n"})
+	w := signInHTTP(t, st.admin, "victor") // a viewer may look
+
+	status, body := w.get("/console/gamedata?from=2&to=3")
+	if status != http.StatusOK {
+		t.Fatalf("gamedata: %d %s", status, body)
+	}
+	if strings.Contains(body, evil) || strings.Contains(body, "<ops>") {
+		t.Fatalf("unescaped markup in the page: %s", body)
+	}
+	for _, want := range []string{
+		"dana &lt;ops&gt;", "adds " + html.EscapeString(evil), // who and why
+		"row added", "dragon_egg", html.EscapeString(evil), // the diff
+		`id="diff-from">2<`, `id="diff-to">3<`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// Each change the catalog finds is a row of the page, field by field.
+	db, err := sql.Open("sqlite", shard.SQLiteDSN(filepath.Join(t.TempDir(), "common.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cat, err := gamedata.Open(context.Background(), gamedata.Default(), gamedata.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]string{{"1", "2"}, {"2", "1"}} {
+		diff, err := cat.Diff(pair[0], pair[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(diff) == 0 {
+			t.Fatalf("no difference between %s and %s: the test proves nothing", pair[0], pair[1])
+		}
+		_, body := w.get("/console/gamedata?from=" + pair[0] + "&to=" + pair[1])
+		rows := strings.Count(body, `<tr class="diff `)
+		want := 0
+		for _, d := range diff {
+			want += max(1, len(d.Fields))
+			for _, f := range d.Fields {
+				if !strings.Contains(body, "<del>"+html.EscapeString(f.Old)+"</del></td><td><ins>"+html.EscapeString(f.New)+"</ins>") {
+					t.Errorf("%s→%s: no row %s.%s %s: %q → %q", pair[0], pair[1], d.Table, d.Key, f.Column, f.Old, f.New)
+				}
+			}
+		}
+		if rows != want {
+			t.Errorf("%s→%s: %d diff rows, want %d", pair[0], pair[1], rows, want)
+		}
+	}
+	// Hashes are listed.
+	for _, info := range cat.VersionInfos() {
+		if !strings.Contains(body, info.Hash) {
+			t.Errorf("no hash of version %s", info.Version)
+		}
+	}
+	// An unknown version is a field error.
+	status, body = w.get("/console/gamedata?from=2&to=nope")
+	if status != http.StatusBadRequest || !strings.Contains(body, `data-field="to"`) {
+		t.Fatalf("unknown version: %d %s", status, body)
+	}
+}
