@@ -66,7 +66,7 @@ var funcs = template.FuncMap{
 	},
 	"diffKind":  diffKind,
 	"diffClass": diffClass,
-	"has":  func(err *FieldError, field string) bool { return err != nil && err.Field == field },
+	"has":       func(err *FieldError, field string) bool { return err != nil && err.Field == field },
 }
 
 // diffKind names a gamedata.DiffEntry's kind for people.
