@@ -166,7 +166,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /console/{$}", h.get(h.dashboard))
 	m.HandleFunc("GET /console/players", h.get(h.players))
 	m.HandleFunc("GET /console/players/{user}", h.get(h.player))
-	for _, a := range []string{"block", "unblock", "kick", "maintenance", "mail", "recall"} {
+	for _, a := range []string{"block", "unblock", "kick", "maintenance", "mail", "recall", "takeback"} {
 		m.HandleFunc("POST /console/players/{user}/"+a, h.post(h.player, h.playerAction(a)))
 	}
 	m.HandleFunc("GET /console/maintenance", h.get(h.maintenance))

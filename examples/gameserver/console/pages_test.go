@@ -13,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/madang-io/madang/examples/datatool/sheet"
+	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
+	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -194,4 +197,77 @@ func TestGameDataPage(t *testing.T) {
 	if status != http.StatusBadRequest || !strings.Contains(body, `data-field="to"`) {
 		t.Fatalf("unknown version: %d %s", status, body)
 	}
+}
+
+var requestIDRE = regexp.MustCompile(`name="request_id" value="([^"]+)"`)
+
+// TestTakeBackForm: the player page's take-back takes currency and items
+// once per form (a resubmitted form takes nothing again), writes ledger
+// rows naming the operator, refuses more than the player has against the
+// field naming the item, and audits the balances before and after.
+func TestTakeBackForm(t *testing.T) {
+	st := startStack(t)
+	pl := newPlayer(t, st.game)
+	res, code := pl.login("takeback-player", "KR")
+	if code != protocol.CodeOK {
+		t.Fatalf("login: %v", code)
+	}
+	if _, err := pl.c.Call(context.Background(), game.CmdMailClaimAll, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	user := strconv.FormatInt(res.UserKey, 10)
+	page := "/console/players/" + user
+	w := signInHTTP(t, st.admin, "alice")
+	_, body := w.get(page)
+	before := number(t, body, "gold")
+	m := requestIDRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no request id in the player page: %s", body)
+	}
+	form := url.Values{"comment": {"refund of a duplicate grant"}, "request_id": {m[1]}, "tb_gold": {"100"}, "tb_items": {"potion:1"}}
+	csrf := w.csrf
+	for i, want := range []string{"taken back: gold 100", "already done"} {
+		form.Set("csrf", csrf) // the same form, sent again
+		status, body := w.post(page+"/takeback", form)
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("take-back %d: %d, want %q in %s", i, status, want, body)
+		}
+		if g := number(t, body, "gold"); g != before-100 {
+			t.Fatalf("take-back %d: gold %d, was %d", i, g, before)
+		}
+		if n := strings.Count(body, "<td>operator.takeback:alice</td>"); n != 2 {
+			t.Fatalf("take-back %d: %d ledger rows of the take-back, want 2 (gold, potion)", i, n)
+		}
+	}
+
+	// More than the player has: refused against the items field, nothing taken.
+	_, body = w.get(page)
+	status, body := w.post(page+"/takeback", url.Values{"comment": {"too much"}, "request_id": {requestIDRE.FindStringSubmatch(body)[1]}, "tb_gold": {"1"}, "tb_items": {"potion:999"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, `data-field="tb_items"`) || !strings.Contains(body, "item:potion") || !strings.Contains(body, `name="tb_items" size="24" placeholder="potion:3, key_bronze:1" class="bad"`) {
+		t.Fatalf("too much: %d %s", status, body)
+	}
+	if g := number(t, body, "gold"); g != before-100 {
+		t.Fatalf("a refused take-back took gold: %d", g)
+	}
+
+	// Audited: who, before and after; the refusal as failed.
+	_, body = w.get("/console/audit?target=user:" + user)
+	if n := strings.Count(body, "<td>player.takeback</td>"); n != 3 {
+		t.Fatalf("%d take-back audit entries, want 3: %s", n, body)
+	}
+	if !strings.Contains(body, html.EscapeString(`"gold":`+strconv.FormatInt(before, 10))) || !strings.Contains(body, html.EscapeString(`"gold":`+strconv.FormatInt(before-100, 10))) ||
+		!strings.Contains(body, html.EscapeString(`"repeated":true`)) {
+		t.Fatalf("audit before/after: %s", body)
+	}
+}
+
+// number reads the integer in the element with id in page.
+func number(t *testing.T, page, id string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(`id="` + id + `">(-?\d+)<`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no #%s in %s", id, page)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
 }
