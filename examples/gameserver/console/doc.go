@@ -13,7 +13,7 @@
 //	/console/players      lookup by user key or account identity (platform:id); a player's
 //	                      profile, balances, inventory, ledger (keyset pages of
 //	                      LedgerPageSize), purchases, hack log; block/unblock, kick,
-//	                      per-user maintenance, mail a grant, take a mail back
+//	                      per-user maintenance, mail a grant, recall a mail, take currency and items back
 //	/console/maintenance  global maintenance with its message; per-user maintenance in
 //	                      batches of up to MaxBatch keys
 //	/console/versions     platforms' minimum versions, builds (review routing, data and
