@@ -333,11 +333,16 @@ func (h *Handler) post(v view, a action) http.HandlerFunc {
 		next, flash, err := a(r, s, comment)
 		if err != nil {
 			var fe *FieldError
+			var ie *liveops.InvalidError
 			switch {
 			case errors.As(err, &fe):
 				h.show(w, r, s, v, http.StatusBadRequest, fe)
+			case errors.As(err, &ie) && ie.Field != "": // against the field the error names
+				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: ie.Field, Msg: ie.Msg})
+			case errors.Is(err, gamedata.ErrUnknownVersion):
+				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: "version", Msg: err.Error()})
 			case errors.Is(err, liveops.ErrInvalid), errors.Is(err, game.ErrBadMail),
-				errors.Is(err, gamedata.ErrUnknownVersion), errors.Is(err, gamedata.ErrNoPrevious),
+				errors.Is(err, gamedata.ErrNoPrevious),
 				protocol.CodeOf(err) == protocol.CodeBadRequest:
 				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: "form", Msg: err.Error()})
 			case protocol.CodeOf(err) == game.CodeNoPlayer:

@@ -271,3 +271,53 @@ func number(t *testing.T, page, id string) int64 {
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return n
 }
+
+// TestEventFormFieldErrors: liveops refusals that name a field are shown
+// against that field (the error's data-field, the input marked), and
+// change nothing.
+func TestEventFormFieldErrors(t *testing.T) {
+	st := startStack(t)
+	w := signInHTTP(t, st.admin, "alice")
+	_, _ = w.get("/console/events")
+	base := url.Values{"comment": {"field errors"}, "id": {"fe-1"}, "kind": {"login_bonus"}, "title": {"Bonus"}, "time_zone": {"Asia/Seoul"},
+		"start": {"2026-12-01T10:00"}, "end": {"2026-12-08T10:00"}, "gold": {"10"}}
+	for _, c := range []struct {
+		set   map[string]string
+		field string
+	}{
+		{map[string]string{"end": "2026-11-30T10:00"}, "end"},                      // before start: liveops's check
+		{map[string]string{"min_client_version": "one.two"}, "min_client_version"}, // liveops parses it
+		{map[string]string{"kind": "dungeon_buff", "gold": "0"}, "gold_pct"},       // a buff of nothing
+		{map[string]string{"kind": "shop_sale", "gold": "0", "discount_pct": "100"}, "discount_pct"},
+		{map[string]string{"kind": "raffle"}, "kind"},
+		{map[string]string{"countries": strings.Repeat("KR,", 200) + "KR"}, "countries"},
+	} {
+		form := url.Values{}
+		for k, v := range base {
+			form[k] = v
+		}
+		for k, v := range c.set {
+			form.Set(k, v)
+		}
+		status, body := w.post("/console/events", form)
+		if status != http.StatusBadRequest || !strings.Contains(body, `data-field="`+c.field+`"`) {
+			t.Fatalf("%v: %d, want the error against %s: %s", c.set, status, c.field, errorLine(body))
+		}
+		if !regexp.MustCompile(`name="` + c.field + `"[^>]*class="bad"`).MatchString(body) {
+			t.Errorf("%v: the %s input is not marked", c.set, c.field)
+		}
+	}
+	if _, body := w.get("/console/events"); strings.Contains(body, "<td>fe-1</td>") {
+		t.Fatal("a refused event was saved")
+	}
+}
+
+// errorLine is the page's error paragraph.
+func errorLine(body string) string {
+	if i := strings.Index(body, `<p class="error"`); i >= 0 {
+		if j := strings.Index(body[i:], "</p>"); j >= 0 {
+			return body[i : i+j]
+		}
+	}
+	return "(no error shown)"
+}
