@@ -212,12 +212,24 @@ func (e *Event) prepare() error {
 			}
 		}
 	case EventDungeonBuff:
-		if !buff || grant || sale || e.GoldPct < 0 || e.GoldPct > MaxBuffPct || e.ExpPct < 0 || e.ExpPct > MaxBuffPct {
+		if grant || sale {
+			return invalid("a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
+		}
+		if e.ExpPct < 0 || e.ExpPct > MaxBuffPct {
+			return invalidField("exp_pct", "a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
+		}
+		if !buff || e.GoldPct < 0 || e.GoldPct > MaxBuffPct {
 			return invalidField("gold_pct", "a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
 		}
 	case EventShopSale:
-		if grant || buff || e.DiscountPct < 1 || e.DiscountPct > 99 || len(e.ShopItems) > MaxEventItems {
-			return invalidField("discount_pct", "a shop sale has discount_pct 1..99 and at most %d shop_items, and nothing else", MaxEventItems)
+		msg := "a shop sale has discount_pct 1..99 and at most %d shop_items, and nothing else"
+		switch {
+		case grant || buff:
+			return invalid(msg, MaxEventItems)
+		case len(e.ShopItems) > MaxEventItems:
+			return invalidField("shop_items", msg, MaxEventItems)
+		case e.DiscountPct < 1 || e.DiscountPct > 99:
+			return invalidField("discount_pct", msg, MaxEventItems)
 		}
 	default:
 		return invalidField("kind", "kind must be %s, %s or %s", EventLoginBonus, EventDungeonBuff, EventShopSale)
@@ -226,7 +238,8 @@ func (e *Event) prepare() error {
 }
 
 // SetEvent creates or replaces the event e.ID (validated first: ErrInvalid
-// for bad input). Every server applies it from its next policy reload.
+// for bad input, an *InvalidError naming the field when it is one field's).
+// Every server applies it from its next policy reload.
 func (m *Manager) SetEvent(ctx context.Context, e Event) error {
 	if err := e.prepare(); err != nil {
 		return err
