@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/madang-io/madang/examples/datatool/sheet"
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
+	"github.com/madang-io/madang/examples/gameserver/server"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
 )
@@ -320,4 +322,65 @@ func errorLine(body string) string {
 		}
 	}
 	return "(no error shown)"
+}
+
+// TestConsoleDatabaseDown: with the player's game database unavailable
+// (another connection holds its write lock: SQLite answers busy) a
+// take-back answers 503, takes nothing, and its audit entry says it
+// failed; once the database is back the same form works.
+func TestConsoleDatabaseDown(t *testing.T) {
+	st := startStack(t)
+	pl := newPlayer(t, st.game)
+	res, code := pl.login("db-down-player", "KR")
+	if code != protocol.CodeOK {
+		t.Fatalf("login: %v", code)
+	}
+	user := strconv.FormatInt(res.UserKey, 10)
+	page := "/console/players/" + user
+	w := signInHTTP(t, st.admin, "alice")
+	_, body := w.get(page)
+	before := number(t, body, "gold")
+	form := url.Values{"comment": {"while the database is down"}, "request_id": {requestIDRE.FindStringSubmatch(body)[1]}, "tb_gold": {"1"}}
+
+	// Cut: hold the game database's write lock.
+	path := filepath.Join(st.dir, fmt.Sprintf("gamedb%02d.db", res.UserKey/server.EmbeddedKeyRange))
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	status, body := w.post(page+"/takeback", form)
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "unavailable") {
+		t.Fatalf("take-back with the database down: %d %s", status, body)
+	}
+
+	// Nothing changed; the attempt is audited as failed.
+	_, body = w.get(page)
+	if g := number(t, body, "gold"); g != before {
+		t.Fatalf("gold %d after a failed take-back, was %d", g, before)
+	}
+	if strings.Contains(body, "<td>operator.takeback:alice</td>") {
+		t.Fatal("a ledger row of the failed take-back")
+	}
+	_, audit := w.get("/console/audit?target=user:" + user)
+	if n := strings.Count(audit, "<td>player.takeback</td>"); n != 1 || !strings.Contains(audit, "failed") {
+		t.Fatalf("audit of the failed take-back: %s", audit)
+	}
+
+	// Back: the same form takes once.
+	form.Set("csrf", w.csrf)
+	if status, body := w.post(page+"/takeback", form); status != http.StatusOK || number(t, body, "gold") != before-1 {
+		t.Fatalf("take-back after the database is back: %d %s", status, errorLine(body))
+	}
 }
