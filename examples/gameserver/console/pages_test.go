@@ -374,7 +374,7 @@ func TestConsoleDatabaseDown(t *testing.T) {
 		t.Fatal("a ledger row of the failed take-back")
 	}
 	_, audit := w.get("/console/audit?target=user:" + user)
-	if n := strings.Count(audit, "<td>player.takeback</td>"); n != 1 || !strings.Contains(audit, "failed") {
+	if n := strings.Count(audit, "<td>player.takeback</td>"); n != 1 || !strings.Contains(audit, "<td>failed: ") {
 		t.Fatalf("audit of the failed take-back: %s", audit)
 	}
 
