@@ -159,7 +159,8 @@ func (p *player) mails() game.MailList {
 // look up a player (whose name has markup: shown as text), per-user
 // maintenance on and off, a grant mailed and claimed shows in the ledger,
 // an event created and seen at the player's login, a data version
-// published and rolled back, and a viewer refused a change.
+// published and rolled back, two versions compared, and a viewer refused
+// a change.
 func TestConsoleInBrowser(t *testing.T) {
 	exe := chromium(t)
 	st := startStack(t)
@@ -239,15 +240,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	// submit fills a form's fields (SetValue: text, number, select and
-	// datetime-local alike), with a comment, submits it and waits for the
-	// next page.
+	// datetime-local alike), with a comment (none for a GET form: its
+	// method is get), submits it and waits for the next page.
 	submit := func(form string, fields map[string]string) {
 		t.Helper()
 		var steps []chromedp.Action[chromedp.Void]
 		for k, v := range fields {
 			steps = append(steps, chromedp.SetValue(chromedp.CSS(form+` [name="`+k+`"]`), v))
 		}
-		if _, ok := fields["comment"]; !ok {
+		if _, ok := fields["comment"]; !ok && !strings.HasSuffix(form, "diff-form") {
 			steps = append(steps, chromedp.SetValue(chromedp.CSS(form+` [name="comment"]`), "browser test"))
 		}
 		// Mark the page and click: the next page is unmarked.
@@ -373,6 +374,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	submit("#rollback-form", nil)
 	if v := text("#published"); v != "1" {
 		t.Fatalf("after rollback %q", v)
+	}
+	// The diff between the two versions, field by field.
+	submit("#diff-form", map[string]string{"from": "1", "to": "2"})
+	if f, to := text("#diff-from"), text("#diff-to"); f != "1" || to != "2" {
+		t.Fatalf("diff from %q to %q", f, to)
+	}
+	if n := eval(`String(document.querySelectorAll("#diff-table tr.diff").length)`); n == "0" {
+		t.Fatalf("no diff rows between data versions 1 and 2: %s", text("#diff"))
 	}
 	shot("gamedata")
 	for _, p := range []string{"maintenance", "versions", "audit"} {

@@ -58,5 +58,47 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"join": strings.Join,
-	"has":  func(err *FieldError, field string) bool { return err != nil && err.Field == field },
+	"short": func(h string) string {
+		if len(h) > 12 {
+			return h[:12] + "…"
+		}
+		return h
+	},
+	"diffKind":  diffKind,
+	"diffClass": diffClass,
+	"has":       func(err *FieldError, field string) bool { return err != nil && err.Field == field },
+}
+
+// diffKind names a gamedata.DiffEntry's kind for people.
+func diffKind(kind string) string {
+	switch kind {
+	case "+table":
+		return "table added"
+	case "-table":
+		return "table removed"
+	case "+column":
+		return "column added"
+	case "-column":
+		return "column removed"
+	case "type":
+		return "column type changed"
+	case "+row":
+		return "row added"
+	case "-row":
+		return "row removed"
+	case "~row":
+		return "row changed"
+	}
+	return kind
+}
+
+// diffClass is a diff row's CSS class: added, removed or changed.
+func diffClass(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "+"):
+		return "added"
+	case strings.HasPrefix(kind, "-"):
+		return "removed"
+	}
+	return "changed"
 }

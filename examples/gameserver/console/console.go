@@ -36,6 +36,9 @@ const (
 	flashCookie = "madang_console_flash"
 )
 
+// DefaultTimeout is Config.Timeout's default.
+const DefaultTimeout = 10 * time.Second
+
 // MaxForm bounds a form body.
 const MaxForm = 64 << 10
 
@@ -69,6 +72,11 @@ type Config struct {
 	// Secure marks the cookies Secure even on plain HTTP (a TLS proxy in
 	// front). A request that came over TLS always gets Secure cookies.
 	Secure bool
+	// Timeout bounds the database work of one page or change: a database
+	// down or locked then answers 503 (retry) before the listener's write
+	// timeout (15 s in the game server) drops the connection. Default
+	// DefaultTimeout.
+	Timeout time.Duration
 	// Days is how many days the dashboard charts. Default 14.
 	Days int
 	// Now is the clock. Nil: time.Now.
@@ -103,6 +111,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Days <= 0 {
 		cfg.Days = 14
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -166,7 +177,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /console/{$}", h.get(h.dashboard))
 	m.HandleFunc("GET /console/players", h.get(h.players))
 	m.HandleFunc("GET /console/players/{user}", h.get(h.player))
-	for _, a := range []string{"block", "unblock", "kick", "maintenance", "mail", "recall"} {
+	for _, a := range []string{"block", "unblock", "kick", "maintenance", "mail", "recall", "takeback"} {
 		m.HandleFunc("POST /console/players/{user}/"+a, h.post(h.player, h.playerAction(a)))
 	}
 	m.HandleFunc("GET /console/maintenance", h.get(h.maintenance))
@@ -227,6 +238,9 @@ func sameOrigin(r *http.Request) bool {
 
 func (h *Handler) get(v view) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 		s, err := h.session(r)
 		if err != nil {
 			h.fail(w, r, nil, err)
@@ -299,6 +313,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, s *Session, err e
 // 400 and the field named; success redirects (303) with a flash message.
 func (h *Handler) post(v view, a action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, MaxForm)
 		s, err := h.session(r)
 		if err != nil {
@@ -333,11 +350,16 @@ func (h *Handler) post(v view, a action) http.HandlerFunc {
 		next, flash, err := a(r, s, comment)
 		if err != nil {
 			var fe *FieldError
+			var ie *liveops.InvalidError
 			switch {
 			case errors.As(err, &fe):
 				h.show(w, r, s, v, http.StatusBadRequest, fe)
+			case errors.As(err, &ie) && ie.Field != "": // against the field the error names
+				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: ie.Field, Msg: ie.Msg})
+			case errors.Is(err, gamedata.ErrUnknownVersion):
+				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: "version", Msg: err.Error()})
 			case errors.Is(err, liveops.ErrInvalid), errors.Is(err, game.ErrBadMail),
-				errors.Is(err, gamedata.ErrUnknownVersion), errors.Is(err, gamedata.ErrNoPrevious),
+				errors.Is(err, gamedata.ErrNoPrevious),
 				protocol.CodeOf(err) == protocol.CodeBadRequest:
 				h.show(w, r, s, v, http.StatusBadRequest, &FieldError{Field: "form", Msg: err.Error()})
 			case protocol.CodeOf(err) == game.CodeNoPlayer:

@@ -26,4 +26,6 @@ button.danger{background:#c0392b}
 .chart{background:#fff;border:1px solid #d8dce3}
 .chart rect{fill:#2d5bd7}.chart text{font-size:10px;fill:#555}.chart .axis{stroke:#999}
 .muted{color:#667}
+tr.added td{background:#e8f5e9}tr.removed td{background:#fdecea}tr.changed td{background:#fffde7}
+del{color:#b71c1c}ins{color:#1b5e20;text-decoration:none}
 `

@@ -13,14 +13,14 @@
 //	/console/players      lookup by user key or account identity (platform:id); a player's
 //	                      profile, balances, inventory, ledger (keyset pages of
 //	                      LedgerPageSize), purchases, hack log; block/unblock, kick,
-//	                      per-user maintenance, mail a grant, take a mail back
+//	                      per-user maintenance, mail a grant, recall a mail, take currency and items back
 //	/console/maintenance  global maintenance with its message; per-user maintenance in
 //	                      batches of up to MaxBatch keys
 //	/console/versions     platforms' minimum versions, builds (review routing, data and
 //	                      asset versions), APK signatures ("0" deletes)
 //	/console/events       live events with targeting and time windows in explicit zones;
 //	                      a preview of which events a player sees now
-//	/console/gamedata     game data versions: publish, roll back
+//	/console/gamedata     game data versions (who, when, why, hash), the diff between any two, publish, roll back
 //	/console/notices      notices to the realtime "system" channel
 //	/console/audit        the audit log
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/shard"
@@ -169,6 +170,7 @@ type playerData struct {
 	Block       anticheat.Block
 	Maintenance string // "", "user", "global"
 	MailKey     string // a fresh key: a form sent twice mails once
+	TakeBackID  string // a fresh request id: a form sent twice takes once
 	Audit       []AuditEntry
 }
 
@@ -192,7 +194,7 @@ func (h *Handler) player(r *http.Request, _ *Session) (string, any, error) {
 	if err != nil {
 		return "players", nil, err
 	}
-	d := playerData{UserKey: u, MailKey: newKey()}
+	d := playerData{UserKey: u, MailKey: newKey(), TakeBackID: newKey()}
 	if d.Before, err = formInt(r, "before", 1, 1<<62, 0); err != nil {
 		return "players", nil, err
 	}
@@ -342,9 +344,99 @@ func (h *Handler) playerAction(act string) action {
 				return next, fmt.Sprintf("mail %d was not recalled: already claimed, expired or not this player's", id), nil
 			}
 			return next, fmt.Sprintf("mail %d recalled", id), err
+		case "takeback":
+			return h.takeBack(r, s, comment, u, next, target)
 		}
 		return "", "", fieldErr("form", "unknown action")
 	}
+}
+
+// takeBack takes currency and items back from u (game.TakeBack): once per
+// form (its hidden request id), audited with the balances before and after.
+func (h *Handler) takeBack(r *http.Request, s *Session, comment string, u int64, next, target string) (string, string, error) {
+	ctx := r.Context()
+	g := h.cfg.Game
+	if g == nil {
+		return "", "", fieldErr("form", "the game is not configured on this server")
+	}
+	tb := game.TakeBack{RequestID: r.PostFormValue("request_id"), Operator: s.Operator.Name}
+	if tb.RequestID == "" || len(tb.RequestID) > 64 {
+		return "", "", fieldErr("request_id", "missing: reload the page")
+	}
+	tb.RequestID = "console:" + tb.RequestID
+	var err error
+	if tb.Gold, err = formInt(r, "tb_gold", 0, game.MaxGrant, 0); err != nil {
+		return "", "", err
+	}
+	if tb.Gems, err = formInt(r, "tb_gems", 0, game.MaxGrant, 0); err != nil {
+		return "", "", err
+	}
+	if tb.Items, err = parseItems(r.PostFormValue("tb_items")); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.Field = "tb_items"
+		}
+		return "", "", err
+	}
+	if tb.Gold == 0 && tb.Gems == 0 && len(tb.Items) == 0 {
+		return "", "", fieldErr("tb_gold", "take back gold, gems or items")
+	}
+	// The balances of what the take-back names, before and after.
+	state := func() any {
+		p, err := g.LoadPlayer(ctx, u)
+		if err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		m := map[string]int64{"gold": p.Gold, "gems": p.Gems}
+		for _, it := range tb.Items {
+			m["item:"+it.ItemID] = 0
+			for _, have := range p.Items {
+				if have.ItemID == it.ItemID {
+					m["item:"+it.ItemID] = have.Count
+				}
+			}
+		}
+		return m
+	}
+	var res game.TakeBackResult
+	err = h.audited(ctx, s, "player.takeback", target, comment, state(), func() (any, error) {
+		var err error
+		if res, err = g.TakeBack(ctx, u, tb); err != nil {
+			return nil, err
+		}
+		after := state()
+		if m, ok := after.(map[string]int64); ok && res.Repeated {
+			return map[string]any{"repeated": true, "balances": m, "request_id": tb.RequestID}, nil
+		}
+		return after, nil
+	})
+	var short *game.ShortError
+	switch {
+	case errors.As(err, &short):
+		field := "tb_items"
+		if short.Currency == "gold" || short.Currency == "gems" {
+			field = "tb_" + short.Currency
+		}
+		return "", "", fieldErr(field, "cannot take back %d %s: the player has %d (nothing was taken)", short.Want, short.Currency, short.Have)
+	case errors.Is(err, game.ErrBadTakeBack):
+		return "", "", fieldErr("form", "%s", err.Error())
+	case err != nil:
+		return "", "", err
+	case res.Repeated:
+		return next, "this take-back was already done (the form was sent before): nothing taken again", nil
+	}
+	return next, fmt.Sprintf("taken back: gold %d, gems %d, items %s; ledger reason %s%s", tb.Gold, tb.Gems, itemsText(tb.Items), game.TakeBackReason, tb.Operator), nil
+}
+
+func itemsText(items []game.ItemCount) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = it.ItemID + ":" + strconv.FormatInt(it.Count, 10)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // mailForm reads a grant: title, body, gold, gems, items "id:count, ...",
@@ -758,17 +850,50 @@ func (h *Handler) deleteEvent(r *http.Request, s *Session, comment string) (stri
 
 type gamedataData struct {
 	Versions  []string
+	Infos     []gamedata.VersionInfo
 	Published string
 	History   []string
 	Mappings  map[string]string
+	// From and To are the diff's versions (the query's, else the
+	// previously published and the published one); Diff is nil when
+	// there is nothing to compare.
+	From, To string
+	Diff     []gamedata.DiffEntry
+	Compared bool
 }
 
-func (h *Handler) gamedata(_ *http.Request, _ *Session) (string, any, error) {
-	if h.cfg.Catalog == nil {
+// gamedata shows the catalog's versions and, with ?from=A&to=B, the diff
+// between two of them (the catalog's Go API: no HTTP to itself).
+func (h *Handler) gamedata(r *http.Request, _ *Session) (string, any, error) {
+	cat := h.cfg.Catalog
+	if cat == nil {
 		return "gamedata", nil, nil
 	}
-	st := h.cfg.Catalog.State()
-	return "gamedata", gamedataData{Versions: st.Versions, Published: st.Published, History: st.History, Mappings: st.Mappings}, nil
+	st := cat.State()
+	d := gamedataData{Versions: st.Versions, Infos: cat.VersionInfos(), Published: st.Published, History: st.History, Mappings: st.Mappings}
+	q := r.URL.Query()
+	d.From, d.To = q.Get("from"), q.Get("to")
+	if d.From == "" && d.To == "" {
+		d.To = st.Published
+		if n := len(st.History); n >= 2 {
+			d.From = st.History[n-2]
+		} else if len(st.Versions) >= 2 {
+			d.From, d.To = st.Versions[len(st.Versions)-2], st.Versions[len(st.Versions)-1]
+		} else {
+			d.From = d.To
+		}
+	}
+	for _, f := range [][2]string{{"from", d.From}, {"to", d.To}} {
+		if _, ok := cat.Set(f[1]); !ok {
+			return "gamedata", d, fieldErr(f[0], "no loaded data version %q", f[1])
+		}
+	}
+	diff, err := cat.Diff(d.From, d.To)
+	if err != nil {
+		return "", nil, err
+	}
+	d.Diff, d.Compared = diff, true
+	return "gamedata", d, nil
 }
 
 func (h *Handler) publish(r *http.Request, s *Session, comment string) (string, string, error) {

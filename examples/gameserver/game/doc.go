@@ -145,15 +145,19 @@
 //
 // Every change of a currency or an item writes one ledger row (currency
 // "gold", "gems" or "item:<item id>", the delta and the balance after it,
-// the reason — "shop:<item>", "mail:<mail id>", "dungeon:<dungeon>" — and
-// the request id) in the transaction that makes the change.
+// the reason — "shop:<item>", "mail:<mail id>", "dungeon:<dungeon>",
+// "operator.takeback:<operator>" — and the request id) in the transaction
+// that makes the change.
 //
 // # Mailbox
 //
 // System mail carries gold, gems and items and expires (DefaultMailTTL, 30
 // days, unless set). The game sends the welcome mail (WelcomeMail) with the
 // new player's row; operators send mail with SendMail (a Mail.Key makes a
-// grant safe to resend) and take back unclaimed mail with RecallMail. A
+// grant safe to resend) and take back unclaimed mail with RecallMail, and
+// currency and items the player already has with TakeBack (all or nothing,
+// never below zero: a *ShortError names what is short; once per operator
+// request id, kept in the takebacks table of the player's database). A
 // claim locks the player row, then the mail rows, and marks them claimed in
 // the transaction that pays them, so concurrent claims pay each mail once.
 // Items are added to the inventory with an upsert before they are read back

@@ -55,9 +55,30 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
+// InvalidError is an ErrInvalid about one input field. Errors of SetEvent
+// (and the length checks of the other changes) are InvalidErrors when the
+// problem is one field's.
+type InvalidError struct {
+	// Field is the field's JSON name (Event's "start", "time_zone", ...).
+	Field string
+	// Msg says what is wrong (it names the field too).
+	Msg string
+}
+
+// Error returns "liveops: invalid input: " and Msg.
+func (e *InvalidError) Error() string { return ErrInvalid.Error() + ": " + e.Msg }
+
+// Unwrap returns ErrInvalid.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// invalidField is invalid about field.
+func invalidField(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
 func checkLen(name, v string, max int) error {
 	if len(v) > max || !utf8.ValidString(v) {
-		return invalid("%s must be valid UTF-8 of at most %d bytes", name, max)
+		return invalidField(name, "%s must be valid UTF-8 of at most %d bytes", name, max)
 	}
 	return nil
 }

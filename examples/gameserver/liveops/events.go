@@ -141,10 +141,10 @@ func validID(s string) bool {
 // prepare validates e and computes its window and version bounds.
 func (e *Event) prepare() error {
 	if !validID(e.ID) {
-		return invalid("event id must be 1..%d of letters, digits, '.', '_' and '-'", MaxEventIDLen)
+		return invalidField("id", "event id must be 1..%d of letters, digits, '.', '_' and '-'", MaxEventIDLen)
 	}
 	if e.Title == "" {
-		return invalid("event title is required")
+		return invalidField("title", "event title is required")
 	}
 	if err := checkLen("title", e.Title, MaxEventTitleLen); err != nil {
 		return err
@@ -153,29 +153,29 @@ func (e *Event) prepare() error {
 		return err
 	}
 	if e.TimeZone == "" {
-		return invalid("time_zone is required (an IANA name such as Asia/Seoul, or UTC)")
+		return invalidField("time_zone", "time_zone is required (an IANA name such as Asia/Seoul, or UTC)")
 	}
 	loc, err := time.LoadLocation(e.TimeZone)
 	if err != nil || e.TimeZone == "Local" {
-		return invalid("time_zone %q is not an IANA time zone name", e.TimeZone)
+		return invalidField("time_zone", "time_zone %q is not an IANA time zone name", e.TimeZone)
 	}
 	e.loc = loc
 	if e.start, err = time.ParseInLocation(EventTimeLayout, e.Start, loc); err != nil {
-		return invalid("start %q: want %s in %s", e.Start, EventTimeLayout, e.TimeZone)
+		return invalidField("start", "start %q: want %s in %s", e.Start, EventTimeLayout, e.TimeZone)
 	}
 	if e.end, err = time.ParseInLocation(EventTimeLayout, e.End, loc); err != nil {
-		return invalid("end %q: want %s in %s", e.End, EventTimeLayout, e.TimeZone)
+		return invalidField("end", "end %q: want %s in %s", e.End, EventTimeLayout, e.TimeZone)
 	}
 	if !e.end.After(e.start) || e.end.Sub(e.start) > MaxEventSpan {
-		return invalid("end must be after start, at most %v later", MaxEventSpan)
+		return invalidField("end", "end must be after start, at most %v later", MaxEventSpan)
 	}
 	for name, list := range map[string][]string{"countries": e.Countries, "languages": e.Languages, "platforms": e.Platforms, "shop_items": e.ShopItems} {
 		if len(list) > MaxEventTargets {
-			return invalid("%s: at most %d", name, MaxEventTargets)
+			return invalidField(name, "%s: at most %d", name, MaxEventTargets)
 		}
 		for _, v := range list {
 			if v == "" || len(v) > 64 {
-				return invalid("%s: entries of 1..64 bytes", name)
+				return invalidField(name, "%s: entries of 1..64 bytes", name)
 			}
 		}
 	}
@@ -185,13 +185,13 @@ func (e *Event) prepare() error {
 	e.hasMin, e.hasMax = false, false
 	if e.MinClientVersion != "" {
 		if e.minV, err = anticheat.ParseVersion(e.MinClientVersion); err != nil {
-			return invalid("min_client_version %q: want x.y.z.w", e.MinClientVersion)
+			return invalidField("min_client_version", "min_client_version %q: want x.y.z.w", e.MinClientVersion)
 		}
 		e.hasMin = true
 	}
 	if e.MaxClientVersion != "" {
 		if e.maxV, err = anticheat.ParseVersion(e.MaxClientVersion); err != nil {
-			return invalid("max_client_version %q: want x.y.z.w", e.MaxClientVersion)
+			return invalidField("max_client_version", "max_client_version %q: want x.y.z.w", e.MaxClientVersion)
 		}
 		e.hasMax = true
 	}
@@ -208,25 +208,38 @@ func (e *Event) prepare() error {
 		}
 		for _, it := range e.Items {
 			if it.ItemID == "" || len(it.ItemID) > 64 || it.Count <= 0 || it.Count > MaxEventGrant {
-				return invalid("login bonus item %q × %d", it.ItemID, it.Count)
+				return invalidField("items", "login bonus item %q × %d", it.ItemID, it.Count)
 			}
 		}
 	case EventDungeonBuff:
-		if !buff || grant || sale || e.GoldPct < 0 || e.GoldPct > MaxBuffPct || e.ExpPct < 0 || e.ExpPct > MaxBuffPct {
+		if grant || sale {
 			return invalid("a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
 		}
+		if e.ExpPct < 0 || e.ExpPct > MaxBuffPct {
+			return invalidField("exp_pct", "a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
+		}
+		if !buff || e.GoldPct < 0 || e.GoldPct > MaxBuffPct {
+			return invalidField("gold_pct", "a dungeon buff has gold_pct and exp_pct 0..%d (not both 0), and nothing else", MaxBuffPct)
+		}
 	case EventShopSale:
-		if grant || buff || e.DiscountPct < 1 || e.DiscountPct > 99 || len(e.ShopItems) > MaxEventItems {
-			return invalid("a shop sale has discount_pct 1..99 and at most %d shop_items, and nothing else", MaxEventItems)
+		msg := "a shop sale has discount_pct 1..99 and at most %d shop_items, and nothing else"
+		switch {
+		case grant || buff:
+			return invalid(msg, MaxEventItems)
+		case len(e.ShopItems) > MaxEventItems:
+			return invalidField("shop_items", msg, MaxEventItems)
+		case e.DiscountPct < 1 || e.DiscountPct > 99:
+			return invalidField("discount_pct", msg, MaxEventItems)
 		}
 	default:
-		return invalid("kind must be %s, %s or %s", EventLoginBonus, EventDungeonBuff, EventShopSale)
+		return invalidField("kind", "kind must be %s, %s or %s", EventLoginBonus, EventDungeonBuff, EventShopSale)
 	}
 	return nil
 }
 
 // SetEvent creates or replaces the event e.ID (validated first: ErrInvalid
-// for bad input). Every server applies it from its next policy reload.
+// for bad input, an *InvalidError naming the field when it is one field's).
+// Every server applies it from its next policy reload.
 func (m *Manager) SetEvent(ctx context.Context, e Event) error {
 	if err := e.prepare(); err != nil {
 		return err

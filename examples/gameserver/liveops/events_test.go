@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,29 +106,45 @@ func TestEventValidation(t *testing.T) {
 	if err := m.SetEvent(context.Background(), ok); err != nil {
 		t.Fatal(err)
 	}
-	for name, mut := range map[string]func(e *Event){
-		"bad id":          func(e *Event) { e.ID = "a b" },
-		"no title":        func(e *Event) { e.Title = "" },
-		"no zone":         func(e *Event) { e.TimeZone = "" },
-		"unknown zone":    func(e *Event) { e.TimeZone = "Mars/Olympus" },
-		"local zone":      func(e *Event) { e.TimeZone = "Local" },
-		"offset in start": func(e *Event) { e.Start = "2026-12-01T00:00:00+09:00" },
-		"end before":      func(e *Event) { e.End = "2026-11-30T00:00:00" },
-		"over a year":     func(e *Event) { e.End = "2028-12-01T00:00:00" },
-		"unknown kind":    func(e *Event) { e.Kind = "party" },
-		"discount 100":    func(e *Event) { e.DiscountPct = 100 },
-		"sale with gems":  func(e *Event) { e.Gems = 5 },
-		"bad version":     func(e *Event) { e.MinClientVersion = "one" },
-		"buff of nothing": func(e *Event) { e.Kind, e.DiscountPct = EventDungeonBuff, 0 },
-		"bonus of nothing": func(e *Event) {
+	// Each refusal is ErrInvalid; an *InvalidError names the field when
+	// the problem is one field's ("" when it is the event's as a whole).
+	for name, c := range map[string]struct {
+		mut   func(e *Event)
+		field string
+	}{
+		"bad id":          {func(e *Event) { e.ID = "a b" }, "id"},
+		"no title":        {func(e *Event) { e.Title = "" }, "title"},
+		"long title":      {func(e *Event) { e.Title = strings.Repeat("t", MaxEventTitleLen+1) }, "title"},
+		"no zone":         {func(e *Event) { e.TimeZone = "" }, "time_zone"},
+		"unknown zone":    {func(e *Event) { e.TimeZone = "Mars/Olympus" }, "time_zone"},
+		"local zone":      {func(e *Event) { e.TimeZone = "Local" }, "time_zone"},
+		"offset in start": {func(e *Event) { e.Start = "2026-12-01T00:00:00+09:00" }, "start"},
+		"end before":      {func(e *Event) { e.End = "2026-11-30T00:00:00" }, "end"},
+		"over a year":     {func(e *Event) { e.End = "2028-12-01T00:00:00" }, "end"},
+		"unknown kind":    {func(e *Event) { e.Kind = "party" }, "kind"},
+		"discount 100":    {func(e *Event) { e.DiscountPct = 100 }, "discount_pct"},
+		"sale with gems":  {func(e *Event) { e.Gems = 5 }, ""},
+		"buff over max":   {func(e *Event) { e.Kind, e.DiscountPct, e.GoldPct, e.ExpPct = EventDungeonBuff, 0, 10, MaxBuffPct+1 }, "exp_pct"},
+		"bad version":     {func(e *Event) { e.MinClientVersion = "one" }, "min_client_version"},
+		"bad max version": {func(e *Event) { e.MaxClientVersion = "one" }, "max_client_version"},
+		"buff of nothing": {func(e *Event) { e.Kind, e.DiscountPct = EventDungeonBuff, 0 }, "gold_pct"},
+		"bonus of nothing": {func(e *Event) {
 			e.Kind, e.DiscountPct = EventLoginBonus, 0
-		},
-		"negative bonus": func(e *Event) { e.Kind, e.DiscountPct, e.Gold = EventLoginBonus, 0, -1 },
+		}, ""},
+		"negative bonus": {func(e *Event) { e.Kind, e.DiscountPct, e.Gold = EventLoginBonus, 0, -1 }, ""},
+		"bad bonus item": {func(e *Event) {
+			e.Kind, e.DiscountPct, e.Items = EventLoginBonus, 0, []EventItem{{ItemID: "potion", Count: 0}}
+		}, "items"},
 	} {
 		e := ok
-		mut(&e)
-		if err := m.SetEvent(context.Background(), e); !errors.Is(err, ErrInvalid) {
+		c.mut(&e)
+		err := m.SetEvent(context.Background(), e)
+		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
+		}
+		var ie *InvalidError
+		if got := errors.As(err, &ie); got != (c.field != "") || (got && ie.Field != c.field) {
+			t.Errorf("%s: %#v, want the field %q", name, err, c.field)
 		}
 	}
 	if err := m.DeleteEvent(context.Background(), ""); !errors.Is(err, ErrInvalid) {
