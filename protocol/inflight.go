@@ -74,23 +74,32 @@ type InFlightConfig struct {
 type InFlightLimit struct {
 	cfg InFlightConfig
 
-	mu      sync.Mutex
-	free    int               // turns not held
-	queue   []*inFlightWaiter // first come first; from head on
-	head    int
-	waiting int   // queued waiters that did not leave
-	hold    int64 // moving average of a turn's hold time, ns (0: none yet)
+	// free and waiting are read and changed without mu on the fast paths
+	// (a turn taken while nobody queues, a turn freed while nobody
+	// queues); a request that queues adds itself to waiting before it
+	// looks at free again, and a release adds to free before it looks at
+	// waiting, so one of the two always sees the other (the atomics are
+	// sequentially consistent) and no waiter sleeps next to a free turn.
+	free    atomic.Int64 // turns not held
+	waiting atomic.Int64 // queued waiters that did not leave (changed under mu)
+	hold    atomic.Int64 // moving average of a turn's hold time, ns (0: none yet)
+
+	mu    sync.Mutex
+	queue []*inFlightWaiter // first come first; from head on
+	head  int
 
 	inFlight, peak            atomic.Int64
 	admitted, waited, refused atomic.Uint64
 }
 
 // inFlightWaiter is a queued request. Its turn is handed over on ready
-// (buffered), under the limit's mutex; gone marks one that left the queue.
+// (buffered): marked handed under the limit's mutex, sent after it; gone
+// marks one that left the queue.
 type inFlightWaiter struct {
-	ready chan struct{}
-	gone  bool
-	timer *time.Timer
+	ready  chan struct{}
+	gone   bool
+	handed bool
+	timer  *time.Timer
 }
 
 var inFlightWaiters = sync.Pool{New: func() any { return &inFlightWaiter{ready: make(chan struct{}, 1)} }}
@@ -121,7 +130,9 @@ func NewInFlightLimit(cfg InFlightConfig) *InFlightLimit {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 3 * max(cfg.Wait, 0)
 	}
-	return &InFlightLimit{cfg: cfg, free: cfg.Max}
+	l := &InFlightLimit{cfg: cfg}
+	l.free.Store(int64(cfg.Max))
+	return l
 }
 
 // Config returns the limit's configuration with its defaults applied.
@@ -129,12 +140,19 @@ func (l *InFlightLimit) Config() InFlightConfig { return l.cfg }
 
 // Stats returns the limit's counters.
 func (l *InFlightLimit) Stats() InFlightStats {
-	l.mu.Lock()
-	queued, hold := l.waiting, time.Duration(l.hold)
-	l.mu.Unlock()
 	return InFlightStats{Max: l.cfg.Max, InFlight: l.inFlight.Load(), Peak: l.peak.Load(),
 		Admitted: l.admitted.Load(), Waited: l.waited.Load(), Refused: l.refused.Load(),
-		Queued: queued, Hold: hold}
+		Queued: int(l.waiting.Load()), Hold: time.Duration(l.hold.Load())}
+}
+
+// takeFree takes a free turn if there is one.
+func (l *InFlightLimit) takeFree() bool {
+	for n := l.free.Load(); n > 0; n = l.free.Load() {
+		if l.free.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+	return false
 }
 
 // Acquire takes a turn: at once when one is free and nobody queues, else
@@ -146,28 +164,41 @@ func (l *InFlightLimit) Acquire(ctx context.Context) (release func(), err error)
 	if l.cfg.Max < 0 {
 		return l.admit(time.Time{}), nil
 	}
+	if l.waiting.Load() == 0 && l.takeFree() {
+		return l.admit(time.Now()), nil
+	}
 	l.mu.Lock()
-	if l.free > 0 && l.waiting == 0 {
-		l.free--
+	if l.waiting.Load() == 0 && l.head > 0 {
+		// Only waiters that left are queued: drop them.
+		clear(l.queue)
+		l.queue, l.head = l.queue[:0], 0
+	}
+	queued := l.waiting.Add(1) // before looking at free again (see free)
+	if queued == 1 && l.takeFree() {
+		l.waiting.Add(-1)
 		l.mu.Unlock()
 		return l.admit(time.Now()), nil
 	}
 	l.waited.Add(1)
-	expect := time.Duration(int64(l.waiting+1) * l.hold / int64(l.cfg.Max))
+	expect := time.Duration(queued * l.hold.Load() / int64(l.cfg.Max))
 	if l.cfg.Wait < 0 || expect > l.cfg.Wait {
-		l.mu.Unlock()
+		l.waiting.Add(-1)
+		l.mu.Unlock() // a release that saw it queued hands over after this
 		return nil, l.busy(expect)
 	}
 	w := inFlightWaiters.Get().(*inFlightWaiter)
-	w.gone = false
+	w.gone, w.handed = false, false
 	if l.head > 0 && len(l.queue) == cap(l.queue) {
 		n := copy(l.queue, l.queue[l.head:])
 		clear(l.queue[n:])
 		l.queue, l.head = l.queue[:n], 0
 	}
 	l.queue = append(l.queue, w)
-	l.waiting++
+	handed := l.handOverLocked()
 	l.mu.Unlock()
+	if handed != nil {
+		handed.ready <- struct{}{}
+	}
 
 	if w.timer == nil {
 		w.timer = time.NewTimer(l.cfg.MaxWait)
@@ -186,19 +217,18 @@ func (l *InFlightLimit) Acquire(ctx context.Context) (release func(), err error)
 		w.timer.Stop()
 	}
 	l.mu.Lock()
-	select {
-	case <-w.ready: // handed a turn as it left
+	if w.handed { // handed a turn as it left
 		l.mu.Unlock()
+		<-w.ready // sent just after the hand-over
 		inFlightWaiters.Put(w)
 		if timedOut {
 			return l.admit(time.Now()), nil
 		}
 		l.release(time.Time{}) // pass it on
 		return nil, ctx.Err()
-	default:
 	}
 	w.gone = true // left in the queue for the next hand-over to drop
-	l.waiting--
+	l.waiting.Add(-1)
 	l.mu.Unlock()
 	if timedOut {
 		return nil, l.busy(l.cfg.MaxWait)
@@ -223,35 +253,61 @@ func (l *InFlightLimit) admit(start time.Time) func() {
 	}
 }
 
-// release hands a turn to the first queued request or frees it; a turn
-// taken at start (non-zero) updates the moving average of the hold time.
+// release frees a turn and hands it to the first queued request, if any; a
+// turn taken at start (non-zero) updates the moving average of the hold
+// time. Only a release that finds requests queued takes the mutex.
 func (l *InFlightLimit) release(start time.Time) {
-	var d int64
 	if !start.IsZero() {
-		d = int64(time.Since(start))
-	}
-	l.mu.Lock()
-	if d > 0 {
-		if l.hold == 0 {
-			l.hold = d
-		} else {
-			l.hold += (d - l.hold) / 32
+		if d := int64(time.Since(start)); d > 0 {
+			// One attempt: a sample lost to a concurrent update only
+			// slows the average down a little.
+			h := l.hold.Load()
+			nh := d
+			if h != 0 {
+				nh = h + (d-h)/32
+			}
+			l.hold.CompareAndSwap(h, nh)
 		}
 	}
+	l.free.Add(1)
+	if l.waiting.Load() == 0 { // after free (see free)
+		return
+	}
+	l.handOver()
+}
+
+// handOver gives free turns to queued requests.
+func (l *InFlightLimit) handOver() {
+	l.mu.Lock()
+	w := l.handOverLocked()
+	l.mu.Unlock()
+	if w != nil {
+		w.ready <- struct{}{}
+	}
+}
+
+// handOverLocked takes a free turn for the first queued request that did
+// not leave, if both exist, and returns it marked handed (remove from the
+// queue and the count); the caller sends on its ready after unlocking.
+func (l *InFlightLimit) handOverLocked() *inFlightWaiter {
 	for l.head < len(l.queue) {
 		w := l.queue[l.head]
+		if w.gone {
+			l.queue[l.head] = nil
+			l.head++
+			continue
+		}
+		if !l.takeFree() {
+			return nil
+		}
 		l.queue[l.head] = nil
 		l.head++
-		if !w.gone {
-			l.waiting--
-			w.ready <- struct{}{}
-			l.mu.Unlock()
-			return
-		}
+		l.waiting.Add(-1)
+		w.handed = true
+		return w
 	}
 	l.queue, l.head = l.queue[:0], 0
-	l.free++
-	l.mu.Unlock()
+	return nil
 }
 
 // Middleware returns the limit as a protocol middleware: a request that

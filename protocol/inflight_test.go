@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -305,5 +306,70 @@ func TestInFlightMiddleware(t *testing.T) {
 	resp = Dispatch(context.Background(), h, &Request{Command: "x", Seq: 3, RequestID: "r"}, nil)
 	if resp.Code != CodeUnavailable || resp.Seq != 3 || resp.RequestID != "r" || resp.RetryAfterMs < 1000 {
 		t.Fatalf("refused: %+v", resp)
+	}
+}
+
+// TestInFlightLimitStressKeepsTheBound: many requests, some giving up while
+// queued, never hold more than Max turns at once, none waits next to a free
+// turn (it would be refused after MaxWait), and every turn comes back: at
+// the end Max requests get a turn at once and the next one queues.
+func TestInFlightLimitStressKeepsTheBound(t *testing.T) {
+	const max, workers, rounds = 3, 200, 200
+	l := NewInFlightLimit(InFlightConfig{Max: max, Wait: time.Hour, MaxWait: 60 * time.Second})
+	var held, worst atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (g+i)%7 == 0 {
+					go cancel() // gives up while queued, or not
+				}
+				release, err := l.Acquire(ctx)
+				cancel()
+				if errors.Is(err, context.Canceled) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				n := held.Add(1)
+				for w := worst.Load(); n > w && !worst.CompareAndSwap(w, n); w = worst.Load() {
+				}
+				if i%3 == 0 {
+					runtime.Gosched()
+				}
+				held.Add(-1)
+				release()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a request got no turn: %v", err)
+	}
+	if w := worst.Load(); w > max {
+		t.Fatalf("%d requests held a turn at once, limit %d", w, max)
+	}
+	st := l.Stats()
+	if st.InFlight != 0 || st.Queued != 0 {
+		t.Fatalf("after the storm: %+v", st)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range max {
+		release, err := l.Acquire(done)
+		if err != nil {
+			t.Fatalf("turn %d of %d after the storm: %v (a turn leaked)", i+1, max, err)
+		}
+		defer release()
+	}
+	if _, err := l.Acquire(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("turn %d of %d: %v, want it queued (then canceled)", max+1, max, err)
 	}
 }

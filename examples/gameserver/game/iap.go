@@ -54,6 +54,12 @@ type IAPConfig struct {
 	// whoever gets there first. Nil: such a purchase is granted only when
 	// the client sends it again.
 	Pending *sql.DB
+	// Write, when set, runs each write to Pending (a purchase's note, its
+	// removal) given as fn: the game server passes the common database's
+	// SQLite writer queue (shard.SQLDirectory.Write), so these writers
+	// wait their turn there instead of in the driver's busy handler. Nil:
+	// fn runs directly.
+	Write func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Platforms of shop.buy_iap and the receipt store each one means.

@@ -46,6 +46,15 @@ func receiptHash(platform, receipt string) string {
 
 func (g *Game) pendingOn() bool { return g.cfg.IAP != nil && g.cfg.IAP.Pending != nil }
 
+// pendingWrite runs fn, a write to IAPConfig.Pending, through
+// IAPConfig.Write when set.
+func (g *Game) pendingWrite(ctx context.Context, fn func(ctx context.Context) error) error {
+	if w := g.cfg.IAP.Write; w != nil {
+		return w(ctx, fn)
+	}
+	return fn(ctx)
+}
+
 // definitive reports whether err refuses a purchase for good (a bad or
 // foreign receipt, a wrong product): a retry would be refused too. Backend
 // outages and bugs are not.
@@ -60,9 +69,12 @@ func (g *Game) notePending(ctx context.Context, pg pendingGrant) error {
 	if !g.pendingOn() {
 		return nil
 	}
-	_, err := g.cfg.IAP.Pending.ExecContext(ctx, g.sql.InsertIgnore()+
-		" iap_pending (user_key, receipt_sha256, platform, product_id, client_version, request_id, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		pg.UserKey, pg.Hash, pg.Platform, pg.ProductID, pg.ClientVersion, pg.RequestID, pg.Receipt, g.cfg.Now().UnixMilli())
+	err := g.pendingWrite(ctx, func(ctx context.Context) error {
+		_, err := g.cfg.IAP.Pending.ExecContext(ctx, g.sql.InsertIgnore()+
+			" iap_pending (user_key, receipt_sha256, platform, product_id, client_version, request_id, receipt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			pg.UserKey, pg.Hash, pg.Platform, pg.ProductID, pg.ClientVersion, pg.RequestID, pg.Receipt, g.cfg.Now().UnixMilli())
+		return err
+	})
 	if err != nil {
 		return shard.ClassifyError(fmt.Errorf("game: note purchase of %d: %w", pg.UserKey, err))
 	}
@@ -75,7 +87,11 @@ func (g *Game) forgetPending(ctx context.Context, pg pendingGrant) {
 	if !g.pendingOn() {
 		return
 	}
-	if _, err := g.cfg.IAP.Pending.ExecContext(ctx, "DELETE FROM iap_pending WHERE user_key = ? AND receipt_sha256 = ?", pg.UserKey, pg.Hash); err != nil {
+	err := g.pendingWrite(ctx, func(ctx context.Context) error {
+		_, err := g.cfg.IAP.Pending.ExecContext(ctx, "DELETE FROM iap_pending WHERE user_key = ? AND receipt_sha256 = ?", pg.UserKey, pg.Hash)
+		return err
+	})
+	if err != nil {
 		g.log.Warn("game: forget purchase note", "user", pg.UserKey, "err", err)
 	}
 }

@@ -86,6 +86,12 @@ type Config struct {
 	Redis redis.UniversalClient
 	// Channel is the pub/sub channel of Redis. Default "madang:gamedata".
 	Channel string
+	// Write, when set, runs each of the catalog's write transactions on
+	// DB (an upload, publish, rollback or mapping), given as fn: the game
+	// server passes the common database's SQLite writer queue
+	// (shard.SQLDirectory.Write), so these writers wait their turn there
+	// instead of in the driver's busy handler. Nil: fn runs directly.
+	Write func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // DefaultChannel is Config.Channel's default.
@@ -500,15 +506,24 @@ var errNoChange = errors.New("gamedata: no change")
 func (c *Catalog) change(ctx context.Context, e Event, fn func(tx *sql.Tx, now int64) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tx, err := c.cfg.DB.BeginTx(ctx, nil)
+	write := func(ctx context.Context) error {
+		tx, err := c.cfg.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, c.cfg.Now().UnixMilli()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
+	var err error
+	if c.cfg.Write != nil {
+		err = c.cfg.Write(ctx, write)
+	} else {
+		err = write(ctx)
+	}
 	if err != nil {
-		return err
-	}
-	if err := fn(tx, c.cfg.Now().UnixMilli()); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
 		return err
 	}
 	st, err := c.load(ctx)

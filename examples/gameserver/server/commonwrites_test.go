@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
+	"github.com/madang-io/madang/examples/gameserver/game"
 )
 
-// In embedded mode the anti-cheat and live-ops writes to common.db take
-// the directory's SQLite writer queue (shard.SQLDirectory.Write): while
+// In embedded mode the anti-cheat, live-ops and game data catalog writes
+// to common.db take the directory's SQLite writer queue (shard.SQLDirectory.Write): while
 // another writer holds it they wait there, counted as queued, and run
 // once it is free.
 func TestCommonWritesTakeTheWriterQueue(t *testing.T) {
@@ -32,6 +33,9 @@ func TestCommonWritesTakeTheWriterQueue(t *testing.T) {
 		}},
 		{"live-ops change", func() error {
 			return srv.liveops.AddUserMaintenance(ctx, []int64{10_000_002}, "test", "")
+		}},
+		{"game data mapping", func() error {
+			return srv.catalog.MapClient(ctx, "9.9.9", "1")
 		}},
 	}
 	for _, w := range writes {
@@ -65,5 +69,61 @@ func TestCommonWritesTakeTheWriterQueue(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("%s: %v", w.name, err)
 		}
+	}
+}
+
+// In embedded mode a purchase's note in iap_pending takes the writer queue
+// too: while another writer holds the queue, the purchase waits there and
+// nothing is noted; once it is free the purchase is noted, granted, and
+// its note removed.
+func TestPurchaseNoteTakesTheWriterQueue(t *testing.T) {
+	base, srv := startServerOn(t, Config{Dev: true, XORKey: testXORKey, DataDir: filepath.Join(t.TempDir(), "data"), LiveOpsPoll: -1})
+	ctx := t.Context()
+	dir := srv.store.directory
+	c, _ := newClient(t, base)
+	login(t, c, "queue-purchase-device")
+	notes := func() int {
+		var n int
+		if err := srv.store.common.QueryRowContext(ctx, "SELECT COUNT(*) FROM iap_pending").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- dir.Write(ctx, func(context.Context) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	waits := dir.Stats().SQLiteWriterWaits
+	done := make(chan error, 1)
+	var got game.IAPResult
+	go func() {
+		_, err := c.Call(ctx, game.CmdShopBuyIAP, game.BuyIAP{ProductID: "gems_100", Platform: "ios", Receipt: game.DevReceiptPrefix + "queue-1:gems_100"}, &got)
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); dir.Stats().SQLiteWriterWaits == waits; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the purchase did not queue")
+		}
+	}
+	if n := notes(); n != 0 {
+		close(release)
+		t.Fatalf("%d purchase notes written while the queue was held", n)
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || !got.Granted {
+		t.Fatalf("purchase: %+v %v", got, err)
+	}
+	if n := notes(); n != 0 {
+		t.Fatalf("%d purchase notes left after the grant", n)
 	}
 }

@@ -476,7 +476,7 @@ func (s *Server) openGameData(ctx context.Context, rdb redis.UniversalClient) er
 		src, initial = os.DirFS(s.cfg.GameDataDir), ""
 	}
 	cat, err := gamedata.Open(ctx, src, gamedata.Config{
-		DB: s.store.common, Initial: initial, Logger: s.log,
+		DB: s.store.common, Write: s.store.commonWrite(), Initial: initial, Logger: s.log,
 		Redis: rdb, Channel: s.cfg.RedisPrefix + "gamedata",
 		OnPublish: func(ctx context.Context, e gamedata.Event) {
 			// A change made here resets the cache for every server (the
@@ -559,7 +559,7 @@ func (s *Server) iapConfig() (*game.IAPConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &game.IAPConfig{Redeemer: red, DevReceipts: s.cfg.Dev, Pending: s.store.common}, nil
+	return &game.IAPConfig{Redeemer: red, DevReceipts: s.cfg.Dev, Pending: s.store.common, Write: s.store.commonWrite()}, nil
 }
 
 // loginUser resolves the account of an auth.guest payload without creating

@@ -80,7 +80,8 @@ func (cfg storageConfig) wrap(db *sql.DB, dsn string) *sql.DB {
 }
 
 // commonWrite is the writer queue of the common database for the other
-// stores writing to it (anti-cheat, live ops): on SQLite the directory's
+// stores writing to it (anti-cheat, live ops, the game data catalog, the
+// game's purchase notes): on SQLite the directory's
 // (shard.SQLDirectory.Write), so that every writer of common.db waits its
 // turn in one FIFO queue instead of in the driver's busy handler; nil on
 // MySQL (row locks, no file lock: nothing to queue).
