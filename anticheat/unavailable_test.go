@@ -2,8 +2,6 @@ package anticheat_test
 
 import (
 	"context"
-	"database/sql"
-	"net"
 	"testing"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -25,21 +23,7 @@ func (okVerifier) Verify(context.Context, string, string) (anticheat.Purchase, e
 // retryable), never internal (40). Before the one classification they
 // answered 40 with the driver's error.
 func TestSQLStoreDownIsUnavailable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	db, err := sql.Open("mysql", "root@tcp("+addr+")/test?timeout=5s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	st, err := anticheat.NewSQLStore(t.Context(), db, anticheat.SQLConfig{Dialect: "mysql"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := refusingStore(t)
 	mon := anticheat.NewMonitor(anticheat.MonitorConfig{Log: st, Blocks: st})
 	g := anticheat.NewGuard(anticheat.GuardConfig{Monitor: mon})
 	calls := 0
