@@ -385,3 +385,28 @@ func (j *janitor) stop() {
 	j.once.Do(func() { close(j.quit) })
 	<-j.done
 }
+
+// UserSessions implements SessionLister: the user's live sessions, oldest
+// first, without their tokens and secrets.
+func (m *MemoryStore) UserSessions(_ context.Context, userKey int64) ([]*Session, error) {
+	now := m.cfg.Now()
+	sh := m.shard(userKey)
+	sh.mu.Lock()
+	if m.closed.Load() {
+		sh.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var out []*Session
+	for id := range sh.users[userKey] {
+		e := sh.sessions[id]
+		if e == nil {
+			continue
+		}
+		if err, _ := m.status(e, now); err == nil {
+			out = append(out, listed(&e.s))
+		}
+	}
+	sh.mu.Unlock()
+	sortSessions(out)
+	return out, nil
+}

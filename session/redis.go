@@ -611,3 +611,36 @@ func parseEvent(p string) (Event, bool) {
 	}
 	return Event{}, false
 }
+
+// UserSessions implements SessionLister: one SMEMBERS of the user's set,
+// then each session read as Secret reads it (no TTL slid), on the user's
+// node and, while keys move, the previous one.
+func (s *RedisStore) UserSessions(ctx context.Context, userKey int64) ([]*Session, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	seen := map[string]bool{}
+	var out []*Session
+	for _, c := range s.homes(userKey) {
+		sids, err := c.SMembers(ctx, s.userPrefix(userKey)+"u").Result()
+		if err != nil {
+			return nil, unavailable("user sessions", err)
+		}
+		for _, sid := range sids {
+			if seen[sid] {
+				continue
+			}
+			sess, err := s.getOn(ctx, c, userKey, modeSecret, sid, "", 0, "")
+			switch {
+			case err == nil:
+				seen[sid] = true
+				out = append(out, listed(sess))
+			case errors.Is(err, ErrNotFound), errors.Is(err, ErrExpired), errors.Is(err, ErrKicked), errors.Is(err, ErrRevoked):
+			default:
+				return nil, err
+			}
+		}
+	}
+	sortSessions(out)
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ var (
 	ErrCacheMiss = &Error{protocol.CodeInternal, "session: cache miss"}
 	// ErrClosed: the store or cache was closed.
 	ErrClosed = &Error{protocol.CodeUnavailable, "session: closed"}
+	// ErrNotSupported: the store under a wrapper does not offer the call
+	// (VerifiedCache.UserSessions over a store that is no SessionLister).
+	ErrNotSupported = &Error{protocol.CodeInternal, "session: not supported by the store"}
 )
 
 // Limits on what a session may hold. Create refuses larger input with
@@ -288,6 +292,35 @@ type Store interface {
 	// Close stops the store's goroutines and waits for them. It does not
 	// close Redis clients it was given.
 	Close() error
+}
+
+// SessionLister is implemented by the stores that can list a user's live
+// sessions, for operators (an ops console's player page): MemoryStore,
+// RedisStore, and a VerifiedCache over one of them.
+type SessionLister interface {
+	// UserSessions returns the user's live sessions (not ended, kicked,
+	// revoked or expired), oldest first, with Token and Secret cleared:
+	// what a session is, not what it grants. It neither slides a TTL nor
+	// touches a counter. An unknown user has none (nil, nil).
+	UserSessions(ctx context.Context, userKey int64) ([]*Session, error)
+}
+
+// listed returns a copy of s for SessionLister: no token, no secret.
+func listed(s *Session) *Session {
+	out := *s
+	out.Token, out.Secret = "", nil
+	out.Attrs = cloneAttrs(s.Attrs)
+	return &out
+}
+
+// sortSessions orders sessions oldest first (then by id).
+func sortSessions(ss []*Session) {
+	sort.Slice(ss, func(i, j int) bool {
+		if !ss[i].Created.Equal(ss[j].Created) {
+			return ss[i].Created.Before(ss[j].Created)
+		}
+		return ss[i].ID < ss[j].ID
+	})
 }
 
 // newToken returns a fresh bearer token and key id for userKey.

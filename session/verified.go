@@ -262,3 +262,13 @@ func (v *VerifiedCache) Close() error {
 	v.cancel()
 	return nil
 }
+
+// UserSessions implements SessionLister when the wrapped store does;
+// otherwise it returns ErrNotSupported. It always asks the store.
+func (v *VerifiedCache) UserSessions(ctx context.Context, userKey int64) ([]*Session, error) {
+	l, ok := v.Store.(SessionLister)
+	if !ok {
+		return nil, ErrNotSupported
+	}
+	return l.UserSessions(ctx, userKey)
+}

@@ -65,6 +65,7 @@ func RunStoreTests(t *testing.T, newStore NewStoreFunc) {
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newStore) })
 	t.Run("Copies", func(t *testing.T) { testCopies(t, newStore) })
 	t.Run("Unsubscribe", func(t *testing.T) { testUnsubscribe(t, newStore) })
+	t.Run("UserSessions", func(t *testing.T) { testUserSessions(t, newStore) })
 }
 
 type env struct {
@@ -586,5 +587,66 @@ func testUnsubscribe(t *testing.T, newStore NewStoreFunc) {
 			t.Fatalf("cancelled subscription got %+v", ev)
 		}
 	default:
+	}
+}
+
+// testUserSessions runs for stores that are session.SessionLister: a
+// user's live sessions, oldest first, without token or secret; kicked,
+// revoked and expired ones are not listed; listing slides no TTL.
+func testUserSessions(t *testing.T, newStore NewStoreFunc) {
+	e := setup(t, newStore, true)
+	l, ok := e.store.(session.SessionLister)
+	if !ok {
+		t.Log("the store is not a session.SessionLister: nothing to check")
+		return
+	}
+	uk := uniqueUser(t)
+	list := func(what string, want ...*session.Session) {
+		t.Helper()
+		got, err := l.UserSessions(e.ctx, uk)
+		if err != nil {
+			t.Fatalf("%s: UserSessions: %v", what, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d sessions listed, want %d", what, len(got), len(want))
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.ID != w.ID || g.UserKey != uk || g.Platform != "android" || !g.Created.Equal(w.Created) {
+				t.Fatalf("%s: session %d is %+v, want id %s created %v", what, i, g, w.ID, w.Created)
+			}
+			if g.Token != "" || len(g.Secret) != 0 {
+				t.Fatalf("%s: a listed session carries its token or secret", what)
+			}
+		}
+	}
+	list("no session")
+	a := e.login(t, uk)
+	e.clk.Advance(time.Second)
+	b := e.login(t, uk)
+	other := e.login(t, uk+1)
+	list("two sessions", a, b)
+	if err := e.store.Revoke(e.ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	list("after revoking the first", b)
+	// Listing slides no TTL: b expires as if never looked at.
+	e.clk.Advance(SuiteTTL / 2)
+	list("half a TTL later", b)
+	e.clk.Advance(SuiteTTL/2 + time.Second)
+	list("after the TTL")
+	if _, err := e.store.Get(e.ctx, b.Token); !errors.Is(err, session.ErrExpired) && !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get after the TTL with only listings between: %v, want expired", err)
+	}
+	_ = other
+	// One login per user (AllowMultiple off): the kicked one is not listed.
+	e2 := setup(t, newStore, false)
+	l2 := e2.store.(session.SessionLister)
+	uk2 := uniqueUser(t) + 7
+	e2.login(t, uk2)
+	c := e2.login(t, uk2)
+	got, err := l2.UserSessions(e2.ctx, uk2)
+	if err != nil || len(got) != 1 || got[0].ID != c.ID {
+		t.Fatalf("after a second login (the first kicked): %v %v, want only %s", got, err, c.ID)
 	}
 }
