@@ -20,6 +20,7 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -66,6 +67,10 @@ type Config struct {
 	FindUser func(ctx context.Context, platform, id string) (int64, bool, error)
 	// RevokeUser ends a user's sessions (kick, and after a block).
 	RevokeUser func(ctx context.Context, userKey int64) error
+	// Sessions lists a user's live sessions for the player page
+	// (session.SessionLister's UserSessions). Nil: the page lists none
+	// and says so.
+	Sessions func(ctx context.Context, userKey int64) ([]*session.Session, error)
 	// Notice sends a notice to the realtime "system" channel of every
 	// node. Nil: the notices page says it is not available.
 	Notice func(ctx context.Context, n Notice) error

@@ -12,7 +12,8 @@
 //	                      (charts over Config.Days days), maintenance, game data version
 //	/console/players      lookup by user key or account identity (platform:id); a player's
 //	                      profile, balances, inventory, ledger (keyset pages of
-//	                      LedgerPageSize), purchases, hack log; block/unblock, kick,
+//	                      LedgerPageSize), purchases, hack log, live sessions
+//	                      (Config.Sessions); block/unblock, kick,
 //	                      per-user maintenance, mail a grant, recall a mail, take currency and items back
 //	/console/maintenance  global maintenance with its message; per-user maintenance in
 //	                      batches of up to MaxBatch keys

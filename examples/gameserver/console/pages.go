@@ -18,6 +18,7 @@ import (
 	"github.com/madang-io/madang/examples/gameserver/gamedata"
 	"github.com/madang-io/madang/examples/gameserver/liveops"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -171,6 +172,8 @@ type playerData struct {
 	Maintenance string // "", "user", "global"
 	MailKey     string // a fresh key: a form sent twice mails once
 	TakeBackID  string // a fresh request id: a form sent twice takes once
+	Sessions    []*session.Session
+	NoSessions  bool // Config.Sessions is nil: the store cannot list them
 	Audit       []AuditEntry
 }
 
@@ -229,6 +232,11 @@ func (h *Handler) player(r *http.Request, _ *Session) (string, any, error) {
 		return "", nil, err
 	}
 	d.Maintenance = h.cfg.LiveOps.Policy().InMaintenance(u)
+	if h.cfg.Sessions == nil {
+		d.NoSessions = true
+	} else if d.Sessions, err = h.cfg.Sessions(ctx, u); err != nil {
+		return "", nil, err
+	}
 	if d.Audit, err = h.cfg.Store.Audit(ctx, userTarget(u), 0, 20); err != nil {
 		return "", nil, err
 	}

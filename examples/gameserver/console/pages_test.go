@@ -384,3 +384,33 @@ func TestConsoleDatabaseDown(t *testing.T) {
 		t.Fatalf("take-back after the database is back: %d %s", status, errorLine(body))
 	}
 }
+
+// TestPlayerPageSessions: the player page lists the player's live session
+// (id, client, country; never its token), and none after a kick.
+func TestPlayerPageSessions(t *testing.T) {
+	st := startStack(t)
+	pl := newPlayer(t, st.game)
+	res, code := pl.login("sessions-player", "KR")
+	if code != protocol.CodeOK {
+		t.Fatalf("login: %v", code)
+	}
+	id := res.Token[:len(res.Token)-32] // the key id: the token without its 192 secret bits
+	page := "/console/players/" + strconv.FormatInt(res.UserKey, 10)
+	w := signInHTTP(t, st.admin, "alice")
+	_, body := w.get(page)
+	i := strings.Index(body, `<table id="sessions">`)
+	if i < 0 {
+		t.Fatalf("no sessions table: %s", body)
+	}
+	table := body[i:]
+	table = table[:strings.Index(table, "</table>")]
+	if !strings.Contains(table, "<td>"+id+"</td>") || !strings.Contains(table, "<td>1.0.0.0</td>") || !strings.Contains(table, "<td>KR</td>") {
+		t.Fatalf("the live session %s is not listed: %s", id, table)
+	}
+	if strings.Contains(body, res.Token) {
+		t.Fatal("the player page shows the session's token")
+	}
+	if status, body := w.post(page+"/kick", url.Values{"comment": {"support ticket 12"}}); status != http.StatusOK || strings.Contains(body, "<td>"+id+"</td>") || !strings.Contains(body, "none live") {
+		t.Fatalf("after a kick: %d, the session still listed or no 'none live': %s", status, body)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/madang-io/madang/examples/cmdline"
 	"github.com/madang-io/madang/examples/gameserver/console"
 	"github.com/madang-io/madang/realtime"
+	"github.com/madang-io/madang/session"
 	"github.com/madang-io/madang/shard"
 )
 
@@ -26,8 +27,13 @@ func (s *Server) buildConsole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var listSessions func(context.Context, int64) ([]*session.Session, error)
+	if l, ok := s.sessions.(session.SessionLister); ok {
+		listSessions = l.UserSessions
+	}
 	s.console, err = console.New(console.Config{
-		Store: store, LiveOps: s.liveops, Registry: s.registry, Monitor: s.guard.Monitor(),
+		Sessions: listSessions,
+		Store:    store, LiveOps: s.liveops, Registry: s.registry, Monitor: s.guard.Monitor(),
 		Game: s.game, Catalog: s.catalog, RevokeUser: s.sessions.RevokeUser,
 		FindUser: func(ctx context.Context, platform, id string) (int64, bool, error) {
 			if len(id) > shard.MaxIdentityIDLen {
