@@ -414,3 +414,30 @@ func TestPlayerPageSessions(t *testing.T) {
 		t.Fatalf("after a kick: %d, the session still listed or no 'none live': %s", status, body)
 	}
 }
+
+// TestVersionsFormFieldErrors: the versions page's refusals by live ops
+// name the field that is wrong, and the input is marked.
+func TestVersionsFormFieldErrors(t *testing.T) {
+	st := startStack(t)
+	w := signInHTTP(t, st.admin, "alice")
+	_, _ = w.get("/console/versions")
+	for _, c := range []struct {
+		path  string
+		form  url.Values
+		field string
+	}{
+		{"/console/versions/platform", url.Values{"platform": {"android"}, "min_version": {"one.two"}}, "min_version"},
+		{"/console/versions/client", url.Values{"platform": {"android"}, "version": {"one.two"}}, "version"},
+		{"/console/versions/client", url.Values{"platform": {"ios"}, "version": {"1.2.0.0"}, "review": {"on"}}, "review_url"},
+		{"/console/versions/client", url.Values{"platform": {""}, "version": {"1.2.0.0"}}, "platform"},
+	} {
+		c.form.Set("comment", "field errors")
+		status, body := w.post(c.path, c.form)
+		if status != http.StatusBadRequest || !strings.Contains(body, `data-field="`+c.field+`"`) {
+			t.Fatalf("%s %v: %d, want the error against %s: %s", c.path, c.form, status, c.field, errorLine(body))
+		}
+		if !regexp.MustCompile(`name="` + c.field + `"[^>]*class="bad"`).MatchString(body) {
+			t.Errorf("%s %v: the %s input is not marked", c.path, c.form, c.field)
+		}
+	}
+}

@@ -55,9 +55,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
-// InvalidError is an ErrInvalid about one input field. Errors of SetEvent
-// (and the length checks of the other changes) are InvalidErrors when the
-// problem is one field's.
+// InvalidError is an ErrInvalid about one input field. Errors of every
+// change (events, platforms, client versions, maintenance, batches) are
+// InvalidErrors when the problem is one field's.
 type InvalidError struct {
 	// Field is the field's JSON name (Event's "start", "time_zone", ...).
 	Field string
@@ -85,7 +85,7 @@ func checkLen(name, v string, max int) error {
 
 func checkPlatform(p string) error {
 	if p == "" {
-		return invalid("platform is required")
+		return invalidField("platform", "platform is required")
 	}
 	return checkLen("platform", p, MaxPlatformLen)
 }
@@ -98,7 +98,7 @@ func (m *Manager) SetPlatform(ctx context.Context, p PlatformPolicy) error {
 	if p.MinVersion != "" {
 		v, err := anticheat.CanonicalVersion(p.MinVersion)
 		if err != nil || v == anticheat.Latest {
-			return invalid("min_version %q: want x.y.z.w", p.MinVersion)
+			return invalidField("min_version", "min_version %q: want x.y.z.w", p.MinVersion)
 		}
 		p.MinVersion = v
 	}
@@ -132,11 +132,11 @@ func (m *Manager) SetClientVersion(ctx context.Context, c ClientVersion) error {
 	}
 	v, err := anticheat.CanonicalVersion(c.Version)
 	if err != nil || v == anticheat.Latest {
-		return invalid("version %q: want x.y.z.w", c.Version)
+		return invalidField("version", "version %q: want x.y.z.w", c.Version)
 	}
 	c.Version = v
 	if c.DataVersion != "" && m.cfg.DataVersion != nil {
-		return invalid("data_version is set by the game data catalog's client version mappings, not here")
+		return invalidField("data_version", "data_version is set by the game data catalog's client version mappings, not here")
 	}
 	for name, s := range map[string]string{"data_version": c.DataVersion, "asset_version": c.AssetVersion} {
 		if err := checkLen(name, s, MaxDataVersionLen); err != nil {
@@ -147,7 +147,7 @@ func (m *Manager) SetClientVersion(ctx context.Context, c ClientVersion) error {
 		return err
 	}
 	if c.Review && c.ReviewURL == "" {
-		return invalid("a review build needs a review_url")
+		return invalidField("review_url", "a review build needs a review_url")
 	}
 	review := 0
 	if c.Review {
@@ -168,7 +168,7 @@ func (m *Manager) DeleteClientVersion(ctx context.Context, platform, version str
 	}
 	v, err := anticheat.CanonicalVersion(version)
 	if err != nil {
-		return invalid("version %q", version)
+		return invalidField("version", "version %q", version)
 	}
 	return m.change(ctx, func(ctx context.Context, tx *sql.Tx, _ int64) error {
 		_, err := tx.ExecContext(ctx, "DELETE FROM liveops_client_versions WHERE platform = ? AND version = ?", platform, v)
@@ -185,12 +185,12 @@ func (m *Manager) SetMaintenance(ctx context.Context, mt Maintenance) error {
 		return err
 	}
 	if len(mt.AllowUsers) > MaxAllowUsers {
-		return invalid("at most %d allow-listed users", MaxAllowUsers)
+		return invalidField("allow_users", "at most %d allow-listed users", MaxAllowUsers)
 	}
 	ids := make([]string, 0, len(mt.AllowUsers))
 	for _, u := range mt.AllowUsers {
 		if u <= 0 {
-			return invalid("user key %d", u)
+			return invalidField("allow_users", "user key %d", u)
 		}
 		ids = append(ids, strconv.FormatInt(u, 10))
 	}
@@ -211,11 +211,11 @@ func (m *Manager) SetMaintenance(ctx context.Context, mt Maintenance) error {
 
 func checkBatch(keys []int64) error {
 	if len(keys) == 0 || len(keys) > MaxBatch {
-		return invalid("a batch has 1..%d user keys, not %d", MaxBatch, len(keys))
+		return invalidField("user_keys", "a batch has 1..%d user keys, not %d", MaxBatch, len(keys))
 	}
 	for _, k := range keys {
 		if k <= 0 {
-			return invalid("user key %d", k)
+			return invalidField("user_keys", "user key %d", k)
 		}
 	}
 	return nil
@@ -229,7 +229,7 @@ func (m *Manager) AddUserMaintenance(ctx context.Context, keys []int64, operator
 		return err
 	}
 	if operator == "" {
-		return invalid("operator is required")
+		return invalidField("operator", "operator is required")
 	}
 	if err := checkLen("operator", operator, MaxOperatorLen); err != nil {
 		return err
