@@ -35,6 +35,7 @@ const MaxBatch = 100
 type dayStats struct {
 	Day          string
 	DAU, NRU     int64
+	PeakCCU      int64 // the day's highest CCU sample (liveops.Manager.RecordCCU)
 	Hacks        int64
 	RevenueByCur map[string]int64 // currency → micros
 }
@@ -54,7 +55,7 @@ func (h *Handler) dashboard(r *http.Request, _ *Session) (string, any, error) {
 	lo := h.cfg.LiveOps
 	d := dashboardData{}
 	var err error
-	if d.CCU, err = lo.CCU(ctx); err != nil {
+	if d.CCU, err = lo.RecordCCU(ctx); err != nil { // now, and kept as today's peak if higher
 		return "", nil, err
 	}
 	today := utcDay(h.cfg.Now())
@@ -74,6 +75,9 @@ func (h *Handler) dashboard(r *http.Request, _ *Session) (string, any, error) {
 			return "", nil, err
 		}
 		if ds.NRU, err = lo.NRU(ctx, day); err != nil {
+			return "", nil, err
+		}
+		if ds.PeakCCU, err = lo.PeakCCU(ctx, day); err != nil {
 			return "", nil, err
 		}
 		if h.cfg.Game != nil {
@@ -101,6 +105,7 @@ func (h *Handler) dashboard(r *http.Request, _ *Session) (string, any, error) {
 		return c
 	}
 	d.Charts = append(d.Charts,
+		series("Peak CCU", func(s dayStats) int64 { return s.PeakCCU }),
 		series("DAU", func(s dayStats) int64 { return s.DAU }),
 		series("NRU", func(s dayStats) int64 { return s.NRU }),
 		series("Hacks per day", func(s dayStats) int64 { return s.Hacks }))

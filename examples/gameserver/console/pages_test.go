@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/madang-io/madang/examples/datatool/sheet"
 	"github.com/madang-io/madang/examples/gameserver/game"
@@ -439,5 +440,29 @@ func TestVersionsFormFieldErrors(t *testing.T) {
 		if !regexp.MustCompile(`name="` + c.field + `"[^>]*class="bad"`).MatchString(body) {
 			t.Errorf("%s %v: the %s input is not marked", c.path, c.form, c.field)
 		}
+	}
+}
+
+// TestDashboardPeakCCU: the dashboard charts the day's peak CCU, kept in
+// the common database, beside DAU and NRU.
+func TestDashboardPeakCCU(t *testing.T) {
+	st := startStack(t)
+	pl := newPlayer(t, st.game)
+	if _, code := pl.login("ccu-player", "KR"); code != protocol.CodeOK {
+		t.Fatalf("login: %v", code)
+	}
+	w := signInHTTP(t, st.admin, "alice")
+	before := time.Now().UTC().Format(time.DateOnly)
+	_, body := w.get("/console/")
+	today := time.Now().UTC().Format(time.DateOnly) // the page's day (unless midnight passed between)
+	if !strings.Contains(body, "<figcaption>Peak CCU</figcaption>") {
+		t.Fatalf("no peak CCU chart: %s", body)
+	}
+	m := regexp.MustCompile(`<tr><td>(?:` + before + `|` + today + `)</td><td>(\d+)</td>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no row for %s in the per-day table: %s", today, body)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 1 {
+		t.Fatalf("today's peak CCU %d with a player online, want at least 1", n)
 	}
 }

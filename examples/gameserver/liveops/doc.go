@@ -69,5 +69,7 @@
 // Config.DAUCountsNewAccounts, which the new account's shard_accounts row
 // dates. With Redis the active users are flushed
 // every FlushInterval into one sorted set, so CCU counts the users of every
-// server.
+// server. Every PollInterval each server samples the CCU and keeps the
+// larger of its sample and the stored one as the UTC day's peak
+// (RecordCCU, liveops_ccu_daily, migration 0004; PeakCCU reads it).
 package liveops

@@ -248,8 +248,9 @@ type Config struct {
 	// key ("<Channel>:active", hash-tagged for Cluster). Default
 	// "madang:liveops".
 	Channel string
-	// PollInterval is how often liveops_meta.version is read. Default 5 s;
-	// negative disables polling (Refresh still works).
+	// PollInterval is how often liveops_meta.version is read, and the CCU
+	// sampled for the day's peak (RecordCCU). Default 5 s; negative
+	// disables polling (Refresh and RecordCCU still work).
 	PollInterval time.Duration
 	// MaxUserMaintenance bounds the per-user maintenance rows loaded into
 	// memory; more are ignored (and logged). Default 100,000.
@@ -340,6 +341,10 @@ type Manager struct {
 
 	exempt map[string]bool
 	act    *activity
+
+	peakMu  sync.Mutex // RecordCCU: the day and peak this Manager stored last
+	peakDay int64
+	peak    int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -452,6 +457,9 @@ func (m *Manager) poll(ctx context.Context) {
 		case <-t.C:
 			if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("liveops: poll", "err", err)
+			}
+			if _, err := m.RecordCCU(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("liveops: record CCU", "err", err)
 			}
 		}
 	}

@@ -444,3 +444,51 @@ func TestDAUCountsNewAccounts(t *testing.T) {
 		})
 	}
 }
+
+// Each server samples the CCU; a day's peak is the largest sample of any
+// server that day (GREATEST / MAX in one statement), per UTC day.
+func TestPeakCCUPerDay(t *testing.T) {
+	for _, b := range shardtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := openDB(t, b)
+			now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+			clock := func() time.Time { return now }
+			a := newManager(t, Config{DB: db, PollInterval: -1, Now: clock})
+			other := newManager(t, Config{DB: db, PollInterval: -1, Now: clock})
+			ha, ho := chain(a), chain(other)
+			record := func(m *Manager, want int64) {
+				t.Helper()
+				if n, err := m.RecordCCU(ctx); err != nil || n != want {
+					t.Fatalf("RecordCCU %d %v, want %d", n, err, want)
+				}
+			}
+			peak := func(at time.Time, want int64) {
+				t.Helper()
+				if n, err := a.PeakCCU(ctx, at); err != nil || n != want {
+					t.Fatalf("PeakCCU(%v) %d %v, want %d", at, n, err, want)
+				}
+			}
+			peak(now, 0)
+			for _, u := range []int64{1, 2, 3} {
+				call(t, ha, "player.load", &protocol.Principal{UserKey: u}, "")
+			}
+			record(a, 3)
+			peak(now, 3)
+			call(t, ho, "player.load", &protocol.Principal{UserKey: 4}, "")
+			record(other, 1) // a smaller sample of another server keeps the peak
+			peak(now, 3)
+			for _, u := range []int64{5, 6} {
+				call(t, ha, "player.load", &protocol.Principal{UserKey: u}, "")
+			}
+			record(a, 5)
+			peak(now, 5)
+			day1 := now
+			now = now.Add(24 * time.Hour)
+			call(t, ha, "player.load", &protocol.Principal{UserKey: 9}, "")
+			record(a, 1) // the next day starts from its own first sample
+			peak(now, 1)
+			peak(day1, 5)
+		})
+	}
+}

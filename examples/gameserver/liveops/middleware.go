@@ -2,12 +2,15 @@ package liveops
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/protocol"
+	"github.com/madang-io/madang/shard"
 )
 
 // UpdateRequired is the payload of a CodeClientTooOld answer.
@@ -281,3 +284,45 @@ func (m *Manager) NRU(ctx context.Context, t time.Time) (int64, error) {
 // every server with Redis (as of the servers' last flushes), else on this
 // one.
 func (m *Manager) CCU(ctx context.Context) (int64, error) { return m.act.count(ctx) }
+
+// RecordCCU samples the CCU now and keeps it as today's (UTC) peak in
+// liveops_ccu_daily when it is above the peak this Manager last stored for
+// the day (several servers: each keeps the larger figure, GREATEST / MAX in
+// one statement). The Manager calls it every PollInterval; call it
+// yourself when PollInterval is off. It returns the CCU sampled.
+func (m *Manager) RecordCCU(ctx context.Context) (int64, error) {
+	n, err := m.CCU(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := m.cfg.Now()
+	d := day(now)
+	m.peakMu.Lock()
+	defer m.peakMu.Unlock()
+	if d == m.peakDay && n <= m.peak {
+		return n, nil
+	}
+	q := "INSERT INTO liveops_ccu_daily (day, peak, updated_at) VALUES (?, ?, ?) ON CONFLICT(day) DO UPDATE SET peak = MAX(peak, excluded.peak), updated_at = excluded.updated_at"
+	if m.dialect == shard.DialectMySQL {
+		q = "INSERT INTO liveops_ccu_daily (day, peak, updated_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE peak = GREATEST(peak, VALUES(peak)), updated_at = VALUES(updated_at)"
+	}
+	if err := m.write(ctx, func(ctx context.Context) error {
+		_, err := m.cfg.DB.ExecContext(ctx, q, d, n, now.UnixMilli())
+		return err
+	}); err != nil {
+		return n, wrap(err)
+	}
+	m.peakDay, m.peak = d, n
+	return n, nil
+}
+
+// PeakCCU returns the highest CCU recorded (RecordCCU) on t's UTC day by
+// any server, 0 when none was.
+func (m *Manager) PeakCCU(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := m.cfg.DB.QueryRowContext(ctx, "SELECT peak FROM liveops_ccu_daily WHERE day = ?", day(t)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, wrap(err)
+}
