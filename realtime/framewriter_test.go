@@ -179,11 +179,12 @@ func TestTryWriteInterleaved(t *testing.T) {
 		defer cancel()
 		ws.CloseRead(ctx)
 		var res result
+		filled := start // closed once, then nil: this handler's own copy (the test reads start)
 		for i, n := range sizes {
 			p := payload(i, n)
-			if res.partial+res.refused > 0 && start != nil {
-				close(start) // the socket filled
-				start = nil
+			if res.partial+res.refused > 0 && filled != nil {
+				close(filled) // the socket filled
+				filled = nil
 			}
 			if i%3 == 2 { // the library's own message
 				if err := ws.Write(ctx, websocket.MessageBinary, p); err != nil {
@@ -197,9 +198,9 @@ func TestTryWriteInterleaved(t *testing.T) {
 			switch {
 			case !ok:
 				res.refused++
-				if start != nil {
-					close(start)
-					start = nil
+				if filled != nil {
+					close(filled)
+					filled = nil
 				}
 				if err := ws.Write(ctx, websocket.MessageBinary, p); err != nil {
 					done <- result{err: err}
@@ -230,9 +231,8 @@ func TestTryWriteInterleaved(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
-	startC := start
 	select {
-	case <-startC:
+	case <-start:
 	case <-time.After(10 * time.Second): // the socket never filled: fails below
 	}
 	for i, n := range sizes {
