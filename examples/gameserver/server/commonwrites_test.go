@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/madang-io/madang/anticheat"
 	"github.com/madang-io/madang/examples/gameserver/game"
+	"github.com/madang-io/madang/shard"
 )
 
 // In embedded mode the anti-cheat, live-ops and game data catalog writes
@@ -39,16 +41,7 @@ func TestCommonWritesTakeTheWriterQueue(t *testing.T) {
 		}},
 	}
 	for _, w := range writes {
-		holding, release := make(chan struct{}), make(chan struct{})
-		held := make(chan error, 1)
-		go func() {
-			held <- dir.Write(ctx, func(context.Context) error {
-				close(holding)
-				<-release
-				return nil
-			})
-		}()
-		<-holding
+		release := holdWriterQueue(t, dir)
 		waits := dir.Stats().SQLiteWriterWaits
 		done := make(chan error, 1)
 		go func() { done <- w.run() }()
@@ -62,14 +55,39 @@ func TestCommonWritesTakeTheWriterQueue(t *testing.T) {
 				t.Fatalf("%s: did not queue", w.name)
 			}
 		}
-		close(release)
-		if err := <-held; err != nil {
-			t.Fatal(err)
-		}
+		release()
 		if err := <-done; err != nil {
 			t.Fatalf("%s: %v", w.name, err)
 		}
 	}
+}
+
+// holdWriterQueue holds dir's writer queue with a write that waits until
+// release is called (at the latest when the test ends); release checks
+// that write's own result.
+func holdWriterQueue(t *testing.T, dir *shard.SQLDirectory) (release func()) {
+	t.Helper()
+	holding, free := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- dir.Write(context.Background(), func(context.Context) error {
+			close(holding)
+			<-free
+			return nil
+		})
+	}()
+	<-holding
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			close(free)
+			if err := <-held; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
 
 // In embedded mode a purchase's note in iap_pending takes the writer queue
@@ -89,16 +107,7 @@ func TestPurchaseNoteTakesTheWriterQueue(t *testing.T) {
 		}
 		return n
 	}
-	holding, release := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 1)
-	go func() {
-		held <- dir.Write(ctx, func(context.Context) error {
-			close(holding)
-			<-release
-			return nil
-		})
-	}()
-	<-holding
+	release := holdWriterQueue(t, dir)
 	waits := dir.Stats().SQLiteWriterWaits
 	done := make(chan error, 1)
 	var got game.IAPResult
@@ -108,18 +117,13 @@ func TestPurchaseNoteTakesTheWriterQueue(t *testing.T) {
 	}()
 	for deadline := time.Now().Add(10 * time.Second); dir.Stats().SQLiteWriterWaits == waits; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			close(release)
 			t.Fatal("the purchase did not queue")
 		}
 	}
 	if n := notes(); n != 0 {
-		close(release)
 		t.Fatalf("%d purchase notes written while the queue was held", n)
 	}
-	close(release)
-	if err := <-held; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-done; err != nil || !got.Granted {
 		t.Fatalf("purchase: %+v %v", got, err)
 	}
