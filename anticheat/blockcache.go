@@ -137,10 +137,16 @@ func outage(err error) bool {
 	return c == protocol.CodeUnavailable || c == protocol.CodeTimeout
 }
 
+// standsIn reports whether an answer fetched at request time fetched is
+// young enough (MaxStale) to stand in for the backend's at t.
+func (c *BlockCache) standsIn(fetched, t int64) bool {
+	return c.maxStale > 0 && t-fetched < c.maxStale && t >= fetched-c.ttl
+}
+
 // usable reports whether an answer fetched at request time fetched may
 // stand in for the backend's at t when the backend fails with err.
 func (c *BlockCache) usable(fetched, t int64, err error) bool {
-	return c.maxStale > 0 && t-fetched < c.maxStale && t >= fetched-c.ttl && outage(err)
+	return c.standsIn(fetched, t) && outage(err)
 }
 
 // Stats returns the counts of stale answers (BlockCacheConfig.MaxStale).
@@ -164,7 +170,7 @@ func (c *BlockCache) GetBlock(ctx context.Context, userKey int64, now time.Time)
 	e, hit := sh.m[userKey]
 	sh.mu.RUnlock()
 	expired := !hit || t-e.fetched >= c.ttl || t < e.fetched-c.ttl
-	if expired && hit && t < e.retryAt && t-e.fetched < c.maxStale && t >= e.fetched-c.ttl {
+	if expired && hit && t < e.retryAt && c.standsIn(e.fetched, t) {
 		c.staleAnswers.Add(1) // the backend was out a moment ago
 	} else if expired {
 		b, ok, err := c.next.GetBlock(ctx, userKey, now)
@@ -220,7 +226,7 @@ func (c *BlockCache) fromWhole(ctx context.Context, userKey int64, now time.Time
 	fresh := (m != nil || c.tooLong) && t-at < c.ttl && t >= at-c.ttl
 	// After a failed load, a list still young enough to stand in is used
 	// until the next try.
-	stale := !fresh && m != nil && t < c.retryAt && t-at < c.maxStale && t >= at-c.ttl
+	stale := !fresh && m != nil && t < c.retryAt && c.standsIn(at, t)
 	if fresh || stale {
 		if m != nil {
 			b, ok = m[userKey]
