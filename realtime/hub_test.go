@@ -812,7 +812,11 @@ func TestWriterOnDemand(t *testing.T) {
 // is blocked on the rest of one it began.
 func stuckWriter(t *testing.T, n *node, store session.Store, userKey int64, size int) {
 	t.Helper()
-	ctx := ctxT(t)
+	// Minutes, not ctxT's seconds: under -race on a busy machine framing
+	// 32 MiB of pushes alone took longer than 10 s (the broker's queue
+	// then stayed full past ctxT's deadline).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	dial(t, n, sessiontest.Login(t, store, userKey), &realtime.DialOptions{PushBuffer: 1, ReadLimit: 1 << 20})
 	noise := make([]byte, size*3/4)
 	rand.Read(noise)
