@@ -27,12 +27,12 @@ import (
 // with when the environment sets none. At 1,000 clients the process holds
 // about 2,000 goroutines (a connection's and its background read's), and
 // every GC cycle scans all their stacks and shrinks the idle ones, which
-// then grow again on the connection's next SQLite call: at GOGC 100 that
-// cost 8-14 µs of server CPU per call at 1,000 clients against 5-8 µs at
-// 100. At 400 a cycle comes a quarter as often: 4-6 µs at 1,000 and about
-// 2.5 µs at 100, for about twice the heap (BENCHMARKS.md, "plateau, part
-// 5"). GOGC (and GOMEMLIMIT, which bounds the heap either way) still rule
-// when set.
+// then grow again on the connection's next SQLite call: at GOGC 100 the GC
+// and the stack growth cost 13-14 µs of server CPU per call at 1,000
+// clients against 7-8 µs at 100. At 400 a cycle comes a quarter as often:
+// 3-6 µs at 1,000 and about 2.5 µs at 100, for about twice the heap
+// (BENCHMARKS.md, "plateau, part 5"). GOGC (and GOMEMLIMIT, which bounds
+// the heap either way) still rule when set.
 const defaultGCPercent = 400
 
 // gcPercent returns the GC target to set: defaultGCPercent when getenv

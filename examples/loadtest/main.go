@@ -42,10 +42,10 @@ import (
 // tool when the environment sets none. Each virtual user holds three
 // goroutines (its own and its connection's read and write loops) and the
 // tool's live heap is small, so at GOGC 100 a GC cycle comes often and
-// scans every user's stacks: at 1,000 users that cost 15-20 µs of the
+// scans every user's stacks: at 1,000 users the GC cost 15-20 µs of the
 // tool's CPU per call against 10 at 100, CPU taken from the server it
-// shares the machine with (BENCHMARKS.md, "plateau, part 5"). GOGC still
-// rules when set.
+// shares the machine with; at 400, 3.5 and 2.5 µs (BENCHMARKS.md,
+// "plateau, part 5"). GOGC still rules when set.
 const defaultGCPercent = 400
 
 // gcPercent returns the GC target to set: defaultGCPercent when getenv
