@@ -30,8 +30,9 @@ import (
 // then grow again on the connection's next SQLite call: at GOGC 100 the GC
 // and the stack growth cost 13-14 µs of server CPU per call at 1,000
 // clients against 7-8 µs at 100. At 400 a cycle comes a quarter as often:
-// 3-6 µs at 1,000 and about 2.5 µs at 100, for about twice the heap
-// (BENCHMARKS.md, "plateau, part 5"). GOGC (and GOMEMLIMIT, which bounds
+// 3-6 µs at 1,000 and about 2.5 µs at 100, for two to three times the
+// heap (in use at 1,000 clients: 54-61 MB, then 108-183 MB; BENCHMARKS.md,
+// "plateau, part 5"). GOGC (and GOMEMLIMIT, which bounds
 // the heap either way) still rule when set.
 const defaultGCPercent = 400
 
