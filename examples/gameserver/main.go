@@ -28,8 +28,8 @@ import (
 // about 2,000 goroutines (a connection's and its background read's), and
 // every GC cycle scans all their stacks and shrinks the idle ones, which
 // then grow again on the connection's next SQLite call: at GOGC 100 the GC
-// and the stack growth cost 13-14 µs of server CPU per call at 1,000
-// clients against 7-8 µs at 100. At 400 a cycle comes a quarter as often:
+// and the stack growth cost 11-18 µs of server CPU per call at 1,000
+// clients against 6-8 µs at 100. At 400 a cycle comes a quarter as often:
 // 3-6 µs at 1,000 and about 2.5 µs at 100, for two to three times the
 // heap (in use at 1,000 clients: 54-61 MB, then 108-183 MB; BENCHMARKS.md,
 // "plateau, part 5"). GOGC (and GOMEMLIMIT, which bounds
