@@ -87,22 +87,30 @@ type InFlightLimit struct {
 	mu    sync.Mutex
 	queue []*inFlightWaiter // first come first; from head on
 	head  int
+	// expiry answers the queued requests whose MaxWait passed: one timer
+	// for the whole queue (every waiter waits the same MaxWait, so the
+	// first in the queue is the first to expire), armed for the first
+	// live waiter's deadline while armed is true; nil until first needed.
+	expiry *time.Timer
+	armed  bool
 
 	inFlight, peak            atomic.Int64
 	admitted, waited, refused atomic.Uint64
 }
 
-// inFlightWaiter is a queued request. Its turn is handed over on ready
-// (buffered): marked handed under the limit's mutex, sent after it; gone
-// marks one that left the queue.
+// inFlightWaiter is a queued request. Its answer comes on ready (buffered):
+// true when it was handed a turn, false when its MaxWait passed (expired);
+// both are marked under the limit's mutex. gone marks one that left the
+// queue (gave up or expired) for the next hand-over to drop.
 type inFlightWaiter struct {
-	ready  chan struct{}
-	gone   bool
-	handed bool
-	timer  *time.Timer
+	ready    chan bool
+	deadline time.Time // MaxWait after it queued
+	gone     bool
+	handed   bool
+	expired  bool
 }
 
-var inFlightWaiters = sync.Pool{New: func() any { return &inFlightWaiter{ready: make(chan struct{}, 1)} }}
+var inFlightWaiters = sync.Pool{New: func() any { return &inFlightWaiter{ready: make(chan bool, 1)} }}
 
 // InFlightStats are an InFlightLimit's counters, for metrics.
 type InFlightStats struct {
@@ -187,53 +195,91 @@ func (l *InFlightLimit) Acquire(ctx context.Context) (release func(), err error)
 		return nil, l.busy(expect)
 	}
 	w := inFlightWaiters.Get().(*inFlightWaiter)
-	w.gone, w.handed = false, false
+	w.gone, w.handed, w.expired = false, false, false
+	now := time.Now()
+	w.deadline = now.Add(l.cfg.MaxWait)
 	if l.head > 0 && len(l.queue) == cap(l.queue) {
 		n := copy(l.queue, l.queue[l.head:])
 		clear(l.queue[n:])
 		l.queue, l.head = l.queue[:n], 0
 	}
 	l.queue = append(l.queue, w)
+	if !l.armed {
+		// Nothing earlier is waiting to expire: this one is the first.
+		l.armLocked(l.cfg.MaxWait)
+	}
 	handed := l.handOverLocked()
 	l.mu.Unlock()
 	if handed != nil {
-		handed.ready <- struct{}{}
+		handed.ready <- true
 	}
 
-	if w.timer == nil {
-		w.timer = time.NewTimer(l.cfg.MaxWait)
+	// One channel to park on (and the caller's ctx): no timer per waiter,
+	// the limit's expiry timer answers the ones whose MaxWait passed.
+	var turn bool
+	if done := ctx.Done(); done == nil {
+		turn = <-w.ready
 	} else {
-		w.timer.Reset(l.cfg.MaxWait)
-	}
-	timedOut := false
-	select {
-	case <-w.ready:
-		w.timer.Stop()
-		inFlightWaiters.Put(w)
-		return l.admit(time.Now()), nil
-	case <-w.timer.C:
-		timedOut = true
-	case <-ctx.Done():
-		w.timer.Stop()
-	}
-	l.mu.Lock()
-	if w.handed { // handed a turn as it left
-		l.mu.Unlock()
-		<-w.ready // sent just after the hand-over
-		inFlightWaiters.Put(w)
-		if timedOut {
-			return l.admit(time.Now()), nil
+		select {
+		case turn = <-w.ready:
+		case <-done:
+			l.mu.Lock()
+			switch {
+			case w.handed: // handed a turn as it left
+				l.mu.Unlock()
+				<-w.ready // sent just after the hand-over
+				inFlightWaiters.Put(w)
+				l.release(time.Time{}) // pass it on
+			case w.expired: // answered by the expiry as it left
+				l.mu.Unlock()
+			default:
+				w.gone = true // left in the queue for the next hand-over to drop
+				l.waiting.Add(-1)
+				l.mu.Unlock()
+			}
+			return nil, ctx.Err()
 		}
-		l.release(time.Time{}) // pass it on
-		return nil, ctx.Err()
 	}
-	w.gone = true // left in the queue for the next hand-over to drop
-	l.waiting.Add(-1)
-	l.mu.Unlock()
-	if timedOut {
+	if !turn {
+		// Expired: out of the queue and the count already; left in the
+		// queue's slice (gone) for the next hand-over to drop.
 		return nil, l.busy(l.cfg.MaxWait)
 	}
-	return nil, ctx.Err()
+	inFlightWaiters.Put(w)
+	return l.admit(time.Now()), nil
+}
+
+// armLocked arms the expiry timer to fire after d. l.mu is held.
+func (l *InFlightLimit) armLocked(d time.Duration) {
+	l.armed = true
+	if l.expiry == nil {
+		l.expiry = time.AfterFunc(d, l.expire)
+		return
+	}
+	l.expiry.Reset(d)
+}
+
+// expire answers the queued requests whose MaxWait passed (false on their
+// ready: refused) and arms the timer for the first that is still waiting.
+// The queue is in arrival order and every waiter waits the same MaxWait,
+// so it stops at the first live waiter whose deadline is still ahead.
+func (l *InFlightLimit) expire() {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed = false
+	for _, w := range l.queue[l.head:] {
+		if w.gone {
+			continue
+		}
+		if d := w.deadline.Sub(now); d > 0 {
+			l.armLocked(d)
+			return
+		}
+		w.gone, w.expired = true, true
+		l.waiting.Add(-1)
+		w.ready <- false // buffered and empty: not handed
+	}
 }
 
 // admit counts an admitted request and returns its release.
@@ -282,7 +328,7 @@ func (l *InFlightLimit) handOver() {
 	w := l.handOverLocked()
 	l.mu.Unlock()
 	if w != nil {
-		w.ready <- struct{}{}
+		w.ready <- true
 	}
 }
 

@@ -373,3 +373,48 @@ func TestInFlightLimitStressKeepsTheBound(t *testing.T) {
 		t.Fatalf("turn %d of %d: %v, want it queued (then canceled)", max+1, max, err)
 	}
 }
+
+// TestInFlightLimitEachWaiterWaitsItsOwnMaxWait: the queue's one expiry
+// timer refuses each queued request once its own MaxWait passed, not with
+// the first one's: a request that queued later waits its full MaxWait too,
+// and the turn still goes to the next comer afterwards.
+func TestInFlightLimitEachWaiterWaitsItsOwnMaxWait(t *testing.T) {
+	const maxWait = 400 * time.Millisecond
+	l := NewInFlightLimit(InFlightConfig{Max: 1, Wait: time.Minute, MaxWait: maxWait})
+	release, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		waited time.Duration
+		err    error
+	}
+	results := make(chan result, 3)
+	for i := range 3 {
+		go func() {
+			start := time.Now()
+			_, err := l.Acquire(context.Background())
+			results <- result{time.Since(start), err}
+		}()
+		waitFor(t, "a waiter to queue", func() bool { return l.Stats().Waited == uint64(i+1) })
+		time.Sleep(maxWait / 3) // the next one queues later
+	}
+	for range 3 {
+		r := <-results
+		if !errors.Is(r.err, ErrServerBusy) {
+			t.Fatalf("queued request = %v, want ErrServerBusy after MaxWait", r.err)
+		}
+		if r.waited < maxWait {
+			t.Fatalf("refused after %v, before its MaxWait %v", r.waited, maxWait)
+		}
+	}
+	if st := l.Stats(); st.Refused != 3 || st.Queued != 0 || st.InFlight != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+	release()
+	r2, err := l.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("after the expiries: %v", err)
+	}
+	r2()
+}

@@ -119,3 +119,13 @@ func TestRunRefusesUnclearDevMode(t *testing.T) {
 		}
 	}
 }
+
+func TestGCPercentDefaultsOnlyWithoutGOGC(t *testing.T) {
+	if p, ok := gcPercent(func(string) string { return "" }); !ok || p != defaultGCPercent {
+		t.Fatalf("without GOGC: %d, %v; want %d, true", p, ok, defaultGCPercent)
+	}
+	env := map[string]string{"GOGC": "50"}
+	if _, ok := gcPercent(func(k string) string { return env[k] }); ok {
+		t.Fatal("GOGC set in the environment was overridden")
+	}
+}

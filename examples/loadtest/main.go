@@ -34,10 +34,33 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// defaultGCPercent is the garbage collector's target (GOGC) of the load
+// tool when the environment sets none. Each virtual user holds three
+// goroutines (its own and its connection's read and write loops) and the
+// tool's live heap is small, so at GOGC 100 a GC cycle comes often and
+// scans every user's stacks: at 1,000 users the GC cost 15-20 µs of the
+// tool's CPU per call against 10 at 100, CPU taken from the server it
+// shares the machine with; at 400, 3.5 and 2.5 µs (BENCHMARKS.md,
+// "plateau, part 5"). GOGC still rules when set.
+const defaultGCPercent = 400
+
+// gcPercent returns the GC target to set: defaultGCPercent when getenv
+// gives no GOGC, else false (the runtime already applied it).
+func gcPercent(getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	return defaultGCPercent, true
+}
+
 func main() {
+	if p, ok := gcPercent(os.Getenv); ok {
+		debug.SetGCPercent(p)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
