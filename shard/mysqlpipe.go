@@ -33,8 +33,10 @@ import (
 // backslash inside a string literal, a count other than its arguments')
 // is never combined with another; the pending ones go alone before it. A
 // proxy between the pool and the server must take multi-statement
-// queries (MariaDB, MySQL and Vitess vtgate do); if yours does not, use
-// sql.Open (Config.NoMySQLPipelining for the Router).
+// queries (MariaDB and MySQL do, and so does vtgate's MySQL protocol
+// server; some proxies, such as older ProxySQL releases, do not — check
+// yours); if it does not, use sql.Open (Config.NoMySQLPipelining for the
+// Router).
 //
 // Without interpolateParams=true the pool is the driver's own. The pool's
 // Driver() is go-sql-driver/mysql's, so DetectDialect tells MySQL. The
