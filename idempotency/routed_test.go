@@ -2,6 +2,7 @@ package idempotency_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,6 +68,32 @@ func TestSQLStoreOverRouter(t *testing.T) {
 			idempotencytest.RunDoerTests(t, newDoer, idempotencytest.Options{UserKey: first + 42, BusyIsUnavailable: b.Name == "sqlite"})
 		})
 	}
+	// The MySQL pools as the game server opens them: transactions
+	// pipelined, the stored answer deferred to the COMMIT.
+	t.Run("mariadb-pipelined", func(t *testing.T) {
+		first, _ := shardtest.Range(routedGameDBs)
+		newDoer := func(t testing.TB, cfg idempotency.Config) idempotency.Doer {
+			return newRouted(t, shardtest.MySQL(), cfg, pipelined(shard.Config{})).store
+		}
+		idempotencytest.RunDoerTests(t, newDoer, idempotencytest.Options{UserKey: first + 42})
+	})
+}
+
+// pipelined returns rc with MySQL pools that pipeline transactions, as the
+// game server's do: DSNs with interpolated parameters (shard.MySQLDSN)
+// opened by shard.OpenMySQL.
+func pipelined(rc shard.Config) shard.Config {
+	rc.Open = func(driver, dsn string) (*sql.DB, error) {
+		if driver != "mysql" {
+			return sql.Open(driver, dsn)
+		}
+		dsn, err := shard.MySQLDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return shard.OpenMySQL(dsn)
+	}
+	return rc
 }
 
 // TestSQLStoreOverRouterRouting: each user's key row is on the user's own
@@ -261,17 +288,19 @@ func TestSQLStoreOverRouterDeadlockVictimRunsAgain(t *testing.T) {
 		}
 	}
 
-	rs = setup(shard.Config{TxBackoff: time.Millisecond})
-	errs, runs := race(rs, 1)
-	if errs[0] != nil || errs[1] != nil || retries(rs) != 1 || runs[0]+runs[1] != 3 {
-		t.Fatalf("with retries: %v / %v, %d retries, runs %v", errs[0], errs[1], retries(rs), runs)
-	}
-	if s := rs.store.Stats(); s.Executed != 2 { // the victim's first run rolled back with its result
-		t.Fatalf("stored results: %+v", s)
-	}
-	var v0, v1 int
-	db, _ := rs.router.DB(ctx, 10_000_000)
-	if err := db.QueryRowContext(ctx, "SELECT (SELECT v FROM pair WHERE id = 0), (SELECT v FROM pair WHERE id = 1)").Scan(&v0, &v1); err != nil || v0 != 2 || v1 != 2 {
-		t.Fatalf("pair %d, %d (%v), want each call applied once", v0, v1, err)
+	for _, rc := range []shard.Config{{TxBackoff: time.Millisecond}, pipelined(shard.Config{TxBackoff: time.Millisecond})} {
+		rs = setup(rc)
+		errs, runs := race(rs, 1)
+		if errs[0] != nil || errs[1] != nil || retries(rs) != 1 || runs[0]+runs[1] != 3 {
+			t.Fatalf("with retries: %v / %v, %d retries, runs %v", errs[0], errs[1], retries(rs), runs)
+		}
+		if s := rs.store.Stats(); s.Executed != 2 { // the victim's first run rolled back with its result
+			t.Fatalf("stored results: %+v", s)
+		}
+		var v0, v1 int
+		db, _ := rs.router.DB(ctx, 10_000_000)
+		if err := db.QueryRowContext(ctx, "SELECT (SELECT v FROM pair WHERE id = 0), (SELECT v FROM pair WHERE id = 1)").Scan(&v0, &v1); err != nil || v0 != 2 || v1 != 2 {
+			t.Fatalf("pair %d, %d (%v), want each call applied once", v0, v1, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/madang-io/madang/internal/backend"
+	"github.com/madang-io/madang/internal/sqldefer"
 	"github.com/madang-io/madang/internal/sqldialect"
 	"github.com/madang-io/madang/protocol"
 )
@@ -419,7 +420,11 @@ func (s *SQLStore) DoTx(ctx context.Context, tx *sql.Tx, scope Scope, key string
 	if payload == nil {
 		payload = []byte{}
 	}
-	if _, err := tx.ExecContext(ctx, s.update, int64(res.Code), res.Message, payload, scope.UserKey, scope.Command, key); err != nil {
+	// Deferred (internal/sqldefer; shard.Deferred): on a pipelining MySQL
+	// pool the answer goes with the caller's next statement or its COMMIT,
+	// and an error there fails the commit (nothing committed). Elsewhere
+	// it runs now.
+	if _, err := tx.ExecContext(sqldefer.With(ctx), s.update, int64(res.Code), res.Message, payload, scope.UserKey, scope.Command, key); err != nil {
 		return TxOutcome{}, storeError("store result", err)
 	}
 	s.c.executed.Add(1)

@@ -26,10 +26,16 @@ type Config struct {
 	Directory Directory
 	// Open opens a connection pool. Default sql.Open, except for the
 	// drivers "sqlite" and "sqlite3": their pools keep prepared statements
-	// per connection (SQLiteStatementCache). Mains that use SQLite import
-	// the driver themselves; this package imports none but
-	// go-sql-driver/mysql.
+	// per connection (SQLiteStatementCache); and "mysql": OpenMySQL, whose
+	// pools pipeline transactions when the DSN sets interpolateParams=true
+	// (NoMySQLPipelining). Mains that use SQLite import the driver
+	// themselves; this package imports none but go-sql-driver/mysql.
 	Open func(driver, dsn string) (*sql.DB, error)
+	// NoMySQLPipelining makes the default Open use sql.Open for "mysql"
+	// too: every statement, BEGIN and COMMIT its own round trip. Set it
+	// when something between the pools and the servers does not take
+	// multi-statement queries. Default false: OpenMySQL.
+	NoMySQLPipelining bool
 	// DSNTemplate forms the DSN of a database whose directory row has no
 	// dsn: {host}, {port} and {db} are replaced by the row's host, port and
 	// db_name, e.g. "game:secret@tcp({host}:{port})/{db}?parseTime=true".
@@ -139,9 +145,13 @@ func (c *Config) setDefaults() {
 	}
 	if c.Open == nil {
 		size := c.SQLiteStatementCache
+		pipeline := !c.NoMySQLPipelining
 		c.Open = func(driver, dsn string) (*sql.DB, error) {
 			if size > 0 && (driver == "sqlite" || driver == "sqlite3") {
 				return stmtcache.Open(driver, dsn, size)
+			}
+			if pipeline && driver == "mysql" {
+				return OpenMySQL(dsn)
 			}
 			return sql.Open(driver, dsn)
 		}

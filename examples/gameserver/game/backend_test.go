@@ -39,7 +39,16 @@ func backends() []backend {
 		{"sqlite", shard.DialectSQLite, func(t testing.TB) (string, string) {
 			return "sqlite", shardtest.SQLite().NewDSN(t)
 		}},
-		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) { return "mysql", shardtest.MySQL().NewDSN(t) }},
+		// As the game server opens it: interpolated parameters
+		// (shard.MySQLDSN), so the router's pools pipeline transactions
+		// (shard.OpenMySQL).
+		{"mariadb", shard.DialectMySQL, func(t testing.TB) (string, string) {
+			dsn, err := shard.MySQLDSN(shardtest.MySQL().NewDSN(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "mysql", dsn
+		}},
 	}
 }
 

@@ -23,13 +23,17 @@ import (
 // statements; no transport, no sessions), 16 players at once, on a private
 // mariadbd: "returning" with MariaDB's one-statement upsert … RETURNING of
 // the player row, "mysql-path" with MySQL's lock, update (Config.MariaDB
-// false), each on a database of its own on the same server. Besides the
+// false), both with the router's pipelined pools (shard.OpenMySQL), and
+// "unpipelined": returning with shard.Config.NoMySQLPipelining (BEGIN,
+// each statement and COMMIT a round trip), each on a database of its own
+// on the same server. Besides the
 // time per purchase it reports, per purchase, the private server's CPU
 // (mariadbd-µs/op, from /proc), the benchmark process's (game-µs/op: the
 // game, the idempotency store, the driver) and the server's statements
-// (Questions, from SHOW GLOBAL STATUS: BEGIN and COMMIT included). The two
-// alternate, three rounds (returning, mysql-path; mysql-path, returning;
-// ...), after 500 purchases each to warm the server.
+// (Questions, from SHOW GLOBAL STATUS: BEGIN and COMMIT included) and the
+// round trips (command packets counted on the wire). The three take turns,
+// three rounds, each round starting with the next, after 500 purchases
+// each to warm the server.
 func BenchmarkShopBuyMariaDB(b *testing.B) {
 	srv := shardtest.PrivateMySQL(b, "--skip-log-bin", "--max-connections=200")
 	admin, err := sql.Open("mysql", srv.DSN(""))
@@ -41,21 +45,19 @@ func BenchmarkShopBuyMariaDB(b *testing.B) {
 	type path struct {
 		name    string
 		mariaDB bool
+		noPipe  bool
 		r       *rig
 		users   []int64
 	}
-	paths := []*path{{name: "returning", mariaDB: true}, {name: "mysql-path"}}
+	paths := []*path{{name: "returning", mariaDB: true}, {name: "unpipelined", mariaDB: true, noPipe: true}, {name: "mysql-path"}}
 	for _, p := range paths {
 		name := "bench_" + strings.ToLower(rand.Text()[:10])
 		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 			b.Fatal(err)
 		}
-		dsn, err := shard.MySQLDSN(srv.DSN(name))
-		if err != nil {
-			b.Fatal(err)
-		}
+		dsn := wireCountedDSN(b, srv.DSN(name))
 		be := backend{p.name, shard.DialectMySQL, func(testing.TB) (string, string) { return "mysql", dsn }}
-		p.r = newRigWith(b, be, func(common *sql.DB, cfg *game.Config) { cfg.MariaDB = &p.mariaDB })
+		p.r = newRigRouter(b, be, shard.Config{NoMySQLPipelining: p.noPipe}, func(common *sql.DB, cfg *game.Config) { cfg.MariaDB = &p.mariaDB })
 		for i := range 16 {
 			p.users = append(p.users, p.r.login(fmt.Sprintf("bench-%d", i)))
 		}
@@ -91,11 +93,8 @@ func BenchmarkShopBuyMariaDB(b *testing.B) {
 		}
 	}
 	for round := range 3 {
-		order := paths
-		if round%2 == 1 {
-			order = []*path{paths[1], paths[0]}
-		}
-		for _, p := range order {
+		for i := range paths {
+			p := paths[(i+round)%len(paths)]
 			benchPath(b, p.name, srv, admin, func(n int) int64 { return buy(p, n) })
 		}
 	}
@@ -105,12 +104,13 @@ func BenchmarkShopBuyMariaDB(b *testing.B) {
 // server's CPU, the process's own and the statements per purchase.
 func benchPath(b *testing.B, name string, srv *shardtest.MariaDBServer, admin *sql.DB, buy func(n int) (failed int64)) {
 	b.Run(name, func(b *testing.B) {
-		q0 := questions(b, admin)
+		q0, w0 := questions(b, admin), wire.Load()
 		cpu0, self0 := procCPUTicks(b, srv.PID()), procCPUTicks(b, os.Getpid())
 		b.ResetTimer()
 		failed := buy(b.N)
 		b.StopTimer()
 		cpu, self := procCPUTicks(b, srv.PID())-cpu0, procCPUTicks(b, os.Getpid())-self0
+		w := wire.Load() - w0
 		q := questions(b, admin) - q0 - 1 // less the status query's own
 		if failed > 0 {
 			b.Fatalf("%d purchases failed", failed)
@@ -118,6 +118,7 @@ func benchPath(b *testing.B, name string, srv *shardtest.MariaDBServer, admin *s
 		b.ReportMetric(float64(cpu)*1e4/float64(b.N), "mariadbd-µs/op") // ticks of 10 ms
 		b.ReportMetric(float64(self)*1e4/float64(b.N), "game-µs/op")
 		b.ReportMetric(float64(q)/float64(b.N), "statements/op")
+		b.ReportMetric(float64(w)/float64(b.N), "round-trips/op")
 	})
 }
 

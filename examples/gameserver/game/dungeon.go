@@ -12,6 +12,7 @@ import (
 	"github.com/madang-io/madang/idempotency"
 	"github.com/madang-io/madang/protocol"
 	"github.com/madang-io/madang/session"
+	"github.com/madang-io/madang/shard"
 )
 
 // Dungeon is a dungeon's static data: its stamina cost, its rewards and the
@@ -162,14 +163,14 @@ func (g *Game) dungeonStart(ctx context.Context, req *protocol.Request, in Start
 	if !ok {
 		return RunStarted{}, protocol.Errorf(CodeNotEnoughStamina, "not enough stamina")
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE players SET stamina = ?, stamina_at = ? WHERE user_key = ?", newStored, newAt, userKey); err != nil {
+	if _, err := tx.ExecContext(shard.Deferred(ctx), "UPDATE players SET stamina = ?, stamina_at = ? WHERE user_key = ?", newStored, newAt, userKey); err != nil {
 		return RunStarted{}, fmt.Errorf("game: stamina of %d: %w", userKey, err)
 	}
 	// The run's server start is when the request arrived: time it waited
 	// for a busy server or database is not the player's, and counting it
 	// would make an honest finish look like a fast clock (drift_ahead).
 	run := RunStarted{RunID: rand.Text(), DungeonID: d.ID, StartedAt: g.arrivedAt(req, now).UnixMilli(), Stamina: StaminaAt(newStored, newAt, now)}
-	_, err = tx.ExecContext(ctx, "INSERT INTO dungeon_runs (run_id, user_key, dungeon_id, started_at, client_started_at) VALUES (?, ?, ?, ?, ?)",
+	_, err = tx.ExecContext(shard.Deferred(ctx), "INSERT INTO dungeon_runs (run_id, user_key, dungeon_id, started_at, client_started_at) VALUES (?, ?, ?, ?, ?)",
 		run.RunID, userKey, d.ID, run.StartedAt, req.ClientTime)
 	if err != nil {
 		return RunStarted{}, fmt.Errorf("game: run of %d: %w", userKey, err)
@@ -234,7 +235,7 @@ func (g *Game) dungeonFinish(ctx context.Context, req *protocol.Request, in Fini
 	now := g.cfg.Now()
 	nowMs := now.UnixMilli()
 	end := func(result string, score, gold, exp int64) error {
-		_, err := tx.ExecContext(ctx, "UPDATE dungeon_runs SET finished_at = ?, result = ?, damage = ?, play_time_ms = ?, score = ?, gold = ?, exp = ? WHERE run_id = ?",
+		_, err := tx.ExecContext(shard.Deferred(ctx), "UPDATE dungeon_runs SET finished_at = ?, result = ?, damage = ?, play_time_ms = ?, score = ?, gold = ?, exp = ? WHERE run_id = ?",
 			nowMs, result, in.Damage, in.PlayTimeMs, score, gold, exp, in.RunID)
 		if err != nil {
 			return fmt.Errorf("game: finish run %s: %w", in.RunID, err)

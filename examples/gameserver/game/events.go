@@ -84,7 +84,7 @@ func (g *Game) sendLoginBonuses(ctx context.Context, tx *sql.Tx, userKey int64, 
 			g.log.Warn("game: login bonus skipped", "key", m.Key, "err", err)
 			continue
 		}
-		if _, err := g.sendMailTx(ctx, tx, userKey, m, now.UnixMilli()); err != nil {
+		if err := g.queueMailTx(ctx, tx, userKey, m, now.UnixMilli()); err != nil {
 			return err
 		}
 	}

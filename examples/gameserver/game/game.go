@@ -440,7 +440,7 @@ func (g *Game) Login(ctx context.Context, in GuestLogin) (LoginResult, *protocol
 			return err
 		}
 		if n > 0 {
-			if _, err := g.sendMailTx(ctx, tx, userKey, WelcomeMail(), now); err != nil {
+			if err := g.queueMailTx(ctx, tx, userKey, WelcomeMail(), now); err != nil {
 				return err
 			}
 		}

@@ -142,7 +142,7 @@ func (g *Game) apply(ctx context.Context, tx *sql.Tx, userKey int64, b balances,
 	}
 	if c.Gold != 0 || c.Gems != 0 || c.Exp != 0 {
 		b.Gold, b.Gems, b.Exp = b.Gold+c.Gold, b.Gems+c.Gems, b.Exp+c.Exp
-		if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ?, exp = ? WHERE user_key = ?", b.Gold, b.Gems, b.Exp, userKey); err != nil {
+		if _, err := tx.ExecContext(shard.Deferred(ctx), "UPDATE players SET gold = ?, gems = ?, exp = ? WHERE user_key = ?", b.Gold, b.Gems, b.Exp, userKey); err != nil {
 			return b, fmt.Errorf("game: update balances of %d: %w", userKey, err)
 		}
 	}
@@ -266,7 +266,9 @@ func (g *Game) record(ctx context.Context, tx *sql.Tx, userKey int64, b balances
 		q = append(q, "(?, ?, ?, ?, ?, ?, ?)"...)
 		args = append(args, userKey, r.Currency, r.Delta, r.After, reason, requestID, now)
 	}
-	if _, err := tx.ExecContext(ctx, string(q), args...); err != nil {
+	// Deferred (shard.Deferred): sent with the next statement or the
+	// COMMIT; an error fails the commit.
+	if _, err := tx.ExecContext(shard.Deferred(ctx), string(q), args...); err != nil {
 		return fmt.Errorf("game: ledger of %d: %w", userKey, err)
 	}
 	return nil

@@ -171,8 +171,21 @@ func (g *Game) SendMail(ctx context.Context, userKey int64, m Mail) (int64, erro
 }
 
 // sendMailTx inserts m (already checked, or the built-in welcome mail) in
-// tx.
+// tx and returns its id (the existing mail's when its key exists).
 func (g *Game) sendMailTx(ctx context.Context, tx *sql.Tx, userKey int64, m Mail, nowMs int64) (int64, error) {
+	return g.insertMail(ctx, tx, userKey, m, nowMs, false)
+}
+
+// queueMailTx inserts m in tx unless a mail of its key exists, deferred
+// (shard.Deferred: sent with the transaction's next statement or its
+// COMMIT, an error failing the commit), for a caller that needs no id:
+// the welcome mail and the login bonuses.
+func (g *Game) queueMailTx(ctx context.Context, tx *sql.Tx, userKey int64, m Mail, nowMs int64) error {
+	_, err := g.insertMail(ctx, tx, userKey, m, nowMs, true)
+	return err
+}
+
+func (g *Game) insertMail(ctx context.Context, tx *sql.Tx, userKey int64, m Mail, nowMs int64, deferred bool) (int64, error) {
 	expires := m.ExpiresAt.UnixMilli()
 	if m.ExpiresAt.IsZero() {
 		expires = nowMs + DefaultMailTTL.Milliseconds()
@@ -189,10 +202,14 @@ func (g *Game) sendMailTx(ctx context.Context, tx *sql.Tx, userKey int64, m Mail
 	if m.Key != "" {
 		key = m.Key
 	}
-	res, err := tx.ExecContext(ctx, g.sql.InsertIgnore()+
+	ectx := ctx
+	if deferred {
+		ectx = shard.Deferred(ctx)
+	}
+	res, err := tx.ExecContext(ectx, g.sql.InsertIgnore()+
 		" mails (user_key, mail_key, title, body, gold, gems, items, sent_at, expires_at, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
 		userKey, key, m.Title, m.Body, m.Gold, m.Gems, string(itemsJSON), nowMs, expires)
-	if err != nil {
+	if err != nil || deferred {
 		return 0, err
 	}
 	if n, err := res.RowsAffected(); err != nil {
@@ -465,7 +482,7 @@ func (g *Game) claimAllTx(ctx context.Context, tx *sql.Tx, userKey int64, b bala
 	after := b
 	if gold != 0 || gems != 0 {
 		after.Gold, after.Gems = b.Gold+gold, b.Gems+gems
-		if _, err := tx.ExecContext(ctx, "UPDATE players SET gold = ?, gems = ? WHERE user_key = ?", after.Gold, after.Gems, userKey); err != nil {
+		if _, err := tx.ExecContext(shard.Deferred(ctx), "UPDATE players SET gold = ?, gems = ? WHERE user_key = ?", after.Gold, after.Gems, userKey); err != nil {
 			return fmt.Errorf("game: update balances of %d: %w", userKey, err)
 		}
 	}
@@ -502,7 +519,7 @@ func (g *Game) claimAllTx(ctx context.Context, tx *sql.Tx, userKey int64, b bala
 	if n > 0 {
 		q := "INSERT INTO ledger (user_key, currency, delta, balance_after, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)" +
 			strings.Repeat(", (?, ?, ?, ?, ?, ?, ?)", n-1)
-		if _, err := tx.ExecContext(ctx, q, rows...); err != nil {
+		if _, err := tx.ExecContext(shard.Deferred(ctx), q, rows...); err != nil {
 			return fmt.Errorf("game: ledger of %d: %w", userKey, err)
 		}
 	}

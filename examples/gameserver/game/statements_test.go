@@ -3,10 +3,14 @@ package game_test
 import (
 	"context"
 	"database/sql"
+	"net"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/madang-io/madang/examples/gameserver/game"
 	"github.com/madang-io/madang/protocol"
@@ -33,19 +37,33 @@ import (
 // each. And on MariaDB told it is not ("mysql-path", Config.MariaDB false):
 // MySQL's statements, without RETURNING — shop.buy locks the player row and
 // updates it in two, a grant of two items or more reads their counts.
+//
+// And on MariaDB as the game server opens it ("mariadb-pipelined":
+// shard.OpenMySQL, the router's default): the round trips counted on the
+// wire. START TRANSACTION goes with the first statement, and the writes
+// whose result the game does not read (shard.Deferred: ledger rows, the
+// stored answer, the player and run updates, the welcome mail) go with
+// the next statement or the COMMIT: a command of n statements, d of them
+// deferred, is n-d+1 round trips instead of n+2.
 func TestStatementsPerCommand(t *testing.T) {
 	all := backends()
-	all = append(all, all[1], all[1])
+	all = append(all, all[1], all[1], all[1])
 	all[2].name = "mariadb-prepared"
 	all[3].name = "mysql-path"
+	all[4].name = "mariadb-pipelined"
 	for i, b := range all {
-		prepared, mysqlPath := i == 2, i == 3
+		prepared, mysqlPath, pipelined := i == 2, i == 3, i == 4
 		t.Run(b.name, func(t *testing.T) {
 			// Statements and round trips as shardtest.Counter counts them:
 			// a prepared statement run once is two round trips.
 			var c shardtest.Counter
 			open := c.Open
-			if b.dialect == shard.DialectMySQL {
+			switch {
+			case pipelined:
+				open = func(name, dsn string) (*sql.DB, error) {
+					return shard.OpenMySQL(wireCountedDSN(t, dsn))
+				}
+			case b.dialect == shard.DialectMySQL:
 				open = func(name, dsn string) (*sql.DB, error) {
 					if prepared {
 						sep := "?"
@@ -70,6 +88,15 @@ func TestStatementsPerCommand(t *testing.T) {
 				}
 			})
 			u := r.login("counted")
+			if pipelined {
+				// A new player's game transaction: the player row with
+				// START TRANSACTION, the welcome mail with the COMMIT.
+				n := wireTrips(func() { r.login("counted-2") })
+				t.Logf("login of a new player: %d round trips", n)
+				if n != 2 {
+					t.Errorf("login of a new player: %d round trips, want 2", n)
+				}
+			}
 			var list game.MailList
 			r.ok(u, game.CmdMailList, nil, &list)
 			if len(list.Mails) != 1 {
@@ -95,49 +122,65 @@ func TestStatementsPerCommand(t *testing.T) {
 			steps := []struct {
 				name  string
 				want  int64
+				def   int64 // of them deferred (mariadb-pipelined)
 				run   func() *protocol.Response
 				after func()
 			}{
 				// key, lock player, update player (MariaDB: one upsert),
 				// ledger (gems, gold), answer
-				{"shop.buy gold_small", 5 - maria, func() *protocol.Response {
+				{"shop.buy gold_small", 5 - maria, 2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "buy-1", game.Buy{ItemID: "gold_small"}, nil)
 				}, nil},
 				// a replay: the key row touched (MariaDB) or its INSERT
 				// refused (SQLite), and read
-				{"shop.buy replayed", 2, func() *protocol.Response {
+				{"shop.buy replayed", 2, 0, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "buy-1", game.Buy{ItemID: "gold_small"}, nil)
 				}, nil},
 				// ... plus the item upsert (a new inventory row)
-				{"shop.buy potion_pack", 6 - maria, func() *protocol.Response {
+				{"shop.buy potion_pack", 6 - maria, 2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
 				}, nil},
 				// the same, the row updated: its count comes back with the
 				// upsert
-				{"shop.buy potion_pack again", 6 - maria, func() *protocol.Response {
+				{"shop.buy potion_pack again", 6 - maria, 2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "potion_pack"}, nil)
 				}, nil},
 				// two items: still one upsert, returning both counts
-				{"shop.buy adventurer_kit", 6 - maria + read, func() *protocol.Response {
+				{"shop.buy adventurer_kit", 6 - maria + read, 2, func() *protocol.Response {
 					return r.do(u, game.CmdShopBuy, "", game.Buy{ItemID: "adventurer_kit"}, nil)
 				}, nil},
 				// key, lock player, update stamina, insert run, answer
-				{"dungeon.start", 5, func() *protocol.Response {
+				{"dungeon.start", 5, 3, func() *protocol.Response {
 					return r.do(u, game.CmdDungeonStart, "", game.StartDungeon{DungeonID: "forest"}, &run)
 				}, func() { r.clock.Advance(20 * time.Second) }},
 				// key, lock player, lock run, update player, ledger,
 				// update run, answer
-				{"dungeon.finish", 7, func() *protocol.Response {
+				{"dungeon.finish", 7, 4, func() *protocol.Response {
 					return r.do(u, game.CmdDungeonFinish, "", game.FinishDungeon{RunID: run.RunID, Result: game.ResultWin, Damage: 5000, PlayTimeMs: 19_000}, nil)
 				}, nil},
 				// key, lock player, lock mail, mark it claimed, update
 				// player, item upsert (mysql-path: item read), ledger,
 				// answer
-				{"mail.claim", 8 + read, func() *protocol.Response {
+				{"mail.claim", 8 + read, 3, func() *protocol.Response {
 					return r.do(u, game.CmdMailClaim, "", game.ClaimMail{MailID: list.Mails[0].ID}, nil)
 				}, nil},
 			}
 			for _, s := range steps {
+				if pipelined {
+					var resp *protocol.Response
+					trips := wireTrips(func() { resp = s.run() })
+					if resp.Code != protocol.CodeOK {
+						t.Fatalf("%s: %v %s", s.name, resp.Code, resp.Message)
+					}
+					t.Logf("%s: %d round trips", s.name, trips)
+					if want := s.want - s.def + 1; trips != want {
+						t.Errorf("%s: %d round trips, want %d (%d statements, %d deferred, plus the COMMIT)", s.name, trips, want, s.want, s.def)
+					}
+					if s.after != nil {
+						s.after()
+					}
+					continue
+				}
 				s0, t0 := c.Statements(), c.RoundTrips()
 				resp := s.run()
 				s1, t1 := c.Statements(), c.RoundTrips()
@@ -182,4 +225,56 @@ func TestStatementsPerCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wire counts the command packets (one per round trip) written on
+// connections dialled through the "wirecount" network (wireCountedDSN).
+var wire atomic.Int64
+
+func init() {
+	mysql.RegisterDialContext("wirecount", func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return wireConn{c}, nil
+	})
+}
+
+// wireConn counts the writes that start a command: a MySQL packet with
+// sequence id 0.
+type wireConn struct{ net.Conn }
+
+func (c wireConn) Write(b []byte) (int, error) {
+	if len(b) >= 5 && b[3] == 0 {
+		wire.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// wireCountedDSN returns dsn with interpolated parameters
+// (shard.MySQLDSN), dialled through "wirecount".
+func wireCountedDSN(t testing.TB, dsn string) string {
+	t.Helper()
+	dsn, err := shard.MySQLDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Net != "tcp" {
+		t.Skipf("the round trip count needs a tcp DSN, not %q", cfg.Net)
+	}
+	cfg.Net = "wirecount"
+	return cfg.FormatDSN()
+}
+
+// wireTrips returns the round trips f made on "wirecount" connections.
+func wireTrips(f func()) int64 {
+	n := wire.Load()
+	f()
+	return wire.Load() - n
 }

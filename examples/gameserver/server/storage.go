@@ -242,7 +242,10 @@ func (st *storage) openMySQL(ctx context.Context, cfg storageConfig, rc *shard.C
 	}
 	mc.ParseTime = true
 	st.dialect = shard.DialectMySQL
-	if st.common, err = sql.Open("mysql", mc.FormatDSN()); err != nil {
+	// Pipelined like the game databases' pools (the router's default):
+	// a transaction's BEGIN travels with its first statement (a new
+	// player's account registration: one round trip fewer).
+	if st.common, err = shard.OpenMySQL(mc.FormatDSN()); err != nil {
 		return fmt.Errorf("common database: %w", err)
 	}
 	st.common = cfg.wrap(st.common, mc.FormatDSN())
