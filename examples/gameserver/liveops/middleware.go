@@ -100,17 +100,18 @@ func (m *Manager) Middleware() protocol.Middleware {
 
 func (m *Manager) login(ctx context.Context, req *protocol.Request, next protocol.Handler) (*protocol.Response, error) {
 	p := m.policy.Load()
-	var in map[string]json.RawMessage
-	if len(req.Payload) > 0 {
-		if err := json.Unmarshal(req.Payload, &in); err != nil {
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "login payload is not a JSON object")
+	mp := memberPool.Get().(*[]member)
+	in, err := parseLoginPayload(req.Payload, *mp)
+	defer func() {
+		if in.members != nil {
+			*mp = in.members[:0]
 		}
+		memberPool.Put(mp)
+	}()
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "login payload is not a JSON object")
 	}
-	str := func(name string) string {
-		var s string
-		_ = json.Unmarshal(in[name], &s) // absent or not a string: ""
-		return s
-	}
+	str := in.str // absent or not a string: ""
 	platform, version := str(m.cfg.PlatformField), str(m.cfg.VersionField)
 	build, known := p.Build(platform, version)
 	review := known && build.Review
@@ -144,7 +145,7 @@ func (m *Manager) login(ctx context.Context, req *protocol.Request, next protoco
 	if m.cfg.Registry != nil && slices.Contains(m.cfg.APKPlatforms, platform) {
 		var pr anticheat.Presented
 		pr.APKMD5 = str(m.cfg.APKField)
-		_ = json.Unmarshal(in[m.cfg.CertField], &pr.CertSHA256) // absent or malformed: none
+		_ = json.Unmarshal(in.raw(m.cfg.CertField), &pr.CertSHA256) // absent or malformed: none
 		var err error
 		if sig, err = m.cfg.Registry.CheckLogin(ctx, version, pr); err != nil {
 			return nil, err
@@ -216,20 +217,22 @@ func addMember(resp *protocol.Response, name string, v any) *protocol.Response {
 	if resp == nil {
 		resp = &protocol.Response{}
 	}
-	obj := map[string]json.RawMessage{}
-	if len(resp.Payload) > 0 {
-		if err := json.Unmarshal(resp.Payload, &obj); err != nil {
-			return resp
-		}
-	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return resp
 	}
-	obj[name] = b
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return resp
+	out, ok := withMember(resp.Payload, name, b)
+	if !ok {
+		obj := map[string]json.RawMessage{}
+		if len(resp.Payload) > 0 {
+			if err := json.Unmarshal(resp.Payload, &obj); err != nil {
+				return resp
+			}
+		}
+		obj[name] = b
+		if out, err = json.Marshal(obj); err != nil {
+			return resp
+		}
 	}
 	c := *resp
 	c.Payload = out
