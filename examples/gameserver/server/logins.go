@@ -107,4 +107,11 @@ type loginMemoKey struct{}
 type loginMemo struct {
 	done  bool
 	found shard.Found
+
+	// The payload loginUser decoded last (the anti-cheat guard's and the
+	// live-ops middleware's calls pass the same request payload) and what
+	// it read from it: decoded once per login.
+	payload  []byte
+	parsed   bool
+	deviceID string // "" when the payload is not a usable auth.guest one
 }

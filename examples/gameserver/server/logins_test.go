@@ -83,10 +83,22 @@ func TestLoginShedByServer(t *testing.T) {
 // guard and the live-ops middleware.
 func TestLoginUserMemo(t *testing.T) {
 	_, srv := startServerOn(t, testConfig(t))
-	ctx := context.WithValue(context.Background(), loginMemoKey{}, &loginMemo{})
+	memo := &loginMemo{}
+	ctx := context.WithValue(context.Background(), loginMemoKey{}, memo)
 	payload := []byte(`{"device_id":"memo-1"}`)
 	if _, ok, err := srv.loginUser(ctx, payload); ok || err != nil {
 		t.Fatalf("before registration: %v %v", ok, err)
+	}
+	if !memo.parsed || memo.deviceID != "memo-1" || !memo.done {
+		t.Fatalf("memo after the first call: %+v", memo)
+	}
+	// Another payload in the same context is decoded on its own.
+	other := []byte(`{"device_id":"memo-2"}`)
+	if _, ok, err := srv.loginUser(ctx, other); ok || err != nil || memo.deviceID != "memo-2" {
+		t.Fatalf("another payload: %v %v, memo %+v", ok, err, memo)
+	}
+	if _, ok, err := srv.loginUser(ctx, payload); ok || err != nil || memo.deviceID != "memo-1" {
+		t.Fatalf("the first payload again: %v %v, memo %+v", ok, err, memo)
 	}
 	key, _, err := srv.store.accounts.Register(context.Background(), shard.Identity{Platform: game.GuestPlatform, ID: "memo-1"})
 	if err != nil {

@@ -565,16 +565,41 @@ func (s *Server) iapConfig() (*game.IAPConfig, error) {
 // loginUser resolves the account of an auth.guest payload without creating
 // it, for the block and maintenance checks before the login runs.
 func (s *Server) loginUser(ctx context.Context, payload []byte) (int64, bool, error) {
-	var in game.GuestLogin
-	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
+	memo, _ := ctx.Value(loginMemoKey{}).(*loginMemo) // set by the login gate
+	var deviceID string
+	if memo != nil && memo.parsed && samePayload(memo.payload, payload) {
+		deviceID = memo.deviceID
+	} else {
+		deviceID = guestDeviceID(payload)
+		if memo != nil {
+			memo.payload, memo.parsed, memo.deviceID = payload, true, deviceID
+		}
+	}
+	if deviceID == "" {
 		return 0, false, nil // the login handler answers bad input
 	}
-	f, err := s.findAccount(ctx, shard.Identity{Platform: game.GuestPlatform, ID: in.DeviceID})
+	f, err := s.findAccount(ctx, shard.Identity{Platform: game.GuestPlatform, ID: deviceID})
 	if err != nil {
 		return 0, false, err
 	}
 	key, ok := f.UserKey()
 	return key, ok, nil
+}
+
+// guestDeviceID returns the device id of an auth.guest payload, "" when
+// the payload does not decode or its device id is empty or too long.
+func guestDeviceID(payload []byte) string {
+	var in game.GuestLogin
+	if json.Unmarshal(payload, &in) != nil || in.DeviceID == "" || len(in.DeviceID) > shard.MaxIdentityIDLen {
+		return ""
+	}
+	return in.DeviceID
+}
+
+// samePayload reports whether a and b are the same slice (not merely equal
+// bytes).
+func samePayload(a, b []byte) bool {
+	return len(a) == len(b) && cap(a) == cap(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // findAccount is the login's account lookup, made once per login request
@@ -587,7 +612,7 @@ func (s *Server) findAccount(ctx context.Context, id shard.Identity) (shard.Foun
 	}
 	f, err := s.store.accounts.Find(ctx, id)
 	if memo != nil && err == nil {
-		*memo = loginMemo{done: true, found: f}
+		memo.done, memo.found = true, f
 	}
 	return f, err
 }
