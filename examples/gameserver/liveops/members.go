@@ -14,8 +14,9 @@ import (
 // object (and, for the answer, a decode and a sorted re-encode) on every
 // login: about a tenth of a login's CPU. The helpers below split a valid
 // object's top level by hand, and give the same results as the map code
-// whenever they answer; anything unusual (an escaped key, a duplicate
-// key, non-ASCII or HTML-special bytes in the answer) takes the map code.
+// whenever they answer; anything unusual (an escaped or non-ASCII key, a
+// duplicate key in the answer, non-ASCII or HTML-special bytes in it)
+// takes the map code.
 
 // member is one top-level member of a JSON object: its key as written
 // between the quotes (no escapes) and its value's bytes.
@@ -23,7 +24,7 @@ type member struct{ key, value []byte }
 
 // splitObject splits b, which json.Valid accepted, into its top-level
 // members, appended to dst. ok is false when b is not an object or a key
-// holds an escape.
+// holds an escape or a non-ASCII byte.
 func splitObject(b []byte, dst []member) (_ []member, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -42,6 +43,11 @@ func splitObject(b []byte, dst []member) (_ []member, ok bool) {
 			return dst, false
 		}
 		key := b[i+1 : end-1]
+		for _, c := range key {
+			if c >= 0x80 { // encoding/json replaces invalid UTF-8 in a key
+				return dst, false
+			}
+		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return dst, false

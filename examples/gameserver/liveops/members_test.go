@@ -175,3 +175,40 @@ func BenchmarkParseLoginPayloadByMap(b *testing.B) {
 		_ = json.Unmarshal(in["client_version"], &s2)
 	}
 }
+
+// FuzzLoginMembers runs the payload read's and the answer member's
+// equivalence with the map code on any payload.
+func FuzzLoginMembers(f *testing.F) {
+	for _, c := range memberCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var want map[string]json.RawMessage
+		werr := error(nil)
+		if len(p) > 0 {
+			werr = json.Unmarshal(p, &want)
+		}
+		got, gerr := parseLoginPayload(p, nil)
+		if (werr != nil) != (gerr != nil) {
+			t.Fatalf("%q: error %v, the map decode's %v", p, gerr, werr)
+		}
+		if werr == nil {
+			for k := range want {
+				if g := got.raw(k); !bytes.Equal(g, want[k]) {
+					t.Fatalf("%q: raw(%q) = %q, the map decode's %q", p, k, g, want[k])
+				}
+				var ws string
+				_ = json.Unmarshal(want[k], &ws)
+				if g := got.str(k); g != ws {
+					t.Fatalf("%q: str(%q) = %q, the map decode's %q", p, k, g, ws)
+				}
+			}
+		}
+		if out, ok := withMember(p, "liveops", []byte(`{"data_version":"v"}`)); ok {
+			ref := addMemberByMap(&protocol.Response{Payload: p}, "liveops", json.RawMessage(`{"data_version":"v"}`))
+			if !bytes.Equal(out, ref.Payload) {
+				t.Fatalf("%q: %q, the map code's %q", p, out, ref.Payload)
+			}
+		}
+	})
+}
