@@ -100,9 +100,10 @@ case $MODE in
 embedded) set -- -data "$DATA" ;;
 redis-mysql)
 	if [ -n "$PRIVATE_MYSQL" ]; then
-		mariadb-install-db --no-defaults --datadir="$PRIVATE_MYSQL/data" --user=root \
+		mkdir -p "$PRIVATE_MYSQL/tmp" # its own: two instances sharing /tmp deleted each other's temporary tables
+		mariadb-install-db --no-defaults --datadir="$PRIVATE_MYSQL/data" --tmpdir="$PRIVATE_MYSQL/tmp" --user=root \
 			--auth-root-authentication-method=normal --skip-test-db >"$OUT/mariadb-install.log" 2>&1
-		mariadbd --no-defaults --datadir="$PRIVATE_MYSQL/data" --user=root --bind-address=127.0.0.1 \
+		mariadbd --no-defaults --datadir="$PRIVATE_MYSQL/data" --tmpdir="$PRIVATE_MYSQL/tmp" --user=root --bind-address=127.0.0.1 \
 			--port="$MYSQL_PORT" --socket="$PRIVATE_MYSQL/sock" --pid-file="$PRIVATE_MYSQL/pid" \
 			--max-connections=1000 --skip-log-bin >"$OUT/mariadb.log" 2>&1 &
 		MYSQLD_PID=$!

@@ -62,12 +62,20 @@ func NewMariaDB(ctx context.Context, cfg MariaDBConfig) (*MariaDB, error) {
 		return nil, fmt.Errorf("mariadbd: %w (%w)", err, ErrNotInstalled)
 	}
 	data := filepath.Join(cfg.Dir, "data")
+	// A temporary directory of its own: with the default (/tmp) two
+	// instances starting at once deleted each other's internal temporary
+	// tables ("Error on delete of '/tmp/#sql-temptable-…'") and the
+	// installation failed.
+	tmp := filepath.Join(cfg.Dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(data, "mysql")); err != nil {
 		install, err := lookBin(cfg.InstallBin)
 		if err != nil {
 			return nil, fmt.Errorf("mariadbd: %w (%w)", err, ErrNotInstalled)
 		}
-		args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
+		args := []string{"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp, "--auth-root-authentication-method=normal", "--skip-test-db"}
 		if os.Geteuid() == 0 {
 			args = append(args, "--user=root")
 		}
@@ -80,7 +88,7 @@ func NewMariaDB(ctx context.Context, cfg MariaDBConfig) (*MariaDB, error) {
 		name: "mariadbd", logPath: cfg.Log, timeout: cfg.StartTimeout,
 		port: cfg.Port, auto: cfg.Port == 0, freePort: freeTCPPort,
 		argv: func(port int) []string {
-			a := []string{bin, "--no-defaults", "--datadir=" + data,
+			a := []string{bin, "--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp,
 				"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port),
 				"--socket=" + filepath.Join(cfg.Dir, "mysqld.sock"), "--pid-file=" + filepath.Join(cfg.Dir, "mysqld.pid")}
 			if os.Geteuid() == 0 {
