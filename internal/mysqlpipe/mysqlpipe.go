@@ -300,80 +300,60 @@ func (c *conn) execPrepared(ctx context.Context, query string, args []driver.Nam
 	return err
 }
 
-// ExecContext implements driver.ExecerContext.
+// ExecContext implements driver.ExecerContext. A deferred statement that
+// can be combined is kept for the next round trip.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if c.bad {
-		return nil, driver.ErrBadConn
-	}
-	t := c.tx
-	if t == nil {
-		return c.ex.ExecContext(ctx, query, args)
-	}
-	if t.failed != nil {
-		return nil, t.failed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if !combinable(query, len(args)) {
-		if err := t.flush(ctx); err != nil {
-			return nil, err
-		}
-		return c.ex.ExecContext(ctx, query, args)
-	}
-	if sqldefer.Is(ctx) {
+	if t := c.tx; t != nil && !c.bad && t.failed == nil && sqldefer.Is(ctx) && ctx.Err() == nil && combinable(query, len(args)) {
 		t.pending = append(t.pending, pending{query, args})
 		return deferredResult{}, nil
 	}
-	q, all := t.text(query, args)
-	n, start := len(t.pending), !t.started
-	res, err := c.ex.ExecContext(ctx, q, all)
-	if errors.Is(err, driver.ErrSkip) {
-		if err := t.flush(ctx); err != nil {
-			return nil, err
-		}
-		return nil, driver.ErrSkip
-	}
-	if err := t.sent(err, n, start); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return pipelined(c, ctx, query, args, c.ex.ExecContext)
 }
 
 // QueryContext implements driver.QueryerContext.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return pipelined(c, ctx, query, args, c.qu.QueryContext)
+}
+
+// pipelined runs query with send (the driver's Exec or Query): alone
+// outside a pipelined transaction or when it cannot be combined (after
+// the pending text), else in one round trip behind the pending text.
+func pipelined[R any](c *conn, ctx context.Context, query string, args []driver.NamedValue, send func(context.Context, string, []driver.NamedValue) (R, error)) (R, error) {
+	var none R
 	if c.bad {
-		return nil, driver.ErrBadConn
+		return none, driver.ErrBadConn
 	}
 	t := c.tx
 	if t == nil {
-		return c.qu.QueryContext(ctx, query, args)
+		return send(ctx, query, args)
 	}
 	if t.failed != nil {
-		return nil, t.failed
+		return none, t.failed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return none, err
 	}
 	if !combinable(query, len(args)) {
 		if err := t.flush(ctx); err != nil {
-			return nil, err
+			return none, err
 		}
-		return c.qu.QueryContext(ctx, query, args)
+		return send(ctx, query, args)
 	}
 	q, all := t.text(query, args)
 	n, start := len(t.pending), !t.started
-	rows, err := c.qu.QueryContext(ctx, q, all)
+	res, err := send(ctx, q, all)
 	if errors.Is(err, driver.ErrSkip) {
+		// Nothing was sent: the pending text alone, then database/sql
+		// prepares the statement.
 		if err := t.flush(ctx); err != nil {
-			return nil, err
+			return none, err
 		}
-		return nil, driver.ErrSkip
+		return none, driver.ErrSkip
 	}
 	if err := t.sent(err, n, start); err != nil {
-		return nil, err
+		return none, err
 	}
-	return rows, nil
+	return res, nil
 }
 
 // PrepareContext implements driver.ConnPrepareContext: the pending text
