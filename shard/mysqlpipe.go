@@ -52,7 +52,8 @@ func OpenMySQL(dsn string) (*sql.DB, error) { return mysqlpipe.Open(dsn) }
 //	_, err := tx.ExecContext(shard.Deferred(ctx), "INSERT INTO ledger ...", args...)
 //
 // The statement's Result is unknown (RowsAffected and LastInsertId return
-// an error), and its error, if the server refuses it, surfaces at the
+// an error); its arguments are kept as they were ([]byte copied), so the
+// caller may reuse its buffers as after any ExecContext; and its error, if the server refuses it, surfaces at the
 // transaction's next statement or at Commit: a round trip that carried a
 // deferred statement and failed leaves the transaction failed — later
 // statements return that error unsent and Commit rolls back and returns

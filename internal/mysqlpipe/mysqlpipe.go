@@ -43,6 +43,7 @@
 package mysqlpipe
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -304,10 +305,22 @@ func (c *conn) execPrepared(ctx context.Context, query string, args []driver.Nam
 // can be combined is kept for the next round trip.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if t := c.tx; t != nil && !c.bad && t.failed == nil && sqldefer.Is(ctx) && ctx.Err() == nil && combinable(query, len(args)) {
-		t.pending = append(t.pending, pending{query, args})
+		t.pending = append(t.pending, pending{query, kept(args)})
 		return deferredResult{}, nil
 	}
 	return pipelined(c, ctx, query, args, c.ex.ExecContext)
+}
+
+// kept returns args to hold past ExecContext: database/sql passes a
+// caller's []byte argument as it is, and a caller may reuse its buffer
+// once ExecContext returned, before the deferred statement is sent.
+func kept(args []driver.NamedValue) []driver.NamedValue {
+	for i, a := range args {
+		if b, ok := a.Value.([]byte); ok && b != nil {
+			args[i].Value = bytes.Clone(b)
+		}
+	}
+	return args
 }
 
 // QueryContext implements driver.QueryerContext.

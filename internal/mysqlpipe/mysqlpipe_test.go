@@ -287,6 +287,34 @@ func TestNothingSent(t *testing.T) {
 	r.clean(98)
 }
 
+// TestDeferredKeepsBytes: a deferred statement's []byte argument is sent
+// as it was when ExecContext returned, though the caller reused its buffer
+// before the statement went out (with the COMMIT).
+func TestDeferredKeepsBytes(t *testing.T) {
+	r := newRig(t, "")
+	ctx := context.Background()
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("first")
+	if _, err := tx.ExecContext(sqldefer.With(ctx), r.ins(), 1, buf); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "reuse")
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := r.plain.QueryRow("SELECT v FROM " + r.table + " WHERE id = 1").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != "first" {
+		t.Errorf("committed %q, want %q (the argument as it was passed)", v, "first")
+	}
+	r.clean(98)
+}
+
 func TestDeferredErrorFailsCommit(t *testing.T) {
 	r := newRig(t, "")
 	ctx := context.Background()
